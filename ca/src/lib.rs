@@ -1,0 +1,1 @@
+//! The QCSS certificate authority (being written).

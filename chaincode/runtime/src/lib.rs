@@ -1,0 +1,1 @@
+//! The chaincode runtime (being written).

@@ -1,0 +1,1 @@
+//! The chaincode SDK (being written).

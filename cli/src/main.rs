@@ -1,0 +1,2 @@
+//! `qcss`: the one binary (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Shared identity, MSP, policy and mTLS code (being written).

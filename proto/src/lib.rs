@@ -1,0 +1,1 @@
+//! Protobuf definitions of QCSS (being written; see proto/README.md).
