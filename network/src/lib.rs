@@ -1,1 +1,20 @@
-//! Shared identity, MSP, policy and mTLS code (being written).
+//! What every QCSS node and client shares about the consortium.
+//!
+//! - [`signing`]: ECDSA P-256 / SHA-256 keys and signatures, low-S as Fabric requires.
+//! - [`identity`]: certificates as QCSS reads them — role (OU), attributes, key;
+//!   serialized and signing identities.
+//! - [`msp`]: an org's membership: chain, validity, key usage and CRL checks, cached.
+//! - [`policy`]: signature and implicit-meta policies (`AND('Org1.peer', ...)`, `MAJORITY Admins`).
+//! - [`tls`]: mutual TLS for tonic servers (with CRLs, hot-reloadable) and clients.
+//!
+//! This crate does no networking of its own beyond building TLS configurations,
+//! and holds no ledger state. Start with [`msp::Msp::validate`] and [`tls::incoming`].
+
+pub mod identity;
+pub mod msp;
+pub mod role;
+pub mod signing;
+pub mod tls;
+
+pub use identity::{CertInfo, MspId, SerializedIdentity, SigningIdentity};
+pub use role::Role;

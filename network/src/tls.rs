@@ -1,0 +1,277 @@
+//! Mutual TLS for every QCSS gRPC server and client, with rustls.
+//!
+//! tonic's own `ServerTlsConfig` cannot check CRLs, so servers run their own
+//! rustls acceptor ([`TlsAcceptorHandle`]) and feed tonic the finished TLS
+//! streams ([`incoming`]). The acceptor's configuration can be swapped at run
+//! time ([`TlsAcceptorHandle::reload`]) so that a new CRL takes effect on the
+//! next connection without a restart. Handshakes run in their own tasks so a
+//! slow or hostile client cannot stall `accept`.
+//!
+//! Clients use tonic's `ClientTlsConfig` ([`client_tls`]), which verifies the
+//! server's certificate against the consortium TLS roots and its SAN against
+//! the expected name. Handlers read the caller's certificate with
+//! [`peer_certificate`].
+
+use std::io;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::identity::CertInfo;
+
+/// How long a client gets to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A certificate, key or CRL did not parse.
+    #[error("{what}: {message}")]
+    BadPem {
+        /// Which input.
+        what: &'static str,
+        /// The parse error.
+        message: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Rustls(String),
+    /// A file could not be read.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Whether a server asks clients for certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Every client must present a certificate from the roots (the default for every node).
+    Required,
+    /// A client may connect without one (the CA's enroll endpoint: newcomers have none yet).
+    Optional,
+}
+
+/// Everything a TLS server needs, as PEM.
+#[derive(Debug, Clone)]
+pub struct ServerTlsSettings {
+    /// The server's TLS certificate chain.
+    pub cert_pem: Vec<u8>,
+    /// The server's TLS private key.
+    pub key_pem: Vec<u8>,
+    /// Roots that client certificates must chain to (the consortium's TLS roots).
+    pub client_roots_pem: Vec<Vec<u8>>,
+    /// CRLs for those roots; revoked client certificates are refused.
+    pub crls_pem: Vec<Vec<u8>>,
+    /// Whether client certificates are required.
+    pub client_auth: ClientAuth,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn parse_certs(what: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
+    let certs = certs.map_err(|e| TlsError::BadPem {
+        what,
+        message: e.to_string(),
+    })?;
+    if certs.is_empty() {
+        return Err(TlsError::BadPem {
+            what,
+            message: "no CERTIFICATE block".into(),
+        });
+    }
+    Ok(certs)
+}
+
+fn root_store(roots: &[Vec<u8>]) -> Result<RootCertStore, TlsError> {
+    let mut store = RootCertStore::empty();
+    for pem in roots {
+        for c in parse_certs("TLS root certificate", pem)? {
+            store.add(c).map_err(|e| TlsError::BadPem {
+                what: "TLS root certificate",
+                message: e.to_string(),
+            })?;
+        }
+    }
+    if store.is_empty() {
+        return Err(TlsError::BadPem {
+            what: "TLS roots",
+            message: "no root certificates given".into(),
+        });
+    }
+    Ok(store)
+}
+
+/// Builds a rustls server configuration (ALPN h2, as tonic's clients require).
+pub fn server_config(s: &ServerTlsSettings) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let chain = parse_certs("server TLS certificate", &s.cert_pem)?;
+    let key = PrivateKeyDer::from_pem_slice(&s.key_pem).map_err(|e| TlsError::BadPem {
+        what: "server TLS key",
+        message: e.to_string(),
+    })?;
+    let mut crls = Vec::new();
+    for pem in &s.crls_pem {
+        for c in CertificateRevocationListDer::pem_slice_iter(pem) {
+            crls.push(c.map_err(|e| TlsError::BadPem {
+                what: "CRL",
+                message: e.to_string(),
+            })?);
+        }
+    }
+    let mut vb = WebPkiClientVerifier::builder_with_provider(
+        Arc::new(root_store(&s.client_roots_pem)?),
+        provider(),
+    )
+    .with_crls(crls)
+    // Only the leaf's status is known from our CRLs; unknown intermediates are not an error.
+    .allow_unknown_revocation_status();
+    if s.client_auth == ClientAuth::Optional {
+        vb = vb.allow_unauthenticated();
+    }
+    let verifier = vb.build().map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// A server TLS configuration that can be replaced while the server runs.
+#[derive(Clone)]
+pub struct TlsAcceptorHandle {
+    current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
+}
+
+impl std::fmt::Debug for TlsAcceptorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsAcceptorHandle")
+    }
+}
+
+impl TlsAcceptorHandle {
+    /// Builds the handle from settings.
+    pub fn new(s: &ServerTlsSettings) -> Result<Self, TlsError> {
+        Ok(TlsAcceptorHandle {
+            current: Arc::new(RwLock::new(server_config(s)?)),
+        })
+    }
+
+    /// Swaps in new settings (e.g. a new CRL); applies to the next handshake.
+    pub fn reload(&self, s: &ServerTlsSettings) -> Result<(), TlsError> {
+        let cfg = server_config(s)?;
+        if let Ok(mut cur) = self.current.write() {
+            *cur = cfg;
+        }
+        Ok(())
+    }
+
+    fn acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        self.current
+            .read()
+            .ok()
+            .map(|c| tokio_rustls::TlsAcceptor::from(c.clone()))
+    }
+}
+
+/// Turns a bound listener into a stream of finished TLS connections for
+/// `tonic::transport::Server::serve_with_incoming`. Failed handshakes are
+/// logged (with the peer address) and dropped.
+pub fn incoming(
+    listener: TcpListener,
+    tls: TlsAcceptorHandle,
+) -> ReceiverStream<Result<TlsStream<TcpStream>, io::Error>> {
+    let (tx, rx) = mpsc::channel(128);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, addr) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            if tx.is_closed() {
+                break;
+            }
+            let _ = tcp.set_nodelay(true);
+            let Some(acceptor) = tls.acceptor() else {
+                break;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err(e)) => tracing::info!(peer = %addr, error = %e, "TLS handshake refused"),
+                    Err(_) => tracing::info!(peer = %addr, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+/// Client-side TLS for tonic: trust `roots_pem`, present `identity` (cert,
+/// key PEM) if given, and expect the server's SAN to contain `server_name`.
+pub fn client_tls(
+    roots_pem: &[Vec<u8>],
+    identity: Option<(&[u8], &[u8])>,
+    server_name: &str,
+) -> tonic::transport::ClientTlsConfig {
+    let mut cfg = tonic::transport::ClientTlsConfig::new()
+        .ca_certificates(roots_pem.iter().map(tonic::transport::Certificate::from_pem))
+        .domain_name(server_name.to_string())
+        .assume_http2(true);
+    if let Some((cert, key)) = identity {
+        cfg = cfg.identity(tonic::transport::Identity::from_pem(cert, key));
+    }
+    cfg
+}
+
+/// Connects a tonic channel over mutual TLS to `https://addr`.
+pub async fn connect(
+    addr: &str,
+    tls: tonic::transport::ClientTlsConfig,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+}
+
+/// The caller's TLS leaf certificate, parsed, if it presented one.
+pub fn peer_certificate<T>(req: &tonic::Request<T>) -> Option<CertInfo> {
+    let certs = req.peer_certs()?;
+    let leaf = certs.first()?;
+    CertInfo::from_der(leaf.as_ref()).ok()
+}
+
+/// Reads a file, naming it in the error.
+pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
