@@ -106,7 +106,9 @@ impl CertInfo {
         let (rest, cert) =
             X509Certificate::from_der(der).map_err(|e| IdentityError::Malformed(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(IdentityError::Malformed("trailing bytes after certificate".into()));
+            return Err(IdentityError::Malformed(
+                "trailing bytes after certificate".into(),
+            ));
         }
         let spki = cert.public_key();
         let ec_oid = x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY;
@@ -263,7 +265,9 @@ fn first_cert_der(pem: &[u8]) -> Result<Vec<u8>, IdentityError> {
 }
 
 /// An MSP id, such as `Org1MSP` or `LabMSP`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct MspId(pub String);
 

@@ -10,6 +10,7 @@
 //! This crate does no networking of its own beyond building TLS configurations,
 //! and holds no ledger state. Start with [`msp::Msp::validate`] and [`tls::incoming`].
 
+pub mod certgen;
 pub mod identity;
 pub mod msp;
 pub mod role;

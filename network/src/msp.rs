@@ -159,7 +159,9 @@ pub struct Msp {
 
 impl std::fmt::Debug for Msp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Msp").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Msp")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -356,8 +358,8 @@ fn build_inner(cfg: &MspConfig) -> Result<Inner, MspError> {
     let mut crls = Vec::new();
     for pem in &cfg.crls {
         for der in crls_from_pem(pem.as_bytes()).map_err(bad)? {
-            let owned = OwnedCertRevocationList::from_der(&der)
-                .map_err(|e| bad(format!("CRL: {e:?}")))?;
+            let owned =
+                OwnedCertRevocationList::from_der(&der).map_err(|e| bad(format!("CRL: {e:?}")))?;
             crls.push(CertRevocationList::from(owned));
         }
     }
@@ -381,7 +383,11 @@ pub fn crls_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     use rustls_pki_types::pem::PemObject;
     let mut out = Vec::new();
     for c in CertificateRevocationListDer::pem_slice_iter(pem) {
-        out.push(c.map_err(|e| format!("not a PEM CRL: {e}"))?.as_ref().to_vec());
+        out.push(
+            c.map_err(|e| format!("not a PEM CRL: {e}"))?
+                .as_ref()
+                .to_vec(),
+        );
     }
     if out.is_empty() {
         return Err("no X509 CRL block found".into());

@@ -231,7 +231,11 @@ fn base64_encode(data: &[u8]) -> String {
 fn parse_der_signature(sig: &[u8]) -> Result<([u8; 32], [u8; 32]), CryptoError> {
     let rest = match sig {
         [0x30, len, rest @ ..] if usize::from(*len) == rest.len() && *len < 0x80 => rest,
-        _ => return Err(CryptoError::MalformedSignature("expected a short DER SEQUENCE")),
+        _ => {
+            return Err(CryptoError::MalformedSignature(
+                "expected a short DER SEQUENCE",
+            ));
+        }
     };
     let (r, rest) = parse_der_uint(rest)?;
     let (s, rest) = parse_der_uint(rest)?;
@@ -259,7 +263,9 @@ fn parse_der_uint(input: &[u8]) -> Result<([u8; 32], &[u8]), CryptoError> {
         int = &int[1..];
     }
     if int.len() > 32 {
-        return Err(CryptoError::MalformedSignature("INTEGER longer than 32 bytes"));
+        return Err(CryptoError::MalformedSignature(
+            "INTEGER longer than 32 bytes",
+        ));
     }
     let mut out = [0u8; 32];
     out[32 - int.len()..].copy_from_slice(int);

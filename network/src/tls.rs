@@ -239,7 +239,11 @@ pub fn client_tls(
     server_name: &str,
 ) -> tonic::transport::ClientTlsConfig {
     let mut cfg = tonic::transport::ClientTlsConfig::new()
-        .ca_certificates(roots_pem.iter().map(tonic::transport::Certificate::from_pem))
+        .ca_certificates(
+            roots_pem
+                .iter()
+                .map(tonic::transport::Certificate::from_pem),
+        )
         .domain_name(server_name.to_string())
         .assume_http2(true);
     if let Some((cert, key)) = identity {
