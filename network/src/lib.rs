@@ -13,6 +13,7 @@
 pub mod certgen;
 pub mod identity;
 pub mod msp;
+pub mod policy;
 pub mod role;
 pub mod signing;
 pub mod tls;

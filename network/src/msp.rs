@@ -402,3 +402,9 @@ pub fn unix_now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+impl From<&ValidatedIdentity> for crate::policy::SignerInfo {
+    fn from(v: &ValidatedIdentity) -> Self {
+        crate::policy::SignerInfo::new(v.cert.id, v.msp_id.as_str(), v.role)
+    }
+}
