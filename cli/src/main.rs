@@ -1,2 +1,55 @@
-//! `qcss`: the one binary (being written).
-fn main() {}
+//! `qcss`: the one QCSS binary.
+//!
+//! Each subcommand lives in its own module: [`ca`] (`qcss ca ...`: run a CA,
+//! register, enroll, reenroll, revoke, CRLs) and [`bench`] (`qcss bench
+//! crypto`). Later issues add `orderer`, `peer`, `network`, `tx`, `trace`.
+//! This crate only parses arguments, reads files and prints; the work is in
+//! the library crates.
+
+mod bench;
+mod ca;
+
+use clap::{Parser, Subcommand};
+
+/// QCSS: a permissioned consortium ledger for product-quality traceability.
+#[derive(Debug, Parser)]
+#[command(name = "qcss", version, about)]
+struct Cli {
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `qcss_ca=debug`.
+    #[arg(long, global = true, env = "QCSS_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Certificate authority: run one, or talk to one.
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
+    /// Benchmarks that print figures (and JSON).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Ca(c) => ca::run(c),
+        Command::Bench(b) => bench::run(b),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

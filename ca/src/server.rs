@@ -1,0 +1,145 @@
+//! The CA's gRPC service: maps `qcss.ca.CertificateAuthority` onto
+//! [`Authority`]. TLS is server-authenticated with optional client
+//! certificates (a newcomer has none); identity comes from signed requests.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use qcss_network::tls::{ClientAuth, ServerTlsSettings, TlsAcceptorHandle, incoming};
+use qcss_proto::qcss::ca as pb;
+use qcss_proto::qcss::ca::certificate_authority_server::{
+    CertificateAuthority, CertificateAuthorityServer,
+};
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+use crate::authority::{Authority, HomeLayout};
+use crate::error::CaError;
+
+/// The gRPC service.
+#[derive(Debug, Clone)]
+pub struct CaService {
+    auth: Arc<Authority>,
+}
+
+impl CaService {
+    /// Wraps an authority.
+    pub fn new(auth: Arc<Authority>) -> Self {
+        CaService { auth }
+    }
+
+    /// Runs blocking CA work (PBKDF2, signing, sled) off the async threads.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Authority) -> Result<T, CaError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let auth = self.auth.clone();
+        tokio::task::spawn_blocking(move || f(&auth))
+            .await
+            .map_err(|e| Status::internal(format!("CA task failed: {e}")))?
+            .map_err(|e| {
+                tracing::info!(error = %e, "request refused");
+                Status::from(e)
+            })
+    }
+}
+
+#[tonic::async_trait]
+impl CertificateAuthority for CaService {
+    async fn info(
+        &self,
+        _: Request<pb::InfoRequest>,
+    ) -> Result<Response<pb::InfoResponse>, Status> {
+        Ok(Response::new(self.auth.info()))
+    }
+
+    async fn register(
+        &self,
+        req: Request<pb::SignedRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let signed = req.into_inner();
+        let secret = self.run(move |a| a.register(&signed)).await?;
+        Ok(Response::new(pb::RegisterResponse { secret }))
+    }
+
+    async fn enroll(
+        &self,
+        req: Request<pb::EnrollRequest>,
+    ) -> Result<Response<pb::EnrollResponse>, Status> {
+        let r = req.into_inner();
+        let issued = self.run(move |a| a.enroll(&r)).await?;
+        Ok(Response::new(pb::EnrollResponse {
+            cert_pem: issued.cert_pem,
+            ca_cert_pem: issued.ca_cert_pem,
+            serial: issued.serial,
+        }))
+    }
+
+    async fn reenroll(
+        &self,
+        req: Request<pb::SignedRequest>,
+    ) -> Result<Response<pb::EnrollResponse>, Status> {
+        let signed = req.into_inner();
+        let issued = self.run(move |a| a.reenroll(&signed)).await?;
+        Ok(Response::new(pb::EnrollResponse {
+            cert_pem: issued.cert_pem,
+            ca_cert_pem: issued.ca_cert_pem,
+            serial: issued.serial,
+        }))
+    }
+
+    async fn revoke(
+        &self,
+        req: Request<pb::SignedRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
+        let signed = req.into_inner();
+        let resp = self.run(move |a| a.revoke(&signed)).await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn get_crl(
+        &self,
+        _: Request<pb::GetCrlRequest>,
+    ) -> Result<Response<pb::CrlResponse>, Status> {
+        let (crl_pem, tls_crl_pem, crl_number) = self.run(|a| a.crls()).await?;
+        Ok(Response::new(pb::CrlResponse {
+            crl_pem,
+            tls_crl_pem,
+            crl_number,
+        }))
+    }
+}
+
+/// The TLS settings of the CA server, from its home.
+pub fn tls_settings(auth: &Authority) -> Result<ServerTlsSettings, CaError> {
+    let l = HomeLayout::new(&auth.config().home);
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| CaError::Setup(format!("{}: {e}", p.display())))
+    };
+    Ok(ServerTlsSettings {
+        cert_pem: read(&l.server_tls_cert)?,
+        key_pem: read(&l.server_tls_key)?,
+        client_roots_pem: vec![read(&l.tls_ca_cert)?],
+        crls_pem: vec![],
+        client_auth: ClientAuth::Optional,
+    })
+}
+
+/// Serves the CA on `listener` until `shutdown` resolves.
+pub async fn serve(
+    auth: Arc<Authority>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CaError> {
+    let tls = TlsAcceptorHandle::new(&tls_settings(&auth)?)
+        .map_err(|e| CaError::Setup(format!("TLS: {e}")))?;
+    let max = auth.config().max_request_bytes;
+    let svc = CertificateAuthorityServer::new(CaService::new(auth))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(4 * max);
+    tonic::transport::Server::builder()
+        .add_service(svc)
+        .serve_with_incoming_shutdown(incoming(listener, tls), shutdown)
+        .await
+        .map_err(|e| CaError::Setup(format!("gRPC server: {e}")))
+}
