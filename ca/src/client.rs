@@ -29,8 +29,13 @@ pub enum ClientError {
         message: String,
     },
     /// The CA refused (its message names what was wrong).
-    #[error("CA refused: {}", .0.message())]
-    Refused(#[from] tonic::Status),
+    #[error("CA refused ({code:?}): {message}")]
+    Refused {
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The CA's message.
+        message: String,
+    },
     /// A local file or key problem.
     #[error("{0}")]
     Local(String),
@@ -53,6 +58,15 @@ pub struct Enrollment {
     pub ca_cert_pem: String,
     /// Serial, hex.
     pub serial: String,
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(s: tonic::Status) -> Self {
+        ClientError::Refused {
+            code: s.code(),
+            message: s.message().to_string(),
+        }
+    }
 }
 
 fn local<E: std::fmt::Display>(e: E) -> ClientError {
