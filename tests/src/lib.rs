@@ -1,1 +1,206 @@
-//! Helpers for end-to-end tests that start real `qcss` processes.
+//! Helpers for end-to-end tests that start real `qcss` processes on
+//! 127.0.0.1: build the binary once, run CLI commands, start and stop
+//! nodes. The scenarios themselves are in `tests/tests/*.rs`, one file each.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Path of the `qcss` binary, building it (once per test process) so tests
+/// never run a stale binary.
+pub fn qcss_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("QCSS_BIN") {
+            return PathBuf::from(p);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "qcss",
+                "--message-format=json-render-diagnostics",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running cargo build -p qcss");
+        assert!(out.status.success(), "cargo build -p qcss failed");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if v["reason"] == "compiler-artifact"
+                && v["target"]["name"] == "qcss"
+                && let Some(exe) = v["executable"].as_str()
+            {
+                return PathBuf::from(exe);
+            }
+        }
+        panic!("cargo build did not report the qcss executable");
+    })
+    .clone()
+}
+
+/// Runs `qcss ARGS` in `dir` and returns its output.
+pub fn qcss(dir: &Path, args: &[&str]) -> Output {
+    Command::new(qcss_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("QCSS_LOG", "warn")
+        .output()
+        .expect("running qcss")
+}
+
+/// Runs `qcss ARGS`, asserts success, returns stdout.
+pub fn qcss_ok(dir: &Path, args: &[&str]) -> String {
+    let out = qcss(dir, args);
+    assert!(
+        out.status.success(),
+        "qcss {} failed:\nstdout: {}\nstderr: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `qcss ARGS`, asserts failure, returns stderr.
+pub fn qcss_err(dir: &Path, args: &[&str]) -> String {
+    let out = qcss(dir, args);
+    assert!(
+        !out.status.success(),
+        "qcss {} should have failed; stdout: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A CA server running as a child process.
+pub struct CaNode {
+    child: Child,
+    /// Its listen address.
+    pub addr: String,
+    /// Its home directory.
+    pub home: PathBuf,
+    /// The bootstrap admin secret, if this start created it.
+    pub bootstrap_secret: Option<String>,
+}
+
+impl CaNode {
+    /// Starts `qcss ca start --home HOME --listen 127.0.0.1:PORT` (port 0 =
+    /// any free port) and waits until it prints its address.
+    pub fn start(home: &Path, port: u16) -> CaNode {
+        let mut child = Command::new(qcss_bin())
+            .args(["ca", "start", "--home"])
+            .arg(home)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("QCSS_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting qcss ca");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // Keep draining after the reader is gone so the child never sees EPIPE.
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut addr = None;
+        let mut secret = None;
+        while Instant::now() < deadline {
+            let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+                if let Ok(Some(st)) = child.try_wait() {
+                    panic!("qcss ca exited early: {st}");
+                }
+                continue;
+            };
+            if let Some(rest) = line.strip_prefix("qcss ca listening on ") {
+                addr = rest.split_whitespace().next().map(str::to_string);
+            }
+            if let Some(i) = line.find("secret ") {
+                secret = line[i + 7..].split_whitespace().next().map(str::to_string);
+            }
+            if line.starts_with("TLS root:") {
+                // The last line before a bootstrap line; give it a moment.
+                if let Ok(l) = rx.recv_timeout(Duration::from_millis(300))
+                    && let Some(i) = l.find("secret ")
+                {
+                    secret = l[i + 7..].split_whitespace().next().map(str::to_string);
+                }
+                break;
+            }
+        }
+        CaNode {
+            child,
+            addr: addr.expect("CA did not report its address"),
+            home: home.to_path_buf(),
+            bootstrap_secret: secret,
+        }
+    }
+
+    /// The CA's TLS root file.
+    pub fn tls_root(&self) -> PathBuf {
+        self.home.join("tls-ca-cert.pem")
+    }
+
+    /// `--url ADDR --tls-root FILE` for CLI calls.
+    pub fn conn_args(&self) -> Vec<String> {
+        vec![
+            "--url".into(),
+            self.addr.clone(),
+            "--tls-root".into(),
+            self.tls_root().display().to_string(),
+        ]
+    }
+
+    /// Stops it with SIGTERM and waits for it to exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for CaNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `openssl` is on the PATH.
+pub fn have_openssl() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Runs `openssl ARGS`; returns (success, stdout + stderr).
+pub fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl must be installed (.ci/run installs it)");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
