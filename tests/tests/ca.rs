@@ -65,6 +65,9 @@ fn cert_der(dir: &Path, file: &str) -> Vec<u8> {
         .remove(0)
 }
 
+/// (name, role, extra register flags, expected kinds, with TLS)
+type Person = (&'static str, Role, &'static [&'static str], &'static [&'static str], bool);
+
 #[test]
 fn enroll_every_kind_validate_revoke_and_restart() {
     assert!(have_openssl(), "openssl is required (.ci/run installs it)");
@@ -96,7 +99,7 @@ fn enroll_every_kind_validate_revoke_and_restart() {
     );
 
     // (name, role, extra register flags, expected kinds, with TLS)
-    let people: [(&str, Role, &[&str], &[&str], bool); 8] = [
+    let people: [Person; 8] = [
         (
             "org1-admin",
             Role::Admin,
