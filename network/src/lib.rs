@@ -10,7 +10,10 @@
 //! This crate does no networking of its own beyond building TLS configurations,
 //! and holds no ledger state. Start with [`msp::Msp::validate`] and [`tls::incoming`].
 
+pub mod block;
 pub mod certgen;
+pub mod channel;
+pub mod envelope;
 pub mod identity;
 pub mod msp;
 pub mod policy;

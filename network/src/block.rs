@@ -1,0 +1,205 @@
+//! Building and checking Fabric-shaped blocks.
+//!
+//! Header: number, previous block's hash (Fabric's ASN.1 header hash), and
+//! `data_hash` = QCSS's domain-separated Merkle root of the envelopes (a
+//! deliberate difference from Fabric; see `proto/README.md`). Metadata has
+//! Fabric's five slots (SIGNATURES, LAST_CONFIG, TRANSACTIONS_FILTER,
+//! ORDERER, COMMIT_HASH).
+
+use prost::Message;
+use qcss_proto::common::{
+    Block, BlockData, BlockHeader, BlockMetadata, ChannelHeader, Envelope, Header, HeaderType,
+    Metadata, MetadataSignature, OrdererBlockMetadata, Payload, SignatureHeader,
+};
+use qcss_proto::hash;
+
+use crate::channel::ChannelConfig;
+use crate::envelope;
+use crate::identity::SigningIdentity;
+use crate::signing::CryptoError;
+
+/// Number of metadata slots Fabric blocks carry.
+pub const METADATA_SLOTS: usize = 5;
+
+/// Why a block does not check out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlockError {
+    /// Missing header/data, or a layer does not decode.
+    #[error("block {number}: malformed: {message}")]
+    Malformed {
+        /// The block number (0 if unknown).
+        number: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// `data_hash` is not the Merkle root of the data.
+    #[error("block {0}: data hash does not match its transactions")]
+    DataHash(u64),
+    /// `previous_hash` is not the hash of the block before.
+    #[error("block {0}: previous hash does not match the chain")]
+    Link(u64),
+    /// The orderer signature is missing, not from a consenter, or wrong.
+    #[error("block {number}: orderer signature: {message}")]
+    Signature {
+        /// The block number.
+        number: u64,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A block with header and data filled and empty metadata slots.
+pub fn new_block(number: u64, previous_hash: &[u8], envelopes: Vec<Vec<u8>>) -> Block {
+    let data = BlockData { data: envelopes };
+    let data_hash = hash::block_data_hash(&data).to_vec();
+    Block {
+        header: Some(BlockHeader {
+            number,
+            previous_hash: previous_hash.to_vec(),
+            data_hash,
+        }),
+        data: Some(data),
+        metadata: Some(BlockMetadata {
+            metadata: vec![Vec::new(); METADATA_SLOTS],
+        }),
+    }
+}
+
+/// The block's hash (of its header), as the next block's `previous_hash`.
+pub fn block_hash(block: &Block) -> [u8; 32] {
+    block
+        .header
+        .as_ref()
+        .map(hash::block_header_hash)
+        .unwrap_or_default()
+}
+
+/// Checks header presence and the data hash.
+pub fn check_data_hash(block: &Block) -> Result<(), BlockError> {
+    let header = block.header.as_ref().ok_or(BlockError::Malformed {
+        number: 0,
+        message: "no header".into(),
+    })?;
+    let data = block.data.clone().unwrap_or_default();
+    if hash::block_data_hash(&data).as_slice() != header.data_hash.as_slice() {
+        return Err(BlockError::DataHash(header.number));
+    }
+    Ok(())
+}
+
+/// The bytes an orderer signs for a block: metadata value ‖ signature
+/// header ‖ header bytes (Fabric's layout).
+pub fn signed_bytes(value: &[u8], signature_header: &[u8], header: &BlockHeader) -> Vec<u8> {
+    let mut v = Vec::with_capacity(value.len() + signature_header.len() + 128);
+    v.extend_from_slice(value);
+    v.extend_from_slice(signature_header);
+    v.extend_from_slice(&hash::block_header_bytes(header));
+    v
+}
+
+/// Signs a block as an orderer: fills the SIGNATURES slot with `value`
+/// (an encoded `OrdererBlockMetadata`) and the signer's signature.
+pub fn sign_block(
+    block: &mut Block,
+    signer: &SigningIdentity,
+    value: Vec<u8>,
+) -> Result<(), CryptoError> {
+    let header = block.header.clone().unwrap_or_default();
+    let sh = SignatureHeader {
+        creator: envelope::creator_bytes(signer),
+        nonce: envelope::new_nonce()?,
+    }
+    .encode_to_vec();
+    let signature = signer.sign(&signed_bytes(&value, &sh, &header))?;
+    let md = Metadata {
+        value,
+        signatures: vec![MetadataSignature {
+            signature_header: sh,
+            signature,
+            identifier_header: vec![],
+        }],
+    };
+    let meta = block.metadata.get_or_insert_with(BlockMetadata::default);
+    meta.metadata
+        .resize(METADATA_SLOTS.max(meta.metadata.len()), Vec::new());
+    meta.metadata[0] = md.encode_to_vec();
+    Ok(())
+}
+
+/// The orderer metadata (last config block, Raft term and index) of a block.
+pub fn orderer_metadata(last_config: u64, raft_term: u64, raft_index: u64) -> Vec<u8> {
+    let mut consenter = Vec::with_capacity(16);
+    consenter.extend_from_slice(&raft_term.to_be_bytes());
+    consenter.extend_from_slice(&raft_index.to_be_bytes());
+    OrdererBlockMetadata {
+        last_config: Some(qcss_proto::common::LastConfig { index: last_config }),
+        consenter_metadata: consenter,
+    }
+    .encode_to_vec()
+}
+
+/// Reads the SIGNATURES slot: (metadata value, [(signature header, signature)]).
+pub fn block_signatures(block: &Block) -> Result<Metadata, BlockError> {
+    let number = block.header.as_ref().map(|h| h.number).unwrap_or(0);
+    let slot = block
+        .metadata
+        .as_ref()
+        .and_then(|m| m.metadata.first())
+        .ok_or(BlockError::Signature {
+            number,
+            message: "no SIGNATURES metadata".into(),
+        })?;
+    Metadata::decode(slot.as_slice()).map_err(|e| BlockError::Malformed {
+        number,
+        message: format!("SIGNATURES metadata: {e}"),
+    })
+}
+
+/// Builds the genesis block (number 0) carrying `config` in an unsigned
+/// CONFIG envelope, as Fabric's genesis blocks are unsigned.
+pub fn genesis_block(config: &ChannelConfig) -> Block {
+    let ch = ChannelHeader {
+        r#type: HeaderType::Config as i32,
+        channel_id: config.channel_id.clone(),
+        tx_id: String::new(),
+        ..Default::default()
+    };
+    let payload = Payload {
+        header: Some(Header {
+            channel_header: ch.encode_to_vec(),
+            signature_header: Vec::new(),
+        }),
+        data: config.to_json(),
+    };
+    let env = Envelope {
+        payload: payload.encode_to_vec(),
+        signature: Vec::new(),
+    };
+    new_block(0, &[], vec![env.encode_to_vec()])
+}
+
+/// The channel configuration carried by a config block (block 0 or a later
+/// config block): the data of its single CONFIG envelope.
+pub fn config_from_block(block: &Block) -> Result<ChannelConfig, BlockError> {
+    let number = block.header.as_ref().map(|h| h.number).unwrap_or(0);
+    let mal = |m: String| BlockError::Malformed { number, message: m };
+    let data = block.data.as_ref().ok_or_else(|| mal("no data".into()))?;
+    if data.data.len() != 1 {
+        return Err(mal(format!(
+            "config block has {} transactions, expected 1",
+            data.data.len()
+        )));
+    }
+    let env = Envelope::decode(data.data[0].as_slice()).map_err(|e| mal(e.to_string()))?;
+    let payload = Payload::decode(env.payload.as_slice()).map_err(|e| mal(e.to_string()))?;
+    let header = payload
+        .header
+        .ok_or_else(|| mal("no payload header".into()))?;
+    let ch =
+        ChannelHeader::decode(header.channel_header.as_slice()).map_err(|e| mal(e.to_string()))?;
+    if ch.r#type != HeaderType::Config as i32 {
+        return Err(mal(format!("envelope type {} is not CONFIG", ch.r#type)));
+    }
+    ChannelConfig::from_json(&payload.data).map_err(|e| mal(e.to_string()))
+}

@@ -1,0 +1,340 @@
+//! The channel configuration: which orgs are members (their MSPs), who
+//! orders (the consenters), how blocks are cut, and which policies govern
+//! reading, writing and administration.
+//!
+//! QCSS keeps Fabric's *envelope* for configuration (a `CONFIG` transaction
+//! in block 0 and in every config block) but not Fabric's deeply nested
+//! `ConfigEnvelope` tree: the payload data is this compact [`ChannelConfig`]
+//! as JSON. `proto/README.md` lists this as a deliberate difference.
+//!
+//! [`Channel`] is the live form: MSPs built, policies parsed, ready to answer
+//! "may this signer write?" quickly.
+
+use std::collections::BTreeMap;
+
+use crate::msp::{Msp, MspConfig, MspError};
+use crate::policy::{Policy, PolicyError, SignaturePolicy, SignerInfo};
+
+/// How the leader cuts blocks. Defaults favour low latency.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Cut when this many envelopes are pending (Fabric's MaxMessageCount).
+    pub max_message_count: u32,
+    /// Cut when pending envelopes reach this many bytes (PreferredMaxBytes).
+    pub preferred_max_bytes: u32,
+    /// No envelope may be larger than this (AbsoluteMaxBytes).
+    pub absolute_max_bytes: u32,
+    /// Cut whatever is pending this long after the first envelope arrived (BatchTimeout), ms.
+    pub batch_timeout_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_message_count: 500,
+            preferred_max_bytes: 2 * 1024 * 1024,
+            absolute_max_bytes: 10 * 1024 * 1024,
+            batch_timeout_ms: 50,
+        }
+    }
+}
+
+/// One ordering node of the channel.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consenter {
+    /// Raft node id (unique, > 0).
+    pub id: u64,
+    /// gRPC address other nodes and clients use (host:port).
+    pub address: String,
+    /// The org running it.
+    pub msp_id: String,
+    /// Its TLS certificate, PEM: Raft traffic is accepted only from these.
+    pub tls_cert_pem: String,
+    /// Its signing certificate, PEM: block signatures must come from these.
+    pub identity_cert_pem: String,
+}
+
+/// A member organisation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgConfig {
+    /// Its MSP.
+    pub msp: MspConfig,
+    /// Its peers' gRPC addresses (used by Gateways to reach endorsers).
+    #[serde(default)]
+    pub peer_endpoints: Vec<String>,
+}
+
+/// Channel-level policies, as policy strings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelPolicies {
+    /// Who may read blocks (Deliver).
+    pub readers: String,
+    /// Who may submit transactions (Broadcast).
+    pub writers: String,
+    /// Who must sign configuration updates.
+    pub admins: String,
+    /// Default endorsement policy for chaincode.
+    pub endorsement: String,
+    /// Who must approve a chaincode definition before it can be committed.
+    pub lifecycle: String,
+}
+
+impl Default for ChannelPolicies {
+    fn default() -> Self {
+        ChannelPolicies {
+            readers: "ANY Readers".into(),
+            writers: "ANY Writers".into(),
+            admins: "MAJORITY Admins".into(),
+            endorsement: "MAJORITY Endorsement".into(),
+            lifecycle: "MAJORITY Endorsement".into(),
+        }
+    }
+}
+
+/// The whole channel configuration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// The channel name.
+    pub channel_id: String,
+    /// Increases by one with every configuration change.
+    #[serde(default)]
+    pub sequence: u64,
+    /// Member organisations.
+    pub orgs: Vec<OrgConfig>,
+    /// Ordering nodes.
+    pub consenters: Vec<Consenter>,
+    /// Block cutting.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Policies.
+    #[serde(default)]
+    pub policies: ChannelPolicies,
+}
+
+/// Why a configuration is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// A structural problem (empty channel id, duplicate org, bad consenter ...).
+    #[error("channel config: {0}")]
+    Invalid(String),
+    /// An org's MSP does not build.
+    #[error(transparent)]
+    Msp(#[from] MspError),
+    /// A policy does not parse.
+    #[error("channel config policy {name}: {source}")]
+    Policy {
+        /// Which policy.
+        name: &'static str,
+        /// The parse error.
+        source: PolicyError,
+    },
+    /// The JSON does not decode.
+    #[error("channel config JSON: {0}")]
+    Json(String),
+}
+
+impl ChannelConfig {
+    /// Decodes the JSON form.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ChannelError> {
+        serde_json::from_slice(bytes).map_err(|e| ChannelError::Json(e.to_string()))
+    }
+
+    /// The canonical JSON form (what goes into config blocks).
+    pub fn to_json(&self) -> Vec<u8> {
+        // Plain data: serialising cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// The org-level sub-policies implicit-meta policies refer to, as Fabric's
+/// defaults: Readers = any member, Writers = admins and clients, Admins =
+/// admins, Endorsement = peers.
+fn org_policies(msp_id: &str) -> Result<BTreeMap<String, SignaturePolicy>, PolicyError> {
+    let p = |s: String| SignaturePolicy::parse(&s);
+    Ok(BTreeMap::from([
+        ("Readers".to_string(), p(format!("OR('{msp_id}.member')"))?),
+        (
+            "Writers".to_string(),
+            p(format!("OR('{msp_id}.admin', '{msp_id}.client')"))?,
+        ),
+        ("Admins".to_string(), p(format!("OR('{msp_id}.admin')"))?),
+        (
+            "Endorsement".to_string(),
+            p(format!("OR('{msp_id}.peer')"))?,
+        ),
+    ]))
+}
+
+/// The live channel: MSPs and parsed policies.
+#[derive(Debug)]
+pub struct Channel {
+    config: ChannelConfig,
+    msps: BTreeMap<String, Msp>,
+    org_ids: Vec<String>,
+    org_policies: BTreeMap<String, BTreeMap<String, SignaturePolicy>>,
+    readers: Policy,
+    writers: Policy,
+    admins: Policy,
+    endorsement: Policy,
+    lifecycle: Policy,
+}
+
+impl Channel {
+    /// Builds and checks a channel from its configuration.
+    pub fn new(config: ChannelConfig) -> Result<Self, ChannelError> {
+        let bad = |m: String| Err(ChannelError::Invalid(m));
+        if config.channel_id.is_empty()
+            || !config
+                .channel_id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        {
+            return bad(format!(
+                "channel id {:?} must be lowercase letters, digits, '-' or '.'",
+                config.channel_id
+            ));
+        }
+        if config.orgs.is_empty() {
+            return bad("no member orgs".into());
+        }
+        let mut msps = BTreeMap::new();
+        let mut org_policies_map = BTreeMap::new();
+        for org in &config.orgs {
+            let id = org.msp.msp_id.clone();
+            if msps.contains_key(&id) {
+                return bad(format!("org {id} listed twice"));
+            }
+            msps.insert(id.clone(), Msp::new(org.msp.clone())?);
+            org_policies_map.insert(
+                id.clone(),
+                org_policies(&id).map_err(|source| ChannelError::Policy {
+                    name: "org",
+                    source,
+                })?,
+            );
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for c in &config.consenters {
+            if c.id == 0 || !ids.insert(c.id) {
+                return bad(format!("consenter id {} is zero or repeated", c.id));
+            }
+            if !msps.contains_key(&c.msp_id) {
+                return bad(format!(
+                    "consenter {} belongs to unknown org {}",
+                    c.id, c.msp_id
+                ));
+            }
+        }
+        if config.consenters.is_empty() {
+            return bad("no consenters".into());
+        }
+        let b = &config.batch;
+        if b.max_message_count == 0
+            || b.preferred_max_bytes == 0
+            || b.absolute_max_bytes < b.preferred_max_bytes
+            || b.batch_timeout_ms == 0
+        {
+            return bad("batch: counts and timeout must be > 0 and absolute_max_bytes >= preferred_max_bytes".into());
+        }
+        let parse = |name: &'static str, s: &str| {
+            Policy::parse(s).map_err(|source| ChannelError::Policy { name, source })
+        };
+        let p = &config.policies;
+        Ok(Channel {
+            readers: parse("readers", &p.readers)?,
+            writers: parse("writers", &p.writers)?,
+            admins: parse("admins", &p.admins)?,
+            endorsement: parse("endorsement", &p.endorsement)?,
+            lifecycle: parse("lifecycle", &p.lifecycle)?,
+            org_ids: msps.keys().cloned().collect(),
+            org_policies: org_policies_map,
+            msps,
+            config,
+        })
+    }
+
+    /// The configuration this was built from.
+    pub fn config(&self) -> &ChannelConfig {
+        &self.config
+    }
+
+    /// The channel id.
+    pub fn id(&self) -> &str {
+        &self.config.channel_id
+    }
+
+    /// The MSP of a member org.
+    pub fn msp(&self, msp_id: &str) -> Option<&Msp> {
+        self.msps.get(msp_id)
+    }
+
+    /// All member MSP ids.
+    pub fn org_ids(&self) -> &[String] {
+        &self.org_ids
+    }
+
+    fn eval(&self, p: &Policy, signers: &[SignerInfo]) -> bool {
+        p.evaluate(signers, &self.org_ids, &self.org_policies)
+    }
+
+    /// Whether the signers satisfy the Readers policy.
+    pub fn readers_ok(&self, signers: &[SignerInfo]) -> bool {
+        self.eval(&self.readers, signers)
+    }
+    /// Whether the signers satisfy the Writers policy.
+    pub fn writers_ok(&self, signers: &[SignerInfo]) -> bool {
+        self.eval(&self.writers, signers)
+    }
+    /// Whether the signers satisfy the Admins policy.
+    pub fn admins_ok(&self, signers: &[SignerInfo]) -> bool {
+        self.eval(&self.admins, signers)
+    }
+    /// Whether the signers satisfy the channel's default endorsement policy.
+    pub fn endorsement_ok(&self, signers: &[SignerInfo]) -> bool {
+        self.eval(&self.endorsement, signers)
+    }
+    /// Whether the signers satisfy the lifecycle policy.
+    pub fn lifecycle_ok(&self, signers: &[SignerInfo]) -> bool {
+        self.eval(&self.lifecycle, signers)
+    }
+    /// Evaluates any policy in this channel's context (implicit-meta policies
+    /// refer to the member orgs' sub-policies).
+    pub fn evaluate(&self, p: &Policy, signers: &[SignerInfo]) -> bool {
+        self.eval(p, signers)
+    }
+
+    /// The consenter whose TLS certificate is `tls_cert_der`, if any.
+    pub fn consenter_by_tls(&self, tls_cert_der: &[u8]) -> Option<&Consenter> {
+        self.config.consenters.iter().find(|c| {
+            crate::identity::certs_from_pem(c.tls_cert_pem.as_bytes())
+                .map(|v| v.iter().any(|d| d == tls_cert_der))
+                .unwrap_or(false)
+        })
+    }
+
+    /// The consenter whose signing certificate is `cert_der`, if any.
+    pub fn consenter_by_identity(&self, cert_der: &[u8]) -> Option<&Consenter> {
+        self.config.consenters.iter().find(|c| {
+            crate::identity::certs_from_pem(c.identity_cert_pem.as_bytes())
+                .map(|v| v.iter().any(|d| d == cert_der))
+                .unwrap_or(false)
+        })
+    }
+
+    /// Every member org's TLS roots and CRLs (PEM), for building TLS configs.
+    pub fn tls_roots_and_crls(&self) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let mut roots = Vec::new();
+        let mut crls = Vec::new();
+        for o in &self.config.orgs {
+            roots.extend(o.msp.tls_root_certs.iter().map(|s| s.as_bytes().to_vec()));
+            crls.extend(o.msp.crls.iter().map(|s| s.as_bytes().to_vec()));
+        }
+        (roots, crls)
+    }
+}
