@@ -1,0 +1,74 @@
+//! Shared helpers of the integration tests: the example contract, a
+//! runtime with it installed, invocations.
+
+#![allow(dead_code)]
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use qcss_chaincode::{
+    Caller, CodeHash, Invocation, InvokeError, Limits, MemoryState, Runtime, Simulation, Timestamp,
+};
+
+/// The example contract built by `chaincode/build-contracts.sh`.
+pub fn example_wasm() -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/build/example.wasm");
+    match std::fs::read(&path) {
+        Ok(wasm) => wasm,
+        Err(e) => panic!(
+            "cannot read {}: {e}\nrun chaincode/build-contracts.sh first",
+            path.display()
+        ),
+    }
+}
+
+/// A runtime with the example installed.
+pub fn runtime(limits: Limits) -> (Runtime, CodeHash) {
+    let rt = Runtime::new(limits);
+    let code = rt.install(&example_wasm()).expect("example installs");
+    (rt, code)
+}
+
+pub fn alice() -> Caller {
+    Caller {
+        msp_id: "Org1MSP".into(),
+        role: "client".into(),
+        attributes: BTreeMap::from([
+            ("enterprise".to_owned(), "acme".to_owned()),
+            ("lab".to_owned(), "true".to_owned()),
+        ]),
+        cert_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+    }
+}
+
+pub fn inv(function: &str, args: &[&str]) -> Invocation {
+    Invocation {
+        namespace: "example".into(),
+        function: function.into(),
+        args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        tx_id: "5f1c0a".into(),
+        timestamp: Timestamp {
+            seconds: 1_764_000_000,
+            nanos: 123_456_789,
+        },
+        caller: alice(),
+    }
+}
+
+pub fn call(
+    rt: &Runtime,
+    code: &CodeHash,
+    state: &MemoryState,
+    function: &str,
+    args: &[&str],
+) -> Result<Simulation, InvokeError> {
+    rt.invoke(code, &inv(function, args), state)
+}
+
+/// Proves the runtime still works: a put and a get on a fresh state.
+pub fn still_serves(rt: &Runtime, code: &CodeHash) {
+    let mut state = MemoryState::new();
+    let sim = call(rt, code, &state, "put", &["alive", "yes"]).expect("put after a failure");
+    state.apply(&sim, qcss_chaincode::Version { block: 1, tx: 0 });
+    let sim = call(rt, code, &state, "get", &["alive"]).expect("get after a failure");
+    assert_eq!(sim.response.payload, b"yes");
+}
