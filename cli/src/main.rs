@@ -8,6 +8,7 @@
 
 mod bench;
 mod ca;
+mod orderer;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,12 @@ enum Command {
     /// Certificate authority: run one, or talk to one.
     #[command(subcommand)]
     Ca(ca::CaCommand),
+    /// Ordering service node.
+    #[command(subcommand)]
+    Orderer(orderer::OrdererCommand),
+    /// Channel configuration and genesis blocks.
+    #[command(subcommand)]
+    Channel(orderer::ChannelCommand),
     /// Benchmarks that print figures (and JSON).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -43,6 +50,8 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Ca(c) => ca::run(c),
+        Command::Orderer(o) => orderer::run(o),
+        Command::Channel(c) => orderer::run_channel(c),
         Command::Bench(b) => bench::run(b),
     };
     match result {

@@ -203,3 +203,40 @@ pub fn config_from_block(block: &Block) -> Result<ChannelConfig, BlockError> {
     }
     ChannelConfig::from_json(&payload.data).map_err(|e| mal(e.to_string()))
 }
+
+/// Verifies a block's orderer signature: the SIGNATURES metadata must hold a
+/// signature by one of the channel's consenters over this header.
+pub fn verify_block_signature(
+    block: &Block,
+    channel: &crate::channel::Channel,
+) -> Result<u64, BlockError> {
+    let header = block.header.clone().ok_or(BlockError::Malformed {
+        number: 0,
+        message: "no header".into(),
+    })?;
+    let number = header.number;
+    let md = block_signatures(block)?;
+    let sig_err = |m: String| BlockError::Signature { number, message: m };
+    let first = md
+        .signatures
+        .first()
+        .ok_or_else(|| sig_err("no signature".into()))?;
+    let sh = SignatureHeader::decode(first.signature_header.as_slice())
+        .map_err(|e| sig_err(format!("signature header: {e}")))?;
+    let creator = qcss_proto::msp::SerializedIdentity::decode(sh.creator.as_slice())
+        .map_err(|e| sig_err(format!("creator: {e}")))?;
+    let der = crate::identity::certs_from_pem(&creator.id_bytes)
+        .map_err(|e| sig_err(e.to_string()))?
+        .remove(0);
+    let consenter = channel
+        .consenter_by_identity(&der)
+        .ok_or_else(|| sig_err("signer is not a consenter".into()))?;
+    let cert = crate::identity::CertInfo::from_der(&der).map_err(|e| sig_err(e.to_string()))?;
+    crate::signing::verify(
+        &cert.public_key,
+        &signed_bytes(&md.value, &first.signature_header, &header),
+        &first.signature,
+    )
+    .map_err(|e| sig_err(e.to_string()))?;
+    Ok(consenter.id)
+}

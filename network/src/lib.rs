@@ -16,6 +16,7 @@ pub mod channel;
 pub mod envelope;
 pub mod identity;
 pub mod msp;
+pub mod ops;
 pub mod policy;
 pub mod role;
 pub mod signing;

@@ -1,5 +1,28 @@
-//! The QCSS ordering service (not built yet; see issue "Raft ordering service").
+//! The QCSS ordering service: Raft (openraft) over sled, Fabric's
+//! `AtomicBroadcast` (Broadcast and Deliver), block cutting.
 //!
-//! Will hold: the openraft log store and state machine over sled, block cutting
-//! (MaxMessageCount, PreferredMaxBytes, AbsoluteMaxBytes, BatchTimeout), and
-//! Fabric's `AtomicBroadcast` service (`Broadcast` and `Deliver`).
+//! An envelope's path: [`broadcast`] checks it (size, signature, creator's
+//! MSP and CRL, Writers policy, tx id) → the leader's [`cutter`] gathers a
+//! batch → Raft replicates the batch ([`raft`]) → every node applies it in
+//! [`chain`], building the identical block → the sender gets SUCCESS →
+//! [`deliver`] streams the block to readers.
+//!
+//! Deliberately not here: decoding transactions beyond their headers (the
+//! orderer never looks into proposals or read-write sets), and any ledger
+//! state other than blocks and the set of ordered tx ids.
+//! Start reading at [`node::run`].
+
+pub mod broadcast;
+pub mod chain;
+pub mod client;
+pub mod config;
+pub mod cutter;
+pub mod deliver;
+pub mod error;
+pub mod metrics;
+pub mod node;
+pub mod ops;
+pub mod raft;
+
+pub use config::OrdererConfig;
+pub use error::OrdererError;

@@ -2,6 +2,8 @@
 //! 127.0.0.1: build the binary once, run CLI commands, start and stop
 //! nodes. The scenarios themselves are in `tests/tests/*.rs`, one file each.
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -183,6 +185,128 @@ impl Drop for CaNode {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; tiny race, fine for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0")
+}
+
+/// Any `qcss` node process (orderer, peer) started with `--config`.
+pub struct NodeProc {
+    child: Child,
+    /// What it printed when it came up.
+    pub ready_line: String,
+}
+
+impl NodeProc {
+    /// Runs `qcss ARGS` and waits (up to 60 s) for a stdout line starting with `ready`.
+    pub fn start(args: &[&str], ready: &str, log: &Path) -> NodeProc {
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let mut child = Command::new(qcss_bin())
+            .args(args)
+            .env(
+                "QCSS_LOG",
+                std::env::var("QCSS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(logf))
+            .spawn()
+            .expect("starting qcss");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.starts_with(ready) => {
+                    return NodeProc {
+                        child,
+                        ready_line: line,
+                    };
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    if let Ok(Some(st)) = child.try_wait() {
+                        let tail = std::fs::read_to_string(log).unwrap_or_default();
+                        panic!("qcss {} exited early ({st}); log:\n{tail}", args.join(" "));
+                    }
+                }
+            }
+        }
+        panic!(
+            "qcss {} did not print {ready:?} within 60 s",
+            args.join(" ")
+        );
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait (then SIGKILL after 10 s).
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET http://addr/path` with a raw socket; returns (status, body).
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 /// Whether `openssl` is on the PATH.

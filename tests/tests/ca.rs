@@ -66,7 +66,13 @@ fn cert_der(dir: &Path, file: &str) -> Vec<u8> {
 }
 
 /// (name, role, extra register flags, expected kinds, with TLS)
-type Person = (&'static str, Role, &'static [&'static str], &'static [&'static str], bool);
+type Person = (
+    &'static str,
+    Role,
+    &'static [&'static str],
+    &'static [&'static str],
+    bool,
+);
 
 #[test]
 fn enroll_every_kind_validate_revoke_and_restart() {

@@ -1,0 +1,138 @@
+//! A client for the ordering service, used by the CLI, the peer and tests.
+
+use prost::Message;
+use qcss_network::SigningIdentity;
+use qcss_network::envelope;
+use qcss_proto::common::{Block, Envelope, HeaderType};
+use qcss_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
+use qcss_proto::orderer::deliver_response::Type as DType;
+use qcss_proto::orderer::seek_position::Type as Pos;
+use qcss_proto::orderer::{
+    BroadcastResponse, SeekInfo, SeekNewest, SeekOldest, SeekPosition, SeekSpecified,
+};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+/// A connected orderer client.
+#[derive(Debug, Clone)]
+pub struct OrdererClient {
+    inner: AtomicBroadcastClient<Channel>,
+}
+
+/// Where a Deliver range starts or stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seek {
+    /// Block 0.
+    Oldest,
+    /// The newest block at the time of the request.
+    Newest,
+    /// A block number.
+    Number(u64),
+    /// Never stop (stream new blocks as they commit).
+    Forever,
+}
+
+fn position(s: Seek) -> SeekPosition {
+    let t = match s {
+        Seek::Oldest => Pos::Oldest(SeekOldest {}),
+        Seek::Newest => Pos::Newest(SeekNewest {}),
+        Seek::Number(n) => Pos::Specified(SeekSpecified { number: n }),
+        Seek::Forever => Pos::Specified(SeekSpecified { number: u64::MAX }),
+    };
+    SeekPosition { r#type: Some(t) }
+}
+
+/// A signed seek-info envelope for Deliver.
+pub fn seek_envelope(
+    signer: &SigningIdentity,
+    channel_id: &str,
+    start: Seek,
+    stop: Seek,
+    fail_if_not_ready: bool,
+) -> Result<Envelope, String> {
+    let info = SeekInfo {
+        start: Some(position(start)),
+        stop: Some(position(stop)),
+        behavior: i32::from(fail_if_not_ready),
+        ..Default::default()
+    };
+    envelope::build(
+        signer,
+        channel_id,
+        HeaderType::DeliverSeekInfo,
+        info.encode_to_vec(),
+    )
+    .map(|(e, _)| e)
+    .map_err(|e| e.to_string())
+}
+
+impl OrdererClient {
+    /// Connects over mTLS.
+    pub async fn connect(
+        addr: &str,
+        tls_roots: &[Vec<u8>],
+        tls_cert: &[u8],
+        tls_key: &[u8],
+    ) -> Result<Self, String> {
+        let host = addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+            .unwrap_or(addr);
+        let tls = qcss_network::tls::client_tls(tls_roots, Some((tls_cert, tls_key)), host);
+        let ch = qcss_network::tls::connect(addr, tls)
+            .await
+            .map_err(|e| format!("cannot connect to orderer {addr}: {e}"))?;
+        Ok(OrdererClient {
+            inner: AtomicBroadcastClient::new(ch)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        })
+    }
+
+    /// Sends envelopes on one Broadcast stream; returns one response each, in order.
+    pub async fn broadcast(
+        &mut self,
+        envs: Vec<Envelope>,
+    ) -> Result<Vec<BroadcastResponse>, tonic::Status> {
+        let n = envs.len();
+        let mut stream = self
+            .inner
+            .broadcast(tokio_stream::iter(envs))
+            .await?
+            .into_inner();
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            match stream.next().await {
+                Some(r) => out.push(r?),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Streams blocks from `start` to `stop` (inclusive).
+    pub async fn deliver(
+        &mut self,
+        signer: &SigningIdentity,
+        channel_id: &str,
+        start: Seek,
+        stop: Seek,
+    ) -> Result<impl tokio_stream::Stream<Item = Result<Block, String>> + use<>, String> {
+        let env = seek_envelope(signer, channel_id, start, stop, false)?;
+        let stream = self
+            .inner
+            .deliver(tokio_stream::iter(vec![env]))
+            .await
+            .map_err(|e| e.message().to_string())?
+            .into_inner();
+        Ok(stream.map_while(|r| match r {
+            Ok(resp) => match resp.r#type {
+                Some(DType::Block(b)) => Some(Ok(b)),
+                Some(DType::Status(s)) if s == 200 => None,
+                Some(DType::Status(s)) => Some(Err(format!("deliver ended with status {s}"))),
+                None => Some(Err("empty deliver response".into())),
+            },
+            Err(e) => Some(Err(e.message().to_string())),
+        }))
+    }
+}

@@ -1,0 +1,43 @@
+//! The orderer's Prometheus metrics (served on the operations port).
+
+use qcss_network::ops::{Counter, CounterVec, Histogram, Registry};
+
+/// Metrics of one orderer node.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry they are rendered from.
+    pub registry: Registry,
+    /// Envelopes answered by Broadcast, by status.
+    pub envelopes: CounterVec,
+    /// Batches proposed to Raft.
+    pub batches_cut: Counter,
+    /// Broadcast receive → SUCCESS, seconds.
+    pub broadcast_latency: Histogram,
+}
+
+impl Metrics {
+    /// Registers the metrics.
+    pub fn new(registry: Registry) -> Self {
+        let buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+        Metrics {
+            envelopes: registry
+                .counter_vec(
+                    "qcss_orderer_envelopes_total",
+                    "Envelopes answered by Broadcast, by status",
+                    &["status"],
+                )
+                .expect("metric names are static and valid"),
+            batches_cut: registry
+                .counter("qcss_orderer_batches_cut_total", "Batches proposed to Raft")
+                .expect("metric names are static and valid"),
+            broadcast_latency: registry
+                .histogram(
+                    "qcss_orderer_broadcast_seconds",
+                    "Broadcast receipt to SUCCESS",
+                    &buckets,
+                )
+                .expect("metric names are static and valid"),
+            registry,
+        }
+    }
+}

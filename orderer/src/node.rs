@@ -1,0 +1,249 @@
+//! Wiring one orderer node: identity, genesis, sled, Raft, the cutter, the
+//! gRPC services behind our mTLS acceptor, and the operations endpoint.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use openraft::BasicNode;
+use prost::Message;
+use qcss_network::channel::Channel;
+use qcss_network::tls::{ClientAuth, ServerTlsSettings, TlsAcceptorHandle, incoming};
+use qcss_network::{MspId, SigningIdentity};
+use qcss_proto::common::Block;
+use qcss_proto::orderer::atomic_broadcast_server::AtomicBroadcastServer;
+use qcss_proto::qcss::raft::raft_server::RaftServer;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::broadcast::{BroadcastService, Forwarder};
+use crate::chain::Chain;
+use crate::config::OrdererConfig;
+use crate::cutter::{self, Pending};
+use crate::error::OrdererError;
+use crate::metrics::Metrics;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{Network, RaftNetworkConfig};
+use crate::raft::service::RaftService;
+use crate::raft::state_machine::StateMachine;
+use crate::raft::types::Raft;
+
+/// State shared by the services of one node.
+pub struct Shared {
+    /// This node's consenter id.
+    pub node_id: u64,
+    /// The chain.
+    pub chain: Arc<Chain>,
+    channel: RwLock<Arc<Channel>>,
+    /// The Raft handle.
+    pub raft: Raft,
+    /// Feeds the cutter (used only while this node leads).
+    pub cutter: mpsc::Sender<Pending>,
+    /// The stream to the current leader, when following.
+    pub forwarder: tokio::sync::Mutex<Option<Forwarder>>,
+    /// Metrics.
+    pub metrics: Metrics,
+    tls: RaftNetworkConfig,
+}
+
+impl Shared {
+    /// The current channel.
+    pub fn channel(&self) -> Arc<Channel> {
+        match self.channel.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Opens an mTLS channel to another orderer.
+    pub async fn connect(&self, addr: &str) -> Result<tonic::transport::Channel, String> {
+        let host = addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+            .unwrap_or(addr);
+        let tls = qcss_network::tls::client_tls(
+            &self.tls.tls_roots,
+            Some((self.tls.tls_cert.as_slice(), self.tls.tls_key.as_slice())),
+            host,
+        );
+        qcss_network::tls::connect(addr, tls).await.map_err(|e| {
+            let mut m = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                m.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            m
+        })
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, OrdererError> {
+    std::fs::read(path)
+        .map_err(|e| OrdererError::Config(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Starts the node on the given listeners and runs until `shutdown`.
+pub async fn run(
+    cfg: OrdererConfig,
+    listener: TcpListener,
+    ops: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), OrdererError> {
+    let signer =
+        SigningIdentity::load_dir(MspId(cfg.msp_id.clone()), &cfg.identity_dir).map_err(|e| {
+            OrdererError::Config(format!("identity {}: {e}", cfg.identity_dir.display()))
+        })?;
+    let signer = Arc::new(signer);
+    let tls_cert = read(&cfg.tls_cert)?;
+    let tls_key = read(&cfg.tls_key)?;
+    let genesis = Block::decode(read(&cfg.genesis_block)?.as_slice()).map_err(|e| {
+        OrdererError::Config(format!(
+            "genesis block {}: {e}",
+            cfg.genesis_block.display()
+        ))
+    })?;
+
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| OrdererError::Config(format!("data dir {}: {e}", cfg.data_dir.display())))?;
+    let db = sled::Config::new()
+        .path(cfg.data_dir.join("store"))
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .map_err(|e| OrdererError::Store(format!("cannot open {}: {e}", cfg.data_dir.display())))?;
+    let chain = Arc::new(Chain::open(&db, &genesis, signer.clone())?);
+    let channel = Channel::new(chain.config()?).map_err(|e| OrdererError::Config(e.to_string()))?;
+    let me = channel
+        .consenter_by_identity(&signer.cert.der)
+        .ok_or_else(|| {
+            OrdererError::Config("this node's identity is not a consenter of the channel".into())
+        })?;
+    if me.id != cfg.node_id {
+        return Err(OrdererError::Config(format!(
+            "node_id {} but the channel lists this identity as consenter {}",
+            cfg.node_id, me.id
+        )));
+    }
+    let (roots, crls) = channel.tls_roots_and_crls();
+    let tls = RaftNetworkConfig {
+        tls_roots: roots.clone(),
+        tls_cert: tls_cert.clone(),
+        tls_key: tls_key.clone(),
+    };
+
+    let log_store = LogStore::open(&db)?;
+    let pristine = log_store.is_pristine();
+    let sm = StateMachine::new(chain.clone());
+    let r = &cfg.raft;
+    let raft_config = openraft::Config {
+        cluster_name: channel.id().to_string(),
+        heartbeat_interval: r.heartbeat_ms,
+        election_timeout_min: r.election_timeout_min_ms,
+        election_timeout_max: r.election_timeout_max_ms,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(r.snapshot_every),
+        max_in_snapshot_log_to_keep: r.keep_logs,
+        // Entries are whole batches (up to MaxMessageCount envelopes each): keep
+        // one AppendEntries small enough to finish within a heartbeat.
+        max_payload_entries: 8,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| OrdererError::Config(format!("raft: {e}")))?;
+    let raft = Raft::new(
+        cfg.node_id,
+        Arc::new(raft_config),
+        Network::new(tls.clone()),
+        log_store,
+        sm,
+    )
+    .await
+    .map_err(|e| OrdererError::Raft(e.to_string()))?;
+    if pristine {
+        let members: BTreeMap<u64, BasicNode> = channel
+            .config()
+            .consenters
+            .iter()
+            .map(|c| {
+                (
+                    c.id,
+                    BasicNode {
+                        addr: c.address.clone(),
+                    },
+                )
+            })
+            .collect();
+        // Every node of a new cluster initialises with the same membership;
+        // openraft accepts that, and a node that already has state skips it.
+        if let Err(e) = raft.initialize(members).await {
+            tracing::info!(error = %e, "raft already initialised");
+        }
+    }
+
+    let registry = qcss_network::ops::Registry::new();
+    let metrics = Metrics::new(registry.clone());
+    let (cut_tx, cut_rx) = mpsc::channel(8192);
+    let shared = Arc::new(Shared {
+        node_id: cfg.node_id,
+        chain: chain.clone(),
+        channel: RwLock::new(Arc::new(channel)),
+        raft: raft.clone(),
+        cutter: cut_tx,
+        forwarder: tokio::sync::Mutex::new(None),
+        metrics,
+        tls,
+    });
+    crate::ops::register(&shared, &registry);
+    tokio::spawn(cutter::run(shared.clone(), cut_rx));
+
+    let acceptor = TlsAcceptorHandle::new(&ServerTlsSettings {
+        cert_pem: tls_cert,
+        key_pem: tls_key,
+        client_roots_pem: roots,
+        crls_pem: crls,
+        client_auth: ClientAuth::Required,
+    })
+    .map_err(|e| OrdererError::Network(e.to_string()))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(ops) = ops {
+        let o = crate::ops::ops(&shared, registry.clone());
+        let mut rx = stop_rx.clone();
+        tokio::spawn(qcss_network::ops::serve(ops, o, async move {
+            let _ = rx.changed().await;
+        }));
+    }
+    let addr = listener
+        .local_addr()
+        .map_err(|e| OrdererError::Network(e.to_string()))?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        node_id = cfg.node_id,
+        channel = %shared.channel().id(),
+        %addr,
+        height = chain.height(),
+        "qcss orderer started"
+    );
+    let mut rx = stop_rx.clone();
+    let server = tonic::transport::Server::builder()
+        .add_service(
+            AtomicBroadcastServer::new(BroadcastService::new(shared.clone()))
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            RaftServer::new(RaftService::new(raft.clone(), shared.clone()))
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .serve_with_incoming_shutdown(incoming(listener, acceptor), async move {
+            let _ = rx.changed().await;
+        });
+    let server = tokio::spawn(server);
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = raft.shutdown().await;
+    let _ = server.await;
+    db.flush().map_err(|e| OrdererError::Store(e.to_string()))?;
+    Ok(())
+}

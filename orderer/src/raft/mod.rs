@@ -1,0 +1,17 @@
+//! Raft (openraft 0.9) for the ordering service: what is replicated, how
+//! it is stored, and how nodes talk.
+//!
+//! - [`types`]: the openraft type configuration; a log entry carries a
+//!   [`types::Batch`] of envelopes the leader cut.
+//! - [`log_store`]: the Raft log and vote in sled, flushed once per appended
+//!   batch of entries.
+//! - [`state_machine`]: applies committed batches by building, signing and
+//!   storing blocks (see `crate::chain`); snapshots.
+//! - [`network`]: the tonic client other nodes are reached with;
+//!   [`service`]: the server side, which admits only consenters.
+
+pub mod log_store;
+pub mod network;
+pub mod service;
+pub mod state_machine;
+pub mod types;

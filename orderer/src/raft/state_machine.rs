@@ -1,0 +1,205 @@
+//! openraft's state machine for the ordering service: applying a committed
+//! batch builds and stores its block (see [`crate::chain`]); a snapshot is
+//! the chain itself.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder, SnapshotMeta,
+    StorageIOError, StoredMembership,
+};
+
+use super::types::{BatchOutcome, Entry, NodeId, StorageError, TypeConfig, decode, encode};
+use crate::chain::{Chain, SnapshotData};
+
+type Membership = StoredMembership<NodeId, openraft::BasicNode>;
+
+/// A snapshot blob as stored: its metadata and the chain.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMeta<NodeId, openraft::BasicNode>,
+    data: Vec<u8>,
+}
+
+fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
+    StorageError::IO {
+        source: StorageIOError::new(
+            ErrorSubject::StateMachine,
+            verb,
+            AnyError::error(e.to_string()),
+        ),
+    }
+}
+
+/// The state machine: a handle on the chain.
+#[derive(Debug, Clone)]
+pub struct StateMachine {
+    chain: Arc<Chain>,
+}
+
+impl StateMachine {
+    /// Wraps the chain.
+    pub fn new(chain: Arc<Chain>) -> Self {
+        StateMachine { chain }
+    }
+
+    fn applied(&self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError> {
+        let (la, m) = self
+            .chain
+            .applied_raw()
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        let la = match la {
+            Some(b) => decode(&b).map_err(|e| sm_err(ErrorVerb::Read, e))?,
+            None => None,
+        };
+        let m = match m {
+            Some(b) => decode(&b).map_err(|e| sm_err(ErrorVerb::Read, e))?,
+            None => Membership::default(),
+        };
+        Ok((la, m))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let chain = self.chain.clone();
+        let data = tokio::task::spawn_blocking(move || chain.snapshot_data())
+            .await
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        let (la, mb) = Chain::snapshot_applied(&data);
+        let last: Option<LogId<NodeId>> = match la {
+            Some(b) => decode(b).map_err(|e| sm_err(ErrorVerb::Read, e))?,
+            None => None,
+        };
+        let membership: Membership = match mb {
+            Some(b) => decode(b).map_err(|e| sm_err(ErrorVerb::Read, e))?,
+            None => Membership::default(),
+        };
+        let bytes = encode(&data).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let snapshot_id = match last {
+            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, data.blocks.len()),
+            None => format!("--{}", data.blocks.len()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: membership,
+            snapshot_id,
+        };
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            data: bytes.clone(),
+        };
+        self.chain
+            .put_snapshot(&encode(&file).map_err(|e| sm_err(ErrorVerb::Write, e))?)
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        tracing::info!(snapshot = %meta.snapshot_id, bytes = bytes.len(), "snapshot built");
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError> {
+        self.applied()
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<BatchOutcome>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let chain = self.chain.clone();
+        // Building and signing blocks is CPU work and sled I/O: off the runtime.
+        let out = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::with_capacity(entries.len());
+            for e in entries {
+                let la = encode(&Some(e.log_id)).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                match e.payload {
+                    EntryPayload::Blank => {
+                        chain
+                            .set_applied(&la, None)
+                            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                        out.push(BatchOutcome::default());
+                    }
+                    EntryPayload::Membership(m) => {
+                        let sm = Membership::new(Some(e.log_id), m);
+                        let mb = encode(&sm).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                        chain
+                            .set_applied(&la, Some(&mb))
+                            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                        out.push(BatchOutcome::default());
+                    }
+                    EntryPayload::Normal(batch) => {
+                        let r = chain
+                            .apply_batch(&batch, e.log_id.leader_id.term, e.log_id.index, &la)
+                            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                        out.push(r);
+                    }
+                }
+            }
+            chain.notify();
+            Ok::<_, StorageError>(out)
+        })
+        .await
+        .map_err(|e| sm_err(ErrorVerb::Write, e))??;
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let bytes = snapshot.into_inner();
+        let data: SnapshotData = decode(&bytes).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        let chain = self.chain.clone();
+        let file = encode(&SnapshotFile {
+            meta: meta.clone(),
+            data: bytes,
+        })
+        .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let la = encode(&meta.last_log_id).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let mb = encode(&meta.last_membership).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        tokio::task::spawn_blocking(move || {
+            chain.install(&data)?;
+            chain.set_applied(&la, Some(&mb))?;
+            chain.put_snapshot(&file)
+        })
+        .await
+        .map_err(|e| sm_err(ErrorVerb::Write, e))?
+        .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        tracing::info!(snapshot = %meta.snapshot_id, "snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let Some(blob) = self
+            .chain
+            .get_snapshot()
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?
+        else {
+            return Ok(None);
+        };
+        let file: SnapshotFile = decode(&blob).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        Ok(Some(Snapshot {
+            meta: file.meta,
+            snapshot: Box::new(Cursor::new(file.data)),
+        }))
+    }
+}

@@ -1,0 +1,57 @@
+//! The openraft type configuration of the ordering service.
+
+use std::io::Cursor;
+
+/// A Raft node id: the consenter id from the channel configuration.
+pub type NodeId = u64;
+
+/// What one Raft log entry carries: a batch of envelopes, in the order the
+/// leader cut them. Every node turns a committed batch into the same block.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Batch {
+    /// Serialized `common::Envelope`s.
+    pub envelopes: Vec<Vec<u8>>,
+}
+
+/// What applying a batch answered: the block it became (if any) and the
+/// envelopes left out, with why (e.g. a tx id already ordered).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BatchOutcome {
+    /// The block number, if a block was cut.
+    pub block: Option<u64>,
+    /// (index in the batch, reason) of envelopes not ordered.
+    pub rejected: Vec<(u32, String)>,
+}
+
+openraft::declare_raft_types!(
+    /// The ordering service's Raft types.
+    pub TypeConfig:
+        D = Batch,
+        R = BatchOutcome,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// openraft's log entry for this configuration.
+pub type Entry = openraft::Entry<TypeConfig>;
+/// openraft's storage error for this configuration.
+pub type StorageError = openraft::StorageError<NodeId>;
+/// The Raft handle.
+pub type Raft = openraft::Raft<TypeConfig>;
+
+/// Encodes a value for storage or the wire.
+pub fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, bincode::Error> {
+    bincode::serialize(v)
+}
+
+/// Decodes a value from storage or the wire.
+pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, bincode::Error> {
+    // Bound allocations so a hostile length prefix cannot exhaust memory.
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+        .with_limit(1 << 30)
+        .deserialize(b)
+}

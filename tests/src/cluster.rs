@@ -1,0 +1,273 @@
+//! A test ordering cluster: one CA process, identities enrolled through the
+//! CLI, a channel genesis block, and N `qcss orderer start` processes.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use qcss_network::channel::{BatchConfig, ChannelConfig, ChannelPolicies, Consenter, OrgConfig};
+use qcss_network::msp::MspConfig;
+use qcss_network::{MspId, SigningIdentity};
+use qcss_orderer::client::OrdererClient;
+
+use crate::{CaNode, NodeProc, free_port, http_get, qcss_ok};
+
+/// The channel every test cluster uses.
+pub const CHANNEL: &str = "qcss-test";
+
+/// A running cluster.
+pub struct Cluster {
+    /// Working directory (identities, configs, data, logs).
+    pub dir: PathBuf,
+    /// The org's CA.
+    pub ca: CaNode,
+    /// Orderer processes (None while stopped), index i = node id i+1.
+    pub nodes: Vec<Option<NodeProc>>,
+    /// gRPC address of each orderer.
+    pub addrs: Vec<String>,
+    /// Operations address of each orderer.
+    pub ops: Vec<String>,
+}
+
+/// Tunables for a test cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Number of orderers.
+    pub nodes: usize,
+    /// Block cutting.
+    pub batch: BatchConfig,
+    /// Raft snapshot interval (entries).
+    pub snapshot_every: u64,
+    /// Raft entries kept behind a snapshot.
+    pub keep_logs: u64,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            nodes: 3,
+            batch: BatchConfig::default(),
+            snapshot_every: 2000,
+            keep_logs: 500,
+        }
+    }
+}
+
+fn enroll(dir: &Path, conn: &[String], name: &str, role: &str) {
+    let mut a = vec![
+        "ca",
+        "register",
+        "--identity",
+        "admin",
+        "--name",
+        name,
+        "--role",
+        role,
+    ];
+    a.extend(conn.iter().map(String::as_str));
+    let secret = qcss_ok(dir, &a).trim().to_string();
+    let mut e = vec![
+        "ca",
+        "enroll",
+        "--name",
+        name,
+        "--secret",
+        &secret,
+        "--out",
+        name,
+        "--tls-hosts",
+        "localhost,127.0.0.1",
+    ];
+    e.extend(conn.iter().map(String::as_str));
+    qcss_ok(dir, &e);
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+impl Cluster {
+    /// Sets up and starts a cluster in `dir`.
+    pub fn start(dir: &Path, opts: ClusterOptions) -> Cluster {
+        let ca = CaNode::start(&dir.join("ca"), 0);
+        let conn = ca.conn_args();
+        let s = ca.bootstrap_secret.clone().expect("fresh CA");
+        let mut a = vec![
+            "ca", "enroll", "--name", "admin", "--secret", &s, "--out", "admin",
+        ];
+        a.extend(conn.iter().map(String::as_str));
+        qcss_ok(dir, &a);
+        for i in 1..=opts.nodes {
+            enroll(dir, &conn, &format!("orderer{i}"), "orderer");
+        }
+        for name in ["client1", "revoked1"] {
+            enroll(dir, &conn, name, "client");
+        }
+        let mut r = vec![
+            "ca",
+            "revoke",
+            "--identity",
+            "admin",
+            "--name",
+            "revoked1",
+            "--crl-out",
+            "crl.pem",
+        ];
+        r.extend(conn.iter().map(String::as_str));
+        qcss_ok(dir, &r);
+
+        let addrs: Vec<String> = (0..opts.nodes)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let ops: Vec<String> = (0..opts.nodes)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let home = dir.join("ca");
+        let config = ChannelConfig {
+            channel_id: CHANNEL.into(),
+            sequence: 0,
+            orgs: vec![OrgConfig {
+                msp: MspConfig {
+                    msp_id: "Org1MSP".into(),
+                    root_certs: vec![read(&home.join("ca-cert.pem"))],
+                    tls_root_certs: vec![read(&home.join("tls-ca-cert.pem"))],
+                    crls: vec![read(&dir.join("crl.pem"))],
+                    ..Default::default()
+                },
+                peer_endpoints: vec![],
+            }],
+            consenters: (1..=opts.nodes)
+                .map(|i| Consenter {
+                    id: i as u64,
+                    address: addrs[i - 1].clone(),
+                    msp_id: "Org1MSP".into(),
+                    tls_cert_pem: read(&dir.join(format!("orderer{i}/tls-cert.pem"))),
+                    identity_cert_pem: read(&dir.join(format!("orderer{i}/cert.pem"))),
+                })
+                .collect(),
+            batch: opts.batch.clone(),
+            policies: ChannelPolicies::default(),
+        };
+        std::fs::write(dir.join("channel.json"), config.to_json()).expect("writing channel.json");
+        qcss_ok(
+            dir,
+            &[
+                "channel",
+                "genesis",
+                "--config",
+                "channel.json",
+                "--out",
+                "genesis.block",
+            ],
+        );
+        for i in 1..=opts.nodes {
+            let toml = format!(
+                "node_id = {i}\nmsp_id = \"Org1MSP\"\nidentity_dir = \"orderer{i}\"\n\
+                 tls_cert = \"orderer{i}/tls-cert.pem\"\ntls_key = \"orderer{i}/tls-key.pem\"\n\
+                 genesis_block = \"genesis.block\"\ndata_dir = \"data{i}\"\nlisten = \"{}\"\n\
+                 ops_listen = \"{}\"\n\n[raft]\nsnapshot_every = {}\nkeep_logs = {}\n",
+                addrs[i - 1],
+                ops[i - 1],
+                opts.snapshot_every,
+                opts.keep_logs
+            );
+            std::fs::write(dir.join(format!("orderer{i}.toml")), toml).expect("writing config");
+        }
+        let mut c = Cluster {
+            dir: dir.to_path_buf(),
+            ca,
+            nodes: (0..opts.nodes).map(|_| None).collect(),
+            addrs,
+            ops,
+        };
+        for i in 1..=opts.nodes {
+            c.start_node(i);
+        }
+        c
+    }
+
+    /// Starts (or restarts) node `id`.
+    pub fn start_node(&mut self, id: usize) {
+        let cfg = self.dir.join(format!("orderer{id}.toml"));
+        let log = self.dir.join(format!("orderer{id}.log"));
+        let p = NodeProc::start(
+            &["orderer", "start", "--config", &cfg.display().to_string()],
+            "qcss orderer",
+            &log,
+        );
+        self.nodes[id - 1] = Some(p);
+    }
+
+    /// SIGKILLs node `id`.
+    pub fn kill9(&mut self, id: usize) {
+        if let Some(p) = self.nodes[id - 1].take() {
+            p.kill9();
+        }
+    }
+
+    /// A signing identity enrolled in this cluster's org.
+    pub fn identity(&self, name: &str) -> SigningIdentity {
+        SigningIdentity::load_dir(MspId("Org1MSP".into()), &self.dir.join(name)).expect("identity")
+    }
+
+    /// The consortium TLS roots.
+    pub fn tls_roots(&self) -> Vec<Vec<u8>> {
+        vec![std::fs::read(self.dir.join("ca/tls-ca-cert.pem")).expect("tls root")]
+    }
+
+    /// A Broadcast/Deliver client to node `id` using `name`'s TLS pair.
+    pub async fn client(&self, id: usize, name: &str) -> OrdererClient {
+        let d = self.dir.join(name);
+        OrdererClient::connect(
+            &self.addrs[id - 1],
+            &self.tls_roots(),
+            &std::fs::read(d.join("tls-cert.pem")).expect("tls cert"),
+            &std::fs::read(d.join("tls-key.pem")).expect("tls key"),
+        )
+        .await
+        .expect("connect")
+    }
+
+    /// A metric's value from node `id`'s operations endpoint.
+    pub fn metric(&self, id: usize, name: &str) -> Option<f64> {
+        let (_, body) = http_get(&self.ops[id - 1], "/metrics").ok()?;
+        body.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Waits until the live nodes agree on a leader; returns its id.
+    pub fn wait_leader(&self, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let leaders: Vec<u64> = (1..=self.nodes.len())
+                .filter(|i| self.nodes[i - 1].is_some())
+                .filter_map(|i| self.metric(i, "qcss_orderer_raft_leader"))
+                .map(|v| v as u64)
+                .collect();
+            if !leaders.is_empty() && leaders[0] != 0 && leaders.iter().all(|l| *l == leaders[0]) {
+                return leaders[0];
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no agreed leader within {timeout:?}");
+    }
+
+    /// Waits until every live node reports height >= `h`.
+    pub fn wait_height(&self, h: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let ok = (1..=self.nodes.len())
+                .filter(|i| self.nodes[i - 1].is_some())
+                .all(|i| self.metric(i, "qcss_orderer_height").unwrap_or(0.0) as u64 >= h);
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let hs: Vec<_> = (1..=self.nodes.len())
+            .map(|i| self.metric(i, "qcss_orderer_height"))
+            .collect();
+        panic!("nodes did not reach height {h} within {timeout:?}: {hs:?}");
+    }
+}
