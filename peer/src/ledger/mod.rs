@@ -1,0 +1,285 @@
+//! The peer's ledger: blocks, world state, key history and the tx index, in
+//! one sled database under a directory.
+//!
+//! [`Ledger::commit`] is the only writer. It takes a block the validator has
+//! judged and the [`BlockUpdates`] it derived (one [`TxUpdate`] per envelope:
+//! validation code and writes), checks the block's chaining, and writes
+//! everything in one sled transaction followed by one fsync, so a process
+//! killed at any moment reopens with either the whole block or none of it.
+//! Reads: [`Ledger::get_state`], [`Ledger::range`], [`Ledger::key_metadata`]
+//! (or the same under one snapshot through [`Ledger::state_view`]),
+//! [`Ledger::block`], [`Ledger::tx`], [`Ledger::history`]. Integrity:
+//! [`Ledger::state_hash`] and [`Ledger::verify`].
+//!
+//! Files: `commit.rs` (the write path), `blocks.rs` (block checks and block
+//! and tx queries), `state.rs`, `history.rs`, `verify.rs`, `format.rs` (the
+//! on-disk layout, documented there), `bench.rs`, `testutil.rs` (synthetic
+//! chains for tests and the benchmark).
+//!
+//! Not here: signature and policy checks (the validator's), block delivery,
+//! parsing read-write sets (the validator hands over plain writes).
+
+mod bench;
+mod blocks;
+mod commit;
+mod error;
+mod format;
+mod history;
+mod state;
+pub mod testutil;
+mod verify;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use prost::Message;
+use qcss_proto::common::Block;
+use qcss_proto::hash::block_header_hash;
+
+pub use bench::{CommitBenchReport, bench_commit};
+pub use blocks::{TxHeader, TxLocation, tx_header};
+pub use commit::{BlockUpdates, MetadataWrite, TxUpdate, Write};
+pub use error::LedgerError;
+pub use history::HistoryEntry;
+pub use state::{StateView, Version, VersionedValue};
+pub use verify::{VerifyProblem, VerifyReport};
+
+/// The chain's tip, kept in memory and in the `meta` tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tip {
+    /// Number of committed blocks (the next block's number).
+    pub(crate) height: u64,
+    /// Header hash of block `height - 1`; `None` when empty.
+    pub(crate) last_hash: Option<[u8; 32]>,
+}
+
+/// The sled trees (see `format.rs`).
+#[derive(Debug, Clone)]
+pub(crate) struct Trees {
+    pub(crate) meta: sled::Tree,
+    pub(crate) blocks: sled::Tree,
+    pub(crate) state: sled::Tree,
+    pub(crate) history: sled::Tree,
+    pub(crate) txids: sled::Tree,
+}
+
+/// A peer's ledger for one channel. Cheap to share behind an `Arc`: every
+/// method takes `&self`; commits are serialised internally.
+#[derive(Debug)]
+pub struct Ledger {
+    path: PathBuf,
+    db: sled::Db,
+    trees: Trees,
+    /// Readers that need a consistent view hold the read side; commit holds
+    /// the write side only while its sled transaction applies.
+    tip: RwLock<Tip>,
+    /// Serialises commits (checks, preparation, transaction and flush).
+    commit_lock: Mutex<()>,
+}
+
+/// Which tree [`Ledger::tamper_raw`] writes to (tests only).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum RawTree {
+    /// The `meta` tree.
+    Meta,
+    /// The `blocks` tree.
+    Blocks,
+    /// The `state` tree.
+    State,
+    /// The `history` tree.
+    History,
+    /// The `txids` tree.
+    TxIds,
+}
+
+impl Ledger {
+    /// Opens the ledger in `dir`, creating it if the directory is empty or
+    /// missing. After a crash the ledger reopens at the last block whose
+    /// transaction reached the disk, with state, history and index to match.
+    /// Fails if the directory holds something else, or if the recorded tip
+    /// does not match the last stored block.
+    pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|source| LedgerError::Open {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        let tree = |name: &'static str| {
+            db.open_tree(name)
+                .map_err(LedgerError::storage("open tree"))
+        };
+        let trees = Trees {
+            meta: tree(format::META)?,
+            blocks: tree(format::BLOCKS)?,
+            state: tree(format::STATE)?,
+            history: tree(format::HISTORY)?,
+            txids: tree(format::TXIDS)?,
+        };
+        check_format(&db, &trees)?;
+        let tip = read_tip(&trees)?;
+        check_tip(&trees, &tip)?;
+        tracing::debug!(path = %dir.display(), height = tip.height, "ledger opened");
+        Ok(Ledger {
+            path: dir.to_path_buf(),
+            db,
+            trees,
+            tip: RwLock::new(tip),
+            commit_lock: Mutex::new(()),
+        })
+    }
+
+    /// The ledger directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of committed blocks, which is the number of the next block.
+    pub fn height(&self) -> u64 {
+        self.tip().height
+    }
+
+    /// Header hash of the last committed block (`None` before block 0).
+    pub fn last_block_hash(&self) -> Option<[u8; 32]> {
+        self.tip().last_hash
+    }
+
+    pub(crate) fn tip(&self) -> Tip {
+        *self.tip.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes (or, with `None`, removes) one raw entry, bypassing every check:
+    /// for tests that damage a ledger on purpose. Never call it elsewhere.
+    #[doc(hidden)]
+    pub fn tamper_raw(
+        &self,
+        tree: RawTree,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), LedgerError> {
+        let t = match tree {
+            RawTree::Meta => &self.trees.meta,
+            RawTree::Blocks => &self.trees.blocks,
+            RawTree::State => &self.trees.state,
+            RawTree::History => &self.trees.history,
+            RawTree::TxIds => &self.trees.txids,
+        };
+        match value {
+            Some(v) => t.insert(key, v).map(drop),
+            None => t.remove(key).map(drop),
+        }
+        .map_err(LedgerError::storage("tamper"))?;
+        self.db.flush().map_err(LedgerError::storage("flush"))?;
+        Ok(())
+    }
+}
+
+/// Writes the format version into a new ledger, or checks an existing one.
+fn check_format(db: &sled::Db, trees: &Trees) -> Result<(), LedgerError> {
+    let stored = trees
+        .meta
+        .get(format::FORMAT_KEY)
+        .map_err(LedgerError::storage("read format"))?;
+    match stored {
+        Some(v) => {
+            let found = format::decode_format(&v)?;
+            if found != format::FORMAT {
+                return Err(LedgerError::UnsupportedFormat {
+                    found,
+                    supported: format::FORMAT,
+                });
+            }
+        }
+        None => {
+            let empty = trees.meta.is_empty()
+                && trees.blocks.is_empty()
+                && trees.state.is_empty()
+                && trees.history.is_empty()
+                && trees.txids.is_empty();
+            if !empty {
+                return Err(LedgerError::corrupt(
+                    format::META,
+                    format::FORMAT_KEY,
+                    "ledger has data but no format version",
+                ));
+            }
+            trees
+                .meta
+                .insert(format::FORMAT_KEY, &format::FORMAT.to_be_bytes())
+                .map_err(LedgerError::storage("write format"))?;
+            db.flush().map_err(LedgerError::storage("flush"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the tip recorded in `meta`.
+pub(crate) fn read_tip(trees: &Trees) -> Result<Tip, LedgerError> {
+    let get = |k: &[u8]| trees.meta.get(k).map_err(LedgerError::storage("read meta"));
+    let height = match get(format::HEIGHT_KEY)? {
+        Some(v) => format::decode_u64(format::META, format::HEIGHT_KEY, &v)?,
+        None => 0,
+    };
+    let last_hash = match get(format::LAST_HASH_KEY)? {
+        Some(v) => Some(format::decode_hash(
+            format::META,
+            format::LAST_HASH_KEY,
+            &v,
+        )?),
+        None => None,
+    };
+    if (height == 0) != last_hash.is_none() {
+        return Err(LedgerError::corrupt(
+            format::META,
+            format::HEIGHT_KEY,
+            format!("height {height} disagrees with the presence of a last hash"),
+        ));
+    }
+    Ok(Tip { height, last_hash })
+}
+
+/// Checks that the last stored block is the tip's (cheap: one block read).
+fn check_tip(trees: &Trees, tip: &Tip) -> Result<(), LedgerError> {
+    let last = trees
+        .blocks
+        .last()
+        .map_err(LedgerError::storage("read blocks"))?;
+    match (last, tip.last_hash) {
+        (None, None) => Ok(()),
+        (Some((k, v)), Some(hash)) => {
+            let number = format::decode_block_key(&k)?;
+            if number + 1 != tip.height {
+                return Err(LedgerError::corrupt(
+                    format::BLOCKS,
+                    &k,
+                    format!("last block is {number} but the height is {}", tip.height),
+                ));
+            }
+            let block = Block::decode(v.as_ref())
+                .map_err(|e| LedgerError::corrupt(format::BLOCKS, &k, e.to_string()))?;
+            let header = block
+                .header
+                .ok_or_else(|| LedgerError::corrupt(format::BLOCKS, &k, "block has no header"))?;
+            if block_header_hash(&header) != hash {
+                return Err(LedgerError::corrupt(
+                    format::BLOCKS,
+                    &k,
+                    "last block's hash differs from the recorded last hash",
+                ));
+            }
+            Ok(())
+        }
+        (Some((k, _)), None) => Err(LedgerError::corrupt(
+            format::BLOCKS,
+            &k,
+            "blocks stored but the height is 0",
+        )),
+        (None, Some(_)) => Err(LedgerError::corrupt(
+            format::META,
+            format::HEIGHT_KEY,
+            format!("height {} but no blocks stored", tip.height),
+        )),
+    }
+}
