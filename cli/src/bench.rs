@@ -16,6 +16,23 @@ use qcss_network::signing::{self, SigningKey};
 pub enum BenchCommand {
     /// Signature, hash and identity-validation speed on one core: the crypto floor.
     Crypto(CryptoArgs),
+    /// WebAssembly chaincode: cold and warm invocations/s, host-call overhead.
+    Chaincode(ChaincodeArgs),
+    /// A local three-node ordering cluster: envelopes/s and latency per client count.
+    Orderer(crate::bench_orderer::OrdererBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ChaincodeArgs {
+    /// The contract to measure (must be the example contract or export the same functions).
+    #[arg(long, default_value = "chaincode/contracts/build/example.wasm")]
+    wasm: std::path::PathBuf,
+    /// Total seconds (split over the five measurements).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -34,6 +51,8 @@ pub struct CryptoArgs {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Crypto(a) => crypto(a),
+        BenchCommand::Chaincode(a) => chaincode(a),
+        BenchCommand::Orderer(a) => crate::bench_orderer::run(a),
     }
 }
 
@@ -154,5 +173,40 @@ fn crypto(a: CryptoArgs) -> Result<()> {
             r.identity_validate_cached_per_sec
         );
     }
+    Ok(())
+}
+
+fn chaincode(a: ChaincodeArgs) -> Result<()> {
+    use anyhow::Context;
+    let wasm = std::fs::read(&a.wasm).with_context(|| {
+        format!(
+            "{} (build it with chaincode/build-contracts.sh)",
+            a.wasm.display()
+        )
+    })?;
+    let r = qcss_chaincode::bench::run(&wasm, Duration::from_secs_f64(a.seconds.max(0.1)))?;
+    let v = serde_json::to_value(&r)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "qcss bench chaincode ({}, {} bytes, one core)",
+        a.wasm.display(),
+        r.module_bytes
+    );
+    for (name, rate) in [
+        ("cold (new runtime + install + first put)", &r.cold),
+        ("warm put", &r.warm_put),
+        ("warm get", &r.warm_get),
+        ("warm noop (per-call overhead)", &r.warm_noop),
+        ("warm touch (many host calls)", &r.warm_touch),
+    ] {
+        println!(
+            "  {name:<42} {:>10.0} /s  {:>9.1} µs/call",
+            rate.per_sec, rate.us_per_call
+        );
+    }
+    let _ = v;
     Ok(())
 }

@@ -49,9 +49,9 @@ pub struct Chain {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct SnapshotData {
     /// Block bytes, from block 0.
-    pub blocks: Vec<Vec<u8>>,
+    pub blocks: Vec<serde_bytes::ByteBuf>,
     /// Raw `sm_meta` entries (height, last hash, last applied, membership, config).
-    pub meta: Vec<(Vec<u8>, Vec<u8>)>,
+    pub meta: Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)>,
 }
 
 fn u64_of(v: Option<sled::IVec>) -> u64 {
@@ -199,7 +199,7 @@ impl Chain {
                 rejected.push((i as u32, format!("duplicate tx id {tx_id}")));
                 continue;
             }
-            accepted.push(raw.clone());
+            accepted.push(raw.to_vec());
             tx_ids.push(tx_id);
         }
         if accepted.is_empty() {
@@ -255,13 +255,16 @@ impl Chain {
             CONFIG,
             LAST_CONFIG_BLOCK,
         ];
-        let meta: Vec<(Vec<u8>, Vec<u8>)> = self
+        let meta: Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)> = self
             .meta
             .transaction(|m| {
                 let mut out = Vec::new();
                 for k in keys {
                     if let Some(v) = m.get(k)? {
-                        out.push((k.to_vec(), v.to_vec()));
+                        out.push((
+                            serde_bytes::ByteBuf::from(k.to_vec()),
+                            serde_bytes::ByteBuf::from(v.to_vec()),
+                        ));
                     }
                 }
                 Ok::<_, ConflictableTransactionError<()>>(out)
@@ -275,10 +278,10 @@ impl Chain {
             .unwrap_or(0);
         let mut blocks = Vec::with_capacity(height as usize);
         for n in 0..height {
-            blocks.push(
+            blocks.push(serde_bytes::ByteBuf::from(
                 self.block_bytes(n)?
                     .ok_or_else(|| OrdererError::Store(format!("block {n} missing")))?,
-            );
+            ));
         }
         Ok(SnapshotData { blocks, meta })
     }

@@ -110,6 +110,14 @@ impl OrdererClient {
         Ok(out)
     }
 
+    /// Opens a Broadcast stream fed by `envs`; responses come back in order.
+    pub async fn broadcast_stream(
+        &mut self,
+        envs: impl tokio_stream::Stream<Item = Envelope> + Send + 'static,
+    ) -> Result<tonic::Streaming<BroadcastResponse>, tonic::Status> {
+        Ok(self.inner.broadcast(envs).await?.into_inner())
+    }
+
     /// Streams blocks from `start` to `stop` (inclusive).
     pub async fn deliver(
         &mut self,

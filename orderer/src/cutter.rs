@@ -88,6 +88,10 @@ async fn cut(shared: &Arc<Shared>, inflight: &Arc<Semaphore>, batch: Vec<Pending
     tokio::spawn(async move {
         let (envelopes, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.envelope, p.reply)).unzip();
+        let envelopes = envelopes
+            .into_iter()
+            .map(serde_bytes::ByteBuf::from)
+            .collect();
         let result = raft.client_write(Batch { envelopes }).await;
         drop(permit);
         match result {

@@ -78,6 +78,17 @@ impl LogStore {
         Ok(())
     }
 
+    /// fsyncs everything written so far. sled's `flush_async` was seen to
+    /// never complete under load (the Raft core then stalled and every RPC
+    /// timed out), so the blocking `flush` runs on the blocking pool instead.
+    async fn flush(&self) -> Result<(), std::io::Error> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush().map(|_| ()))
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(std::io::Error::other)
+    }
+
     /// Whether nothing was ever stored (a brand-new node).
     pub fn is_pristine(&self) -> bool {
         self.log.is_empty() && self.meta.is_empty()
@@ -138,8 +149,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
         self.put_meta(VOTE, vote)?;
-        self.db
-            .flush_async()
+        self.flush()
             .await
             .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))?;
         Ok(())
@@ -180,12 +190,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         self.log.apply_batch(batch).map_err(write_logs)?;
         // One fsync for the whole batch of entries, then report them durable.
-        let res = self
-            .db
-            .flush_async()
-            .await
-            .map(|_| ())
-            .map_err(std::io::Error::other);
+        let res = self.flush().await;
         let failed = res.as_ref().err().map(|e| e.to_string());
         callback.log_io_completed(res);
         match failed {
@@ -200,7 +205,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.remove(kv.map_err(read_logs)?.0);
         }
         self.log.apply_batch(batch).map_err(write_logs)?;
-        self.db.flush_async().await.map_err(write_logs)?;
+        self.flush().await.map_err(write_logs)?;
         Ok(())
     }
 

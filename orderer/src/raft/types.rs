@@ -9,8 +9,10 @@ pub type NodeId = u64;
 /// leader cut them. Every node turns a committed batch into the same block.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Batch {
-    /// Serialized `common::Envelope`s.
-    pub envelopes: Vec<Vec<u8>>,
+    /// Serialized `common::Envelope`s. `ByteBuf` so bincode copies each as one
+    /// byte string instead of serialising it element by element (which was
+    /// slow enough to make AppendEntries time out).
+    pub envelopes: Vec<serde_bytes::ByteBuf>,
 }
 
 /// What applying a batch answered: the block it became (if any) and the
