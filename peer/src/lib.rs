@@ -16,3 +16,5 @@
 //! `ledger/mod.rs`, then `ledger/format.rs` for the on-disk layout.
 
 pub mod ledger;
+pub mod endorser;
+pub mod validator;
