@@ -39,6 +39,10 @@ pub struct OrdererBenchArgs {
     /// BatchTimeout of the channel, ms.
     #[arg(long, default_value_t = 50)]
     batch_timeout_ms: u64,
+    /// Offered load in envelopes/s over all clients (0 = as fast as the streams go).
+    /// Run once unpaced to find the peak, then at half of it for the latency target.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Working directory (identities, data, logs); a fresh temporary one if absent.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -228,7 +232,7 @@ fn sign(c: &Cluster, n: usize, payload: usize, tag: &str) -> Result<Vec<Envelope
         .collect()
 }
 
-async fn run_point(c: &Cluster, clients: usize, envs: Vec<Envelope>) -> Result<Point> {
+async fn run_point(c: &Cluster, clients: usize, envs: Vec<Envelope>, rate: f64) -> Result<Point> {
     let per = envs.len().div_ceil(clients.max(1));
     let mut chunks: Vec<Vec<Envelope>> = Vec::new();
     let mut it = envs.into_iter();
@@ -251,7 +255,12 @@ async fn run_point(c: &Cluster, clients: usize, envs: Vec<Envelope>) -> Result<P
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (client, chunk) in conns.into_iter().zip(chunks) {
-        tasks.push(tokio::spawn(stream_chunk(client, chunk)));
+        let per_client_rate = if rate > 0.0 {
+            rate / clients.max(1) as f64
+        } else {
+            0.0
+        };
+        tasks.push(tokio::spawn(stream_chunk(client, chunk, per_client_rate)));
     }
     let mut lat = Vec::new();
     let mut failed = 0;
@@ -283,16 +292,28 @@ async fn run_point(c: &Cluster, clients: usize, envs: Vec<Envelope>) -> Result<P
 async fn stream_chunk(
     mut client: OrdererClient,
     chunk: Vec<Envelope>,
+    rate: f64,
 ) -> Result<(Vec<f64>, usize)> {
     let sent: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::with_capacity(chunk.len())));
     let s2 = sent.clone();
     let n = chunk.len();
-    let outbound = tokio_stream::iter(chunk).map(move |e| {
-        if let Ok(mut v) = s2.lock() {
-            v.push(Instant::now());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Envelope>(1024);
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
+        for (i, e) in chunk.into_iter().enumerate() {
+            if rate > 0.0 {
+                // Open-loop pacing: envelope i leaves at start + i/rate.
+                tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
+            }
+            if let Ok(mut v) = s2.lock() {
+                v.push(Instant::now());
+            }
+            if tx.send(e).await.is_err() {
+                break;
+            }
         }
-        e
     });
+    let outbound = tokio_stream::wrappers::ReceiverStream::new(rx);
     let mut responses = client.broadcast_stream(outbound).await?;
     let mut lat = Vec::with_capacity(n);
     let mut failed = 0;
@@ -344,7 +365,7 @@ pub fn run(a: OrdererBenchArgs) -> Result<()> {
         let mut points = Vec::new();
         for &c in &a.clients {
             let envs = sign(&cluster, a.envelopes, a.payload, &format!("c{c}"))?;
-            let p = run_point(&cluster, c, envs).await?;
+            let p = run_point(&cluster, c, envs, a.rate).await?;
             if !a.json {
                 println!(
                     "clients {:>4}: {:>9.0} envelopes/s  p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  ({} ordered, {} failed)",
@@ -359,7 +380,7 @@ pub fn run(a: OrdererBenchArgs) -> Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "nodes": 3, "payload_bytes": a.payload, "envelopes_per_point": a.envelopes,
+                "nodes": 3, "payload_bytes": a.payload, "offered_rate": a.rate, "envelopes_per_point": a.envelopes,
                 "max_message_count": a.max_message_count, "batch_timeout_ms": a.batch_timeout_ms,
                 "points": points,
             }))?
