@@ -136,7 +136,7 @@ impl OrdererClient {
         Ok(stream.map_while(|r| match r {
             Ok(resp) => match resp.r#type {
                 Some(DType::Block(b)) => Some(Ok(b)),
-                Some(DType::Status(s)) if s == 200 => None,
+                Some(DType::Status(200)) => None,
                 Some(DType::Status(s)) => Some(Err(format!("deliver ended with status {s}"))),
                 None => Some(Err("empty deliver response".into())),
             },

@@ -245,6 +245,8 @@ impl NodeProc {
                 }
             }
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "qcss {} did not print {ready:?} within 60 s",
             args.join(" ")
