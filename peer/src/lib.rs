@@ -15,6 +15,6 @@
 //! Fabric's `Gateway` and `Deliver` services. Start reading at
 //! `ledger/mod.rs`, then `ledger/format.rs` for the on-disk layout.
 
-pub mod ledger;
 pub mod endorser;
+pub mod ledger;
 pub mod validator;
