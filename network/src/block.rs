@@ -179,9 +179,54 @@ pub fn genesis_block(config: &ChannelConfig) -> Block {
     new_block(0, &[], vec![env.encode_to_vec()])
 }
 
-/// The channel configuration carried by a config block (block 0 or a later
-/// config block): the data of its single CONFIG envelope.
-pub fn config_from_block(block: &Block) -> Result<ChannelConfig, BlockError> {
+/// The data of a later config block's CONFIG envelope (JSON): the new
+/// configuration and the signed `CONFIG_UPDATE` envelope that produced it,
+/// so anyone can re-check the admins' signatures against the previous
+/// configuration. (Block 0 carries a bare [`ChannelConfig`] instead.)
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigEnvelope {
+    /// The configuration in force from this block on.
+    pub config: ChannelConfig,
+    /// The `CONFIG_UPDATE` envelope as submitted (protobuf bytes, hex).
+    pub last_update: String,
+}
+
+/// The CONFIG envelope of a config block that applies `config`, produced by
+/// the update envelope `last_update` whose tx id is `tx_id`. It is unsigned
+/// and has no timestamp or nonce, so every orderer builds the same bytes (the
+/// block's orderer signature vouches for it, and `last_update` carries the
+/// admins' signatures).
+pub fn config_envelope(config: &ChannelConfig, last_update: &[u8], tx_id: &str) -> Envelope {
+    let ch = ChannelHeader {
+        r#type: HeaderType::Config as i32,
+        channel_id: config.channel_id.clone(),
+        tx_id: tx_id.to_string(),
+        ..Default::default()
+    };
+    let data = ConfigEnvelope {
+        config: config.clone(),
+        last_update: hex::encode(last_update),
+    };
+    let payload = Payload {
+        header: Some(Header {
+            channel_header: ch.encode_to_vec(),
+            signature_header: Vec::new(),
+        }),
+        // Plain data: serialising cannot fail.
+        data: serde_json::to_vec(&data).unwrap_or_default(),
+    };
+    Envelope {
+        payload: payload.encode_to_vec(),
+        signature: Vec::new(),
+    }
+}
+
+/// The CONFIG envelope's data of a config block: the configuration and, for
+/// blocks after the genesis block, the update envelope that produced it.
+pub fn config_envelope_from_block(
+    block: &Block,
+) -> Result<(ChannelConfig, Option<Vec<u8>>), BlockError> {
     let number = block.header.as_ref().map(|h| h.number).unwrap_or(0);
     let mal = |m: String| BlockError::Malformed { number, message: m };
     let data = block.data.as_ref().ok_or_else(|| mal("no data".into()))?;
@@ -201,7 +246,50 @@ pub fn config_from_block(block: &Block) -> Result<ChannelConfig, BlockError> {
     if ch.r#type != HeaderType::Config as i32 {
         return Err(mal(format!("envelope type {} is not CONFIG", ch.r#type)));
     }
-    ChannelConfig::from_json(&payload.data).map_err(|e| mal(e.to_string()))
+    if let Ok(ce) = serde_json::from_slice::<ConfigEnvelope>(&payload.data) {
+        let update = hex::decode(&ce.last_update)
+            .map_err(|e| mal(format!("last_update is not hex: {e}")))?;
+        return Ok((ce.config, Some(update)));
+    }
+    ChannelConfig::from_json(&payload.data)
+        .map(|c| (c, None))
+        .map_err(|e| mal(e.to_string()))
+}
+
+/// The channel configuration carried by a config block (block 0 or a later
+/// config block): the data of its single CONFIG envelope.
+pub fn config_from_block(block: &Block) -> Result<ChannelConfig, BlockError> {
+    config_envelope_from_block(block).map(|(c, _)| c)
+}
+
+/// Whether a block is a config block (one CONFIG envelope).
+pub fn is_config_block(block: &Block) -> bool {
+    let Some(data) = block.data.as_ref() else {
+        return false;
+    };
+    data.data.len() == 1
+        && Envelope::decode(data.data[0].as_slice())
+            .ok()
+            .and_then(|e| Payload::decode(e.payload.as_slice()).ok())
+            .and_then(|p| p.header)
+            .and_then(|h| ChannelHeader::decode(h.channel_header.as_slice()).ok())
+            .is_some_and(|ch| ch.r#type == HeaderType::Config as i32)
+}
+
+/// The number of the last config block as a block's orderer metadata
+/// records it (Fabric's LAST_CONFIG, in the SIGNATURES slot's value).
+pub fn last_config_index(block: &Block) -> Result<u64, BlockError> {
+    let number = block.header.as_ref().map(|h| h.number).unwrap_or(0);
+    if number == 0 {
+        return Ok(0);
+    }
+    let md = block_signatures(block)?;
+    let obm =
+        OrdererBlockMetadata::decode(md.value.as_slice()).map_err(|e| BlockError::Malformed {
+            number,
+            message: format!("orderer metadata: {e}"),
+        })?;
+    Ok(obm.last_config.map(|l| l.index).unwrap_or(0))
 }
 
 /// Verifies a block's orderer signature: the SIGNATURES metadata must hold a

@@ -2,29 +2,35 @@
 //! `Deliver` streams blocks.
 //!
 //! Broadcast answers one status per envelope, in order. Each envelope is
-//! checked (size, decoding, channel, creator's MSP and CRL, signature, tx id,
-//! Writers policy, not already ordered) and then handed to the cutter when
-//! this node leads, or forwarded to the leader otherwise. SUCCESS is sent
-//! only after the envelope's batch is committed and applied.
+//! checked ([`check`]: size, decoding, channel, creator's MSP and CRL,
+//! signature, tx id, Writers policy, and for a `CONFIG_UPDATE` the update
+//! itself — see [`crate::config_update`]), refused if its tx id is already
+//! ordered, and then handed to the cutter when this node leads with a
+//! quorum, or forwarded to the leader otherwise. SUCCESS is sent only after
+//! the envelope's batch is committed and applied; SERVICE_UNAVAILABLE means
+//! "not acknowledged, retry the same envelope" (a retry of one that was in
+//! fact ordered is refused as a duplicate tx id, never ordered twice).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prost::Message;
+use qcss_network::channel::Channel;
 use qcss_network::envelope::{self, EnvelopeError, compute_tx_id};
 use qcss_network::policy::SignerInfo;
 use qcss_proto::common::{Envelope, HeaderType, Status as FabStatus};
 use qcss_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use qcss_proto::orderer::atomic_broadcast_server::AtomicBroadcast;
 use qcss_proto::orderer::{BroadcastResponse, DeliverResponse};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::cutter::{CutError, Pending};
+use crate::config_update::{ConfigUpdate, verify_update};
+use crate::cutter::{CutError, Kind, Pending};
 use crate::node::Shared;
 
 /// The service.
@@ -66,67 +72,109 @@ pub async fn process(shared: &Arc<Shared>, env: Envelope) -> BroadcastResponse {
     r
 }
 
-async fn process_inner(shared: &Arc<Shared>, env: Envelope) -> BroadcastResponse {
-    let channel = shared.channel();
+/// An envelope that passed [`check`].
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Its tx id.
+    pub tx_id: String,
+    /// Batched with others, or a config update cut alone.
+    pub kind: Kind,
+}
+
+/// Every check Broadcast makes on an envelope against `channel` that does
+/// not depend on the chain (the duplicate tx id check does): size, layers,
+/// channel, creator (MSP, CRL), signature, type, tx id, Writers policy and,
+/// for a config update, the update against the configuration in force.
+pub fn check(channel: &Channel, env: &Envelope) -> Result<Checked, BroadcastResponse> {
     let size = env.encoded_len();
     let max = channel.config().batch.absolute_max_bytes as usize;
     if size > max {
-        return resp(
+        return Err(resp(
             FabStatus::RequestEntityTooLarge,
             format!("envelope of {size} bytes exceeds AbsoluteMaxBytes {max}"),
-        );
+        ));
     }
-    let verified = match envelope::open(&env, channel.id(), |id| channel.msp(id)) {
+    let verified = match envelope::open(env, channel.id(), |id| channel.msp(id)) {
         Ok(v) => v,
         Err(
             e @ (EnvelopeError::Malformed { .. }
             | EnvelopeError::Missing(_)
             | EnvelopeError::WrongChannel { .. }),
         ) => {
-            return resp(FabStatus::BadRequest, e.to_string());
+            return Err(resp(FabStatus::BadRequest, e.to_string()));
         }
-        Err(e) => return resp(FabStatus::Forbidden, e.to_string()),
+        Err(e) => return Err(resp(FabStatus::Forbidden, e.to_string())),
     };
     let o = verified.opened();
     let ty = o.channel_header.r#type;
-    if ty != HeaderType::EndorserTransaction as i32 && ty != HeaderType::Message as i32 {
-        return resp(
+    let kind = if ty == HeaderType::EndorserTransaction as i32 || ty == HeaderType::Message as i32 {
+        Kind::Normal
+    } else if ty == HeaderType::ConfigUpdate as i32 {
+        Kind::Config
+    } else {
+        return Err(resp(
             FabStatus::BadRequest,
             format!(
-                "header type {ty} is not accepted by Broadcast (ENDORSER_TRANSACTION or MESSAGE)"
+                "header type {ty} is not accepted by Broadcast \
+                 (ENDORSER_TRANSACTION, MESSAGE or CONFIG_UPDATE)"
             ),
-        );
-    }
+        ));
+    };
     let expected = compute_tx_id(&o.signature_header.nonce, &o.signature_header.creator);
     if o.channel_header.tx_id != expected {
-        return resp(
+        return Err(resp(
             FabStatus::BadRequest,
             format!(
                 "tx id {:?} is not SHA-256(nonce ‖ creator)",
                 o.channel_header.tx_id
             ),
-        );
+        ));
     }
     let signer = SignerInfo::from(verified.creator());
     if !channel.writers_ok(&[signer]) {
-        return resp(
+        return Err(resp(
             FabStatus::Forbidden,
             format!(
                 "creator {} ({}) does not satisfy the channel's Writers policy",
                 verified.creator().cert.common_name,
                 verified.creator().msp_id
             ),
-        );
+        ));
     }
-    if shared.chain.has_tx(verified.tx_id()) {
+    if kind == Kind::Config {
+        let checked = ConfigUpdate::from_json(&o.data)
+            .and_then(|u| verify_update(channel, &u, qcss_network::msp::unix_now()));
+        if let Err(e) = checked {
+            return Err(resp(e.status(), e.to_string()));
+        }
+    }
+    Ok(Checked {
+        tx_id: verified.tx_id().to_string(),
+        kind,
+    })
+}
+
+async fn process_inner(shared: &Arc<Shared>, env: Envelope) -> BroadcastResponse {
+    let channel = shared.channel();
+    let checked = match check(&channel, &env) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if shared.chain.has_tx(&checked.tx_id) {
         return resp(
             FabStatus::BadRequest,
-            format!("duplicate tx id {}: already ordered", verified.tx_id()),
+            format!("duplicate tx id {}: already ordered", checked.tx_id),
         );
     }
     let leader = shared.raft.metrics().borrow().current_leader;
     match leader {
-        Some(l) if l == shared.node_id => order_here(shared, env).await,
+        Some(l) if l == shared.node_id => match shared.leading() {
+            Ok(()) => order_here(shared, env, checked.kind, channel.config().sequence).await,
+            Err(why) => resp(
+                FabStatus::ServiceUnavailable,
+                format!("not ordered, retry: {why}"),
+            ),
+        },
         Some(l) => forward(shared, l, env).await,
         None => resp(
             FabStatus::ServiceUnavailable,
@@ -135,10 +183,17 @@ async fn process_inner(shared: &Arc<Shared>, env: Envelope) -> BroadcastResponse
     }
 }
 
-async fn order_here(shared: &Arc<Shared>, env: Envelope) -> BroadcastResponse {
+async fn order_here(
+    shared: &Arc<Shared>,
+    env: Envelope,
+    kind: Kind,
+    config_seq: u64,
+) -> BroadcastResponse {
     let (tx, rx) = oneshot::channel();
     let p = Pending {
         envelope: env.encode_to_vec(),
+        kind,
+        config_seq,
         reply: tx,
     };
     if shared.cutter.send(p).await.is_err() {
@@ -146,7 +201,7 @@ async fn order_here(shared: &Arc<Shared>, env: Envelope) -> BroadcastResponse {
     }
     match rx.await {
         Ok(Ok(block)) => resp(FabStatus::Success, format!("ordered in block {block}")),
-        Ok(Err(CutError::Rejected(why))) => resp(FabStatus::BadRequest, why),
+        Ok(Err(CutError::Refused(status, why))) => resp(status, why),
         Ok(Err(CutError::Unavailable(why))) => resp(
             FabStatus::ServiceUnavailable,
             format!("not ordered, retry: {why}"),
@@ -158,15 +213,30 @@ async fn order_here(shared: &Arc<Shared>, env: Envelope) -> BroadcastResponse {
     }
 }
 
+/// Longest a forwarded envelope waits for the leader's answer. Normally the
+/// answer, or the end of the stream when the leader changes or dies, comes
+/// much sooner; this bounds the wait on a connection that silently hangs.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a forwarding stream checks that its target still leads.
+const FORWARD_POLL: Duration = Duration::from_millis(200);
+
+/// Envelopes one forwarding stream has outstanding at the leader, at most.
+const FORWARD_WINDOW: usize = 4096;
+
 type Forwarded = (Envelope, oneshot::Sender<BroadcastResponse>);
 
-/// A Broadcast stream to the leader, shared by all envelopes this follower forwards.
+/// A Broadcast stream to the leader, shared by all envelopes this follower
+/// forwards. Its task ends (and `tx` closes) when the stream fails or the
+/// leader changes; every envelope still waiting is then answered
+/// SERVICE_UNAVAILABLE, exactly once.
 pub struct Forwarder {
     leader: u64,
     tx: mpsc::Sender<Forwarded>,
 }
 
 async fn forward(shared: &Arc<Shared>, leader: u64, env: Envelope) -> BroadcastResponse {
+    let unavailable = |why: String| resp(FabStatus::ServiceUnavailable, why);
     let tx = {
         let mut slot = shared.forwarder.lock().await;
         let reuse = slot
@@ -181,28 +251,21 @@ async fn forward(shared: &Arc<Shared>, leader: u64, env: Envelope) -> BroadcastR
                     *slot = Some(f);
                     tx
                 }
-                Err(e) => {
-                    return resp(
-                        FabStatus::ServiceUnavailable,
-                        format!("cannot reach leader {leader}: {e}"),
-                    );
-                }
+                Err(e) => return unavailable(format!("cannot reach leader {leader}: {e}; retry")),
             },
         }
     };
     let (rtx, rrx) = oneshot::channel();
     if tx.send((env, rtx)).await.is_err() {
-        return resp(
-            FabStatus::ServiceUnavailable,
-            format!("lost the stream to leader {leader}; retry"),
-        );
+        return unavailable(format!("lost the stream to leader {leader}; retry"));
     }
-    rrx.await.unwrap_or_else(|_| {
-        resp(
-            FabStatus::ServiceUnavailable,
-            format!("lost the stream to leader {leader}; retry"),
-        )
-    })
+    match tokio::time::timeout(FORWARD_TIMEOUT, rrx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => unavailable(format!("lost the stream to leader {leader}; retry")),
+        Err(_) => unavailable(format!(
+            "leader {leader} did not answer within {FORWARD_TIMEOUT:?}; retry"
+        )),
+    }
 }
 
 async fn start_forwarder(shared: &Arc<Shared>, leader: u64) -> Result<Forwarder, String> {
@@ -218,49 +281,79 @@ async fn start_forwarder(shared: &Arc<Shared>, leader: u64) -> Result<Forwarder,
     let mut client = AtomicBroadcastClient::new(ch)
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
-    let (etx, erx) = mpsc::channel::<Envelope>(1024);
-    let waiting: Arc<Mutex<VecDeque<oneshot::Sender<BroadcastResponse>>>> = Arc::default();
-    let mut responses = client
+    let (etx, erx) = mpsc::channel::<Envelope>(FORWARD_WINDOW);
+    let responses = client
         .broadcast(ReceiverStream::new(erx))
         .await
         .map_err(|e| e.message().to_string())?
         .into_inner();
-    let (ftx, mut frx) = mpsc::channel::<Forwarded>(1024);
-    let w = waiting.clone();
-    tokio::spawn(async move {
-        while let Some((env, reply)) = frx.recv().await {
-            // Queue the reply before sending, so responses match in order.
-            w.lock().await.push_back(reply);
-            if etx.send(env).await.is_err() {
-                break;
-            }
-        }
-    });
-    tokio::spawn(async move {
-        loop {
-            match responses.next().await {
-                Some(Ok(r)) => {
-                    if let Some(reply) = waiting.lock().await.pop_front() {
-                        let _ = reply.send(r);
+    let (ftx, frx) = mpsc::channel::<Forwarded>(1024);
+    tokio::spawn(run_forwarder(shared.clone(), leader, frx, etx, responses));
+    Ok(Forwarder { leader, tx: ftx })
+}
+
+/// Moves envelopes onto the stream to `leader` and its answers back, in
+/// order, until the stream ends, the leader changes, or nothing is left to
+/// do; then answers everything still waiting with "retry".
+async fn run_forwarder(
+    shared: Arc<Shared>,
+    leader: u64,
+    mut frx: mpsc::Receiver<Forwarded>,
+    etx: mpsc::Sender<Envelope>,
+    mut responses: Streaming<BroadcastResponse>,
+) {
+    let mut waiting: VecDeque<oneshot::Sender<BroadcastResponse>> = VecDeque::new();
+    let mut poll = tokio::time::interval(FORWARD_POLL);
+    let mut input_open = true;
+    let why = loop {
+        tokio::select! {
+            f = frx.recv(), if input_open && waiting.len() < FORWARD_WINDOW => match f {
+                Some((env, reply)) => {
+                    // The stream answers in order: queue the reply first.
+                    waiting.push_back(reply);
+                    // Never blocks: at most FORWARD_WINDOW are outstanding.
+                    if etx.try_send(env).is_err() {
+                        break "the stream to the leader closed".to_string();
                     }
                 }
-                Some(Err(e)) => {
-                    tracing::info!(leader, error = %e, "forwarding stream failed");
-                    break;
+                None if waiting.is_empty() => break String::new(),
+                None => input_open = false,
+            },
+            r = responses.next() => match r {
+                Some(Ok(r)) => {
+                    if let Some(reply) = waiting.pop_front() {
+                        let _ = reply.send(r);
+                    }
+                    if !input_open && waiting.is_empty() {
+                        break String::new();
+                    }
                 }
-                None => break,
+                Some(Err(e)) => break format!("the stream to the leader failed: {}", e.message()),
+                None => break "the leader ended the stream".to_string(),
+            },
+            _ = poll.tick() => {
+                let now = shared.raft.metrics().borrow().current_leader;
+                if now != Some(leader) {
+                    break format!("leadership moved from {leader} to {now:?}");
+                }
             }
         }
-        // Everything still waiting gets an honest "retry": it may or may not
-        // have been ordered, but it was never acknowledged.
-        for reply in waiting.lock().await.drain(..) {
-            let _ = reply.send(resp(
-                FabStatus::ServiceUnavailable,
-                format!("lost the stream to leader {leader}; retry"),
-            ));
-        }
-    });
-    Ok(Forwarder { leader, tx: ftx })
+    };
+    if !why.is_empty() {
+        tracing::info!(leader, reason = %why, waiting = waiting.len(), "forwarding stream closed");
+    }
+    // Nothing more enters; everything not answered gets an honest "retry":
+    // it may or may not have been ordered, but it was never acknowledged.
+    frx.close();
+    while let Ok((_, reply)) = frx.try_recv() {
+        waiting.push_back(reply);
+    }
+    for reply in waiting {
+        let _ = reply.send(resp(
+            FabStatus::ServiceUnavailable,
+            format!("not acknowledged by leader {leader} ({why}); retry"),
+        ));
+    }
 }
 
 type BroadcastStream = Pin<Box<dyn Stream<Item = Result<BroadcastResponse, Status>> + Send>>;

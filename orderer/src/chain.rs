@@ -9,21 +9,31 @@
 //! Header and data are therefore byte-identical on every node. Each node
 //! signs the header it built (SIGNATURES metadata); the Raft term and index
 //! ride in the same metadata and are identical everywhere too.
+//!
+//! A batch of one `CONFIG_UPDATE` envelope is checked against the
+//! configuration in force ([`crate::config_update::verify_update`]); if it
+//! passes it becomes a config block (one deterministic CONFIG envelope), the
+//! stored CONFIG and LAST_CONFIG_BLOCK change in the same transaction, and
+//! [`Chain::channel`] switches to the new configuration; if not, nothing is
+//! written but `last_applied`, identically on every node.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use prost::Message;
 use qcss_network::SigningIdentity;
-use qcss_network::block::{self as blk, block_hash, new_block, orderer_metadata, sign_block};
-use qcss_network::channel::ChannelConfig;
+use qcss_network::block::{
+    self as blk, block_hash, config_envelope, new_block, orderer_metadata, sign_block,
+};
+use qcss_network::channel::{Channel, ChannelConfig};
 use qcss_network::envelope;
-use qcss_proto::common::{Block, Envelope};
+use qcss_proto::common::{Block, ChannelHeader, Envelope, HeaderType, Payload};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 use tokio::sync::watch;
 
+use crate::config_update::{ConfigUpdate, envelope_time, verify_update};
 use crate::error::OrdererError;
-use crate::raft::types::{Batch, BatchOutcome, NodeId};
+use crate::raft::types::{Batch, BatchOutcome, NodeId, Rejected};
 
 const HEIGHT: &[u8] = b"height";
 const LAST_HASH: &[u8] = b"last_hash";
@@ -43,6 +53,10 @@ pub struct Chain {
     meta: sled::Tree,
     signer: Arc<SigningIdentity>,
     height_tx: watch::Sender<u64>,
+    /// The live form of the stored CONFIG, swapped when a config block is
+    /// applied or a snapshot installed.
+    channel: RwLock<Arc<Channel>>,
+    config_tx: watch::Sender<u64>,
 }
 
 /// Everything a snapshot carries: the chain and the applied state.
@@ -94,6 +108,8 @@ impl Chain {
         }
         let height = u64_of(meta.get(HEIGHT)?);
         let (height_tx, _) = watch::channel(height);
+        let channel = Self::load_channel(&meta)?;
+        let (config_tx, _) = watch::channel(channel.config().sequence);
         Ok(Chain {
             db: db.clone(),
             blocks,
@@ -101,7 +117,45 @@ impl Chain {
             meta,
             signer,
             height_tx,
+            channel: RwLock::new(Arc::new(channel)),
+            config_tx,
         })
+    }
+
+    fn load_channel(meta: &sled::Tree) -> Result<Channel, OrdererError> {
+        let raw = meta
+            .get(CONFIG)?
+            .ok_or_else(|| OrdererError::Store("no channel config stored".into()))?;
+        let config =
+            ChannelConfig::from_json(&raw).map_err(|e| OrdererError::Store(e.to_string()))?;
+        Channel::new(config).map_err(|e| OrdererError::Store(format!("stored config: {e}")))
+    }
+
+    /// The live channel (configuration in force at the current height).
+    pub fn channel(&self) -> Arc<Channel> {
+        match self.channel.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn set_channel(&self, channel: Channel) {
+        let seq = channel.config().sequence;
+        match self.channel.write() {
+            Ok(mut c) => *c = Arc::new(channel),
+            Err(p) => *p.into_inner() = Arc::new(channel),
+        }
+        self.config_tx.send_replace(seq);
+    }
+
+    /// Subscribes to configuration changes (the new sequence).
+    pub fn watch_config(&self) -> watch::Receiver<u64> {
+        self.config_tx.subscribe()
+    }
+
+    /// The number of the last config block.
+    pub fn last_config_block(&self) -> u64 {
+        u64_of(self.meta.get(LAST_CONFIG_BLOCK).ok().flatten())
     }
 
     /// Number of blocks (the next block number).
@@ -180,23 +234,35 @@ impl Chain {
             .get(LAST_HASH)?
             .map(|v| v.to_vec())
             .unwrap_or_default();
+        if let [only] = batch.envelopes.as_slice()
+            && channel_header(only).is_ok_and(|ch| ch.r#type == HeaderType::ConfigUpdate as i32)
+        {
+            return self.apply_config(only, height, &prev, term, index, last_applied);
+        }
         let mut accepted = Vec::with_capacity(batch.envelopes.len());
         let mut tx_ids = Vec::with_capacity(batch.envelopes.len());
         let mut seen = std::collections::HashSet::new();
         let mut rejected = Vec::new();
         for (i, raw) in batch.envelopes.iter().enumerate() {
-            let tx_id = match Envelope::decode(raw.as_slice())
-                .map_err(|e| e.to_string())
-                .and_then(|env| envelope::decode(&env).map_err(|e| e.to_string()))
-            {
-                Ok(o) => o.channel_header.tx_id,
+            let ch = match channel_header(raw) {
+                Ok(ch) => ch,
                 Err(e) => {
-                    rejected.push((i as u32, format!("malformed envelope: {e}")));
+                    rejected.push(Rejected::bad(i, format!("malformed envelope: {e}")));
                     continue;
                 }
             };
+            if ch.r#type == HeaderType::ConfigUpdate as i32
+                || ch.r#type == HeaderType::Config as i32
+            {
+                rejected.push(Rejected::bad(
+                    i,
+                    "a config update must be alone in its batch".into(),
+                ));
+                continue;
+            }
+            let tx_id = ch.tx_id;
             if !tx_id.is_empty() && (self.has_tx(&tx_id) || !seen.insert(tx_id.clone())) {
-                rejected.push((i as u32, format!("duplicate tx id {tx_id}")));
+                rejected.push(Rejected::bad(i, format!("duplicate tx id {tx_id}")));
                 continue;
             }
             accepted.push(raw.to_vec());
@@ -207,6 +273,7 @@ impl Chain {
             return Ok(BatchOutcome {
                 block: None,
                 rejected,
+                config: None,
             });
         }
         let last_config = u64_of(self.meta.get(LAST_CONFIG_BLOCK)?);
@@ -234,6 +301,86 @@ impl Chain {
         Ok(BatchOutcome {
             block: Some(height),
             rejected,
+            config: None,
+        })
+    }
+
+    /// Applies a batch holding one `CONFIG_UPDATE` envelope: checks it
+    /// against the configuration in force and, if it passes, writes the
+    /// config block and switches to the new configuration.
+    fn apply_config(
+        &self,
+        raw: &[u8],
+        height: u64,
+        prev: &[u8],
+        term: u64,
+        index: u64,
+        last_applied: &[u8],
+    ) -> Result<BatchOutcome, OrdererError> {
+        let refuse = |r: Rejected| -> Result<BatchOutcome, OrdererError> {
+            tracing::info!(reason = %r.reason, "config update refused at apply");
+            self.meta.insert(LAST_APPLIED, last_applied)?;
+            Ok(BatchOutcome {
+                block: None,
+                rejected: vec![r],
+                config: None,
+            })
+        };
+        let opened = match Envelope::decode(raw)
+            .map_err(|e| e.to_string())
+            .and_then(|env| envelope::decode(&env).map_err(|e| e.to_string()))
+        {
+            Ok(o) => o,
+            Err(e) => return refuse(Rejected::bad(0, format!("malformed envelope: {e}"))),
+        };
+        let tx_id = opened.channel_header.tx_id.clone();
+        if self.has_tx(&tx_id) {
+            return refuse(Rejected::bad(0, format!("duplicate tx id {tx_id}")));
+        }
+        let update = match ConfigUpdate::from_json(&opened.data) {
+            Ok(u) => u,
+            Err(e) => return refuse(Rejected::new(0, e.status(), e.to_string())),
+        };
+        let channel = match verify_update(&self.channel(), &update, envelope_time(&opened)) {
+            Ok(c) => c,
+            Err(e) => return refuse(Rejected::new(0, e.status(), e.to_string())),
+        };
+        let config = channel.config().clone();
+        let env = config_envelope(&config, raw, &tx_id);
+        let mut block = new_block(height, prev, vec![env.encode_to_vec()]);
+        sign_block(
+            &mut block,
+            &self.signer,
+            orderer_metadata(height, term, index),
+        )
+        .map_err(|e| OrdererError::Store(format!("signing block {height}: {e}")))?;
+        let bytes = block.encode_to_vec();
+        let hash = block_hash(&block);
+        let config_json = config.to_json();
+        (&self.blocks, &self.txids, &self.meta)
+            .transaction(|(b, t, m)| {
+                b.insert(&height.to_be_bytes(), bytes.as_slice())?;
+                if !tx_id.is_empty() {
+                    t.insert(tx_id.as_bytes(), &height.to_be_bytes())?;
+                }
+                m.insert(HEIGHT, &(height + 1).to_be_bytes())?;
+                m.insert(LAST_HASH, &hash)?;
+                m.insert(LAST_APPLIED, last_applied)?;
+                m.insert(CONFIG, config_json.as_slice())?;
+                m.insert(LAST_CONFIG_BLOCK, &height.to_be_bytes())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| OrdererError::Store(format!("storing config block {height}: {e:?}")))?;
+        tracing::info!(
+            block = height,
+            sequence = config.sequence,
+            "channel configuration updated"
+        );
+        self.set_channel(channel);
+        Ok(BatchOutcome {
+            block: Some(height),
+            rejected: Vec::new(),
+            config: Some(config.sequence),
         })
     }
 
@@ -304,15 +451,22 @@ impl Chain {
             let block = Block::decode(raw.as_slice())
                 .map_err(|e| OrdererError::Store(format!("snapshot block {n}: {e}")))?;
             for env in block.data.map(|d| d.data).unwrap_or_default() {
-                if let Ok(o) = Envelope::decode(env.as_slice())
-                    .map_err(|e| e.to_string())
-                    .and_then(|e| envelope::decode(&e).map_err(|e| e.to_string()))
-                    && !o.channel_header.tx_id.is_empty()
+                if let Ok(ch) = channel_header(&env)
+                    && !ch.tx_id.is_empty()
                 {
-                    txs.push((o.channel_header.tx_id.into_bytes(), n as u64));
+                    txs.push((ch.tx_id.into_bytes(), n as u64));
                 }
             }
         }
+        let config = data
+            .meta
+            .iter()
+            .find(|(k, _)| k.as_slice() == CONFIG)
+            .ok_or_else(|| OrdererError::Store("snapshot holds no channel config".into()))?;
+        let config = ChannelConfig::from_json(&config.1)
+            .map_err(|e| OrdererError::Store(format!("snapshot config: {e}")))?;
+        let channel = Channel::new(config)
+            .map_err(|e| OrdererError::Store(format!("snapshot config: {e}")))?;
         (&self.blocks, &self.txids, &self.meta)
             .transaction(|(b, t, m)| {
                 // sled transactions cannot clear a tree; the snapshot always
@@ -330,12 +484,28 @@ impl Chain {
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(|e| OrdererError::Store(format!("installing snapshot: {e:?}")))?;
-        // Blocks beyond the snapshot (from a log that was truncated) go.
+        // Blocks beyond the snapshot go, with their tx ids. (openraft installs
+        // a snapshot only beyond what this node has applied, so there are none
+        // unless the store was tampered with; never leave them half-indexed.)
         let n = data.blocks.len() as u64;
-        for kv in self.blocks.range(n.to_be_bytes()..) {
-            self.blocks.remove(kv?.0)?;
+        let beyond: Vec<sled::IVec> = self
+            .blocks
+            .range(n.to_be_bytes()..)
+            .map(|kv| kv.map(|(k, _)| k))
+            .collect::<Result<_, _>>()?;
+        for k in beyond {
+            if let Some(raw) = self.blocks.remove(&k)?
+                && let Ok(block) = Block::decode(raw.as_ref())
+            {
+                for env in block.data.map(|d| d.data).unwrap_or_default() {
+                    if let Ok(ch) = channel_header(&env) {
+                        self.txids.remove(ch.tx_id.as_bytes())?;
+                    }
+                }
+            }
         }
         self.db.flush()?;
+        self.set_channel(channel);
         self.notify();
         Ok(())
     }
@@ -357,5 +527,193 @@ impl Chain {
     }
 }
 
+/// The channel header of a serialized envelope (without requiring a
+/// creator: config envelopes have none).
+fn channel_header(raw: &[u8]) -> Result<ChannelHeader, String> {
+    let env = Envelope::decode(raw).map_err(|e| format!("envelope: {e}"))?;
+    let payload = Payload::decode(env.payload.as_slice()).map_err(|e| format!("payload: {e}"))?;
+    let header = payload.header.ok_or("payload has no header")?;
+    ChannelHeader::decode(header.channel_header.as_slice())
+        .map_err(|e| format!("channel header: {e}"))
+}
+
 /// Node id type re-export for callers.
 pub type ConsenterId = NodeId;
+
+#[cfg(test)]
+mod tests {
+    use qcss_network::Role;
+    use qcss_network::block::{
+        config_envelope_from_block, genesis_block, is_config_block, last_config_index,
+    };
+    use qcss_proto::common::Status;
+    use serde_bytes::ByteBuf;
+
+    use super::*;
+    use crate::config_update::{ConfigUpdate, build_update_envelope, sign_update};
+    use crate::fixtures::{CHANNEL, TestOrg, channel_config};
+
+    struct Node {
+        _dir: tempfile::TempDir,
+        chain: Chain,
+    }
+
+    fn node(genesis: &Block, signer: SigningIdentity) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let chain = Chain::open(&db, genesis, Arc::new(signer)).unwrap();
+        Node { _dir: dir, chain }
+    }
+
+    fn batch(envs: &[&Envelope]) -> Batch {
+        Batch {
+            envelopes: envs
+                .iter()
+                .map(|e| ByteBuf::from(e.encode_to_vec()))
+                .collect(),
+        }
+    }
+
+    fn header_and_data(c: &Chain) -> Vec<Vec<u8>> {
+        (0..c.height())
+            .map(|n| {
+                let b = c.block(n).unwrap().unwrap();
+                let mut v = b.header.unwrap().encode_to_vec();
+                v.extend(b.data.unwrap().encode_to_vec());
+                v
+            })
+            .collect()
+    }
+
+    #[test]
+    fn config_updates_apply_in_order_and_identically() {
+        let (org1, org2) = (TestOrg::new(1), TestOrg::new(2));
+        let admin = org1.identity("admin", Role::Admin);
+        let client = org1.identity("client", Role::Client);
+        let cfg = channel_config(&[&org1], &org1.identity("o1", Role::Orderer));
+        let genesis = genesis_block(&cfg);
+        // Two orderers with their own keys apply the same committed batches.
+        let nodes = [
+            node(&genesis, org1.identity("o1", Role::Orderer)),
+            node(&genesis, org1.identity("o2", Role::Orderer)),
+        ];
+        let normal = |body: &[u8]| {
+            envelope::build(
+                &client,
+                CHANNEL,
+                HeaderType::EndorserTransaction,
+                body.to_vec(),
+            )
+            .unwrap()
+            .0
+        };
+        let update = |change: &dyn Fn(&mut ChannelConfig)| {
+            let mut next = cfg.clone();
+            change(&mut next);
+            let mut u = ConfigUpdate::propose(&cfg, next);
+            sign_update(&mut u, &admin).unwrap();
+            build_update_envelope(&u, &admin).unwrap().0
+        };
+        let add_org2 = update(&|c| c.orgs.push(org2.org_config()));
+        let conflicting = update(&|c| c.batch.batch_timeout_ms = 7);
+        let (t1, t2, t3) = (normal(b"1"), normal(b"2"), normal(b"3"));
+        let batches = [
+            batch(&[&t1, &t2]),
+            batch(&[&add_org2]),
+            batch(&[&conflicting]),
+            batch(&[&add_org2]),
+            batch(&[&t3, &conflicting]),
+        ];
+        let mut outcomes = Vec::new();
+        for n in &nodes {
+            let o: Vec<BatchOutcome> = batches
+                .iter()
+                .enumerate()
+                .map(|(i, b)| n.chain.apply_batch(b, 1, i as u64 + 1, b"la").unwrap())
+                .collect();
+            outcomes.push(o);
+        }
+        assert_eq!(outcomes[0], outcomes[1], "same outcomes on every node");
+        assert_eq!(
+            header_and_data(&nodes[0].chain),
+            header_and_data(&nodes[1].chain)
+        );
+        let o = &outcomes[0];
+        assert_eq!((o[0].block, o[0].config), (Some(1), None));
+        assert_eq!((o[1].block, o[1].config), (Some(2), Some(1)));
+        // Built against sequence 0: stale once the first update applied.
+        assert_eq!(o[2].block, None);
+        assert_eq!(o[2].rejected[0].status, Status::BadRequest as i32);
+        assert!(o[2].rejected[0].reason.contains("sequence"), "{:?}", o[2]);
+        assert!(
+            o[3].rejected[0].reason.contains("duplicate tx id"),
+            "{:?}",
+            o[3]
+        );
+        // Never mixed into a block of transactions.
+        assert_eq!(o[4].block, Some(3));
+        assert_eq!(o[4].rejected.len(), 1);
+        assert_eq!(o[4].rejected[0].index, 1);
+        assert!(o[4].rejected[0].reason.contains("alone"), "{:?}", o[4]);
+
+        let c = &nodes[1].chain;
+        assert_eq!(c.height(), 4);
+        assert_eq!(c.channel().config().sequence, 1);
+        assert!(c.channel().msp("Org2MSP").is_some());
+        assert_eq!(c.config().unwrap(), c.channel().config().clone());
+        assert_eq!(c.last_config_block(), 2);
+        let b2 = c.block(2).unwrap().unwrap();
+        assert!(is_config_block(&b2));
+        let (config, last_update) = config_envelope_from_block(&b2).unwrap();
+        assert_eq!(config.sequence, 1);
+        assert_eq!(last_update.unwrap(), add_org2.encode_to_vec());
+        let lc: Vec<u64> = (1..4)
+            .map(|n| last_config_index(&c.block(n).unwrap().unwrap()).unwrap())
+            .collect();
+        assert_eq!(lc, vec![0, 2, 2]);
+    }
+
+    #[test]
+    fn installing_a_snapshot_restores_blocks_config_and_tx_ids() {
+        let (org1, org2) = (TestOrg::new(1), TestOrg::new(2));
+        let admin = org1.identity("admin", Role::Admin);
+        let client = org1.identity("client", Role::Client);
+        let cfg = channel_config(&[&org1], &org1.identity("o1", Role::Orderer));
+        let genesis = genesis_block(&cfg);
+        let leader = node(&genesis, org1.identity("o1", Role::Orderer));
+        let (t1, id1) = envelope::build(
+            &client,
+            CHANNEL,
+            HeaderType::EndorserTransaction,
+            b"1".to_vec(),
+        )
+        .unwrap();
+        let mut next = cfg.clone();
+        next.orgs.push(org2.org_config());
+        let mut u = ConfigUpdate::propose(&cfg, next);
+        sign_update(&mut u, &admin).unwrap();
+        let (up, up_id) = build_update_envelope(&u, &admin).unwrap();
+        leader
+            .chain
+            .apply_batch(&batch(&[&t1]), 1, 1, b"a")
+            .unwrap();
+        leader
+            .chain
+            .apply_batch(&batch(&[&up]), 1, 2, b"b")
+            .unwrap();
+        let data = leader.chain.snapshot_data().unwrap();
+
+        let follower = node(&genesis, org1.identity("o2", Role::Orderer));
+        let mut config_rx = follower.chain.watch_config();
+        follower.chain.install(&data).unwrap();
+        assert_eq!(
+            header_and_data(&follower.chain),
+            header_and_data(&leader.chain)
+        );
+        assert!(follower.chain.has_tx(&id1) && follower.chain.has_tx(&up_id));
+        assert_eq!(follower.chain.channel().config().sequence, 1);
+        assert_eq!(follower.chain.last_config_block(), 2);
+        assert!(config_rx.has_changed().unwrap());
+        assert_eq!(*config_rx.borrow_and_update(), 1);
+    }
+}

@@ -1,7 +1,11 @@
 //! A client for the ordering service, used by the CLI, the peer and tests.
 
+use std::time::Duration;
+
 use prost::Message;
 use qcss_network::SigningIdentity;
+use qcss_network::block::{config_from_block, last_config_index};
+use qcss_network::channel::ChannelConfig;
 use qcss_network::envelope;
 use qcss_proto::common::{Block, Envelope, HeaderType};
 use qcss_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
@@ -108,6 +112,73 @@ impl OrdererClient {
             }
         }
         Ok(out)
+    }
+
+    /// Sends envelopes on one Broadcast stream and returns the responses
+    /// received, in order, and why the stream stopped early if it did (a
+    /// transport error, the stream ending, or no response within `wait`):
+    /// unlike [`OrdererClient::broadcast`], answers that arrived before a
+    /// failure are kept.
+    pub async fn broadcast_partial(
+        &mut self,
+        envs: Vec<Envelope>,
+        wait: Duration,
+    ) -> (Vec<BroadcastResponse>, Option<String>) {
+        let n = envs.len();
+        let mut stream = match self.inner.broadcast(tokio_stream::iter(envs)).await {
+            Ok(s) => s.into_inner(),
+            Err(e) => return (Vec::new(), Some(format!("broadcast refused: {e}"))),
+        };
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            match tokio::time::timeout(wait, stream.next()).await {
+                Ok(Some(Ok(r))) => out.push(r),
+                Ok(Some(Err(e))) => return (out, Some(format!("stream failed: {e}"))),
+                Ok(None) => return (out, Some("stream ended early".into())),
+                Err(_) => return (out, Some(format!("no response within {wait:?}"))),
+            }
+        }
+        (out, None)
+    }
+
+    /// The blocks from `start` to `stop` (which must exist), collected.
+    pub async fn blocks(
+        &mut self,
+        signer: &SigningIdentity,
+        channel_id: &str,
+        start: Seek,
+        stop: Seek,
+    ) -> Result<Vec<Block>, String> {
+        let stream = self.deliver(signer, channel_id, start, stop).await?;
+        tokio::pin!(stream);
+        let mut out = Vec::new();
+        while let Some(b) = stream.next().await {
+            out.push(b?);
+        }
+        Ok(out)
+    }
+
+    /// The configuration in force: the newest block's LAST_CONFIG names the
+    /// config block, which is fetched and read. Returns its number too.
+    pub async fn current_config(
+        &mut self,
+        signer: &SigningIdentity,
+        channel_id: &str,
+    ) -> Result<(u64, ChannelConfig), String> {
+        let newest = self
+            .blocks(signer, channel_id, Seek::Newest, Seek::Newest)
+            .await?;
+        let newest = newest
+            .first()
+            .ok_or("the orderer returned no newest block")?;
+        let n = last_config_index(newest).map_err(|e| e.to_string())?;
+        let block = self
+            .blocks(signer, channel_id, Seek::Number(n), Seek::Number(n))
+            .await?;
+        let block = block
+            .first()
+            .ok_or_else(|| format!("config block {n} not returned"))?;
+        Ok((n, config_from_block(block).map_err(|e| e.to_string())?))
     }
 
     /// Opens a Broadcast stream fed by `envs`; responses come back in order.

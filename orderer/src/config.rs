@@ -13,8 +13,13 @@ pub struct RaftSettings {
     /// one AppendEntries call, so it must cover a loaded follower's fsync.
     pub heartbeat_ms: u64,
     /// Lower bound of the randomised election timeout, ms.
+    ///
+    /// A follower that heard from a leader first waits out openraft's leader
+    /// lease (`election_timeout_max_ms`) and then its election timeout, so a
+    /// dead leader is replaced after max + [min, max] ms (plus up to one
+    /// tick, 1.5 × heartbeat): 3–4.5 s with the defaults.
     pub election_timeout_min_ms: u64,
-    /// Upper bound of the randomised election timeout, ms.
+    /// Upper bound of the randomised election timeout, ms (also the lease).
     pub election_timeout_max_ms: u64,
     /// Build a snapshot after this many applied log entries.
     pub snapshot_every: u64,
@@ -26,8 +31,8 @@ impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
             heartbeat_ms: 300,
-            election_timeout_min_ms: 1500,
-            election_timeout_max_ms: 3000,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
             snapshot_every: 2000,
             keep_logs: 500,
         }

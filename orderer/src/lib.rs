@@ -5,7 +5,9 @@
 //! MSP and CRL, Writers policy, tx id) → the leader's [`cutter`] gathers a
 //! batch → Raft replicates the batch ([`raft`]) → every node applies it in
 //! [`chain`], building the identical block → the sender gets SUCCESS →
-//! [`deliver`] streams the block to readers.
+//! [`deliver`] streams the block to readers. A `CONFIG_UPDATE` envelope
+//! takes the same path, alone in its batch, and becomes a config block that
+//! switches the channel to a new configuration ([`config_update`]).
 //!
 //! Deliberately not here: decoding transactions beyond their headers (the
 //! orderer never looks into proposals or read-write sets), and any ledger
@@ -16,9 +18,12 @@ pub mod broadcast;
 pub mod chain;
 pub mod client;
 pub mod config;
+pub mod config_update;
 pub mod cutter;
 pub mod deliver;
 pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod metrics;
 pub mod node;
 pub mod ops;

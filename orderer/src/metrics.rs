@@ -13,6 +13,10 @@ pub struct Metrics {
     pub batches_cut: Counter,
     /// Broadcast receive → SUCCESS, seconds.
     pub broadcast_latency: Histogram,
+    /// Raft snapshots this node built (since it started).
+    pub snapshots_built: Counter,
+    /// Raft snapshots this node installed from a leader (since it started).
+    pub snapshots_installed: Counter,
 }
 
 impl Metrics {
@@ -35,6 +39,18 @@ impl Metrics {
                     "qcss_orderer_broadcast_seconds",
                     "Broadcast receipt to SUCCESS",
                     &buckets,
+                )
+                .expect("metric names are static and valid"),
+            snapshots_built: registry
+                .counter(
+                    "qcss_orderer_snapshots_built_total",
+                    "Raft snapshots built by this node",
+                )
+                .expect("metric names are static and valid"),
+            snapshots_installed: registry
+                .counter(
+                    "qcss_orderer_snapshots_installed_total",
+                    "Raft snapshots received from a leader and installed",
                 )
                 .expect("metric names are static and valid"),
             registry,

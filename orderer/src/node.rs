@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::BasicNode;
 use prost::Message;
@@ -32,9 +33,8 @@ use crate::raft::types::Raft;
 pub struct Shared {
     /// This node's consenter id.
     pub node_id: u64,
-    /// The chain.
+    /// The chain (and the live channel configuration).
     pub chain: Arc<Chain>,
-    channel: RwLock<Arc<Channel>>,
     /// The Raft handle.
     pub raft: Raft,
     /// Feeds the cutter (used only while this node leads).
@@ -44,18 +44,41 @@ pub struct Shared {
     /// Metrics.
     pub metrics: Metrics,
     tls: RaftNetworkConfig,
+    /// A leader that no quorum has acknowledged for longer than this stops
+    /// accepting envelopes, ms: the lease plus the shortest election
+    /// timeout, after which the followers may well have elected another.
+    quorum_grace_ms: u64,
 }
 
 impl Shared {
     /// The current channel.
     pub fn channel(&self) -> Arc<Channel> {
-        match self.channel.read() {
-            Ok(c) => c.clone(),
-            Err(p) => p.into_inner().clone(),
+        self.chain.channel()
+    }
+
+    /// Whether this node may order now: it is the Raft leader and a quorum
+    /// acknowledged it recently. openraft 0.9 keeps a leader that is cut
+    /// off from the others in office until it hears a higher term; without
+    /// this check it would accept envelopes it can never commit.
+    pub fn leading(&self) -> Result<(), String> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        if m.current_leader != Some(self.node_id) {
+            return Err(format!(
+                "this node is not the Raft leader (leader: {:?})",
+                m.current_leader
+            ));
+        }
+        match m.millis_since_quorum_ack {
+            Some(ms) if ms > self.quorum_grace_ms => Err(format!(
+                "this node leads but no quorum has acknowledged it for {ms} ms"
+            )),
+            _ => Ok(()),
         }
     }
 
-    /// Opens an mTLS channel to another orderer.
+    /// Opens an mTLS channel to another orderer, with HTTP/2 keep-alives so
+    /// a peer that silently disappears is noticed within seconds.
     pub async fn connect(&self, addr: &str) -> Result<tonic::transport::Channel, String> {
         let host = addr
             .rsplit_once(':')
@@ -66,7 +89,15 @@ impl Shared {
             Some((self.tls.tls_cert.as_slice(), self.tls.tls_key.as_slice())),
             host,
         );
-        qcss_network::tls::connect(addr, tls).await.map_err(|e| {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+            .and_then(|e| e.tls_config(tls))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(2))
+            .keep_alive_timeout(Duration::from_secs(3))
+            .keep_alive_while_idle(true);
+        endpoint.connect().await.map_err(|e| {
             let mut m = e.to_string();
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
@@ -112,7 +143,7 @@ pub async fn run(
         .open()
         .map_err(|e| OrdererError::Store(format!("cannot open {}: {e}", cfg.data_dir.display())))?;
     let chain = Arc::new(Chain::open(&db, &genesis, signer.clone())?);
-    let channel = Channel::new(chain.config()?).map_err(|e| OrdererError::Config(e.to_string()))?;
+    let channel = chain.channel();
     let me = channel
         .consenter_by_identity(&signer.cert.der)
         .ok_or_else(|| {
@@ -133,7 +164,9 @@ pub async fn run(
 
     let log_store = LogStore::open(&db)?;
     let pristine = log_store.is_pristine();
-    let sm = StateMachine::new(chain.clone());
+    let registry = qcss_network::ops::Registry::new();
+    let metrics = Metrics::new(registry.clone());
+    let sm = StateMachine::new(chain.clone(), metrics.clone());
     let r = &cfg.raft;
     let raft_config = openraft::Config {
         cluster_name: channel.id().to_string(),
@@ -145,6 +178,13 @@ pub async fn run(
         // Entries are whole batches (up to MaxMessageCount envelopes each): keep
         // one AppendEntries small enough to finish within a heartbeat.
         max_payload_entries: 8,
+        // A snapshot is the whole chain, sent in chunks; the last chunk's
+        // call returns only once the follower has installed it (written every
+        // block), which takes far longer than openraft's 200 ms default
+        // allows: with a 9 MB snapshot that default made transfers time out
+        // and start over (catch-up took 5 s instead of 3 s in our test).
+        install_snapshot_timeout: 10_000.max(r.heartbeat_ms),
+        snapshot_max_chunk_size: 1024 * 1024,
         ..Default::default()
     }
     .validate()
@@ -179,30 +219,46 @@ pub async fn run(
         }
     }
 
-    let registry = qcss_network::ops::Registry::new();
-    let metrics = Metrics::new(registry.clone());
     let (cut_tx, cut_rx) = mpsc::channel(8192);
     let shared = Arc::new(Shared {
         node_id: cfg.node_id,
         chain: chain.clone(),
-        channel: RwLock::new(Arc::new(channel)),
         raft: raft.clone(),
         cutter: cut_tx,
         forwarder: tokio::sync::Mutex::new(None),
         metrics,
         tls,
+        quorum_grace_ms: r.election_timeout_max_ms + r.election_timeout_min_ms,
     });
     crate::ops::register(&shared, &registry);
     tokio::spawn(cutter::run(shared.clone(), cut_rx));
 
-    let acceptor = TlsAcceptorHandle::new(&ServerTlsSettings {
-        cert_pem: tls_cert,
-        key_pem: tls_key,
+    let tls_settings = move |roots: Vec<Vec<u8>>, crls: Vec<Vec<u8>>| ServerTlsSettings {
+        cert_pem: tls_cert.clone(),
+        key_pem: tls_key.clone(),
         client_roots_pem: roots,
         crls_pem: crls,
         client_auth: ClientAuth::Required,
-    })
-    .map_err(|e| OrdererError::Network(e.to_string()))?;
+    };
+    let acceptor = TlsAcceptorHandle::new(&tls_settings(roots, crls))
+        .map_err(|e| OrdererError::Network(e.to_string()))?;
+    // A config block (or an installed snapshot) may bring new orgs' TLS
+    // roots or new CRLs: the next handshake uses them.
+    let mut config_rx = chain.watch_config();
+    let (a, c) = (acceptor.clone(), chain.clone());
+    tokio::spawn(async move {
+        while config_rx.changed().await.is_ok() {
+            let channel = c.channel();
+            let (roots, crls) = channel.tls_roots_and_crls();
+            match a.reload(&tls_settings(roots, crls)) {
+                Ok(()) => tracing::info!(
+                    sequence = channel.config().sequence,
+                    "TLS roots and CRLs reloaded from the channel config"
+                ),
+                Err(e) => tracing::error!(error = %e, "cannot reload TLS from the channel config"),
+            }
+        }
+    });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(ops) = ops {

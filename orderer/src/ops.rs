@@ -36,16 +36,56 @@ pub fn register(shared: &Arc<Shared>, registry: &Registry) {
     let _ = registry.gauge_fn("qcss_orderer_height", "Blocks in the chain", move || {
         s.chain.height() as f64
     });
+    let s = shared.clone();
+    let _ = registry.gauge_fn(
+        "qcss_orderer_raft_snapshot_index",
+        "Raft log index covered by the current snapshot",
+        move || {
+            s.raft
+                .metrics()
+                .borrow()
+                .snapshot
+                .map(|l| l.index)
+                .unwrap_or(0) as f64
+        },
+    );
+    let s = shared.clone();
+    let _ = registry.gauge_fn(
+        "qcss_orderer_raft_purged_index",
+        "Last Raft log index purged by compaction",
+        move || {
+            s.raft
+                .metrics()
+                .borrow()
+                .purged
+                .map(|l| l.index)
+                .unwrap_or(0) as f64
+        },
+    );
+    let s = shared.clone();
+    let _ = registry.gauge_fn(
+        "qcss_orderer_config_sequence",
+        "Sequence of the channel configuration in force",
+        move || s.channel().config().sequence as f64,
+    );
+    let s = shared.clone();
+    let _ = registry.gauge_fn(
+        "qcss_orderer_last_config_block",
+        "Number of the last config block",
+        move || s.chain.last_config_block() as f64,
+    );
 }
 
 /// The health check and registry for the operations server.
 pub fn ops(shared: &Arc<Shared>, registry: Registry) -> Ops {
     let s = shared.clone();
     Ops::new(registry).with_health_check(move || {
-        let m = s.raft.metrics().borrow().clone();
+        let leader = s.raft.metrics().borrow().current_leader;
         Health::new().check(
             "raft.leader",
-            match m.current_leader {
+            match leader {
+                // A leader cut off from its quorum is not healthy either.
+                Some(l) if l == s.node_id => s.leading(),
                 Some(_) => Ok(()),
                 None => Err("no Raft leader known (no quorum?)".to_string()),
             },

@@ -1,5 +1,8 @@
 //! A test ordering cluster: one CA process, identities enrolled through the
-//! CLI, a channel genesis block, and N `qcss orderer start` processes.
+//! CLI, a channel genesis block, and N `qcss orderer start` processes — on
+//! 127.0.0.1, or each in a network namespace of its own
+//! ([`ClusterOptions::netns`], see [`crate::netns`]). [`Org`] is a further
+//! organisation (its own CA process) for config-update tests.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -9,6 +12,8 @@ use qcss_network::msp::MspConfig;
 use qcss_network::{MspId, SigningIdentity};
 use qcss_orderer::client::OrdererClient;
 
+use crate::load::Connector;
+use crate::netns::Netns;
 use crate::{CaNode, NodeProc, free_port, http_get, qcss_ok};
 
 /// The channel every test cluster uses.
@@ -26,6 +31,9 @@ pub struct Cluster {
     pub addrs: Vec<String>,
     /// Operations address of each orderer.
     pub ops: Vec<String>,
+    /// The namespaces the nodes run in, if [`ClusterOptions::netns`].
+    /// (Declared last: nodes are killed before their namespaces go.)
+    pub net: Option<Netns>,
 }
 
 /// Tunables for a test cluster.
@@ -39,6 +47,11 @@ pub struct ClusterOptions {
     pub snapshot_every: u64,
     /// Raft entries kept behind a snapshot.
     pub keep_logs: u64,
+    /// Run each node in a network namespace of its own (needs root and
+    /// `ip`; check [`Netns::available`] first).
+    pub netns: bool,
+    /// Client identities to enroll besides `client1` and `revoked1`.
+    pub extra_clients: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -48,11 +61,17 @@ impl Default for ClusterOptions {
             batch: BatchConfig::default(),
             snapshot_every: 2000,
             keep_logs: 500,
+            netns: false,
+            extra_clients: Vec::new(),
         }
     }
 }
 
 fn enroll(dir: &Path, conn: &[String], name: &str, role: &str) {
+    enroll_with_hosts(dir, conn, name, role, "localhost,127.0.0.1");
+}
+
+fn enroll_with_hosts(dir: &Path, conn: &[String], name: &str, role: &str, hosts: &str) {
     let mut a = vec![
         "ca",
         "register",
@@ -75,7 +94,7 @@ fn enroll(dir: &Path, conn: &[String], name: &str, role: &str) {
         "--out",
         name,
         "--tls-hosts",
-        "localhost,127.0.0.1",
+        hosts,
     ];
     e.extend(conn.iter().map(String::as_str));
     qcss_ok(dir, &e);
@@ -96,10 +115,20 @@ impl Cluster {
         ];
         a.extend(conn.iter().map(String::as_str));
         qcss_ok(dir, &a);
+        let net = opts.netns.then(|| {
+            Netns::create(opts.nodes).unwrap_or_else(|e| panic!("network namespaces: {e}"))
+        });
         for i in 1..=opts.nodes {
-            enroll(dir, &conn, &format!("orderer{i}"), "orderer");
+            let hosts = match &net {
+                Some(n) => format!("localhost,127.0.0.1,{}", n.ip(i)),
+                None => "localhost,127.0.0.1".to_string(),
+            };
+            enroll_with_hosts(dir, &conn, &format!("orderer{i}"), "orderer", &hosts);
         }
-        for name in ["client1", "revoked1"] {
+        for name in ["client1", "revoked1"]
+            .into_iter()
+            .chain(opts.extra_clients.iter().map(String::as_str))
+        {
             enroll(dir, &conn, name, "client");
         }
         let mut r = vec![
@@ -115,12 +144,20 @@ impl Cluster {
         r.extend(conn.iter().map(String::as_str));
         qcss_ok(dir, &r);
 
-        let addrs: Vec<String> = (0..opts.nodes)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
-            .collect();
-        let ops: Vec<String> = (0..opts.nodes)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
-            .collect();
+        let (addrs, ops): (Vec<String>, Vec<String>) = match &net {
+            // Each namespace has its own ports.
+            Some(n) => (1..=opts.nodes)
+                .map(|i| (format!("{}:7050", n.ip(i)), format!("{}:9443", n.ip(i))))
+                .unzip(),
+            None => (0..opts.nodes)
+                .map(|_| {
+                    (
+                        format!("127.0.0.1:{}", free_port()),
+                        format!("127.0.0.1:{}", free_port()),
+                    )
+                })
+                .unzip(),
+        };
         let home = dir.join("ca");
         let config = ChannelConfig {
             channel_id: CHANNEL.into(),
@@ -178,6 +215,7 @@ impl Cluster {
             nodes: (0..opts.nodes).map(|_| None).collect(),
             addrs,
             ops,
+            net,
         };
         for i in 1..=opts.nodes {
             c.start_node(i);
@@ -189,12 +227,56 @@ impl Cluster {
     pub fn start_node(&mut self, id: usize) {
         let cfg = self.dir.join(format!("orderer{id}.toml"));
         let log = self.dir.join(format!("orderer{id}.log"));
-        let p = NodeProc::start(
-            &["orderer", "start", "--config", &cfg.display().to_string()],
-            "qcss orderer",
-            &log,
-        );
+        let cfg = cfg.display().to_string();
+        let args = ["orderer", "start", "--config", &cfg];
+        let p = match &self.net {
+            Some(n) => {
+                NodeProc::start_wrapped("ip", &n.exec_prefix(id), &args, "qcss orderer", &log)
+            }
+            None => NodeProc::start(&args, "qcss orderer", &log),
+        };
         self.nodes[id - 1] = Some(p);
+    }
+
+    /// Cuts node `id` off from the other nodes (not from the test), in
+    /// both directions. Needs [`ClusterOptions::netns`].
+    pub fn partition(&self, id: usize) {
+        let n = self.net.as_ref().expect("partition needs a netns cluster");
+        n.isolate(id).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Undoes [`Cluster::partition`].
+    pub fn heal(&self, id: usize) {
+        let n = self.net.as_ref().expect("heal needs a netns cluster");
+        n.heal(id).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Node `id`'s log so far.
+    pub fn log(&self, id: usize) -> String {
+        std::fs::read_to_string(self.dir.join(format!("orderer{id}.log"))).unwrap_or_default()
+    }
+
+    /// How to reach the nodes with `name`'s TLS pair (for tasks).
+    pub fn connector(&self, name: &str) -> Connector {
+        let d = self.dir.join(name);
+        Connector {
+            addrs: self.addrs.clone(),
+            roots: self.tls_roots(),
+            cert: std::fs::read(d.join("tls-cert.pem")).expect("tls cert"),
+            key: std::fs::read(d.join("tls-key.pem")).expect("tls key"),
+        }
+    }
+
+    /// The live node ids.
+    pub fn live(&self) -> Vec<usize> {
+        (1..=self.nodes.len())
+            .filter(|i| self.nodes[i - 1].is_some())
+            .collect()
+    }
+
+    /// The bootstrap admin of Org1 (signs config updates).
+    pub fn admin(&self) -> SigningIdentity {
+        self.identity("admin")
     }
 
     /// SIGKILLs node `id`.
@@ -216,7 +298,14 @@ impl Cluster {
 
     /// A Broadcast/Deliver client to node `id` using `name`'s TLS pair.
     pub async fn client(&self, id: usize, name: &str) -> OrdererClient {
-        let d = self.dir.join(name);
+        self.client_with_tls(id, &self.dir.join(name))
+            .await
+            .expect("connect")
+    }
+
+    /// A client to node `id` presenting the TLS pair in `dir`, trusting
+    /// Org1's TLS root (the orderers'); the error if the handshake fails.
+    pub async fn client_with_tls(&self, id: usize, d: &Path) -> Result<OrdererClient, String> {
         OrdererClient::connect(
             &self.addrs[id - 1],
             &self.tls_roots(),
@@ -224,7 +313,6 @@ impl Cluster {
             &std::fs::read(d.join("tls-key.pem")).expect("tls key"),
         )
         .await
-        .expect("connect")
     }
 
     /// A metric's value from node `id`'s operations endpoint.
@@ -270,4 +358,72 @@ impl Cluster {
             .collect();
         panic!("nodes did not reach height {h} within {timeout:?}: {hs:?}");
     }
+}
+
+/// A further organisation for config-update tests: its own CA process, its
+/// bootstrap admin (`DIR/admin`) and clients enrolled with TLS certificates.
+pub struct Org {
+    /// Its MSP id.
+    pub msp_id: String,
+    /// Working directory (the CA home is `DIR/ca`).
+    pub dir: PathBuf,
+    /// Its CA.
+    pub ca: CaNode,
+}
+
+impl Org {
+    /// Starts the CA in `dir/ca` and enrolls `admin` and `clients`.
+    pub fn start(dir: &Path, msp_id: &str, clients: &[&str]) -> Org {
+        std::fs::create_dir_all(dir).expect("org dir");
+        let ca = CaNode::start(&dir.join("ca"), 0);
+        let conn = ca.conn_args();
+        let s = ca.bootstrap_secret.clone().expect("fresh CA");
+        let mut a = vec![
+            "ca", "enroll", "--name", "admin", "--secret", &s, "--out", "admin",
+        ];
+        a.extend(conn.iter().map(String::as_str));
+        qcss_ok(dir, &a);
+        for c in clients {
+            enroll(dir, &conn, c, "client");
+        }
+        Org {
+            msp_id: msp_id.into(),
+            dir: dir.to_path_buf(),
+            ca,
+        }
+    }
+
+    /// The org's channel-config entry (roots, TLS roots, no CRL).
+    pub fn org_config(&self) -> OrgConfig {
+        let home = self.dir.join("ca");
+        OrgConfig {
+            msp: MspConfig {
+                msp_id: self.msp_id.clone(),
+                root_certs: vec![read(&home.join("ca-cert.pem"))],
+                tls_root_certs: vec![read(&home.join("tls-ca-cert.pem"))],
+                ..Default::default()
+            },
+            peer_endpoints: vec![],
+        }
+    }
+
+    /// A signing identity of this org.
+    pub fn identity(&self, name: &str) -> SigningIdentity {
+        SigningIdentity::load_dir(MspId(self.msp_id.clone()), &self.dir.join(name))
+            .expect("identity")
+    }
+}
+
+/// Revokes `name` at `ca` (as the CA's `admin` in `dir`) and returns the
+/// CA's new CRLs (PEM): (signing certificates, TLS certificates).
+pub fn revoke(dir: &Path, ca: &CaNode, name: &str) -> (String, String) {
+    let conn = ca.conn_args();
+    let mut r = vec!["ca", "revoke", "--identity", "admin", "--name", name];
+    r.extend(conn.iter().map(String::as_str));
+    qcss_ok(dir, &r);
+    let (out, tls_out) = (format!("crl-{name}.pem"), format!("tls-crl-{name}.pem"));
+    let mut c = vec!["ca", "crl", "--out", &out, "--tls-out", &tls_out];
+    c.extend(conn.iter().map(String::as_str));
+    qcss_ok(dir, &c);
+    (read(&dir.join(&out)), read(&dir.join(&tls_out)))
 }

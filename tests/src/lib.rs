@@ -2,7 +2,10 @@
 //! 127.0.0.1: build the binary once, run CLI commands, start and stop
 //! nodes. The scenarios themselves are in `tests/tests/*.rs`, one file each.
 
+pub mod chain;
 pub mod cluster;
+pub mod load;
+pub mod netns;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -241,6 +244,70 @@ impl NodeProc {
                     if let Ok(Some(st)) = child.try_wait() {
                         let tail = std::fs::read_to_string(log).unwrap_or_default();
                         panic!("qcss {} exited early ({st}); log:\n{tail}", args.join(" "));
+                    }
+                }
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "qcss {} did not print {ready:?} within 60 s",
+            args.join(" ")
+        );
+    }
+
+    /// Like [`NodeProc::start`], but runs `program PREFIX... qcss ARGS`
+    /// (e.g. `ip netns exec NS qcss orderer start ...`). The program must
+    /// exec `qcss` in place, so the child's pid is the node's.
+    pub fn start_wrapped(
+        program: &str,
+        prefix: &[String],
+        args: &[&str],
+        ready: &str,
+        log: &Path,
+    ) -> NodeProc {
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let mut child = Command::new(program)
+            .args(prefix)
+            .arg(qcss_bin())
+            .args(args)
+            .env(
+                "QCSS_LOG",
+                std::env::var("QCSS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(logf))
+            .spawn()
+            .expect("starting qcss");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.starts_with(ready) => {
+                    return NodeProc {
+                        child,
+                        ready_line: line,
+                    };
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    if let Ok(Some(st)) = child.try_wait() {
+                        let tail = std::fs::read_to_string(log).unwrap_or_default();
+                        panic!(
+                            "{program} {} qcss {} exited early ({st}); log:\n{tail}",
+                            prefix.join(" "),
+                            args.join(" ")
+                        );
                     }
                 }
             }

@@ -13,6 +13,7 @@ use openraft::{
 
 use super::types::{BatchOutcome, Entry, NodeId, StorageError, TypeConfig, decode, encode};
 use crate::chain::{Chain, SnapshotData};
+use crate::metrics::Metrics;
 
 type Membership = StoredMembership<NodeId, openraft::BasicNode>;
 
@@ -34,15 +35,16 @@ fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
 }
 
 /// The state machine: a handle on the chain.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StateMachine {
     chain: Arc<Chain>,
+    metrics: Metrics,
 }
 
 impl StateMachine {
-    /// Wraps the chain.
-    pub fn new(chain: Arc<Chain>) -> Self {
-        StateMachine { chain }
+    /// Wraps the chain; counts snapshots in `metrics`.
+    pub fn new(chain: Arc<Chain>, metrics: Metrics) -> Self {
+        StateMachine { chain, metrics }
     }
 
     fn applied(&self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError> {
@@ -95,6 +97,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         self.chain
             .put_snapshot(&encode(&file).map_err(|e| sm_err(ErrorVerb::Write, e))?)
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        self.metrics.snapshots_built.inc();
         tracing::info!(snapshot = %meta.snapshot_id, bytes = bytes.len(), "snapshot built");
         Ok(Snapshot {
             meta,
@@ -184,7 +187,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await
         .map_err(|e| sm_err(ErrorVerb::Write, e))?
         .map_err(|e| sm_err(ErrorVerb::Write, e))?;
-        tracing::info!(snapshot = %meta.snapshot_id, "snapshot installed");
+        self.metrics.snapshots_installed.inc();
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            last_log_id = ?meta.last_log_id,
+            "snapshot installed"
+        );
         Ok(())
     }
 

@@ -21,8 +21,37 @@ pub struct Batch {
 pub struct BatchOutcome {
     /// The block number, if a block was cut.
     pub block: Option<u64>,
-    /// (index in the batch, reason) of envelopes not ordered.
-    pub rejected: Vec<(u32, String)>,
+    /// Envelopes not ordered.
+    pub rejected: Vec<Rejected>,
+    /// The new configuration sequence, if the block is a config block.
+    pub config: Option<u64>,
+}
+
+/// An envelope that applying a batch left out, deterministically.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rejected {
+    /// Its index in the batch.
+    pub index: u32,
+    /// The Broadcast status it is answered with (a `common::Status`).
+    pub status: i32,
+    /// Why.
+    pub reason: String,
+}
+
+impl Rejected {
+    /// Left out with `status`.
+    pub fn new(index: usize, status: qcss_proto::common::Status, reason: String) -> Self {
+        Rejected {
+            index: index as u32,
+            status: status as i32,
+            reason,
+        }
+    }
+
+    /// Left out as a bad request (malformed, duplicate tx id).
+    pub fn bad(index: usize, reason: String) -> Self {
+        Self::new(index, qcss_proto::common::Status::BadRequest, reason)
+    }
 }
 
 openraft::declare_raft_types!(

@@ -1,0 +1,477 @@
+//! Config transactions: how a channel's configuration changes.
+//!
+//! A change is a [`ConfigUpdate`] — the channel id, the new sequence
+//! (current + 1) and the *whole* new [`ChannelConfig`] — signed by enough org
+//! admins to satisfy the **current** configuration's Admins policy (MAJORITY
+//! of the orgs' admins by default). Admins sign offline ([`sign_update`]
+//! over [`ConfigUpdate::signing_bytes`]); any member then submits it with
+//! Broadcast as a `CONFIG_UPDATE` envelope ([`build_update_envelope`]).
+//!
+//! Broadcast checks it with [`verify_update`] (refusing it with a clear
+//! status), the leader cuts it into a batch of its own, and every orderer
+//! checks it again when applying that batch, against the configuration in
+//! force at that point of the chain and at the time in the update envelope's
+//! header — so a stale or conflicting update is refused identically
+//! everywhere. An accepted update becomes a config block: one unsigned
+//! CONFIG envelope carrying the new configuration and the update envelope
+//! (`qcss_network::block::ConfigEnvelope`); later blocks name it as their
+//! LAST_CONFIG. The live channel (MSPs, CRLs, policies, batch parameters,
+//! TLS roots) is swapped when that block is applied.
+//!
+//! What may change: orgs (add, remove, replace MSPs and CRLs), peer
+//! endpoints, batch parameters and policies. Not yet: the consenter set and
+//! the channel id ([`ConfigUpdateError::NotSupported`]).
+
+use prost::Message;
+use qcss_network::channel::{Channel, ChannelConfig, ChannelError};
+use qcss_network::identity::certs_from_pem;
+use qcss_network::policy::SignerInfo;
+use qcss_network::signing::{self, CryptoError};
+use qcss_network::{SigningIdentity, envelope};
+use qcss_proto::common::{Envelope, HeaderType, Status};
+use qcss_proto::msp::SerializedIdentity;
+
+/// Domain separation for admin signatures over an update.
+const SIGNING_DOMAIN: &[u8] = b"qcss.config_update/v1\n";
+
+/// A proposed configuration change and the admins' signatures over it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigUpdate {
+    /// The channel it changes.
+    pub channel_id: String,
+    /// The sequence it creates: the current configuration's + 1. Also
+    /// `config.sequence`.
+    pub sequence: u64,
+    /// The complete new configuration.
+    pub config: ChannelConfig,
+    /// Admins' signatures over [`ConfigUpdate::signing_bytes`].
+    #[serde(default)]
+    pub signatures: Vec<ConfigSignature>,
+}
+
+/// One admin's signature over an update.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSignature {
+    /// The signer's serialized identity (Fabric `msp.SerializedIdentity`
+    /// protobuf bytes), hex.
+    pub creator: String,
+    /// ECDSA signature (DER, low-S), hex.
+    pub signature: String,
+}
+
+/// The part of an update that admins sign.
+#[derive(serde::Serialize)]
+struct Signed<'a> {
+    channel_id: &'a str,
+    sequence: u64,
+    config: &'a ChannelConfig,
+}
+
+/// Why an update is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigUpdateError {
+    /// The update does not decode.
+    #[error("config update: malformed: {0}")]
+    Malformed(String),
+    /// It names another channel.
+    #[error("config update is for channel {got:?}, not {want:?}")]
+    WrongChannel {
+        /// The channel it names.
+        got: String,
+        /// This channel.
+        want: String,
+    },
+    /// It does not follow the current configuration.
+    #[error(
+        "config update has sequence {got} but the channel is at sequence {current}: it must be {}",
+        current + 1
+    )]
+    Sequence {
+        /// The sequence of the configuration in force.
+        current: u64,
+        /// The sequence the update carries.
+        got: u64,
+    },
+    /// A signature does not check out.
+    #[error("config update signature {index}: {reason}")]
+    BadSignature {
+        /// Its position in `signatures`.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The valid signatures do not satisfy the current Admins policy.
+    #[error(
+        "config update signed by [{}] does not satisfy the channel's Admins policy {policy:?}",
+        signers.join(", ")
+    )]
+    NotAuthorized {
+        /// The policy text.
+        policy: String,
+        /// Who signed ("MSP role CN").
+        signers: Vec<String>,
+    },
+    /// The new configuration does not build.
+    #[error("config update: the new configuration is invalid: {0}")]
+    InvalidConfig(#[from] ChannelError),
+    /// A change QCSS cannot make yet.
+    #[error("config update: {0} is not supported yet")]
+    NotSupported(String),
+    /// Signing failed.
+    #[error("config update: signing failed: {0}")]
+    Crypto(#[from] CryptoError),
+}
+
+impl ConfigUpdateError {
+    /// The Broadcast status this refusal is answered with.
+    pub fn status(&self) -> Status {
+        match self {
+            ConfigUpdateError::BadSignature { .. } | ConfigUpdateError::NotAuthorized { .. } => {
+                Status::Forbidden
+            }
+            ConfigUpdateError::NotSupported(_) => Status::NotImplemented,
+            ConfigUpdateError::Crypto(_) => Status::InternalServerError,
+            _ => Status::BadRequest,
+        }
+    }
+}
+
+impl ConfigUpdate {
+    /// An unsigned update from `current` to `new` (whose channel id and
+    /// sequence are set to follow `current`).
+    pub fn propose(current: &ChannelConfig, mut new: ChannelConfig) -> ConfigUpdate {
+        new.channel_id = current.channel_id.clone();
+        new.sequence = current.sequence + 1;
+        ConfigUpdate {
+            channel_id: current.channel_id.clone(),
+            sequence: new.sequence,
+            config: new,
+            signatures: Vec::new(),
+        }
+    }
+
+    /// The bytes every admin signs: a domain tag and the canonical JSON of
+    /// (channel id, sequence, config).
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut v = SIGNING_DOMAIN.to_vec();
+        let signed = Signed {
+            channel_id: &self.channel_id,
+            sequence: self.sequence,
+            config: &self.config,
+        };
+        // Plain data: serialising cannot fail.
+        v.extend(serde_json::to_vec(&signed).unwrap_or_default());
+        v
+    }
+
+    /// The JSON form (what a `CONFIG_UPDATE` envelope's data holds, and what
+    /// admins pass around to sign).
+    pub fn to_json(&self) -> Vec<u8> {
+        // Plain data: serialising cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes the JSON form.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigUpdateError> {
+        serde_json::from_slice(bytes).map_err(|e| ConfigUpdateError::Malformed(e.to_string()))
+    }
+}
+
+/// Adds `signer`'s signature to `update` (an admin does this offline).
+pub fn sign_update(
+    update: &mut ConfigUpdate,
+    signer: &SigningIdentity,
+) -> Result<(), ConfigUpdateError> {
+    let signature = signer.sign(&update.signing_bytes())?;
+    update.signatures.push(ConfigSignature {
+        creator: hex::encode(envelope::creator_bytes(signer)),
+        signature: hex::encode(signature),
+    });
+    Ok(())
+}
+
+/// The `CONFIG_UPDATE` envelope `submitter` broadcasts for `update`, and its
+/// tx id. The submitter must satisfy the channel's Writers policy; the
+/// authority comes from the admins' signatures inside.
+pub fn build_update_envelope(
+    update: &ConfigUpdate,
+    submitter: &SigningIdentity,
+) -> Result<(Envelope, String), ConfigUpdateError> {
+    Ok(envelope::build(
+        submitter,
+        &update.channel_id,
+        HeaderType::ConfigUpdate,
+        update.to_json(),
+    )?)
+}
+
+/// Checks `update` against the configuration in force (`channel`) as of
+/// `at` (Unix seconds, for certificate validity): channel, sequence, every
+/// signature, the Admins policy, and that the new configuration builds and
+/// changes only what may change. Returns the new live channel.
+///
+/// Deterministic: the same inputs give the same answer on every node.
+pub fn verify_update(
+    channel: &Channel,
+    update: &ConfigUpdate,
+    at: i64,
+) -> Result<Channel, ConfigUpdateError> {
+    let current = channel.config();
+    if update.channel_id != current.channel_id {
+        return Err(ConfigUpdateError::WrongChannel {
+            got: update.channel_id.clone(),
+            want: current.channel_id.clone(),
+        });
+    }
+    if update.config.channel_id != current.channel_id {
+        return Err(ConfigUpdateError::NotSupported(
+            "changing the channel id".into(),
+        ));
+    }
+    for got in [update.sequence, update.config.sequence] {
+        if got != current.sequence + 1 {
+            return Err(ConfigUpdateError::Sequence {
+                current: current.sequence,
+                got,
+            });
+        }
+    }
+    if update.config.consenters != current.consenters {
+        return Err(ConfigUpdateError::NotSupported(
+            "changing the consenter set (adding, removing or altering an orderer)".into(),
+        ));
+    }
+    let signed = update.signing_bytes();
+    let mut signers = Vec::with_capacity(update.signatures.len());
+    let mut names = Vec::with_capacity(update.signatures.len());
+    for (index, s) in update.signatures.iter().enumerate() {
+        let bad = |reason: String| ConfigUpdateError::BadSignature { index, reason };
+        let creator = hex::decode(&s.creator).map_err(|e| bad(format!("creator: {e}")))?;
+        let sig = hex::decode(&s.signature).map_err(|e| bad(format!("signature: {e}")))?;
+        let id = SerializedIdentity::decode(creator.as_slice())
+            .map_err(|e| bad(format!("creator: {e}")))?;
+        let msp = channel.msp(&id.mspid).ok_or_else(|| {
+            bad(format!(
+                "signer's MSP {:?} is not a member of the channel",
+                id.mspid
+            ))
+        })?;
+        let der = certs_from_pem(&id.id_bytes)
+            .map_err(|e| bad(format!("creator certificate: {e}")))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| bad("creator has no certificate".into()))?;
+        let v = msp.validate_at(&der, at).map_err(|e| bad(e.to_string()))?;
+        signing::verify(&v.cert.public_key, &signed, &sig)
+            .map_err(|e| bad(format!("by {} ({}): {e}", v.cert.common_name, v.msp_id)))?;
+        names.push(format!("{} {} {}", v.msp_id, v.role, v.cert.common_name));
+        signers.push(SignerInfo::from(&v));
+    }
+    if !channel.admins_ok(&signers) {
+        return Err(ConfigUpdateError::NotAuthorized {
+            policy: current.policies.admins.clone(),
+            signers: names,
+        });
+    }
+    Ok(Channel::new(update.config.clone())?)
+}
+
+/// The time a `CONFIG_UPDATE` envelope says it was made (Unix seconds), the
+/// instant certificates are checked at when the update is applied.
+pub fn envelope_time(opened: &envelope::OpenedEnvelope) -> i64 {
+    opened
+        .channel_header
+        .timestamp
+        .as_ref()
+        .map(|t| t.seconds)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use qcss_network::Role;
+    use qcss_network::msp::unix_now;
+
+    use super::*;
+    use crate::fixtures::{TestOrg, channel_config};
+
+    struct World {
+        org1: TestOrg,
+        org2: TestOrg,
+        admin1: SigningIdentity,
+        admin2: SigningIdentity,
+        client2: SigningIdentity,
+        orderer: SigningIdentity,
+    }
+
+    fn world() -> World {
+        let (org1, org2) = (TestOrg::new(1), TestOrg::new(2));
+        World {
+            admin1: org1.identity("admin1", Role::Admin),
+            admin2: org2.identity("admin2", Role::Admin),
+            client2: org2.identity("client2", Role::Client),
+            orderer: org1.identity("orderer1", Role::Orderer),
+            org1,
+            org2,
+        }
+    }
+
+    fn signed(
+        current: &ChannelConfig,
+        next: ChannelConfig,
+        by: &[&SigningIdentity],
+    ) -> ConfigUpdate {
+        let mut u = ConfigUpdate::propose(current, next);
+        for s in by {
+            sign_update(&mut u, s).unwrap();
+        }
+        u
+    }
+
+    #[test]
+    fn one_org_admin_adds_a_second_org() {
+        let w = world();
+        let cfg = channel_config(&[&w.org1], &w.orderer);
+        let channel = Channel::new(cfg.clone()).unwrap();
+        let mut next = cfg.clone();
+        next.orgs.push(w.org2.org_config());
+        let u = signed(&cfg, next, &[&w.admin1]);
+        let new = verify_update(&channel, &u, unix_now()).unwrap();
+        assert_eq!(new.config().sequence, 1);
+        assert!(new.msp("Org2MSP").is_some());
+    }
+
+    #[test]
+    fn majority_of_two_orgs_needs_both_admins() {
+        let w = world();
+        let cfg = channel_config(&[&w.org1, &w.org2], &w.orderer);
+        let channel = Channel::new(cfg.clone()).unwrap();
+        let mut next = cfg.clone();
+        next.batch.batch_timeout_ms = 500;
+        let cases: Vec<(Vec<&SigningIdentity>, bool)> = vec![
+            (vec![&w.admin1], false),
+            (vec![&w.admin2], false),
+            (vec![&w.admin1, &w.client2], false),
+            (vec![&w.admin1, &w.admin1], false),
+            (vec![&w.admin1, &w.admin2], true),
+            (vec![&w.admin2, &w.client2, &w.admin1], true),
+        ];
+        for (by, ok) in cases {
+            let u = signed(&cfg, next.clone(), &by);
+            let r = verify_update(&channel, &u, unix_now());
+            match (ok, r) {
+                (true, Ok(c)) => assert_eq!(c.config().batch.batch_timeout_ms, 500),
+                (false, Err(ConfigUpdateError::NotAuthorized { policy, signers })) => {
+                    assert_eq!(policy, "MAJORITY Admins");
+                    assert_eq!(signers.len(), by.len());
+                }
+                (ok, r) => panic!("{} signers, expected ok={ok}: {r:?}", by.len()),
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_name_what_is_wrong() {
+        let w = world();
+        let cfg = channel_config(&[&w.org1], &w.orderer);
+        let channel = Channel::new(cfg.clone()).unwrap();
+        let good = || signed(&cfg, cfg.clone(), &[&w.admin1]);
+        type Case = (
+            &'static str,
+            Box<dyn Fn(&mut ConfigUpdate)>,
+            &'static str,
+            Status,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "other channel",
+                Box::new(|u| u.channel_id = "other".into()),
+                "is for channel",
+                Status::BadRequest,
+            ),
+            (
+                "stale sequence",
+                Box::new(|u| u.sequence = 0),
+                "sequence 0",
+                Status::BadRequest,
+            ),
+            (
+                "config sequence differs",
+                Box::new(|u| u.config.sequence = 5),
+                "sequence 5",
+                Status::BadRequest,
+            ),
+            (
+                "changed after signing",
+                Box::new(|u| u.config.batch.max_message_count = 7),
+                "signature 0",
+                Status::Forbidden,
+            ),
+            (
+                "garbage signature",
+                Box::new(|u| u.signatures[0].signature = "zz".into()),
+                "signature 0",
+                Status::Forbidden,
+            ),
+            (
+                "consenter removed",
+                Box::new(|u| u.config.consenters.clear()),
+                "not supported yet",
+                Status::NotImplemented,
+            ),
+            (
+                "channel renamed",
+                Box::new(|u| u.config.channel_id = "renamed".into()),
+                "not supported yet",
+                Status::NotImplemented,
+            ),
+            (
+                "unsigned",
+                Box::new(|u| u.signatures.clear()),
+                "Admins policy",
+                Status::Forbidden,
+            ),
+        ];
+        for (what, change, needle, status) in cases {
+            let mut u = good();
+            change(&mut u);
+            let e = verify_update(&channel, &u, unix_now()).expect_err(what);
+            assert!(e.to_string().contains(needle), "{what}: {e}");
+            assert_eq!(e.status(), status, "{what}");
+        }
+        // Validly signed, but the new configuration does not build.
+        let mut bad = cfg.clone();
+        bad.batch.max_message_count = 0;
+        let e = verify_update(&channel, &signed(&cfg, bad, &[&w.admin1]), unix_now()).unwrap_err();
+        assert!(matches!(e, ConfigUpdateError::InvalidConfig(_)), "{e}");
+    }
+
+    #[test]
+    fn signatures_survive_the_json_round_trip() {
+        let w = world();
+        let cfg = channel_config(&[&w.org1], &w.orderer);
+        let channel = Channel::new(cfg.clone()).unwrap();
+        let mut next = cfg.clone();
+        next.orgs.push(w.org2.org_config());
+        let u = signed(&cfg, next, &[&w.admin1]);
+        let back = ConfigUpdate::from_json(&u.to_json()).unwrap();
+        assert_eq!(back.signing_bytes(), u.signing_bytes());
+        verify_update(&channel, &back, unix_now()).unwrap();
+        assert!(ConfigUpdate::from_json(b"{\"channel_id\":1}").is_err());
+    }
+
+    #[test]
+    fn certificates_are_judged_at_the_given_time() {
+        let w = world();
+        let cfg = channel_config(&[&w.org1], &w.orderer);
+        let channel = Channel::new(cfg.clone()).unwrap();
+        let u = signed(&cfg, cfg.clone(), &[&w.admin1]);
+        // Long before the admin's certificate was issued.
+        let e = verify_update(&channel, &u, 1_000_000).unwrap_err();
+        assert!(e.to_string().contains("expired or not yet valid"), "{e}");
+        verify_update(&channel, &u, unix_now()).unwrap();
+    }
+}
