@@ -9,11 +9,17 @@
 //! but not its signatures or transactions: deciding which transactions are
 //! valid is the validator's job, and the ledger only records that decision.
 //!
-//! Still to come, standing on [`ledger::Ledger`]: the endorser (runs wasm
-//! chaincode against [`ledger::StateView`]), the validator and committer
-//! (build [`ledger::BlockUpdates`] and call [`ledger::Ledger::commit`]), and
-//! Fabric's `Gateway` and `Deliver` services. Start reading at
-//! `ledger/mod.rs`, then `ledger/format.rs` for the on-disk layout.
+//! [`endorser`] checks a signed proposal (creator, signature, tx id, Writers
+//! policy, chaincode committed and installed), runs the wasm chaincode
+//! against a consistent [`ledger::StateView`] and signs Fabric's proposal
+//! response; it also holds the client-side helpers (build a proposal,
+//! assemble the endorsed transaction). [`validator`] checks every transaction
+//! of a block (signatures in parallel across cores, then duplicates,
+//! endorsement and key-level policies and MVCC in order) and its committer
+//! verifies the orderer's block signature and calls [`ledger::Ledger::commit`].
+//! Still to come: the peer node itself (Deliver pull from the orderers,
+//! Fabric's `Gateway` and `Deliver` services, lifecycle). Start reading at
+//! `ledger/mod.rs`, then `endorser/mod.rs` and `validator/mod.rs`.
 
 pub mod endorser;
 pub mod ledger;

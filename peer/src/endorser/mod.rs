@@ -1,1 +1,299 @@
-//! The endorser (being written): simulates proposals with wasm chaincode and signs the results.
+//! The endorser: checks a signed proposal, runs its chaincode against the
+//! committed state, and signs the result — Fabric's `ProcessProposal`.
+//!
+//! [`Endorser::endorse`] takes Fabric's `SignedProposal` and returns Fabric's
+//! `ProposalResponse`. A proposal is refused with an [`EndorseError`] when it
+//! is malformed, for another channel, signed by someone who may not propose,
+//! a replay of a committed tx id, or for a chaincode this peer cannot run. A
+//! chaincode that fails is not refused: it is answered with status 500, its
+//! message and no endorsement. Never writes state, never uses the clock for
+//! the contract, never panics on input.
+//!
+//! Files, in the order a proposal meets them: `proposal.rs` (decode, header
+//! and creator checks, proposal hash), `definitions.rs` (committed chaincode
+//! definitions), `simulate.rs` (caller, invocation, ledger state adapter,
+//! runtime), `rwset.rs` (Fabric's read-write set), `sign.rs` (the response
+//! and endorsement), `client.rs` (the inverse: building proposals and
+//! assembling transactions), `error.rs`. Start at [`Endorser::endorse`].
+//!
+//! Decisions:
+//! - who may propose: whoever satisfies the channel's Writers policy
+//!   (Fabric's default ACL for `peer/Propose`), by default admins and
+//!   clients of member orgs; peers and orderers are refused;
+//! - the proposal hash is Fabric v2's: SHA-256(channel header ‖ signature
+//!   header ‖ `ChaincodeProposalPayload` without transient map), see
+//!   [`proposal_hash`]; the transient map is ignored;
+//! - the endorser's own identity must be a valid *peer* of a member org
+//!   (the validator counts only peers' endorsements);
+//! - refusals name the problem (Fabric answers a generic "access denied");
+//!   the gRPC layer maps them with [`EndorseError::refusal`];
+//! - a key-level policy the validator would refuse (not a policy string)
+//!   fails the invocation (status 500) instead of being endorsed;
+//! - `ProposalResponse.interest` (Fabric's discovery hint) is not set: the
+//!   QCSS Gateway picks endorsers from its configuration.
+
+mod client;
+mod definitions;
+mod error;
+mod proposal;
+mod rwset;
+mod sign;
+mod simulate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use qcss_chaincode::{ChaincodePackage, CodeHash, InstallError, Runtime};
+use qcss_network::channel::Channel;
+use qcss_network::envelope::creator_bytes;
+use qcss_network::{Role, SigningIdentity};
+use qcss_proto::protos::{ProposalResponse, SignedProposal};
+
+use crate::ledger::Ledger;
+
+pub use client::{
+    AssembleError, ProposalOptions, assemble_transaction, build_proposal, build_proposal_with,
+    prepare_transaction,
+};
+pub use definitions::{ChaincodeDefinition, ChaincodeDefinitions};
+pub use error::{EndorseError, Refusal};
+pub use proposal::{UnpackedProposal, proposal_channel, proposal_hash};
+pub use rwset::{KEY_POLICY_ENTRY, kv_rwset, tx_rwset};
+pub use sign::{STATUS_ERROR, chaincode_action, failure_response};
+pub use simulate::{LedgerState, caller};
+
+use simulate::{Outcome, invocation};
+
+/// One peer's endorser for one channel. Share it behind an `Arc`: every
+/// method takes `&self` and proposals may be endorsed from many threads at
+/// once. `endorse` is CPU-bound and blocking: call it from a blocking task.
+pub struct Endorser {
+    signer: SigningIdentity,
+    /// `SerializedIdentity` bytes of `signer`: the endorsement's `endorser`.
+    endorser_bytes: Vec<u8>,
+    runtime: Arc<Runtime>,
+    definitions: Arc<ChaincodeDefinitions>,
+    channel: RwLock<Arc<Channel>>,
+    ledger: Arc<Ledger>,
+    /// Code hashes of packages installed through [`Endorser::install`], by
+    /// chaincode name (to explain a code hash mismatch).
+    packages: RwLock<BTreeMap<String, BTreeSet<CodeHash>>>,
+}
+
+impl std::fmt::Debug for Endorser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endorser")
+            .field("peer", &self.signer.cert.common_name)
+            .field("msp_id", &self.signer.msp_id)
+            .field("channel", &self.channel().id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endorser {
+    /// An endorser signing as `signer` on `channel`, reading `ledger`'s
+    /// committed state and running chaincode in `runtime`, with no chaincode
+    /// defined yet. Refuses a signer that is not a valid peer of a member org
+    /// of the channel.
+    pub fn new(
+        signer: SigningIdentity,
+        channel: Arc<Channel>,
+        ledger: Arc<Ledger>,
+        runtime: Arc<Runtime>,
+    ) -> Result<Self, EndorseError> {
+        check_peer_identity(&signer, &channel)?;
+        Ok(Endorser {
+            endorser_bytes: creator_bytes(&signer),
+            signer,
+            runtime,
+            definitions: Arc::new(ChaincodeDefinitions::new()),
+            channel: RwLock::new(channel),
+            ledger,
+            packages: RwLock::new(BTreeMap::new()),
+        })
+    }
+
+    /// Uses `definitions` (shared with the lifecycle) instead of an own table.
+    pub fn with_definitions(mut self, definitions: Arc<ChaincodeDefinitions>) -> Self {
+        self.definitions = definitions;
+        self
+    }
+
+    /// The committed chaincode definitions this endorser consults.
+    pub fn definitions(&self) -> &Arc<ChaincodeDefinitions> {
+        &self.definitions
+    }
+
+    /// Records `definition` as committed on the channel (see
+    /// [`ChaincodeDefinitions::define`]).
+    pub fn define(&self, definition: ChaincodeDefinition) -> Option<ChaincodeDefinition> {
+        self.definitions.define(definition)
+    }
+
+    /// Installs `package`'s module in the runtime and remembers its code
+    /// hash under its name.
+    pub fn install(&self, package: &ChaincodePackage) -> Result<CodeHash, InstallError> {
+        let code = self.runtime.install(package.wasm())?;
+        self.packages
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(package.name().to_owned())
+            .or_default()
+            .insert(code);
+        Ok(code)
+    }
+
+    /// The channel as currently configured.
+    pub fn channel(&self) -> Arc<Channel> {
+        self.channel
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Switches to a new configuration of the channel (after a config
+    /// block). Refused, keeping the old one, if it is another channel or no
+    /// longer accepts this peer's identity.
+    pub fn set_channel(&self, channel: Arc<Channel>) -> Result<(), EndorseError> {
+        let current = self.channel();
+        if channel.id() != current.id() {
+            return Err(EndorseError::PeerIdentity {
+                reason: format!(
+                    "this endorser serves channel {:?}, not {:?}",
+                    current.id(),
+                    channel.id()
+                ),
+            });
+        }
+        check_peer_identity(&self.signer, &channel)?;
+        *self.channel.write().unwrap_or_else(PoisonError::into_inner) = channel;
+        Ok(())
+    }
+
+    /// This peer's identity.
+    pub fn signer(&self) -> &SigningIdentity {
+        &self.signer
+    }
+
+    /// Endorses `signed`: decodes and checks it, runs the chaincode against
+    /// one snapshot of the committed state, and signs the result.
+    ///
+    /// In order (Fabric's): decode every layer; header type
+    /// `ENDORSER_TRANSACTION`, this channel, epoch 0, tx id = hex(SHA-256(nonce
+    /// ‖ creator)); creator accepted by its org's MSP (chain, expiry, CRL,
+    /// role); signature; Writers policy; tx id not yet committed; chaincode
+    /// committed and installed with the definition's code hash; run.
+    pub fn endorse(&self, signed: &SignedProposal) -> Result<ProposalResponse, EndorseError> {
+        let channel = self.channel();
+        let proposal = UnpackedProposal::unpack(signed)?;
+        proposal.check_header(&channel)?;
+        let creator = proposal.check_creator(signed, &channel)?;
+        let tx_id = proposal.tx_id();
+        match self.ledger.tx(tx_id) {
+            Ok(None) => {}
+            Ok(Some(at)) => {
+                return Err(EndorseError::DuplicateTxId {
+                    tx_id: tx_id.to_owned(),
+                    block: at.block,
+                    position: at.position,
+                });
+            }
+            Err(source) => {
+                return Err(EndorseError::Ledger {
+                    tx_id: tx_id.to_owned(),
+                    source: Box::new(source),
+                });
+            }
+        }
+        let definition = self.runnable(&proposal.chaincode, channel.id())?;
+        let inv = invocation(&proposal, &creator);
+        match simulate::simulate(&self.runtime, &definition.code_hash, &inv, &self.ledger)? {
+            Outcome::Simulated(sim) => sign::endorsed_response(
+                &self.signer,
+                &self.endorser_bytes,
+                &proposal.proposal_hash,
+                &definition,
+                tx_id,
+                &sim,
+            ),
+            Outcome::Failed(message) => {
+                tracing::debug!(
+                    tx_id,
+                    chaincode = %proposal.chaincode,
+                    function = %proposal.function,
+                    %message,
+                    "chaincode failed; not endorsed"
+                );
+                Ok(failure_response(message))
+            }
+        }
+    }
+
+    /// The committed definition of `chaincode`, if its code is installed.
+    fn runnable(
+        &self,
+        chaincode: &str,
+        channel: &str,
+    ) -> Result<ChaincodeDefinition, EndorseError> {
+        let definition =
+            self.definitions
+                .get(chaincode)
+                .ok_or_else(|| EndorseError::ChaincodeNotCommitted {
+                    chaincode: chaincode.to_owned(),
+                    channel: channel.to_owned(),
+                })?;
+        if self.runtime.is_installed(&definition.code_hash) {
+            return Ok(definition);
+        }
+        let packages = self.packages.read().unwrap_or_else(PoisonError::into_inner);
+        match packages.get(chaincode) {
+            Some(hashes) if !hashes.is_empty() => Err(EndorseError::CodeHashMismatch {
+                chaincode: chaincode.to_owned(),
+                installed: hashes
+                    .iter()
+                    .map(CodeHash::to_hex)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                defined: definition.code_hash,
+                channel: channel.to_owned(),
+            }),
+            _ => Err(EndorseError::ChaincodeNotInstalled {
+                chaincode: chaincode.to_owned(),
+                version: definition.version,
+                code_hash: definition.code_hash,
+                channel: channel.to_owned(),
+            }),
+        }
+    }
+}
+
+/// `signer` is accepted by its org's MSP on `channel`, in role peer.
+fn check_peer_identity(signer: &SigningIdentity, channel: &Channel) -> Result<(), EndorseError> {
+    let bad = |reason: String| Err(EndorseError::PeerIdentity { reason });
+    let Some(msp) = channel.msp(signer.msp_id.as_str()) else {
+        return bad(format!(
+            "MSP {} is not a member of channel {:?}",
+            signer.msp_id,
+            channel.id()
+        ));
+    };
+    match msp.validate(&signer.cert.der) {
+        Ok(v) if v.role == Role::Peer => Ok(()),
+        Ok(v) => bad(format!(
+            "{} of {} has role {}; only peers endorse",
+            signer.cert.common_name, signer.msp_id, v.role
+        )),
+        Err(e) => bad(format!("refused by its MSP: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endorser_is_shareable_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Endorser>();
+    }
+}
