@@ -208,52 +208,9 @@ pub struct NodeProc {
 impl NodeProc {
     /// Runs `qcss ARGS` and waits (up to 60 s) for a stdout line starting with `ready`.
     pub fn start(args: &[&str], ready: &str, log: &Path) -> NodeProc {
-        let logf = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("log file");
-        let mut child = Command::new(qcss_bin())
-            .args(args)
-            .env(
-                "QCSS_LOG",
-                std::env::var("QCSS_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(logf))
-            .spawn()
-            .expect("starting qcss");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) if line.starts_with(ready) => {
-                    return NodeProc {
-                        child,
-                        ready_line: line,
-                    };
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    if let Ok(Some(st)) = child.try_wait() {
-                        let tail = std::fs::read_to_string(log).unwrap_or_default();
-                        panic!("qcss {} exited early ({st}); log:\n{tail}", args.join(" "));
-                    }
-                }
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "qcss {} did not print {ready:?} within 60 s",
-            args.join(" ")
-        );
+        let mut cmd = Command::new(qcss_bin());
+        cmd.args(args);
+        Self::spawn_ready(cmd, format!("qcss {}", args.join(" ")), ready, log)
     }
 
     /// Like [`NodeProc::start`], but runs `program PREFIX... qcss ARGS`
@@ -266,15 +223,20 @@ impl NodeProc {
         ready: &str,
         log: &Path,
     ) -> NodeProc {
+        let mut cmd = Command::new(program);
+        cmd.args(prefix).arg(qcss_bin()).args(args);
+        let what = format!("{program} {} qcss {}", prefix.join(" "), args.join(" "));
+        Self::spawn_ready(cmd, what, ready, log)
+    }
+
+    /// Spawns `cmd` (stderr appended to `log`) and waits for its ready line.
+    fn spawn_ready(mut cmd: Command, what: String, ready: &str, log: &Path) -> NodeProc {
         let logf = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("log file");
-        let mut child = Command::new(program)
-            .args(prefix)
-            .arg(qcss_bin())
-            .args(args)
+        let mut child = cmd
             .env(
                 "QCSS_LOG",
                 std::env::var("QCSS_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -287,6 +249,7 @@ impl NodeProc {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // Keep draining after the reader is gone so the child never sees EPIPE.
                 let _ = tx.send(line);
             }
         });
@@ -303,21 +266,14 @@ impl NodeProc {
                 Err(_) => {
                     if let Ok(Some(st)) = child.try_wait() {
                         let tail = std::fs::read_to_string(log).unwrap_or_default();
-                        panic!(
-                            "{program} {} qcss {} exited early ({st}); log:\n{tail}",
-                            prefix.join(" "),
-                            args.join(" ")
-                        );
+                        panic!("{what} exited early ({st}); log:\n{tail}");
                     }
                 }
             }
         }
         let _ = child.kill();
         let _ = child.wait();
-        panic!(
-            "qcss {} did not print {ready:?} within 60 s",
-            args.join(" ")
-        );
+        panic!("{what} did not print {ready:?} within 60 s");
     }
 
     /// The OS process id.
