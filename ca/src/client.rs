@@ -81,16 +81,13 @@ impl CaClient {
         tls_root_pem: &[u8],
         tls_identity: Option<(&[u8], &[u8])>,
     ) -> Result<Self, ClientError> {
-        let host = addr
-            .rsplit_once(':')
-            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
-            .unwrap_or(addr);
-        let tls = qcss_network::tls::client_tls(&[tls_root_pem.to_vec()], tls_identity, host);
+        let tls =
+            qcss_network::tls::client_tls_for_addr(&[tls_root_pem.to_vec()], tls_identity, addr);
         let ch = qcss_network::tls::connect(addr, tls)
             .await
             .map_err(|e| ClientError::Connect {
                 addr: addr.to_string(),
-                message: format!("{e}: {}", source_chain(&e)),
+                message: qcss_network::tls::error_chain(&e),
             })?;
         Ok(CaClient {
             inner: CertificateAuthorityClient::new(ch).max_decoding_message_size(4 << 20),
@@ -257,17 +254,6 @@ pub fn write_enrollment(dir: &Path, prefix: &str, e: &Enrollment) -> Result<(), 
     w("cert.pem", &e.cert_pem)?;
     w("ca.pem", &e.ca_cert_pem)?;
     Ok(())
-}
-
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut out = String::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(&s.to_string());
-        out.push_str("; ");
-        cur = s.source();
-    }
-    out
 }
 
 /// Verifies that a certificate PEM matches a key (used before overwriting files).

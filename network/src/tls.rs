@@ -252,6 +252,36 @@ pub fn client_tls(
     cfg
 }
 
+/// Client TLS for a `host:port` address: the server name expected in the
+/// certificate's SAN is the host part (brackets of an IPv6 literal removed).
+pub fn client_tls_for_addr(
+    roots_pem: &[Vec<u8>],
+    identity: Option<(&[u8], &[u8])>,
+    addr: &str,
+) -> tonic::transport::ClientTlsConfig {
+    client_tls(roots_pem, identity, server_name(addr))
+}
+
+/// The host part of `host:port` (or `[v6]:port`), as TLS checks it against the SAN.
+pub fn server_name(addr: &str) -> &str {
+    addr.rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .unwrap_or(addr)
+}
+
+/// An error and all its sources, `: `-separated (transport errors hide the
+/// useful part, e.g. "connection refused", in their sources).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
 /// Connects a tonic channel over mutual TLS to `https://addr`.
 pub async fn connect(
     addr: &str,

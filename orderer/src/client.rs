@@ -78,11 +78,8 @@ impl OrdererClient {
         tls_cert: &[u8],
         tls_key: &[u8],
     ) -> Result<Self, String> {
-        let host = addr
-            .rsplit_once(':')
-            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
-            .unwrap_or(addr);
-        let tls = qcss_network::tls::client_tls(tls_roots, Some((tls_cert, tls_key)), host);
+        let tls =
+            qcss_network::tls::client_tls_for_addr(tls_roots, Some((tls_cert, tls_key)), addr);
         let ch = qcss_network::tls::connect(addr, tls)
             .await
             .map_err(|e| format!("cannot connect to orderer {addr}: {e}"))?;

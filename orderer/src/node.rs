@@ -80,14 +80,10 @@ impl Shared {
     /// Opens an mTLS channel to another orderer, with HTTP/2 keep-alives so
     /// a peer that silently disappears is noticed within seconds.
     pub async fn connect(&self, addr: &str) -> Result<tonic::transport::Channel, String> {
-        let host = addr
-            .rsplit_once(':')
-            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
-            .unwrap_or(addr);
-        let tls = qcss_network::tls::client_tls(
+        let tls = qcss_network::tls::client_tls_for_addr(
             &self.tls.tls_roots,
             Some((self.tls.tls_cert.as_slice(), self.tls.tls_key.as_slice())),
-            host,
+            addr,
         );
         let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
             .and_then(|e| e.tls_config(tls))
@@ -97,15 +93,10 @@ impl Shared {
             .http2_keep_alive_interval(Duration::from_secs(2))
             .keep_alive_timeout(Duration::from_secs(3))
             .keep_alive_while_idle(true);
-        endpoint.connect().await.map_err(|e| {
-            let mut m = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                m.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            m
-        })
+        endpoint
+            .connect()
+            .await
+            .map_err(|e| qcss_network::tls::error_chain(&e))
     }
 }
 

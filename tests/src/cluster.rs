@@ -67,7 +67,9 @@ impl Default for ClusterOptions {
     }
 }
 
-fn enroll(dir: &Path, conn: &[String], name: &str, role: &str) {
+/// Registers `name` with `role` (signed by the identity in `dir/admin`) and
+/// enrolls it into `dir/name` with a TLS pair for localhost and 127.0.0.1.
+pub fn enroll(dir: &Path, conn: &[String], name: &str, role: &str) {
     enroll_with_hosts(dir, conn, name, role, "localhost,127.0.0.1");
 }
 

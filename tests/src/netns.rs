@@ -134,46 +134,27 @@ impl Netns {
     /// Drops every packet between node `i` and every other node (both
     /// directions); the host still reaches it.
     pub fn isolate(&self, i: usize) -> Result<(), String> {
-        for j in (1..=self.nodes).filter(|j| *j != i) {
-            ip(&[
-                "-n",
-                &self.ns(i),
-                "route",
-                "add",
-                "blackhole",
-                &format!("{}/32", self.ip(j)),
-            ])?;
-            ip(&[
-                "-n",
-                &self.ns(j),
-                "route",
-                "add",
-                "blackhole",
-                &format!("{}/32", self.ip(i)),
-            ])?;
-        }
-        Ok(())
+        self.blackholes(i, "add")
     }
 
     /// Undoes [`Netns::isolate`].
     pub fn heal(&self, i: usize) -> Result<(), String> {
+        self.blackholes(i, "del")
+    }
+
+    /// Adds or deletes (`op`) blackhole routes between node `i` and the others.
+    fn blackholes(&self, i: usize, op: &str) -> Result<(), String> {
         for j in (1..=self.nodes).filter(|j| *j != i) {
-            ip(&[
-                "-n",
-                &self.ns(i),
-                "route",
-                "del",
-                "blackhole",
-                &format!("{}/32", self.ip(j)),
-            ])?;
-            ip(&[
-                "-n",
-                &self.ns(j),
-                "route",
-                "del",
-                "blackhole",
-                &format!("{}/32", self.ip(i)),
-            ])?;
+            for (from, to) in [(i, j), (j, i)] {
+                ip(&[
+                    "-n",
+                    &self.ns(from),
+                    "route",
+                    op,
+                    "blackhole",
+                    &format!("{}/32", self.ip(to)),
+                ])?;
+            }
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use qcss_proto::qcss::ca::certificate_authority_client::CertificateAuthorityClie
 use qcss_proto::qcss::ca::certificate_authority_server::{
     CertificateAuthority, CertificateAuthorityServer,
 };
+use qcss_tests::cluster::enroll;
 use qcss_tests::{CaNode, qcss_ok};
 use tonic::{Request, Response, Status};
 
@@ -65,35 +66,6 @@ impl CertificateAuthority for WhoAmI {
     }
 }
 
-fn enroll_tls(dir: &Path, conn: &[String], admin: &str, name: &str) {
-    let mut a = vec![
-        "ca",
-        "register",
-        "--identity",
-        admin,
-        "--name",
-        name,
-        "--role",
-        "client",
-    ];
-    a.extend(conn.iter().map(String::as_str));
-    let secret = qcss_ok(dir, &a).trim().to_string();
-    let mut e = vec![
-        "ca",
-        "enroll",
-        "--name",
-        name,
-        "--secret",
-        &secret,
-        "--out",
-        name,
-        "--tls-hosts",
-        "localhost,127.0.0.1",
-    ];
-    e.extend(conn.iter().map(String::as_str));
-    qcss_ok(dir, &e);
-}
-
 async fn who(addr: &str, root: &[u8], dir: Option<&Path>) -> Result<String, String> {
     let files = dir.map(|d| {
         (
@@ -130,7 +102,7 @@ fn mtls_with_ca_issued_certificates_and_a_revocation() {
     a.extend(conn.iter().map(String::as_str));
     qcss_ok(dir, &a);
     for n in ["server0", "good", "doomed"] {
-        enroll_tls(dir, &conn, "admin", n);
+        enroll(dir, &conn, n, "client");
     }
     // A client from another consortium's CA.
     let oconn = other.conn_args();

@@ -51,14 +51,10 @@ pub struct NodeClient {
 }
 
 fn tls_for(cfg: &RaftNetworkConfig, addr: &str) -> ClientTlsConfig {
-    let host = addr
-        .rsplit_once(':')
-        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
-        .unwrap_or(addr);
-    qcss_network::tls::client_tls(
+    qcss_network::tls::client_tls_for_addr(
         &cfg.tls_roots,
         Some((cfg.tls_cert.as_slice(), cfg.tls_key.as_slice())),
-        host,
+        addr,
     )
 }
 
