@@ -264,21 +264,6 @@ pub(crate) fn payload_without_transient(input: Vec<u8>) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// Fabric's proposal hash, as its endorser computes it (`UnpackProposal`)
-/// and its validator checks it (`GetProposalHash2`): SHA-256(channel header
-/// bytes ‖ signature header bytes ‖ `ChaincodeProposalPayload` bytes without
-/// the transient map). `GetProposalHash1` computes the same value from the
-/// whole header by re-encoding the payload; all three agree.
-pub fn proposal_hash(
-    channel_header: &[u8],
-    signature_header: &[u8],
-    payload_for_tx: &[u8],
-) -> [u8; 32] {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(channel_header);
-    ctx.update(signature_header);
-    ctx.update(payload_for_tx);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
-}
+/// Fabric's proposal hash: the validator's, so endorser and validator
+/// cannot disagree on it.
+pub use crate::validator::proposal_hash;

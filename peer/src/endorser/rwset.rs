@@ -25,9 +25,9 @@ use qcss_proto::kvrwset::{
 };
 use qcss_proto::rwset::{NsReadWriteSet, TxReadWriteSet, tx_read_write_set::DataModel};
 
-/// Name of the metadata entry that carries a key-level endorsement policy
-/// (Fabric's `MetaDataKeys.VALIDATION_PARAMETER`).
-pub const KEY_POLICY_ENTRY: &str = "VALIDATION_PARAMETER";
+/// Name of the metadata entry that carries a key-level endorsement policy:
+/// the validator's, so what the endorser writes is what the validator reads.
+pub use crate::validator::KEY_POLICY_ENTRY;
 
 /// The `TxReadWriteSet` of `sim`, a simulation of chaincode `namespace`.
 pub fn tx_rwset(namespace: &str, sim: &Simulation) -> TxReadWriteSet {

@@ -257,8 +257,11 @@ fn endorsed_action(
     Ok((endorsed, prp))
 }
 
-/// Fabric's proposal hash (`GetProposalHash2`): SHA-256(channel header ‖
-/// signature header ‖ chaincode proposal payload without its transient map).
+/// Fabric's proposal hash, as its endorser computes it (`UnpackProposal`)
+/// and its validator checks it (`GetProposalHash2`): SHA-256(channel header
+/// bytes ‖ signature header bytes ‖ `ChaincodeProposalPayload` bytes without
+/// the transient map). `GetProposalHash1` gives the same value. Used by both
+/// the endorser and the validator.
 pub fn proposal_hash(
     channel_header: &[u8],
     signature_header: &[u8],
