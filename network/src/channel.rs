@@ -171,6 +171,9 @@ fn org_policies(msp_id: &str) -> Result<BTreeMap<String, SignaturePolicy>, Polic
     ]))
 }
 
+/// A consenter's TLS and signing certificates, as DER.
+type ConsenterDer = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 /// The live channel: MSPs and parsed policies.
 #[derive(Debug)]
 pub struct Channel {
@@ -183,6 +186,10 @@ pub struct Channel {
     admins: Policy,
     endorsement: Policy,
     lifecycle: Policy,
+    /// DER of each consenter's (TLS, signing) certificates, parallel to
+    /// `config.consenters`: parsed once here, since every Raft call and every
+    /// block signature check looks a consenter up.
+    consenter_der: Vec<ConsenterDer>,
 }
 
 impl Channel {
@@ -246,7 +253,15 @@ impl Channel {
             Policy::parse(s).map_err(|source| ChannelError::Policy { name, source })
         };
         let p = &config.policies;
+        // A certificate that does not parse simply matches nothing, as before.
+        let der = |pem: &str| crate::identity::certs_from_pem(pem.as_bytes()).unwrap_or_default();
+        let consenter_der = config
+            .consenters
+            .iter()
+            .map(|c| (der(&c.tls_cert_pem), der(&c.identity_cert_pem)))
+            .collect();
         Ok(Channel {
+            consenter_der,
             readers: parse("readers", &p.readers)?,
             writers: parse("writers", &p.writers)?,
             admins: parse("admins", &p.admins)?,
@@ -311,20 +326,19 @@ impl Channel {
 
     /// The consenter whose TLS certificate is `tls_cert_der`, if any.
     pub fn consenter_by_tls(&self, tls_cert_der: &[u8]) -> Option<&Consenter> {
-        self.config.consenters.iter().find(|c| {
-            crate::identity::certs_from_pem(c.tls_cert_pem.as_bytes())
-                .map(|v| v.iter().any(|d| d == tls_cert_der))
-                .unwrap_or(false)
-        })
+        self.consenter_where(|(tls, _)| tls.iter().any(|d| d == tls_cert_der))
     }
 
     /// The consenter whose signing certificate is `cert_der`, if any.
     pub fn consenter_by_identity(&self, cert_der: &[u8]) -> Option<&Consenter> {
-        self.config.consenters.iter().find(|c| {
-            crate::identity::certs_from_pem(c.identity_cert_pem.as_bytes())
-                .map(|v| v.iter().any(|d| d == cert_der))
-                .unwrap_or(false)
-        })
+        self.consenter_where(|(_, id)| id.iter().any(|d| d == cert_der))
+    }
+
+    fn consenter_where(&self, matches: impl Fn(&ConsenterDer) -> bool) -> Option<&Consenter> {
+        self.consenter_der
+            .iter()
+            .position(matches)
+            .and_then(|i| self.config.consenters.get(i))
     }
 
     /// Every member org's TLS roots and CRLs (PEM), for building TLS configs.
