@@ -11,7 +11,8 @@
 //! Deliberately absent: it never writes state, checks policies or signs
 //! (the peer does), depends on no other QCSS crate (the peer maps its
 //! identities into [`Caller`]), and offers contracts no clock, randomness
-//! or I/O. [`package`] is the package file, [`bench`] the benchmark.
+//! or I/O. [`package`] is the package file, [`bench`] the benchmark,
+//! [`unit_code`] issues and checks unit codes offline (no ledger).
 //! Start at `runtime.rs`; the host functions are all in `host.rs`.
 
 pub mod bench;
@@ -25,6 +26,7 @@ mod runtime;
 mod simulation;
 mod state;
 mod tx_context;
+pub mod unit_code;
 
 pub use code_hash::{CodeHash, ParseCodeHashError};
 pub use error::{InstallError, InvokeError};

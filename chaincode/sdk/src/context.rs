@@ -231,6 +231,18 @@ impl Context {
         sys::key_policy_set(key, policy)
     }
 
+    /// Checks an Ed25519 signature (RFC 8032; a 32-byte public key and a
+    /// 64-byte signature) on the host, far cheaper in fuel than verifying in
+    /// wasm. Malformed keys or signatures are simply not valid (`false`).
+    pub fn verify_ed25519(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, Error> {
+        sys::ed25519_verify(public_key, message, signature)
+    }
+
     /// Writes a line to the peer's debug log (bounded per invocation).
     pub fn log(&self, message: &str) {
         sys::log_message(LogLevel::Info as u32, message);

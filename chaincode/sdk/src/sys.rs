@@ -55,6 +55,14 @@ mod wasm {
         fn log(level: u32, msg: *const u8, msg_len: usize);
         fn output(data: *const u8, len: usize);
         fn panic(msg: *const u8, msg_len: usize);
+        fn verify_ed25519(
+            key: *const u8,
+            key_len: usize,
+            msg: *const u8,
+            msg_len: usize,
+            sig: *const u8,
+            sig_len: usize,
+        ) -> i32;
     }
 
     /// Fetches the result the host staged for the previous call, whose
@@ -124,6 +132,20 @@ mod wasm {
         unsafe { output(data.as_ptr(), data.len()) };
     }
 
+    pub(crate) fn ed25519_verify(key: &[u8], msg: &[u8], sig: &[u8]) -> Result<bool, Error> {
+        let valid = unsafe {
+            verify_ed25519(
+                key.as_ptr(),
+                key.len(),
+                msg.as_ptr(),
+                msg.len(),
+                sig.as_ptr(),
+                sig.len(),
+            )
+        };
+        Ok(valid == 1)
+    }
+
     pub(crate) fn report_panic(message: &str) {
         unsafe { panic(message.as_ptr(), message.len()) };
     }
@@ -165,6 +187,9 @@ mod native {
         Err(no_host())
     }
     pub(crate) fn event_set(_name: &str, _payload: &[u8]) -> Result<(), Error> {
+        Err(no_host())
+    }
+    pub(crate) fn ed25519_verify(_key: &[u8], _msg: &[u8], _sig: &[u8]) -> Result<bool, Error> {
         Err(no_host())
     }
     pub(crate) fn log_message(_level: u32, _message: &str) {}
