@@ -9,7 +9,9 @@
 mod bench;
 mod bench_orderer;
 mod ca;
+mod chaincode;
 mod orderer;
+mod peer;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +40,18 @@ enum Command {
     /// Benchmarks that print figures (and JSON).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run a peer.
+    #[command(subcommand)]
+    Peer(peer::PeerCommand),
+    /// Chaincode lifecycle: package, install, approve, commit, list.
+    #[command(subcommand)]
+    Chaincode(chaincode::ChaincodeCommand),
+    /// Submit or evaluate transactions through a peer's Gateway.
+    #[command(subcommand)]
+    Tx(peer::TxCommand),
+    /// Read a peer's ledger: info, blocks, transactions, key history; verify.
+    #[command(subcommand)]
+    Ledger(peer::LedgerCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +69,10 @@ fn main() -> std::process::ExitCode {
         Command::Orderer(o) => orderer::run(o),
         Command::Channel(c) => orderer::run_channel(c),
         Command::Bench(b) => bench::run(b),
+        Command::Peer(p) => peer::run(p),
+        Command::Chaincode(c) => chaincode::run(c),
+        Command::Tx(t) => peer::run_tx(t),
+        Command::Ledger(l) => peer::run_ledger(l),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

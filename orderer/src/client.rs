@@ -90,6 +90,16 @@ impl OrdererClient {
         })
     }
 
+    /// A client over an already connected gRPC channel (e.g. one a peer
+    /// keeps open and shares between its committer and its Gateway).
+    pub fn from_channel(ch: Channel) -> Self {
+        OrdererClient {
+            inner: AtomicBroadcastClient::new(ch)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        }
+    }
+
     /// Sends envelopes on one Broadcast stream; returns one response each, in order.
     pub async fn broadcast(
         &mut self,

@@ -1,7 +1,7 @@
-//! The QCSS peer: keeps a channel's ledger and, later, endorses, validates and
-//! serves clients.
+//! The QCSS peer: keeps a channel's ledger, endorses, validates and commits,
+//! and serves clients through Fabric's Gateway.
 //!
-//! Built so far: [`ledger`], the peer's store in sled — blocks as committed
+//! [`ledger`], the peer's store in sled — blocks as committed
 //! (with their validation codes), versioned world state with per-key
 //! endorsement metadata, the history of every key, and the tx-id index — where
 //! one block's commit is one atomic sled transaction followed by one fsync.
@@ -17,10 +17,27 @@
 //! of a block (signatures in parallel across cores, then duplicates,
 //! endorsement and key-level policies and MVCC in order) and its committer
 //! verifies the orderer's block signature and calls [`ledger::Ledger::commit`].
-//! Still to come: the peer node itself (Deliver pull from the orderers,
-//! Fabric's `Gateway` and `Deliver` services, lifecycle). Start reading at
-//! `ledger/mod.rs`, then `endorser/mod.rs` and `validator/mod.rs`.
+//!
+//! [`lifecycle`] is Fabric's `_lifecycle`, run natively by the endorser:
+//! an org admin installs a package on their peer (stored on disk, reloaded
+//! at start), each org approves a chaincode definition (name, version,
+//! sequence, code hash, endorsement policy) and, once the approving orgs
+//! satisfy the channel's lifecycle policy (MAJORITY by default), anyone
+//! commits it — approvals and commits being ordinary transactions, whose
+//! `_lifecycle` writes the validator checks per key (an org's approval needs
+//! that org's peer and admin; a definition, the lifecycle policy). After
+//! each block, [`lifecycle::Lifecycle::refresh`] updates the definitions
+//! the endorser runs and the policies the validator applies.
+//!
+//! [`node`] is the peer process: it pulls blocks from the orderers, commits
+//! them, and serves Fabric's `Gateway`, `Endorser` and `Deliver` services
+//! and the `qscc` queries over mTLS; [`client`] is the Gateway's client
+//! side. Start reading at `ledger/mod.rs`, then `endorser/mod.rs`,
+//! `validator/mod.rs` and `node/mod.rs`.
 
+pub mod client;
 pub mod endorser;
 pub mod ledger;
+pub mod lifecycle;
+pub mod node;
 pub mod validator;

@@ -211,6 +211,22 @@ fn service_names_are_fabrics() {
         <atomic_broadcast_server::AtomicBroadcastServer<OrdererStub> as NamedService>::NAME,
         "orderer.AtomicBroadcast"
     );
+    assert_eq!(
+        <qcss_proto::protos::endorser_server::EndorserServer<EndorserStub> as NamedService>::NAME,
+        "protos.Endorser"
+    );
+}
+
+struct EndorserStub;
+
+#[tonic::async_trait]
+impl qcss_proto::protos::endorser_server::Endorser for EndorserStub {
+    async fn process_proposal(
+        &self,
+        _: tonic::Request<qcss_proto::protos::SignedProposal>,
+    ) -> Result<tonic::Response<qcss_proto::protos::ProposalResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("stub"))
+    }
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ pub mod chain;
 pub mod cluster;
 pub mod load;
 pub mod netns;
+pub mod peers;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -100,10 +101,17 @@ impl CaNode {
     /// Starts `qcss ca start --home HOME --listen 127.0.0.1:PORT` (port 0 =
     /// any free port) and waits until it prints its address.
     pub fn start(home: &Path, port: u16) -> CaNode {
+        Self::start_with(home, port, &[])
+    }
+
+    /// [`CaNode::start`] with further `qcss ca start` arguments (e.g.
+    /// `--msp-id Org2MSP`).
+    pub fn start_with(home: &Path, port: u16, extra: &[&str]) -> CaNode {
         let mut child = Command::new(qcss_bin())
             .args(["ca", "start", "--home"])
             .arg(home)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
             .env("QCSS_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

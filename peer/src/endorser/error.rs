@@ -179,6 +179,22 @@ pub enum EndorseError {
         #[source]
         source: Option<Box<InvokeError>>,
     },
+    /// A `_lifecycle` function refused the proposal: a creator who is not an
+    /// admin of this peer's org (install, approve), malformed arguments, a
+    /// sequence that is not the next one, a definition not approved by
+    /// enough orgs (commit), a definition not committed (query). `kind`
+    /// says whose fault it is.
+    #[error("proposal {tx_id:?}: _lifecycle {function} refused: {reason}")]
+    Lifecycle {
+        /// The proposal's tx id.
+        tx_id: String,
+        /// The lifecycle function called (`args[0]`).
+        function: String,
+        /// What is wrong, in words a client can act on.
+        reason: String,
+        /// The status family.
+        kind: Refusal,
+    },
     /// The peer's own identity is unusable for endorsing on this channel
     /// (not a valid peer of a member org), or signing failed.
     #[error("endorser identity: {reason}")]
@@ -230,6 +246,7 @@ impl EndorseError {
             Self::Ledger { .. } | Self::Runtime { .. } | Self::PeerIdentity { .. } => {
                 Refusal::Internal
             }
+            Self::Lifecycle { kind, .. } => *kind,
         }
     }
 

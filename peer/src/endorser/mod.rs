@@ -30,7 +30,11 @@
 //! - a key-level policy the validator would refuse (not a policy string)
 //!   fails the invocation (status 500) instead of being endorsed;
 //! - `ProposalResponse.interest` (Fabric's discovery hint) is not set: the
-//!   QCSS Gateway picks endorsers from its configuration.
+//!   QCSS Gateway picks endorsers from its configuration;
+//! - proposals to chaincode `_lifecycle` are run natively by
+//!   `lifecycle/functions.rs` (no wasm), after the same checks up to the
+//!   duplicate tx id; install and installed-package queries need the
+//!   [`Lifecycle`] given with [`Endorser::with_lifecycle`].
 
 mod client;
 mod definitions;
@@ -50,6 +54,8 @@ use qcss_network::{Role, SigningIdentity};
 use qcss_proto::protos::{ProposalResponse, SignedProposal};
 
 use crate::ledger::Ledger;
+use crate::lifecycle::functions::{self, Answer};
+use crate::lifecycle::{LIFECYCLE_NAMESPACE, LIFECYCLE_VERSION, Lifecycle};
 
 pub use client::{
     AssembleError, ProposalOptions, assemble_transaction, build_proposal, build_proposal_with,
@@ -78,6 +84,8 @@ pub struct Endorser {
     /// Code hashes of packages installed through [`Endorser::install`], by
     /// chaincode name (to explain a code hash mismatch).
     packages: RwLock<BTreeMap<String, BTreeSet<CodeHash>>>,
+    /// The peer's lifecycle, if given: installs packages and knows them.
+    lifecycle: Option<Arc<Lifecycle>>,
 }
 
 impl std::fmt::Debug for Endorser {
@@ -110,12 +118,24 @@ impl Endorser {
             channel: RwLock::new(channel),
             ledger,
             packages: RwLock::new(BTreeMap::new()),
+            lifecycle: None,
         })
     }
 
     /// Uses `definitions` (shared with the lifecycle) instead of an own table.
     pub fn with_definitions(mut self, definitions: Arc<ChaincodeDefinitions>) -> Self {
         self.definitions = definitions;
+        self
+    }
+
+    /// Uses `lifecycle`: its committed definitions (as
+    /// [`Endorser::with_definitions`]), its package store for
+    /// `_lifecycle` `InstallChaincode` and `QueryInstalledChaincodes`, and
+    /// its installed packages to explain a code hash mismatch. The
+    /// lifecycle must serve this endorser's ledger and runtime.
+    pub fn with_lifecycle(mut self, lifecycle: Arc<Lifecycle>) -> Self {
+        self.definitions = lifecycle.definitions();
+        self.lifecycle = Some(lifecycle);
         self
     }
 
@@ -181,8 +201,10 @@ impl Endorser {
     /// In order (Fabric's): decode every layer; header type
     /// `ENDORSER_TRANSACTION`, this channel, epoch 0, tx id = hex(SHA-256(nonce
     /// ‖ creator)); creator accepted by its org's MSP (chain, expiry, CRL,
-    /// role); signature; Writers policy; tx id not yet committed; chaincode
-    /// committed and installed with the definition's code hash; run.
+    /// role); signature; Writers policy; tx id not yet committed; for
+    /// `_lifecycle`, its function's own rules (see `lifecycle/functions.rs`);
+    /// otherwise chaincode committed and installed with the definition's
+    /// code hash; run.
     pub fn endorse(&self, signed: &SignedProposal) -> Result<ProposalResponse, EndorseError> {
         let channel = self.channel();
         let proposal = UnpackedProposal::unpack(signed)?;
@@ -205,6 +227,9 @@ impl Endorser {
                 });
             }
         }
+        if proposal.chaincode == LIFECYCLE_NAMESPACE {
+            return self.endorse_lifecycle(&proposal, &creator, &channel);
+        }
         let definition = self.runnable(&proposal.chaincode, channel.id())?;
         let inv = invocation(&proposal, &creator);
         match simulate::simulate(&self.runtime, &definition.code_hash, &inv, &self.ledger)? {
@@ -212,7 +237,7 @@ impl Endorser {
                 &self.signer,
                 &self.endorser_bytes,
                 &proposal.proposal_hash,
-                &definition,
+                (&definition.name, &definition.version),
                 tx_id,
                 &sim,
             ),
@@ -226,6 +251,35 @@ impl Endorser {
                 );
                 Ok(failure_response(message))
             }
+        }
+    }
+
+    /// Runs a `_lifecycle` function natively and signs (or, for peer-local
+    /// functions, just answers) the result.
+    fn endorse_lifecycle(
+        &self,
+        proposal: &UnpackedProposal,
+        creator: &qcss_network::msp::ValidatedIdentity,
+        channel: &Channel,
+    ) -> Result<ProposalResponse, EndorseError> {
+        let call = functions::Call {
+            tx_id: proposal.tx_id(),
+            channel,
+            peer_msp: self.signer.msp_id.as_str(),
+            creator,
+            function: &proposal.function,
+            args: &proposal.args,
+        };
+        match functions::run(&call, &self.ledger, self.lifecycle.as_deref())? {
+            Answer::Endorse(sim) => sign::endorsed_response(
+                &self.signer,
+                &self.endorser_bytes,
+                &proposal.proposal_hash,
+                (LIFECYCLE_NAMESPACE, LIFECYCLE_VERSION),
+                proposal.tx_id(),
+                &sim,
+            ),
+            Answer::Local(payload) => Ok(sign::local_response(payload)),
         }
     }
 
@@ -245,9 +299,18 @@ impl Endorser {
         if self.runtime.is_installed(&definition.code_hash) {
             return Ok(definition);
         }
-        let packages = self.packages.read().unwrap_or_else(PoisonError::into_inner);
-        match packages.get(chaincode) {
-            Some(hashes) if !hashes.is_empty() => Err(EndorseError::CodeHashMismatch {
+        let mut hashes: BTreeSet<CodeHash> = self
+            .packages
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(chaincode)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(lifecycle) = &self.lifecycle {
+            hashes.extend(lifecycle.installed_hashes(chaincode));
+        }
+        match hashes {
+            hashes if !hashes.is_empty() => Err(EndorseError::CodeHashMismatch {
                 chaincode: chaincode.to_owned(),
                 installed: hashes
                     .iter()

@@ -38,12 +38,17 @@ pub fn chaincode_action(
     tx_id: &str,
     sim: &Simulation,
 ) -> ChaincodeAction {
+    action(&definition.name, &definition.version, tx_id, sim)
+}
+
+/// The `ChaincodeAction` of a simulation of chaincode `name` at `version`.
+fn action(name: &str, version: &str, tx_id: &str, sim: &Simulation) -> ChaincodeAction {
     let events = sim
         .event
         .as_ref()
         .map(|e| {
             ChaincodeEvent {
-                chaincode_id: definition.name.clone(),
+                chaincode_id: name.to_owned(),
                 tx_id: tx_id.to_owned(),
                 event_name: e.name.clone(),
                 payload: e.payload.clone(),
@@ -52,13 +57,13 @@ pub fn chaincode_action(
         })
         .unwrap_or_default();
     ChaincodeAction {
-        results: tx_rwset(&definition.name, sim).encode_to_vec(),
+        results: tx_rwset(name, sim).encode_to_vec(),
         events,
         response: Some(response(sim)),
         chaincode_id: Some(ChaincodeId {
             path: String::new(),
-            name: definition.name.clone(),
-            version: definition.version.clone(),
+            name: name.to_owned(),
+            version: version.to_owned(),
         }),
     }
 }
@@ -71,18 +76,19 @@ fn response(sim: &Simulation) -> Response {
     }
 }
 
-/// The signed answer to a successful simulation.
+/// The signed answer to a successful simulation of chaincode `name` at
+/// `version`.
 pub(crate) fn endorsed_response(
     signer: &SigningIdentity,
     endorser: &[u8],
     proposal_hash: &[u8; 32],
-    definition: &ChaincodeDefinition,
+    (name, version): (&str, &str),
     tx_id: &str,
     sim: &Simulation,
 ) -> Result<ProposalResponse, EndorseError> {
     let payload = ProposalResponsePayload {
         proposal_hash: proposal_hash.to_vec(),
-        extension: chaincode_action(definition, tx_id, sim).encode_to_vec(),
+        extension: action(name, version, tx_id, sim).encode_to_vec(),
     }
     .encode_to_vec();
     let mut signed = Vec::with_capacity(payload.len() + endorser.len());
@@ -104,6 +110,24 @@ pub(crate) fn endorsed_response(
         }),
         interest: None,
     })
+}
+
+/// A peer-local answer (lifecycle install and installed-package queries):
+/// status 200 with `payload` in the response, no proposal response payload
+/// and no endorsement, so it cannot be made into a transaction.
+pub(crate) fn local_response(payload: Vec<u8>) -> ProposalResponse {
+    ProposalResponse {
+        version: RESPONSE_VERSION,
+        timestamp: None,
+        response: Some(Response {
+            status: 200,
+            message: String::new(),
+            payload,
+        }),
+        payload: Vec::new(),
+        endorsement: None,
+        interest: None,
+    }
 }
 
 /// The answer to a failed invocation: status 500, `message`, no payload, no

@@ -18,8 +18,13 @@
 //! carries one `proposal_response_payload` that every endorsement signs, so
 //! endorsers that computed different results cannot both verify.
 //!
-//! Key-level policies depend on state changed by earlier transactions of the
-//! block, so they are checked later, in block order (`mvcc.rs`).
+//! Then every write (value or metadata) is put to the provider's
+//! [`PolicyProvider::key_rule`]: a forbidden write is `INVALID_WRITESET`, a
+//! required endorsement or creator policy not met is
+//! `ENDORSEMENT_POLICY_FAILURE`. These rules depend only on the transaction
+//! (the `_lifecycle` namespace's, say), unlike key-level policies, which
+//! depend on state changed by earlier transactions of the block and are
+//! checked later, in block order (`mvcc.rs`).
 
 use std::collections::HashSet;
 
@@ -34,7 +39,7 @@ use qcss_proto::protos::{
     ProposalResponsePayload, TxValidationCode as Code,
 };
 
-use crate::validator::policy::PolicyProvider;
+use crate::validator::policy::{KeyRule, KeyWrite, PolicyProvider};
 use crate::validator::rwset::ReadWriteSet;
 use crate::validator::transaction::{Checker, SigClock};
 use crate::validator::{Rejection, fail};
@@ -54,6 +59,7 @@ pub(crate) struct Endorsed {
 pub(crate) fn check<P: PolicyProvider + ?Sized>(
     checker: &Checker<'_, P>,
     ch: &ChannelHeader,
+    creator: &SignerInfo,
     action: &ChaincodeEndorsedAction,
     prp: &ProposalResponsePayload,
     clock: &mut SigClock,
@@ -63,8 +69,65 @@ pub(crate) fn check<P: PolicyProvider + ?Sized>(
         endorsers: Vec::new(),
         rwset: ReadWriteSet::default(),
     };
-    out.outcome = check_into(checker, ch, action, prp, clock, &mut out);
+    out.outcome = check_into(checker, ch, action, prp, clock, &mut out)
+        .and_then(|()| check_key_rules(checker, creator, &out));
     out
+}
+
+/// The provider's rules for every key the transaction writes.
+fn check_key_rules<P: PolicyProvider + ?Sized>(
+    checker: &Checker<'_, P>,
+    creator: &SignerInfo,
+    out: &Endorsed,
+) -> Result<(), Rejection> {
+    let values = out.rwset.writes().map(|w| {
+        let write = match w.value.as_deref() {
+            Some(v) if !v.is_empty() => KeyWrite::Put(v),
+            _ => KeyWrite::Delete,
+        };
+        (&w.ns, &w.key, write)
+    });
+    let metadata = out
+        .rwset
+        .metadata_writes()
+        .map(|m| (&m.ns, &m.key, KeyWrite::Metadata));
+    for (ns, key, write) in values.chain(metadata) {
+        match checker.policies.key_rule(checker.channel, ns, key, write) {
+            KeyRule::None => {}
+            KeyRule::Forbidden(why) => {
+                return fail(
+                    Code::InvalidWriteset,
+                    format!("write to {ns:?}/{key:?}: {why}"),
+                );
+            }
+            KeyRule::Require {
+                endorsement,
+                creator: creator_policy,
+            } => {
+                if !checker.channel.evaluate(&endorsement, &out.endorsers) {
+                    return fail(
+                        Code::EndorsementPolicyFailure,
+                        format!(
+                            "{} valid endorsement(s) do not satisfy the policy {endorsement} required to write {ns:?}/{key:?}",
+                            out.endorsers.len()
+                        ),
+                    );
+                }
+                if let Some(p) = creator_policy
+                    && !checker.channel.evaluate(&p, std::slice::from_ref(creator))
+                {
+                    return fail(
+                        Code::EndorsementPolicyFailure,
+                        format!(
+                            "the creator ({} {}) does not satisfy the policy {p} required to write {ns:?}/{key:?}",
+                            creator.msp_id, creator.role
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_into<P: PolicyProvider + ?Sized>(

@@ -4,18 +4,19 @@
 //! Input: a decoded block (its chaining is the ledger's to check), the live
 //! [`Channel`] (MSPs, CRLs), a [`CommittedState`] (the ledger, or a
 //! [`MemoryState`]) and a [`PolicyProvider`] (chaincode endorsement
-//! policies). Output: [`BlockUpdates`], one [`TxUpdate`] per envelope with
-//! its Fabric `TxValidationCode` and, for VALID ones only, its writes —
-//! ready for [`Ledger::commit`]. [`commit_block`] does both, after checking
-//! the orderer's signature.
+//! policies, and rules for single keys such as `_lifecycle`'s; the node's
+//! provider is the `Lifecycle`). Output: [`BlockUpdates`], one [`TxUpdate`]
+//! per envelope with its Fabric `TxValidationCode` and, for VALID ones only,
+//! its writes — ready for [`Ledger::commit`]. [`commit_block`] does both,
+//! after checking the orderer's signature.
 //!
 //! Two phases. First, every check a transaction can pass or fail on its own
 //! (decoding, creator, client signature, tx id, structure, endorsement
-//! signatures, chaincode policy: `transaction.rs`, `endorsement.rs`) runs
-//! in parallel on scoped threads. Then, in block order, the checks that
-//! depend on earlier transactions (duplicate tx id, key-level policies,
-//! MVCC: `mvcc.rs`) against committed state plus the writes of the earlier
-//! VALID transactions. First failure wins; the order and the code of each
+//! signatures, chaincode policy, the provider's key rules: `transaction.rs`,
+//! `endorsement.rs`) runs in parallel on scoped threads. Then, in block
+//! order, the checks that depend on earlier transactions (duplicate tx id,
+//! key-level policies, MVCC: `mvcc.rs`) against committed state plus the
+//! writes of the earlier VALID transactions. First failure wins; the order and the code of each
 //! check are tabled in `transaction.rs`. Read-write sets: `rwset.rs`;
 //! key-level policy encoding: `policy.rs`; test and benchmark fixtures
 //! (real Fabric-shaped transactions from in-process CAs): [`fixture`].
@@ -43,7 +44,8 @@ pub use bench::{BenchError, ValidateBenchReport, bench_validate};
 pub use commit::{commit_block, commit_block_with, commit_genesis};
 pub use error::ValidatorError;
 pub use policy::{
-    KEY_POLICY_ENTRY, PolicyProvider, StaticPolicies, decode_key_policy, encode_key_policy,
+    KEY_POLICY_ENTRY, KeyRule, KeyWrite, PolicyProvider, StaticPolicies, decode_key_policy,
+    encode_key_policy,
 };
 pub use state::{CommittedState, LedgerSnapshot, MemoryState};
 pub use transaction::proposal_hash;

@@ -1,6 +1,9 @@
 //! Where endorsement policies come from: [`PolicyProvider`] for chaincode
-//! (namespace) policies, and committed key metadata for key-level
-//! (state-based) policies, in the encoding defined here.
+//! (namespace) policies and for system rules on single keys
+//! ([`PolicyProvider::key_rule`], e.g. the `_lifecycle` namespace's: an
+//! org's approval needs that org's peer and admin), and committed key
+//! metadata for key-level (state-based) policies, in the encoding defined
+//! here.
 //!
 //! **Key-level policy encoding.** A transaction sets a key's policy with a
 //! `KVMetadataWrite` whose one entry is named [`KEY_POLICY_ENTRY`]
@@ -14,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use qcss_network::channel::Channel;
 use qcss_network::policy::Policy;
 
 /// Name of the metadata entry that carries a key-level endorsement policy.
@@ -26,6 +30,48 @@ pub trait PolicyProvider: Sync {
     /// `namespace`; `None` if no such chaincode is defined on the channel
     /// (its transactions are then `INVALID_CHAINCODE`).
     fn chaincode_policy(&self, namespace: &str) -> Option<Policy>;
+
+    /// What a transaction writing `key` of `namespace` needs besides the
+    /// namespace's policy (checked for every value and metadata write,
+    /// whichever chaincode was invoked). The default: nothing more. The
+    /// lifecycle uses it so that no org can forge another org's approval.
+    fn key_rule(
+        &self,
+        _channel: &Channel,
+        _namespace: &str,
+        _key: &str,
+        _write: KeyWrite<'_>,
+    ) -> KeyRule {
+        KeyRule::None
+    }
+}
+
+/// One write, as [`PolicyProvider::key_rule`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyWrite<'a> {
+    /// A value is written.
+    Put(&'a [u8]),
+    /// The key is deleted.
+    Delete,
+    /// The key's metadata (key-level policy) is set or removed.
+    Metadata,
+}
+
+/// What a write to one key needs besides its namespace's policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRule {
+    /// Nothing more.
+    None,
+    /// The transaction's valid endorsers must satisfy `endorsement`, and its
+    /// creator `creator` (if given); else `ENDORSEMENT_POLICY_FAILURE`.
+    Require {
+        /// Evaluated over the endorsers that count (valid peers).
+        endorsement: Policy,
+        /// Evaluated over the creator alone.
+        creator: Option<Policy>,
+    },
+    /// No transaction may make this write (`INVALID_WRITESET`); the reason.
+    Forbidden(String),
 }
 
 impl PolicyProvider for BTreeMap<String, Policy> {

@@ -24,6 +24,8 @@
 //! | read-write set refused (see `rwset.rs`) | `BAD_RWSET` / `INVALID_WRITESET` |
 //! | invoked or written chaincode not defined | `INVALID_CHAINCODE` |
 //! | no endorsement, or valid endorsers do not satisfy a policy | `ENDORSEMENT_POLICY_FAILURE` |
+//! | a write the provider's key rule forbids (e.g. a malformed `_lifecycle` write) | `INVALID_WRITESET` |
+//! | a key rule's endorsement or creator policy not satisfied (e.g. an org's lifecycle approval not endorsed by its peer and made by its admin) | `ENDORSEMENT_POLICY_FAILURE` |
 //!
 //! `CONFIG` transactions are made by the ordering service (block 0 is one,
 //! unsigned; later ones carry the admins' signed update): they are trusted
@@ -38,6 +40,7 @@ use prost::Message;
 use qcss_network::block::config_from_block;
 use qcss_network::channel::Channel;
 use qcss_network::envelope::compute_tx_id;
+use qcss_network::policy::SignerInfo;
 use qcss_network::signing;
 use qcss_proto::common::{Block, ChannelHeader, Envelope, HeaderType, Payload, SignatureHeader};
 use qcss_proto::msp::SerializedIdentity;
@@ -144,7 +147,7 @@ impl<P: PolicyProvider + ?Sized> Checker<'_, P> {
         if sh.nonce.is_empty() || sh.creator.is_empty() {
             return fail(Code::BadCommonHeader, "empty nonce or creator");
         }
-        self.check_creator(&sh.creator, &env.payload, &env.signature, clock)?;
+        let creator = self.check_creator(&sh.creator, &env.payload, &env.signature, clock)?;
         if compute_tx_id(&sh.nonce, &sh.creator) != ch.tx_id {
             return fail(
                 Code::BadProposalTxid,
@@ -157,18 +160,19 @@ impl<P: PolicyProvider + ?Sized> Checker<'_, P> {
             &header.signature_header,
         )?;
         Ok(Checked::Endorser(Box::new(endorsement::check(
-            self, &ch, &action, &prp, clock,
+            self, &ch, &creator, &action, &prp, clock,
         ))))
     }
 
-    /// The creator is a valid member of a channel org and signed the payload.
+    /// The creator is a valid member of a channel org and signed the
+    /// payload; returns who it is.
     fn check_creator(
         &self,
         creator: &[u8],
         payload: &[u8],
         signature: &[u8],
         clock: &mut SigClock,
-    ) -> Result<(), Rejection> {
+    ) -> Result<SignerInfo, Rejection> {
         let bad = |why: String| Rejection::new(Code::BadCreatorSignature, why);
         let id = SerializedIdentity::decode(creator).map_err(|e| bad(format!("creator: {e}")))?;
         let msp = self.channel.msp(&id.mspid).ok_or_else(|| {
@@ -182,7 +186,8 @@ impl<P: PolicyProvider + ?Sized> Checker<'_, P> {
                 .validate_serialized(&id.mspid, &id.id_bytes)
                 .map_err(|e| bad(format!("creator refused: {e}")))?;
             signing::verify(&v.cert.public_key, payload, signature)
-                .map_err(|e| bad(format!("creator signature: {e}")))
+                .map_err(|e| bad(format!("creator signature: {e}")))?;
+            Ok(SignerInfo::from(&*v))
         })
     }
 

@@ -1,0 +1,350 @@
+//! `qcss peer start`, `qcss tx invoke|query`, `qcss ledger ...`: run a peer
+//! and talk to one through its Gateway.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use prost::Message;
+use qcss_network::{MspId, SigningIdentity};
+use qcss_peer::client::GatewayClient;
+use qcss_peer::node::{PeerConfig, QSCC};
+use qcss_proto::protos::TxValidationCode;
+
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// Run one peer (see docs/peer.md for the config file).
+    Start(StartArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The peer's TOML configuration.
+    #[arg(long)]
+    config: PathBuf,
+}
+
+/// How to reach a peer and as whom.
+#[derive(Debug, Args, Clone)]
+pub struct Conn {
+    /// The peer's gRPC address (Gateway).
+    #[arg(long, env = "QCSS_PEER")]
+    pub peer: String,
+    /// The client's enrollment directory (cert.pem, key.pem, msp_id,
+    /// tls-cert.pem, tls-key.pem, tls-ca.pem), as `qcss ca enroll` writes it.
+    #[arg(long, env = "QCSS_IDENTITY")]
+    pub identity: PathBuf,
+    /// TLS root certificates to trust for the peer (PEM); default: the
+    /// identity's own tls-ca.pem.
+    #[arg(long = "tls-root")]
+    pub tls_roots: Vec<PathBuf>,
+    /// The channel.
+    #[arg(long, env = "QCSS_CHANNEL")]
+    pub channel: String,
+}
+
+impl Conn {
+    fn read(p: &Path) -> Result<Vec<u8>> {
+        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+    }
+
+    /// The signing identity in `--identity`.
+    pub fn signer(&self) -> Result<SigningIdentity> {
+        let msp = std::fs::read_to_string(self.identity.join("msp_id"))
+            .with_context(|| format!("cannot read {}/msp_id", self.identity.display()))?;
+        SigningIdentity::load_dir(MspId(msp.trim().to_owned()), &self.identity)
+            .map_err(|e| anyhow!("identity {}: {e}", self.identity.display()))
+    }
+
+    /// A Gateway client.
+    pub async fn gateway(&self) -> Result<GatewayClient> {
+        let roots = if self.tls_roots.is_empty() {
+            vec![Self::read(&self.identity.join("tls-ca.pem"))?]
+        } else {
+            self.tls_roots
+                .iter()
+                .map(|p| Self::read(p))
+                .collect::<Result<_>>()?
+        };
+        let cert = Self::read(&self.identity.join("tls-cert.pem"))?;
+        let key = Self::read(&self.identity.join("tls-key.pem"))?;
+        let ch = qcss_peer::client::connect(&self.peer, &roots, (&cert, &key))
+            .await
+            .map_err(|e| anyhow!(e))?;
+        Ok(GatewayClient::new(
+            ch,
+            Arc::new(self.signer()?),
+            &self.channel,
+        ))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// Endorse, sign, submit and wait for commit; prints tx id, code, block.
+    Invoke(CallArgs),
+    /// Evaluate on the peer (nothing is ordered); prints the result.
+    Query(CallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The chaincode.
+    #[arg(long)]
+    chaincode: String,
+    /// The contract function.
+    #[arg(long = "fn")]
+    function: String,
+    /// Its arguments, a JSON array of strings (each passed as one argument).
+    #[arg(long, default_value = "[]")]
+    args: String,
+}
+
+fn parse_args(json: &str) -> Result<Vec<Vec<u8>>> {
+    let v: Vec<serde_json::Value> =
+        serde_json::from_str(json).context("--args must be a JSON array")?;
+    Ok(v.into_iter()
+        .map(|a| match a {
+            serde_json::Value::String(s) => s.into_bytes(),
+            other => other.to_string().into_bytes(),
+        })
+        .collect())
+}
+
+fn printable(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => format!("0x{}", hex::encode(bytes)),
+    }
+}
+
+pub fn run(cmd: PeerCommand) -> Result<()> {
+    match cmd {
+        PeerCommand::Start(a) => start(a),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
+}
+
+pub fn run_tx(cmd: TxCommand) -> Result<()> {
+    runtime()?.block_on(async move {
+        match cmd {
+            TxCommand::Invoke(a) => {
+                let args = parse_args(&a.args)?;
+                let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                let mut g = a.conn.gateway().await?;
+                let c = g
+                    .submit(&a.chaincode, &a.function, &refs)
+                    .await
+                    .map_err(|e| anyhow!(e))?;
+                println!("tx_id: {}", c.tx_id);
+                println!("code: {}", c.code.as_str_name());
+                println!("block: {}", c.block);
+                println!("result: {}", printable(&c.result));
+                if c.code != TxValidationCode::Valid {
+                    bail!(
+                        "transaction {} is invalid: {}",
+                        c.tx_id,
+                        c.code.as_str_name()
+                    );
+                }
+                Ok(())
+            }
+            TxCommand::Query(a) => {
+                let args = parse_args(&a.args)?;
+                let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                let mut g = a.conn.gateway().await?;
+                let r = g
+                    .evaluate(&a.chaincode, &a.function, &refs)
+                    .await
+                    .map_err(|e| anyhow!(e))?;
+                println!("{}", printable(&r));
+                Ok(())
+            }
+        }
+    })
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Height and the hash of the newest block.
+    Info(Conn),
+    /// One block, as JSON (header, transactions with codes).
+    Block(BlockArgs),
+    /// One transaction: its block, position and validation code.
+    Tx(TxArgs),
+    /// Every write to a key (regulators, auditors and admins only).
+    History(HistoryArgs),
+    /// Re-check a stopped peer's whole chain and state hash offline.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BlockArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Block number.
+    number: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TxArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Transaction id.
+    tx_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Namespace (chaincode name).
+    #[arg(long)]
+    chaincode: String,
+    /// The key.
+    key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The peer's configuration (its data_dir is checked); the peer must be
+    /// stopped.
+    #[arg(long)]
+    config: PathBuf,
+}
+
+async fn qscc(conn: &Conn, function: &str, args: &[&str]) -> Result<Vec<u8>> {
+    let mut g = conn.gateway().await?;
+    let mut all: Vec<&[u8]> = vec![conn.channel.as_bytes()];
+    all.extend(args.iter().map(|a| a.as_bytes()));
+    g.evaluate(QSCC, function, &all)
+        .await
+        .map_err(|e| anyhow!(e))
+}
+
+pub fn run_ledger(cmd: LedgerCommand) -> Result<()> {
+    if let LedgerCommand::Verify(a) = cmd {
+        let cfg = PeerConfig::load(&a.config)?;
+        let ledger = qcss_peer::ledger::Ledger::open(&cfg.data_dir.join("ledger"))
+            .context("opening the ledger (is the peer still running?)")?;
+        let report = ledger.verify()?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        if !report.is_consistent() {
+            bail!("the ledger is NOT consistent");
+        }
+        return Ok(());
+    }
+    runtime()?.block_on(async move {
+        match cmd {
+            LedgerCommand::Info(c) => {
+                let b = qscc(&c, "GetChainInfo", &[]).await?;
+                let i = qcss_proto::common::BlockchainInfo::decode(b.as_slice())?;
+                let s: serde_json::Value =
+                    serde_json::from_slice(&qscc(&c, "GetStateHash", &[]).await?)?;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "height": i.height,
+                        "current_block_hash": hex::encode(&i.current_block_hash),
+                        "previous_block_hash": hex::encode(&i.previous_block_hash),
+                        "state_hash": s["state_hash"],
+                    })
+                );
+            }
+            LedgerCommand::Block(a) => {
+                let b = qscc(&a.conn, "GetBlockByNumber", &[&a.number.to_string()]).await?;
+                let block = qcss_proto::common::Block::decode(b.as_slice())?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&block_json(&block, &a.conn.channel))?
+                );
+            }
+            LedgerCommand::Tx(a) => {
+                let b = qscc(&a.conn, "GetTransactionByID", &[&a.tx_id]).await?;
+                let t = qcss_proto::protos::ProcessedTransaction::decode(b.as_slice())?;
+                let code = TxValidationCode::try_from(t.validation_code)
+                    .map_or("?".to_owned(), |c| c.as_str_name().to_owned());
+                let blk = qscc(&a.conn, "GetBlockByTxID", &[&a.tx_id]).await?;
+                let block = qcss_proto::common::Block::decode(blk.as_slice())?;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "tx_id": a.tx_id,
+                        "block": block.header.map(|h| h.number),
+                        "code": code,
+                        "envelope_bytes": t.transaction_envelope.map(|e| e.encoded_len()),
+                    })
+                );
+            }
+            LedgerCommand::History(a) => {
+                let b = qscc(&a.conn, "GetHistoryForKey", &[&a.chaincode, &a.key]).await?;
+                let entries: Vec<serde_json::Value> = serde_json::from_slice(&b)?;
+                let out: Vec<serde_json::Value> = entries
+                    .into_iter()
+                    .map(|mut e| {
+                        if let Some(v) = e.get("value").cloned()
+                            && let Ok(bytes) = serde_json::from_value::<Vec<u8>>(v)
+                        {
+                            e["value"] = serde_json::Value::String(printable(&bytes));
+                        }
+                        e
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+            LedgerCommand::Verify(_) => unreachable!("handled above"),
+        }
+        Ok(())
+    })
+}
+
+/// A block for people: number, hashes, and each transaction's id and code.
+fn block_json(block: &qcss_proto::common::Block, channel: &str) -> serde_json::Value {
+    let f = qcss_peer::node::filtered_block(block, channel);
+    let h = block.header.clone().unwrap_or_default();
+    serde_json::json!({
+        "number": h.number,
+        "previous_hash": hex::encode(&h.previous_hash),
+        "data_hash": hex::encode(&h.data_hash),
+        "hash": hex::encode(qcss_network::block::block_hash(block)),
+        "transactions": f.filtered_transactions.iter().map(|t| serde_json::json!({
+            "tx_id": t.txid,
+            "code": TxValidationCode::try_from(t.tx_validation_code)
+                .map_or("?".to_owned(), |c| c.as_str_name().to_owned()),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn start(a: StartArgs) -> Result<()> {
+    let cfg = PeerConfig::load(&a.config)?;
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let ops = match &cfg.ops_listen {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("cannot listen on {a} (operations)"))?,
+            ),
+            None => None,
+        };
+        let addr = listener.local_addr()?;
+        let ops_addr = ops.as_ref().and_then(|l| l.local_addr().ok());
+        println!(
+            "qcss peer of {} listening on {addr}{}",
+            cfg.msp_id,
+            ops_addr
+                .map(|a| format!(" (operations {a})"))
+                .unwrap_or_default()
+        );
+        qcss_peer::node::run(cfg, listener, ops, crate::ca::shutdown_signal()).await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,129 @@
+//! The peer node's configuration: one TOML file per node. Every field is
+//! documented in `docs/peer.md`. Relative paths are relative to the file.
+
+use std::path::{Path, PathBuf};
+
+use crate::node::PeerError;
+
+/// The Gateway's settings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Endorsing peers of other orgs, by MSP id, tried in order. An org not
+    /// listed here is reached at the `peer_endpoints` the channel
+    /// configuration gives for it.
+    pub endorsers: std::collections::BTreeMap<String, Vec<String>>,
+    /// How long one remote endorsement may take, ms.
+    pub endorse_timeout_ms: u64,
+    /// How long `Submit` waits for the orderer's answer, ms.
+    pub broadcast_timeout_ms: u64,
+    /// How long `CommitStatus` waits for the transaction to commit, ms.
+    pub commit_status_timeout_ms: u64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            endorsers: Default::default(),
+            endorse_timeout_ms: 10_000,
+            broadcast_timeout_ms: 10_000,
+            commit_status_timeout_ms: 60_000,
+        }
+    }
+}
+
+/// One peer node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// The MSP id of this peer's org.
+    pub msp_id: String,
+    /// Directory with this peer's signing identity (`cert.pem`, `key.pem`),
+    /// a certificate of role `peer` from its org's CA.
+    pub identity_dir: PathBuf,
+    /// This peer's TLS certificate (PEM); also its client certificate when
+    /// it calls orderers and other peers.
+    pub tls_cert: PathBuf,
+    /// This peer's TLS key (PEM).
+    pub tls_key: PathBuf,
+    /// The channel's genesis block (as written by `qcss channel genesis`).
+    pub genesis_block: PathBuf,
+    /// Where the ledger and installed chaincode packages live.
+    pub data_dir: PathBuf,
+    /// gRPC listen address (Gateway, Endorser, Deliver), e.g. `127.0.0.1:7051`.
+    pub listen: String,
+    /// Operations listen address (`/healthz`, `/metrics`); none if absent.
+    #[serde(default)]
+    pub ops_listen: Option<String>,
+    /// Orderers to pull blocks from and submit to, tried in order; empty =
+    /// the consenters of the channel configuration.
+    #[serde(default)]
+    pub orderers: Vec<String>,
+    /// `/healthz` fails when the peer is this many blocks behind the
+    /// orderer it pulls from.
+    #[serde(default = "default_max_lag")]
+    pub max_lag_blocks: u64,
+    /// Gateway settings.
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+}
+
+fn default_max_lag() -> u64 {
+    100
+}
+
+impl PeerConfig {
+    /// Reads a TOML file and resolves relative paths against its folder.
+    pub fn load(path: &Path) -> Result<Self, PeerError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PeerError::Config(format!("cannot read {}: {e}", path.display())))?;
+        let mut c: PeerConfig = toml::from_str(&text)
+            .map_err(|e| PeerError::Config(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut c.identity_dir,
+            &mut c.tls_cert,
+            &mut c.tls_key,
+            &mut c.genesis_block,
+            &mut c.data_dir,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_resolve_against_the_file_and_defaults_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("peer.toml");
+        std::fs::write(
+            &path,
+            "msp_id = \"Org1MSP\"\nidentity_dir = \"peer1\"\ntls_cert = \"peer1/tls-cert.pem\"\n\
+             tls_key = \"/abs/tls-key.pem\"\ngenesis_block = \"genesis.block\"\n\
+             data_dir = \"data\"\nlisten = \"127.0.0.1:7051\"\n",
+        )
+        .unwrap();
+        let c = PeerConfig::load(&path).unwrap();
+        assert_eq!(c.identity_dir, dir.path().join("peer1"));
+        assert_eq!(c.tls_key, PathBuf::from("/abs/tls-key.pem"));
+        assert!(c.orderers.is_empty());
+        assert_eq!(c.max_lag_blocks, 100);
+        assert_eq!(c.gateway.commit_status_timeout_ms, 60_000);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("peer.toml");
+        std::fs::write(&path, "msp_idd = \"x\"\n").unwrap();
+        let e = PeerConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("msp_idd"), "{e}");
+    }
+}

@@ -1,0 +1,71 @@
+//! Fabric's `protos.Endorser/ProcessProposal`: what other orgs' Gateways
+//! (and admin tools) call to have this peer endorse a proposal.
+//!
+//! As in Fabric, a refused proposal is answered with a `ProposalResponse`
+//! of status 500 and the reason, not a gRPC error: callers read the reason
+//! the same way whether the chaincode failed or the proposal was refused.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use qcss_proto::protos::endorser_server::Endorser;
+use qcss_proto::protos::{ProposalResponse, SignedProposal};
+use tonic::{Request, Response, Status};
+
+use crate::endorser::EndorseError;
+use crate::node::Peer;
+use crate::node::qscc::{self, QSCC};
+
+/// The Endorser gRPC service of one peer.
+pub(crate) struct EndorserService {
+    peer: Arc<Peer>,
+}
+
+impl EndorserService {
+    pub(crate) fn new(peer: Arc<Peer>) -> Self {
+        EndorserService { peer }
+    }
+}
+
+/// Endorses `signed` with `peer`'s endorser on a blocking thread. The
+/// outer error is a crashed endorsement task (a bug), the inner one a
+/// refused proposal.
+pub(crate) async fn endorse_locally(
+    peer: &Arc<Peer>,
+    signed: SignedProposal,
+) -> Result<Result<ProposalResponse, EndorseError>, String> {
+    let p = peer.clone();
+    let started = Instant::now();
+    let r = tokio::task::spawn_blocking(move || match p.endorser.endorse(&signed) {
+        // qscc is not a defined chaincode: the endorser has checked the
+        // proposal's header and signature by then; answer it natively.
+        Err(EndorseError::ChaincodeNotCommitted { chaincode, .. }) if chaincode == QSCC => {
+            qscc::query(&p, &signed)
+        }
+        other => other,
+    })
+    .await
+    .map_err(|e| format!("endorsement task failed: {e}"));
+    peer.metrics
+        .endorse_seconds
+        .observe(started.elapsed().as_secs_f64());
+    r
+}
+
+#[tonic::async_trait]
+impl Endorser for EndorserService {
+    async fn process_proposal(
+        &self,
+        request: Request<SignedProposal>,
+    ) -> Result<Response<ProposalResponse>, Status> {
+        let signed = request.into_inner();
+        match endorse_locally(&self.peer, signed).await {
+            Ok(Ok(r)) => Ok(Response::new(r)),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "proposal refused");
+                Ok(Response::new(e.to_response()))
+            }
+            Err(e) => Err(Status::internal(e)),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The peer's Prometheus metrics and `/healthz` (served on the operations
+//! port).
+
+use std::sync::{Arc, PoisonError};
+
+use qcss_network::ops::{Counter, CounterVec, Gauge, Health, Histogram, Ops, Registry};
+
+use crate::node::Peer;
+
+/// Metrics of one peer.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry they are rendered from.
+    pub registry: Registry,
+    /// Blocks committed (since start).
+    pub blocks: Counter,
+    /// Transactions committed, by validation code.
+    pub transactions: CounterVec,
+    /// Validation and commit of one block, seconds.
+    pub validation_seconds: Histogram,
+    /// Time spent validating identities and verifying signatures during
+    /// validation, summed over threads, seconds.
+    pub signature_seconds: SecondsCounter,
+    /// One endorsement (this peer's endorser), seconds.
+    pub endorse_seconds: Histogram,
+    /// Gateway calls answered, by method and outcome.
+    pub gateway_calls: CounterVec,
+    /// Times the committer moved to another orderer.
+    pub orderer_failovers: Counter,
+}
+
+/// A monotonically increasing number of seconds (a Prometheus counter of a
+/// float), kept in a gauge.
+#[derive(Clone)]
+pub struct SecondsCounter(Gauge);
+
+impl SecondsCounter {
+    /// Adds `secs`.
+    pub fn inc_by_secs(&self, secs: f64) {
+        self.0.add(secs);
+    }
+}
+
+const STATIC: &str = "metric names are static and valid";
+
+impl Metrics {
+    /// Registers the metrics.
+    pub fn new(registry: Registry) -> Self {
+        let buckets = [
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        Metrics {
+            blocks: registry
+                .counter("qcss_peer_blocks_committed_total", "Blocks committed")
+                .expect(STATIC),
+            transactions: registry
+                .counter_vec(
+                    "qcss_peer_transactions_total",
+                    "Transactions committed, by validation code",
+                    &["code"],
+                )
+                .expect(STATIC),
+            validation_seconds: registry
+                .histogram(
+                    "qcss_peer_block_validation_seconds",
+                    "Validation and commit of one block",
+                    &buckets,
+                )
+                .expect(STATIC),
+            signature_seconds: SecondsCounter(
+                registry
+                    .gauge(
+                        "qcss_peer_signature_check_seconds_total",
+                        "Time spent validating identities and verifying signatures while validating blocks, summed over threads",
+                    )
+                    .expect(STATIC),
+            ),
+            endorse_seconds: registry
+                .histogram(
+                    "qcss_peer_endorsement_seconds",
+                    "One endorsement by this peer",
+                    &buckets,
+                )
+                .expect(STATIC),
+            gateway_calls: registry
+                .counter_vec(
+                    "qcss_peer_gateway_calls_total",
+                    "Gateway calls answered, by method and outcome",
+                    &["method", "outcome"],
+                )
+                .expect(STATIC),
+            orderer_failovers: registry
+                .counter(
+                    "qcss_peer_orderer_failovers_total",
+                    "Times the committer moved to another orderer",
+                )
+                .expect(STATIC),
+            registry,
+        }
+    }
+}
+
+/// The operations endpoint of `peer`: scrape-time gauges and the health
+/// check (an orderer streaming to us, not too far behind).
+pub(crate) fn ops(peer: &Arc<Peer>) -> Ops {
+    let registry = peer.metrics.registry.clone();
+    let p = peer.clone();
+    let _ = registry.gauge_fn(
+        "qcss_peer_ledger_height",
+        "Blocks in the ledger",
+        move || p.height() as f64,
+    );
+    let p = peer.clone();
+    let _ = registry.gauge_fn(
+        "qcss_peer_orderer_height",
+        "Highest height an orderer reported",
+        move || {
+            p.pull
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .orderer_height as f64
+        },
+    );
+    let p = peer.clone();
+    let _ = registry.gauge_fn(
+        "qcss_peer_cert_expiry_seconds",
+        "Seconds until this peer's signing certificate expires",
+        move || (p.signer.cert.not_after - qcss_network::msp::unix_now()) as f64,
+    );
+    let p = peer.clone();
+    Ops::new(registry).with_health_check(move || {
+        let s = p
+            .pull
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let height = p.height();
+        let orderer = match &s.orderer {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "not connected to any orderer (last error: {})",
+                s.last_error.as_deref().unwrap_or("none yet")
+            )),
+        };
+        let lag = s.orderer_height.saturating_sub(height);
+        let behind = if lag > p.cfg.max_lag_blocks {
+            Err(format!(
+                "{lag} blocks behind the ordering service (height {height}, orderers at {})",
+                s.orderer_height
+            ))
+        } else {
+            Ok(())
+        };
+        Health::new()
+            .check("orderer", orderer)
+            .check("ledger", behind)
+    })
+}

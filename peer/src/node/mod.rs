@@ -1,0 +1,421 @@
+//! The peer process: wires the ledger, the lifecycle, the endorser and the
+//! validator to the network. Start at [`run`].
+//!
+//! - `committer.rs` pulls blocks from the orderers with `Deliver` (failing
+//!   over to the next orderer when one dies or misbehaves), validates and
+//!   commits them one by one, applies config blocks to the live channel and
+//!   refreshes the lifecycle;
+//! - `endorser_service.rs` is Fabric's `protos.Endorser/ProcessProposal`,
+//!   called by the Gateways of other orgs' peers and by admin tools;
+//! - `gateway.rs` is Fabric's `gateway.Gateway` (Evaluate, Endorse, Submit,
+//!   CommitStatus, ChaincodeEvents);
+//! - `deliver.rs` is Fabric's peer `protos.Deliver` (blocks and filtered
+//!   blocks from the committed ledger);
+//! - `txinfo.rs` reads what clients need from committed envelopes (events,
+//!   tx ids, filtered transactions);
+//! - `metrics.rs` and the operations endpoint.
+//!
+//! Everything that waits for commits (CommitStatus, ChaincodeEvents,
+//! Deliver) reads the ledger and waits on one `watch` of the height, so a
+//! listener can start at any block and never misses one.
+
+mod committer;
+mod config;
+mod deliver;
+mod endorser_service;
+mod gateway;
+mod metrics;
+mod qscc;
+mod txinfo;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use prost::Message;
+use qcss_chaincode::{Limits, Runtime};
+use qcss_network::block::{config_from_block, is_config_block};
+use qcss_network::channel::Channel;
+use qcss_network::tls::{ClientAuth, ServerTlsSettings, TlsAcceptorHandle, incoming};
+use qcss_network::{MspId, SigningIdentity};
+use qcss_proto::common::Block;
+use qcss_proto::gateway::gateway_server::GatewayServer;
+use qcss_proto::protos::deliver_server::DeliverServer;
+use qcss_proto::protos::endorser_server::EndorserServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::endorser::Endorser;
+use crate::ledger::Ledger;
+use crate::lifecycle::Lifecycle;
+use crate::validator::commit_genesis;
+
+pub use config::{GatewaySettings, PeerConfig};
+pub use metrics::Metrics;
+pub use qscc::QSCC;
+pub use txinfo::{chaincode_events, filtered_block};
+
+/// Why the peer cannot start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// Bad or unreadable configuration, identity, genesis block.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The ledger cannot be opened or written.
+    #[error("ledger: {0}")]
+    Ledger(String),
+    /// Listening or TLS setup failed.
+    #[error("network: {0}")]
+    Network(String),
+}
+
+/// The TLS material this peer uses as a client (towards orderers and other
+/// peers). The roots follow the channel configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientTls {
+    pub(crate) cert: Vec<u8>,
+    pub(crate) key: Vec<u8>,
+}
+
+/// State shared by the peer's services and its committer.
+pub struct Peer {
+    pub(crate) cfg: PeerConfig,
+    pub(crate) signer: Arc<SigningIdentity>,
+    pub(crate) ledger: Arc<Ledger>,
+    pub(crate) endorser: Arc<Endorser>,
+    pub(crate) lifecycle: Arc<Lifecycle>,
+    channel: RwLock<Arc<Channel>>,
+    /// The ledger height after each commit.
+    pub(crate) height: watch::Sender<u64>,
+    pub(crate) tls: ClientTls,
+    pub(crate) metrics: Metrics,
+    /// Which orderer the committer pulls from and how far the ordering
+    /// service is known to be (for `/healthz`).
+    pub(crate) pull: RwLock<PullStatus>,
+    /// gRPC channels to other peers and to orderers, by address.
+    connections: tokio::sync::Mutex<HashMap<String, tonic::transport::Channel>>,
+}
+
+/// The committer's view of the ordering service.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PullStatus {
+    /// The orderer currently streaming blocks to this peer.
+    pub(crate) orderer: Option<String>,
+    /// The highest height any orderer reported.
+    pub(crate) orderer_height: u64,
+    /// The last error pulling blocks.
+    pub(crate) last_error: Option<String>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("msp_id", &self.signer.msp_id)
+            .field("peer", &self.signer.cert.common_name)
+            .field("height", &self.ledger.height())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Peer {
+    /// The channel as currently configured.
+    pub fn channel(&self) -> Arc<Channel> {
+        self.channel
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies a committed config block: the live channel, the endorser's.
+    fn apply_config(&self, block: &Block) {
+        let next = match config_from_block(block)
+            .map_err(|e| e.to_string())
+            .and_then(|c| Channel::new(c).map_err(|e| e.to_string()))
+        {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                // The validator accepted it, so this cannot happen; keep the old one.
+                tracing::error!(error = %e, "a committed config block does not configure a channel");
+                return;
+            }
+        };
+        if let Err(e) = self.endorser.set_channel(next.clone()) {
+            tracing::error!(error = %e, "the new channel configuration no longer accepts this peer as an endorser");
+        }
+        tracing::info!(
+            sequence = next.config().sequence,
+            orgs = next.config().orgs.len(),
+            "channel configuration updated"
+        );
+        *self.channel.write().unwrap_or_else(PoisonError::into_inner) = next;
+    }
+
+    /// The orderers to pull from and submit to.
+    pub(crate) fn orderers(&self) -> Vec<String> {
+        if self.cfg.orderers.is_empty() {
+            self.channel()
+                .config()
+                .consenters
+                .iter()
+                .map(|c| c.address.clone())
+                .collect()
+        } else {
+            self.cfg.orderers.clone()
+        }
+    }
+
+    /// A (cached) mTLS gRPC channel to `addr`, an orderer or a peer, trusting
+    /// the TLS roots of the channel's orgs.
+    pub(crate) async fn connect(&self, addr: &str) -> Result<tonic::transport::Channel, String> {
+        if let Some(c) = self.connections.lock().await.get(addr) {
+            return Ok(c.clone());
+        }
+        let (roots, _) = self.channel().tls_roots_and_crls();
+        let tls = qcss_network::tls::client_tls_for_addr(
+            &roots,
+            Some((self.tls.cert.as_slice(), self.tls.key.as_slice())),
+            addr,
+        );
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+            .and_then(|e| e.tls_config(tls))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(2))
+            .keep_alive_timeout(Duration::from_secs(3))
+            .keep_alive_while_idle(true);
+        let ch = endpoint.connect().await.map_err(|e| {
+            format!(
+                "cannot connect to {addr}: {}",
+                qcss_network::tls::error_chain(&e)
+            )
+        })?;
+        self.connections
+            .lock()
+            .await
+            .insert(addr.to_owned(), ch.clone());
+        Ok(ch)
+    }
+
+    /// Forgets the cached channel to `addr` (after a failure), so the next
+    /// call reconnects.
+    pub(crate) async fn disconnect(&self, addr: &str) {
+        self.connections.lock().await.remove(addr);
+    }
+
+    /// The height whose blocks are fully applied: committed to the ledger,
+    /// and their config and lifecycle changes in effect. What clients are
+    /// told (the ledger itself may be one block ahead for a moment).
+    pub fn height(&self) -> u64 {
+        *self.height.borrow()
+    }
+
+    /// Waits until the ledger height exceeds `height` or `timeout` passes;
+    /// returns the height then.
+    pub(crate) async fn wait_height_above(&self, height: u64, timeout: Duration) -> u64 {
+        let mut rx = self.height.subscribe();
+        let wait = rx.wait_for(|h| *h > height);
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(h)) => *h,
+            _ => self.height(),
+        }
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, PeerError> {
+    std::fs::read(path)
+        .map_err(|e| PeerError::Config(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Opens (or creates) the peer's ledger, lifecycle and endorser from `cfg`,
+/// without starting any service: what `run` and offline tools share.
+pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
+    let load = || {
+        SigningIdentity::load_dir(MspId(cfg.msp_id.clone()), &cfg.identity_dir)
+            .map_err(|e| PeerError::Config(format!("identity {}: {e}", cfg.identity_dir.display())))
+    };
+    let signer = Arc::new(load()?);
+    let tls = ClientTls {
+        cert: read(&cfg.tls_cert)?,
+        key: read(&cfg.tls_key)?,
+    };
+    let genesis = Block::decode(read(&cfg.genesis_block)?.as_slice()).map_err(|e| {
+        PeerError::Config(format!(
+            "genesis block {}: {e}",
+            cfg.genesis_block.display()
+        ))
+    })?;
+    if !is_config_block(&genesis) {
+        return Err(PeerError::Config(format!(
+            "{} is not a config block",
+            cfg.genesis_block.display()
+        )));
+    }
+    let genesis_channel = config_from_block(&genesis)
+        .map_err(|e| e.to_string())
+        .and_then(|c| Channel::new(c).map_err(|e| e.to_string()))
+        .map_err(|e| PeerError::Config(format!("genesis block: {e}")))?;
+
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| PeerError::Config(format!("data dir {}: {e}", cfg.data_dir.display())))?;
+    let ledger = Arc::new(
+        Ledger::open(&cfg.data_dir.join("ledger")).map_err(|e| PeerError::Ledger(e.to_string()))?,
+    );
+    if ledger.height() == 0 {
+        commit_genesis(&ledger, &genesis, &genesis_channel)
+            .map_err(|e| PeerError::Ledger(format!("committing the genesis block: {e}")))?;
+    }
+    // The live configuration is the one in the last config block committed.
+    let channel = Arc::new(current_channel(&ledger, genesis_channel)?);
+
+    let runtime = Arc::new(Runtime::new(Limits::default()));
+    let lifecycle = Arc::new(
+        Lifecycle::open(
+            &cfg.data_dir.join("chaincodes"),
+            ledger.clone(),
+            runtime.clone(),
+        )
+        .map_err(|e| PeerError::Ledger(format!("lifecycle: {e}")))?,
+    );
+    let endorser = Endorser::new(load()?, channel.clone(), ledger.clone(), runtime)
+        .map_err(|e| PeerError::Config(e.to_string()))?
+        .with_lifecycle(lifecycle.clone());
+    let registry = qcss_network::ops::Registry::new();
+    let (height, _) = watch::channel(ledger.height());
+    Ok(Arc::new(Peer {
+        cfg: cfg.clone(),
+        signer,
+        ledger,
+        endorser: Arc::new(endorser),
+        lifecycle,
+        channel: RwLock::new(channel),
+        height,
+        tls,
+        metrics: Metrics::new(registry),
+        pull: RwLock::new(PullStatus::default()),
+        connections: tokio::sync::Mutex::new(HashMap::new()),
+    }))
+}
+
+/// The channel configuration of the newest config block in `ledger`.
+fn current_channel(ledger: &Ledger, genesis: Channel) -> Result<Channel, PeerError> {
+    let height = ledger.height();
+    let Some(newest) = ledger
+        .block(height.saturating_sub(1))
+        .map_err(|e| PeerError::Ledger(e.to_string()))?
+    else {
+        return Ok(genesis);
+    };
+    let last = qcss_network::block::last_config_index(&newest).unwrap_or(0);
+    if last == 0 {
+        return Ok(genesis);
+    }
+    let block = ledger
+        .block(last)
+        .map_err(|e| PeerError::Ledger(e.to_string()))?
+        .ok_or_else(|| PeerError::Ledger(format!("last config block {last} is missing")))?;
+    config_from_block(&block)
+        .map_err(|e| e.to_string())
+        .and_then(|c| Channel::new(c).map_err(|e| e.to_string()))
+        .map_err(|e| PeerError::Ledger(format!("config block {last}: {e}")))
+}
+
+/// Starts the peer on the given listeners and runs until `shutdown`.
+pub async fn run(
+    cfg: PeerConfig,
+    listener: TcpListener,
+    ops: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), PeerError> {
+    let peer = open(&cfg)?;
+    let channel = peer.channel();
+    let tls_settings = {
+        let (cert, key) = (peer.tls.cert.clone(), peer.tls.key.clone());
+        move |roots: Vec<Vec<u8>>, crls: Vec<Vec<u8>>| ServerTlsSettings {
+            cert_pem: cert.clone(),
+            key_pem: key.clone(),
+            client_roots_pem: roots,
+            crls_pem: crls,
+            client_auth: ClientAuth::Required,
+        }
+    };
+    let (roots, crls) = channel.tls_roots_and_crls();
+    let acceptor = TlsAcceptorHandle::new(&tls_settings(roots, crls))
+        .map_err(|e| PeerError::Network(e.to_string()))?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Config blocks may bring new orgs' TLS roots or new CRLs.
+    {
+        let (peer, acceptor) = (peer.clone(), acceptor.clone());
+        let mut heights = peer.height.subscribe();
+        tokio::spawn(async move {
+            let mut sequence = peer.channel().config().sequence;
+            while heights.changed().await.is_ok() {
+                let channel = peer.channel();
+                if channel.config().sequence == sequence {
+                    continue;
+                }
+                sequence = channel.config().sequence;
+                let (roots, crls) = channel.tls_roots_and_crls();
+                match acceptor.reload(&tls_settings(roots, crls)) {
+                    Ok(()) => tracing::info!(sequence, "TLS roots and CRLs reloaded"),
+                    Err(e) => tracing::error!(error = %e, "cannot reload TLS"),
+                }
+                // Outgoing connections are made anew with the new roots.
+                peer.connections.lock().await.clear();
+            }
+        });
+    }
+    let committer = tokio::spawn(committer::run(peer.clone(), stop_rx.clone()));
+    if let Some(ops) = ops {
+        let o = metrics::ops(&peer);
+        let mut rx = stop_rx.clone();
+        tokio::spawn(qcss_network::ops::serve(ops, o, async move {
+            let _ = rx.changed().await;
+        }));
+    }
+    let addr = listener
+        .local_addr()
+        .map_err(|e| PeerError::Network(e.to_string()))?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        msp_id = %peer.signer.msp_id,
+        peer = %peer.signer.cert.common_name,
+        channel = %channel.id(),
+        %addr,
+        ops = ?cfg.ops_listen,
+        height = peer.ledger.height(),
+        "qcss peer started"
+    );
+    let mut rx = stop_rx.clone();
+    let limit = 64 * 1024 * 1024;
+    let server = tonic::transport::Server::builder()
+        .add_service(
+            GatewayServer::new(gateway::GatewayService::new(peer.clone()))
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            EndorserServer::new(endorser_service::EndorserService::new(peer.clone()))
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            DeliverServer::new(deliver::DeliverService::new(peer.clone()))
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .serve_with_incoming_shutdown(incoming(listener, acceptor), async move {
+            let _ = rx.changed().await;
+        });
+    let server = tokio::spawn(server);
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    // The committer finishes the block it is committing (commits are atomic
+    // anyway) and stops.
+    let _ = committer.await;
+    let _ = server.await;
+    Ok(())
+}

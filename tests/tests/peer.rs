@@ -1,0 +1,342 @@
+//! The peer end to end: three orgs (each its own CA process and peer), three
+//! orderers, the example contract deployed through the CLI's lifecycle
+//! commands; transactions through the Gateway over mTLS.
+
+use std::time::Duration;
+
+use qcss_proto::protos::TxValidationCode;
+use qcss_tests::peers::{Network, NetworkOptions};
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_and_query_round_trip_on_every_peer() {
+    let d = tmp();
+    let net = Network::start(d.path(), NetworkOptions::default());
+    let mut g = net.gateway(1).await;
+    let c = g
+        .submit("example", "put", &[b"color", b"green"])
+        .await
+        .expect("submit");
+    assert_eq!(c.code, TxValidationCode::Valid, "{c:?}");
+    net.wait_heights(c.block + 1, Duration::from_secs(20));
+    for n in 1..=3 {
+        let mut g = net.gateway(n).await;
+        let v = g
+            .evaluate("example", "get", &[b"color"])
+            .await
+            .expect("get");
+        assert_eq!(v, b"green", "peer {n}");
+    }
+    // The same block hash and state on every peer.
+    let infos: Vec<_> = (1..=3).map(|n| net.ledger_info(n)).collect();
+    assert_eq!(infos[0], infos[1]);
+    assert_eq!(infos[0], infos[2]);
+    // The CLI does the same.
+    let out = net.cli(
+        &[
+            "tx",
+            "invoke",
+            "--chaincode",
+            "example",
+            "--fn",
+            "put",
+            "--args",
+            r#"["size","XL"]"#,
+        ],
+        &net.conn(2, "client1"),
+    );
+    assert!(out.contains("code: VALID"), "{out}");
+    let out = net.cli(
+        &[
+            "tx",
+            "query",
+            "--chaincode",
+            "example",
+            "--fn",
+            "get",
+            "--args",
+            r#"["size"]"#,
+        ],
+        &net.conn(3, "client1"),
+    );
+    assert_eq!(out.trim(), "XL");
+}
+
+/// The envelope's chaincode action results (the read-write set), changed by
+/// `f`, and the envelope re-signed by `signer` (as a client that tampers
+/// with its own transaction after endorsement would).
+fn tamper(
+    env: &qcss_proto::common::Envelope,
+    signer: &qcss_network::SigningIdentity,
+    f: impl FnOnce(&mut Vec<u8>),
+) -> qcss_proto::common::Envelope {
+    use prost::Message;
+    use qcss_proto::common::Payload;
+    use qcss_proto::protos::{
+        ChaincodeAction, ChaincodeActionPayload, ProposalResponsePayload, Transaction,
+    };
+    let mut payload = Payload::decode(env.payload.as_slice()).unwrap();
+    let mut tx = Transaction::decode(payload.data.as_slice()).unwrap();
+    let mut cap = ChaincodeActionPayload::decode(tx.actions[0].payload.as_slice()).unwrap();
+    let action = cap.action.as_mut().unwrap();
+    let mut prp =
+        ProposalResponsePayload::decode(action.proposal_response_payload.as_slice()).unwrap();
+    let mut ca = ChaincodeAction::decode(prp.extension.as_slice()).unwrap();
+    f(&mut ca.results);
+    prp.extension = ca.encode_to_vec();
+    action.proposal_response_payload = prp.encode_to_vec();
+    tx.actions[0].payload = cap.encode_to_vec();
+    payload.data = tx.encode_to_vec();
+    let payload = payload.encode_to_vec();
+    qcss_proto::common::Envelope {
+        signature: signer.sign(&payload).unwrap(),
+        payload,
+    }
+}
+
+fn replace(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let i = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern in the write set");
+    bytes[i..i + from.len()].copy_from_slice(to);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_codes_policies_and_lifecycle() {
+    let d = tmp();
+    let net = Network::start(d.path(), NetworkOptions::default());
+    let mut g = net.gateway(1).await;
+
+    // MVCC: two increments endorsed against the same version; the first
+    // to commit wins, the second is MVCC_READ_CONFLICT and changes nothing.
+    let (e1, t1) = g.endorse("example", "incr", &[b"n"], &[]).await.unwrap();
+    let (e2, t2) = g.endorse("example", "incr", &[b"n"], &[]).await.unwrap();
+    g.send(e1, &t1).await.unwrap();
+    g.send(e2, &t2).await.unwrap();
+    let (c1, _) = g.commit_status(&t1).await.unwrap();
+    let (c2, _) = g.commit_status(&t2).await.unwrap();
+    assert_eq!(c1, TxValidationCode::Valid);
+    assert_eq!(c2, TxValidationCode::MvccReadConflict);
+    assert_eq!(g.evaluate("example", "get", &[b"n"]).await.unwrap(), b"1");
+
+    // A write set changed after endorsement: the endorsements no longer
+    // match, the transaction is invalid and the value stays.
+    g.submit("example", "put", &[b"k", b"good"]).await.unwrap();
+    let (env, tx_id) = g
+        .endorse("example", "put", &[b"k", b"next"], &[])
+        .await
+        .unwrap();
+    let bad = tamper(&env, g.signer(), |rw| replace(rw, b"next", b"evil"));
+    g.send(bad, &tx_id).await.unwrap();
+    let (code, _) = g.commit_status(&tx_id).await.unwrap();
+    assert_ne!(code, TxValidationCode::Valid);
+    assert_eq!(
+        g.evaluate("example", "get", &[b"k"]).await.unwrap(),
+        b"good"
+    );
+
+    // Replaying a committed transaction is refused.
+    let (env, tx_id) = g
+        .endorse("example", "put", &[b"r", b"1"], &[])
+        .await
+        .unwrap();
+    g.send(env.clone(), &tx_id).await.unwrap();
+    assert_eq!(
+        g.commit_status(&tx_id).await.unwrap().0,
+        TxValidationCode::Valid
+    );
+    let e = g.send(env, &tx_id).await.unwrap_err();
+    assert!(e.contains("duplicate tx id"), "{e}");
+
+    // A chaincode whose policy needs Org1 AND Org2, endorsed by Org1 alone.
+    net.deploy(
+        "strict",
+        "1.0",
+        1,
+        &qcss_tests::peers::example_wasm(),
+        "AND('Org1MSP.peer','Org2MSP.peer')",
+        &[],
+    );
+    let orgs = ["Org1MSP".to_string()];
+    let (env, tx_id) = g
+        .endorse("strict", "put", &[b"a", b"1"], &orgs)
+        .await
+        .unwrap();
+    g.send(env, &tx_id).await.unwrap();
+    assert_eq!(
+        g.commit_status(&tx_id).await.unwrap().0,
+        TxValidationCode::EndorsementPolicyFailure
+    );
+    // Left to the Gateway, it asks both orgs.
+    let c = g.submit("strict", "put", &[b"a", b"2"]).await.unwrap();
+    assert_eq!(c.code, TxValidationCode::Valid);
+
+    // A key-level policy requiring Org3: honoured by the Gateway's choice of
+    // endorsers, and enforced when Org3 did not endorse. (Metadata lives
+    // beside a value: the key must exist first.)
+    g.submit("example", "put", &[b"vip", b"0"]).await.unwrap();
+    let mut admin = net.gateway_as(1, 1, "admin").await;
+    let c = admin
+        .submit("example", "set_policy", &[b"vip", b"OR('Org3MSP.peer')"])
+        .await
+        .unwrap();
+    assert_eq!(c.code, TxValidationCode::Valid);
+    let c = g.submit("example", "put", &[b"vip", b"1"]).await.unwrap();
+    assert_eq!(c.code, TxValidationCode::Valid, "the Gateway adds Org3");
+    let orgs = ["Org1MSP".to_string(), "Org2MSP".to_string()];
+    let (env, tx_id) = g
+        .endorse("example", "put", &[b"vip", b"2"], &orgs)
+        .await
+        .unwrap();
+    g.send(env, &tx_id).await.unwrap();
+    assert_eq!(
+        g.commit_status(&tx_id).await.unwrap().0,
+        TxValidationCode::EndorsementPolicyFailure
+    );
+    assert_eq!(g.evaluate("example", "get", &[b"vip"]).await.unwrap(), b"1");
+
+    // Lifecycle: a chaincode nobody committed; an upgrade approved by two
+    // of three orgs; a commit with one approval refused.
+    let e = g.submit("nothing", "get", &[b"x"]).await.unwrap_err();
+    assert!(e.contains("not committed"), "{e}");
+    net.deploy(
+        "example",
+        "2.0",
+        2,
+        &qcss_tests::peers::example_wasm(),
+        "",
+        &[1, 2],
+    );
+    let list = net.cli(&["chaincode", "list"], &net.conn(3, "admin"));
+    assert!(list.contains("example 2.0 sequence 2"), "{list}");
+    assert_eq!(
+        g.evaluate("example", "get", &[b"k"]).await.unwrap(),
+        b"good"
+    );
+    let wasm = qcss_tests::peers::example_wasm().display().to_string();
+    net.cli(
+        &[
+            "chaincode",
+            "package",
+            "--name",
+            "solo",
+            "--version",
+            "1",
+            "--wasm",
+            &wasm,
+            "--out",
+            "solo.pkg",
+        ],
+        &[],
+    );
+    let def = [
+        "--name",
+        "solo",
+        "--version",
+        "1",
+        "--sequence",
+        "1",
+        "--package",
+        "solo.pkg",
+    ];
+    let mut approve = vec!["chaincode", "approve"];
+    approve.extend(def);
+    net.cli(&approve, &net.conn(1, "admin"));
+    let mut commit = vec!["chaincode", "commit"];
+    commit.extend(def);
+    let e = net.cli_err(&commit, &net.conn(1, "admin"));
+    assert!(e.to_lowercase().contains("approv"), "{e}");
+
+    // Malformed and oversize requests: clear errors, nothing ordered.
+    let before = net.height(1);
+    let huge = vec![b'x'; 9 * 1024 * 1024];
+    let e = g
+        .submit("example", "put", &[b"big", &huge])
+        .await
+        .unwrap_err();
+    assert!(!e.is_empty());
+    let e = net.cli_err(
+        &[
+            "tx",
+            "invoke",
+            "--chaincode",
+            "example",
+            "--fn",
+            "put",
+            "--args",
+            "not json",
+        ],
+        &net.conn(1, "client1"),
+    );
+    assert!(e.contains("--args must be a JSON array"), "{e}");
+    let e = g
+        .evaluate("example", "fail", &[b"no such lot"])
+        .await
+        .unwrap_err();
+    assert!(e.contains("no such lot"), "{e}");
+    assert_eq!(net.height(1), before, "nothing was ordered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_peer_and_killed_orderer() {
+    let d = tmp();
+    let mut net = Network::start(d.path(), NetworkOptions::default());
+    let mut g = net.gateway(1).await;
+    for i in 0..10 {
+        let k = format!("k{i}");
+        g.submit("example", "put", &[k.as_bytes(), b"v"])
+            .await
+            .unwrap();
+    }
+    // Kill -9 org3's peer in the middle of a stream of transactions.
+    let writer = {
+        let mut g = net.gateway(1).await;
+        tokio::spawn(async move {
+            for i in 0..40 {
+                let k = format!("s{i}");
+                let c = g.submit("example", "put", &[k.as_bytes(), b"v"]).await;
+                assert_eq!(c.expect("submit").code, TxValidationCode::Valid);
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    net.kill_peer(3);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    net.start_peer(3);
+    writer.await.unwrap();
+    let h = net.height(1);
+    net.wait_heights(h, Duration::from_secs(30));
+    let infos: Vec<_> = (1..=3).map(|n| net.ledger_info(n)).collect();
+    assert_eq!(
+        infos[0], infos[2],
+        "the restarted peer has the same chain and state"
+    );
+
+    // Kill the orderer the peers pull from (the first listed): they move to
+    // another and keep committing; the Gateway submits elsewhere too.
+    net.kill_orderer(1);
+    for i in 0..5 {
+        let k = format!("after{i}");
+        let c = g
+            .submit("example", "put", &[k.as_bytes(), b"v"])
+            .await
+            .unwrap();
+        assert_eq!(c.code, TxValidationCode::Valid);
+    }
+    let h = net.height(1);
+    net.wait_heights(h, Duration::from_secs(30));
+    for n in 1..=3 {
+        let f = net
+            .metric(n, "qcss_peer_orderer_failovers_total")
+            .unwrap_or(0.0);
+        assert!(f >= 1.0, "peer {n} failed over ({f})");
+    }
+    let infos: Vec<_> = (1..=3).map(|n| net.ledger_info(n)).collect();
+    assert_eq!(infos[0], infos[1]);
+    assert_eq!(infos[0], infos[2]);
+}
