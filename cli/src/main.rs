@@ -11,7 +11,10 @@ mod bench_orderer;
 mod ca;
 mod chaincode;
 mod orderer;
+mod network;
+mod network_demo;
 mod peer;
+mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +43,9 @@ enum Command {
     /// Benchmarks that print figures (and JSON).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// A whole local consortium: up, status, down.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Run a peer.
     #[command(subcommand)]
     Peer(peer::PeerCommand),
@@ -52,6 +58,15 @@ enum Command {
     /// Read a peer's ledger: info, blocks, transactions, key history; verify.
     #[command(subcommand)]
     Ledger(peer::LedgerCommand),
+    /// Trace a unit code or batch: its verified history on the ledger.
+    Trace(trace::TraceArgs),
+    /// Unit codes (one item, one code): keygen, issue and verify offline; register.
+    #[command(subcommand)]
+    Codes(trace::CodesCommand),
+    /// Record a consumer's scan (or claim) of a unit code.
+    Scan(trace::ScanArgs),
+    /// Recall a batch and every batch made from it.
+    Recall(trace::RecallArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,10 +84,15 @@ fn main() -> std::process::ExitCode {
         Command::Orderer(o) => orderer::run(o),
         Command::Channel(c) => orderer::run_channel(c),
         Command::Bench(b) => bench::run(b),
+        Command::Network(n) => network::run(n),
         Command::Peer(p) => peer::run(p),
         Command::Chaincode(c) => chaincode::run(c),
         Command::Tx(t) => peer::run_tx(t),
         Command::Ledger(l) => peer::run_ledger(l),
+        Command::Trace(a) => trace::run_trace(a),
+        Command::Codes(c) => trace::run_codes(c),
+        Command::Scan(a) => trace::run_scan(a),
+        Command::Recall(a) => trace::run_recall(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,758 @@
+//! `qcss network up|status|down`: a whole consortium on this machine, as
+//! separate `qcss` child processes — one CA and one peer per org, three (or
+//! five) Raft orderers — configured by one TOML file per node under DIR, so
+//! the same files run the same nodes on other hosts (docs/deploy.md).
+//!
+//! `up` on an empty DIR creates everything: CAs, identities (enrolled over
+//! gRPC through `qcss ca register|enroll`), the genesis block, node
+//! configurations; starts the nodes; installs, approves and commits the
+//! traceability contract. `up` on an existing DIR starts the same nodes on
+//! their data. The processes outlive the command (own process group); their
+//! PIDs are recorded in `DIR/pids.json` for `down`. This module only
+//! orchestrates processes and calls the client libraries: every rule lives
+//! in the node crates.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use prost::Message;
+use qcss_chaincode::ChaincodePackage;
+use qcss_network::block::genesis_block;
+use qcss_network::channel::{
+    BatchConfig, Channel, ChannelConfig, ChannelPolicies, Consenter, OrgConfig,
+};
+use qcss_network::msp::MspConfig;
+use qcss_network::{MspId, SigningIdentity};
+use qcss_peer::client::GatewayClient;
+use qcss_peer::lifecycle::{Definition, LIFECYCLE_NAMESPACE, approve_args, commit_args, install_args};
+use qcss_proto::protos::TxValidationCode;
+use serde::{Deserialize, Serialize};
+
+/// The channel `network up` creates.
+pub const CHANNEL: &str = "qcss";
+/// The contract it deploys.
+pub const CONTRACT: &str = "traceability";
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create (or resume) and start a local consortium.
+    Up(UpArgs),
+    /// Each node's health, the Raft leader, ledger heights, certificates.
+    Status(DirArgs),
+    /// Stop the processes `up` started.
+    Down(DirArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DirArgs {
+    /// The network's directory.
+    #[arg(long, default_value = "qcss-net")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The network's directory (created if missing; resumed if it exists).
+    #[arg(long, default_value = "qcss-net")]
+    dir: PathBuf,
+    /// Organisations, one CA and one peer each: producer, lab, regulator,
+    /// logistics, then Org5, Org6, ...
+    #[arg(long, default_value_t = 4)]
+    orgs: usize,
+    /// Raft orderers.
+    #[arg(long, default_value_t = 3)]
+    orderers: usize,
+    /// Also run the loquat-juice story and print unit codes to try.
+    #[arg(long)]
+    demo: bool,
+    /// The traceability contract's wasm.
+    #[arg(long, default_value = "chaincode/contracts/build/traceability.wasm")]
+    contract: PathBuf,
+}
+
+/// One org of the local network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrgInfo {
+    /// Short name (directory under `orgs/`).
+    pub name: String,
+    /// MSP id.
+    pub msp_id: String,
+    /// CA address.
+    pub ca: String,
+    /// Peer gRPC address.
+    pub peer: String,
+    /// Peer operations address.
+    pub peer_ops: String,
+    /// Identities enrolled: name → (role, kinds).
+    pub identities: BTreeMap<String, (String, Vec<String>)>,
+}
+
+/// One orderer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrdererInfo {
+    /// Consenter id.
+    pub id: u64,
+    /// Hosting org (directory name).
+    pub org: String,
+    /// gRPC address.
+    pub addr: String,
+    /// Operations address.
+    pub ops: String,
+}
+
+/// What `up` created: `DIR/network.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    /// The channel.
+    pub channel: String,
+    /// Orgs.
+    pub orgs: Vec<OrgInfo>,
+    /// Orderers.
+    pub orderers: Vec<OrdererInfo>,
+    /// Whether the contract is committed.
+    pub contract_deployed: bool,
+    /// The codes of the demo story, once it ran.
+    #[serde(default)]
+    pub demo: Option<crate::network_demo::DemoCodes>,
+}
+
+/// The default orgs: (directory, MSP id, kinds of its `user1`).
+const ORGS: [(&str, &str, &str); 4] = [
+    ("producer", "ProducerMSP", "enterprise"),
+    ("lab", "LabMSP", "lab"),
+    ("regulator", "RegulatorMSP", "regulator"),
+    ("logistics", "LogisticsMSP", "logistics,retailer"),
+];
+
+fn org_names(n: usize) -> Vec<(String, String, String)> {
+    (0..n)
+        .map(|i| match ORGS.get(i) {
+            Some((d, m, k)) => ((*d).into(), (*m).into(), (*k).into()),
+            None => (
+                format!("org{}", i + 1),
+                format!("Org{}MSP", i + 1),
+                "enterprise".into(),
+            ),
+        })
+        .collect()
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn addr() -> Result<String> {
+    Ok(format!("127.0.0.1:{}", free_port()?))
+}
+
+fn abs(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        Ok(p.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()?.join(p))
+    }
+}
+
+/// Prints a progress line and times the step.
+pub(crate) struct Progress {
+    started: Instant,
+}
+
+impl Progress {
+    pub(crate) fn step(&self, what: &str) {
+        println!("[{:6.1}s] {what}", self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// Runs this binary with `args` in `dir`; its stdout on success.
+fn qcss(dir: &Path, args: &[&str]) -> Result<String> {
+    let exe = std::env::current_exe().context("locating the qcss binary")?;
+    let out = Command::new(exe)
+        .args(args)
+        .current_dir(dir)
+        .env("QCSS_LOG", "warn")
+        .output()
+        .with_context(|| format!("running qcss {}", args.join(" ")))?;
+    if !out.status.success() {
+        bail!(
+            "qcss {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// PIDs of the processes `up` started, by node name.
+type Pids = BTreeMap<String, u32>;
+
+fn pids_path(dir: &Path) -> PathBuf {
+    dir.join("pids.json")
+}
+
+fn read_pids(dir: &Path) -> Pids {
+    std::fs::read(pids_path(dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn write_pids(dir: &Path, pids: &Pids) -> Result<()> {
+    std::fs::write(pids_path(dir), serde_json::to_vec_pretty(pids)?)?;
+    Ok(())
+}
+
+fn alive(pid: u32) -> bool {
+    // Signal 0 checks existence; a zombie (exited, not yet reaped) counts as
+    // gone.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
+    !matches!(state, None | Some("Z") | Some("X"))
+}
+
+/// Starts `qcss ARGS` detached (own process group, output to `log`).
+fn spawn(dir: &Path, name: &str, args: &[&str], pids: &mut Pids) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    if let Some(pid) = pids.get(name)
+        && alive(*pid)
+    {
+        return Ok(()); // already running
+    }
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("logs").join(format!("{name}.log")))?;
+    let exe = std::env::current_exe()?;
+    let child = Command::new(exe)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    pids.insert(name.to_owned(), child.id());
+    write_pids(dir, pids)?;
+    Ok(())
+}
+
+/// Waits until `check` succeeds; fails after `timeout` with the node's log tail.
+fn wait(dir: &Path, name: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return Ok(());
+        }
+        if let Some(pid) = read_pids(dir).get(name)
+            && !alive(*pid)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(dir.join("logs").join(format!("{name}.log"))).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+    bail!(
+        "{name} did not come up; last lines of logs/{name}.log:\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    )
+}
+
+fn tcp_open(addr: &str) -> bool {
+    addr.parse()
+        .ok()
+        .and_then(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_millis(200)).ok())
+        .is_some()
+}
+
+/// A GET on an operations endpoint: (status, body).
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let a = addr.parse().ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    Some((status, body))
+}
+
+fn metric(ops: &str, name: &str) -> Option<f64> {
+    let (_, body) = http_get(ops, "/metrics")?;
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn read(p: &Path) -> Result<String> {
+    std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+}
+
+pub fn run(cmd: NetworkCommand) -> Result<()> {
+    match cmd {
+        NetworkCommand::Up(a) => up(a),
+        NetworkCommand::Status(a) => status(&a.dir),
+        NetworkCommand::Down(a) => down(&a.dir),
+    }
+}
+
+fn up(a: UpArgs) -> Result<()> {
+    let started = Instant::now();
+    let p = Progress { started };
+    let dir = abs(&a.dir)?;
+    std::fs::create_dir_all(&dir)?;
+    let info_path = dir.join("network.json");
+    let mut pids = read_pids(&dir);
+    let mut info = if info_path.exists() {
+        p.step(&format!("resuming the network in {}", dir.display()));
+        serde_json::from_slice::<NetworkInfo>(&std::fs::read(&info_path)?)?
+    } else {
+        if dir.join("orgs").exists() {
+            bail!(
+                "{} holds a network that was never completed (no network.json): stop it with `qcss network down --dir {}` and remove the directory",
+                dir.display(),
+                dir.display()
+            );
+        }
+        if a.orgs < 1 {
+            bail!("--orgs must be at least 1");
+        }
+        if a.orderers != 3 && a.orderers != 5 {
+            bail!("--orderers must be 3 or 5 (a Raft majority survives one or two failures)");
+        }
+        if !a.contract.exists() {
+            bail!(
+                "the traceability contract is not built ({} is missing): run chaincode/build-contracts.sh, or scripts/network-up.sh which does",
+                a.contract.display()
+            );
+        }
+        create(&dir, &a, &p, &mut pids)?
+    };
+    start_all(&dir, &info, &p, &mut pids)?;
+    if !info.contract_deployed {
+        deploy(&dir, &info, &abs(&a.contract)?, &p)?;
+        info.contract_deployed = true;
+        std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
+    }
+    if a.demo && info.demo.is_none() {
+        p.step("running the loquat-juice story");
+        let rt = tokio::runtime::Runtime::new()?;
+        info.demo = Some(rt.block_on(crate::network_demo::run(&dir, &info, &p))?);
+        std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
+    }
+    print_summary(&dir, &info, info.demo.as_ref());
+    println!(
+        "network up in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Everything a new network needs, written under `dir`.
+fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<NetworkInfo> {
+    let names = org_names(a.orgs);
+    let mut orgs = Vec::new();
+    // CAs first: every identity comes from its org's CA over gRPC.
+    for (name, msp_id, _) in &names {
+        let ca = addr()?;
+        let home = dir.join("orgs").join(name).join("ca");
+        std::fs::create_dir_all(&home)?;
+        let toml = format!(
+            "home = \"ca\"\nlisten = \"{ca}\"\nname = \"{name}-ca\"\norg = \"{name}\"\nmsp_id = \"{msp_id}\"\ntls_hosts = [\"localhost\", \"127.0.0.1\"]\n"
+        );
+        let cfg = dir.join("orgs").join(name).join("ca.toml");
+        std::fs::write(&cfg, toml)?;
+        orgs.push(OrgInfo {
+            name: name.clone(),
+            msp_id: msp_id.clone(),
+            ca,
+            peer: addr()?,
+            peer_ops: addr()?,
+            identities: BTreeMap::new(),
+        });
+    }
+    for o in &orgs {
+        let cfg = format!("orgs/{}/ca.toml", o.name);
+        spawn(dir, &format!("ca-{}", o.name), &["ca", "start", "--config", &cfg], pids)?;
+    }
+    for o in &orgs {
+        let secret = dir.join("orgs").join(&o.name).join("ca/bootstrap-admin.secret");
+        wait(dir, &format!("ca-{}", o.name), Duration::from_secs(30), || {
+            secret.exists() && tcp_open(&o.ca)
+        })?;
+    }
+    p.step(&format!("{} CAs started", orgs.len()));
+
+    let orderers: Vec<OrdererInfo> = (1..=a.orderers)
+        .map(|i| {
+            Ok(OrdererInfo {
+                id: i as u64,
+                org: orgs[(i - 1) % orgs.len()].name.clone(),
+                addr: addr()?,
+                ops: addr()?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    for (i, o) in orgs.iter_mut().enumerate() {
+        let odir = dir.join("orgs").join(&o.name);
+        let conn = ["--url", &o.ca, "--tls-root", "ca/tls-ca-cert.pem"];
+        let secret = read(&odir.join("ca/bootstrap-admin.secret"))?;
+        let mut e = vec![
+            "ca", "enroll", "--name", "admin", "--secret", secret.trim(), "--out", "admin",
+            "--tls-hosts", "localhost,127.0.0.1",
+        ];
+        e.extend(conn);
+        qcss(&odir, &e)?;
+        o.identities.insert("admin".into(), ("admin".into(), vec![]));
+        let mut wanted: Vec<(String, &str, String)> = vec![
+            ("peer0".into(), "peer", String::new()),
+            ("user1".into(), "client", names[i].2.clone()),
+        ];
+        match o.name.as_str() {
+            "producer" => wanted.push(("sensor1".into(), "client", "device".into())),
+            "regulator" => wanted.push(("auditor1".into(), "client", "auditor".into())),
+            "logistics" => wanted.push(("consumer1".into(), "client", "consumer".into())),
+            _ => {}
+        }
+        for ord in orderers.iter().filter(|x| x.org == o.name) {
+            wanted.push((format!("orderer{}", ord.id), "orderer", String::new()));
+        }
+        for (who, role, kinds) in wanted {
+            let mut r = vec![
+                "ca", "register", "--identity", "admin", "--name", &who, "--role", role,
+            ];
+            if !kinds.is_empty() {
+                r.extend(["--kind", kinds.as_str()]);
+            }
+            r.extend(conn);
+            let s = qcss(&odir, &r)?;
+            let mut e = vec![
+                "ca", "enroll", "--name", &who, "--secret", s.trim(), "--out", &who,
+                "--tls-hosts", "localhost,127.0.0.1",
+            ];
+            e.extend(conn);
+            qcss(&odir, &e)?;
+            let kinds: Vec<String> = kinds
+                .split(',')
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect();
+            o.identities.insert(who, (role.into(), kinds));
+        }
+    }
+    p.step("identities registered and enrolled (signing and TLS certificates)");
+
+    let config = ChannelConfig {
+        channel_id: CHANNEL.into(),
+        sequence: 0,
+        orgs: orgs
+            .iter()
+            .map(|o| {
+                let home = dir.join("orgs").join(&o.name).join("ca");
+                Ok(OrgConfig {
+                    msp: MspConfig {
+                        msp_id: o.msp_id.clone(),
+                        root_certs: vec![read(&home.join("ca-cert.pem"))?],
+                        tls_root_certs: vec![read(&home.join("tls-ca-cert.pem"))?],
+                        ..Default::default()
+                    },
+                    peer_endpoints: vec![o.peer.clone()],
+                })
+            })
+            .collect::<Result<_>>()?,
+        consenters: orderers
+            .iter()
+            .map(|x| {
+                let d = dir.join("orgs").join(&x.org).join(format!("orderer{}", x.id));
+                let msp_id = orgs
+                    .iter()
+                    .find(|o| o.name == x.org)
+                    .map(|o| o.msp_id.clone())
+                    .unwrap_or_default();
+                Ok(Consenter {
+                    id: x.id,
+                    address: x.addr.clone(),
+                    msp_id,
+                    tls_cert_pem: read(&d.join("tls-cert.pem"))?,
+                    identity_cert_pem: read(&d.join("cert.pem"))?,
+                })
+            })
+            .collect::<Result<_>>()?,
+        batch: BatchConfig::default(),
+        policies: ChannelPolicies::default(),
+    };
+    Channel::new(config.clone())?;
+    std::fs::write(dir.join("channel.json"), config.to_json())?;
+    std::fs::write(dir.join("genesis.block"), genesis_block(&config).encode_to_vec())?;
+    p.step(&format!("genesis block of channel {CHANNEL} written"));
+
+    for x in &orderers {
+        let id = format!("orgs/{}/orderer{}", x.org, x.id);
+        let msp_id = &orgs.iter().find(|o| o.name == x.org).expect("host org").msp_id;
+        let toml = format!(
+            "node_id = {}\nmsp_id = \"{msp_id}\"\nidentity_dir = \"{id}\"\ntls_cert = \"{id}/tls-cert.pem\"\n\
+             tls_key = \"{id}/tls-key.pem\"\ngenesis_block = \"genesis.block\"\ndata_dir = \"data/orderer{}\"\n\
+             listen = \"{}\"\nops_listen = \"{}\"\n",
+            x.id, x.id, x.addr, x.ops
+        );
+        std::fs::write(dir.join(format!("orderer{}.toml", x.id)), toml)?;
+    }
+    for o in &orgs {
+        let id = format!("orgs/{}/peer0", o.name);
+        let toml = format!(
+            "msp_id = \"{}\"\nidentity_dir = \"{id}\"\ntls_cert = \"{id}/tls-cert.pem\"\ntls_key = \"{id}/tls-key.pem\"\n\
+             genesis_block = \"genesis.block\"\ndata_dir = \"data/peer-{}\"\nlisten = \"{}\"\nops_listen = \"{}\"\n",
+            o.msp_id, o.name, o.peer, o.peer_ops
+        );
+        std::fs::write(dir.join(format!("peer-{}.toml", o.name)), toml)?;
+    }
+    let info = NetworkInfo {
+        channel: CHANNEL.into(),
+        orgs,
+        orderers,
+        contract_deployed: false,
+        demo: None,
+    };
+    std::fs::write(dir.join("network.json"), serde_json::to_vec_pretty(&info)?)?;
+    p.step("node configurations written (one TOML file per node)");
+    Ok(info)
+}
+
+/// Starts every node not running and waits until each is healthy.
+fn start_all(dir: &Path, info: &NetworkInfo, p: &Progress, pids: &mut Pids) -> Result<()> {
+    for o in &info.orgs {
+        let cfg = format!("orgs/{}/ca.toml", o.name);
+        spawn(dir, &format!("ca-{}", o.name), &["ca", "start", "--config", &cfg], pids)?;
+    }
+    for x in &info.orderers {
+        let cfg = format!("orderer{}.toml", x.id);
+        spawn(dir, &format!("orderer{}", x.id), &["orderer", "start", "--config", &cfg], pids)?;
+    }
+    for o in &info.orgs {
+        let cfg = format!("peer-{}.toml", o.name);
+        spawn(dir, &format!("peer-{}", o.name), &["peer", "start", "--config", &cfg], pids)?;
+    }
+    for o in &info.orgs {
+        wait(dir, &format!("ca-{}", o.name), Duration::from_secs(30), || tcp_open(&o.ca))?;
+    }
+    for x in &info.orderers {
+        wait(dir, &format!("orderer{}", x.id), Duration::from_secs(60), || {
+            matches!(http_get(&x.ops, "/healthz"), Some((200, _)))
+        })?;
+    }
+    p.step(&format!("{} orderers up, Raft leader elected", info.orderers.len()));
+    for o in &info.orgs {
+        wait(dir, &format!("peer-{}", o.name), Duration::from_secs(60), || {
+            matches!(http_get(&o.peer_ops, "/healthz"), Some((200, _)))
+        })?;
+    }
+    p.step(&format!("{} peers up and pulling blocks", info.orgs.len()));
+    Ok(())
+}
+
+/// A Gateway client to `org`'s peer as `who` of that org.
+pub(crate) async fn gateway(dir: &Path, info: &NetworkInfo, org: &OrgInfo, who: &str) -> Result<GatewayClient> {
+    let d = dir.join("orgs").join(&org.name).join(who);
+    let root = std::fs::read(dir.join("orgs").join(&org.name).join("ca/tls-ca-cert.pem"))?;
+    let cert = std::fs::read(d.join("tls-cert.pem"))?;
+    let key = std::fs::read(d.join("tls-key.pem"))?;
+    let ch = qcss_peer::client::connect(&org.peer, &[root], (&cert, &key))
+        .await
+        .map_err(|e| anyhow!(e))?;
+    let signer = SigningIdentity::load_dir(MspId(org.msp_id.clone()), &d)
+        .map_err(|e| anyhow!("{}: {e}", d.display()))?;
+    Ok(GatewayClient::new(ch, Arc::new(signer), &info.channel))
+}
+
+/// Installs the contract on every peer, approves it by every org, commits.
+fn deploy(dir: &Path, info: &NetworkInfo, wasm: &Path, p: &Progress) -> Result<()> {
+    let wasm = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    let package = ChaincodePackage::new(CONTRACT, "1.0", "", wasm)?;
+    let bytes = package.to_bytes();
+    std::fs::write(dir.join("traceability.pkg"), &bytes)?;
+    let definition = Definition {
+        name: CONTRACT.into(),
+        version: "1.0".into(),
+        sequence: 1,
+        code_hash: package.code_hash(),
+        endorsement_policy: String::new(),
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        for o in &info.orgs {
+            let mut g = gateway(dir, info, o, "admin").await?;
+            g.evaluate_args(LIFECYCLE_NAMESPACE, &install_args(&bytes))
+                .await
+                .map_err(|e| anyhow!("installing on {}'s peer: {e}", o.name))?;
+        }
+        p.step("traceability contract installed on every peer");
+        for o in &info.orgs {
+            let mut g = gateway(dir, info, o, "admin").await?;
+            let c = g
+                .submit_args(LIFECYCLE_NAMESPACE, &approve_args(&definition), &[o.msp_id.clone()])
+                .await
+                .map_err(|e| anyhow!("approval by {}: {e}", o.msp_id))?;
+            if c.code != TxValidationCode::Valid {
+                bail!("approval by {} is {}", o.msp_id, c.code.as_str_name());
+            }
+        }
+        p.step("definition approved by every org");
+        let mut g = gateway(dir, info, &info.orgs[0], "admin").await?;
+        let c = g
+            .submit_args(LIFECYCLE_NAMESPACE, &commit_args(&definition), &[])
+            .await
+            .map_err(|e| anyhow!("committing the definition: {e}"))?;
+        if c.code != TxValidationCode::Valid {
+            bail!("the commit is {}", c.code.as_str_name());
+        }
+        p.step(&format!("definition committed in block {}", c.block));
+        // Every peer applies it at that block.
+        let want = c.block + 1;
+        for o in &info.orgs {
+            wait(dir, &format!("peer-{}", o.name), Duration::from_secs(30), || {
+                metric(&o.peer_ops, "qcss_peer_ledger_height").unwrap_or(0.0) as u64 >= want
+            })?;
+        }
+        Ok(())
+    })
+}
+
+fn print_summary(dir: &Path, info: &NetworkInfo, demo: Option<&crate::network_demo::DemoCodes>) {
+    println!();
+    println!("channel {} — {} orgs, {} orderers; files in {}", info.channel, info.orgs.len(), info.orderers.len(), dir.display());
+    for o in &info.orgs {
+        println!(
+            "  {:<10} {:<13} peer {}  (ops {})  CA {}  identities orgs/{}/{{{}}}",
+            o.name,
+            o.msp_id,
+            o.peer,
+            o.peer_ops,
+            o.ca,
+            o.name,
+            o.identities.keys().cloned().collect::<Vec<_>>().join(",")
+        );
+    }
+    for x in &info.orderers {
+        println!("  orderer{}   {}  (ops {})", x.id, x.addr, x.ops);
+    }
+    let o = &info.orgs[info.orgs.len().min(4) - 1];
+    let conn = format!(
+        "--peer {} --identity {}/orgs/{}/user1 --channel {}",
+        o.peer,
+        dir.display(),
+        o.name,
+        info.channel
+    );
+    println!();
+    match demo {
+        Some(d) => {
+            println!("Unit codes from the loquat-juice story — try:");
+            println!("  genuine, with history:  qcss trace '{}' {conn}", d.good);
+            println!("  recalled batch:         qcss trace '{}' {conn}", d.recalled);
+            println!("  forged:                 qcss trace '{}' {conn}", d.forged);
+        }
+        None => {
+            println!("Try:  qcss tx query --chaincode {CONTRACT} --fn get_permit --args '[\"ProducerMSP\"]' {conn}");
+            println!("      (run with --demo for a whole story and unit codes to trace)");
+        }
+    }
+    println!("Status: qcss network status --dir {}    Stop: qcss network down --dir {}", dir.display(), dir.display());
+}
+
+fn status(dir: &Path) -> Result<()> {
+    let info: NetworkInfo = serde_json::from_slice(
+        &std::fs::read(dir.join("network.json"))
+            .with_context(|| format!("no network in {} (network.json missing)", dir.display()))?,
+    )?;
+    let pids = read_pids(dir);
+    let running = |name: &str| pids.get(name).is_some_and(|p| alive(*p));
+    let mut healthy = true;
+    for o in &info.orgs {
+        let ca_ok = running(&format!("ca-{}", o.name)) && tcp_open(&o.ca);
+        healthy &= ca_ok;
+        println!("ca-{:<12} {}  {}", o.name, if ca_ok { "up  " } else { "DOWN" }, o.ca);
+    }
+    for x in &info.orderers {
+        let h = http_get(&x.ops, "/healthz");
+        let ok = matches!(h, Some((200, _)));
+        healthy &= ok;
+        let leader = metric(&x.ops, "qcss_orderer_raft_leader").unwrap_or(0.0);
+        let height = metric(&x.ops, "qcss_orderer_height").unwrap_or(0.0);
+        println!(
+            "orderer{:<8} {}  {}  height {height}  leader {leader}{}",
+            x.id,
+            if ok { "up  " } else { "DOWN" },
+            x.addr,
+            h.filter(|(s, _)| *s != 200).map(|(_, b)| format!("  {b}")).unwrap_or_default()
+        );
+    }
+    for o in &info.orgs {
+        let h = http_get(&o.peer_ops, "/healthz");
+        let ok = matches!(h, Some((200, _)));
+        healthy &= ok;
+        let height = metric(&o.peer_ops, "qcss_peer_ledger_height").unwrap_or(0.0);
+        let expiry = metric(&o.peer_ops, "qcss_peer_cert_expiry_seconds").unwrap_or(0.0);
+        println!(
+            "peer-{:<11} {}  {}  height {height}  certificate expires in {:.0} days{}",
+            o.name,
+            if ok { "up  " } else { "DOWN" },
+            o.peer,
+            expiry / 86_400.0,
+            if ok && expiry < 30.0 * 86_400.0 { "  (RENEW SOON)" } else { "" }
+        );
+    }
+    if !healthy {
+        bail!("some nodes are down or unhealthy");
+    }
+    Ok(())
+}
+
+fn down(dir: &Path) -> Result<()> {
+    let pids = read_pids(dir);
+    if pids.is_empty() {
+        println!("nothing recorded as running in {}", dir.display());
+        return Ok(());
+    }
+    // Peers first, then orderers, then CAs: nothing is left waiting on a
+    // node already gone.
+    let order = |n: &String| {
+        if n.starts_with("peer") {
+            0
+        } else if n.starts_with("orderer") {
+            1
+        } else {
+            2
+        }
+    };
+    let mut names: Vec<&String> = pids.keys().collect();
+    names.sort_by_key(|n| order(n));
+    for name in names {
+        let pid = pids[name];
+        if !alive(pid) {
+            continue;
+        }
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if alive(pid) {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            println!("{name} (pid {pid}) killed after 10 s");
+        } else {
+            println!("{name} (pid {pid}) stopped");
+        }
+    }
+    write_pids(dir, &Pids::new())?;
+    Ok(())
+}

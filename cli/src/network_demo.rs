@@ -1,0 +1,209 @@
+//! `qcss network up --demo`: the loquat-juice story of DOMAIN.md on the
+//! local network, through the Gateway as each party would do it — permits,
+//! products, a harvest lot, juice made from it, production events, a lab
+//! inspection, shipping to logistics, unit codes issued offline, a consumer
+//! scan, a recall — ending with three unit codes to trace: a genuine one
+//! with history, one of a recalled batch, and a forged one.
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow, bail};
+use qcss_chaincode::unit_code::{BatchKey, issue_codes};
+use qcss_peer::client::GatewayClient;
+use qcss_proto::protos::TxValidationCode;
+use serde_json::{Value, json};
+
+use crate::network::{CONTRACT, NetworkInfo, Progress, gateway};
+
+/// Resolver base of the demo's unit codes.
+pub const BASE: &str = "https://q.example.com";
+
+/// The codes the demo prints.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DemoCodes {
+    /// A genuine code with a history.
+    pub good: String,
+    /// A genuine code of a recalled batch.
+    pub recalled: String,
+    /// A forged code (altered signature).
+    pub forged: String,
+}
+
+/// GTIN-14 from 13 digits plus the GS1 check digit.
+fn gtin(body: &str) -> String {
+    let sum: u32 = body
+        .chars()
+        .rev()
+        .enumerate()
+        .map(|(i, c)| c.to_digit(10).unwrap_or(0) * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+async fn call(g: &mut GatewayClient, f: &str, args: Value) -> Result<Value> {
+    let arg = args.to_string();
+    let c = g
+        .submit(CONTRACT, f, &[arg.as_bytes()])
+        .await
+        .map_err(|e| anyhow!("{f}: {e}"))?;
+    if c.code != TxValidationCode::Valid {
+        bail!("{f}: transaction {} is {}", c.tx_id, c.code.as_str_name());
+    }
+    Ok(serde_json::from_slice(&c.result).unwrap_or(Value::Null))
+}
+
+/// Runs the story; fails if any step does.
+pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCodes> {
+    let org = |name: &str| {
+        info.orgs
+            .iter()
+            .find(|o| o.name == name)
+            .ok_or_else(|| anyhow!("the demo needs the default orgs (producer, lab, regulator, logistics); this network has no {name}"))
+    };
+    let (producer, lab, regulator, logistics) =
+        (org("producer")?, org("lab")?, org("regulator")?, org("logistics")?);
+    let mut farm = gateway(dir, info, producer, "user1").await?;
+    let mut reg = gateway(dir, info, regulator, "user1").await?;
+    let mut labg = gateway(dir, info, lab, "user1").await?;
+    let mut ship = gateway(dir, info, logistics, "user1").await?;
+    let mut consumer = gateway(dir, info, logistics, "consumer1").await?;
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    call(
+        &mut farm,
+        "apply_permit",
+        json!({"certificate_sha256": sha, "issuer": "CQC", "scope": "fruit and juice", "valid_until": now + 365 * 86_400}),
+    )
+    .await?;
+    call(
+        &mut reg,
+        "approve_permit",
+        json!({"msp": producer.msp_id, "reason": "ISO 22000 certificate checked"}),
+    )
+    .await?;
+    p.step("  permit applied by ProducerMSP, approved by the regulator");
+    let loquat = gtin("0690123456001");
+    let juice = gtin("0690123456002");
+    call(
+        &mut farm,
+        "register_product",
+        json!({"gtin": loquat, "name": "Loquat, fresh", "category": "fruit", "spec": {"grade": "A"}}),
+    )
+    .await?;
+    call(
+        &mut farm,
+        "register_product",
+        json!({"gtin": juice, "name": "Loquat juice 330 ml", "category": "beverage"}),
+    )
+    .await?;
+    let batch = |gtin: &str, lot: &str, quantity: u64, uom: &str| {
+        json!({"gtin": gtin, "lot": lot, "quantity": quantity, "uom": uom,
+               "production_date": "2026-06-01", "site": "Suzhou orchard 3"})
+    };
+    call(&mut farm, "register_batch", batch(&loquat, "H1", 1000, "KGM")).await?;
+    let h1 = format!("{loquat}/H1");
+    call(
+        &mut farm,
+        "add_event",
+        json!({"target": h1, "biz_step": "harvesting", "read_point": "orchard 3"}),
+    )
+    .await?;
+    for (lot, qty) in [("LJ2026A", 600), ("LJ2026B", 300)] {
+        call(
+            &mut farm,
+            "transform",
+            json!({"transformation_id": format!("T-{lot}"),
+                   "inputs": [{"batch": h1, "quantity": qty}],
+                   "output": batch(&juice, lot, 24, "H87"),
+                   "location": "factory line 1"}),
+        )
+        .await?;
+    }
+    p.step("  loquat harvest lot H1 pressed into juice lots LJ2026A and LJ2026B");
+    let good_batch = format!("{juice}/LJ2026A");
+    let bad_batch = format!("{juice}/LJ2026B");
+    for step in ["sterilising", "filling"] {
+        call(
+            &mut farm,
+            "add_event",
+            json!({"target": good_batch, "biz_step": step, "read_point": "line 1", "data": {"temperature_c": 137}}),
+        )
+        .await?;
+    }
+    call(
+        &mut reg,
+        "accredit_lab",
+        json!({"msp": lab.msp_id, "name": "Zhejiang food lab", "scope": "GB 7101 beverages"}),
+    )
+    .await?;
+    call(
+        &mut labg,
+        "record_inspection",
+        json!({"batch": good_batch, "result": "pass", "standard": "GB 7101-2022", "report_sha256": sha,
+               "measurements": [{"name": "total_sugar", "value": 9.8, "unit": "g/100ml", "min": 5.0, "max": 12.0}]}),
+    )
+    .await?;
+    p.step("  lab accredited; LJ2026A inspected (pass), endorsed by the lab's peer");
+    // Unit codes: one key per batch, registered on-chain; codes offline.
+    let mut codes = Vec::new();
+    for (b, lot) in [(&good_batch, "LJ2026A"), (&bad_batch, "LJ2026B")] {
+        let (key, _pkcs8) = BatchKey::generate().map_err(|e| anyhow!("{e}"))?;
+        call(
+            &mut farm,
+            "set_code_key",
+            json!({"batch": b, "public_key": key.public_key_b64url()}),
+        )
+        .await?;
+        codes.push(issue_codes(&key, BASE, &juice, lot, 1..=24).map_err(|e| anyhow!("{e}"))?);
+    }
+    call(
+        &mut farm,
+        "add_event",
+        json!({"target": good_batch, "biz_step": "shipping", "destination": logistics.msp_id}),
+    )
+    .await?;
+    call(
+        &mut ship,
+        "add_event",
+        json!({"target": good_batch, "biz_step": "receiving", "biz_location": "Hangzhou DC"}),
+    )
+    .await?;
+    p.step("  48 unit codes issued offline; LJ2026A shipped to and received by logistics");
+    let good = codes[0][4].clone();
+    call(
+        &mut consumer,
+        "scan",
+        json!({"code": good, "location": "Hangzhou"}),
+    )
+    .await?;
+    call(
+        &mut reg,
+        "recall",
+        json!({"batch": bad_batch, "reason": "sediment found in retained samples"}),
+    )
+    .await?;
+    p.step("  a consumer scanned a bottle; the regulator recalled LJ2026B");
+    let recalled = codes[1][2].clone();
+    // A forger copies a real code and changes the serial.
+    let forged = codes[0][6].replacen("/21/7?", "/21/8?", 1);
+    Ok(DemoCodes {
+        good,
+        recalled,
+        forged,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gtin_check_digits_are_gs1s() {
+        assert_eq!(gtin("0400638133393"), "04006381333931");
+        qcss_chaincode::unit_code::check_gtin(&gtin("0690123456001")).unwrap();
+    }
+}

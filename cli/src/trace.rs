@@ -1,0 +1,893 @@
+//! The client side of the traceability contract
+//! (`chaincode/contracts/traceability`): `qcss trace` (a unit's or batch's
+//! verified history), `qcss codes keygen|issue|verify|register` (one item,
+//! one code), `qcss scan` and `qcss recall`. Everything else the contract
+//! does is `qcss tx invoke --chaincode traceability --fn F --args '[{..}]'`
+//! (see the contract's README, "CLI"). Thin: parse, call, print.
+
+use std::io::Write;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use qcss_chaincode::unit_code::{
+    BatchKey, UnitCode, UnitCodeError, base64url_decode, issue_codes, verify_code,
+};
+use qcss_proto::protos::TxValidationCode;
+use serde_json::{Value, json};
+
+use crate::peer::Conn;
+
+const DEFAULT_CHAINCODE: &str = "traceability";
+
+/// `qcss trace TARGET`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The traceability chaincode's name on the channel.
+    #[arg(long, default_value = DEFAULT_CHAINCODE)]
+    chaincode: String,
+    /// A unit code (GS1 Digital Link URI, as in the QR code), a unit id
+    /// `GTIN/LOT/SERIAL` or a batch id `GTIN/LOT`.
+    target: String,
+    /// Print the contract's JSON (with a `verdict` for unit codes).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `qcss codes ...`: one item, one code.
+#[derive(Debug, Subcommand)]
+pub enum CodesCommand {
+    /// Make a batch code key (Ed25519, PKCS#8, written 0600); prints its
+    /// public key, to register with `qcss codes register` (`set_code_key`)
+    /// or `register_batch`'s `code_key`.
+    Keygen(KeygenArgs),
+    /// Issue unit codes offline (nothing is written to the ledger), one URI
+    /// per line.
+    Issue(IssueArgs),
+    /// Check a unit code's signature offline against a batch public key.
+    Verify(VerifyArgs),
+    /// Register a batch's code key on the ledger (`set_code_key`, once per
+    /// batch, by the batch owner).
+    Register(RegisterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the private key (refused if the file exists).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// The lot (AI 10), or the batch id `GTIN/LOT`.
+    #[arg(long, alias = "lot")]
+    batch: String,
+    /// The GTIN-14 (AI 01); optional when `--batch` is `GTIN/LOT`.
+    #[arg(long)]
+    gtin: Option<String>,
+    /// First serial (from 1).
+    #[arg(long, default_value_t = 1)]
+    from: u64,
+    /// Last serial (at most the batch quantity, or the ledger refuses the code).
+    #[arg(long)]
+    to: u64,
+    /// The batch's private key (`qcss codes keygen`).
+    #[arg(long)]
+    key: PathBuf,
+    /// The resolver base, e.g. `https://q.example.com`.
+    #[arg(long)]
+    base: String,
+    /// Write the codes here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The unit code URI.
+    code: String,
+    /// The batch's public key: 64 hex digits, or base64url (43 characters,
+    /// as registered on the ledger).
+    #[arg(long)]
+    pubkey: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The traceability chaincode's name on the channel.
+    #[arg(long, default_value = DEFAULT_CHAINCODE)]
+    chaincode: String,
+    /// The batch id `GTIN/LOT`.
+    #[arg(long)]
+    batch: String,
+    /// The batch's private key (only its public half is sent).
+    #[arg(long)]
+    key: PathBuf,
+}
+
+/// `qcss scan CODE --location L [--claim]`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The traceability chaincode's name on the channel.
+    #[arg(long, default_value = DEFAULT_CHAINCODE)]
+    chaincode: String,
+    /// The unit code URI.
+    code: String,
+    /// Where the scan happens, coarse (city, region code or GLN).
+    #[arg(long)]
+    location: String,
+    /// Claim (decommission) the unit: the consumer bought it.
+    #[arg(long)]
+    claim: bool,
+    /// Print the contract's JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `qcss recall BATCH --reason R`.
+#[derive(Debug, Args)]
+pub struct RecallArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The traceability chaincode's name on the channel.
+    #[arg(long, default_value = DEFAULT_CHAINCODE)]
+    chaincode: String,
+    /// The batch id `GTIN/LOT`; every batch made from it is recalled too.
+    batch: String,
+    /// Why (shown to everyone who scans a unit of it).
+    #[arg(long)]
+    reason: String,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
+}
+
+/// How the ledger judged a unit code it refused.
+fn refusal_verdict(message: &str) -> Option<(&'static str, &'static str)> {
+    if message.contains("counterfeit code") {
+        Some((
+            "forged",
+            "FORGED: this code was not issued by the brand (its signature is not valid). Do not trust this product.",
+        ))
+    } else if message.contains("is beyond batch") {
+        Some((
+            "invalid",
+            "INVALID: this serial was never part of the batch. Treat the product as counterfeit.",
+        ))
+    } else if message.contains("unknown batch") || message.contains("no code key") {
+        Some((
+            "unknown",
+            "UNKNOWN: the ledger has no such batch or no code key for it. Treat the product as suspect.",
+        ))
+    } else if message.contains("malformed unit code") {
+        Some(("invalid", "INVALID: this is not a QCSS unit code."))
+    } else {
+        None
+    }
+}
+
+/// Prints the verdict for a code the ledger refused and returns the error.
+fn refused(code: &str, message: &str, json_out: bool) -> Result<()> {
+    let reason = contract_message(message);
+    if let Some((verdict, text)) = refusal_verdict(message) {
+        if json_out {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({"verdict": verdict, "code": code, "error": reason})
+                )?
+            );
+        } else {
+            println!("{text}\n  code:   {code}\n  ledger: {reason}");
+        }
+        bail!("{verdict} code: {reason}");
+    }
+    bail!("{reason}")
+}
+
+/// The contract's message inside a Gateway error (`Aborted: evaluation
+/// failed on Org1MSP: status 500: ...`).
+fn contract_message(e: &str) -> &str {
+    let b = e.as_bytes();
+    for (i, _) in e.match_indices("status ") {
+        let d = &b[i + 7..];
+        if d.len() > 5 && d[..3].iter().all(u8::is_ascii_digit) && &d[3..5] == b": " {
+            return &e[i + 12..];
+        }
+    }
+    e.split_once(": ").map_or(e, |(code, rest)| {
+        if code.chars().all(|c| c.is_ascii_alphabetic()) {
+            rest
+        } else {
+            e
+        }
+    })
+}
+
+fn is_code(target: &str) -> bool {
+    target.contains('?')
+}
+
+pub fn run_trace(a: TraceArgs) -> Result<()> {
+    let result = runtime()?.block_on(async {
+        let mut g = a.conn.gateway().await?;
+        Ok::<_, anyhow::Error>(
+            g.evaluate(&a.chaincode, "trace", &[a.target.as_bytes()])
+                .await,
+        )
+    })?;
+    let bytes = match result {
+        Ok(b) => b,
+        Err(e) if is_code(&a.target) => return refused(&a.target, &e, a.json),
+        Err(e) => bail!("{}", contract_message(&e)),
+    };
+    let mut report: Value = serde_json::from_slice(&bytes).context("the trace is not JSON")?;
+    if a.json {
+        if is_code(&a.target) {
+            report["verdict"] = json!(code_verdict(&report));
+        }
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_trace(&report, is_code(&a.target)));
+    }
+    Ok(())
+}
+
+fn code_verdict(v: &Value) -> &'static str {
+    if v["counterfeit_warning"].is_string() {
+        "possible_counterfeit"
+    } else {
+        "genuine"
+    }
+}
+
+pub fn run_scan(a: ScanArgs) -> Result<()> {
+    let f = if a.claim { "claim" } else { "scan" };
+    let arg = json!({"code": a.code, "location": a.location}).to_string();
+    let result = runtime()?.block_on(async {
+        let mut g = a.conn.gateway().await?;
+        Ok::<_, anyhow::Error>(g.submit(&a.chaincode, f, &[arg.as_bytes()]).await)
+    })?;
+    let c = match result {
+        Ok(c) => c,
+        Err(e) => return refused(&a.code, &e, a.json),
+    };
+    if c.code != TxValidationCode::Valid {
+        bail!(
+            "the {f} transaction {} is invalid: {}",
+            c.tx_id,
+            c.code.as_str_name()
+        );
+    }
+    let mut v: Value = serde_json::from_slice(&c.result).context("the scan result is not JSON")?;
+    if a.json {
+        v["verdict"] = json!(code_verdict(&v));
+        v["tx_id"] = json!(c.tx_id);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let mut out = String::new();
+    recall_banner(&mut out, &v["recall"]);
+    verdict_lines(&mut out, &v);
+    line(&mut out, "Unit", &str_of(&v["unit"]));
+    product_lines(&mut out, &v["product"], &v["batch"], &v["permit"]);
+    line(
+        &mut out,
+        "Scans",
+        &scans_text(&v["scans"], &v["first_scan"], &v["claimed"]),
+    );
+    if let Some(c) = v["container"].as_str() {
+        line(&mut out, "Packed in", c);
+    }
+    line(
+        &mut out,
+        "Recorded",
+        &format!("{} in block {} (tx {})", f, c.block, c.tx_id),
+    );
+    print!("{out}");
+    Ok(())
+}
+
+pub fn run_recall(a: RecallArgs) -> Result<()> {
+    let arg = json!({"batch": a.batch, "reason": a.reason}).to_string();
+    let c = runtime()?.block_on(async {
+        let mut g = a.conn.gateway().await?;
+        g.submit(&a.chaincode, "recall", &[arg.as_bytes()])
+            .await
+            .map_err(|e| anyhow!("{}", contract_message(&e).to_owned()))
+    })?;
+    if c.code != TxValidationCode::Valid {
+        bail!(
+            "the recall transaction {} is invalid: {}",
+            c.tx_id,
+            c.code.as_str_name()
+        );
+    }
+    let ids: Vec<String> = serde_json::from_slice(&c.result).context("recall result")?;
+    println!("recalled {} batch(es) in block {}:", ids.len(), c.block);
+    for id in ids {
+        println!("  {id}");
+    }
+    println!("tx_id: {}", c.tx_id);
+    Ok(())
+}
+
+pub fn run_codes(cmd: CodesCommand) -> Result<()> {
+    match cmd {
+        CodesCommand::Keygen(a) => keygen(&a),
+        CodesCommand::Issue(a) => issue(&a),
+        CodesCommand::Verify(a) => verify(&a),
+        CodesCommand::Register(a) => register(a),
+    }
+}
+
+fn keygen(a: &KeygenArgs) -> Result<()> {
+    let (key, pkcs8) = BatchKey::generate()?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(&a.out)
+        .with_context(|| format!("cannot create {} (it must not exist)", a.out.display()))?;
+    f.write_all(&pkcs8)?;
+    f.sync_all()?;
+    println!("{}", key.public_key_b64url());
+    eprintln!(
+        "batch code key written to {} (keep it secret); register its public key above with\n  qcss codes register --batch GTIN/LOT --key {} --peer ... --identity ... --channel ...",
+        a.out.display(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn load_key(path: &Path) -> Result<BatchKey> {
+    let der = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    BatchKey::from_pkcs8(&der).with_context(|| format!("{}", path.display()))
+}
+
+/// Serials issued per step; each step is split across the cores.
+const ISSUE_CHUNK: u64 = 65_536;
+
+fn issue(a: &IssueArgs) -> Result<()> {
+    let (gtin, lot) = match (a.batch.split_once('/'), &a.gtin) {
+        (Some((g, l)), None) => (g.to_owned(), l.to_owned()),
+        (Some((g, l)), Some(g2)) if g == g2 => (g.to_owned(), l.to_owned()),
+        (Some(_), Some(g2)) => bail!("--batch {} names another GTIN than --gtin {g2}", a.batch),
+        (None, Some(g)) => (g.clone(), a.batch.clone()),
+        (None, None) => bail!("--gtin is required when --batch is a lot, not GTIN/LOT"),
+    };
+    if a.from == 0 || a.to < a.from {
+        bail!("serials run from 1: need 1 <= --from <= --to");
+    }
+    let key = load_key(&a.key)?;
+    // Check the inputs once before spending the cores.
+    issue_codes(&key, &a.base, &gtin, &lot, a.from..=a.from)?;
+    let mut out: Box<dyn Write> = match &a.out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let mut start = a.from;
+    loop {
+        let end = start.saturating_add(ISSUE_CHUNK - 1).min(a.to);
+        let parts = split(start..=end, threads);
+        let codes = std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|r| s.spawn(|| issue_codes(&key, &a.base, &gtin, &lot, r)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| -> Result<Vec<String>> {
+                    Ok(h.join().map_err(|_| anyhow!("an issuing thread panicked"))??)
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        for code in codes.iter().flatten() {
+            writeln!(out, "{code}")?;
+        }
+        if end == a.to {
+            break;
+        }
+        start = end + 1;
+    }
+    out.flush()?;
+    eprintln!(
+        "issued {} unit codes for batch {gtin}/{lot} (serials {}..={}); nothing was written to the ledger",
+        a.to - a.from + 1,
+        a.from,
+        a.to
+    );
+    Ok(())
+}
+
+/// `r` in at most `n` consecutive, non-empty ranges.
+fn split(r: RangeInclusive<u64>, n: u64) -> Vec<RangeInclusive<u64>> {
+    let (lo, hi) = (*r.start(), *r.end());
+    let per = (hi - lo + 1).div_ceil(n.max(1));
+    let mut out = Vec::new();
+    let mut s = lo;
+    while s <= hi {
+        let e = s.saturating_add(per - 1).min(hi);
+        out.push(s..=e);
+        if e == hi {
+            break;
+        }
+        s = e + 1;
+    }
+    out
+}
+
+fn parse_pubkey(text: &str) -> Result<Vec<u8>> {
+    let text = text.trim();
+    let key = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(text)?
+    } else {
+        base64url_decode(text)
+            .ok_or_else(|| anyhow!("--pubkey must be 64 hex digits or base64url (43 characters)"))?
+    };
+    if key.len() != 32 {
+        bail!("--pubkey must be a 32-byte Ed25519 public key");
+    }
+    Ok(key)
+}
+
+fn verify(a: &VerifyArgs) -> Result<()> {
+    let key = parse_pubkey(&a.pubkey)?;
+    match verify_code(&key, &a.code) {
+        Ok(c) => {
+            println!(
+                "GENUINE: signature valid for batch {}/{}, serial {}",
+                c.gtin, c.lot, c.serial
+            );
+            println!(
+                "  (offline check only: the ledger also checks the serial against the batch quantity, recalls and scans — use `qcss trace`)"
+            );
+            Ok(())
+        }
+        Err(UnitCodeError::BadSignature { .. }) => {
+            let batch = UnitCode::parse(&a.code)
+                .map(|c| format!("{}/{}", c.gtin, c.lot))
+                .unwrap_or_default();
+            println!(
+                "FORGED: the signature is not valid for batch {batch} under this key (forged, altered, or issued for another batch)"
+            );
+            bail!("forged code")
+        }
+        Err(e) => {
+            println!("INVALID: {e}");
+            bail!("invalid code")
+        }
+    }
+}
+
+fn register(a: RegisterArgs) -> Result<()> {
+    let key = load_key(&a.key)?;
+    let public_key = key.public_key_b64url();
+    let arg = json!({"batch": a.batch, "public_key": public_key}).to_string();
+    let c = runtime()?.block_on(async {
+        let mut g = a.conn.gateway().await?;
+        g.submit(&a.chaincode, "set_code_key", &[arg.as_bytes()])
+            .await
+            .map_err(|e| anyhow!("{}", contract_message(&e).to_owned()))
+    })?;
+    if c.code != TxValidationCode::Valid {
+        bail!(
+            "the set_code_key transaction {} is invalid: {}",
+            c.tx_id,
+            c.code.as_str_name()
+        );
+    }
+    println!(
+        "code key {public_key} registered for batch {} in block {} (tx {})",
+        a.batch, c.block, c.tx_id
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- rendering
+
+fn str_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn line(out: &mut String, label: &str, text: &str) {
+    out.push_str(&format!("{:<12}{text}\n", format!("{label}:")));
+}
+
+/// Unix seconds as `YYYY-MM-DD hh:mm:ss` in the zone `offset` (`±hh:mm`).
+fn time_text(secs: &Value, offset: Option<&str>) -> String {
+    let Some(t) = secs.as_i64() else {
+        return "-".into();
+    };
+    let (shift, zone) = match offset.and_then(parse_offset) {
+        Some(s) => (s, offset.unwrap_or_default().to_owned()),
+        None => (0, "UTC".to_owned()),
+    };
+    let t = t + shift;
+    let (days, rem) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} {zone}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn parse_offset(o: &str) -> Option<i64> {
+    let sign = match o.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (h, m) = o[1..].split_once(':')?;
+    Some(sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60))
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn recall_banner(out: &mut String, recall: &Value) {
+    if recall.is_null() {
+        return;
+    }
+    let bar = "!".repeat(72);
+    out.push_str(&format!("{bar}\n!! RECALLED: do not sell or consume this product\n"));
+    let by = if recall["by_regulator"].as_bool() == Some(true) {
+        format!("{} (regulator)", str_of(&recall["by"]))
+    } else {
+        str_of(&recall["by"])
+    };
+    out.push_str(&format!(
+        "!! recall of batch {} by {by} at {}\n!! reason: {}\n{bar}\n",
+        str_of(&recall["origin"]),
+        time_text(&recall["time"], None),
+        str_of(&recall["reason"]),
+    ));
+}
+
+fn verdict_lines(out: &mut String, v: &Value) {
+    match v["counterfeit_warning"].as_str() {
+        Some(w) => {
+            line(
+                out,
+                "Verdict",
+                "POSSIBLE COUNTERFEIT: the code is genuine, but it looks copied",
+            );
+            line(out, "Warning", w);
+        }
+        None => line(
+            out,
+            "Verdict",
+            "GENUINE: signed by the batch's code key registered on the ledger",
+        ),
+    }
+}
+
+fn product_lines(out: &mut String, p: &Value, b: &Value, permit: &Value) {
+    line(
+        out,
+        "Product",
+        &format!(
+            "{} (GTIN {}, {}), by {}",
+            str_of(&p["name"]),
+            str_of(&p["gtin"]),
+            str_of(&p["category"]),
+            str_of(&p["owner"])
+        ),
+    );
+    line(
+        out,
+        "Batch",
+        &format!(
+            "{}: {} {}, produced {} at {}",
+            str_of(&b["id"]),
+            str_of(&b["quantity"]),
+            str_of(&b["uom"]),
+            str_of(&b["production_date"]),
+            str_of(&b["site"])
+        ),
+    );
+    let mut status = format!(
+        "held by {}, conformance {}, disposition {}",
+        str_of(&b["custodian"]),
+        b["conformance"].as_str().unwrap_or("not inspected"),
+        str_of(&b["disposition"])
+    );
+    if let Some(s) = b["shipment"].as_object() {
+        status.push_str(&format!(
+            ", in transit {} -> {}",
+            str_of(&s["from"]),
+            str_of(&s["to"])
+        ));
+    }
+    line(out, "Status", &status);
+    let expired = permit["expired"].as_bool() == Some(true);
+    let mut ptext = format!(
+        "{} {}{}",
+        str_of(&permit["msp"]),
+        str_of(&permit["status"]),
+        if expired { " (EXPIRED)" } else { "" }
+    );
+    if !permit["valid_until"].is_null() {
+        ptext.push_str(&format!(
+            ", valid until {}",
+            time_text(&permit["valid_until"], None)
+        ));
+    }
+    if permit["status"] != "active" || expired {
+        ptext.push_str("  << the producer's on-chain permit is not in force");
+    }
+    line(out, "Permit", &ptext);
+}
+
+fn scan_text(s: &Value) -> String {
+    format!(
+        "{} in {} ({})",
+        time_text(&s["time"], None),
+        str_of(&s["location"]),
+        str_of(&s["msp"])
+    )
+}
+
+fn scans_text(count: &Value, first: &Value, claimed: &Value) -> String {
+    let mut t = format!("scanned {} time(s)", count.as_u64().unwrap_or(0));
+    if !first.is_null() {
+        t.push_str(&format!("; first {}", scan_text(first)));
+    }
+    if !claimed.is_null() {
+        t.push_str(&format!("; claimed {}", scan_text(claimed)));
+    }
+    t
+}
+
+fn list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().map(str_of).collect())
+        .unwrap_or_default()
+}
+
+fn event_line(e: &Value) -> String {
+    let mut t = format!(
+        "  {}  {:<16} {:<14} by {}",
+        time_text(&e["event_time"], e["event_time_zone_offset"].as_str()),
+        str_of(&e["biz_step"]),
+        e["disposition"].as_str().unwrap_or(""),
+        str_of(&e["actor"]),
+    );
+    let place: Vec<String> = [&e["read_point"], &e["biz_location"]]
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    if !place.is_empty() {
+        t.push_str(&format!(" at {}", place.join(", ")));
+    }
+    if let Some(s) = e["serial"].as_u64() {
+        t.push_str(&format!(" [unit {s}]"));
+    }
+    if e["source"].is_string() || e["destination"].is_string() {
+        t.push_str(&format!(
+            " ({} -> {})",
+            e["source"].as_str().unwrap_or("?"),
+            e["destination"].as_str().unwrap_or("?")
+        ));
+    }
+    if let Some(inputs) = e["inputs"].as_array().filter(|a| !a.is_empty()) {
+        let ins: Vec<String> = inputs
+            .iter()
+            .map(|q| format!("{} x{}", str_of(&q["batch"]), str_of(&q["quantity"])))
+            .collect();
+        t.push_str(&format!(
+            " {} from {}",
+            e["transformation_id"].as_str().unwrap_or(""),
+            ins.join(" + ")
+        ));
+    }
+    if let Some(sensors) = e["sensors"].as_array().filter(|a| !a.is_empty()) {
+        let rs: Vec<String> = sensors
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}={}{}",
+                    str_of(&r["type"]),
+                    str_of(&r["value"]),
+                    str_of(&r["unit"])
+                )
+            })
+            .collect();
+        t.push_str(&format!(" readings {}", rs.join(", ")));
+    }
+    if let Some(n) = e["attachments"].as_array().map(Vec::len).filter(|n| *n > 0) {
+        t.push_str(&format!(" ({n} attachment(s))"));
+    }
+    if !e["data"].is_null() {
+        let mut d = e["data"].to_string();
+        if d.chars().count() > 100 {
+            d = d.chars().take(97).chain("...".chars()).collect();
+        }
+        t.push_str(&format!(" {d}"));
+    }
+    t
+}
+
+fn inspection_line(i: &Value) -> String {
+    let ms: Vec<String> = i["measurements"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| {
+                    let bounds = match (m["min"].as_f64(), m["max"].as_f64()) {
+                        (Some(lo), Some(hi)) => format!(" [{lo}..{hi}]"),
+                        (Some(lo), None) => format!(" [>= {lo}]"),
+                        (None, Some(hi)) => format!(" [<= {hi}]"),
+                        (None, None) => String::new(),
+                    };
+                    format!(
+                        "{} {} {}{bounds}",
+                        str_of(&m["name"]),
+                        str_of(&m["value"]),
+                        str_of(&m["unit"])
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "  {}  {:<5} by lab {} to {}: {}; report sha256 {}",
+        time_text(&i["inspected_at"], None),
+        str_of(&i["result"]).to_uppercase(),
+        str_of(&i["lab"]),
+        str_of(&i["standard"]),
+        ms.join(", "),
+        str_of(&i["report_sha256"]),
+    )
+}
+
+fn alert_line(a: &Value) -> String {
+    let r = &a["reading"];
+    let l = &a["limit"];
+    format!(
+        "  {}  {} {} {} from device {} outside limits [{}..{}]",
+        time_text(&r["time"], None),
+        str_of(&r["type"]),
+        str_of(&r["value"]),
+        str_of(&r["unit"]),
+        str_of(&a["device"]),
+        l["min"].as_f64().map_or("-".into(), |x| x.to_string()),
+        l["max"].as_f64().map_or("-".into(), |x| x.to_string()),
+    )
+}
+
+/// A trace report for people: the recall first, the verdict for a code,
+/// then product, batch, permit, unit, timeline, inspections, alerts.
+fn render_trace(v: &Value, code: bool) -> String {
+    let mut out = String::new();
+    recall_banner(&mut out, &v["recall"]);
+    if code {
+        verdict_lines(&mut out, v);
+    } else if let Some(w) = v["counterfeit_warning"].as_str() {
+        line(&mut out, "Warning", w);
+    }
+    line(&mut out, "Trace of", &str_of(&v["target"]));
+    product_lines(&mut out, &v["product"], &v["batch"], &v["permit"]);
+    if let Some(u) = v["unit"].as_object() {
+        line(
+            &mut out,
+            "Scans",
+            &scans_text(&u["scans"], &u["first_scan"], &u["claimed"]),
+        );
+    }
+    let containers = list(&v["containers"]);
+    if !containers.is_empty() {
+        line(&mut out, "Packed in", &containers.join(" in "));
+    }
+    let up = list(&v["upstream"]);
+    if !up.is_empty() {
+        line(&mut out, "Made from", &up.join(", "));
+    }
+    let down = list(&v["downstream"]);
+    if !down.is_empty() {
+        line(&mut out, "Used in", &down.join(", "));
+    }
+    let section = |out: &mut String, title: &str, items: &Value, f: fn(&Value) -> String| {
+        let items = items.as_array().cloned().unwrap_or_default();
+        out.push_str(&format!("\n{title} ({}):\n", items.len()));
+        if items.is_empty() {
+            out.push_str("  none\n");
+        }
+        for i in &items {
+            out.push_str(&f(i));
+            out.push('\n');
+        }
+    };
+    section(&mut out, "Timeline", &v["timeline"], event_line);
+    section(&mut out, "Inspections", &v["inspections"], inspection_line);
+    section(&mut out, "IoT alerts", &v["alerts"], alert_line);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_offsets() {
+        assert_eq!(time_text(&json!(0), None), "1970-01-01 00:00:00 UTC");
+        assert_eq!(
+            time_text(&json!(1_764_000_000), Some("+08:00")),
+            "2025-11-25 00:00:00 +08:00"
+        );
+        assert_eq!(
+            time_text(&json!(951_782_400), None),
+            "2000-02-29 00:00:00 UTC"
+        );
+        assert_eq!(parse_offset("-05:30"), Some(-19_800));
+    }
+
+    #[test]
+    fn ranges_split_evenly() {
+        assert_eq!(split(1..=10, 3), vec![1..=4, 5..=8, 9..=10]);
+        assert_eq!(split(5..=5, 4), vec![5..=5]);
+        assert_eq!(split(1..=2, 8), vec![1..=1, 2..=2]);
+    }
+
+    #[test]
+    fn public_keys_in_hex_or_base64url() {
+        let (key, _) = BatchKey::generate().unwrap();
+        let hex_key = hex::encode(key.public_key());
+        assert_eq!(parse_pubkey(&hex_key).unwrap(), key.public_key());
+        assert_eq!(
+            parse_pubkey(&key.public_key_b64url()).unwrap(),
+            key.public_key()
+        );
+        assert!(parse_pubkey("abcd").is_err());
+    }
+
+    #[test]
+    fn refusals_are_classified() {
+        let e = "Aborted: evaluation failed on Org1MSP: status 500: counterfeit code: the signature is not valid for batch x/y";
+        assert_eq!(refusal_verdict(e).unwrap().0, "forged");
+        assert_eq!(
+            contract_message(e),
+            "counterfeit code: the signature is not valid for batch x/y"
+        );
+        assert_eq!(
+            refusal_verdict("serial 11 is beyond batch x's quantity 10")
+                .unwrap()
+                .0,
+            "invalid"
+        );
+        assert!(refusal_verdict("access denied").is_none());
+    }
+}
