@@ -10,6 +10,7 @@ mod bench;
 mod bench_orderer;
 mod ca;
 mod chaincode;
+mod channel;
 mod orderer;
 mod network;
 mod network_demo;

@@ -1,5 +1,6 @@
-//! `qcss orderer ...` and `qcss channel ...`: run an ordering node; make a
-//! channel's genesis block.
+//! `qcss orderer ...` and `qcss channel genesis|inspect`: run an ordering
+//! node; make a channel's genesis block. (`qcss channel config|update` are
+//! in `channel.rs`.)
 
 use std::path::PathBuf;
 
@@ -29,6 +30,11 @@ pub enum ChannelCommand {
     Genesis(GenesisArgs),
     /// Print the channel configuration a config block carries, as JSON.
     Inspect(InspectArgs),
+    /// Fetch the configuration in force from an orderer, as JSON.
+    Config(crate::channel::ConfigArgs),
+    /// Change the configuration: create an update, have admins sign it, submit it.
+    #[command(subcommand)]
+    Update(crate::channel::UpdateCommand),
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +61,8 @@ pub fn run(cmd: OrdererCommand) -> Result<()> {
 
 pub fn run_channel(cmd: ChannelCommand) -> Result<()> {
     match cmd {
+        ChannelCommand::Config(a) => crate::channel::config(a),
+        ChannelCommand::Update(u) => crate::channel::update(u),
         ChannelCommand::Genesis(a) => {
             let text = std::fs::read(&a.config)
                 .with_context(|| format!("cannot read {}", a.config.display()))?;

@@ -56,6 +56,10 @@ pub struct Chain {
     /// The live form of the stored CONFIG, swapped when a config block is
     /// applied or a snapshot installed.
     channel: RwLock<Arc<Channel>>,
+    /// The configuration before the last switch (since this process
+    /// started): its consenters stay admitted to Raft while they are still
+    /// Raft members, so a removed leader can finish handing over.
+    previous: RwLock<Option<Arc<Channel>>>,
     config_tx: watch::Sender<u64>,
 }
 
@@ -118,6 +122,7 @@ impl Chain {
             signer,
             height_tx,
             channel: RwLock::new(Arc::new(channel)),
+            previous: RwLock::new(None),
             config_tx,
         })
     }
@@ -139,11 +144,24 @@ impl Chain {
         }
     }
 
+    /// The configuration in force before the last switch, if this process
+    /// saw one.
+    pub fn previous_channel(&self) -> Option<Arc<Channel>> {
+        match self.previous.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
     fn set_channel(&self, channel: Channel) {
         let seq = channel.config().sequence;
-        match self.channel.write() {
-            Ok(mut c) => *c = Arc::new(channel),
-            Err(p) => *p.into_inner() = Arc::new(channel),
+        let old = match self.channel.write() {
+            Ok(mut c) => std::mem::replace(&mut *c, Arc::new(channel)),
+            Err(p) => std::mem::replace(&mut *p.into_inner(), Arc::new(channel)),
+        };
+        match self.previous.write() {
+            Ok(mut p) => *p = Some(old),
+            Err(p) => *p.into_inner() = Some(old),
         }
         self.config_tx.send_replace(seq);
     }
@@ -156,6 +174,25 @@ impl Chain {
     /// The number of the last config block.
     pub fn last_config_block(&self) -> u64 {
         u64_of(self.meta.get(LAST_CONFIG_BLOCK).ok().flatten())
+    }
+
+    /// The Raft log index the last config block was applied at (0 for the
+    /// genesis block), read from its orderer metadata.
+    pub fn last_config_raft_index(&self) -> u64 {
+        let n = self.last_config_block();
+        if n == 0 {
+            return 0;
+        }
+        self.block(n)
+            .ok()
+            .flatten()
+            .and_then(|b| blk::block_signatures(&b).ok())
+            .and_then(|md| {
+                qcss_proto::common::OrdererBlockMetadata::decode(md.value.as_slice()).ok()
+            })
+            .and_then(|obm| obm.consenter_metadata.get(8..16)?.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)
     }
 
     /// Number of blocks (the next block number).

@@ -62,6 +62,13 @@ pub struct OrdererConfig {
     /// Operations listen address (`/healthz`, `/metrics`); none if absent.
     #[serde(default)]
     pub ops_listen: Option<String>,
+    /// Optional: for a node joining an existing channel, the channel's
+    /// latest config block (the one adding it). Until the node has applied
+    /// that configuration, Raft traffic from the consenters it names is
+    /// accepted too, so the node can catch up from a leader added after
+    /// genesis.
+    #[serde(default)]
+    pub join_block: Option<PathBuf>,
     /// Raft settings.
     #[serde(default)]
     pub raft: RaftSettings,
@@ -85,6 +92,11 @@ impl OrdererConfig {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if let Some(p) = c.join_block.as_mut()
+            && p.is_relative()
+        {
+            *p = base.join(&*p);
         }
         c.check()?;
         Ok(c)

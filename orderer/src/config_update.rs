@@ -19,8 +19,11 @@
 //! TLS roots) is swapped when that block is applied.
 //!
 //! What may change: orgs (add, remove, replace MSPs and CRLs), peer
-//! endpoints, batch parameters and policies. Not yet: the consenter set and
-//! the channel id ([`ConfigUpdateError::NotSupported`]).
+//! endpoints, batch parameters, policies and the consenter set (add,
+//! remove, or renew a consenter's certificates; see [`check_consenters`]
+//! for what is refused). Raft membership follows the consenter set once the
+//! config block is applied (`crate::membership`). Not supported: the channel
+//! id, a consenter's address or org ([`ConfigUpdateError::NotSupported`]).
 
 use prost::Message;
 use qcss_network::channel::{Channel, ChannelConfig, ChannelError};
@@ -117,6 +120,10 @@ pub enum ConfigUpdateError {
     /// The new configuration does not build.
     #[error("config update: the new configuration is invalid: {0}")]
     InvalidConfig(#[from] ChannelError),
+    /// A change to the consenter set that would be unsafe or that names an
+    /// unusable consenter (which one and why is in the message).
+    #[error("config update: consenter change refused: {0}")]
+    Consenters(String),
     /// A change QCSS cannot make yet.
     #[error("config update: {0} is not supported yet")]
     NotSupported(String),
@@ -239,11 +246,6 @@ pub fn verify_update(
             });
         }
     }
-    if update.config.consenters != current.consenters {
-        return Err(ConfigUpdateError::NotSupported(
-            "changing the consenter set (adding, removing or altering an orderer)".into(),
-        ));
-    }
     let signed = update.signing_bytes();
     let mut signers = Vec::with_capacity(update.signatures.len());
     let mut names = Vec::with_capacity(update.signatures.len());
@@ -276,7 +278,129 @@ pub fn verify_update(
             signers: names,
         });
     }
-    Ok(Channel::new(update.config.clone())?)
+    let next = Channel::new(update.config.clone())?;
+    check_consenters(channel, &next, at)?;
+    Ok(next)
+}
+
+/// Checks a change of the consenter set from `current` to `next` (already
+/// built, so its MSPs judge the new consenters) at time `at`:
+///
+/// - at least one consenter remains, and no more than half of the current
+///   ones are removed at once (the ones that stay must be able to commit
+///   the membership change, and a majority of the old set must agree to it);
+/// - a consenter that stays keeps its address and org (to move one, remove
+///   it and add it under a new id);
+/// - every added consenter, and every one whose certificates change, has a
+///   signing certificate its org's MSP accepts at `at` with role orderer, a
+///   TLS certificate that parses and is valid at `at`, and an address
+///   (`host:port`) and certificates no other consenter uses.
+///
+/// Deterministic, like [`verify_update`].
+pub fn check_consenters(
+    current: &Channel,
+    next: &Channel,
+    at: i64,
+) -> Result<(), ConfigUpdateError> {
+    let refuse = |m: String| Err(ConfigUpdateError::Consenters(m));
+    let old = &current.config().consenters;
+    let new = &next.config().consenters;
+    if new.is_empty() {
+        return refuse("the channel must keep at least one consenter".into());
+    }
+    let removed: Vec<u64> = old
+        .iter()
+        .filter(|o| !new.iter().any(|n| n.id == o.id))
+        .map(|o| o.id)
+        .collect();
+    if removed.len() * 2 > old.len() {
+        return refuse(format!(
+            "removing consenters {removed:?} would remove {} of {} at once; \
+             remove at most {} per update",
+            removed.len(),
+            old.len(),
+            old.len() / 2
+        ));
+    }
+    let mut addresses = std::collections::BTreeSet::new();
+    let mut tls = std::collections::BTreeSet::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for c in new {
+        if !addresses.insert(c.address.as_str()) {
+            return refuse(format!(
+                "consenter {}: address {} is already used by another consenter",
+                c.id, c.address
+            ));
+        }
+        if !tls.insert(c.tls_cert_pem.trim()) || !ids.insert(c.identity_cert_pem.trim()) {
+            return refuse(format!(
+                "consenter {}: its certificates are already another consenter's",
+                c.id
+            ));
+        }
+        let before = old.iter().find(|o| o.id == c.id);
+        if let Some(o) = before {
+            if o.address != c.address || o.msp_id != c.msp_id {
+                return Err(ConfigUpdateError::NotSupported(format!(
+                    "changing consenter {}'s address or org (remove it and add it under a new id)",
+                    c.id
+                )));
+            }
+            if o == c {
+                continue;
+            }
+        }
+        check_new_consenter(next, c, at).map_err(|why| {
+            ConfigUpdateError::Consenters(format!("consenter {} ({}): {why}", c.id, c.address))
+        })?;
+    }
+    Ok(())
+}
+
+/// The checks on one added (or re-certified) consenter.
+fn check_new_consenter(
+    next: &Channel,
+    c: &qcss_network::channel::Consenter,
+    at: i64,
+) -> Result<(), String> {
+    match c.address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+        _ => return Err(format!("address {:?} is not host:port", c.address)),
+    }
+    let one = |pem: &str, what: &str| -> Result<Vec<u8>, String> {
+        let mut certs =
+            certs_from_pem(pem.as_bytes()).map_err(|e| format!("{what} certificate: {e}"))?;
+        if certs.len() != 1 {
+            return Err(format!(
+                "{what} certificate: expected one PEM certificate, found {}",
+                certs.len()
+            ));
+        }
+        Ok(certs.remove(0))
+    };
+    let id_der = one(&c.identity_cert_pem, "signing")?;
+    let msp = next
+        .msp(&c.msp_id)
+        .ok_or_else(|| format!("org {} is not a member", c.msp_id))?;
+    let v = msp
+        .validate_at(&id_der, at)
+        .map_err(|e| format!("signing certificate: {e}"))?;
+    if v.role != qcss_network::Role::Orderer {
+        return Err(format!(
+            "signing certificate {} has role {}, not orderer",
+            v.cert.common_name, v.role
+        ));
+    }
+    let tls_der = one(&c.tls_cert_pem, "TLS")?;
+    let info =
+        qcss_network::CertInfo::from_der(&tls_der).map_err(|e| format!("TLS certificate: {e}"))?;
+    if info.is_ca {
+        return Err("TLS certificate is a CA certificate".into());
+    }
+    if at < info.not_before || at > info.not_after {
+        return Err("TLS certificate is expired or not yet valid".into());
+    }
+    Ok(())
 }
 
 /// The time a `CONFIG_UPDATE` envelope says it was made (Unix seconds), the
@@ -417,12 +541,6 @@ mod tests {
                 Status::Forbidden,
             ),
             (
-                "consenter removed",
-                Box::new(|u| u.config.consenters.clear()),
-                "not supported yet",
-                Status::NotImplemented,
-            ),
-            (
                 "channel renamed",
                 Box::new(|u| u.config.channel_id = "renamed".into()),
                 "not supported yet",
@@ -447,6 +565,120 @@ mod tests {
         bad.batch.max_message_count = 0;
         let e = verify_update(&channel, &signed(&cfg, bad, &[&w.admin1]), unix_now()).unwrap_err();
         assert!(matches!(e, ConfigUpdateError::InvalidConfig(_)), "{e}");
+    }
+
+    #[test]
+    fn consenter_changes_are_checked() {
+        let w = world();
+        let o = |n: u32| w.org1.identity(&format!("orderer{n}"), Role::Orderer);
+        let orderers: Vec<SigningIdentity> = (1..=4).map(o).collect();
+        let consenter = |i: usize| {
+            let pem = String::from_utf8(orderers[i].cert_pem.clone()).unwrap();
+            qcss_network::channel::Consenter {
+                id: i as u64 + 1,
+                address: format!("127.0.0.1:{}", 7050 + i),
+                msp_id: "Org1MSP".into(),
+                tls_cert_pem: pem.clone(),
+                identity_cert_pem: pem,
+            }
+        };
+        let mut cfg = channel_config(&[&w.org1], &orderers[0]);
+        cfg.consenters = (0..3).map(consenter).collect();
+        let channel = Channel::new(cfg.clone()).unwrap();
+        let check = |change: &dyn Fn(&mut ChannelConfig)| {
+            let mut next = cfg.clone();
+            change(&mut next);
+            verify_update(&channel, &signed(&cfg, next, &[&w.admin1]), unix_now())
+        };
+        // Accepted: add one, remove one, renew one's certificates.
+        let added = check(&|c| c.consenters.push(consenter(3))).unwrap();
+        assert_eq!(added.config().consenters.len(), 4);
+        check(&|c| {
+            c.consenters.remove(1);
+        })
+        .unwrap();
+        let renewed = w.org1.identity("orderer1-renewed", Role::Orderer);
+        check(&|c| {
+            let pem = String::from_utf8(renewed.cert_pem.clone()).unwrap();
+            c.consenters[0].identity_cert_pem = pem.clone();
+            c.consenters[0].tls_cert_pem = pem;
+        })
+        .unwrap();
+        // Refused.
+        let with = |f: fn(&mut qcss_network::channel::Consenter)| {
+            let mut c4 = consenter(3);
+            f(&mut c4);
+            c4
+        };
+        let client_pem = String::from_utf8(w.client2.cert_pem.clone()).unwrap();
+        let admin_pem = String::from_utf8(w.admin1.cert_pem.clone()).unwrap();
+        type Case<'a> = (&'a str, Box<dyn Fn(&mut ChannelConfig) + 'a>, &'a str);
+        let cases: Vec<Case> = vec![
+            (
+                "majority removed",
+                Box::new(|c| c.consenters.truncate(1)),
+                "would remove 2 of 3 at once",
+            ),
+            (
+                "duplicate id",
+                Box::new(|c| c.consenters.push(with(|c| c.id = 2))),
+                "zero or repeated",
+            ),
+            (
+                "duplicate address",
+                Box::new(|c| {
+                    c.consenters
+                        .push(with(|c| c.address = "127.0.0.1:7050".into()))
+                }),
+                "already used",
+            ),
+            (
+                "same certificates as another",
+                Box::new(|c| {
+                    let mut c4 = consenter(3);
+                    c4.tls_cert_pem = c.consenters[0].tls_cert_pem.clone();
+                    c.consenters.push(c4);
+                }),
+                "already another consenter's",
+            ),
+            (
+                "bad address",
+                Box::new(|c| c.consenters.push(with(|c| c.address = "nowhere".into()))),
+                "not host:port",
+            ),
+            (
+                "garbage certificate",
+                Box::new(|c| c.consenters.push(with(|c| c.tls_cert_pem = "junk".into()))),
+                "TLS certificate",
+            ),
+            (
+                "certificate of another org",
+                Box::new(move |c| {
+                    let mut c4 = consenter(3);
+                    c4.identity_cert_pem = client_pem.clone();
+                    c.consenters.push(c4);
+                }),
+                "signing certificate",
+            ),
+            (
+                "not an orderer",
+                Box::new(move |c| {
+                    let mut c4 = consenter(3);
+                    c4.identity_cert_pem = admin_pem.clone();
+                    c.consenters.push(c4);
+                }),
+                "not orderer",
+            ),
+        ];
+        for (what, change, needle) in cases {
+            let e = check(&*change).expect_err(what);
+            assert!(e.to_string().contains(needle), "{what}: {e}");
+            assert_eq!(e.status(), Status::BadRequest, "{what}");
+        }
+        let e = check(&|c| c.consenters.clear()).unwrap_err();
+        assert!(e.to_string().contains("no consenters"), "{e}");
+        let e = check(&|c| c.consenters[0].address = "127.0.0.1:7059".into()).unwrap_err();
+        assert_eq!(e.status(), Status::NotImplemented, "{e}");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! [`chain`], building the identical block → the sender gets SUCCESS →
 //! [`deliver`] streams the block to readers. A `CONFIG_UPDATE` envelope
 //! takes the same path, alone in its batch, and becomes a config block that
-//! switches the channel to a new configuration ([`config_update`]).
+//! switches the channel to a new configuration ([`config_update`]); when it
+//! changes the consenter set, the leader moves Raft membership to match
+//! ([`membership`]).
 //!
 //! Deliberately not here: decoding transactions beyond their headers (the
 //! orderer never looks into proposals or read-write sets), and any ledger
@@ -24,6 +26,7 @@ pub mod deliver;
 pub mod error;
 #[cfg(test)]
 mod fixtures;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod ops;

@@ -43,6 +43,10 @@ pub struct Shared {
     pub forwarder: tokio::sync::Mutex<Option<Forwarder>>,
     /// Metrics.
     pub metrics: Metrics,
+    /// The channel as of the `join_block` a joining node was given: its
+    /// consenters may send Raft traffic until this node has applied that
+    /// configuration (see [`crate::raft::service`]).
+    pub join: Option<Arc<Channel>>,
     tls: RaftNetworkConfig,
     /// A leader that no quorum has acknowledged for longer than this stops
     /// accepting envelopes, ms: the lease plus the shortest election
@@ -81,7 +85,7 @@ impl Shared {
     /// a peer that silently disappears is noticed within seconds.
     pub async fn connect(&self, addr: &str) -> Result<tonic::transport::Channel, String> {
         let tls = qcss_network::tls::client_tls_for_addr(
-            &self.tls.tls_roots,
+            &self.tls.roots(),
             Some((self.tls.tls_cert.as_slice(), self.tls.tls_key.as_slice())),
             addr,
         );
@@ -103,6 +107,55 @@ impl Shared {
 fn read(path: &std::path::Path) -> Result<Vec<u8>, OrdererError> {
     std::fs::read(path)
         .map_err(|e| OrdererError::Config(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Checks that this node's signing identity and `node_id` agree with the
+/// channel: with the consenter it is in the configuration in force or, for
+/// a node not yet added there, in the join block. A node that is neither
+/// (not yet added, or removed) starts anyway and takes no part until a
+/// config block makes it a consenter.
+fn check_identity(
+    cfg: &OrdererConfig,
+    signer: &SigningIdentity,
+    channel: &Channel,
+    join: Option<&Channel>,
+) -> Result<(), OrdererError> {
+    let mine = channel
+        .consenter_by_identity(&signer.cert.der)
+        .or_else(|| join.and_then(|j| j.consenter_by_identity(&signer.cert.der)));
+    match mine {
+        Some(me) if me.id != cfg.node_id => Err(OrdererError::Config(format!(
+            "node_id {} but the channel lists this identity as consenter {}",
+            cfg.node_id, me.id
+        ))),
+        Some(_) => Ok(()),
+        None if channel
+            .config()
+            .consenters
+            .iter()
+            .any(|c| c.id == cfg.node_id) =>
+        {
+            Err(OrdererError::Config(format!(
+                "consenter {} of the channel has another signing certificate than this node's",
+                cfg.node_id
+            )))
+        }
+        None => {
+            tracing::warn!(
+                node_id = cfg.node_id,
+                "this node is not a consenter of the channel configuration it has applied: \
+                 it takes part once a config block adds it"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Whether consenter `id` is in the genesis block's configuration.
+fn blk_genesis_consenter(genesis: &Block, id: u64) -> bool {
+    qcss_network::block::config_from_block(genesis)
+        .map(|c| c.consenters.iter().any(|c| c.id == id))
+        .unwrap_or(false)
 }
 
 /// Starts the node on the given listeners and runs until `shutdown`.
@@ -135,20 +188,29 @@ pub async fn run(
         .map_err(|e| OrdererError::Store(format!("cannot open {}: {e}", cfg.data_dir.display())))?;
     let chain = Arc::new(Chain::open(&db, &genesis, signer.clone())?);
     let channel = chain.channel();
-    let me = channel
-        .consenter_by_identity(&signer.cert.der)
-        .ok_or_else(|| {
-            OrdererError::Config("this node's identity is not a consenter of the channel".into())
-        })?;
-    if me.id != cfg.node_id {
-        return Err(OrdererError::Config(format!(
-            "node_id {} but the channel lists this identity as consenter {}",
-            cfg.node_id, me.id
-        )));
-    }
+    let join = match &cfg.join_block {
+        Some(path) => {
+            let block = Block::decode(read(path)?.as_slice())
+                .map_err(|e| OrdererError::Config(format!("join block {}: {e}", path.display())))?;
+            let config = qcss_network::block::config_from_block(&block)
+                .map_err(|e| OrdererError::Config(format!("join block {}: {e}", path.display())))?;
+            if config.channel_id != channel.id() {
+                return Err(OrdererError::Config(format!(
+                    "join block is for channel {}, not {}",
+                    config.channel_id,
+                    channel.id()
+                )));
+            }
+            Some(Arc::new(Channel::new(config).map_err(|e| {
+                OrdererError::Config(format!("join block {}: {e}", path.display()))
+            })?))
+        }
+        None => None,
+    };
+    check_identity(&cfg, &signer, &channel, join.as_deref())?;
     let (roots, crls) = channel.tls_roots_and_crls();
     let tls = RaftNetworkConfig {
-        tls_roots: roots.clone(),
+        tls_roots: Arc::new(std::sync::RwLock::new(roots.clone())),
         tls_cert: tls_cert.clone(),
         tls_key: tls_key.clone(),
     };
@@ -189,7 +251,11 @@ pub async fn run(
     )
     .await
     .map_err(|e| OrdererError::Raft(e.to_string()))?;
-    if pristine {
+    // Only the consenters of the genesis block bootstrap the cluster; a node
+    // added later starts empty and is brought in by the leader (learner,
+    // then voter: see `crate::membership`).
+    let genesis_member = blk_genesis_consenter(&genesis, cfg.node_id);
+    if pristine && genesis_member {
         let members: BTreeMap<u64, BasicNode> = channel
             .config()
             .consenters
@@ -208,6 +274,11 @@ pub async fn run(
         if let Err(e) = raft.initialize(members).await {
             tracing::info!(error = %e, "raft already initialised");
         }
+    } else if pristine {
+        tracing::info!(
+            node_id = cfg.node_id,
+            "not a consenter of the genesis block: waiting for the leader to add this node"
+        );
     }
 
     let (cut_tx, cut_rx) = mpsc::channel(8192);
@@ -218,7 +289,8 @@ pub async fn run(
         cutter: cut_tx,
         forwarder: tokio::sync::Mutex::new(None),
         metrics,
-        tls,
+        join,
+        tls: tls.clone(),
         quorum_grace_ms: r.election_timeout_max_ms + r.election_timeout_min_ms,
     });
     crate::ops::register(&shared, &registry);
@@ -236,11 +308,12 @@ pub async fn run(
     // A config block (or an installed snapshot) may bring new orgs' TLS
     // roots or new CRLs: the next handshake uses them.
     let mut config_rx = chain.watch_config();
-    let (a, c) = (acceptor.clone(), chain.clone());
+    let (a, c, raft_tls) = (acceptor.clone(), chain.clone(), tls);
     tokio::spawn(async move {
         while config_rx.changed().await.is_ok() {
             let channel = c.channel();
             let (roots, crls) = channel.tls_roots_and_crls();
+            raft_tls.set_roots(roots.clone());
             match a.reload(&tls_settings(roots, crls)) {
                 Ok(()) => tracing::info!(
                     sequence = channel.config().sequence,
@@ -252,6 +325,7 @@ pub async fn run(
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(crate::membership::run(shared.clone(), stop_rx.clone()));
     if let Some(ops) = ops {
         let o = crate::ops::ops(&shared, registry.clone());
         let mut rx = stop_rx.clone();

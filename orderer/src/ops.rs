@@ -33,6 +33,26 @@ pub fn register(shared: &Arc<Shared>, registry: &Registry) {
         },
     );
     let s = shared.clone();
+    let _ = registry.gauge_fn(
+        "qcss_orderer_raft_voters",
+        "Voters in the Raft membership (both sets while joint)",
+        move || {
+            let m = s.raft.metrics();
+            let m = m.borrow();
+            m.membership_config.membership().voter_ids().count() as f64
+        },
+    );
+    let s = shared.clone();
+    let _ = registry.gauge_fn(
+        "qcss_orderer_raft_learners",
+        "Learners (non-voting members catching up) in the Raft membership",
+        move || {
+            let m = s.raft.metrics();
+            let m = m.borrow();
+            m.membership_config.membership().learner_ids().count() as f64
+        },
+    );
+    let s = shared.clone();
     let _ = registry.gauge_fn("qcss_orderer_height", "Blocks in the chain", move || {
         s.chain.height() as f64
     });

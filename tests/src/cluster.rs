@@ -199,17 +199,7 @@ impl Cluster {
             ],
         );
         for i in 1..=opts.nodes {
-            let toml = format!(
-                "node_id = {i}\nmsp_id = \"Org1MSP\"\nidentity_dir = \"orderer{i}\"\n\
-                 tls_cert = \"orderer{i}/tls-cert.pem\"\ntls_key = \"orderer{i}/tls-key.pem\"\n\
-                 genesis_block = \"genesis.block\"\ndata_dir = \"data{i}\"\nlisten = \"{}\"\n\
-                 ops_listen = \"{}\"\n\n[raft]\nsnapshot_every = {}\nkeep_logs = {}\n",
-                addrs[i - 1],
-                ops[i - 1],
-                opts.snapshot_every,
-                opts.keep_logs
-            );
-            std::fs::write(dir.join(format!("orderer{i}.toml")), toml).expect("writing config");
+            write_node_config(dir, i, &addrs[i - 1], &ops[i - 1], &opts, None);
         }
         let mut c = Cluster {
             dir: dir.to_path_buf(),
@@ -223,6 +213,39 @@ impl Cluster {
             c.start_node(i);
         }
         c
+    }
+
+    /// Prepares one more orderer (not started, not yet a consenter): enrolls
+    /// `orderer<id>` at the CA, picks its ports and writes its node config
+    /// with the channel's genesis block (and `join_block`, if given, relative
+    /// to the cluster dir). Returns its id and the consenter entry a config
+    /// update adds.
+    pub fn prepare_node(
+        &mut self,
+        opts: &ClusterOptions,
+        join_block: Option<&str>,
+    ) -> (usize, Consenter) {
+        assert!(
+            self.net.is_none(),
+            "prepare_node: not with network namespaces"
+        );
+        let id = self.nodes.len() + 1;
+        let name = format!("orderer{id}");
+        enroll(&self.dir, &self.ca.conn_args(), &name, "orderer");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let ops = format!("127.0.0.1:{}", free_port());
+        write_node_config(&self.dir, id, &addr, &ops, opts, join_block);
+        self.nodes.push(None);
+        self.addrs.push(addr.clone());
+        self.ops.push(ops);
+        let consenter = Consenter {
+            id: id as u64,
+            address: addr,
+            msp_id: "Org1MSP".into(),
+            tls_cert_pem: read(&self.dir.join(format!("{name}/tls-cert.pem"))),
+            identity_cert_pem: read(&self.dir.join(format!("{name}/cert.pem"))),
+        };
+        (id, consenter)
     }
 
     /// Starts (or restarts) node `id`.
@@ -360,6 +383,28 @@ impl Cluster {
             .collect();
         panic!("nodes did not reach height {h} within {timeout:?}: {hs:?}");
     }
+}
+
+/// Writes `orderer<i>.toml` in `dir`.
+fn write_node_config(
+    dir: &Path,
+    i: usize,
+    addr: &str,
+    ops: &str,
+    opts: &ClusterOptions,
+    join_block: Option<&str>,
+) {
+    let join = join_block
+        .map(|b| format!("join_block = \"{b}\"\n"))
+        .unwrap_or_default();
+    let toml = format!(
+        "node_id = {i}\nmsp_id = \"Org1MSP\"\nidentity_dir = \"orderer{i}\"\n\
+         tls_cert = \"orderer{i}/tls-cert.pem\"\ntls_key = \"orderer{i}/tls-key.pem\"\n\
+         genesis_block = \"genesis.block\"\n{join}data_dir = \"data{i}\"\nlisten = \"{addr}\"\n\
+         ops_listen = \"{ops}\"\n\n[raft]\nsnapshot_every = {}\nkeep_logs = {}\n",
+        opts.snapshot_every, opts.keep_logs
+    );
+    std::fs::write(dir.join(format!("orderer{i}.toml")), toml).expect("writing config");
 }
 
 /// A further organisation for config-update tests: its own CA process, its

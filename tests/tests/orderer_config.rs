@@ -2,9 +2,12 @@
 //! `CONFIG_UPDATE` signed by org admins (see `qcss_orderer::config_update`)
 //! becomes a config block, and the change takes effect at that block on
 //! every node — a new org's members may write (and connect over TLS), new
-//! batch parameters cut blocks, a replaced CRL revokes. Updates that lack
-//! admin signatures, are stale, conflict, or change what cannot change yet
-//! are refused with a clear status and order nothing.
+//! batch parameters cut blocks, a replaced CRL revokes, an added consenter
+//! catches up and votes, a removed one stops taking part (Raft membership
+//! follows the consenter set: `qcss_orderer::membership`). Updates that
+//! lack admin signatures, are stale, conflict, remove a majority of the
+//! consenters or add an unusable one are refused with a clear status and
+//! order nothing. One update goes through the `qcss channel update` CLI.
 
 use std::time::{Duration, Instant};
 
@@ -292,13 +295,35 @@ fn updates_without_enough_admins_or_otherwise_invalid_are_refused() {
         .await;
         assert_eq!(r.status, Status::BadRequest as i32, "{}", r.info);
         assert!(r.info.contains("invalid"), "{}", r.info);
-        // Consenter changes are not supported yet.
+        // Removing two of three consenters at once.
         let r = update(&c, 1, &[&admin1, &admin2], |cfg| {
+            cfg.consenters.truncate(1);
+        })
+        .await;
+        println!("remove 2 of 3 consenters: {} {}", r.status, r.info);
+        assert_eq!(r.status, Status::BadRequest as i32, "{}", r.info);
+        assert!(r.info.contains("would remove 2 of 3 at once"), "{}", r.info);
+        // Adding a consenter whose signing certificate is a client's.
+        let client_pem = std::fs::read_to_string(c.dir.join("client1/cert.pem")).unwrap();
+        let r = update(&c, 2, &[&admin1, &admin2], move |cfg| {
+            let mut c4 = cfg.consenters[0].clone();
+            c4.id = 4;
+            c4.address = "127.0.0.1:1".into();
+            c4.tls_cert_pem = client_pem.clone();
+            c4.identity_cert_pem = client_pem;
+            cfg.consenters.push(c4);
+        })
+        .await;
+        println!("add a client as consenter: {} {}", r.status, r.info);
+        assert_eq!(r.status, Status::BadRequest as i32, "{}", r.info);
+        assert!(r.info.contains("not orderer"), "{}", r.info);
+        // A consenter change is an admin change like any other.
+        let r = update(&c, 3, &[&admin1], |cfg| {
             cfg.consenters.pop();
         })
         .await;
-        assert_eq!(r.status, Status::NotImplemented as i32, "{}", r.info);
-        assert!(r.info.contains("not supported yet"), "{}", r.info);
+        assert_eq!(r.status, Status::Forbidden as i32, "{}", r.info);
+        assert!(r.info.contains("Admins policy"), "{}", r.info);
 
         std::thread::sleep(Duration::from_millis(300));
         for i in 1..=3 {
@@ -413,4 +438,266 @@ fn replacing_a_crl_revokes_a_client() {
         assert!(seen[&before][0] < n && seen[&limbo][0] < n);
     });
     println!("replacing_a_crl_revokes_a_client took {:?}", t0.elapsed());
+}
+
+/// Waits until every live node reports `value` for metric `name`.
+fn wait_metric(c: &Cluster, name: &str, value: f64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if c.live().iter().all(|&i| c.metric(i, name) == Some(value)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got: Vec<_> = c.live().iter().map(|&i| c.metric(i, name)).collect();
+    panic!("{name} is not {value} on every node within {timeout:?}: {got:?}");
+}
+
+/// Orders `n` envelopes from `client1` through node `node`; returns the
+/// highest block they went into.
+async fn order(c: &Cluster, node: usize, tag: &str, n: usize) -> u64 {
+    let me = c.identity("client1");
+    let envs = (0..n)
+        .map(|i| tx(&me, format!("{tag}-{i}").as_bytes()).0)
+        .collect();
+    let r = c
+        .client(node, "client1")
+        .await
+        .broadcast(envs)
+        .await
+        .unwrap();
+    r.iter().map(block_of).max().unwrap()
+}
+
+#[test]
+fn a_fourth_consenter_catches_up_and_votes() {
+    let t0 = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = ClusterOptions::default();
+    let mut c = Cluster::start(tmp.path(), opts.clone());
+    c.wait_leader(Duration::from_secs(20));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Some history before the new node exists.
+    rt.block_on(async {
+        for round in 0..5 {
+            order(&c, 1 + round % 3, &format!("before-{round}"), 20).await;
+        }
+    });
+    // The new orderer starts with the genesis block and its CA-issued
+    // identity; it is no consenter yet and waits.
+    let (id, consenter) = c.prepare_node(&opts, None);
+    c.start_node(id);
+    let n = rt.block_on(async {
+        let r = update(&c, 2, &[&c.admin()], move |cfg| {
+            cfg.consenters.push(consenter)
+        })
+        .await;
+        block_of(&r)
+    });
+    println!(
+        "consenter {id} added by config block {n} after {:?}",
+        t0.elapsed()
+    );
+    wait_metric(&c, "qcss_orderer_raft_voters", 4.0, Duration::from_secs(30));
+    wait_metric(
+        &c,
+        "qcss_orderer_raft_learners",
+        0.0,
+        Duration::from_secs(5),
+    );
+    println!("4 voters after {:?}", t0.elapsed());
+    assert!(
+        c.metric(id, "qcss_orderer_snapshots_installed_total")
+            .unwrap_or(0.0)
+            >= 1.0,
+        "the new node starts from a snapshot holding the chain up to its config block"
+    );
+    rt.block_on(async {
+        // It orders (forwarding to the leader) and holds the identical chain,
+        // every block signed by a consenter of its time.
+        let b = order(&c, id, "via-new", 10).await;
+        assert!(b > n);
+        c.wait_height(b + 1, Duration::from_secs(10));
+        identical_chains(&c).await;
+    });
+    // Without one old node, the 4-node cluster still has its quorum (3).
+    let leader = c.wait_leader(Duration::from_secs(10)) as usize;
+    let victim = (1..=3).find(|&i| i != leader).unwrap();
+    c.kill9(victim);
+    rt.block_on(async {
+        let b = order(&c, id, "three-of-four", 10).await;
+        c.wait_height(b + 1, Duration::from_secs(10));
+        let (blocks, _) = identical_chains(&c).await;
+        assert_eq!(
+            config_from_block(&blocks[n as usize])
+                .unwrap()
+                .consenters
+                .len(),
+            4
+        );
+    });
+    assert_eq!(c.metric(id, "qcss_orderer_raft_voters"), Some(4.0));
+    println!(
+        "a_fourth_consenter_catches_up_and_votes took {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn a_removed_consenter_stops_taking_part_via_the_cli() {
+    let t0 = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(tmp.path(), ClusterOptions::default());
+    let leader = c.wait_leader(Duration::from_secs(20)) as usize;
+    let gone = (1..=3).rev().find(|&i| i != leader).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(order(&c, 1, "before", 10));
+
+    // The consortium admin's workflow: fetch the configuration, edit it,
+    // create the update, sign it, submit it.
+    let dir = c.dir.clone();
+    let conn = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        v.extend(
+            [
+                "--orderer",
+                c.addrs[leader - 1].as_str(),
+                "--tls-root",
+                "ca/tls-ca-cert.pem",
+                "--identity",
+                "admin",
+                // The bootstrap admin has no TLS pair: connect with client1's.
+                "--tls-dir",
+                "client1",
+                "--channel",
+                CHANNEL,
+            ]
+            .map(String::from),
+        );
+        v
+    };
+    let run = |args: Vec<String>| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        qcss_tests::qcss_ok(&dir, &a)
+    };
+    run(conn(&["channel", "config", "--out", "current.json"]));
+    let mut next = ChannelConfig::from_json(&std::fs::read(dir.join("current.json")).unwrap())
+        .expect("current.json");
+    next.consenters.retain(|k| k.id != gone as u64);
+    std::fs::write(dir.join("next.json"), next.to_json()).unwrap();
+    let out = run(conn(&[
+        "channel",
+        "update",
+        "create",
+        "--config",
+        "next.json",
+        "--out",
+        "update.json",
+    ]));
+    println!("{out}");
+    assert!(out.contains(&format!("- consenter {gone}")), "{out}");
+    // Unsigned, it is refused and nothing is ordered.
+    let submit = conn(&["channel", "update", "submit", "--update", "update.json"]);
+    let submit: Vec<&str> = submit.iter().map(String::as_str).collect();
+    let err = qcss_tests::qcss_err(&dir, &submit);
+    assert!(
+        err.contains("FORBIDDEN") && err.contains("Admins policy"),
+        "{err}"
+    );
+    let out = run(vec![
+        "channel".into(),
+        "update".into(),
+        "sign".into(),
+        "--update".into(),
+        "update.json".into(),
+        "--identity".into(),
+        "admin".into(),
+    ]);
+    assert!(out.contains("1 signature(s)"), "{out}");
+    let out = run(conn(&[
+        "channel",
+        "update",
+        "submit",
+        "--update",
+        "update.json",
+    ]));
+    println!("{out}");
+    let n: u64 = out
+        .split("committed in block ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("no block number in {out:?}"));
+
+    // Raft membership follows: two voters on the remaining nodes.
+    let rest: Vec<usize> = (1..=3).filter(|&i| i != gone).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rest
+        .iter()
+        .any(|&i| c.metric(i, "qcss_orderer_raft_voters") != Some(2.0))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "membership did not drop node {gone}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "node {gone} removed by block {n}; 2 voters after {:?}",
+        t0.elapsed()
+    );
+    // The rest order; the removed node's chain stops at the config block.
+    let b = rt.block_on(order(&c, rest[0], "after", 20));
+    assert!(b > n);
+    std::thread::sleep(Duration::from_millis(500));
+    let h_gone = c.metric(gone, "qcss_orderer_height").unwrap() as u64;
+    assert_eq!(
+        h_gone,
+        n + 1,
+        "the removed node took no part after its removal"
+    );
+    // Its Raft traffic is refused; without it the two remaining voters order.
+    c.kill9(gone);
+    rt.block_on(async {
+        let b = order(&c, rest[1], "two", 5).await;
+        c.wait_height(b + 1, Duration::from_secs(10));
+        let (blocks, _) = identical_chains(&c).await;
+        let cfg = config_from_block(&blocks[n as usize]).unwrap();
+        assert_eq!(cfg.consenters.len(), 2);
+    });
+
+    // Removing the leader itself (one of two: half, allowed): it keeps
+    // leading until the membership without it commits, then steps down and
+    // the last consenter leads alone.
+    let leader = c.wait_leader(Duration::from_secs(10)) as usize;
+    let last = *rest.iter().find(|&&i| i != leader).unwrap();
+    let r = rt.block_on(update(&c, last, &[&c.admin()], move |cfg| {
+        cfg.consenters.retain(|k| k.id != leader as u64)
+    }));
+    let m = block_of(&r);
+    println!(
+        "leader {leader} removed by block {m} after {:?}",
+        t0.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.metric(last, "qcss_orderer_raft_leader") != Some(last as f64)
+        || c.metric(last, "qcss_orderer_raft_voters") != Some(1.0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node {last} did not take over alone"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("node {last} leads alone after {:?}", t0.elapsed());
+    c.kill9(leader);
+    rt.block_on(async {
+        let b = order(&c, last, "alone", 5).await;
+        assert!(b > m);
+        identical_chains(&c).await;
+    });
+    println!(
+        "a_removed_consenter_stops_taking_part_via_the_cli took {:?}",
+        t0.elapsed()
+    );
 }

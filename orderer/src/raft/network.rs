@@ -1,6 +1,7 @@
 //! The Raft network client: openraft calls this to reach another consenter
 //! over gRPC with mutual TLS. Messages are openraft's serde types in bincode.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::BasicNode;
@@ -21,8 +22,9 @@ use super::types::{NodeId, TypeConfig, decode, encode};
 /// How a node reaches its peers: the TLS settings to present.
 #[derive(Debug, Clone)]
 pub struct RaftNetworkConfig {
-    /// Consortium TLS roots (PEM).
-    pub tls_roots: Vec<Vec<u8>>,
+    /// Consortium TLS roots (PEM), replaced when a config block changes
+    /// them (a consenter of a newly added org is trusted from then on).
+    pub tls_roots: Arc<RwLock<Vec<Vec<u8>>>>,
     /// This node's TLS certificate and key (PEM).
     pub tls_cert: Vec<u8>,
     /// This node's TLS key (PEM).
@@ -50,9 +52,27 @@ pub struct NodeClient {
     error: Option<String>,
 }
 
+impl RaftNetworkConfig {
+    /// The TLS roots in force.
+    pub fn roots(&self) -> Vec<Vec<u8>> {
+        match self.tls_roots.read() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the TLS roots.
+    pub fn set_roots(&self, roots: Vec<Vec<u8>>) {
+        match self.tls_roots.write() {
+            Ok(mut r) => *r = roots,
+            Err(p) => *p.into_inner() = roots,
+        }
+    }
+}
+
 fn tls_for(cfg: &RaftNetworkConfig, addr: &str) -> ClientTlsConfig {
     qcss_network::tls::client_tls_for_addr(
-        &cfg.tls_roots,
+        &cfg.roots(),
         Some((cfg.tls_cert.as_slice(), cfg.tls_key.as_slice())),
         addr,
     )

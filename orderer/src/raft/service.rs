@@ -1,6 +1,14 @@
 //! The Raft gRPC service: hands consenters' messages to openraft. Every
 //! call's TLS client certificate must be one of the consenters' TLS
-//! certificates in the current channel configuration.
+//! certificates in the current channel configuration, with two bounded
+//! exceptions that membership changes need:
+//!
+//! - a consenter the last config block removed is still admitted while it
+//!   is a Raft member (a removed leader keeps leading until the membership
+//!   without it commits);
+//! - a joining node that was given a `join_block` admits that block's
+//!   consenters until it has applied that configuration itself (its leader
+//!   may be a consenter added after genesis).
 
 use std::sync::Arc;
 
@@ -32,7 +40,7 @@ impl RaftService {
             .first()
             .ok_or_else(|| Status::unauthenticated("empty TLS certificate chain"))?;
         let channel = self.shared.channel();
-        if channel.consenter_by_tls(leaf.as_ref()).is_none() {
+        if !self.is_consenter(&channel, leaf.as_ref()) {
             let who = qcss_network::CertInfo::from_der(leaf.as_ref())
                 .map(|c| c.common_name)
                 .unwrap_or_default();
@@ -43,6 +51,33 @@ impl RaftService {
             )));
         }
         Ok(())
+    }
+
+    fn is_consenter(&self, channel: &qcss_network::channel::Channel, leaf: &[u8]) -> bool {
+        if channel.consenter_by_tls(leaf).is_some() {
+            return true;
+        }
+        let still_member = |id: u64| {
+            self.raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .is_some()
+        };
+        if let Some(prev) = self.shared.chain.previous_channel()
+            && let Some(c) = prev.consenter_by_tls(leaf)
+            && still_member(c.id)
+        {
+            return true;
+        }
+        match &self.shared.join {
+            Some(join) if channel.config().sequence < join.config().sequence => {
+                join.consenter_by_tls(leaf).is_some()
+            }
+            _ => false,
+        }
     }
 }
 

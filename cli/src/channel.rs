@@ -1,0 +1,277 @@
+//! `qcss channel config` and `qcss channel update create|sign|submit`: read
+//! the configuration in force and change it with a config update that a
+//! majority of org admins sign, each on their own machine, by passing one
+//! file around (like Fabric's `peer channel signconfigtx`):
+//!
+//! ```sh
+//! qcss channel config --orderer o1:7050 --tls-root tls-ca.pem --identity admin1 \
+//!     --channel ch --out current.json            # edit a copy into next.json
+//! qcss channel update create --orderer ... --identity admin1 --channel ch \
+//!     --config next.json --out update.json       # unsigned, sequence = current + 1
+//! qcss channel update sign --update update.json --identity admin1   # each admin
+//! qcss channel update submit --update update.json --orderer ... --identity admin1
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use qcss_network::channel::ChannelConfig;
+use qcss_network::{MspId, SigningIdentity};
+use qcss_orderer::client::OrdererClient;
+use qcss_orderer::config_update::{ConfigUpdate, build_update_envelope, sign_update};
+use qcss_proto::common::Status;
+
+#[derive(Debug, Subcommand)]
+pub enum UpdateCommand {
+    /// Write an unsigned update from the configuration in force to --config.
+    Create(CreateArgs),
+    /// Add the signature of the identity in --identity to an update file.
+    Sign(SignArgs),
+    /// Submit a signed update (optionally signing it first with --sign
+    /// identities); prints the config block it became.
+    Submit(SubmitArgs),
+}
+
+/// How to reach an orderer, as whom.
+#[derive(Debug, Args)]
+pub struct OrdererConn {
+    /// An orderer's address (host:port).
+    #[arg(long)]
+    orderer: String,
+    /// TLS root certificate(s) of the orderers, PEM; repeatable.
+    #[arg(long, required = true)]
+    tls_root: Vec<PathBuf>,
+    /// Directory of the identity to sign envelopes with: cert.pem, key.pem,
+    /// msp_id (as `qcss ca enroll` writes).
+    #[arg(long)]
+    identity: PathBuf,
+    /// Directory with the TLS pair to connect with (tls-cert.pem,
+    /// tls-key.pem); default: --identity.
+    #[arg(long)]
+    tls_dir: Option<PathBuf>,
+    /// The channel.
+    #[arg(long)]
+    channel: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    conn: OrdererConn,
+    /// Write the configuration here instead of printing it.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    conn: OrdererConn,
+    /// The whole new configuration, JSON (its sequence is ignored).
+    #[arg(long)]
+    config: PathBuf,
+    /// Where to write the update.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The update file; the signature is added to it.
+    #[arg(long)]
+    update: PathBuf,
+    /// Directory of the admin identity that signs (cert.pem, key.pem, msp_id).
+    #[arg(long)]
+    identity: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    conn: OrdererConn,
+    /// The update file.
+    #[arg(long)]
+    update: PathBuf,
+    /// Also sign with the identity in this directory before submitting
+    /// (not written back to the file); repeatable.
+    #[arg(long)]
+    sign: Vec<PathBuf>,
+}
+
+/// `qcss channel config`.
+pub fn config(a: ConfigArgs) -> Result<()> {
+    let (_, cfg) = runtime()?.block_on(fetch_current(&a.conn))?;
+    let text = serde_json::to_string_pretty(&cfg)?;
+    match a.out {
+        Some(out) => {
+            write(&out, text.as_bytes())?;
+            println!(
+                "configuration of channel {} (sequence {}) written to {}",
+                cfg.channel_id,
+                cfg.sequence,
+                out.display()
+            );
+        }
+        None => println!("{text}"),
+    }
+    Ok(())
+}
+
+/// `qcss channel update ...`.
+pub fn update(cmd: UpdateCommand) -> Result<()> {
+    match cmd {
+        UpdateCommand::Create(a) => create(a),
+        UpdateCommand::Sign(a) => sign(a),
+        UpdateCommand::Submit(a) => submit(a),
+    }
+}
+
+fn create(a: CreateArgs) -> Result<()> {
+    let next = ChannelConfig::from_json(&read(&a.config)?)?;
+    let (block, current) = runtime()?.block_on(fetch_current(&a.conn))?;
+    let u = ConfigUpdate::propose(&current, next);
+    write(&a.out, &u.to_json())?;
+    println!(
+        "update of channel {} from sequence {} (config block {block}) to {} written to {}",
+        u.channel_id,
+        current.sequence,
+        u.sequence,
+        a.out.display()
+    );
+    print_changes(&current, &u.config);
+    Ok(())
+}
+
+fn sign(a: SignArgs) -> Result<()> {
+    let mut u = ConfigUpdate::from_json(&read(&a.update)?)?;
+    let who = load_identity(&a.identity)?;
+    sign_update(&mut u, &who)?;
+    write(&a.update, &u.to_json())?;
+    println!(
+        "signed update of channel {} to sequence {} as {} ({}); {} signature(s) now",
+        u.channel_id,
+        u.sequence,
+        who.cert.common_name,
+        who.msp_id.0,
+        u.signatures.len()
+    );
+    Ok(())
+}
+
+fn submit(a: SubmitArgs) -> Result<()> {
+    let mut u = ConfigUpdate::from_json(&read(&a.update)?)?;
+    if u.channel_id != a.conn.channel {
+        bail!(
+            "the update is for channel {}, not {}",
+            u.channel_id,
+            a.conn.channel
+        );
+    }
+    for dir in &a.sign {
+        sign_update(&mut u, &load_identity(dir)?)?;
+    }
+    let submitter = load_identity(&a.conn.identity)?;
+    let (env, tx_id) = build_update_envelope(&u, &submitter)?;
+    let r = runtime()?.block_on(async {
+        let mut client = connect(&a.conn).await?;
+        client
+            .broadcast(vec![env])
+            .await
+            .map_err(|e| anyhow::anyhow!("broadcast failed: {}", e.message()))?
+            .into_iter()
+            .next()
+            .context("the orderer closed the stream without an answer")
+    })?;
+    let status = Status::try_from(r.status).unwrap_or(Status::Unknown);
+    if status != Status::Success {
+        bail!(
+            "config update refused: {}: {}",
+            status.as_str_name(),
+            r.info
+        );
+    }
+    let block = r
+        .info
+        .strip_prefix("ordered in block ")
+        .unwrap_or(&r.info)
+        .to_string();
+    println!(
+        "config update {tx_id} committed in block {block}: channel {} is at sequence {}",
+        u.channel_id, u.sequence
+    );
+    Ok(())
+}
+
+/// What an update changes, in a few lines for the admin to check.
+fn print_changes(from: &ChannelConfig, to: &ChannelConfig) {
+    let ids = |c: &ChannelConfig| -> Vec<String> {
+        c.orgs.iter().map(|o| o.msp.msp_id.clone()).collect()
+    };
+    let (a, b) = (ids(from), ids(to));
+    for o in b.iter().filter(|o| !a.contains(o)) {
+        println!("  + org {o}");
+    }
+    for o in a.iter().filter(|o| !b.contains(o)) {
+        println!("  - org {o}");
+    }
+    for c in &to.consenters {
+        match from.consenters.iter().find(|o| o.id == c.id) {
+            None => println!("  + consenter {} at {} ({})", c.id, c.address, c.msp_id),
+            Some(o) if o != c => println!("  ~ consenter {} certificates", c.id),
+            Some(_) => {}
+        }
+    }
+    for c in &from.consenters {
+        if !to.consenters.iter().any(|n| n.id == c.id) {
+            println!("  - consenter {} at {}", c.id, c.address);
+        }
+    }
+    if from.batch != to.batch {
+        println!("  ~ batch parameters");
+    }
+    if from.policies != to.policies {
+        println!("  ~ policies");
+    }
+}
+
+async fn fetch_current(c: &OrdererConn) -> Result<(u64, ChannelConfig)> {
+    let me = load_identity(&c.identity)?;
+    let mut client = connect(c).await?;
+    client
+        .current_config(&me, &c.channel)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the configuration of {}: {e}", c.channel))
+}
+
+async fn connect(c: &OrdererConn) -> Result<OrdererClient> {
+    let mut roots = Vec::new();
+    for r in &c.tls_root {
+        roots.push(read(r)?);
+    }
+    let tls = c.tls_dir.as_ref().unwrap_or(&c.identity);
+    let cert = read(&tls.join("tls-cert.pem"))?;
+    let key = read(&tls.join("tls-key.pem"))?;
+    OrdererClient::connect(&c.orderer, &roots, &cert, &key)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+fn load_identity(dir: &Path) -> Result<SigningIdentity> {
+    let msp = std::fs::read_to_string(dir.join("msp_id"))
+        .with_context(|| format!("cannot read {}", dir.join("msp_id").display()))?;
+    SigningIdentity::load_dir(MspId(msp.trim().to_string()), dir)
+        .with_context(|| format!("cannot load identity from {}", dir.display()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
+}
+
+fn read(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+}
+
+fn write(p: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(p, bytes).with_context(|| format!("cannot write {}", p.display()))
+}
