@@ -15,6 +15,15 @@ if [ -x chaincode/build-contracts.sh ]; then
     chaincode/build-contracts.sh
 fi
 
+# Fabric's official Node client drives the peer in tests/tests/fabric_node_client.rs.
+if [ ! -d tests/node/node_modules/@hyperledger/fabric-gateway ]; then
+    if ! command -v npm >/dev/null; then
+        echo "scripts/test.sh: Node.js and npm are needed for the Fabric client test" >&2
+        exit 1
+    fi
+    npm ci --prefix tests/node --no-audit --no-fund
+fi
+
 # Build the binary the end-to-end tests start, once, and tell them where it is.
 cargo build -p qcss
 export QCSS_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/qcss"
