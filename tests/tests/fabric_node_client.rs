@@ -224,11 +224,15 @@ async fn fabric_node_client_drives_the_network() {
     // A failing transaction function: an EndorseError carrying the
     // contract's message (and a GatewayError when evaluated).
     let message = format!("deliberate failure {run_id}");
+    // Both in the message and, as Fabric's Gateway does, in an ErrorDetail
+    // naming the endorsing org.
     let carries = |e: &Value| {
         e["message"].as_str().is_some_and(|m| m.contains(&message))
-            || e["details"].as_array().is_some_and(|ds| {
-                ds.iter()
-                    .any(|d| d["message"].as_str().is_some_and(|m| m.contains(&message)))
+            && e["details"].as_array().is_some_and(|ds| {
+                ds.iter().any(|d| {
+                    d["message"].as_str().is_some_and(|m| m.contains(&message))
+                        && d["mspId"] == "Org1MSP"
+                })
             })
     };
     let sf = &out["submitFail"];

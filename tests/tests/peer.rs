@@ -340,3 +340,92 @@ async fn killed_peer_and_killed_orderer() {
     assert_eq!(infos[0], infos[1]);
     assert_eq!(infos[0], infos[2]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_revoked_by_a_config_update_is_refused() {
+    use qcss_network::channel::ChannelConfig;
+    use qcss_orderer::client::OrdererClient;
+    use qcss_orderer::config_update::{ConfigUpdate, build_update_envelope, sign_update};
+
+    let d = tmp();
+    let net = Network::start(d.path(), NetworkOptions::default());
+    let org1 = &net.orgs[0];
+    // client2 signs through a connection made with client1's TLS pair (its
+    // own TLS certificate is revoked too, and would not get that far).
+    let as_client2 = || async {
+        let root = std::fs::read(org1.dir.join("ca/tls-ca-cert.pem")).unwrap();
+        let c1 = org1.dir.join("client1");
+        let ch = qcss_peer::client::connect(
+            &net.peer_addrs[0],
+            &[root],
+            (
+                &std::fs::read(c1.join("tls-cert.pem")).unwrap(),
+                &std::fs::read(c1.join("tls-key.pem")).unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+        qcss_peer::client::GatewayClient::new(
+            ch,
+            std::sync::Arc::new(org1.identity("client2")),
+            qcss_tests::peers::CHANNEL,
+        )
+    };
+    let mut g2 = as_client2().await;
+    let c = g2
+        .submit("example", "put", &[b"who", b"client2"])
+        .await
+        .unwrap();
+    assert_eq!(c.code, TxValidationCode::Valid);
+    // Endorsed now, submitted after the revocation.
+    let (late, late_id) = g2
+        .endorse("example", "put", &[b"who", b"late"], &[])
+        .await
+        .unwrap();
+
+    let (crl, tls_crl) = qcss_tests::cluster::revoke(&org1.dir, &org1.ca, "client2");
+    let now: ChannelConfig =
+        ChannelConfig::from_json(&std::fs::read(net.dir.join("channel.json")).unwrap()).unwrap();
+    let mut next = now.clone();
+    next.orgs[0].msp.crls = vec![crl, tls_crl];
+    let mut u = ConfigUpdate::propose(&now, next);
+    sign_update(&mut u, &net.orgs[0].identity("admin")).unwrap();
+    sign_update(&mut u, &net.orgs[1].identity("admin")).unwrap();
+    let (env, _) = build_update_envelope(&u, &org1.identity("admin")).unwrap();
+    let roots = vec![std::fs::read(org1.dir.join("ca/tls-ca-cert.pem")).unwrap()];
+    let a = org1.dir.join("admin");
+    let mut oc = OrdererClient::connect(
+        &net.orderer_addrs[0],
+        &roots,
+        &std::fs::read(a.join("tls-cert.pem")).unwrap(),
+        &std::fs::read(a.join("tls-key.pem")).unwrap(),
+    )
+    .await
+    .unwrap();
+    let before = net.height(1);
+    let r = oc.broadcast(vec![env]).await.unwrap();
+    assert_eq!(r[0].status, 200, "{}", r[0].info);
+    net.wait_heights(before + 1, Duration::from_secs(20));
+
+    // Its next proposal is refused by the endorser ...
+    let mut g2 = as_client2().await;
+    let e = g2
+        .submit("example", "put", &[b"who", b"again"])
+        .await
+        .unwrap_err();
+    assert!(e.contains("revoked"), "{e}");
+    // ... and what it signed before is refused by the ordering service.
+    let e = g2.send(late, &late_id).await.unwrap_err();
+    assert!(e.contains("revoked"), "{e}");
+    let mut g = net.gateway(1).await;
+    assert_eq!(
+        g.evaluate("example", "get", &[b"who"]).await.unwrap(),
+        b"client2"
+    );
+    // Others carry on.
+    let c = g
+        .submit("example", "put", &[b"who", b"client1"])
+        .await
+        .unwrap();
+    assert_eq!(c.code, TxValidationCode::Valid);
+}

@@ -32,7 +32,7 @@ use qcss_proto::common::{Envelope, Status as FabStatus};
 use qcss_proto::gateway::gateway_server::Gateway;
 use qcss_proto::gateway::{
     ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest, CommitStatusResponse,
-    EndorseRequest, EndorseResponse, EvaluateRequest, EvaluateResponse,
+    EndorseRequest, EndorseResponse, ErrorDetail, EvaluateRequest, EvaluateResponse,
     SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest, SubmitResponse,
 };
 use qcss_proto::kvrwset::KvrwSet;
@@ -88,6 +88,17 @@ fn failure(r: &ProposalResponse) -> Option<String> {
     let resp = r.response.as_ref()?;
     (!(200..400).contains(&resp.status))
         .then(|| format!("status {}: {}", resp.status, resp.message))
+}
+
+/// `google.rpc.Status`, the shape of gRPC's `grpc-status-details-bin`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
 }
 
 /// How one Broadcast attempt failed.
@@ -288,6 +299,38 @@ impl GatewayService {
         Ok(())
     }
 
+    /// Fabric's per-endorser error detail: which node failed, and how.
+    fn detail(&self, msp_id: &str, message: &str) -> ErrorDetail {
+        let address = if msp_id == self.peer.signer.msp_id.as_str() {
+            self.peer.cfg.listen.clone()
+        } else {
+            self.endpoints(msp_id).join(",")
+        };
+        ErrorDetail {
+            address,
+            msp_id: msp_id.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    /// `ABORTED` with Fabric's error details (`google.rpc.Status.details`
+    /// holding `gateway.ErrorDetail`s), which Fabric's SDKs surface as the
+    /// error's `details`.
+    fn aborted(&self, message: String, details: Vec<ErrorDetail>) -> Status {
+        let status = RpcStatus {
+            code: tonic::Code::Aborted as i32,
+            message: message.clone(),
+            details: details
+                .into_iter()
+                .map(|d| prost_types::Any {
+                    type_url: "type.googleapis.com/gateway.ErrorDetail".into(),
+                    value: d.encode_to_vec(),
+                })
+                .collect(),
+        };
+        Status::with_details(tonic::Code::Aborted, message, status.encode_to_vec().into())
+    }
+
     fn check_channel(&self, channel_id: &str) -> Result<(), Status> {
         let channel = self.peer.channel();
         if channel_id != channel.id() {
@@ -405,10 +448,8 @@ impl GatewayService {
                 Err(e) => return Err(Status::internal(e)),
             };
             if let Some(f) = failure(&r) {
-                return Err(Status::aborted(format!(
-                    "chaincode {} failed on {own}: {f}",
-                    unpacked.chaincode
-                )));
+                let msg = format!("chaincode {} failed on {own}: {f}", unpacked.chaincode);
+                return Err(self.aborted(msg, vec![self.detail(&own, &f)]));
             }
             responses.push(r);
             asked.push(own.clone());
@@ -431,10 +472,15 @@ impl GatewayService {
                 }
             }
             if !errors.is_empty() {
-                return Err(Status::aborted(format!(
-                    "endorsement failed: {}",
-                    errors.join("; ")
-                )));
+                let details = errors
+                    .iter()
+                    .map(|e| {
+                        let (msp, m) = e.split_once(": ").unwrap_or(("", e));
+                        self.detail(msp, m)
+                    })
+                    .collect();
+                let msg = format!("endorsement failed: {}", errors.join("; "));
+                return Err(self.aborted(msg, details));
             }
         } else {
             let policies = self.required_policies(&unpacked.chaincode, responses.first());
@@ -576,7 +622,8 @@ impl Gateway for GatewayService {
                     .map_err(|e| Status::unavailable(format!("evaluate on {org}: {e}")))?
             };
             if let Some(f) = failure(&r) {
-                return Err(Status::aborted(format!("evaluation failed on {org}: {f}")));
+                let msg = format!("evaluation failed on {org}: {f}");
+                return Err(self.aborted(msg, vec![self.detail(&org, &f)]));
             }
             Ok(EvaluateResponse { result: r.response })
         }
