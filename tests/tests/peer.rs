@@ -63,6 +63,63 @@ async fn invoke_and_query_round_trip_on_every_peer() {
         &net.conn(3, "client1"),
     );
     assert_eq!(out.trim(), "XL");
+
+    // A Deliver request bound (Fabric's tls_cert_hash) to another TLS
+    // certificate than the connection's is refused.
+    {
+        use prost::Message;
+        use qcss_proto::common::{ChannelHeader, Payload};
+        use qcss_proto::protos::deliver_client::DeliverClient;
+        use qcss_proto::protos::deliver_response::Type;
+        let client1 = net.orgs[0].identity("client1");
+        let seek = |hash: Option<Vec<u8>>| {
+            let mut env = qcss_orderer::client::seek_envelope(
+                &client1,
+                qcss_tests::peers::CHANNEL,
+                qcss_orderer::client::Seek::Oldest,
+                qcss_orderer::client::Seek::Oldest,
+                false,
+            )
+            .unwrap();
+            if let Some(hash) = hash {
+                let mut p = Payload::decode(env.payload.as_slice()).unwrap();
+                let h = p.header.as_mut().unwrap();
+                let mut ch = ChannelHeader::decode(h.channel_header.as_slice()).unwrap();
+                ch.tls_cert_hash = hash;
+                h.channel_header = ch.encode_to_vec();
+                env.payload = p.encode_to_vec();
+                env.signature = client1.sign(&env.payload).unwrap();
+            }
+            env
+        };
+        let c1 = net.orgs[0].dir.join("client1");
+        let tls_cert = std::fs::read(c1.join("tls-cert.pem")).unwrap();
+        let own_hash = qcss_network::CertInfo::from_pem(&tls_cert)
+            .unwrap()
+            .id
+            .to_vec();
+        for (hash, want_block) in [(Some(vec![9u8; 32]), false), (Some(own_hash), true)] {
+            let root = std::fs::read(net.orgs[0].dir.join("ca/tls-ca-cert.pem")).unwrap();
+            let ch = qcss_peer::client::connect(
+                &net.peer_addrs[0],
+                &[root],
+                (&tls_cert, &std::fs::read(c1.join("tls-key.pem")).unwrap()),
+            )
+            .await
+            .unwrap();
+            let mut stream = DeliverClient::new(ch)
+                .deliver(tokio_stream::iter(vec![seek(hash)]))
+                .await
+                .unwrap()
+                .into_inner();
+            let first = stream.message().await.unwrap().unwrap();
+            match (first.r#type, want_block) {
+                (Some(Type::Block(_)), true) => {}
+                (Some(Type::Status(403)), false) => {}
+                (other, _) => panic!("bound to the right cert: {want_block}; got {other:?}"),
+            }
+        }
+    }
 }
 
 /// The envelope's chaincode action results (the read-write set), changed by

@@ -40,9 +40,19 @@ impl DeliverService {
         DeliverService { peer }
     }
 
-    fn start(&self, input: Streaming<Envelope>, kind: Kind) -> Stream {
+    fn start(&self, request: Request<Streaming<Envelope>>, kind: Kind) -> Stream {
+        // SHA-256 of the caller's TLS certificate: a seek request that names
+        // one (Fabric's `tls_cert_hash` binding) must come over that TLS
+        // connection, so a captured request cannot be replayed elsewhere.
+        let tls = qcss_network::tls::peer_certificate(&request).map(|c| c.id);
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(serve(self.peer.clone(), input, tx, kind));
+        tokio::spawn(serve(
+            self.peer.clone(),
+            request.into_inner(),
+            tls,
+            tx,
+            kind,
+        ));
         Box::pin(ReceiverStream::new(rx))
     }
 }
@@ -59,25 +69,21 @@ impl Deliver for DeliverService {
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Stream>, Status> {
-        Ok(Response::new(self.start(request.into_inner(), Kind::Full)))
+        Ok(Response::new(self.start(request, Kind::Full)))
     }
 
     async fn deliver_filtered(
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Stream>, Status> {
-        Ok(Response::new(
-            self.start(request.into_inner(), Kind::Filtered),
-        ))
+        Ok(Response::new(self.start(request, Kind::Filtered)))
     }
 
     async fn deliver_with_private_data(
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Stream>, Status> {
-        Ok(Response::new(
-            self.start(request.into_inner(), Kind::WithPrivateData),
-        ))
+        Ok(Response::new(self.start(request, Kind::WithPrivateData)))
     }
 }
 
@@ -90,11 +96,12 @@ fn status(s: FabStatus) -> Result<DeliverResponse, Status> {
 async fn serve(
     peer: Arc<Peer>,
     mut input: Streaming<Envelope>,
+    tls: Option<[u8; 32]>,
     tx: mpsc::Sender<Result<DeliverResponse, Status>>,
     kind: Kind,
 ) {
     while let Some(Ok(env)) = input.next().await {
-        if !seek(&peer, env, &tx, kind).await {
+        if !seek(&peer, env, tls, &tx, kind).await {
             break;
         }
     }
@@ -115,6 +122,7 @@ fn position(p: Option<&SeekPosition>, height: u64, default: u64) -> u64 {
 async fn seek(
     peer: &Arc<Peer>,
     env: Envelope,
+    tls: Option<[u8; 32]>,
     tx: &mpsc::Sender<Result<DeliverResponse, Status>>,
     kind: Kind,
 ) -> bool {
@@ -126,6 +134,11 @@ async fn seek(
             return tx.send(status(FabStatus::Forbidden)).await.is_ok();
         }
     };
+    let bound = &verified.opened().channel_header.tls_cert_hash;
+    if !bound.is_empty() && tls.is_none_or(|h| h.as_slice() != bound.as_slice()) {
+        tracing::info!("deliver request bound to another TLS certificate refused");
+        return tx.send(status(FabStatus::Forbidden)).await.is_ok();
+    }
     if verified.header_type() != HeaderType::DeliverSeekInfo as i32 {
         return tx.send(status(FabStatus::BadRequest)).await.is_ok();
     }
