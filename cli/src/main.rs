@@ -1,19 +1,22 @@
 //! `qcss`: the one QCSS binary.
 //!
-//! Each subcommand lives in its own module: [`ca`] (`qcss ca ...`: run a CA,
-//! register, enroll, reenroll, revoke, CRLs) and [`bench`] (`qcss bench
-//! crypto`). Later issues add `orderer`, `peer`, `network`, `tx`, `trace`.
-//! This crate only parses arguments, reads files and prints; the work is in
-//! the library crates.
+//! Each subcommand lives in its own module: [`ca`] (run a CA, register,
+//! enroll, reenroll, revoke, CRLs), [`orderer`] and [`channel`] (run an
+//! orderer; genesis blocks, config updates), [`peer`] (run a peer; `tx`,
+//! `ledger`), [`chaincode`] (the lifecycle), [`network`] (a whole local
+//! consortium: up, status, down; the demo in [`network_demo`]), [`trace`]
+//! (`trace`, `codes`, `scan`, `recall`) and [`bench`]. This crate parses
+//! arguments, reads files and prints; the work is in the library crates
+//! (`network` orchestrates processes, see its module comment).
 
 mod bench;
 mod bench_orderer;
 mod ca;
 mod chaincode;
 mod channel;
-mod orderer;
 mod network;
 mod network_demo;
+mod orderer;
 mod peer;
 mod trace;
 

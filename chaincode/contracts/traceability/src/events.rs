@@ -237,6 +237,8 @@ pub fn add_event(ctx: &mut Context, e: Json<NewEvent>) -> Result<Json<Event>, Er
             let s = batch.shipment.take();
             event.source = s.map(|s| s.from);
             event.destination = Some(tx.msp().to_owned());
+            // CBV: goods received are back in progress at the receiver.
+            event.disposition.get_or_insert_with(|| "in_progress".into());
             batch.custodian = tx.msp().to_owned();
         }
         _ => require_handler(&batch, &tx)?,
