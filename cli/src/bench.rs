@@ -12,6 +12,13 @@ use qcss_network::identity::certs_from_pem;
 use qcss_network::msp::{Msp, MspConfig, unix_now};
 use qcss_network::signing::{self, SigningKey};
 
+// The benches' own files, beside this one (declared here so that main.rs
+// needs no change).
+#[path = "bench_network.rs"]
+mod bench_network;
+#[path = "bench_peer.rs"]
+mod bench_peer;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Signature, hash and identity-validation speed on one core: the crypto floor.
@@ -20,6 +27,11 @@ pub enum BenchCommand {
     Chaincode(ChaincodeArgs),
     /// A local three-node ordering cluster: envelopes/s and latency per client count.
     Orderer(crate::bench_orderer::OrdererBenchArgs),
+    /// One peer: validate + commit blocks/s and tx/s, share of signature checks.
+    Validate(bench_peer::ValidateBenchArgs),
+    /// A running network (`qcss network up`, or a Fabric Gateway through a
+    /// connection file): traceability load, throughput, latency, crypto floor.
+    Network(Box<bench_network::NetworkBenchArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +65,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Crypto(a) => crypto(a),
         BenchCommand::Chaincode(a) => chaincode(a),
         BenchCommand::Orderer(a) => crate::bench_orderer::run(a),
+        BenchCommand::Validate(a) => bench_peer::run(a),
+        BenchCommand::Network(a) => bench_network::run(*a),
     }
 }
 
