@@ -36,6 +36,11 @@ pub struct CaConfig {
     pub max_failed_attempts: u32,
     /// How long the lockout lasts, seconds.
     pub lockout_secs: i64,
+    /// Operations address (`/healthz`, `/metrics`); none if absent.
+    pub ops_listen: Option<String>,
+    /// Warn in the log when one of the CA's certificates expires within
+    /// this many days.
+    pub cert_warn_days: u64,
 }
 
 impl Default for CaConfig {
@@ -55,6 +60,8 @@ impl Default for CaConfig {
             request_window_secs: 300,
             max_failed_attempts: 5,
             lockout_secs: 300,
+            ops_listen: None,
+            cert_warn_days: qcss_network::ops::DEFAULT_CERT_WARN_DAYS,
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use qcss_network::ops::{CounterVec, Registry};
 use qcss_network::tls::{ClientAuth, ServerTlsSettings, TlsAcceptorHandle, incoming};
 use qcss_proto::qcss::ca as pb;
 use qcss_proto::qcss::ca::certificate_authority_server::{
@@ -17,30 +18,49 @@ use crate::authority::{Authority, HomeLayout};
 use crate::error::CaError;
 
 /// The gRPC service.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CaService {
     auth: Arc<Authority>,
+    /// Requests answered, by method and outcome (`ok`, `refused`).
+    requests: CounterVec,
+}
+
+impl std::fmt::Debug for CaService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaService").finish_non_exhaustive()
+    }
 }
 
 impl CaService {
-    /// Wraps an authority.
-    pub fn new(auth: Arc<Authority>) -> Self {
-        CaService { auth }
+    /// Wraps an authority; its request counts go to `registry`.
+    pub fn new(auth: Arc<Authority>, registry: &Registry) -> Self {
+        let requests = registry
+            .counter_vec(
+                "qcss_ca_requests_total",
+                "CA requests answered, by method (register, enroll, reenroll, revoke, crl) and outcome (ok, refused)",
+                &["method", "outcome"],
+            )
+            .expect("metric names are static and valid");
+        CaService { auth, requests }
     }
 
     /// Runs blocking CA work (PBKDF2, signing, sled) off the async threads.
     async fn run<T: Send + 'static>(
         &self,
+        method: &str,
         f: impl FnOnce(&Authority) -> Result<T, CaError> + Send + 'static,
     ) -> Result<T, Status> {
         let auth = self.auth.clone();
-        tokio::task::spawn_blocking(move || f(&auth))
+        let r = tokio::task::spawn_blocking(move || f(&auth))
             .await
             .map_err(|e| Status::internal(format!("CA task failed: {e}")))?
             .map_err(|e| {
                 tracing::info!(error = %e, "request refused");
                 Status::from(e)
-            })
+            });
+        let outcome = if r.is_ok() { "ok" } else { "refused" };
+        self.requests.with(&[method, outcome]).inc();
+        r
     }
 }
 
@@ -58,7 +78,7 @@ impl CertificateAuthority for CaService {
         req: Request<pb::SignedRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let signed = req.into_inner();
-        let secret = self.run(move |a| a.register(&signed)).await?;
+        let secret = self.run("register", move |a| a.register(&signed)).await?;
         Ok(Response::new(pb::RegisterResponse { secret }))
     }
 
@@ -67,7 +87,7 @@ impl CertificateAuthority for CaService {
         req: Request<pb::EnrollRequest>,
     ) -> Result<Response<pb::EnrollResponse>, Status> {
         let r = req.into_inner();
-        let issued = self.run(move |a| a.enroll(&r)).await?;
+        let issued = self.run("enroll", move |a| a.enroll(&r)).await?;
         Ok(Response::new(pb::EnrollResponse {
             cert_pem: issued.cert_pem,
             ca_cert_pem: issued.ca_cert_pem,
@@ -80,7 +100,7 @@ impl CertificateAuthority for CaService {
         req: Request<pb::SignedRequest>,
     ) -> Result<Response<pb::EnrollResponse>, Status> {
         let signed = req.into_inner();
-        let issued = self.run(move |a| a.reenroll(&signed)).await?;
+        let issued = self.run("reenroll", move |a| a.reenroll(&signed)).await?;
         Ok(Response::new(pb::EnrollResponse {
             cert_pem: issued.cert_pem,
             ca_cert_pem: issued.ca_cert_pem,
@@ -93,7 +113,7 @@ impl CertificateAuthority for CaService {
         req: Request<pb::SignedRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
         let signed = req.into_inner();
-        let resp = self.run(move |a| a.revoke(&signed)).await?;
+        let resp = self.run("revoke", move |a| a.revoke(&signed)).await?;
         Ok(Response::new(resp))
     }
 
@@ -101,7 +121,7 @@ impl CertificateAuthority for CaService {
         &self,
         _: Request<pb::GetCrlRequest>,
     ) -> Result<Response<pb::CrlResponse>, Status> {
-        let (crl_pem, tls_crl_pem, crl_number) = self.run(|a| a.crls()).await?;
+        let (crl_pem, tls_crl_pem, crl_number) = self.run("crl", |a| a.crls()).await?;
         Ok(Response::new(pb::CrlResponse {
             crl_pem,
             tls_crl_pem,
@@ -125,16 +145,18 @@ pub fn tls_settings(auth: &Authority) -> Result<ServerTlsSettings, CaError> {
     })
 }
 
-/// Serves the CA on `listener` until `shutdown` resolves.
+/// Serves the CA on `listener` until `shutdown` resolves, counting requests
+/// in `registry` (served on the operations port when configured).
 pub async fn serve(
     auth: Arc<Authority>,
     listener: TcpListener,
+    registry: &Registry,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), CaError> {
     let tls = TlsAcceptorHandle::new(&tls_settings(&auth)?)
         .map_err(|e| CaError::Setup(format!("TLS: {e}")))?;
     let max = auth.config().max_request_bytes;
-    let svc = CertificateAuthorityServer::new(CaService::new(auth))
+    let svc = CertificateAuthorityServer::new(CaService::new(auth, registry))
         .max_decoding_message_size(max)
         .max_encoding_message_size(4 * max);
     tonic::transport::Server::builder()

@@ -234,7 +234,29 @@ async fn start(a: StartArgs) -> Result<()> {
             home.join("bootstrap-admin.secret").display()
         );
     }
-    qcss_ca::server::serve(Arc::new(auth), listener, shutdown_signal()).await?;
+    let registry = qcss_network::ops::Registry::new();
+    let l = qcss_ca::authority::HomeLayout::new(&home);
+    let certs: Vec<(String, i64)> = [
+        ("root", &l.ca_cert),
+        ("tls-root", &l.tls_ca_cert),
+        ("server-tls", &l.server_tls_cert),
+    ]
+    .into_iter()
+    .filter_map(|(label, p)| {
+        let pem = std::fs::read(p).ok()?;
+        let c = qcss_network::CertInfo::from_pem(&pem).ok()?;
+        Some((label.to_owned(), c.not_after))
+    })
+    .collect();
+    qcss_network::ops::watch_cert_expiry(&registry, certs, auth.config().cert_warn_days);
+    if let Some(ops) = auth.config().ops_listen.clone() {
+        let l = tokio::net::TcpListener::bind(&ops)
+            .await
+            .with_context(|| format!("cannot listen on {ops} (operations)"))?;
+        let o = qcss_network::ops::Ops::new(registry.clone());
+        tokio::spawn(qcss_network::ops::serve(l, o, std::future::pending()));
+    }
+    qcss_ca::server::serve(Arc::new(auth), listener, &registry, shutdown_signal()).await?;
     tracing::info!("qcss ca stopped");
     Ok(())
 }

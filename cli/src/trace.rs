@@ -35,6 +35,12 @@ pub struct TraceArgs {
     /// Print the contract's JSON (with a `verdict` for unit codes).
     #[arg(long)]
     json: bool,
+    /// Print the batch's upstream graph (what it was made from, to any depth).
+    #[arg(long, conflicts_with = "downstream")]
+    upstream: bool,
+    /// Print the batch's downstream graph (what was made from it).
+    #[arg(long)]
+    downstream: bool,
 }
 
 /// `qcss codes ...`: one item, one code.
@@ -84,6 +90,10 @@ pub struct IssueArgs {
     /// Write the codes here instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also write one QR image per code into this directory
+    /// (`{GTIN}-{LOT}-{SERIAL}.svg`), encoding the code URI.
+    #[arg(long)]
+    qr: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +228,9 @@ fn is_code(target: &str) -> bool {
 }
 
 pub fn run_trace(a: TraceArgs) -> Result<()> {
+    if a.upstream || a.downstream {
+        return run_graph(&a);
+    }
     let result = runtime()?.block_on(async {
         let mut g = a.conn.gateway().await?;
         Ok::<_, anyhow::Error>(
@@ -238,6 +251,85 @@ pub fn run_trace(a: TraceArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", render_trace(&report, is_code(&a.target)));
+    }
+    Ok(())
+}
+
+/// `qcss trace BATCH --upstream|--downstream`: the contract's graph, as an
+/// indented tree from the batch (a batch reached twice is printed once and
+/// referred to after).
+fn run_graph(a: &TraceArgs) -> Result<()> {
+    let (f, arrow) = if a.upstream {
+        ("trace_upstream", "<-")
+    } else {
+        ("trace_downstream", "->")
+    };
+    let bytes = runtime()?.block_on(async {
+        let mut g = a.conn.gateway().await?;
+        g.evaluate(&a.chaincode, f, &[a.target.as_bytes()])
+            .await
+            .map_err(|e| anyhow!("{}", contract_message(&e)))
+    })?;
+    let v: Value = serde_json::from_slice(&bytes).context("the graph is not JSON")?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let nodes: std::collections::BTreeMap<String, &Value> = v["nodes"]
+        .as_array()
+        .map(|n| {
+            n.iter()
+                .filter_map(|x| Some((x["id"].as_str()?.to_owned(), x)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut children: std::collections::BTreeMap<String, Vec<(String, u64)>> = Default::default();
+    for e in v["edges"].as_array().into_iter().flatten() {
+        let (i, o) = (
+            e["input"].as_str().unwrap_or(""),
+            e["output"].as_str().unwrap_or(""),
+        );
+        let q = e["quantity"].as_u64().unwrap_or(0);
+        let (from, to) = if a.upstream { (o, i) } else { (i, o) };
+        children
+            .entry(from.to_owned())
+            .or_default()
+            .push((to.to_owned(), q));
+    }
+    let describe = |id: &str| match nodes.get(id) {
+        Some(n) => format!(
+            "{id}  ({} {} of {}, held by {}, {}{})",
+            n["available"].as_u64().unwrap_or(0),
+            n["uom"].as_str().unwrap_or(""),
+            n["quantity"].as_u64().unwrap_or(0),
+            n["custodian"].as_str().unwrap_or("?"),
+            n["conformance"].as_str().unwrap_or("?"),
+            if n["recalled"].as_bool().unwrap_or(false) {
+                ", RECALLED"
+            } else {
+                ""
+            }
+        ),
+        None => id.to_owned(),
+    };
+    let root = v["root"].as_str().unwrap_or(&a.target).to_owned();
+    println!("{}", describe(&root));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut stack: Vec<(String, u64, usize)> = children
+        .get(&root)
+        .map(|c| c.iter().rev().map(|(id, q)| (id.clone(), *q, 1)).collect())
+        .unwrap_or_default();
+    while let Some((id, q, depth)) = stack.pop() {
+        let again = !seen.insert(id.clone());
+        println!(
+            "{}{arrow} {q} {}{}",
+            "  ".repeat(depth),
+            describe(&id),
+            if again { "  (see above)" } else { "" }
+        );
+        if !again && let Some(c) = children.get(&id) {
+            stack.extend(c.iter().rev().map(|(i, q)| (i.clone(), *q, depth + 1)));
+        }
     }
     Ok(())
 }
@@ -394,12 +486,16 @@ fn issue(a: &IssueArgs) -> Result<()> {
             handles
                 .into_iter()
                 .map(|h| -> Result<Vec<String>> {
-                    Ok(h.join().map_err(|_| anyhow!("an issuing thread panicked"))??)
+                    Ok(h.join()
+                        .map_err(|_| anyhow!("an issuing thread panicked"))??)
                 })
                 .collect::<Result<Vec<_>>>()
         })?;
         for code in codes.iter().flatten() {
             writeln!(out, "{code}")?;
+        }
+        if let Some(dir) = &a.qr {
+            write_qr_images(dir, codes.iter().flatten())?;
         }
         if end == a.to {
             break;
@@ -413,6 +509,22 @@ fn issue(a: &IssueArgs) -> Result<()> {
         a.from,
         a.to
     );
+    Ok(())
+}
+
+/// One SVG QR image per unit code URI, named after its unit.
+fn write_qr_images<'a>(dir: &Path, codes: impl Iterator<Item = &'a String>) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for code in codes {
+        let c = UnitCode::parse(code)?;
+        let svg = qrcode::QrCode::new(code.as_bytes())
+            .with_context(|| format!("{code} does not fit a QR code"))?
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(240, 240)
+            .build();
+        let path = dir.join(format!("{}-{}-{}.svg", c.gtin, c.lot, c.serial));
+        std::fs::write(&path, svg).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(())
 }
 
@@ -511,7 +623,8 @@ fn str_of(v: &Value) -> String {
 }
 
 fn line(out: &mut String, label: &str, text: &str) {
-    out.push_str(&format!("{:<12}{text}\n", format!("{label}:")));
+    let label = format!("{label}:");
+    out.push_str(&format!("{label:<12}{text}\n"));
 }
 
 /// Unix seconds as `YYYY-MM-DD hh:mm:ss` in the zone `offset` (`±hh:mm`).
@@ -563,7 +676,9 @@ fn recall_banner(out: &mut String, recall: &Value) {
         return;
     }
     let bar = "!".repeat(72);
-    out.push_str(&format!("{bar}\n!! RECALLED: do not sell or consume this product\n"));
+    out.push_str(&format!(
+        "{bar}\n!! RECALLED: do not sell or consume this product\n"
+    ));
     let by = if recall["by_regulator"].as_bool() == Some(true) {
         format!("{} (regulator)", str_of(&recall["by"]))
     } else {
@@ -872,6 +987,24 @@ mod tests {
             key.public_key()
         );
         assert!(parse_pubkey("abcd").is_err());
+    }
+
+    #[test]
+    fn qr_images_are_named_after_their_units() {
+        let (key, _) = BatchKey::generate().unwrap();
+        let codes = issue_codes(
+            &key,
+            "https://q.example.com",
+            "06901234560022",
+            "LJ2026A",
+            1..=2,
+        )
+        .unwrap();
+        let dir = std::env::temp_dir().join(format!("qcss-qr-{}", std::process::id()));
+        write_qr_images(&dir, codes.iter()).unwrap();
+        let svg = std::fs::read_to_string(dir.join("06901234560022-LJ2026A-2.svg")).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("<path"), "{svg}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

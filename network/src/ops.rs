@@ -1140,6 +1140,57 @@ fn healthz(health: &Health) -> Response {
     )
 }
 
+// ---------------------------------------------------------------------------
+// Certificate expiry
+// ---------------------------------------------------------------------------
+
+/// Default window before expiry in which nodes warn, days.
+pub const DEFAULT_CERT_WARN_DAYS: u64 = 30;
+
+/// Exports `qcss_cert_expiry_seconds{cert}` for each `(label, not_after)`
+/// (Unix seconds) and spawns a task (on the current tokio runtime) that logs
+/// a warning, at start and then hourly, for every certificate expiring
+/// within `warn_days` — expired certificates are a classic cause of
+/// consortium outages.
+pub fn watch_cert_expiry(registry: &Registry, certs: Vec<(String, i64)>, warn_days: u64) {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    };
+    if let Ok(g) = registry.gauge_vec(
+        "qcss_cert_expiry_seconds",
+        "Seconds until this node's certificate expires (negative: expired)",
+        &["cert"],
+    ) {
+        let g2 = g.clone();
+        let certs2 = certs.clone();
+        // Refreshed by the warning task; set once now for the first scrape.
+        for (label, not_after) in &certs {
+            g.with(&[label]).set((not_after - now()) as f64);
+        }
+        tokio::spawn(async move {
+            let window = (warn_days * 86_400) as i64;
+            loop {
+                for (label, not_after) in &certs2 {
+                    let left = not_after - now();
+                    g2.with(&[label]).set(left as f64);
+                    if left <= 0 {
+                        tracing::error!(cert = %label, "certificate has EXPIRED: renew it (qcss ca reenroll) and restart");
+                    } else if left < window {
+                        tracing::warn!(
+                            cert = %label,
+                            days_left = left / 86_400,
+                            "certificate expires soon: renew it (qcss ca reenroll) and restart"
+                        );
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,6 +72,14 @@ pub struct OrdererConfig {
     /// Raft settings.
     #[serde(default)]
     pub raft: RaftSettings,
+    /// Warn in the log when one of this node's certificates expires within
+    /// this many days.
+    #[serde(default = "default_warn_days")]
+    pub cert_warn_days: u64,
+}
+
+fn default_warn_days() -> u64 {
+    qcss_network::ops::DEFAULT_CERT_WARN_DAYS
 }
 
 impl OrdererConfig {

@@ -294,6 +294,11 @@ pub async fn run(
         quorum_grace_ms: r.election_timeout_max_ms + r.election_timeout_min_ms,
     });
     crate::ops::register(&shared, &registry);
+    let mut certs = vec![("signing".to_owned(), signer.cert.not_after)];
+    if let Ok(tls) = qcss_network::CertInfo::from_pem(&tls_cert) {
+        certs.push(("tls".to_owned(), tls.not_after));
+    }
+    qcss_network::ops::watch_cert_expiry(&registry, certs, cfg.cert_warn_days);
     tokio::spawn(cutter::run(shared.clone(), cut_rx));
 
     let tls_settings = move |roots: Vec<Vec<u8>>, crls: Vec<Vec<u8>>| ServerTlsSettings {

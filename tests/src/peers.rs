@@ -463,3 +463,24 @@ impl Drop for Network {
         }
     }
 }
+
+/// Where the traceability contract's wasm is built by
+/// `chaincode/build-contracts.sh`.
+pub fn traceability_wasm() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../chaincode/contracts/build/traceability.wasm")
+}
+
+impl Network {
+    /// Runs `qcss ARGS CONN` from the network directory, whatever its
+    /// outcome: (success, stdout, stderr).
+    pub fn cli_any(&self, args: &[&str], conn: &[String]) -> (bool, String, String) {
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend(conn.iter().map(String::as_str));
+        let out = qcss(&self.dir, &a);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}

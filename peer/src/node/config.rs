@@ -63,9 +63,17 @@ pub struct PeerConfig {
     /// orderer it pulls from.
     #[serde(default = "default_max_lag")]
     pub max_lag_blocks: u64,
+    /// Warn in the log when a certificate of this peer expires within
+    /// this many days.
+    #[serde(default = "default_warn_days")]
+    pub cert_warn_days: u64,
     /// Gateway settings.
     #[serde(default)]
     pub gateway: GatewaySettings,
+}
+
+fn default_warn_days() -> u64 {
+    qcss_network::ops::DEFAULT_CERT_WARN_DAYS
 }
 
 fn default_max_lag() -> u64 {

@@ -368,6 +368,11 @@ pub async fn run(
         });
     }
     let committer = tokio::spawn(committer::run(peer.clone(), stop_rx.clone()));
+    let mut certs = vec![("signing".to_owned(), peer.signer.cert.not_after)];
+    if let Ok(tls) = qcss_network::identity::CertInfo::from_pem(&peer.tls.cert) {
+        certs.push(("tls".to_owned(), tls.not_after));
+    }
+    qcss_network::ops::watch_cert_expiry(&peer.metrics.registry, certs, cfg.cert_warn_days);
     if let Some(ops) = ops {
         let o = metrics::ops(&peer);
         let mut rx = stop_rx.clone();
