@@ -29,7 +29,9 @@ use qcss_network::channel::{
 use qcss_network::msp::MspConfig;
 use qcss_network::{MspId, SigningIdentity};
 use qcss_peer::client::GatewayClient;
-use qcss_peer::lifecycle::{Definition, LIFECYCLE_NAMESPACE, approve_args, commit_args, install_args};
+use qcss_peer::lifecycle::{
+    Definition, LIFECYCLE_NAMESPACE, approve_args, commit_args, install_args,
+};
 use qcss_proto::protos::TxValidationCode;
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +75,16 @@ pub struct UpArgs {
     /// The traceability contract's wasm.
     #[arg(long, default_value = "chaincode/contracts/build/traceability.wasm")]
     contract: PathBuf,
+    /// One address per org (comma-separated, in org order): its CA, peer and
+    /// the orderers it hosts listen there, and their certificates name it.
+    /// Default: 127.0.0.1 for all.
+    #[arg(long, value_delimiter = ',')]
+    hosts: Vec<String>,
+    /// A command prefix that runs an org's nodes where its address lives,
+    /// with `{org}` replaced by the org's index (1-based), e.g.
+    /// `ip netns exec qcss-{org}` (tests/tests/network.rs).
+    #[arg(long)]
+    exec_prefix: Option<String>,
 }
 
 /// One org of the local network.
@@ -80,14 +92,27 @@ pub struct UpArgs {
 pub struct OrgInfo {
     /// Short name (directory under `orgs/`).
     pub name: String,
+    /// The address its nodes listen on.
+    #[serde(default = "localhost")]
+    pub host: String,
+    /// Its index, 1-based (for `exec_prefix`).
+    #[serde(default)]
+    pub index: usize,
     /// MSP id.
     pub msp_id: String,
     /// CA address.
     pub ca: String,
+    /// CA operations address.
+    #[serde(default)]
+    pub ca_ops: String,
     /// Peer gRPC address.
     pub peer: String,
     /// Peer operations address.
     pub peer_ops: String,
+    /// Peer web address (verify page, explorer, JSON API); empty for a
+    /// network created before the peers served one.
+    #[serde(default)]
+    pub web: String,
     /// Identities enrolled: name → (role, kinds).
     pub identities: BTreeMap<String, (String, Vec<String>)>,
 }
@@ -116,6 +141,9 @@ pub struct NetworkInfo {
     pub orderers: Vec<OrdererInfo>,
     /// Whether the contract is committed.
     pub contract_deployed: bool,
+    /// The command prefix nodes are started with (`{org}` = org index).
+    #[serde(default)]
+    pub exec_prefix: Option<String>,
     /// The codes of the demo story, once it ran.
     #[serde(default)]
     pub demo: Option<crate::network_demo::DemoCodes>,
@@ -143,11 +171,19 @@ fn org_names(n: usize) -> Vec<(String, String, String)> {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
-fn addr() -> Result<String> {
-    Ok(format!("127.0.0.1:{}", free_port()?))
+fn localhost() -> String {
+    "127.0.0.1".into()
+}
+
+/// An address on `host` with a port free on this machine (a network
+/// namespace has ports of its own, all free).
+fn addr(host: &str) -> Result<String> {
+    Ok(format!("{host}:{}", free_port()?))
 }
 
 fn abs(p: &Path) -> Result<PathBuf> {
@@ -211,12 +247,15 @@ fn alive(pid: u32) -> bool {
     // Signal 0 checks existence; a zombie (exited, not yet reaped) counts as
     // gone.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|s| s.split_whitespace().next());
     !matches!(state, None | Some("Z") | Some("X"))
 }
 
 /// Starts `qcss ARGS` detached (own process group, output to `log`).
-fn spawn(dir: &Path, name: &str, args: &[&str], pids: &mut Pids) -> Result<()> {
+fn spawn(dir: &Path, name: &str, prefix: &[String], args: &[&str], pids: &mut Pids) -> Result<()> {
     use std::os::unix::process::CommandExt;
     if let Some(pid) = pids.get(name)
         && alive(*pid)
@@ -229,7 +268,17 @@ fn spawn(dir: &Path, name: &str, args: &[&str], pids: &mut Pids) -> Result<()> {
         .append(true)
         .open(dir.join("logs").join(format!("{name}.log")))?;
     let exe = std::env::current_exe()?;
-    let child = Command::new(exe)
+    // The prefix must exec qcss in place (as `ip netns exec` does), so the
+    // recorded pid is the node's.
+    let mut cmd = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let child = cmd
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -241,6 +290,17 @@ fn spawn(dir: &Path, name: &str, args: &[&str], pids: &mut Pids) -> Result<()> {
     pids.insert(name.to_owned(), child.id());
     write_pids(dir, pids)?;
     Ok(())
+}
+
+/// The command prefix for `org`'s nodes.
+fn exec_prefix(template: Option<&str>, org: &OrgInfo) -> Vec<String> {
+    template
+        .map(|t| {
+            t.split_whitespace()
+                .map(|w| w.replace("{org}", &org.index.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Waits until `check` succeeds; fails after `timeout` with the node's log tail.
@@ -257,7 +317,8 @@ fn wait(dir: &Path, name: &str, timeout: Duration, mut check: impl FnMut() -> bo
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let log = std::fs::read_to_string(dir.join("logs").join(format!("{name}.log"))).unwrap_or_default();
+    let log =
+        std::fs::read_to_string(dir.join("logs").join(format!("{name}.log"))).unwrap_or_default();
     let tail: Vec<&str> = log.lines().rev().take(15).collect();
     bail!(
         "{name} did not come up; last lines of logs/{name}.log:\n{}",
@@ -278,7 +339,11 @@ fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let a = addr.parse().ok()?;
     let mut s = std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status = buf.split_whitespace().nth(1)?.parse().ok()?;
@@ -292,6 +357,32 @@ fn metric(ops: &str, name: &str) -> Option<f64> {
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// The soonest certificate expiry a node exports, seconds.
+fn min_expiry(ops: &str) -> Option<f64> {
+    if ops.is_empty() {
+        return None;
+    }
+    let (_, body) = http_get(ops, "/metrics")?;
+    body.lines()
+        .filter(|l| l.starts_with("qcss_cert_expiry_seconds{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .reduce(f64::min)
+}
+
+fn expiry_note(secs: Option<f64>) -> String {
+    match secs {
+        None => String::new(),
+        Some(s) if s <= 0.0 => "  certificate EXPIRED".into(),
+        Some(s) if s < 30.0 * 86_400.0 => {
+            format!(
+                "  certificate expires in {:.0} days (RENEW SOON)",
+                s / 86_400.0
+            )
+        }
+        Some(s) => format!("  certificates valid {:.0} more days", s / 86_400.0),
+    }
 }
 
 fn read(p: &Path) -> Result<String> {
@@ -351,69 +442,103 @@ fn up(a: UpArgs) -> Result<()> {
         std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
     }
     print_summary(&dir, &info, info.demo.as_ref());
-    println!(
-        "network up in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    println!("network up in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
 /// Everything a new network needs, written under `dir`.
 fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<NetworkInfo> {
     let names = org_names(a.orgs);
+    if !a.hosts.is_empty() && a.hosts.len() != a.orgs {
+        bail!(
+            "--hosts names {} addresses for {} orgs",
+            a.hosts.len(),
+            a.orgs
+        );
+    }
     let mut orgs = Vec::new();
     // CAs first: every identity comes from its org's CA over gRPC.
-    for (name, msp_id, _) in &names {
-        let ca = addr()?;
+    for (i, (name, msp_id, _)) in names.iter().enumerate() {
+        let host = a.hosts.get(i).cloned().unwrap_or_else(localhost);
+        let ca = addr(&host)?;
+        let ca_ops = addr(&host)?;
         let home = dir.join("orgs").join(name).join("ca");
         std::fs::create_dir_all(&home)?;
         let toml = format!(
-            "home = \"ca\"\nlisten = \"{ca}\"\nname = \"{name}-ca\"\norg = \"{name}\"\nmsp_id = \"{msp_id}\"\ntls_hosts = [\"localhost\", \"127.0.0.1\"]\n"
+            "home = \"ca\"\nlisten = \"{ca}\"\nname = \"{name}-ca\"\norg = \"{name}\"\nmsp_id = \"{msp_id}\"\ntls_hosts = [\"localhost\", \"127.0.0.1\", \"{host}\"]\nops_listen = \"{ca_ops}\"\n"
         );
         let cfg = dir.join("orgs").join(name).join("ca.toml");
         std::fs::write(&cfg, toml)?;
         orgs.push(OrgInfo {
             name: name.clone(),
+            index: i + 1,
+            peer: addr(&host)?,
+            peer_ops: addr(&host)?,
+            web: addr(&host)?,
+            host,
             msp_id: msp_id.clone(),
             ca,
-            peer: addr()?,
-            peer_ops: addr()?,
+            ca_ops,
             identities: BTreeMap::new(),
         });
     }
     for o in &orgs {
         let cfg = format!("orgs/{}/ca.toml", o.name);
-        spawn(dir, &format!("ca-{}", o.name), &["ca", "start", "--config", &cfg], pids)?;
+        let prefix = exec_prefix(a.exec_prefix.as_deref(), o);
+        spawn(
+            dir,
+            &format!("ca-{}", o.name),
+            &prefix,
+            &["ca", "start", "--config", &cfg],
+            pids,
+        )?;
     }
     for o in &orgs {
-        let secret = dir.join("orgs").join(&o.name).join("ca/bootstrap-admin.secret");
-        wait(dir, &format!("ca-{}", o.name), Duration::from_secs(30), || {
-            secret.exists() && tcp_open(&o.ca)
-        })?;
+        let secret = dir
+            .join("orgs")
+            .join(&o.name)
+            .join("ca/bootstrap-admin.secret");
+        wait(
+            dir,
+            &format!("ca-{}", o.name),
+            Duration::from_secs(30),
+            || secret.exists() && tcp_open(&o.ca),
+        )?;
     }
     p.step(&format!("{} CAs started", orgs.len()));
 
     let orderers: Vec<OrdererInfo> = (1..=a.orderers)
         .map(|i| {
+            let host = &orgs[(i - 1) % orgs.len()];
             Ok(OrdererInfo {
                 id: i as u64,
-                org: orgs[(i - 1) % orgs.len()].name.clone(),
-                addr: addr()?,
-                ops: addr()?,
+                org: host.name.clone(),
+                addr: addr(&host.host)?,
+                ops: addr(&host.host)?,
             })
         })
         .collect::<Result<_>>()?;
     for (i, o) in orgs.iter_mut().enumerate() {
         let odir = dir.join("orgs").join(&o.name);
         let conn = ["--url", &o.ca, "--tls-root", "ca/tls-ca-cert.pem"];
+        let tls_hosts = format!("localhost,127.0.0.1,{}", o.host);
         let secret = read(&odir.join("ca/bootstrap-admin.secret"))?;
         let mut e = vec![
-            "ca", "enroll", "--name", "admin", "--secret", secret.trim(), "--out", "admin",
-            "--tls-hosts", "localhost,127.0.0.1",
+            "ca",
+            "enroll",
+            "--name",
+            "admin",
+            "--secret",
+            secret.trim(),
+            "--out",
+            "admin",
+            "--tls-hosts",
+            &tls_hosts,
         ];
         e.extend(conn);
         qcss(&odir, &e)?;
-        o.identities.insert("admin".into(), ("admin".into(), vec![]));
+        o.identities
+            .insert("admin".into(), ("admin".into(), vec![]));
         let mut wanted: Vec<(String, &str, String)> = vec![
             ("peer0".into(), "peer", String::new()),
             ("user1".into(), "client", names[i].2.clone()),
@@ -429,7 +554,14 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
         }
         for (who, role, kinds) in wanted {
             let mut r = vec![
-                "ca", "register", "--identity", "admin", "--name", &who, "--role", role,
+                "ca",
+                "register",
+                "--identity",
+                "admin",
+                "--name",
+                &who,
+                "--role",
+                role,
             ];
             if !kinds.is_empty() {
                 r.extend(["--kind", kinds.as_str()]);
@@ -437,8 +569,16 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
             r.extend(conn);
             let s = qcss(&odir, &r)?;
             let mut e = vec![
-                "ca", "enroll", "--name", &who, "--secret", s.trim(), "--out", &who,
-                "--tls-hosts", "localhost,127.0.0.1",
+                "ca",
+                "enroll",
+                "--name",
+                &who,
+                "--secret",
+                s.trim(),
+                "--out",
+                &who,
+                "--tls-hosts",
+                &tls_hosts,
             ];
             e.extend(conn);
             qcss(&odir, &e)?;
@@ -473,7 +613,10 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
         consenters: orderers
             .iter()
             .map(|x| {
-                let d = dir.join("orgs").join(&x.org).join(format!("orderer{}", x.id));
+                let d = dir
+                    .join("orgs")
+                    .join(&x.org)
+                    .join(format!("orderer{}", x.id));
                 let msp_id = orgs
                     .iter()
                     .find(|o| o.name == x.org)
@@ -493,12 +636,19 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
     };
     Channel::new(config.clone())?;
     std::fs::write(dir.join("channel.json"), config.to_json())?;
-    std::fs::write(dir.join("genesis.block"), genesis_block(&config).encode_to_vec())?;
+    std::fs::write(
+        dir.join("genesis.block"),
+        genesis_block(&config).encode_to_vec(),
+    )?;
     p.step(&format!("genesis block of channel {CHANNEL} written"));
 
     for x in &orderers {
         let id = format!("orgs/{}/orderer{}", x.org, x.id);
-        let msp_id = &orgs.iter().find(|o| o.name == x.org).expect("host org").msp_id;
+        let msp_id = &orgs
+            .iter()
+            .find(|o| o.name == x.org)
+            .expect("host org")
+            .msp_id;
         let toml = format!(
             "node_id = {}\nmsp_id = \"{msp_id}\"\nidentity_dir = \"{id}\"\ntls_cert = \"{id}/tls-cert.pem\"\n\
              tls_key = \"{id}/tls-key.pem\"\ngenesis_block = \"genesis.block\"\ndata_dir = \"data/orderer{}\"\n\
@@ -511,8 +661,9 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
         let id = format!("orgs/{}/peer0", o.name);
         let toml = format!(
             "msp_id = \"{}\"\nidentity_dir = \"{id}\"\ntls_cert = \"{id}/tls-cert.pem\"\ntls_key = \"{id}/tls-key.pem\"\n\
-             genesis_block = \"genesis.block\"\ndata_dir = \"data/peer-{}\"\nlisten = \"{}\"\nops_listen = \"{}\"\n",
-            o.msp_id, o.name, o.peer, o.peer_ops
+             genesis_block = \"genesis.block\"\ndata_dir = \"data/peer-{}\"\nlisten = \"{}\"\nops_listen = \"{}\"\n\n\
+             [web]\nlisten = \"{}\"\nidentity_dir = \"orgs/{}/user1\"\n",
+            o.msp_id, o.name, o.peer, o.peer_ops, o.web, o.name
         );
         std::fs::write(dir.join(format!("peer-{}.toml", o.name)), toml)?;
     }
@@ -521,6 +672,7 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
         orgs,
         orderers,
         contract_deployed: false,
+        exec_prefix: a.exec_prefix.clone(),
         demo: None,
     };
     std::fs::write(dir.join("network.json"), serde_json::to_vec_pretty(&info)?)?;
@@ -530,38 +682,85 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
 
 /// Starts every node not running and waits until each is healthy.
 fn start_all(dir: &Path, info: &NetworkInfo, p: &Progress, pids: &mut Pids) -> Result<()> {
+    let prefix_of = |org: &str| {
+        info.orgs
+            .iter()
+            .find(|o| o.name == org)
+            .map(|o| exec_prefix(info.exec_prefix.as_deref(), o))
+            .unwrap_or_default()
+    };
     for o in &info.orgs {
         let cfg = format!("orgs/{}/ca.toml", o.name);
-        spawn(dir, &format!("ca-{}", o.name), &["ca", "start", "--config", &cfg], pids)?;
+        let args = ["ca", "start", "--config", &cfg];
+        spawn(
+            dir,
+            &format!("ca-{}", o.name),
+            &prefix_of(&o.name),
+            &args,
+            pids,
+        )?;
     }
     for x in &info.orderers {
         let cfg = format!("orderer{}.toml", x.id);
-        spawn(dir, &format!("orderer{}", x.id), &["orderer", "start", "--config", &cfg], pids)?;
+        let args = ["orderer", "start", "--config", &cfg];
+        spawn(
+            dir,
+            &format!("orderer{}", x.id),
+            &prefix_of(&x.org),
+            &args,
+            pids,
+        )?;
     }
     for o in &info.orgs {
         let cfg = format!("peer-{}.toml", o.name);
-        spawn(dir, &format!("peer-{}", o.name), &["peer", "start", "--config", &cfg], pids)?;
+        let args = ["peer", "start", "--config", &cfg];
+        spawn(
+            dir,
+            &format!("peer-{}", o.name),
+            &prefix_of(&o.name),
+            &args,
+            pids,
+        )?;
     }
     for o in &info.orgs {
-        wait(dir, &format!("ca-{}", o.name), Duration::from_secs(30), || tcp_open(&o.ca))?;
+        wait(
+            dir,
+            &format!("ca-{}", o.name),
+            Duration::from_secs(30),
+            || tcp_open(&o.ca),
+        )?;
     }
     for x in &info.orderers {
-        wait(dir, &format!("orderer{}", x.id), Duration::from_secs(60), || {
-            matches!(http_get(&x.ops, "/healthz"), Some((200, _)))
-        })?;
+        wait(
+            dir,
+            &format!("orderer{}", x.id),
+            Duration::from_secs(60),
+            || matches!(http_get(&x.ops, "/healthz"), Some((200, _))),
+        )?;
     }
-    p.step(&format!("{} orderers up, Raft leader elected", info.orderers.len()));
+    p.step(&format!(
+        "{} orderers up, Raft leader elected",
+        info.orderers.len()
+    ));
     for o in &info.orgs {
-        wait(dir, &format!("peer-{}", o.name), Duration::from_secs(60), || {
-            matches!(http_get(&o.peer_ops, "/healthz"), Some((200, _)))
-        })?;
+        wait(
+            dir,
+            &format!("peer-{}", o.name),
+            Duration::from_secs(60),
+            || matches!(http_get(&o.peer_ops, "/healthz"), Some((200, _))),
+        )?;
     }
     p.step(&format!("{} peers up and pulling blocks", info.orgs.len()));
     Ok(())
 }
 
 /// A Gateway client to `org`'s peer as `who` of that org.
-pub(crate) async fn gateway(dir: &Path, info: &NetworkInfo, org: &OrgInfo, who: &str) -> Result<GatewayClient> {
+pub(crate) async fn gateway(
+    dir: &Path,
+    info: &NetworkInfo,
+    org: &OrgInfo,
+    who: &str,
+) -> Result<GatewayClient> {
     let d = dir.join("orgs").join(&org.name).join(who);
     let root = std::fs::read(dir.join("orgs").join(&org.name).join("ca/tls-ca-cert.pem"))?;
     let cert = std::fs::read(d.join("tls-cert.pem"))?;
@@ -599,7 +798,11 @@ fn deploy(dir: &Path, info: &NetworkInfo, wasm: &Path, p: &Progress) -> Result<(
         for o in &info.orgs {
             let mut g = gateway(dir, info, o, "admin").await?;
             let c = g
-                .submit_args(LIFECYCLE_NAMESPACE, &approve_args(&definition), &[o.msp_id.clone()])
+                .submit_args(
+                    LIFECYCLE_NAMESPACE,
+                    &approve_args(&definition),
+                    std::slice::from_ref(&o.msp_id),
+                )
                 .await
                 .map_err(|e| anyhow!("approval by {}: {e}", o.msp_id))?;
             if c.code != TxValidationCode::Valid {
@@ -619,9 +822,12 @@ fn deploy(dir: &Path, info: &NetworkInfo, wasm: &Path, p: &Progress) -> Result<(
         // Every peer applies it at that block.
         let want = c.block + 1;
         for o in &info.orgs {
-            wait(dir, &format!("peer-{}", o.name), Duration::from_secs(30), || {
-                metric(&o.peer_ops, "qcss_peer_ledger_height").unwrap_or(0.0) as u64 >= want
-            })?;
+            wait(
+                dir,
+                &format!("peer-{}", o.name),
+                Duration::from_secs(30),
+                || metric(&o.peer_ops, "qcss_peer_ledger_height").unwrap_or(0.0) as u64 >= want,
+            )?;
         }
         Ok(())
     })
@@ -629,7 +835,13 @@ fn deploy(dir: &Path, info: &NetworkInfo, wasm: &Path, p: &Progress) -> Result<(
 
 fn print_summary(dir: &Path, info: &NetworkInfo, demo: Option<&crate::network_demo::DemoCodes>) {
     println!();
-    println!("channel {} — {} orgs, {} orderers; files in {}", info.channel, info.orgs.len(), info.orderers.len(), dir.display());
+    println!(
+        "channel {} — {} orgs, {} orderers; files in {}",
+        info.channel,
+        info.orgs.len(),
+        info.orderers.len(),
+        dir.display()
+    );
     for o in &info.orgs {
         println!(
             "  {:<10} {:<13} peer {}  (ops {})  CA {}  identities orgs/{}/{{{}}}",
@@ -646,6 +858,12 @@ fn print_summary(dir: &Path, info: &NetworkInfo, demo: Option<&crate::network_de
         println!("  orderer{}   {}  (ops {})", x.id, x.addr, x.ops);
     }
     let o = &info.orgs[info.orgs.len().min(4) - 1];
+    if !o.web.is_empty() {
+        println!(
+            "  explorer   http://{}/explorer  (each peer serves one: `web` in network.json)",
+            o.web
+        );
+    }
     let conn = format!(
         "--peer {} --identity {}/orgs/{}/user1 --channel {}",
         o.peer,
@@ -658,15 +876,34 @@ fn print_summary(dir: &Path, info: &NetworkInfo, demo: Option<&crate::network_de
         Some(d) => {
             println!("Unit codes from the loquat-juice story — try:");
             println!("  genuine, with history:  qcss trace '{}' {conn}", d.good);
-            println!("  recalled batch:         qcss trace '{}' {conn}", d.recalled);
+            println!(
+                "  recalled batch:         qcss trace '{}' {conn}",
+                d.recalled
+            );
             println!("  forged:                 qcss trace '{}' {conn}", d.forged);
+            if !o.web.is_empty() {
+                let page = |c: &str| {
+                    c.find("/01/")
+                        .map_or_else(String::new, |i| format!("http://{}{}", o.web, &c[i..]))
+                };
+                println!("Or open their verify pages in a browser:");
+                println!("  genuine:  {}", page(&d.good));
+                println!("  recalled: {}", page(&d.recalled));
+                println!("  forged:   {}", page(&d.forged));
+            }
         }
         None => {
-            println!("Try:  qcss tx query --chaincode {CONTRACT} --fn get_permit --args '[\"ProducerMSP\"]' {conn}");
+            println!(
+                "Try:  qcss tx query --chaincode {CONTRACT} --fn get_permit --args '[\"ProducerMSP\"]' {conn}"
+            );
             println!("      (run with --demo for a whole story and unit codes to trace)");
         }
     }
-    println!("Status: qcss network status --dir {}    Stop: qcss network down --dir {}", dir.display(), dir.display());
+    println!(
+        "Status: qcss network status --dir {}    Stop: qcss network down --dir {}",
+        dir.display(),
+        dir.display()
+    );
 }
 
 fn status(dir: &Path) -> Result<()> {
@@ -680,7 +917,14 @@ fn status(dir: &Path) -> Result<()> {
     for o in &info.orgs {
         let ca_ok = running(&format!("ca-{}", o.name)) && tcp_open(&o.ca);
         healthy &= ca_ok;
-        println!("ca-{:<12} {}  {}", o.name, if ca_ok { "up  " } else { "DOWN" }, o.ca);
+        let expiry = min_expiry(&o.ca_ops);
+        println!(
+            "ca-{:<12} {}  {}{}",
+            o.name,
+            if ca_ok { "up  " } else { "DOWN" },
+            o.ca,
+            expiry_note(expiry)
+        );
     }
     for x in &info.orderers {
         let h = http_get(&x.ops, "/healthz");
@@ -689,11 +933,14 @@ fn status(dir: &Path) -> Result<()> {
         let leader = metric(&x.ops, "qcss_orderer_raft_leader").unwrap_or(0.0);
         let height = metric(&x.ops, "qcss_orderer_height").unwrap_or(0.0);
         println!(
-            "orderer{:<8} {}  {}  height {height}  leader {leader}{}",
+            "orderer{:<8} {}  {}  height {height}  leader {leader}{}{}",
             x.id,
             if ok { "up  " } else { "DOWN" },
             x.addr,
-            h.filter(|(s, _)| *s != 200).map(|(_, b)| format!("  {b}")).unwrap_or_default()
+            expiry_note(min_expiry(&x.ops)),
+            h.filter(|(s, _)| *s != 200)
+                .map(|(_, b)| format!("  {b}"))
+                .unwrap_or_default()
         );
     }
     for o in &info.orgs {
@@ -701,14 +948,13 @@ fn status(dir: &Path) -> Result<()> {
         let ok = matches!(h, Some((200, _)));
         healthy &= ok;
         let height = metric(&o.peer_ops, "qcss_peer_ledger_height").unwrap_or(0.0);
-        let expiry = metric(&o.peer_ops, "qcss_peer_cert_expiry_seconds").unwrap_or(0.0);
+        let expiry = min_expiry(&o.peer_ops);
         println!(
-            "peer-{:<11} {}  {}  height {height}  certificate expires in {:.0} days{}",
+            "peer-{:<11} {}  {}  height {height}{}",
             o.name,
             if ok { "up  " } else { "DOWN" },
             o.peer,
-            expiry / 86_400.0,
-            if ok && expiry < 30.0 * 86_400.0 { "  (RENEW SOON)" } else { "" }
+            expiry_note(expiry)
         );
     }
     if !healthy {
@@ -741,13 +987,17 @@ fn down(dir: &Path) -> Result<()> {
         if !alive(pid) {
             continue;
         }
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while alive(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         if alive(pid) {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             println!("{name} (pid {pid}) killed after 10 s");
         } else {
             println!("{name} (pid {pid}) stopped");

@@ -60,8 +60,12 @@ pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCod
             .find(|o| o.name == name)
             .ok_or_else(|| anyhow!("the demo needs the default orgs (producer, lab, regulator, logistics); this network has no {name}"))
     };
-    let (producer, lab, regulator, logistics) =
-        (org("producer")?, org("lab")?, org("regulator")?, org("logistics")?);
+    let (producer, lab, regulator, logistics) = (
+        org("producer")?,
+        org("lab")?,
+        org("regulator")?,
+        org("logistics")?,
+    );
     let mut farm = gateway(dir, info, producer, "user1").await?;
     let mut reg = gateway(dir, info, regulator, "user1").await?;
     let mut labg = gateway(dir, info, lab, "user1").await?;
@@ -104,7 +108,12 @@ pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCod
         json!({"gtin": gtin, "lot": lot, "quantity": quantity, "uom": uom,
                "production_date": "2026-06-01", "site": "Suzhou orchard 3"})
     };
-    call(&mut farm, "register_batch", batch(&loquat, "H1", 1000, "KGM")).await?;
+    call(
+        &mut farm,
+        "register_batch",
+        batch(&loquat, "H1", 1000, "KGM"),
+    )
+    .await?;
     let h1 = format!("{loquat}/H1");
     call(
         &mut farm,

@@ -32,8 +32,10 @@
 //! [`node`] is the peer process: it pulls blocks from the orderers, commits
 //! them, and serves Fabric's `Gateway`, `Endorser` and `Deliver` services
 //! and the `qscc` queries over mTLS; [`client`] is the Gateway's client
-//! side. Start reading at `ledger/mod.rs`, then `endorser/mod.rs`,
-//! `validator/mod.rs` and `node/mod.rs`.
+//! side; [`web`] serves, when configured, the consumer verification page,
+//! the ledger explorer and a read-only JSON API over HTTP(S). Start reading
+//! at `ledger/mod.rs`, then `endorser/mod.rs`, `validator/mod.rs` and
+//! `node/mod.rs`.
 
 pub mod client;
 pub mod endorser;
@@ -41,3 +43,4 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod node;
 pub mod validator;
+pub mod web;

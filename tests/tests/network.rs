@@ -68,7 +68,10 @@ fn network_up_demo_status_trace_down_and_up_again() {
         )
     };
     let good = trace(&lines[0]);
-    assert!(good.contains("sterilising"), "timeline of the good code:\n{good}");
+    assert!(
+        good.contains("sterilising"),
+        "timeline of the good code:\n{good}"
+    );
     assert!(!good.to_uppercase().contains("RECALL"), "{good}");
     let recalled = trace(&lines[1]);
     assert!(recalled.to_uppercase().contains("RECALL"), "{recalled}");
@@ -81,7 +84,15 @@ fn network_up_demo_status_trace_down_and_up_again() {
     let heights = |s: &str| -> Vec<String> {
         s.lines()
             .filter(|l| l.starts_with("peer-"))
-            .map(|l| l.split("height ").nth(1).unwrap_or("").split_whitespace().next().unwrap_or("").to_string())
+            .map(|l| {
+                l.split("height ")
+                    .nth(1)
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
             .collect()
     };
     let before = heights(&status);
@@ -95,5 +106,63 @@ fn network_up_demo_status_trace_down_and_up_again() {
     let status = qcss_ok(dir, &["network", "status", "--dir", "net"]);
     assert_eq!(heights(&status), before, "same heights after a restart");
     let again = trace(&lines[0]);
-    assert!(again.contains("sterilising"), "same data after a restart:\n{again}");
+    assert!(
+        again.contains("sterilising"),
+        "same data after a restart:\n{again}"
+    );
+}
+
+/// The same `network up`, each org on a host of its own: a network
+/// namespace per org with its own address, which the org's CA, peer and
+/// orderer listen on and its certificates name. Nothing may assume one host.
+#[test]
+fn network_up_across_hosts_in_network_namespaces() {
+    use qcss_tests::netns::Netns;
+    if let Err(e) = Netns::available() {
+        eprintln!(
+            "SKIPPED: cannot create network namespaces here ({e}); run as root with iproute2"
+        );
+        return;
+    }
+    let net = Netns::create(4).expect("network namespaces");
+    let d = tempfile::tempdir().expect("tempdir");
+    let dir = d.path();
+    let _down = Down(dir);
+    let hosts: Vec<String> = (1..=4).map(|i| net.ip(i)).collect();
+    let ns1 = net.ns(1);
+    let template = format!(
+        "ip netns exec {}{{org}}",
+        ns1.strip_suffix('1')
+            .expect("namespace names end in the node number")
+    );
+    let c = contract();
+    let out = qcss_ok(
+        dir,
+        &[
+            "network",
+            "up",
+            "--dir",
+            "net",
+            "--demo",
+            "--contract",
+            &c,
+            "--hosts",
+            &hosts.join(","),
+            "--exec-prefix",
+            &template,
+        ],
+    );
+    for h in &hosts {
+        assert!(out.contains(&format!("peer {h}:")), "org on {h}:\n{out}");
+    }
+    assert!(!out.contains("peer 127.0.0.1"), "{out}");
+    let status = qcss_ok(dir, &["network", "status", "--dir", "net"]);
+    assert_eq!(status.matches("up  ").count(), 4 + 3 + 4, "{status}");
+    let lines = trace_lines(&out);
+    let a: Vec<&str> = std::iter::once("trace")
+        .chain(lines[0].iter().map(String::as_str))
+        .collect();
+    let good = qcss_ok(dir, &a);
+    assert!(good.contains("receiving"), "{good}");
+    qcss_ok(dir, &["network", "down", "--dir", "net"]);
 }

@@ -70,6 +70,9 @@ pub struct PeerConfig {
     /// Gateway settings.
     #[serde(default)]
     pub gateway: GatewaySettings,
+    /// The web server (verify page, explorer, JSON API); none if absent.
+    #[serde(default)]
+    pub web: Option<crate::web::WebSettings>,
 }
 
 fn default_warn_days() -> u64 {
@@ -98,6 +101,9 @@ impl PeerConfig {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if let Some(w) = c.web.as_mut() {
+            w.resolve(base);
         }
         Ok(c)
     }

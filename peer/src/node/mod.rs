@@ -345,6 +345,17 @@ pub async fn run(
         .map_err(|e| PeerError::Network(e.to_string()))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    if let Some(w) = cfg.web.clone() {
+        let web_listener = TcpListener::bind(&w.listen)
+            .await
+            .map_err(|e| PeerError::Network(format!("web listen {}: {e}", w.listen)))?;
+        let web =
+            crate::web::Web::new(peer.clone(), w).map_err(|e| PeerError::Config(e.to_string()))?;
+        let mut rx = stop_rx.clone();
+        tokio::spawn(crate::web::serve(web_listener, web, async move {
+            let _ = rx.changed().await;
+        }));
+    }
     // Config blocks may bring new orgs' TLS roots or new CRLs.
     {
         let (peer, acceptor) = (peer.clone(), acceptor.clone());

@@ -1,0 +1,340 @@
+//! Just enough HTTP/1.1 for the web pages, in the manner of
+//! `qcss_network::ops`: one `GET` per connection, a request head of at most
+//! 8 KiB read within 5 s, no bodies, `Connection: close` after every
+//! response. The stream may be plain TCP or TLS.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest request head (request line and headers) read.
+const MAX_HEAD: usize = 8 * 1024;
+/// How long a client gets to send its request head.
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client gets to take the response.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After responding, how long (and how much) unread input is drained.
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// A parsed request: method, decoded path, query parameters, the headers
+/// the pages use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Request {
+    pub(crate) method: String,
+    /// The path, percent-decoded.
+    pub(crate) path: String,
+    /// The raw query string (after `?`), not decoded.
+    pub(crate) raw_query: String,
+    /// Query parameters, decoded (`+` is a space); the first of repeats.
+    pub(crate) query: BTreeMap<String, String>,
+    /// Header names lowercased; the first of repeats.
+    pub(crate) headers: BTreeMap<String, String>,
+}
+
+impl Request {
+    /// A query parameter.
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+
+    /// A header (name in lowercase).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// A response about to be written.
+#[derive(Debug, Clone)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) content_type: &'static str,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// The security headers of every page: no framing, no sniffing, scripts
+/// only from this server.
+const PAGE_HEADERS: &str = "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n\
+Referrer-Policy: no-referrer\r\nContent-Security-Policy: default-src 'none'; \
+style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; img-src 'self' data:; \
+form-action 'self'; base-uri 'none'; frame-ancestors 'none'\r\n";
+
+impl Response {
+    pub(crate) fn html(status: u16, body: String) -> Self {
+        Response {
+            status,
+            content_type: "text/html; charset=utf-8",
+            headers: vec![("Cache-Control", "no-store".into())],
+            body: body.into_bytes(),
+        }
+    }
+
+    pub(crate) fn json(status: u16, value: &serde_json::Value) -> Self {
+        Response {
+            status,
+            content_type: "application/json",
+            headers: vec![("Cache-Control", "no-store".into())],
+            body: value.to_string().into_bytes(),
+        }
+    }
+
+    /// `{"error": message}` with `status`.
+    pub(crate) fn json_error(status: u16, message: &str) -> Self {
+        Self::json(status, &serde_json::json!({ "error": message }))
+    }
+
+    pub(crate) fn text(status: u16, body: &str) -> Self {
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            headers: Vec::new(),
+            body: format!("{body}\n").into_bytes(),
+        }
+    }
+
+    pub(crate) fn redirect(location: &str) -> Self {
+        let mut r = Self::text(303, &format!("see {location}"));
+        r.headers.push(("Location", location.to_owned()));
+        r
+    }
+
+    pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub(crate) fn to_bytes(&self, head_only: bool) -> Vec<u8> {
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n{PAGE_HEADERS}",
+            self.status,
+            reason_phrase(self.status),
+            self.content_type,
+            self.body.len(),
+        );
+        for (name, value) in &self.headers {
+            // Values are ours; still, never let one split the head.
+            let value: String = value.chars().filter(|c| !c.is_control()).collect();
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        if !head_only {
+            bytes.extend_from_slice(&self.body);
+        }
+        bytes
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        303 => "See Other",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// How reading a request head ended, short of a request.
+#[derive(Debug)]
+pub(crate) enum HeadError {
+    /// More than [`MAX_HEAD`] bytes without the blank line.
+    TooLarge,
+    /// The client closed first; `empty` if it sent nothing.
+    Closed { empty: bool },
+    /// The socket failed.
+    Io,
+}
+
+/// Reads up to and excluding the blank line that ends the request head.
+pub(crate) async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, HeadError> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    let mut searched = 0;
+    loop {
+        if let Some(end) = buf[searched..].windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.truncate(searched + end);
+            return Ok(buf);
+        }
+        searched = buf.len().saturating_sub(3);
+        if buf.len() >= MAX_HEAD {
+            return Err(HeadError::TooLarge);
+        }
+        let want = chunk.len().min(MAX_HEAD - buf.len());
+        match stream.read(&mut chunk[..want]).await {
+            Ok(0) => {
+                return Err(HeadError::Closed {
+                    empty: buf.is_empty(),
+                });
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return Err(HeadError::Io),
+        }
+    }
+}
+
+/// Parses `METHOD SP /target SP HTTP/1.x` and the header lines. `None` for
+/// anything malformed.
+pub(crate) fn parse_head(head: &[u8]) -> Option<Request> {
+    let head = std::str::from_utf8(head).ok()?;
+    let mut lines = head.split("\r\n");
+    let mut parts = lines.next()?.split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || method.is_empty()
+        || !method.bytes().all(|b| b.is_ascii_uppercase())
+        || !target.starts_with('/')
+        || !matches!(version, "HTTP/1.1" | "HTTP/1.0")
+    {
+        return None;
+    }
+    let mut headers = BTreeMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':')?;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            return None;
+        }
+        headers
+            .entry(name.to_ascii_lowercase())
+            .or_insert_with(|| value.trim().to_owned());
+    }
+    let (path, raw_query) = target.split_once('?').unwrap_or((target, ""));
+    let path = percent_decode(path, false)?;
+    let mut query = BTreeMap::new();
+    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if let (Some(k), Some(v)) = (percent_decode(k, true), percent_decode(v, true)) {
+            query.entry(k).or_insert(v);
+        }
+    }
+    Some(Request {
+        method: method.to_owned(),
+        path,
+        raw_query: raw_query.to_owned(),
+        query,
+        headers,
+    })
+}
+
+/// `%XX` (and, in a query, `+`) decoded; `None` if not valid UTF-8 or a
+/// bad escape.
+pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Percent-encodes everything but unreserved characters (for query values
+/// in links).
+pub(crate) fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Writes `response` and closes the sending side; false if the client
+/// did not take it in time.
+pub(crate) async fn write_response<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: &Response,
+    head_only: bool,
+) -> bool {
+    let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+        stream.write_all(&response.to_bytes(head_only)).await?;
+        stream.flush().await?;
+        stream.shutdown().await
+    })
+    .await;
+    matches!(written, Ok(Ok(())))
+}
+
+/// Reads and discards what the client still sends, so that closing does
+/// not reset the connection before it has read the response.
+pub(crate) async fn drain<S: AsyncRead + Unpin>(stream: &mut S) {
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        let mut buf = [0u8; 4096];
+        let mut drained = 0;
+        while drained < DRAIN_LIMIT {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_paths_queries_and_headers() {
+        let r = parse_head(
+            b"GET /01/0690/10/LJ%2DA/21/5?8030=ab-_c&lang=zh&q=a+b HTTP/1.1\r\nHost: x\r\nAccept-Language: zh-CN,zh;q=0.9",
+        )
+        .unwrap();
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.path, "/01/0690/10/LJ-A/21/5");
+        assert_eq!(r.raw_query, "8030=ab-_c&lang=zh&q=a+b");
+        assert_eq!(r.param("8030"), Some("ab-_c"));
+        assert_eq!(r.param("lang"), Some("zh"));
+        assert_eq!(r.param("q"), Some("a b"));
+        assert_eq!(r.header("accept-language"), Some("zh-CN,zh;q=0.9"));
+        for bad in [
+            &b"GET / HTTP/2"[..],
+            b"get / HTTP/1.1",
+            b"GET x HTTP/1.1",
+            b"GET /%zz HTTP/1.1",
+            b"GET / HTTP/1.1\r\nnocolon",
+        ] {
+            assert_eq!(parse_head(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn encodes_and_decodes() {
+        let s = "https://q.example.com/01/1/10/A/21/5?8030=x y";
+        assert_eq!(percent_decode(&percent_encode(s), true).unwrap(), s);
+        assert_eq!(percent_decode("%E5%93%81", false).unwrap(), "品");
+    }
+
+    #[test]
+    fn header_values_cannot_split_the_head() {
+        let r = Response::text(303, "x").with_header("Location", "/a\r\nSet-Cookie: x");
+        let text = String::from_utf8(r.to_bytes(true)).unwrap();
+        assert!(text.contains("Location: /aSet-Cookie: x\r\n"), "{text}");
+    }
+}
