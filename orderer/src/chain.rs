@@ -43,6 +43,10 @@ const CONFIG: &[u8] = b"config";
 const LAST_CONFIG_BLOCK: &[u8] = b"last_config_block";
 /// The last snapshot built or installed (bincode of `SnapshotFile`).
 pub const SNAPSHOT: &[u8] = b"snapshot";
+/// The current snapshot as a reference: its Raft metadata, the chain state
+/// it covers and its height (blocks `0..height` are read from the chain when
+/// a follower needs it; they never change). Replaces [`SNAPSHOT`].
+pub const SNAPSHOT_REF: &[u8] = b"snapshot-ref";
 
 /// The chain store.
 #[derive(Debug)]
@@ -431,6 +435,19 @@ impl Chain {
     /// The state is read in one transaction, then exactly the blocks it
     /// counts, so a batch applied meanwhile cannot tear the snapshot.
     pub fn snapshot_data(&self) -> Result<SnapshotData, OrdererError> {
+        let (meta, height) = self.snapshot_state()?;
+        Ok(SnapshotData {
+            blocks: self.snapshot_blocks(height)?,
+            meta,
+        })
+    }
+
+    /// The state a snapshot taken now covers (the `sm_meta` entries, read
+    /// atomically) and its height — without the blocks.
+    #[allow(clippy::type_complexity)]
+    pub fn snapshot_state(
+        &self,
+    ) -> Result<(Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)>, u64), OrdererError> {
         let keys: [&[u8]; 6] = [
             HEIGHT,
             LAST_HASH,
@@ -460,6 +477,11 @@ impl Chain {
             .and_then(|(_, v)| <[u8; 8]>::try_from(v.as_slice()).ok())
             .map(u64::from_be_bytes)
             .unwrap_or(0);
+        Ok((meta, height))
+    }
+
+    /// Blocks `0..height`, as bytes.
+    pub fn snapshot_blocks(&self, height: u64) -> Result<Vec<serde_bytes::ByteBuf>, OrdererError> {
         let mut blocks = Vec::with_capacity(height as usize);
         for n in 0..height {
             blocks.push(serde_bytes::ByteBuf::from(
@@ -467,7 +489,7 @@ impl Chain {
                     .ok_or_else(|| OrdererError::Store(format!("block {n} missing")))?,
             ));
         }
-        Ok(SnapshotData { blocks, meta })
+        Ok(blocks)
     }
 
     /// The (last applied, membership) stored in a snapshot's state, raw.
@@ -556,6 +578,19 @@ impl Chain {
     /// The stored snapshot blob.
     pub fn get_snapshot(&self) -> Result<Option<Vec<u8>>, OrdererError> {
         Ok(self.meta.get(SNAPSHOT)?.map(|v| v.to_vec()))
+    }
+
+    /// Stores the current snapshot's reference (and drops a whole-chain
+    /// snapshot blob left by an earlier version).
+    pub fn put_snapshot_ref(&self, blob: &[u8]) -> Result<(), OrdererError> {
+        self.meta.insert(SNAPSHOT_REF, blob)?;
+        self.meta.remove(SNAPSHOT)?;
+        Ok(())
+    }
+
+    /// The stored snapshot reference.
+    pub fn get_snapshot_ref(&self) -> Result<Option<Vec<u8>>, OrdererError> {
+        Ok(self.meta.get(SNAPSHOT_REF)?.map(|v| v.to_vec()))
     }
 
     /// The signer (this node's identity).

@@ -1,6 +1,13 @@
 //! openraft's state machine for the ordering service: applying a committed
 //! batch builds and stores its block (see [`crate::chain`]); a snapshot is
 //! the chain itself.
+//!
+//! Building a snapshot records only what it covers (Raft metadata, the
+//! chain state, the height): blocks never change once written, so the
+//! blocks `0..height` are read from the chain only when a follower needs the
+//! snapshot. Copying the whole chain at every snapshot made the orderers'
+//! disk writes grow with the chain (13% of all CPU samples in a 4-org
+//! benchmark).
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -13,15 +20,26 @@ use openraft::{
 
 use super::types::{BatchOutcome, Entry, NodeId, StorageError, TypeConfig, decode, encode};
 use crate::chain::{Chain, SnapshotData};
+use crate::error::OrdererError;
 use crate::metrics::Metrics;
 
 type Membership = StoredMembership<NodeId, openraft::BasicNode>;
 
-/// A snapshot blob as stored: its metadata and the chain.
+/// A snapshot blob as an earlier version stored it: its metadata and the
+/// chain (still read, never written).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct SnapshotFile {
     meta: SnapshotMeta<NodeId, openraft::BasicNode>,
     data: Vec<u8>,
+}
+
+/// The current snapshot, by reference: its metadata, the chain state it
+/// covers, and its height.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SnapshotRef {
+    meta: SnapshotMeta<NodeId, openraft::BasicNode>,
+    state: Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)>,
+    height: u64,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
@@ -67,10 +85,14 @@ impl StateMachine {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let chain = self.chain.clone();
-        let data = tokio::task::spawn_blocking(move || chain.snapshot_data())
+        let (state, height) = tokio::task::spawn_blocking(move || chain.snapshot_state())
             .await
             .map_err(|e| sm_err(ErrorVerb::Read, e))?
             .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        let data = SnapshotData {
+            blocks: Vec::new(),
+            meta: state,
+        };
         let (la, mb) = Chain::snapshot_applied(&data);
         let last: Option<LogId<NodeId>> = match la {
             Some(b) => decode(b).map_err(|e| sm_err(ErrorVerb::Read, e))?,
@@ -80,28 +102,30 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             Some(b) => decode(b).map_err(|e| sm_err(ErrorVerb::Read, e))?,
             None => Membership::default(),
         };
-        let bytes = encode(&data).map_err(|e| sm_err(ErrorVerb::Write, e))?;
         let snapshot_id = match last {
-            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, data.blocks.len()),
-            None => format!("--{}", data.blocks.len()),
+            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, height),
+            None => format!("--{height}"),
         };
         let meta = SnapshotMeta {
             last_log_id: last,
             last_membership: membership,
             snapshot_id,
         };
-        let file = SnapshotFile {
+        let stored = SnapshotRef {
             meta: meta.clone(),
-            data: bytes.clone(),
+            state: data.meta,
+            height,
         };
         self.chain
-            .put_snapshot(&encode(&file).map_err(|e| sm_err(ErrorVerb::Write, e))?)
+            .put_snapshot_ref(&encode(&stored).map_err(|e| sm_err(ErrorVerb::Write, e))?)
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
         self.metrics.snapshots_built.inc();
-        tracing::info!(snapshot = %meta.snapshot_id, bytes = bytes.len(), "snapshot built");
+        tracing::info!(snapshot = %meta.snapshot_id, height, "snapshot built");
+        // openraft keeps only the metadata of a snapshot it asked to build;
+        // the data is read through `get_current_snapshot` when needed.
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(bytes)),
+            snapshot: Box::new(Cursor::new(Vec::new())),
         })
     }
 }
@@ -172,17 +196,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let bytes = snapshot.into_inner();
         let data: SnapshotData = decode(&bytes).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         let chain = self.chain.clone();
-        let file = encode(&SnapshotFile {
+        let stored = encode(&SnapshotRef {
             meta: meta.clone(),
-            data: bytes,
+            state: data.meta.clone(),
+            height: data.blocks.len() as u64,
         })
         .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        drop(bytes);
         let la = encode(&meta.last_log_id).map_err(|e| sm_err(ErrorVerb::Write, e))?;
         let mb = encode(&meta.last_membership).map_err(|e| sm_err(ErrorVerb::Write, e))?;
         tokio::task::spawn_blocking(move || {
             chain.install(&data)?;
             chain.set_applied(&la, Some(&mb))?;
-            chain.put_snapshot(&file)
+            chain.put_snapshot_ref(&stored)
         })
         .await
         .map_err(|e| sm_err(ErrorVerb::Write, e))?
@@ -197,17 +223,33 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let Some(blob) = self
-            .chain
-            .get_snapshot()
-            .map_err(|e| sm_err(ErrorVerb::Read, e))?
-        else {
-            return Ok(None);
-        };
-        let file: SnapshotFile = decode(&blob).map_err(|e| sm_err(ErrorVerb::Read, e))?;
-        Ok(Some(Snapshot {
-            meta: file.meta,
-            snapshot: Box::new(Cursor::new(file.data)),
+        let chain = self.chain.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            if let Some(blob) = chain.get_snapshot_ref()? {
+                let r: SnapshotRef =
+                    decode(&blob).map_err(|e| OrdererError::Store(e.to_string()))?;
+                let data = SnapshotData {
+                    blocks: chain.snapshot_blocks(r.height)?,
+                    meta: r.state,
+                };
+                let bytes = encode(&data).map_err(|e| OrdererError::Store(e.to_string()))?;
+                return Ok(Some((r.meta, bytes)));
+            }
+            match chain.get_snapshot()? {
+                Some(blob) => {
+                    let f: SnapshotFile =
+                        decode(&blob).map_err(|e| OrdererError::Store(e.to_string()))?;
+                    Ok(Some((f.meta, f.data)))
+                }
+                None => Ok::<_, OrdererError>(None),
+            }
+        })
+        .await
+        .map_err(|e| sm_err(ErrorVerb::Read, e))?
+        .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        Ok(found.map(|(meta, bytes)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
         }))
     }
 }
