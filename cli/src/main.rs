@@ -14,6 +14,7 @@ mod bench_orderer;
 mod ca;
 mod chaincode;
 mod channel;
+mod epcis;
 mod network;
 mod network_demo;
 mod orderer;
@@ -71,6 +72,9 @@ enum Command {
     Scan(trace::ScanArgs),
     /// Recall a batch and every batch made from it.
     Recall(trace::RecallArgs),
+    /// EPCIS 2.0: export a batch's events as JSON-LD; import a document's events.
+    #[command(subcommand)]
+    Epcis(epcis::EpcisCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -97,6 +101,7 @@ fn main() -> std::process::ExitCode {
         Command::Codes(c) => trace::run_codes(c),
         Command::Scan(a) => trace::run_scan(a),
         Command::Recall(a) => trace::run_recall(a),
+        Command::Epcis(c) => epcis::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

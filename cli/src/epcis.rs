@@ -1,0 +1,886 @@
+//! `qcss epcis export|import`: a batch's ledger history as an EPCIS 2.0
+//! JSON-LD document, and EPCIS 2.0 events recorded through the traceability
+//! contract (`chaincode/contracts/traceability/README.md`, "EPCIS 2.0 / CBV
+//! 2.0 mapping" and "EPCIS export/import"). Thin: query, map, submit, print.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use qcss_peer::client::GatewayClient;
+use qcss_proto::protos::TxValidationCode;
+use serde_json::{Map, Value, json};
+
+use crate::peer::Conn;
+
+const DEFAULT_CHAINCODE: &str = "traceability";
+const EPCIS_CONTEXT: &str = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld";
+const QCSS_VOC: &str = "https://qcss.dev/voc/";
+const QCSS_BIZ_STEP: &str = "https://qcss.dev/voc/bizstep/";
+const DL: &str = "https://id.gs1.org";
+const EVENT_ID: &str = "urn:qcss:event:";
+const TRANSFORMATION_ID: &str = "urn:qcss:transformation:";
+const MSP_PARTY: &str = "urn:qcss:msp:";
+const SHA256_URN: &str = "urn:qcss:sha256:";
+/// QCSS's own business steps (everything else is CBV 2.0, kept short).
+const QCSS_STEPS: &[&str] = &[
+    "harvesting",
+    "washing",
+    "pressing",
+    "blending",
+    "sterilising",
+    "filling",
+    "bottling",
+    "labelling",
+    "cooling",
+];
+
+/// `qcss epcis ...`.
+#[derive(Debug, Subcommand)]
+pub enum EpcisCommand {
+    /// Write a batch's events (from `trace`) as an EPCIS 2.0 JSON-LD document.
+    Export(ExportArgs),
+    /// Record the events of an EPCIS 2.0 JSON document (`add_event`,
+    /// `transform`, `pack`/`unpack`); one report line per event; fails if
+    /// any event was refused.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The traceability chaincode's name on the channel.
+    #[arg(long, default_value = DEFAULT_CHAINCODE)]
+    chaincode: String,
+    /// The batch id `GTIN/LOT`.
+    #[arg(long)]
+    batch: String,
+    /// Write the document here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The traceability chaincode's name on the channel.
+    #[arg(long, default_value = DEFAULT_CHAINCODE)]
+    chaincode: String,
+    /// The EPCIS 2.0 JSON(-LD) document.
+    file: PathBuf,
+    /// Record every ObjectEvent against this batch `GTIN/LOT` instead of
+    /// the document's object (a unit's serial is kept).
+    #[arg(long)]
+    batch: Option<String>,
+}
+
+pub fn run(cmd: EpcisCommand) -> Result<()> {
+    match cmd {
+        EpcisCommand::Export(a) => export(a),
+        EpcisCommand::Import(a) => import(a),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
+}
+
+/// The contract's message inside a Gateway error (`...: status 500: MSG`).
+fn contract_message(e: &str) -> &str {
+    let b = e.as_bytes();
+    for (i, _) in e.match_indices("status ") {
+        let d = &b[i + 7..];
+        if d.len() > 5 && d[..3].iter().all(u8::is_ascii_digit) && &d[3..5] == b": " {
+            return &e[i + 12..];
+        }
+    }
+    e
+}
+
+async fn evaluate(g: &mut GatewayClient, cc: &str, f: &str, arg: &str) -> Result<Value> {
+    let bytes = g
+        .evaluate(cc, f, &[arg.as_bytes()])
+        .await
+        .map_err(|e| anyhow!("{f} {arg}: {}", contract_message(&e)))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{f}: the answer is not JSON"))
+}
+
+// ---------------------------------------------------------------- time
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
+/// `±hh:mm` → seconds east of UTC.
+fn parse_offset(s: &str) -> Option<i64> {
+    if s == "Z" {
+        return Some(0);
+    }
+    let b = s.as_bytes();
+    if b.len() != 6 || b[3] != b':' {
+        return None;
+    }
+    let sign = match b[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let h: i64 = s[1..3].parse().ok()?;
+    let m: i64 = s[4..6].parse().ok()?;
+    (h <= 23 && m <= 59).then_some(sign * (h * 3600 + m * 60))
+}
+
+/// Unix seconds as RFC 3339 in the zone `offset` (`±hh:mm`; `Z` for UTC).
+fn rfc3339(t: i64, offset: &str) -> String {
+    let off = parse_offset(offset).unwrap_or(0);
+    let local = t + off;
+    let (y, mo, d) = civil_from_days(local.div_euclid(86_400));
+    let s = local.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}{}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        if offset == "Z" { "Z" } else { offset }
+    )
+}
+
+/// RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±hh:mm)`) → Unix seconds
+/// (fractions dropped).
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &frac[n..];
+    }
+    let off = parse_offset(if rest == "z" { "Z" } else { rest })?;
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - off)
+}
+
+fn now_utc() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    rfc3339(t, "Z")
+}
+
+// ---------------------------------------------------------------- identifiers
+
+/// `{gtin}/{lot}[/{serial}]` → GS1 Digital Link.
+fn digital_link(id: &str) -> String {
+    let mut p = id.splitn(3, '/');
+    let (gtin, lot, serial) = (p.next().unwrap_or(""), p.next().unwrap_or(""), p.next());
+    match serial {
+        Some(s) => format!("{DL}/01/{gtin}/10/{lot}/21/{s}"),
+        None => format!("{DL}/01/{gtin}/10/{lot}"),
+    }
+}
+
+fn sscc_link(sscc: &str) -> String {
+    format!("{DL}/00/{sscc}")
+}
+
+/// A GS1 Digital Link (any resolver) or an EPC URN → the contract's id:
+/// `{gtin}/{lot}[/{serial}]`, or an SSCC.
+fn ledger_id(uri: &str) -> Option<String> {
+    if let Some(s) = uri.strip_prefix("urn:epc:id:sscc:") {
+        return Some(s.to_owned());
+    }
+    let path = match uri.find("://") {
+        Some(i) => &uri[i + 3..][uri[i + 3..].find('/')?..],
+        None => uri,
+    };
+    let path = path.split(['?', '#']).next()?;
+    let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match seg.as_slice() {
+        ["00", sscc] => Some((*sscc).to_owned()),
+        ["01", gtin, "10", lot] => Some(format!("{gtin}/{lot}")),
+        ["01", gtin, "10", lot, "21", serial] => Some(format!("{gtin}/{lot}/{serial}")),
+        // A contract id given as is.
+        [gtin, lot] if gtin.len() == 14 => Some(format!("{gtin}/{lot}")),
+        _ => None,
+    }
+}
+
+/// A container (SSCC, 18 digits) or a unit id.
+fn child_link(id: &str) -> String {
+    if id.len() == 18 && id.bytes().all(|b| b.is_ascii_digit()) {
+        sscc_link(id)
+    } else {
+        digital_link(id)
+    }
+}
+
+fn biz_step_out(step: &str) -> String {
+    if QCSS_STEPS.contains(&step) {
+        format!("{QCSS_BIZ_STEP}{step}")
+    } else {
+        step.to_owned()
+    }
+}
+
+/// A bizStep or disposition as the contract spells it: CBV short names; the
+/// CBV URIs (`https://ref.gs1.org/cbv/BizStep-shipping`,
+/// `urn:epcglobal:cbv:bizstep:shipping`) and QCSS URIs are shortened.
+fn short_vocab(v: &str) -> String {
+    for p in [
+        QCSS_BIZ_STEP,
+        "https://ref.gs1.org/cbv/BizStep-",
+        "https://ref.gs1.org/cbv/Disp-",
+        "urn:epcglobal:cbv:bizstep:",
+        "urn:epcglobal:cbv:disp:",
+        "cbv:BizStep-",
+        "cbv:Disp-",
+    ] {
+        if let Some(s) = v.strip_prefix(p) {
+            return s.to_owned();
+        }
+    }
+    v.to_owned()
+}
+
+fn str_field<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
+    v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+// ---------------------------------------------------------------- export
+
+fn export(a: ExportArgs) -> Result<()> {
+    let doc = runtime()?.block_on(async {
+        let mut g = a.conn.gateway().await?;
+        export_doc(&mut g, &a.chaincode, &a.batch).await
+    })?;
+    let text = serde_json::to_string_pretty(&doc)? + "\n";
+    let n = doc["epcisBody"]["eventList"].as_array().map_or(0, Vec::len);
+    match &a.out {
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
+            eprintln!("{n} event(s) of {} written to {}", a.batch, p.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+async fn export_doc(g: &mut GatewayClient, cc: &str, batch: &str) -> Result<Value> {
+    let report = evaluate(g, cc, "trace", batch).await?;
+    let mut batches: BTreeMap<String, Value> = BTreeMap::new();
+    batches.insert(
+        report["batch"]["id"].as_str().unwrap_or(batch).to_owned(),
+        report["batch"].clone(),
+    );
+    let mut list = Vec::new();
+    for e in report["timeline"].as_array().into_iter().flatten() {
+        // Transformations: the output batch, whose `inputs` list every input,
+        // and each input batch's unit of measure.
+        if e["type"] == "TransformationEvent" {
+            let mut ids: Vec<String> = e["children"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect();
+            if let Some(out) = ids.first().cloned() {
+                let b = fetch_batch(g, cc, &mut batches, &out).await?;
+                ids.extend(
+                    b["inputs"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|q| q["batch"].as_str().map(str::to_owned)),
+                );
+            }
+            for id in ids {
+                fetch_batch(g, cc, &mut batches, &id).await?;
+            }
+        }
+        list.push(to_epcis(e, &batches));
+    }
+    Ok(json!({
+        "@context": [EPCIS_CONTEXT, {"qcss": QCSS_VOC}],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": now_utc(),
+        "epcisBody": {"eventList": list},
+    }))
+}
+
+async fn fetch_batch(
+    g: &mut GatewayClient,
+    cc: &str,
+    cache: &mut BTreeMap<String, Value>,
+    id: &str,
+) -> Result<Value> {
+    if let Some(b) = cache.get(id) {
+        return Ok(b.clone());
+    }
+    let b = evaluate(g, cc, "get_batch", id).await?;
+    cache.insert(id.to_owned(), b.clone());
+    Ok(b)
+}
+
+fn quantity_element(id: &str, quantity: Option<u64>, batches: &BTreeMap<String, Value>) -> Value {
+    let mut q = json!({"epcClass": digital_link(id)});
+    if let Some(n) = quantity {
+        q["quantity"] = json!(n);
+        if let Some(uom) = batches.get(id).and_then(|b| str_field(b, "uom")) {
+            q["uom"] = json!(uom);
+        }
+    }
+    q
+}
+
+/// One contract event (`src/model.rs` `Event`) as an EPCIS 2.0 event.
+fn to_epcis(e: &Value, batches: &BTreeMap<String, Value>) -> Value {
+    let kind = e["type"].as_str().unwrap_or("ObjectEvent");
+    let offset = str_field(e, "event_time_zone_offset").unwrap_or("+00:00");
+    let mut o = Map::new();
+    o.insert("type".into(), json!(kind));
+    if let Some(id) = str_field(e, "event_id") {
+        o.insert("eventID".into(), json!(format!("{EVENT_ID}{id}")));
+    }
+    let t = e["event_time"].as_i64().unwrap_or(0);
+    o.insert("eventTime".into(), json!(rfc3339(t, offset)));
+    o.insert("eventTimeZoneOffset".into(), json!(offset));
+    if let Some(r) = e["record_time"].as_i64() {
+        o.insert("recordTime".into(), json!(rfc3339(r, "Z")));
+    }
+    let batch = e["batch"].as_str().unwrap_or("");
+    match kind {
+        "TransformationEvent" => {
+            let output = e["children"][0].as_str().unwrap_or(batch);
+            let inputs = batches
+                .get(output)
+                .map(|b| &b["inputs"])
+                .filter(|i| i.as_array().is_some_and(|a| !a.is_empty()))
+                .unwrap_or(&e["inputs"]);
+            let inputs: Vec<Value> = inputs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|q| {
+                    quantity_element(
+                        q["batch"].as_str().unwrap_or(""),
+                        q["quantity"].as_u64(),
+                        batches,
+                    )
+                })
+                .collect();
+            o.insert("inputQuantityList".into(), json!(inputs));
+            let out_b = batches.get(output);
+            o.insert(
+                "outputQuantityList".into(),
+                json!([quantity_element(
+                    output,
+                    out_b.and_then(|b| b["quantity"].as_u64()),
+                    batches
+                )]),
+            );
+            if let Some(id) = str_field(e, "transformation_id") {
+                o.insert(
+                    "transformationID".into(),
+                    json!(format!("{TRANSFORMATION_ID}{id}")),
+                );
+            }
+            if let Some(b) = out_b {
+                o.insert(
+                    "qcss:output".into(),
+                    json!({"production_date": b["production_date"], "site": b["site"]}),
+                );
+            }
+        }
+        "AggregationEvent" => {
+            if let Some(a) = str_field(e, "action") {
+                o.insert("action".into(), json!(a));
+            }
+            if let Some(p) = str_field(e, "parent") {
+                o.insert("parentID".into(), json!(sscc_link(p)));
+            }
+            let children: Vec<Value> = e["children"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|c| json!(child_link(c)))
+                .collect();
+            o.insert("childEPCs".into(), json!(children));
+        }
+        _ => {
+            o.insert(
+                "action".into(),
+                json!(str_field(e, "action").unwrap_or("OBSERVE")),
+            );
+            match e["serial"].as_u64() {
+                Some(s) => {
+                    o.insert(
+                        "epcList".into(),
+                        json!([digital_link(&format!("{batch}/{s}"))]),
+                    );
+                }
+                None => {
+                    o.insert(
+                        "quantityList".into(),
+                        json!([quantity_element(batch, None, batches)]),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(s) = str_field(e, "biz_step") {
+        o.insert("bizStep".into(), json!(biz_step_out(s)));
+    }
+    if let Some(d) = str_field(e, "disposition") {
+        o.insert("disposition".into(), json!(d));
+    }
+    if let Some(r) = str_field(e, "read_point") {
+        o.insert("readPoint".into(), json!({"id": r}));
+    }
+    if let Some(r) = str_field(e, "biz_location") {
+        o.insert("bizLocation".into(), json!({"id": r}));
+    }
+    if let Some(s) = str_field(e, "source") {
+        o.insert(
+            "sourceList".into(),
+            json!([{"type": "owning_party", "source": format!("{MSP_PARTY}{s}")}]),
+        );
+    }
+    if let Some(d) = str_field(e, "destination") {
+        o.insert(
+            "destinationList".into(),
+            json!([{"type": "owning_party", "destination": format!("{MSP_PARTY}{d}")}]),
+        );
+    }
+    if let Some(sensors) = e["sensors"].as_array().filter(|s| !s.is_empty()) {
+        let report: Vec<Value> = sensors
+            .iter()
+            .map(|r| {
+                json!({"type": r["type"], "value": r["value"], "uom": r["unit"],
+                       "time": rfc3339(r["time"].as_i64().unwrap_or(0), offset)})
+            })
+            .collect();
+        o.insert(
+            "sensorElementList".into(),
+            json!([{"sensorReport": report}]),
+        );
+    }
+    if let Some(att) = e["attachments"].as_array().filter(|a| !a.is_empty()) {
+        let certs: Vec<Value> = att
+            .iter()
+            .filter_map(|a| a["sha256"].as_str())
+            .map(|h| json!(format!("{SHA256_URN}{h}")))
+            .collect();
+        o.insert("certificationInfo".into(), json!(certs));
+        o.insert("qcss:attachments".into(), json!(att));
+    }
+    if let Some(actor) = str_field(e, "actor") {
+        o.insert("qcss:actor".into(), json!(actor));
+    }
+    if !e["data"].is_null() {
+        o.insert("qcss:data".into(), e["data"].clone());
+    }
+    Value::Object(o)
+}
+
+// ---------------------------------------------------------------- import
+
+/// What one EPCIS event becomes: a contract call, or a reason it cannot be one.
+#[derive(Debug, PartialEq)]
+enum Mapped {
+    Call(&'static str, Value),
+    Skip(String),
+}
+
+fn import(a: ImportArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("cannot read {}", a.file.display()))?;
+    let doc: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", a.file.display()))?;
+    let events = doc["epcisBody"]["eventList"]
+        .as_array()
+        .or_else(|| doc["eventList"].as_array())
+        .ok_or_else(|| anyhow!("{}: no epcisBody.eventList", a.file.display()))?
+        .clone();
+    let (mut recorded, mut refused, mut skipped) = (0, 0, 0);
+    runtime()?.block_on(async {
+        let mut g = a.conn.gateway().await?;
+        for (i, e) in events.iter().enumerate() {
+            let mut what = format!("event {} ({}", i + 1, e["type"].as_str().unwrap_or("?"));
+            if let Some(s) = e["bizStep"].as_str() {
+                what = format!("{what} {}", short_vocab(s));
+            }
+            what.push(')');
+            match map_event(e, a.batch.as_deref()) {
+                Mapped::Skip(why) => {
+                    skipped += 1;
+                    println!("{what}: skipped: {why}");
+                }
+                Mapped::Call(f, arg) => {
+                    let arg = arg.to_string();
+                    match g.submit(&a.chaincode, f, &[arg.as_bytes()]).await {
+                        Ok(c) if c.code == TxValidationCode::Valid => {
+                            recorded += 1;
+                            println!("{what}: recorded: {f} tx {} (block {})", c.tx_id, c.block);
+                        }
+                        Ok(c) => {
+                            refused += 1;
+                            println!(
+                                "{what}: refused: {f} tx {} is invalid: {}",
+                                c.tx_id,
+                                c.code.as_str_name()
+                            );
+                        }
+                        Err(err) => {
+                            refused += 1;
+                            println!("{what}: refused: {}", contract_message(&err));
+                        }
+                    }
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    println!("{recorded} recorded, {refused} refused, {skipped} skipped");
+    if refused > 0 {
+        bail!("{refused} of {} event(s) refused", events.len());
+    }
+    Ok(())
+}
+
+fn event_time(e: &Value) -> Result<Option<i64>, String> {
+    match e["eventTime"].as_str() {
+        None => Ok(None),
+        Some(t) => parse_rfc3339(t)
+            .map(Some)
+            .ok_or_else(|| format!("eventTime {t:?} is not RFC 3339")),
+    }
+}
+
+fn id_of(v: &Value) -> Option<String> {
+    v.get("id")
+        .and_then(Value::as_str)
+        .or_else(|| v.as_str())
+        .map(str::to_owned)
+}
+
+fn party(list: &Value, field: &str) -> Option<String> {
+    list.as_array()?.iter().find_map(|p| {
+        let v = p[field].as_str()?;
+        Some(v.strip_prefix(MSP_PARTY).unwrap_or(v).to_owned())
+    })
+}
+
+/// An EPCIS 2.0 event → the contract call that records it.
+fn map_event(e: &Value, retarget: Option<&str>) -> Mapped {
+    let skip = |s: &str| Mapped::Skip(s.to_owned());
+    let time = match event_time(e) {
+        Ok(t) => t,
+        Err(why) => return Mapped::Skip(why),
+    };
+    let step = e["bizStep"].as_str().map(short_vocab);
+    match e["type"].as_str() {
+        Some("ObjectEvent") => {
+            let Some(step) = step else {
+                return skip("an ObjectEvent needs a bizStep (add_event's biz_step)");
+            };
+            if e["action"] == "ADD" && step == "commissioning" {
+                return skip(
+                    "commissioning (ADD) is recorded by register_batch: register the batch instead",
+                );
+            }
+            if e["sensorElementList"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+            {
+                return skip("sensor readings are recorded by a bound device (submit_readings)");
+            }
+            let disposition = e["disposition"].as_str().map(short_vocab);
+            if let Some(d) = disposition.as_deref()
+                && matches!(d, "conformant" | "non_conformant" | "recalled")
+            {
+                return Mapped::Skip(format!(
+                    "disposition {d} is set only by record_inspection or recall"
+                ));
+            }
+            let mut objects: Vec<String> = Vec::new();
+            for u in e["epcList"].as_array().into_iter().flatten() {
+                objects.extend(u.as_str().and_then(ledger_id));
+            }
+            for q in e["quantityList"].as_array().into_iter().flatten() {
+                objects.extend(q["epcClass"].as_str().and_then(ledger_id));
+            }
+            let n_given = e["epcList"].as_array().map_or(0, Vec::len)
+                + e["quantityList"].as_array().map_or(0, Vec::len);
+            if objects.len() != 1 || n_given != 1 {
+                return skip(
+                    "add_event records one object: exactly one GS1 Digital Link batch or unit in epcList/quantityList",
+                );
+            }
+            let mut target = objects.remove(0);
+            if let Some(b) = retarget {
+                target = match target.splitn(3, '/').nth(2) {
+                    Some(serial) => format!("{b}/{serial}"),
+                    None => b.to_owned(),
+                };
+            }
+            let mut arg = json!({"target": target, "biz_step": step});
+            if let Some(d) = disposition {
+                arg["disposition"] = json!(d);
+            }
+            if let Some(t) = time {
+                arg["event_time"] = json!(t);
+            }
+            if let Some(o) = e["eventTimeZoneOffset"].as_str() {
+                arg["event_time_zone_offset"] = json!(o);
+            }
+            if let Some(r) = id_of(&e["readPoint"]) {
+                arg["read_point"] = json!(r);
+            }
+            if let Some(r) = id_of(&e["bizLocation"]) {
+                arg["biz_location"] = json!(r);
+            }
+            if let Some(d) = party(&e["destinationList"], "destination") {
+                arg["destination"] = json!(d);
+            }
+            if let Some(att) = e["qcss:attachments"].as_array() {
+                arg["attachments"] = json!(att);
+            } else if let Some(certs) = e["certificationInfo"].as_array() {
+                let att: Vec<Value> = certs
+                    .iter()
+                    .filter_map(|c| c.as_str()?.strip_prefix(SHA256_URN))
+                    .map(|h| json!({"sha256": h}))
+                    .collect();
+                if !att.is_empty() {
+                    arg["attachments"] = json!(att);
+                }
+            }
+            if let Some(d) = e.get("qcss:data").filter(|d| !d.is_null()) {
+                arg["data"] = d.clone();
+            }
+            Mapped::Call("add_event", arg)
+        }
+        Some("TransformationEvent") => {
+            let Some(tid) = e["transformationID"].as_str() else {
+                return skip("transform needs a transformationID");
+            };
+            let tid = tid.strip_prefix(TRANSFORMATION_ID).unwrap_or(tid);
+            let mut inputs = Vec::new();
+            for q in e["inputQuantityList"].as_array().into_iter().flatten() {
+                let (Some(id), Some(n)) = (
+                    q["epcClass"].as_str().and_then(ledger_id),
+                    q["quantity"].as_u64(),
+                ) else {
+                    return skip(
+                        "every input needs a GS1 Digital Link epcClass and an integer quantity",
+                    );
+                };
+                inputs.push(json!({"batch": id, "quantity": n}));
+            }
+            if inputs.is_empty() || e["inputEPCList"].as_array().is_some_and(|l| !l.is_empty()) {
+                return skip("transform consumes class-level inputs (inputQuantityList) only");
+            }
+            let outs = e["outputQuantityList"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let [out] = outs.as_slice() else {
+                return skip("transform makes exactly one output batch (outputQuantityList)");
+            };
+            let (Some(id), Some(n)) = (
+                out["epcClass"].as_str().and_then(ledger_id),
+                out["quantity"].as_u64(),
+            ) else {
+                return skip(
+                    "the output needs a GS1 Digital Link epcClass and an integer quantity",
+                );
+            };
+            let Some((gtin, lot)) = id.split_once('/') else {
+                return skip("the output is not a batch");
+            };
+            let extra = &e["qcss:output"];
+            let date = extra["production_date"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| {
+                    let t = time?;
+                    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+                    Some(format!("{y:04}-{m:02}-{d:02}"))
+                })
+                .unwrap_or_else(|| "1970-01-01".to_owned());
+            let site = extra["site"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| id_of(&e["bizLocation"]))
+                .or_else(|| id_of(&e["readPoint"]))
+                .unwrap_or_else(|| "unknown".to_owned());
+            let mut arg = json!({
+                "transformation_id": tid,
+                "inputs": inputs,
+                "output": {"gtin": gtin, "lot": lot, "quantity": n,
+                           "uom": out["uom"].as_str().unwrap_or("H87"),
+                           "production_date": date, "site": site},
+            });
+            if let Some(t) = time {
+                arg["event_time"] = json!(t);
+            }
+            if let Some(r) = id_of(&e["readPoint"]) {
+                arg["location"] = json!(r);
+            }
+            Mapped::Call("transform", arg)
+        }
+        Some("AggregationEvent") => {
+            let f = match e["action"].as_str() {
+                Some("ADD") => "pack",
+                Some("DELETE") => "unpack",
+                _ => {
+                    return skip(
+                        "only ADD (pack) and DELETE (unpack) aggregations can be recorded",
+                    );
+                }
+            };
+            let Some(parent) = e["parentID"].as_str().and_then(ledger_id) else {
+                return skip("parentID must be an SSCC");
+            };
+            let mut children = Vec::new();
+            for c in e["childEPCs"].as_array().into_iter().flatten() {
+                match c.as_str().and_then(ledger_id) {
+                    Some(id) => children.push(id),
+                    None => return Mapped::Skip(format!("child {c} is not a unit or an SSCC")),
+                }
+            }
+            if e["childQuantityList"]
+                .as_array()
+                .is_some_and(|l| !l.is_empty())
+            {
+                return skip(
+                    "class-level aggregation (childQuantityList) cannot be recorded: pack units",
+                );
+            }
+            let mut arg = json!({"parent": parent, "children": children});
+            if let Some(t) = time {
+                arg["event_time"] = json!(t);
+            }
+            if let Some(r) = id_of(&e["readPoint"]) {
+                arg["read_point"] = json!(r);
+            }
+            Mapped::Call(f, arg)
+        }
+        Some(other) => Mapped::Skip(format!("{other} has no counterpart in the contract")),
+        None => skip("no event type"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        let t = 1_764_000_000;
+        assert_eq!(rfc3339(t, "Z"), "2025-11-24T16:00:00Z");
+        assert_eq!(rfc3339(t, "+08:00"), "2025-11-25T00:00:00+08:00");
+        assert_eq!(rfc3339(t, "-05:30"), "2025-11-24T10:30:00-05:30");
+        for off in ["Z", "+08:00", "-05:30", "+00:00"] {
+            assert_eq!(parse_rfc3339(&rfc3339(t, off)), Some(t));
+        }
+        assert_eq!(parse_rfc3339("2025-11-24T16:00:00.123Z"), Some(t));
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), Some(-1));
+        assert_eq!(parse_rfc3339("2025-11-24"), None);
+    }
+
+    #[test]
+    fn identifiers() {
+        assert_eq!(
+            digital_link("06901234560015/H1"),
+            "https://id.gs1.org/01/06901234560015/10/H1"
+        );
+        assert_eq!(
+            ledger_id("https://q.example.com/01/06901234560015/10/H1/21/5?8030=x").as_deref(),
+            Some("06901234560015/H1/5")
+        );
+        assert_eq!(
+            ledger_id(&digital_link("06901234560015/H1")).as_deref(),
+            Some("06901234560015/H1")
+        );
+        assert_eq!(
+            ledger_id(&sscc_link("006901234000000017")).as_deref(),
+            Some("006901234000000017")
+        );
+        assert_eq!(
+            short_vocab("https://ref.gs1.org/cbv/BizStep-shipping"),
+            "shipping"
+        );
+        assert_eq!(short_vocab(&biz_step_out("harvesting")), "harvesting");
+    }
+
+    #[test]
+    fn export_then_map_gives_the_same_add_event() {
+        let e = json!({"event_id": "tx1:0", "type": "ObjectEvent", "action": "OBSERVE",
+            "batch": "06901234560015/H1", "serial": null, "biz_step": "harvesting",
+            "disposition": "in_progress", "actor": "Org1MSP", "event_time": 1_764_000_000,
+            "event_time_zone_offset": "+08:00", "record_time": 1_764_000_100,
+            "read_point": "orchard 3", "biz_location": null, "destination": "Org2MSP",
+            "attachments": [{"sha256": "ab", "name": "f.jpg", "media_type": null}],
+            "data": {"truck": "Z-1"}});
+        let x = to_epcis(&e, &BTreeMap::new());
+        assert_eq!(x["bizStep"], "https://qcss.dev/voc/bizstep/harvesting");
+        assert_eq!(x["certificationInfo"][0], "urn:qcss:sha256:ab");
+        let Mapped::Call(f, arg) = map_event(&x, None) else {
+            panic!("skipped")
+        };
+        assert_eq!(f, "add_event");
+        assert_eq!(
+            arg,
+            json!({"target": "06901234560015/H1", "biz_step": "harvesting",
+                   "disposition": "in_progress", "event_time": 1_764_000_000,
+                   "event_time_zone_offset": "+08:00", "read_point": "orchard 3",
+                   "destination": "Org2MSP",
+                   "attachments": [{"sha256": "ab", "name": "f.jpg", "media_type": null}],
+                   "data": {"truck": "Z-1"}})
+        );
+        let Mapped::Call(_, arg) = map_event(&x, Some("06901234560015/H9")) else {
+            panic!("skipped")
+        };
+        assert_eq!(arg["target"], "06901234560015/H9");
+        let mut c = x.clone();
+        c["action"] = json!("ADD");
+        c["bizStep"] = json!("commissioning");
+        assert!(matches!(map_event(&c, None), Mapped::Skip(_)));
+    }
+}
