@@ -35,6 +35,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::network::metric;
+use crate::network_demo::gtin;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use prost::Message;
@@ -358,29 +360,6 @@ fn ensure_identity(
     Ok(out)
 }
 
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let a = addr.parse().ok()?;
-    let mut s = std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    Some(buf.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
-}
-
-fn metric(ops: &str, name: &str) -> Option<f64> {
-    http_get(ops, "/metrics")?
-        .lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 /// The connection file for the local network in `dir`, enrolling the
 /// benchmark's identities (`bench-client`: enterprise, `bench-consumer`:
 /// consumer, in every org; `bench-regulator` if no org has a regulator).
@@ -464,17 +443,6 @@ fn local_connection(dir: &Path) -> Result<Connection> {
 }
 
 // ---------------------------------------------------------------- setup
-
-/// GTIN-14 from 13 digits plus the GS1 check digit.
-fn gtin(body: &str) -> String {
-    let sum: u32 = body
-        .chars()
-        .rev()
-        .enumerate()
-        .map(|(i, c)| c.to_digit(10).unwrap_or(0) * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
-}
 
 /// One connection to `g`'s peer, and a Gateway client over it for each
 /// of `ids`.

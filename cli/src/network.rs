@@ -334,7 +334,7 @@ fn tcp_open(addr: &str) -> bool {
 }
 
 /// A GET on an operations endpoint: (status, body).
-fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+pub(crate) fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let a = addr.parse().ok()?;
     let mut s = std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).ok()?;
@@ -351,7 +351,8 @@ fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-fn metric(ops: &str, name: &str) -> Option<f64> {
+/// One figure from a node's `/metrics` (unlabelled).
+pub(crate) fn metric(ops: &str, name: &str) -> Option<f64> {
     let (_, body) = http_get(ops, "/metrics")?;
     body.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))

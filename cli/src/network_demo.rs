@@ -30,7 +30,7 @@ pub struct DemoCodes {
 }
 
 /// GTIN-14 from 13 digits plus the GS1 check digit.
-fn gtin(body: &str) -> String {
+pub(crate) fn gtin(body: &str) -> String {
     let sum: u32 = body
         .chars()
         .rev()

@@ -97,19 +97,8 @@ fn start(a: StartArgs) -> Result<()> {
     let cfg = OrdererConfig::load(&a.config)?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&cfg.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-        let ops = match &cfg.ops_listen {
-            Some(a) => Some(
-                tokio::net::TcpListener::bind(a)
-                    .await
-                    .with_context(|| format!("cannot listen on {a} (operations)"))?,
-            ),
-            None => None,
-        };
-        let addr = listener.local_addr()?;
-        let ops_addr = ops.as_ref().and_then(|l| l.local_addr().ok());
+        let (listener, ops, addr, ops_addr) =
+            bind_node(&cfg.listen, cfg.ops_listen.as_deref()).await?;
         println!(
             "qcss orderer {} listening on {addr}{}",
             cfg.node_id,
@@ -120,4 +109,32 @@ fn start(a: StartArgs) -> Result<()> {
         qcss_orderer::node::run(cfg, listener, ops, crate::ca::shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// Binds a node's gRPC and operations listeners, naming the address in the
+/// error (a port already taken is the classic start failure); returns them
+/// with their bound addresses.
+pub(crate) async fn bind_node(
+    listen: &str,
+    ops_listen: Option<&str>,
+) -> Result<(
+    tokio::net::TcpListener,
+    Option<tokio::net::TcpListener>,
+    std::net::SocketAddr,
+    Option<std::net::SocketAddr>,
+)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let ops = match ops_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} (operations)"))?,
+        ),
+        None => None,
+    };
+    let addr = listener.local_addr()?;
+    let ops_addr = ops.as_ref().and_then(|l| l.local_addr().ok());
+    Ok((listener, ops, addr, ops_addr))
 }

@@ -324,19 +324,8 @@ fn block_json(block: &qcss_proto::common::Block, channel: &str) -> serde_json::V
 fn start(a: StartArgs) -> Result<()> {
     let cfg = PeerConfig::load(&a.config)?;
     runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&cfg.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-        let ops = match &cfg.ops_listen {
-            Some(a) => Some(
-                tokio::net::TcpListener::bind(a)
-                    .await
-                    .with_context(|| format!("cannot listen on {a} (operations)"))?,
-            ),
-            None => None,
-        };
-        let addr = listener.local_addr()?;
-        let ops_addr = ops.as_ref().and_then(|l| l.local_addr().ok());
+        let (listener, ops, addr, ops_addr) =
+            crate::orderer::bind_node(&cfg.listen, cfg.ops_listen.as_deref()).await?;
         println!(
             "qcss peer of {} listening on {addr}{}",
             cfg.msp_id,

@@ -101,8 +101,8 @@ pub struct VerifyArgs {
     /// The unit code URI.
     code: String,
     /// The batch's public key: 64 hex digits, or base64url (43 characters,
-    /// as registered on the ledger).
-    #[arg(long)]
+    /// as registered on the ledger; it may start with '-').
+    #[arg(long, allow_hyphen_values = true)]
     pubkey: String,
 }
 

@@ -282,6 +282,26 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// Connects a long-lived tonic channel between nodes over mutual TLS to
+/// `https://addr`, with HTTP/2 keep-alives so that a node that silently
+/// disappears is noticed within seconds; errors are flattened to text.
+pub async fn connect_node(
+    addr: &str,
+    tls: tonic::transport::ClientTlsConfig,
+) -> Result<tonic::transport::Channel, String> {
+    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .and_then(|e| e.tls_config(tls))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(2))
+        .keep_alive_timeout(Duration::from_secs(3))
+        .keep_alive_while_idle(true)
+        .connect()
+        .await
+        .map_err(|e| error_chain(&e))
+}
+
 /// Connects a tonic channel over mutual TLS to `https://addr`.
 pub async fn connect(
     addr: &str,

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use openraft::BasicNode;
 use prost::Message;
@@ -89,18 +88,7 @@ impl Shared {
             Some((self.tls.tls_cert.as_slice(), self.tls.tls_key.as_slice())),
             addr,
         );
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
-            .and_then(|e| e.tls_config(tls))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(3))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(2))
-            .keep_alive_timeout(Duration::from_secs(3))
-            .keep_alive_while_idle(true);
-        endpoint
-            .connect()
-            .await
-            .map_err(|e| qcss_network::tls::error_chain(&e))
+        qcss_network::tls::connect_node(addr, tls).await
     }
 }
 

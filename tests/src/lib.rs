@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod load;
 pub mod netns;
 pub mod peers;
+pub mod trace;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

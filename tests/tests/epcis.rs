@@ -7,47 +7,9 @@
 //! second lot gives the same ObjectEvents (business step, disposition, times,
 //! places, attachments, data), ignoring event ids and record times.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use qcss_peer::client::GatewayClient;
-use qcss_proto::protos::TxValidationCode;
 use qcss_tests::peers::{Network, NetworkOptions, traceability_wasm};
+use qcss_tests::trace::{SHA, gs1, now, submit};
 use serde_json::{Value, json};
-
-const CC: &str = "traceability";
-const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-
-/// A GS1 number with its mod-10 check digit appended.
-fn gs1(data: &str) -> String {
-    let sum: u32 = data
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    format!("{data}{}", (10 - sum % 10) % 10)
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-}
-
-async fn submit(g: &mut GatewayClient, f: &str, args: Value) -> Value {
-    let a = args.to_string();
-    let c = g
-        .submit(CC, f, &[a.as_bytes()])
-        .await
-        .unwrap_or_else(|e| panic!("{f} {a}: {e}"));
-    assert_eq!(c.code, TxValidationCode::Valid, "{f}: {c:?}");
-    if c.result.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&c.result).expect("JSON result")
-    }
-}
 
 fn batch_args(gtin: &str, lot: &str, quantity: u64) -> Value {
     json!({"gtin": gtin, "lot": lot, "quantity": quantity, "uom": "KGM",

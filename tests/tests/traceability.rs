@@ -5,56 +5,12 @@
 //! CLI (`qcss tx invoke`, `qcss codes`, `qcss scan`, `qcss trace`,
 //! `qcss recall`), asserting what a user sees.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use qcss_peer::client::GatewayClient;
 use qcss_proto::protos::TxValidationCode;
 use qcss_tests::peers::{Network, NetworkOptions, traceability_wasm};
+use qcss_tests::trace::{CC, SHA, gs1, now, query, submit};
 use serde_json::{Value, json};
 
-const CC: &str = "traceability";
-const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 const BASE: &str = "https://q.example.com";
-
-/// A GS1 number with its mod-10 check digit appended.
-fn gs1(data: &str) -> String {
-    let sum: u32 = data
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    format!("{data}{}", (10 - sum % 10) % 10)
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-}
-
-async fn submit(g: &mut GatewayClient, f: &str, args: Value) -> Value {
-    let a = args.to_string();
-    let c = g
-        .submit(CC, f, &[a.as_bytes()])
-        .await
-        .unwrap_or_else(|e| panic!("{f} {a}: {e}"));
-    assert_eq!(c.code, TxValidationCode::Valid, "{f}: {c:?}");
-    if c.result.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&c.result).expect("JSON result")
-    }
-}
-
-async fn query(g: &mut GatewayClient, f: &str, arg: &str) -> Value {
-    let r = g
-        .evaluate(CC, f, &[arg.as_bytes()])
-        .await
-        .unwrap_or_else(|e| panic!("{f} {arg}: {e}"));
-    serde_json::from_slice(&r).expect("JSON result")
-}
 
 fn batch_args(gtin: &str, lot: &str, quantity: u64, uom: &str) -> Value {
     json!({"gtin": gtin, "lot": lot, "quantity": quantity, "uom": uom,
@@ -348,7 +304,9 @@ async fn loquat_juice_through_the_gateway_and_the_cli() {
         "{}",
         codes[4]
     );
-    let out = net.cli(&["codes", "verify", &codes[4], "--pubkey", &pubkey], &[]);
+    // `--pubkey=` form: a base64url key may start with '-'.
+    let pk = format!("--pubkey={pubkey}");
+    let out = net.cli(&["codes", "verify", &codes[4], &pk], &[]);
     assert!(out.starts_with("GENUINE"), "{out}");
     let out = net.cli(
         &["codes", "register", "--batch", &jb, "--key", "lj2025a.key"],
@@ -454,7 +412,7 @@ async fn loquat_juice_through_the_gateway_and_the_cli() {
     assert_eq!(v["verdict"], "forged");
     let (ok, out, _) = net.cli_any(&["scan", &forged, "--location", "Hangzhou"], &consumer);
     assert!(!ok && out.starts_with("FORGED"), "{out}");
-    let (ok, out, _) = net.cli_any(&["codes", "verify", &forged, "--pubkey", &pubkey], &[]);
+    let (ok, out, _) = net.cli_any(&["codes", "verify", &forged, &pk], &[]);
     assert!(!ok && out.starts_with("FORGED"), "{out}");
     // A code for a serial beyond the batch, correctly signed, is refused too.
     net.cli(

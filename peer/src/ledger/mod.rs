@@ -100,13 +100,28 @@ impl Ledger {
     /// Fails if the directory holds something else, or if the recorded tip
     /// does not match the last stored block.
     pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|source| LedgerError::Open {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        // sled holds an exclusive file lock until its background flusher has
+        // stopped, which can outlive the handle by a moment (a peer restarted
+        // at once, a tool opening the ledger right after): retry for a while
+        // before reporting the directory as in use.
+        let mut attempts = 0;
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if attempts < 40 && e.to_string().contains("could not acquire lock") =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(source) => {
+                    return Err(LedgerError::Open {
+                        path: dir.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+        };
         let tree = |name: &'static str| {
             db.open_tree(name)
                 .map_err(LedgerError::storage("open tree"))

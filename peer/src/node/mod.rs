@@ -177,20 +177,9 @@ impl Peer {
             Some((self.tls.cert.as_slice(), self.tls.key.as_slice())),
             addr,
         );
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
-            .and_then(|e| e.tls_config(tls))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(3))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(2))
-            .keep_alive_timeout(Duration::from_secs(3))
-            .keep_alive_while_idle(true);
-        let ch = endpoint.connect().await.map_err(|e| {
-            format!(
-                "cannot connect to {addr}: {}",
-                qcss_network::tls::error_chain(&e)
-            )
-        })?;
+        let ch = qcss_network::tls::connect_node(addr, tls)
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
         self.connections
             .lock()
             .await
