@@ -835,6 +835,18 @@ fn deploy(dir: &Path, info: &NetworkInfo, wasm: &Path, p: &Progress) -> Result<(
 }
 
 fn print_summary(dir: &Path, info: &NetworkInfo, demo: Option<&crate::network_demo::DemoCodes>) {
+    // The binary as it was run (it may not be on PATH), so lines can be pasted.
+    let q = std::env::current_exe()
+        .ok()
+        .and_then(|p| {
+            let cwd = std::env::current_dir().ok()?;
+            Some(
+                p.strip_prefix(&cwd)
+                    .map(|r| r.display().to_string())
+                    .unwrap_or_else(|_| p.display().to_string()),
+            )
+        })
+        .unwrap_or_else(|| "qcss".into());
     println!();
     println!(
         "channel {} — {} orgs, {} orderers; files in {}",
@@ -876,12 +888,12 @@ fn print_summary(dir: &Path, info: &NetworkInfo, demo: Option<&crate::network_de
     match demo {
         Some(d) => {
             println!("Unit codes from the loquat-juice story — try:");
-            println!("  genuine, with history:  qcss trace '{}' {conn}", d.good);
+            println!("  genuine, with history:  {q} trace '{}' {conn}", d.good);
             println!(
-                "  recalled batch:         qcss trace '{}' {conn}",
+                "  recalled batch:         {q} trace '{}' {conn}",
                 d.recalled
             );
-            println!("  forged:                 qcss trace '{}' {conn}", d.forged);
+            println!("  forged:                 {q} trace '{}' {conn}", d.forged);
             if !o.web.is_empty() {
                 let page = |c: &str| {
                     c.find("/01/")
@@ -895,13 +907,13 @@ fn print_summary(dir: &Path, info: &NetworkInfo, demo: Option<&crate::network_de
         }
         None => {
             println!(
-                "Try:  qcss tx query --chaincode {CONTRACT} --fn get_permit --args '[\"ProducerMSP\"]' {conn}"
+                "Try:  {q} tx query --chaincode {CONTRACT} --fn get_permit --args '[\"ProducerMSP\"]' {conn}"
             );
             println!("      (run with --demo for a whole story and unit codes to trace)");
         }
     }
     println!(
-        "Status: qcss network status --dir {}    Stop: qcss network down --dir {}",
+        "Status: {q} network status --dir {}    Stop: {q} network down --dir {}",
         dir.display(),
         dir.display()
     );
