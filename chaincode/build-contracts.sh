@@ -30,8 +30,10 @@ if [ "${#crates[@]}" -eq 0 ]; then
     exit 1
 fi
 
-cargo build --manifest-path "$contracts/Cargo.toml" --release --target "$target" \
-    --target-dir "$target_dir" --locked --workspace
+# From inside the contracts workspace: cargo finds `.cargo/config.toml` (the
+# contracts' 64 KiB stack) by the working directory, not by --manifest-path.
+(cd "$contracts" && cargo build --release --target "$target" \
+    --target-dir "$target_dir" --locked --workspace)
 
 mkdir -p "$out_dir"
 for crate in "${crates[@]}"; do

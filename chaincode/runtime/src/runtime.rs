@@ -189,7 +189,8 @@ impl Runtime {
 }
 
 /// The engine configuration: deterministic fuel (eager compilation), no
-/// start functions, no memory64/multi-memory/custom page sizes, wasmi's
+/// start functions, no multi-memory/custom page sizes (memory64 is not
+/// compiled in: wasmi without its `memory64` feature), wasmi's
 /// strict module limits. Floats: see ABI.md, "Floats".
 fn engine_config() -> Config {
     let mut config = Config::default();
@@ -198,7 +199,6 @@ fn engine_config() -> Config {
         .compilation_mode(CompilationMode::Eager)
         .floats(true)
         .allow_start_fn(false)
-        .wasm_memory64(false)
         .wasm_multi_memory(false)
         .wasm_custom_page_sizes(false)
         .enforced_limits(EnforcedLimits::strict());
