@@ -35,7 +35,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::network::metric;
 use crate::network_demo::gtin;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
@@ -417,14 +416,9 @@ fn local_connection(dir: &Path) -> Result<Connection> {
             ensure_identity(&dir, &info.orgs[0], "bench-regulator", "regulator")?,
         ),
     };
-    // Every peer sends to the first consenter; a follower forwards to the
-    // leader, which checks the envelope's signature again.
-    let leader = info
-        .orderers
-        .iter()
-        .find_map(|x| metric(&x.ops, "qcss_orderer_raft_leader").filter(|l| *l > 0.0))
-        .unwrap_or(0.0) as u64;
-    let first = info.orderers.first().map_or(0, |x| x.id);
+    // Every peer's Gateway submits to the Raft leader once a follower has
+    // told it where the leader is (docs/peer.md, `Submit`): the leader alone
+    // checks the envelope, bar one forward per peer at the start.
     Ok(Connection {
         channel: info.channel.clone(),
         chaincode: crate::network::CONTRACT.into(),
@@ -437,7 +431,7 @@ fn local_connection(dir: &Path) -> Result<Connection> {
         gateways,
         validating_peers: Some(info.orgs.len()),
         orderers: Some(info.orderers.len()),
-        orderer_verifies: Some(if leader == first { 1 } else { 2 }),
+        orderer_verifies: Some(1),
         pids: Some(dir.join("pids.json")),
     })
 }

@@ -191,11 +191,8 @@ fn submit(a: SubmitArgs) -> Result<()> {
             r.info
         );
     }
-    let block = r
-        .info
-        .strip_prefix("ordered in block ")
-        .unwrap_or(&r.info)
-        .to_string();
+    let block = qcss_network::envelope::ordered_block(&r.info)
+        .map_or_else(|| r.info.clone(), |b| b.to_string());
     println!(
         "config update {tx_id} committed in block {block}: channel {} is at sequence {}",
         u.channel_id, u.sequence

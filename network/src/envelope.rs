@@ -159,6 +159,32 @@ pub fn compute_tx_id(nonce: &[u8], creator: &[u8]) -> String {
     hex::encode(signing::sha256(&buf))
 }
 
+/// The block number in an orderer's SUCCESS `info` ("ordered in block N",
+/// possibly followed by a [`forwarded_note`]).
+pub fn ordered_block(info: &str) -> Option<u64> {
+    let rest = info.strip_prefix("ordered in block ")?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..digits].parse().ok()
+}
+
+/// What an orderer that forwarded an envelope adds to the leader's SUCCESS
+/// `info`: which consenter leads, and at which address. Fabric clients show
+/// `info` as text; the QCSS Gateway reads it back with [`forwarded_to`] and
+/// submits to the leader directly from then on.
+pub fn forwarded_note(leader: u64, addr: &str) -> String {
+    format!(" (forwarded to leader {leader} at {addr})")
+}
+
+/// The leader's address in a SUCCESS `info` carrying [`forwarded_note`].
+pub fn forwarded_to(info: &str) -> Option<&str> {
+    let rest = &info[info.rfind("(forwarded to leader ")?..];
+    let addr = &rest[rest.find(" at ")? + 4..];
+    addr.strip_suffix(')')
+        .filter(|a| !a.is_empty() && !a.contains(' '))
+}
+
 /// A fresh 24-byte nonce.
 pub fn new_nonce() -> Result<Vec<u8>, CryptoError> {
     let mut n = vec![0u8; 24];
@@ -215,4 +241,26 @@ pub fn build(
     .encode_to_vec();
     let signature = signer.sign(&payload)?;
     Ok((Envelope { payload, signature }, tx_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_note_round_trips() {
+        let info = format!("ordered in block 12{}", forwarded_note(2, "127.0.0.1:7050"));
+        assert_eq!(
+            info,
+            "ordered in block 12 (forwarded to leader 2 at 127.0.0.1:7050)"
+        );
+        assert_eq!(forwarded_to(&info), Some("127.0.0.1:7050"));
+        assert_eq!(forwarded_to("ordered in block 12"), None);
+        assert_eq!(ordered_block(&info), Some(12));
+        assert_eq!(ordered_block("ordered in block 7"), Some(7));
+        assert_eq!(ordered_block("no leader"), None);
+        assert_eq!(forwarded_to("x (forwarded to leader 2 at )"), None);
+        assert_eq!(forwarded_to("x (forwarded to leader 2 at a b)"), None);
+        assert_eq!(forwarded_to("x (forwarded to leader 2 at [::1]:7050"), None);
+    }
 }

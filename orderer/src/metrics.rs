@@ -11,6 +11,8 @@ pub struct Metrics {
     pub envelopes: CounterVec,
     /// Batches proposed to Raft.
     pub batches_cut: Counter,
+    /// Envelopes this node, a follower, forwarded to the Raft leader.
+    pub forwarded: Counter,
     /// Broadcast receive → SUCCESS, seconds.
     pub broadcast_latency: Histogram,
     /// Raft snapshots this node built (since it started).
@@ -33,6 +35,12 @@ impl Metrics {
                 .expect("metric names are static and valid"),
             batches_cut: registry
                 .counter("qcss_orderer_batches_cut_total", "Batches proposed to Raft")
+                .expect("metric names are static and valid"),
+            forwarded: registry
+                .counter(
+                    "qcss_orderer_forwarded_total",
+                    "Envelopes this follower forwarded to the Raft leader",
+                )
                 .expect("metric names are static and valid"),
             broadcast_latency: registry
                 .histogram(

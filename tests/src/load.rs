@@ -122,11 +122,8 @@ impl Submitter {
             for ((env, id), r) in chunk.iter().zip(&resps) {
                 match Status::try_from(r.status).unwrap_or(Status::Unknown) {
                     Status::Success => {
-                        let block = r
-                            .info
-                            .strip_prefix("ordered in block ")
-                            .and_then(|b| b.parse().ok())
-                            .unwrap_or(u64::MAX);
+                        let block =
+                            qcss_network::envelope::ordered_block(&r.info).unwrap_or(u64::MAX);
                         out.acked.push(Ack {
                             tx_id: id.clone(),
                             block,

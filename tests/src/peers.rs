@@ -143,6 +143,8 @@ pub struct Network {
     pub orderers: Vec<Option<NodeProc>>,
     /// Orderer addresses.
     pub orderer_addrs: Vec<String>,
+    /// Orderer operations addresses.
+    pub orderer_ops: Vec<String>,
     /// Peer processes, one per org.
     pub peers: Vec<Option<NodeProc>>,
     /// Peer gRPC addresses.
@@ -168,6 +170,9 @@ impl Network {
             );
         }
         let orderer_addrs: Vec<String> = (0..3)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let orderer_ops: Vec<String> = (0..3)
             .map(|_| format!("127.0.0.1:{}", free_port()))
             .collect();
         let peer_addrs: Vec<String> = (0..opts.orgs)
@@ -220,8 +225,10 @@ impl Network {
             let toml = format!(
                 "node_id = {i}\nmsp_id = \"Org1MSP\"\nidentity_dir = \"org1/orderer{i}\"\n\
                  tls_cert = \"org1/orderer{i}/tls-cert.pem\"\ntls_key = \"org1/orderer{i}/tls-key.pem\"\n\
-                 genesis_block = \"genesis.block\"\ndata_dir = \"orderer{i}-data\"\nlisten = \"{}\"\n",
+                 genesis_block = \"genesis.block\"\ndata_dir = \"orderer{i}-data\"\nlisten = \"{}\"\n\
+                 ops_listen = \"{}\"\n",
                 orderer_addrs[i - 1],
+                orderer_ops[i - 1],
             );
             std::fs::write(dir.join(format!("orderer{i}.toml")), toml).expect("orderer config");
         }
@@ -239,6 +246,7 @@ impl Network {
             dir: dir.to_path_buf(),
             orderers: (0..3).map(|_| None).collect(),
             orderer_addrs,
+            orderer_ops,
             peers: (0..opts.orgs).map(|_| None).collect(),
             peer_addrs,
             peer_ops,
@@ -404,11 +412,12 @@ impl Network {
 
     /// A Prometheus figure of org `n`'s peer.
     pub fn metric(&self, n: usize, name: &str) -> Option<f64> {
-        let (_, body) = http_get(&self.peer_ops[n - 1], "/metrics").ok()?;
-        body.lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
+        scrape(&self.peer_ops[n - 1], name)
+    }
+
+    /// A Prometheus figure of orderer `id` (1-based).
+    pub fn orderer_metric(&self, id: usize, name: &str) -> Option<f64> {
+        scrape(&self.orderer_ops[id - 1], name)
     }
 
     /// Org `n`'s peer's ledger height (from its metrics; 0 if down).
@@ -483,4 +492,13 @@ impl Network {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
+}
+
+/// An unlabelled Prometheus figure `name` from the operations port at `ops`.
+fn scrape(ops: &str, name: &str) -> Option<f64> {
+    let (_, body) = http_get(ops, "/metrics").ok()?;
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }

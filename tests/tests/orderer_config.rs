@@ -75,9 +75,7 @@ async fn tls_refused(c: &Cluster, node: usize, dir: &std::path::Path, probe: Env
 /// The block number a SUCCESS names.
 fn block_of(r: &BroadcastResponse) -> u64 {
     assert_eq!(r.status, Status::Success as i32, "{}", r.info);
-    r.info
-        .strip_prefix("ordered in block ")
-        .and_then(|b| b.parse().ok())
+    qcss_network::envelope::ordered_block(&r.info)
         .unwrap_or_else(|| panic!("no block number in {:?}", r.info))
 }
 

@@ -361,9 +361,12 @@ impl GatewayService {
         let pause = Duration::from_millis(200);
         loop {
             let mut errors = Vec::new();
-            for addr in self.peer.orderers() {
+            for addr in self.peer.orderers_for_submit() {
                 match self.broadcast_once(&addr, &env, timeout).await {
-                    Ok(()) => return Ok(SubmitResponse {}),
+                    Ok(info) => {
+                        self.peer.note_submitted(&addr, &info);
+                        return Ok(SubmitResponse {});
+                    }
                     Err(Attempt::Refused(s)) => return Err(s),
                     Err(Attempt::Unavailable(e)) => errors.push(format!("{addr}: {e}")),
                 }
@@ -378,13 +381,13 @@ impl GatewayService {
         }
     }
 
-    /// Sends `env` to the orderer at `addr`.
+    /// Sends `env` to the orderer at `addr`; on SUCCESS, its `info`.
     async fn broadcast_once(
         &self,
         addr: &str,
         env: &Envelope,
         timeout: Duration,
-    ) -> Result<(), Attempt> {
+    ) -> Result<String, Attempt> {
         let attempt = async {
             let ch = self.peer.connect(addr).await?;
             OrdererClient::from_channel(ch)
@@ -406,7 +409,7 @@ impl GatewayService {
             }
         };
         match responses.first() {
-            Some(b) if b.status == FabStatus::Success as i32 => Ok(()),
+            Some(b) if b.status == FabStatus::Success as i32 => Ok(b.info.clone()),
             // No leader, or this orderer lost it: another may do.
             Some(b) if b.status == FabStatus::ServiceUnavailable as i32 => {
                 Err(Attempt::Unavailable(b.info.clone()))

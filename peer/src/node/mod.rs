@@ -95,6 +95,10 @@ pub struct Peer {
     pub(crate) pull: RwLock<PullStatus>,
     /// gRPC channels to other peers and to orderers, by address.
     connections: tokio::sync::Mutex<HashMap<String, tonic::transport::Channel>>,
+    /// The orderer the Gateway submits to first: the Raft leader, as the
+    /// last answer showed (a follower forwards, which costs the ordering
+    /// service a hop and a second signature check).
+    pub(crate) submit_first: std::sync::Mutex<Option<String>>,
 }
 
 /// The committer's view of the ordering service.
@@ -163,6 +167,34 @@ impl Peer {
         } else {
             self.cfg.orderers.clone()
         }
+    }
+
+    /// The orderers in the order the Gateway submits to them: the known
+    /// leader first, then the rest as configured.
+    pub(crate) fn orderers_for_submit(&self) -> Vec<String> {
+        let mut all = self.orderers();
+        let first = self
+            .submit_first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(i) = first.and_then(|f| all.iter().position(|a| *a == f)) {
+            let leader = all.remove(i);
+            all.insert(0, leader);
+        }
+        all
+    }
+
+    /// Remembers where to submit next, from an orderer's SUCCESS answer:
+    /// `addr` itself, or the leader it forwarded to (if that is one of ours).
+    pub(crate) fn note_submitted(&self, addr: &str, info: &str) {
+        let leader = qcss_network::envelope::forwarded_to(info)
+            .filter(|l| self.orderers().iter().any(|a| a == l))
+            .unwrap_or(addr);
+        *self
+            .submit_first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(leader.to_owned());
     }
 
     /// A (cached) mTLS gRPC channel to `addr`, an orderer or a peer, trusting
@@ -284,6 +316,7 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
         metrics: Metrics::new(registry),
         pull: RwLock::new(PullStatus::default()),
         connections: tokio::sync::Mutex::new(HashMap::new()),
+        submit_first: std::sync::Mutex::new(None),
     }))
 }
 
