@@ -234,10 +234,26 @@ impl Msp {
                 claimed: msp_id.to_string(),
             });
         }
+        // The hot path (every proposal and transaction): a certificate seen
+        // before, found by the hash of its PEM without decoding it. A SHA-256
+        // of PEM text and one of DER cannot collide in practice, so both
+        // share the cache.
+        let now = unix_now();
+        let pem_id = crate::signing::sha256(cert_pem);
+        if let Ok(cache) = self.cache.lock()
+            && let Some(hit) = cache.get(&pem_id)
+            && hit.cert.not_after >= now
+        {
+            return Ok(hit.clone());
+        }
         let der = certs_from_pem(cert_pem)
             .map_err(|source| self.bad_cert(source))?
             .remove(0);
-        self.validate(&der)
+        let v = self.validate(&der)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(pem_id, v.clone());
+        }
+        Ok(v)
     }
 
     /// Validates a certificate at a given time (Unix seconds), bypassing the cache.
