@@ -6,6 +6,7 @@
 //! - [`msp`]: an org's membership: chain, validity, key usage and CRL checks, cached.
 //! - [`policy`]: signature and implicit-meta policies (`AND('Org1.peer', ...)`, `MAJORITY Admins`).
 //! - [`tls`]: mutual TLS for tonic servers (with CRLs, hot-reloadable) and clients.
+//! - [`store`]: the sled settings the peer's ledger and the orderer's store share.
 //!
 //! This crate does no networking of its own beyond building TLS configurations,
 //! and holds no ledger state. Start with [`msp::Msp::validate`] and [`tls::incoming`].
@@ -20,6 +21,7 @@ pub mod ops;
 pub mod policy;
 pub mod role;
 pub mod signing;
+pub mod store;
 pub mod tls;
 
 pub use identity::{CertInfo, MspId, SerializedIdentity, SigningIdentity};

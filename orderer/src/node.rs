@@ -169,8 +169,7 @@ pub async fn run(
 
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| OrdererError::Config(format!("data dir {}: {e}", cfg.data_dir.display())))?;
-    let db = sled::Config::new()
-        .path(cfg.data_dir.join("store"))
+    let db = qcss_network::store::sled_config(&cfg.data_dir.join("store"))
         .mode(sled::Mode::HighThroughput)
         .open()
         .map_err(|e| OrdererError::Store(format!("cannot open {}: {e}", cfg.data_dir.display())))?;

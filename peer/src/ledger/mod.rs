@@ -106,7 +106,7 @@ impl Ledger {
         // before reporting the directory as in use.
         let mut attempts = 0;
         let db = loop {
-            match sled::Config::new().path(dir).open() {
+            match qcss_network::store::sled_config(dir).open() {
                 Ok(db) => break db,
                 Err(sled::Error::Io(e))
                     if attempts < 40 && e.to_string().contains("could not acquire lock") =>

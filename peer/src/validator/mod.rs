@@ -276,7 +276,11 @@ fn check_all<P: PolicyProvider + ?Sized>(
     threads: usize,
 ) -> (Vec<CheckedTx>, usize, Duration) {
     let cores = match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        // Asked once: the standard library reads the cgroup files each time.
+        0 => {
+            static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+            *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        }
         n => n,
     };
     let threads = cores.min(envelopes.len().div_ceil(CHUNK)).max(1);
