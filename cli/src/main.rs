@@ -77,16 +77,8 @@ enum Command {
     Epcis(epcis::EpcisCommand),
 }
 
-/// mimalloc instead of glibc's allocator: a peer allocates and frees many
-/// small buffers per transaction on many threads (decoding, gRPC, wasm
-/// instances); in the benchmark's profile glibc's malloc/free took ~12% of
-/// all CPU (bench/README.md, "Profile"). It also keeps freed memory in the
-/// process, so each chaincode call's fresh wasm memory does not go back to
-/// the kernel and return page-faulting (chaincode/README.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -119,3 +111,22 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// Keeps glibc from returning freed memory to the kernel after every
+/// chaincode call: wasmi allocates and zero-fills each instance's memory, and
+/// with glibc's defaults those blocks are mmap'd and unmapped per call, which
+/// made a warm invocation ~145 µs instead of ~16 µs (measured with perf;
+/// see chaincode/README.md).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    // SAFETY: mallopt only adjusts allocator thresholds; it is called once,
+    // before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
