@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
+use qcss_network::clock;
 use qcss_peer::client::GatewayClient;
 use qcss_proto::protos::TxValidationCode;
 use serde_json::{Map, Value, json};
@@ -110,68 +111,13 @@ async fn evaluate(g: &mut GatewayClient, cc: &str, f: &str, arg: &str) -> Result
 
 // ---------------------------------------------------------------- time
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
-}
-
-/// `±hh:mm` → seconds east of UTC.
-fn parse_offset(s: &str) -> Option<i64> {
-    if s == "Z" {
-        return Some(0);
-    }
-    let b = s.as_bytes();
-    if b.len() != 6 || b[3] != b':' {
-        return None;
-    }
-    let sign = match b[0] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let h: i64 = s[1..3].parse().ok()?;
-    let m: i64 = s[4..6].parse().ok()?;
-    (h <= 23 && m <= 59).then_some(sign * (h * 3600 + m * 60))
-}
-
 /// Unix seconds as RFC 3339 in the zone `offset` (`±hh:mm`; `Z` for UTC).
 fn rfc3339(t: i64, offset: &str) -> String {
-    let off = parse_offset(offset).unwrap_or(0);
-    let local = t + off;
-    let (y, mo, d) = civil_from_days(local.div_euclid(86_400));
-    let s = local.rem_euclid(86_400);
+    let l = clock::local_time(t, Some(offset));
+    let zone = if l.zone == "UTC" { "Z" } else { &l.zone };
     format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}{}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        if offset == "Z" { "Z" } else { offset }
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{zone}",
+        l.year, l.month, l.day, l.hour, l.minute, l.second
     )
 }
 
@@ -190,8 +136,8 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
         let n = frac.bytes().take_while(u8::is_ascii_digit).count();
         rest = &frac[n..];
     }
-    let off = parse_offset(if rest == "z" { "Z" } else { rest })?;
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - off)
+    let off = clock::parse_offset(if rest == "z" { "Z" } else { rest })?;
+    Some(clock::days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - off)
 }
 
 fn now_utc() -> String {
@@ -739,7 +685,7 @@ fn map_event(e: &Value, retarget: Option<&str>) -> Mapped {
                 .map(str::to_owned)
                 .or_else(|| {
                     let t = time?;
-                    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+                    let (y, m, d) = clock::civil_from_days(t.div_euclid(86_400));
                     Some(format!("{y:04}-{m:02}-{d:02}"))
                 })
                 .unwrap_or_else(|| "1970-01-01".to_owned());

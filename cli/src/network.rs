@@ -175,7 +175,9 @@ fn org_names(n: usize) -> Vec<(String, String, String)> {
 /// host (or network namespace) must not get the same one.
 fn free_port() -> Result<u16> {
     static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
-    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for _ in 0..1000 {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?

@@ -7,6 +7,7 @@
 //! - [`policy`]: signature and implicit-meta policies (`AND('Org1.peer', ...)`, `MAJORITY Admins`).
 //! - [`tls`]: mutual TLS for tonic servers (with CRLs, hot-reloadable) and clients.
 //! - [`store`]: the sled settings the peer's ledger and the orderer's store share.
+//! - [`clock`]: calendar dates of ledger times (UTC or a fixed `±hh:mm` offset).
 //!
 //! This crate does no networking of its own beyond building TLS configurations,
 //! and holds no ledger state. Start with [`msp::Msp::validate`] and [`tls::incoming`].
@@ -14,6 +15,7 @@
 pub mod block;
 pub mod certgen;
 pub mod channel;
+pub mod clock;
 pub mod envelope;
 pub mod identity;
 pub mod msp;

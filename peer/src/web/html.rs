@@ -166,42 +166,11 @@ pub(crate) fn time(secs: &serde_json::Value, offset: Option<&str>) -> String {
     let Some(t) = secs.as_i64() else {
         return "-".into();
     };
-    let (shift, zone) = match offset.and_then(parse_offset) {
-        Some(s) => (s, offset.unwrap_or_default().to_owned()),
-        None => (0, "UTC".to_owned()),
-    };
-    let t = t + shift;
-    let (days, rem) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
+    let l = qcss_network::clock::local_time(t, offset);
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} {zone}",
-        rem / 3600,
-        rem / 60 % 60
+        "{:04}-{:02}-{:02} {:02}:{:02} {}",
+        l.year, l.month, l.day, l.hour, l.minute, l.zone
     )
-}
-
-fn parse_offset(o: &str) -> Option<i64> {
-    let sign = match o.as_bytes().first()? {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let (h, m) = o.get(1..)?.split_once(':')?;
-    Some(sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60))
-}
-
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]
