@@ -206,20 +206,30 @@ impl Msp {
     pub fn validate(&self, cert_der: &[u8]) -> Result<Arc<ValidatedIdentity>, MspError> {
         let now = unix_now();
         let id = crate::signing::sha256(cert_der);
-        if let Ok(cache) = self.cache.lock()
-            && let Some(hit) = cache.get(&id)
-            && hit.cert.not_after >= now
-        {
-            return Ok(hit.clone());
+        if let Some(hit) = self.cached(&id, now) {
+            return Ok(hit);
         }
         let v = Arc::new(self.validate_at(cert_der, now)?);
+        self.remember(id, &v);
+        Ok(v)
+    }
+
+    /// A cached validation under `id`, if its certificate is still valid at `now`.
+    fn cached(&self, id: &[u8; 32], now: i64) -> Option<Arc<ValidatedIdentity>> {
+        let cache = self.cache.lock().ok()?;
+        cache
+            .get(id)
+            .filter(|hit| hit.cert.not_after >= now)
+            .cloned()
+    }
+
+    fn remember(&self, id: [u8; 32], v: &Arc<ValidatedIdentity>) {
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_LIMIT {
                 cache.clear();
             }
             cache.insert(id, v.clone());
         }
-        Ok(v)
     }
 
     /// Validates a serialized identity: the MSP id must be this one.
@@ -238,21 +248,15 @@ impl Msp {
         // before, found by the hash of its PEM without decoding it. A SHA-256
         // of PEM text and one of DER cannot collide in practice, so both
         // share the cache.
-        let now = unix_now();
         let pem_id = crate::signing::sha256(cert_pem);
-        if let Ok(cache) = self.cache.lock()
-            && let Some(hit) = cache.get(&pem_id)
-            && hit.cert.not_after >= now
-        {
-            return Ok(hit.clone());
+        if let Some(hit) = self.cached(&pem_id, unix_now()) {
+            return Ok(hit);
         }
         let der = certs_from_pem(cert_pem)
             .map_err(|source| self.bad_cert(source))?
             .remove(0);
         let v = self.validate(&der)?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(pem_id, v.clone());
-        }
+        self.remember(pem_id, &v);
         Ok(v)
     }
 

@@ -264,14 +264,7 @@ async fn forward(shared: &Arc<Shared>, leader: u64, env: Envelope) -> BroadcastR
         // Tell the client where the leader is: the QCSS Gateway submits
         // there next, saving this hop and this node's signature check.
         Ok(Ok(mut r)) if r.status == FabStatus::Success as i32 => {
-            if let Some(addr) = shared
-                .channel()
-                .config()
-                .consenters
-                .iter()
-                .find(|c| c.id == leader)
-                .map(|c| c.address.clone())
-            {
+            if let Some(addr) = consenter_address(shared, leader) {
                 r.info.push_str(&envelope::forwarded_note(leader, &addr));
             }
             r
@@ -284,14 +277,19 @@ async fn forward(shared: &Arc<Shared>, leader: u64, env: Envelope) -> BroadcastR
     }
 }
 
-async fn start_forwarder(shared: &Arc<Shared>, leader: u64) -> Result<Forwarder, String> {
-    let addr = shared
+/// The address of consenter `id` in the current channel configuration.
+fn consenter_address(shared: &Shared, id: u64) -> Option<String> {
+    shared
         .channel()
         .config()
         .consenters
         .iter()
-        .find(|c| c.id == leader)
+        .find(|c| c.id == id)
         .map(|c| c.address.clone())
+}
+
+async fn start_forwarder(shared: &Arc<Shared>, leader: u64) -> Result<Forwarder, String> {
+    let addr = consenter_address(shared, leader)
         .ok_or_else(|| format!("leader {leader} is not a consenter"))?;
     let ch = shared.connect(&addr).await?;
     let mut client = AtomicBroadcastClient::new(ch)
