@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -37,7 +37,7 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
 ];
 
 /// Largest request head (request line and headers) the server reads.
-const MAX_HEAD: usize = 8 * 1024;
+pub const MAX_HEAD: usize = 8 * 1024;
 /// How long a client gets to send its whole request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client gets to take the response.
@@ -945,7 +945,7 @@ struct RequestHead<'a> {
 
 /// How reading the request head ended, short of a complete head.
 #[derive(Debug)]
-enum HeadError {
+pub enum HeadError {
     /// More than [`MAX_HEAD`] bytes without the blank line.
     TooLarge,
     /// The client closed first; `empty` if it sent nothing.
@@ -997,13 +997,17 @@ impl Response {
     }
 }
 
-fn reason_phrase(status: u16) -> &'static str {
+/// The HTTP reason phrase of the statuses QCSS's HTTP servers answer with
+/// (this one and the peer's web server).
+pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        303 => "See Other",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -1030,10 +1034,15 @@ async fn handle_connection(mut stream: TcpStream, ops: &Ops) {
     if !matches!(written, Ok(Ok(()))) {
         return;
     }
-    // Read and discard what the client still sends (a body, the rest of an
-    // oversize head) so that closing with unread input does not reset the
-    // connection before the client has read the response.
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+    drain(&mut stream, DRAIN_TIMEOUT).await;
+}
+
+/// Reads and discards what the client still sends (a body, the rest of an
+/// oversize head), for at most `timeout` and 64 KiB, so that
+/// closing with unread input does not reset the connection before the
+/// client has read the response (also used by the peer's web server).
+pub async fn drain<S: AsyncRead + Unpin>(stream: &mut S, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, async {
         let mut buf = [0u8; 4096];
         let mut drained = 0;
         while drained < DRAIN_LIMIT {
@@ -1046,8 +1055,9 @@ async fn handle_connection(mut stream: TcpStream, ops: &Ops) {
     .await;
 }
 
-/// Reads up to and excluding the blank line that ends the request head.
-async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, HeadError> {
+/// Reads up to and excluding the blank line that ends an HTTP/1 request
+/// head, at most [`MAX_HEAD`] bytes (also used by the peer's web server).
+pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let mut searched = 0;

@@ -6,17 +6,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-/// Largest request head (request line and headers) read.
-const MAX_HEAD: usize = 8 * 1024;
 /// How long a client gets to send its request head.
 pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client gets to take the response.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// After responding, how long (and how much) unread input is drained.
+/// After responding, how long unread input is drained (at most
+/// 64 KiB, `qcss_network::ops::drain`).
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
-const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// A parsed request: method, decoded path, query parameters, the headers
 /// the pages use.
@@ -127,59 +125,8 @@ impl Response {
     }
 }
 
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        303 => "See Other",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
-
-/// How reading a request head ended, short of a request.
-#[derive(Debug)]
-pub(crate) enum HeadError {
-    /// More than [`MAX_HEAD`] bytes without the blank line.
-    TooLarge,
-    /// The client closed first; `empty` if it sent nothing.
-    Closed { empty: bool },
-    /// The socket failed.
-    Io,
-}
-
-/// Reads up to and excluding the blank line that ends the request head.
-pub(crate) async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, HeadError> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
-    let mut searched = 0;
-    loop {
-        if let Some(end) = buf[searched..].windows(4).position(|w| w == b"\r\n\r\n") {
-            buf.truncate(searched + end);
-            return Ok(buf);
-        }
-        searched = buf.len().saturating_sub(3);
-        if buf.len() >= MAX_HEAD {
-            return Err(HeadError::TooLarge);
-        }
-        let want = chunk.len().min(MAX_HEAD - buf.len());
-        match stream.read(&mut chunk[..want]).await {
-            Ok(0) => {
-                return Err(HeadError::Closed {
-                    empty: buf.is_empty(),
-                });
-            }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(_) => return Err(HeadError::Io),
-        }
-    }
-}
+use qcss_network::ops::reason_phrase;
+pub(crate) use qcss_network::ops::{HeadError, read_head};
 
 /// Parses `METHOD SP /target SP HTTP/1.x` and the header lines. `None` for
 /// anything malformed.
@@ -283,17 +230,7 @@ pub(crate) async fn write_response<S: AsyncWrite + Unpin>(
 /// Reads and discards what the client still sends, so that closing does
 /// not reset the connection before it has read the response.
 pub(crate) async fn drain<S: AsyncRead + Unpin>(stream: &mut S) {
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        let mut buf = [0u8; 4096];
-        let mut drained = 0;
-        while drained < DRAIN_LIMIT {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drained += n,
-            }
-        }
-    })
-    .await;
+    qcss_network::ops::drain(stream, DRAIN_TIMEOUT).await;
 }
 
 #[cfg(test)]
