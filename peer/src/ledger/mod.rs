@@ -37,6 +37,7 @@ use qcss_proto::common::Block;
 use qcss_proto::hash::block_header_hash;
 
 pub use bench::{CommitBenchReport, bench_commit};
+pub(crate) use blocks::filter_of;
 pub use blocks::{TxHeader, TxLocation, tx_header};
 pub use commit::{BlockUpdates, MetadataWrite, TxUpdate, Write};
 pub use error::LedgerError;

@@ -3,7 +3,7 @@
 //! the validator marked invalid) are reported with what could be read.
 
 use prost::Message;
-use qcss_proto::common::{Block, BlockMetadataIndex, ChannelHeader, Envelope, Payload};
+use qcss_proto::common::{Block, ChannelHeader, Envelope, Payload};
 use qcss_proto::protos::{
     ChaincodeAction, ChaincodeActionPayload, ChaincodeEvent, FilteredBlock,
     FilteredChaincodeAction, FilteredTransaction, FilteredTransactionActions,
@@ -17,19 +17,6 @@ pub(crate) struct TxInfo {
     pub(crate) header_type: i32,
     pub(crate) code: TxValidationCode,
     pub(crate) event: Option<ChaincodeEvent>,
-}
-
-/// The validation codes a committed block carries (one byte per envelope).
-fn codes(block: &Block) -> Vec<u8> {
-    block
-        .metadata
-        .as_ref()
-        .and_then(|m| {
-            m.metadata
-                .get(BlockMetadataIndex::TransactionsFilter as usize)
-        })
-        .cloned()
-        .unwrap_or_default()
 }
 
 fn event_of(payload: &Payload) -> Option<ChaincodeEvent> {
@@ -48,7 +35,7 @@ fn event_of(payload: &Payload) -> Option<ChaincodeEvent> {
 
 /// Every transaction of `block`, in order.
 pub(crate) fn transactions(block: &Block) -> Vec<TxInfo> {
-    let codes = codes(block);
+    let codes = crate::ledger::filter_of(block);
     let Some(data) = block.data.as_ref() else {
         return Vec::new();
     };
@@ -126,7 +113,7 @@ pub fn chaincode_events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qcss_proto::common::{BlockData, BlockHeader, BlockMetadata, Header};
+    use qcss_proto::common::{BlockData, BlockHeader, BlockMetadata, BlockMetadataIndex, Header};
 
     fn tx(tx_id: &str, chaincode: &str, event: &str) -> Vec<u8> {
         let ev = ChaincodeEvent {

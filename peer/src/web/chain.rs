@@ -10,9 +10,7 @@ use std::collections::BTreeMap;
 use prost::Message;
 use qcss_network::block::block_hash;
 use qcss_network::identity::CertInfo;
-use qcss_proto::common::{
-    Block, BlockMetadataIndex, ChannelHeader, Envelope, HeaderType, Payload, SignatureHeader,
-};
+use qcss_proto::common::{Block, ChannelHeader, Envelope, HeaderType, Payload, SignatureHeader};
 use qcss_proto::kvrwset::KvrwSet;
 use qcss_proto::msp::SerializedIdentity;
 use qcss_proto::protos::{
@@ -131,23 +129,11 @@ fn tx_summary(position: usize, bytes: &[u8], code: Option<&u8>) -> Value {
     })
 }
 
-fn filter(block: &Block) -> Vec<u8> {
-    block
-        .metadata
-        .as_ref()
-        .and_then(|m| {
-            m.metadata
-                .get(BlockMetadataIndex::TransactionsFilter as usize)
-        })
-        .cloned()
-        .unwrap_or_default()
-}
-
 /// A block: number, hashes, transaction count, the count per validation
 /// code, and each transaction's summary.
 pub(crate) fn block_json(block: &Block) -> Value {
     let header = block.header.clone().unwrap_or_default();
-    let codes = filter(block);
+    let codes = crate::ledger::filter_of(block);
     let data = block
         .data
         .as_ref()
