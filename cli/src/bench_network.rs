@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::network::qcss;
 use crate::network_demo::gtin;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
@@ -289,24 +290,6 @@ fn load_connection(path: &Path) -> Result<Target> {
         regulator,
         pids,
     })
-}
-
-/// Runs this binary with `args` in `dir`; its stdout on success.
-fn qcss(dir: &Path, args: &[&str]) -> Result<String> {
-    let exe = std::env::current_exe()?;
-    let out = Command::new(exe)
-        .args(args)
-        .current_dir(dir)
-        .env("QCSS_LOG", "warn")
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "qcss {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Registers and enrolls `who` (a client of `kind`) with the org's CA,

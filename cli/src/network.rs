@@ -219,7 +219,7 @@ impl Progress {
 }
 
 /// Runs this binary with `args` in `dir`; its stdout on success.
-fn qcss(dir: &Path, args: &[&str]) -> Result<String> {
+pub(crate) fn qcss(dir: &Path, args: &[&str]) -> Result<String> {
     let exe = std::env::current_exe().context("locating the qcss binary")?;
     let out = Command::new(exe)
         .args(args)
