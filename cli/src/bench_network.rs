@@ -36,7 +36,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::network::qcss;
-use crate::network_demo::gtin;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use prost::Message;
@@ -574,7 +573,7 @@ async fn setup(
     let mut scan = Vec::new();
     for (i, g) in t.gateways.iter().enumerate() {
         let mut c = ents[i].clone();
-        let gt = gtin(&format!("06950000{:05}", i));
+        let gt = qcss_chaincode::unit_code::with_check_digit(&format!("06950000{:05}", i));
         match c.evaluate(cc, "get_product", &[gt.as_bytes()]).await {
             Ok(b) => {
                 let p: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use anyhow::{Result, anyhow, bail};
-use qcss_chaincode::unit_code::{BatchKey, issue_codes};
+use qcss_chaincode::unit_code::{BatchKey, issue_codes, with_check_digit};
 use qcss_peer::client::GatewayClient;
 use qcss_proto::protos::TxValidationCode;
 use serde_json::{Value, json};
@@ -27,17 +27,6 @@ pub struct DemoCodes {
     pub recalled: String,
     /// A forged code (altered signature).
     pub forged: String,
-}
-
-/// GTIN-14 from 13 digits plus the GS1 check digit.
-pub(crate) fn gtin(body: &str) -> String {
-    let sum: u32 = body
-        .chars()
-        .rev()
-        .enumerate()
-        .map(|(i, c)| c.to_digit(10).unwrap_or(0) * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
 }
 
 async fn call(g: &mut GatewayClient, f: &str, args: Value) -> Result<Value> {
@@ -90,8 +79,8 @@ pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCod
     )
     .await?;
     p.step("  permit applied by ProducerMSP, approved by the regulator");
-    let loquat = gtin("0690123456001");
-    let juice = gtin("0690123456002");
+    let loquat = with_check_digit("0690123456001");
+    let juice = with_check_digit("0690123456002");
     call(
         &mut farm,
         "register_product",
@@ -204,15 +193,4 @@ pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCod
         recalled,
         forged,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gtin_check_digits_are_gs1s() {
-        assert_eq!(gtin("0400638133393"), "04006381333931");
-        qcss_chaincode::unit_code::check_gtin(&gtin("0690123456001")).unwrap();
-    }
 }

@@ -3,6 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// A GS1 number with its mod-10 check digit appended.
+pub use qcss_chaincode::unit_code::with_check_digit as gs1;
 use qcss_peer::client::GatewayClient;
 use qcss_proto::protos::TxValidationCode;
 use serde_json::Value;
@@ -11,17 +13,6 @@ use serde_json::Value;
 pub const CC: &str = "traceability";
 /// A SHA-256 in the contract's format (of "test").
 pub const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-
-/// A GS1 number with its mod-10 check digit appended.
-pub fn gs1(data: &str) -> String {
-    let sum: u32 = data
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    format!("{data}{}", (10 - sum % 10) % 10)
-}
 
 /// Unix seconds now.
 pub fn now() -> i64 {

@@ -203,7 +203,10 @@ fn verify_page_explorer_and_api_on_a_demo_network() {
     let base = format!("http://{web}");
     let juice = good.split("/01/").nth(1).unwrap()[..14].to_owned();
     let loquat = format!("{}1", &juice[..12]);
-    let loquat = format!("{loquat}{}", gtin_check(&loquat));
+    let loquat = format!(
+        "{loquat}{}",
+        qcss_chaincode::unit_code::gs1_check_digit(&loquat)
+    );
 
     // ---------------------------------------------------------------- API
     let (s, blocks) = get_json(&web, "/api/blocks");
@@ -492,17 +495,6 @@ fn verify_page_explorer_and_api_on_a_demo_network() {
     // ------------------------------------------------------- measurement
     qcss_ok(dir, &["network", "down", "--dir", "net"]);
     measure(&dir.join("net/peer-logistics.toml"), &page_of(good));
-}
-
-/// GS1 check digit of 13 digits.
-fn gtin_check(body: &str) -> u32 {
-    let sum: u32 = body
-        .chars()
-        .rev()
-        .enumerate()
-        .map(|(i, c)| c.to_digit(10).unwrap() * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    (10 - sum % 10) % 10
 }
 
 /// The verify page at 500 requests/s for 10 s against the stopped peer's

@@ -231,18 +231,29 @@ pub fn verify_code(public_key: &[u8], uri: &str) -> Result<UnitCode, UnitCodeErr
     Ok(code)
 }
 
+/// The GS1 mod-10 check digit of `body`, the digits it follows (weights 3
+/// and 1 from the right; a non-digit counts as 0).
+pub fn gs1_check_digit(body: &str) -> u32 {
+    let sum: u32 = body
+        .chars()
+        .rev()
+        .enumerate()
+        .map(|(i, c)| c.to_digit(10).unwrap_or(0) * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    (10 - sum % 10) % 10
+}
+
+/// `body` with its GS1 check digit appended (a GTIN-14 from 13 digits).
+pub fn with_check_digit(body: &str) -> String {
+    format!("{body}{}", gs1_check_digit(body))
+}
+
 /// Checks a GTIN-14: 14 digits with a valid GS1 mod-10 check digit.
 pub fn check_gtin(gtin: &str) -> Result<(), String> {
     if gtin.len() != 14 || !gtin.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("GTIN {gtin:?} must be 14 digits"));
     }
-    let digits: Vec<u32> = gtin.bytes().map(|b| u32::from(b - b'0')).collect();
-    let sum: u32 = digits[..13]
-        .iter()
-        .enumerate()
-        .map(|(i, d)| if i % 2 == 0 { d * 3 } else { *d })
-        .sum();
-    if (10 - sum % 10) % 10 != digits[13] {
+    if gs1_check_digit(&gtin[..13]) != u32::from(gtin.as_bytes()[13] - b'0') {
         return Err(format!("GTIN {gtin:?} has a wrong check digit"));
     }
     Ok(())
@@ -342,6 +353,8 @@ mod tests {
         assert!(check_gtin(GTIN).is_ok());
         assert!(check_gtin("06901234567891").is_err());
         assert!(check_gtin("6901234567892").is_err());
+        assert_eq!(with_check_digit("0400638133393"), "04006381333931");
+        assert!(check_gtin(&with_check_digit("0690123456001")).is_ok());
     }
 
     #[test]

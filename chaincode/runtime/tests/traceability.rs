@@ -5,6 +5,7 @@
 
 use std::{collections::BTreeMap, path::PathBuf};
 
+use qcss_chaincode::unit_code::with_check_digit as gs1;
 use qcss_chaincode::unit_code::{BatchKey, issue_codes};
 use qcss_chaincode::{
     Caller, CodeHash, Invocation, InvokeError, Limits, MemoryState, Runtime, Simulation, StateView,
@@ -26,17 +27,6 @@ fn wasm() -> Vec<u8> {
             path.display()
         )
     })
-}
-
-/// A GS1 number with its mod-10 check digit appended.
-fn gs1(data: &str) -> String {
-    let sum: u32 = data
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    format!("{data}{}", (10 - sum % 10) % 10)
 }
 
 fn who(msp: &str, kinds: &[&str]) -> Caller {
