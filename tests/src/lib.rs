@@ -87,6 +87,16 @@ pub fn qcss_err(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs `qcss network down --dir net` in its directory when dropped, so a
+/// test that fails half-way leaves no `network up` processes behind.
+pub struct NetworkDown<'a>(pub &'a Path);
+
+impl Drop for NetworkDown<'_> {
+    fn drop(&mut self) {
+        let _ = qcss(self.0, &["network", "down", "--dir", "net"]);
+    }
+}
+
 /// A CA server running as a child process.
 pub struct CaNode {
     child: Child,

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use qcss_tests::{qcss, qcss_ok};
+use qcss_tests::{NetworkDown, qcss, qcss_ok};
 
 fn contract() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,19 +30,11 @@ fn trace_lines(out: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-struct Down<'a>(&'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = qcss(self.0, &["network", "down", "--dir", "net"]);
-    }
-}
-
 #[test]
 fn network_up_demo_status_trace_down_and_up_again() {
     let d = tempfile::tempdir().expect("tempdir");
     let dir = d.path();
-    let _down = Down(dir);
+    let _down = NetworkDown(dir);
     let c = contract();
     let out = qcss_ok(
         dir,
@@ -127,7 +119,7 @@ fn network_up_across_hosts_in_network_namespaces() {
     let net = Netns::create(4).expect("network namespaces");
     let d = tempfile::tempdir().expect("tempdir");
     let dir = d.path();
-    let _down = Down(dir);
+    let _down = NetworkDown(dir);
     let hosts: Vec<String> = (1..=4).map(|i| net.ip(i)).collect();
     let ns1 = net.ns(1);
     let template = format!(

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use qcss_tests::{qcss, qcss_ok};
+use qcss_tests::{NetworkDown, qcss_ok};
 use serde_json::Value;
 
 fn contract() -> String {
@@ -164,20 +164,12 @@ fn page_of(code: &str) -> String {
     code[code.find("/01/").expect("a Digital Link code")..].to_owned()
 }
 
-struct Down<'a>(&'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = qcss(self.0, &["network", "down", "--dir", "net"]);
-    }
-}
-
 #[test]
 fn verify_page_explorer_and_api_on_a_demo_network() {
     chromium(); // fail first, and clearly, without a browser
     let d = tempfile::tempdir().expect("tempdir");
     let dir = d.path();
-    let _down = Down(dir);
+    let _down = NetworkDown(dir);
     let c = contract();
     let out = qcss_ok(
         dir,
