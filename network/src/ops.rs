@@ -1089,9 +1089,10 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n")
 }
 
-/// Parses `METHOD SP /target SP HTTP/1.x` and checks each header line has a
-/// name and a colon. `None` for anything else.
-fn parse_head(head: &[u8]) -> Option<RequestHead<'_>> {
+/// An HTTP/1 request head checked and split: `METHOD SP /target SP
+/// HTTP/1.x`, then header lines with a non-empty name and a colon (values
+/// untrimmed). `None` for anything else. Also used by the peer's web server.
+pub fn split_head(head: &[u8]) -> Option<HeadParts<'_>> {
     let head = std::str::from_utf8(head).ok()?;
     let mut lines = head.split("\r\n");
     let mut parts = lines.next()?.split(' ');
@@ -1104,12 +1105,34 @@ fn parse_head(head: &[u8]) -> Option<RequestHead<'_>> {
     {
         return None;
     }
+    let mut headers = Vec::new();
     for line in lines {
-        let (name, _value) = line.split_once(':')?;
+        let (name, value) = line.split_once(':')?;
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
             return None;
         }
+        headers.push((name, value));
     }
+    Some(HeadParts {
+        method,
+        target,
+        headers,
+    })
+}
+
+/// A request head as [`split_head`] returns it.
+#[derive(Debug)]
+pub struct HeadParts<'a> {
+    pub method: &'a str,
+    /// The request target, query included.
+    pub target: &'a str,
+    /// Header lines in order: name, value as sent.
+    pub headers: Vec<(&'a str, &'a str)>,
+}
+
+/// The method and path of a well-formed request head.
+fn parse_head(head: &[u8]) -> Option<RequestHead<'_>> {
+    let HeadParts { method, target, .. } = split_head(head)?;
     let path = target.split_once('?').map_or(target, |(path, _query)| path);
     Some(RequestHead { method, path })
 }

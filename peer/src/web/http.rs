@@ -125,30 +125,19 @@ impl Response {
     }
 }
 
-use qcss_network::ops::reason_phrase;
 pub(crate) use qcss_network::ops::{HeadError, read_head};
+use qcss_network::ops::{HeadParts, reason_phrase, split_head};
 
 /// Parses `METHOD SP /target SP HTTP/1.x` and the header lines. `None` for
 /// anything malformed.
 pub(crate) fn parse_head(head: &[u8]) -> Option<Request> {
-    let head = std::str::from_utf8(head).ok()?;
-    let mut lines = head.split("\r\n");
-    let mut parts = lines.next()?.split(' ');
-    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some()
-        || method.is_empty()
-        || !method.bytes().all(|b| b.is_ascii_uppercase())
-        || !target.starts_with('/')
-        || !matches!(version, "HTTP/1.1" | "HTTP/1.0")
-    {
-        return None;
-    }
+    let HeadParts {
+        method,
+        target,
+        headers: lines,
+    } = split_head(head)?;
     let mut headers = BTreeMap::new();
-    for line in lines {
-        let (name, value) = line.split_once(':')?;
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
-            return None;
-        }
+    for (name, value) in lines {
         headers
             .entry(name.to_ascii_lowercase())
             .or_insert_with(|| value.trim().to_owned());
