@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::network::qcss;
+use crate::network::register_and_enroll;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use prost::Message;
@@ -304,40 +304,14 @@ fn ensure_identity(
     if out.join("cert.pem").exists() {
         return Ok(out);
     }
-    let conn = ["--url", &org.ca, "--tls-root", "ca/tls-ca-cert.pem"];
-    let mut r = vec![
-        "ca",
-        "register",
-        "--identity",
-        "admin",
-        "--name",
-        who,
-        "--role",
-        "client",
-        "--kind",
-        kind,
-    ];
-    r.extend(conn);
-    let secret = qcss(&odir, &r).with_context(|| {
-        format!(
-            "registering {who} with {}'s CA (is the network up?)",
-            org.name
-        )
-    })?;
-    let mut e = vec![
-        "ca",
-        "enroll",
-        "--name",
-        who,
-        "--secret",
-        secret.trim(),
-        "--out",
-        who,
-        "--tls-hosts",
-        "localhost,127.0.0.1",
-    ];
-    e.extend(conn);
-    qcss(&odir, &e)?;
+    register_and_enroll(&odir, &org.ca, who, "client", kind, "localhost,127.0.0.1").with_context(
+        || {
+            format!(
+                "registering and enrolling {who} with {}'s CA (is the network up?)",
+                org.name
+            )
+        },
+    )?;
     Ok(out)
 }
 

@@ -237,6 +237,51 @@ pub(crate) fn qcss(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Registers `who` (role `role`, QCSS kinds `kinds`, comma-separated, may be
+/// empty) with the CA at `ca` as the org's admin, and enrolls it into
+/// `org_dir/who` with a TLS certificate for `tls_hosts`. `org_dir` holds the
+/// admin's identity and `ca/tls-ca-cert.pem`.
+pub(crate) fn register_and_enroll(
+    org_dir: &Path,
+    ca: &str,
+    who: &str,
+    role: &str,
+    kinds: &str,
+    tls_hosts: &str,
+) -> Result<()> {
+    let conn = ["--url", ca, "--tls-root", "ca/tls-ca-cert.pem"];
+    let mut r = vec![
+        "ca",
+        "register",
+        "--identity",
+        "admin",
+        "--name",
+        who,
+        "--role",
+        role,
+    ];
+    if !kinds.is_empty() {
+        r.extend(["--kind", kinds]);
+    }
+    r.extend(conn);
+    let secret = qcss(org_dir, &r)?;
+    let mut e = vec![
+        "ca",
+        "enroll",
+        "--name",
+        who,
+        "--secret",
+        secret.trim(),
+        "--out",
+        who,
+        "--tls-hosts",
+        tls_hosts,
+    ];
+    e.extend(conn);
+    qcss(org_dir, &e)?;
+    Ok(())
+}
+
 /// PIDs of the processes `up` started, by node name.
 type Pids = BTreeMap<String, u32>;
 
@@ -567,35 +612,7 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
             wanted.push((format!("orderer{}", ord.id), "orderer", String::new()));
         }
         for (who, role, kinds) in wanted {
-            let mut r = vec![
-                "ca",
-                "register",
-                "--identity",
-                "admin",
-                "--name",
-                &who,
-                "--role",
-                role,
-            ];
-            if !kinds.is_empty() {
-                r.extend(["--kind", kinds.as_str()]);
-            }
-            r.extend(conn);
-            let s = qcss(&odir, &r)?;
-            let mut e = vec![
-                "ca",
-                "enroll",
-                "--name",
-                &who,
-                "--secret",
-                s.trim(),
-                "--out",
-                &who,
-                "--tls-hosts",
-                &tls_hosts,
-            ];
-            e.extend(conn);
-            qcss(&odir, &e)?;
+            register_and_enroll(&odir, &o.ca, &who, role, &kinds, &tls_hosts)?;
             let kinds: Vec<String> = kinds
                 .split(',')
                 .filter(|k| !k.is_empty())
