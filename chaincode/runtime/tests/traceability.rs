@@ -3,8 +3,11 @@
 //! end, and every refusal with its message. State is a `MemoryState` to
 //! which each successful simulation is applied, one block per call.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::collections::BTreeMap;
 
+mod common;
+
+use common::{contract_wasm, who, who_cert};
 use qcss_chaincode::unit_code::with_check_digit as gs1;
 use qcss_chaincode::unit_code::{BatchKey, issue_codes};
 use qcss_chaincode::{
@@ -17,33 +20,6 @@ const T0: i64 = 1_764_000_000;
 const YEAR: i64 = 365 * 24 * 3600;
 const BASE: &str = "https://q.example.com";
 const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-
-fn wasm() -> Vec<u8> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/build/traceability.wasm");
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e}\nrun chaincode/build-contracts.sh first",
-            path.display()
-        )
-    })
-}
-
-fn who(msp: &str, kinds: &[&str]) -> Caller {
-    who_cert(msp, kinds, &format!("CERT OF {msp} {kinds:?}"))
-}
-
-fn who_cert(msp: &str, kinds: &[&str], cert: &str) -> Caller {
-    Caller {
-        msp_id: msp.into(),
-        role: "client".into(),
-        attributes: kinds
-            .iter()
-            .map(|k| ((*k).to_owned(), "true".to_owned()))
-            .collect::<BTreeMap<_, _>>(),
-        cert_pem: format!("-----BEGIN CERTIFICATE-----\n{cert}\n-----END CERTIFICATE-----\n"),
-    }
-}
 
 struct Ledger {
     rt: Runtime,
@@ -58,7 +34,9 @@ struct Ledger {
 impl Ledger {
     fn new() -> Self {
         let rt = Runtime::new(Limits::default());
-        let code = rt.install(&wasm()).expect("traceability installs");
+        let code = rt
+            .install(&contract_wasm("traceability"))
+            .expect("traceability installs");
         Ledger {
             rt,
             code,

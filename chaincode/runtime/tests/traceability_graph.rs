@@ -7,8 +7,10 @@
 //! model. The PRNG is an inline xorshift64*, so every run is reproducible.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::PathBuf;
 
+mod common;
+
+use common::{contract_wasm, who};
 use qcss_chaincode::unit_code::with_check_digit as gs1;
 use qcss_chaincode::{
     Caller, CodeHash, Invocation, InvokeError, Limits, MemoryState, Runtime, Simulation, Timestamp,
@@ -22,31 +24,6 @@ const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00
 const SEEDS: u64 = 20;
 const ROOT_BATCHES: usize = 5;
 const TRANSFORMS: usize = 20;
-
-fn wasm() -> Vec<u8> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/build/traceability.wasm");
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e}\nrun chaincode/build-contracts.sh first",
-            path.display()
-        )
-    })
-}
-
-fn who(msp: &str, kinds: &[&str]) -> Caller {
-    Caller {
-        msp_id: msp.into(),
-        role: "client".into(),
-        attributes: kinds
-            .iter()
-            .map(|k| ((*k).to_owned(), "true".to_owned()))
-            .collect(),
-        cert_pem: format!(
-            "-----BEGIN CERTIFICATE-----\nCERT OF {msp} {kinds:?}\n-----END CERTIFICATE-----\n"
-        ),
-    }
-}
 
 /// xorshift64* (Vigna): small, seedable, good enough to pick graphs.
 struct Rng(u64);
@@ -363,7 +340,9 @@ fn run(seed: u64, rt: &Runtime, code: CodeHash) -> (usize, usize) {
 #[test]
 fn random_transformation_graphs_match_the_model() {
     let rt = Runtime::new(Limits::default());
-    let code = rt.install(&wasm()).expect("traceability installs");
+    let code = rt
+        .install(&contract_wasm("traceability"))
+        .expect("traceability installs");
     let (mut edges, mut refused) = (0, 0);
     for seed in 1..=SEEDS {
         let (e, r) = run(seed, &rt, code);

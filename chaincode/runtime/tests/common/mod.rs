@@ -1,5 +1,5 @@
-//! Shared helpers of the integration tests: the example contract, a
-//! runtime with it installed, invocations.
+//! Shared helpers of the integration tests: the built contracts, a
+//! runtime with the example installed, callers, invocations.
 
 #![allow(dead_code)]
 
@@ -11,13 +11,39 @@ use qcss_chaincode::{
 
 /// The example contract built by `chaincode/build-contracts.sh`.
 pub fn example_wasm() -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/build/example.wasm");
+    contract_wasm("example")
+}
+
+/// Contract `name` as built by `chaincode/build-contracts.sh`.
+pub fn contract_wasm(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../contracts/build")
+        .join(format!("{name}.wasm"));
     match std::fs::read(&path) {
         Ok(wasm) => wasm,
         Err(e) => panic!(
             "cannot read {}: {e}\nrun chaincode/build-contracts.sh first",
             path.display()
         ),
+    }
+}
+
+/// A client of `msp` with the QCSS kinds `kinds` (each `=true`) and a
+/// stand-in certificate naming them.
+pub fn who(msp: &str, kinds: &[&str]) -> Caller {
+    who_cert(msp, kinds, &format!("CERT OF {msp} {kinds:?}"))
+}
+
+/// [`who`] with `cert` as the text inside the PEM armour.
+pub fn who_cert(msp: &str, kinds: &[&str], cert: &str) -> Caller {
+    Caller {
+        msp_id: msp.into(),
+        role: "client".into(),
+        attributes: kinds
+            .iter()
+            .map(|k| ((*k).to_owned(), "true".to_owned()))
+            .collect::<BTreeMap<_, _>>(),
+        cert_pem: format!("-----BEGIN CERTIFICATE-----\n{cert}\n-----END CERTIFICATE-----\n"),
     }
 }
 
