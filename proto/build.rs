@@ -62,6 +62,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .emit_rerun_if_changed(false)
+        // prost's codec plus a bound on fields checked before decoding
+        // (src/codec.rs).
+        .codec_path("crate::codec::BoundedCodec")
         // Well-known types (`.google.protobuf.*`) map to `::prost_types` by
         // default (Timestamp -> prost_types::Timestamp); naming that mapping
         // again with `extern_path` is rejected as a duplicate, so rely on it.

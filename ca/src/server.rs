@@ -160,6 +160,9 @@ pub async fn serve(
         .max_decoding_message_size(max)
         .max_encoding_message_size(4 * max);
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            qcss_network::grpc::trim_status_message::<tonic::body::Body>,
+        ))
         .add_service(svc)
         .serve_with_incoming_shutdown(incoming(listener, tls), shutdown)
         .await

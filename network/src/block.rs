@@ -127,16 +127,37 @@ pub fn sign_block(
     Ok(())
 }
 
-/// The orderer metadata (last config block, Raft term and index) of a block.
-pub fn orderer_metadata(last_config: u64, raft_term: u64, raft_index: u64) -> Vec<u8> {
-    let mut consenter = Vec::with_capacity(16);
+/// The orderer metadata of a block: last config block, and as consenter
+/// metadata the Raft term and index (8 bytes each, big-endian) and, when the
+/// leader stamped one, the block time (8 bytes, ms since the epoch).
+pub fn orderer_metadata(
+    last_config: u64,
+    raft_term: u64,
+    raft_index: u64,
+    time_ms: Option<u64>,
+) -> Vec<u8> {
+    let mut consenter = Vec::with_capacity(24);
     consenter.extend_from_slice(&raft_term.to_be_bytes());
     consenter.extend_from_slice(&raft_index.to_be_bytes());
+    if let Some(t) = time_ms {
+        consenter.extend_from_slice(&t.to_be_bytes());
+    }
     OrdererBlockMetadata {
         last_config: Some(qcss_proto::common::LastConfig { index: last_config }),
         consenter_metadata: consenter,
     }
     .encode_to_vec()
+}
+
+/// The time the ordering leader stamped on `block` (ms since the epoch), if
+/// it carries one: read from the signed orderer metadata, so it is as
+/// trustworthy as the block's signature. Blocks cut before block times
+/// existed, and genesis blocks, have none.
+pub fn block_time_ms(block: &Block) -> Option<u64> {
+    let md = block_signatures(block).ok()?;
+    let obm = OrdererBlockMetadata::decode(md.value.as_slice()).ok()?;
+    let t: [u8; 8] = obm.consenter_metadata.get(16..24)?.try_into().ok()?;
+    Some(u64::from_be_bytes(t))
 }
 
 /// Reads the SIGNATURES slot: (metadata value, [(signature header, signature)]).

@@ -27,6 +27,54 @@ pub struct BatchConfig {
     pub absolute_max_bytes: u32,
     /// Cut whatever is pending this long after the first envelope arrived (BatchTimeout), ms.
     pub batch_timeout_ms: u64,
+    /// How far, in seconds and either way, a transaction's timestamp may be
+    /// from the time the ordering leader stamps on its block. The orderer
+    /// leaves out, and every validator marks invalid, a transaction outside
+    /// it; endorsers refuse proposals outside it of their own clock. This is
+    /// what makes a contract's "now" (the transaction timestamp) trustworthy
+    /// to within this many seconds. QCSS extension; Fabric checks nothing.
+    pub tx_time_window_secs: u64,
+}
+
+/// The largest AbsoluteMaxBytes a channel may set: Fabric's default gRPC
+/// receive limit (100 MB). Every node sizes its gRPC decode limits from the
+/// channel's AbsoluteMaxBytes, so this also bounds what a node will buffer.
+pub const ABSOLUTE_MAX_BYTES_CEILING: u32 = 100 * 1024 * 1024;
+
+/// Room for what wraps an envelope in a gRPC request (Gateway's
+/// `SubmitRequest`: tx id, channel id) above AbsoluteMaxBytes.
+pub const GRPC_ENVELOPE_OVERHEAD: usize = 64 * 1024;
+
+/// Default of [`BatchConfig::tx_time_window_secs`]: clocks of consortium
+/// nodes are NTP-synchronised to well under a second, and a transaction
+/// normally reaches a block within a few seconds of its proposal.
+pub const DEFAULT_TX_TIME_WINDOW_SECS: u64 = 60;
+
+impl BatchConfig {
+    /// Whether a transaction timestamp of `tx_secs` (seconds since the
+    /// epoch) is within [`Self::tx_time_window_secs`] of `reference_ms`
+    /// (milliseconds since the epoch); `Err` says by how much it is not.
+    pub fn check_tx_time(&self, tx_secs: i64, reference_ms: u64) -> Result<(), String> {
+        let reference = i128::from(reference_ms) / 1000;
+        let skew = i128::from(tx_secs) - reference;
+        if skew.unsigned_abs() <= u128::from(self.tx_time_window_secs) {
+            return Ok(());
+        }
+        Err(format!(
+            "transaction timestamp {tx_secs} is {} s {} the reference time {reference} \
+             (allowed: {} s either way)",
+            skew.unsigned_abs(),
+            if skew < 0 { "before" } else { "after" },
+            self.tx_time_window_secs
+        ))
+    }
+
+    /// The gRPC decode limit of a service whose largest legitimate request
+    /// is one envelope (Broadcast, Deliver, Gateway, Endorser): the
+    /// channel's AbsoluteMaxBytes plus [`GRPC_ENVELOPE_OVERHEAD`].
+    pub fn grpc_message_limit(&self) -> usize {
+        self.absolute_max_bytes as usize + GRPC_ENVELOPE_OVERHEAD
+    }
 }
 
 impl Default for BatchConfig {
@@ -36,6 +84,7 @@ impl Default for BatchConfig {
             preferred_max_bytes: 2 * 1024 * 1024,
             absolute_max_bytes: 10 * 1024 * 1024,
             batch_timeout_ms: 50,
+            tx_time_window_secs: DEFAULT_TX_TIME_WINDOW_SECS,
         }
     }
 }
@@ -246,8 +295,15 @@ impl Channel {
             || b.preferred_max_bytes == 0
             || b.absolute_max_bytes < b.preferred_max_bytes
             || b.batch_timeout_ms == 0
+            || b.tx_time_window_secs == 0
         {
-            return bad("batch: counts and timeout must be > 0 and absolute_max_bytes >= preferred_max_bytes".into());
+            return bad("batch: counts, timeout and tx_time_window_secs must be > 0 and absolute_max_bytes >= preferred_max_bytes".into());
+        }
+        if b.absolute_max_bytes > ABSOLUTE_MAX_BYTES_CEILING {
+            return bad(format!(
+                "batch: absolute_max_bytes {} is over the ceiling of {ABSOLUTE_MAX_BYTES_CEILING} bytes",
+                b.absolute_max_bytes
+            ));
         }
         let parse = |name: &'static str, s: &str| {
             Policy::parse(s).map_err(|source| ChannelError::Policy { name, source })

@@ -8,6 +8,9 @@
 //! - [`tls`]: mutual TLS for tonic servers (with CRLs, hot-reloadable) and clients.
 //! - [`store`]: the sled settings the peer's ledger and the orderer's store share.
 //! - [`clock`]: calendar dates of ledger times (UTC or a fixed `±hh:mm` offset).
+//! - [`grpc`], [`slots`], [`log_limit`]: what every server puts between
+//!   strangers and its services (bounded status messages, connection caps
+//!   that evict the oldest, rate-limited log lines).
 //!
 //! This crate does no networking of its own beyond building TLS configurations,
 //! and holds no ledger state. Start with [`msp::Msp::validate`] and [`tls::incoming`].
@@ -17,12 +20,15 @@ pub mod certgen;
 pub mod channel;
 pub mod clock;
 pub mod envelope;
+pub mod grpc;
 pub mod identity;
+pub mod log_limit;
 pub mod msp;
 pub mod ops;
 pub mod policy;
 pub mod role;
 pub mod signing;
+pub mod slots;
 pub mod store;
 pub mod tls;
 

@@ -10,7 +10,7 @@
 //!
 //! What it deliberately is not: a general HTTP server. It speaks only
 //! HTTP/1.1 (and 1.0) `GET`, reads a request head of at most 8 KiB within
-//! 5 s, ignores request headers and bodies, and closes the connection after
+//! 2 s, ignores request headers and bodies, and closes the connection after
 //! every response. It serves **plain HTTP, without TLS or authentication**:
 //! bind it to localhost or a management network, never to the consortium
 //! port. Nothing here is reachable from the gRPC services.
@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+
+use crate::slots::{SlotLimits, Slots};
 
 /// Prometheus' default histogram buckets, in seconds.
 pub const DEFAULT_BUCKETS: &[f64] = &[
@@ -38,16 +38,19 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
 
 /// Largest request head (request line and headers) the server reads.
 pub const MAX_HEAD: usize = 8 * 1024;
-/// How long a client gets to send its whole request head.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client gets to send its whole request head: scrapers and
+/// health probes send theirs at once; a slow head is a slowloris.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a client gets to take the response.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// After responding, how long (and how much) unread input is discarded so
 /// that closing does not reset the connection before the client reads.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 const DRAIN_LIMIT: usize = 64 * 1024;
-/// Connections served at once; further clients wait in the listen backlog.
+/// Connections served at once; a further one evicts the oldest.
 const MAX_CONNECTIONS: usize = 64;
+/// Connections at once from one address.
+const MAX_CONNECTIONS_PER_IP: usize = 16;
 /// Pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -888,31 +891,24 @@ impl std::fmt::Debug for Ops {
 /// `"failed_checks"`), `GET /metrics` (200, `text/plain; version=0.0.4`),
 /// `GET /version` (200 `{"version":...}`); any other path is 404 and any
 /// other method 405. A request head over 8 KiB is 431, a malformed one 400,
-/// one not complete within 5 s 408. Every response closes the connection.
+/// one not complete within 2 s 408. Every response closes the connection.
 ///
-/// Each connection runs in its own task, at most 64 at once. On shutdown the
-/// server stops accepting and aborts connections still in flight.
+/// Each connection runs in its own task, at most 64 at once and 16 from one
+/// address; a new connection that finds a cap full evicts the oldest one in
+/// it (see [`crate::slots`]), so slow clients cannot keep `/healthz` from
+/// answering. On shutdown the server stops accepting and ends connections
+/// still in flight.
 pub async fn serve(listener: TcpListener, ops: Ops, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut tasks = JoinSet::new();
+    let slots = Slots::new(SlotLimits {
+        total: MAX_CONNECTIONS,
+        per_ip: MAX_CONNECTIONS_PER_IP,
+    });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "operations endpoint listening");
     }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     loop {
-        while let Some(done) = tasks.try_join_next() {
-            if let Err(e) = done {
-                tracing::warn!(error = %e, "operations connection task failed");
-            }
-        }
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = Arc::clone(&limit).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                // The semaphore is never closed; stop if it somehow is.
-                Err(_) => break,
-            },
-        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -925,13 +921,17 @@ pub async fn serve(listener: TcpListener, ops: Ops, shutdown: impl Future<Output
             },
         };
         let ops = ops.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
-            handle_connection(stream, &ops).await;
+        let mut stop = stop_rx.clone();
+        slots.spawn(peer.ip(), move |slot| async move {
+            let _slot = slot;
+            tokio::select! {
+                () = handle_connection(stream, &ops) => {}
+                _ = stop.changed() => {}
+            }
             tracing::trace!(%peer, "operations connection closed");
         });
     }
-    tasks.shutdown().await;
+    let _ = stop_tx.send(true);
     tracing::info!("operations endpoint stopped");
 }
 

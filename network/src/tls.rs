@@ -26,6 +26,8 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::identity::CertInfo;
+use crate::log_limit::{LogLimit, Verdict};
+use crate::slots::{SlotLimits, Slots};
 
 /// How long a client gets to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -191,14 +193,27 @@ impl TlsAcceptorHandle {
     }
 }
 
+/// Handshakes in progress at once, in all and from one address; a new one
+/// past either cap evicts the oldest (see [`crate::slots`]).
+const MAX_HANDSHAKES: usize = 1024;
+const MAX_HANDSHAKES_PER_IP: usize = 64;
+
+/// Failed handshakes are logged at most 10 times a minute.
+static HANDSHAKE_LOG: LogLimit = LogLimit::new(10, Duration::from_secs(60));
+
 /// Turns a bound listener into a stream of finished TLS connections for
 /// `tonic::transport::Server::serve_with_incoming`. Failed handshakes are
-/// logged (with the peer address) and dropped.
+/// logged (with the peer address, rate-limited) and dropped; handshakes in
+/// progress are capped.
 pub fn incoming(
     listener: TcpListener,
     tls: TlsAcceptorHandle,
 ) -> ReceiverStream<Result<TlsStream<TcpStream>, io::Error>> {
     let (tx, rx) = mpsc::channel(128);
+    let handshakes = Slots::new(SlotLimits {
+        total: MAX_HANDSHAKES,
+        per_ip: MAX_HANDSHAKES_PER_IP,
+    });
     tokio::spawn(async move {
         loop {
             let (tcp, addr) = match listener.accept().await {
@@ -217,13 +232,21 @@ pub fn incoming(
                 break;
             };
             let tx = tx.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            // Only handshakes hold a slot: a finished connection belongs to
+            // tonic, which bounds its streams itself.
+            handshakes.spawn(addr.ip(), move |slot| async move {
+                let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                drop(slot);
+                let why = match done {
                     Ok(Ok(stream)) => {
                         let _ = tx.send(Ok(stream)).await;
+                        return;
                     }
-                    Ok(Err(e)) => tracing::info!(peer = %addr, error = %e, "TLS handshake refused"),
-                    Err(_) => tracing::info!(peer = %addr, "TLS handshake timed out"),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "timed out".to_string(),
+                };
+                if let Verdict::Log { suppressed } = HANDSHAKE_LOG.check() {
+                    tracing::info!(peer = %addr, error = %why, suppressed, "TLS handshake refused");
                 }
             });
         }

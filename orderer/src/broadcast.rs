@@ -386,33 +386,44 @@ impl AtomicBroadcast for BroadcastService {
         let shared = self.shared.clone();
         // Envelopes are processed concurrently but answered in order: the
         // order of receivers in `order_q` is the order of envelopes.
-        let (order_q, mut order_rx) = mpsc::channel::<oneshot::Receiver<BroadcastResponse>>(4096);
+        // A message that does not decode ends the stream with its status
+        // (INVALID_ARGUMENT), after the answers to the envelopes before it.
+        let (order_q, mut order_rx) =
+            mpsc::channel::<oneshot::Receiver<Result<BroadcastResponse, Status>>>(4096);
         let (out_tx, out_rx) = mpsc::channel(4096);
         tokio::spawn(async move {
             while let Some(item) = input.next().await {
+                let (tx, rx) = oneshot::channel();
                 let env = match item {
                     Ok(e) => e,
                     Err(status) => {
                         tracing::debug!(error = %status, "broadcast stream ended with an error");
+                        if qcss_proto::codec::is_bad_message(&status) {
+                            let _ = tx.send(Err(status));
+                            let _ = order_q.send(rx).await;
+                        }
                         break;
                     }
                 };
-                let (tx, rx) = oneshot::channel();
                 if order_q.send(rx).await.is_err() {
                     break;
                 }
                 let s = shared.clone();
                 tokio::spawn(async move {
-                    let _ = tx.send(process(&s, env).await);
+                    let _ = tx.send(Ok(process(&s, env).await));
                 });
             }
         });
         tokio::spawn(async move {
             while let Some(rx) = order_rx.recv().await {
                 let r = rx.await.unwrap_or_else(|_| {
-                    resp(FabStatus::InternalServerError, "envelope processing failed")
+                    Ok(resp(
+                        FabStatus::InternalServerError,
+                        "envelope processing failed",
+                    ))
                 });
-                if out_tx.send(Ok(r)).await.is_err() {
+                let last = r.is_err();
+                if out_tx.send(r).await.is_err() || last {
                     break;
                 }
             }

@@ -35,6 +35,14 @@ use crate::config_update::{ConfigUpdate, envelope_time, verify_update};
 use crate::error::OrdererError;
 use crate::raft::types::{Batch, BatchOutcome, NodeId, Rejected};
 
+/// Where a batch sits in the Raft log, and the time its leader stamped.
+#[derive(Debug, Clone, Copy)]
+struct RaftPos {
+    term: u64,
+    index: u64,
+    time_ms: Option<u64>,
+}
+
 const HEIGHT: &[u8] = b"height";
 const LAST_HASH: &[u8] = b"last_hash";
 const LAST_APPLIED: &[u8] = b"last_applied";
@@ -275,16 +283,23 @@ impl Chain {
             .get(LAST_HASH)?
             .map(|v| v.to_vec())
             .unwrap_or_default();
-        if let [only] = batch.envelopes.as_slice()
+        let (envelopes, time_ms) = batch.split_time();
+        let raft = RaftPos {
+            term,
+            index,
+            time_ms,
+        };
+        if let [only] = envelopes
             && channel_header(only).is_ok_and(|ch| ch.r#type == HeaderType::ConfigUpdate as i32)
         {
-            return self.apply_config(only, height, &prev, term, index, last_applied);
+            return self.apply_config(only, height, &prev, raft, last_applied);
         }
+        let window = self.channel().config().batch.clone();
         let mut accepted = Vec::with_capacity(batch.envelopes.len());
         let mut tx_ids = Vec::with_capacity(batch.envelopes.len());
         let mut seen = std::collections::HashSet::new();
         let mut rejected = Vec::new();
-        for (i, raw) in batch.envelopes.iter().enumerate() {
+        for (i, raw) in envelopes.iter().enumerate() {
             let ch = match channel_header(raw) {
                 Ok(ch) => ch,
                 Err(e) => {
@@ -300,6 +315,17 @@ impl Chain {
                     "a config update must be alone in its batch".into(),
                 ));
                 continue;
+            }
+            // A transaction dated outside the window of the leader's clock is
+            // left out (issue 15: back-dated transactions defeated permits).
+            if ch.r#type == HeaderType::EndorserTransaction as i32
+                && let Some(now) = time_ms
+            {
+                let secs = ch.timestamp.as_ref().map_or(0, |t| t.seconds);
+                if let Err(why) = window.check_tx_time(secs, now) {
+                    rejected.push(Rejected::bad(i, why));
+                    continue;
+                }
             }
             let tx_id = ch.tx_id;
             if !tx_id.is_empty() && (self.has_tx(&tx_id) || !seen.insert(tx_id.clone())) {
@@ -322,7 +348,7 @@ impl Chain {
         sign_block(
             &mut block,
             &self.signer,
-            orderer_metadata(last_config, term, index),
+            orderer_metadata(last_config, raft.term, raft.index, raft.time_ms),
         )
         .map_err(|e| OrdererError::Store(format!("signing block {height}: {e}")))?;
         let bytes = block.encode_to_vec();
@@ -354,8 +380,7 @@ impl Chain {
         raw: &[u8],
         height: u64,
         prev: &[u8],
-        term: u64,
-        index: u64,
+        raft: RaftPos,
         last_applied: &[u8],
     ) -> Result<BatchOutcome, OrdererError> {
         let refuse = |r: Rejected| -> Result<BatchOutcome, OrdererError> {
@@ -392,7 +417,7 @@ impl Chain {
         sign_block(
             &mut block,
             &self.signer,
-            orderer_metadata(height, term, index),
+            orderer_metadata(height, raft.term, raft.index, raft.time_ms),
         )
         .map_err(|e| OrdererError::Store(format!("signing block {height}: {e}")))?;
         let bytes = block.encode_to_vec();
@@ -655,6 +680,51 @@ mod tests {
                 v
             })
             .collect()
+    }
+
+    /// Issue 15: with the leader's time in the batch, a transaction dated
+    /// outside the channel's window is left out (the same way on every node),
+    /// and the block carries the time in its signed metadata.
+    #[test]
+    fn transactions_dated_outside_the_window_of_the_batch_time_are_left_out() {
+        let org1 = TestOrg::new(1);
+        let client = org1.identity("client", Role::Client);
+        let cfg = channel_config(&[&org1], &org1.identity("o1", Role::Orderer));
+        let genesis = genesis_block(&cfg);
+        let n = node(&genesis, org1.identity("o1", Role::Orderer));
+        let fresh = envelope::build(
+            &client,
+            CHANNEL,
+            HeaderType::EndorserTransaction,
+            b"a".to_vec(),
+        )
+        .unwrap()
+        .0;
+        let now_ms = qcss_network::msp::unix_now() as u64 * 1000;
+        // Ordered 120 s after it was made: outside the 60 s default window.
+        let late = Batch::stamped(vec![fresh.encode_to_vec()], now_ms + 120_000);
+        let out = n.chain.apply_batch(&late, 1, 1, b"la").unwrap();
+        assert_eq!(out.block, None);
+        assert_eq!(out.rejected.len(), 1);
+        assert!(
+            out.rejected[0].reason.contains("before the reference time"),
+            "{:?}",
+            out.rejected
+        );
+        // The same envelope within the window is ordered, with the time.
+        let on_time = Batch::stamped(vec![fresh.encode_to_vec()], now_ms + 1_000);
+        let out = n.chain.apply_batch(&on_time, 1, 2, b"la").unwrap();
+        assert_eq!(out.block, Some(1), "{:?}", out.rejected);
+        let block = n.chain.block(1).unwrap().unwrap();
+        assert_eq!(
+            qcss_network::block::block_time_ms(&block),
+            Some(now_ms + 1_000)
+        );
+        assert_eq!(
+            block.data.unwrap().data.len(),
+            1,
+            "the marker is not a transaction"
+        );
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct RaftSettings {
     pub snapshot_every: u64,
     /// Log entries kept behind a snapshot (for slow followers) before purging.
     pub keep_logs: u64,
+    /// Call elections only after a pre-vote majority (Raft thesis §9.6), so
+    /// that a node back from a pause or a partition cannot depose a healthy
+    /// leader. On by default; off gives openraft's own election timer.
+    pub pre_vote: bool,
 }
 
 impl Default for RaftSettings {
@@ -35,6 +39,7 @@ impl Default for RaftSettings {
             election_timeout_max_ms: 2000,
             snapshot_every: 2000,
             keep_logs: 500,
+            pre_vote: true,
         }
     }
 }

@@ -187,12 +187,14 @@ async fn cut_config(shared: &Arc<Shared>, inflight: &Arc<Semaphore>, p: Pending)
 /// leading (its batch may then still be committed by the next leader, or
 /// not: the senders are told to retry).
 async fn commit(shared: &Arc<Shared>, envelopes: Vec<Vec<u8>>) -> Result<BatchOutcome, String> {
-    let envelopes = envelopes
-        .into_iter()
-        .map(serde_bytes::ByteBuf::from)
-        .collect();
+    // The leader's clock, stamped into the entry: every node builds the
+    // same block time from it (see `Batch::stamped`).
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let batch = Batch::stamped(envelopes, now_ms);
     tokio::select! {
-        r = shared.raft.client_write(Batch { envelopes }) => r.map(|resp| resp.data).map_err(|e| e.to_string()),
+        r = shared.raft.client_write(batch) => r.map(|resp| resp.data).map_err(|e| e.to_string()),
         why = lost_leadership(shared) => Err(why),
     }
 }

@@ -31,7 +31,17 @@ pub async fn serve(
     mut input: Streaming<Envelope>,
     tx: mpsc::Sender<Result<DeliverResponse, Status>>,
 ) {
-    while let Some(Ok(env)) = input.next().await {
+    while let Some(item) = input.next().await {
+        let env = match item {
+            Ok(env) => env,
+            Err(status) => {
+                // A bad message is answered, not dropped with status OK.
+                if qcss_proto::codec::is_bad_message(&status) {
+                    let _ = tx.send(Err(status)).await;
+                }
+                break;
+            }
+        };
         let done = seek(&shared, env, &tx).await;
         if !done {
             break;

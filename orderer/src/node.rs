@@ -47,6 +47,11 @@ pub struct Shared {
     /// configuration (see [`crate::raft::service`]).
     pub join: Option<Arc<Channel>>,
     tls: RaftNetworkConfig,
+    /// When this node last accepted a leader's AppendEntries (pre-vote).
+    pub leader_contact: Arc<crate::raft::prevote::LeaderContact>,
+    /// openraft's leader lease (the longest election timeout), ms: a voter
+    /// refuses a pre-vote while it heard from a leader within it.
+    lease_ms: u64,
     /// A leader that no quorum has acknowledged for longer than this stops
     /// accepting envelopes, ms: the lease plus the shortest election
     /// timeout, after which the followers may well have elected another.
@@ -54,6 +59,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The leader lease, within which this node refuses pre-votes.
+    pub fn election_lease(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.lease_ms)
+    }
+
     /// The current channel.
     pub fn channel(&self) -> Arc<Channel> {
         self.chain.channel()
@@ -169,10 +179,12 @@ pub async fn run(
 
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| OrdererError::Config(format!("data dir {}: {e}", cfg.data_dir.display())))?;
-    let db = qcss_network::store::sled_config(&cfg.data_dir.join("store"))
-        .mode(sled::Mode::HighThroughput)
-        .open()
-        .map_err(|e| OrdererError::Store(format!("cannot open {}: {e}", cfg.data_dir.display())))?;
+    let store_dir = cfg.data_dir.join("store");
+    let db = qcss_network::store::open_store(
+        &qcss_network::store::sled_config(&store_dir).mode(sled::Mode::HighThroughput),
+        &store_dir,
+    )
+    .map_err(|e| OrdererError::Store(format!("cannot open {}: {e}", cfg.data_dir.display())))?;
     let chain = Arc::new(Chain::open(&db, &genesis, signer.clone())?);
     let channel = chain.channel();
     let join = match &cfg.join_block {
@@ -215,9 +227,7 @@ pub async fn run(
         election_timeout_max: r.election_timeout_max_ms,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(r.snapshot_every),
         max_in_snapshot_log_to_keep: r.keep_logs,
-        // Entries are whole batches (up to MaxMessageCount envelopes each): keep
-        // one AppendEntries small enough to finish within a heartbeat.
-        max_payload_entries: 8,
+        max_payload_entries: RAFT_MAX_PAYLOAD_ENTRIES,
         // A snapshot is the whole chain, sent in chunks; the last chunk's
         // call returns only once the follower has installed it (written every
         // block), which takes far longer than openraft's 200 ms default
@@ -225,6 +235,8 @@ pub async fn run(
         // and start over (catch-up took 5 s instead of 3 s in our test).
         install_snapshot_timeout: 10_000.max(r.heartbeat_ms),
         snapshot_max_chunk_size: 1024 * 1024,
+        // Elections are called by our pre-vote (crate::raft::prevote).
+        enable_elect: !r.pre_vote,
         ..Default::default()
     }
     .validate()
@@ -278,8 +290,20 @@ pub async fn run(
         metrics,
         join,
         tls: tls.clone(),
+        leader_contact: Arc::default(),
+        lease_ms: r.election_timeout_max_ms,
         quorum_grace_ms: r.election_timeout_max_ms + r.election_timeout_min_ms,
     });
+    if r.pre_vote {
+        tokio::spawn(crate::raft::prevote::run(
+            raft.clone(),
+            cfg.node_id,
+            shared.leader_contact.clone(),
+            tls.clone(),
+            (r.election_timeout_min_ms, r.election_timeout_max_ms),
+            std::time::Duration::from_millis(r.heartbeat_ms),
+        ));
+    }
     crate::ops::register(&shared, &registry);
     let mut certs = vec![("signing".to_owned(), signer.cert.not_after)];
     if let Ok(tls) = qcss_network::CertInfo::from_pem(&tls_cert) {
@@ -337,26 +361,98 @@ pub async fn run(
         "qcss orderer started"
     );
     let mut rx = stop_rx.clone();
+    // Decode limits come from the channel (issue 15: a member's 1 GiB
+    // envelope used to be buffered whole before AbsoluteMaxBytes refused it).
+    // A later config block raising AbsoluteMaxBytes takes effect here at the
+    // next restart (logged); Raft's limit uses the ceiling so replication
+    // never stalls on it, and its callers are admitted before decoding.
+    let client_limit = channel.config().batch.grpc_message_limit();
+    warn_on_limit_change(&chain, client_limit);
+    let raft_service = RaftService::new(raft.clone(), shared.clone());
     let server = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            qcss_network::grpc::trim_status_message::<tonic::body::Body>,
+        ))
         .add_service(
             AtomicBroadcastServer::new(BroadcastService::new(shared.clone()))
-                .max_decoding_message_size(usize::MAX)
+                .max_decoding_message_size(client_limit)
                 .max_encoding_message_size(usize::MAX),
         )
-        .add_service(
-            RaftServer::new(RaftService::new(raft.clone(), shared.clone()))
-                .max_decoding_message_size(usize::MAX)
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            RaftServer::new(raft_service.clone())
+                .max_decoding_message_size(raft_message_limit(RAFT_MAX_PAYLOAD_ENTRIES))
                 .max_encoding_message_size(usize::MAX),
-        )
+            crate::raft::service::Admission(raft_service),
+        ))
         .serve_with_incoming_shutdown(incoming(listener, acceptor), async move {
             let _ = rx.changed().await;
         });
     let server = tokio::spawn(server);
-    shutdown.await;
-    tracing::info!("shutting down");
+    // A Raft core that quit (storage corruption, a fatal error) leaves a
+    // node that answers nothing useful: stop, and say why, so that its
+    // supervisor restarts it and its operators see it (issue 15).
+    let outcome = tokio::select! {
+        () = shutdown => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+        fatal = core_stopped(raft.clone()) => {
+            tracing::error!(error = %fatal, "the Raft core stopped; the orderer exits");
+            Err(OrdererError::Raft(format!("the Raft core stopped: {fatal}")))
+        }
+    };
     let _ = stop_tx.send(true);
     let _ = raft.shutdown().await;
     let _ = server.await;
     db.flush().map_err(|e| OrdererError::Store(e.to_string()))?;
-    Ok(())
+    outcome
+}
+
+/// Entries one AppendEntries carries at most (openraft's `max_payload_entries`).
+/// Entries are whole batches (up to MaxMessageCount envelopes each): keep
+/// one AppendEntries small enough to finish within a heartbeat.
+const RAFT_MAX_PAYLOAD_ENTRIES: u64 = 8;
+
+/// The Raft service's decode limit: `entries` batches, each at most a
+/// preferred-size batch plus one envelope, at the channel's ceiling for
+/// AbsoluteMaxBytes (a raised limit must never stall replication).
+fn raft_message_limit(entries: u64) -> usize {
+    let per_batch = 2
+        * (qcss_network::channel::ABSOLUTE_MAX_BYTES_CEILING as usize
+            + qcss_network::channel::GRPC_ENVELOPE_OVERHEAD);
+    entries as usize * per_batch
+}
+
+/// Logs, on every config block that raises AbsoluteMaxBytes past what the
+/// running gRPC server was built with, that a restart applies it.
+fn warn_on_limit_change(chain: &Arc<Chain>, limit: usize) {
+    let mut rx = chain.watch_config();
+    let chain = chain.clone();
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let wanted = chain.channel().config().batch.grpc_message_limit();
+            if wanted > limit {
+                tracing::warn!(
+                    limit,
+                    wanted,
+                    "AbsoluteMaxBytes was raised: Broadcast and Deliver keep their \
+                     decode limit until this orderer restarts"
+                );
+            }
+        }
+    });
+}
+
+/// Resolves with the fatal error once `raft`'s core has stopped running
+/// (never while it runs).
+async fn core_stopped(raft: Raft) -> String {
+    let mut m = raft.metrics();
+    loop {
+        if let Err(fatal) = &m.borrow().running_state {
+            return fatal.to_string();
+        }
+        if m.changed().await.is_err() {
+            return "the Raft core dropped its metrics".to_string();
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! The orderer's operations endpoint: health (a leader and a quorum) and
+//! The orderer's operations endpoint: health (a running Raft core, a leader
+//! and a quorum) and
 //! Raft figures for `/metrics`.
 
 use std::sync::Arc;
@@ -100,15 +101,24 @@ pub fn register(shared: &Arc<Shared>, registry: &Registry) {
 pub fn ops(shared: &Arc<Shared>, registry: Registry) -> Ops {
     let s = shared.clone();
     Ops::new(registry).with_health_check(move || {
-        let leader = s.raft.metrics().borrow().current_leader;
-        Health::new().check(
-            "raft.leader",
-            match leader {
-                // A leader cut off from its quorum is not healthy either.
-                Some(l) if l == s.node_id => s.leading(),
-                Some(_) => Ok(()),
-                None => Err("no Raft leader known (no quorum?)".to_string()),
-            },
-        )
+        let (leader, running) = {
+            let m = s.raft.metrics();
+            let m = m.borrow();
+            (m.current_leader, m.running_state.clone())
+        };
+        Health::new()
+            .check(
+                "raft.core",
+                running.map_err(|fatal| format!("the Raft core stopped: {fatal}")),
+            )
+            .check(
+                "raft.leader",
+                match leader {
+                    // A leader cut off from its quorum is not healthy either.
+                    Some(l) if l == s.node_id => s.leading(),
+                    Some(_) => Ok(()),
+                    None => Err("no Raft leader known (no quorum?)".to_string()),
+                },
+            )
     })
 }

@@ -448,8 +448,14 @@ fn whoami_and_txinfo_come_from_the_creator_and_the_header() {
     // whoami touches no state: Fabric's builder leaves the namespace out.
     assert_eq!(kv(&a), None);
 
+    // Ten seconds ago: inside the channel's window of the endorser's clock.
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 10;
     let at = Timestamp {
-        seconds: 1_600_000_123,
+        seconds,
         nanos: 456_000_789,
     };
     let options = ProposalOptions {
@@ -462,8 +468,39 @@ fn whoami_and_txinfo_come_from_the_creator_and_the_header() {
     let info: serde_json::Value = serde_json::from_slice(&r.response.unwrap().payload).unwrap();
     assert_eq!(
         info,
-        json!({"tx_id": tx_id, "seconds": 1_600_000_123, "nanos": 456_000_789})
+        json!({"tx_id": tx_id, "seconds": seconds, "nanos": 456_000_789})
     );
+}
+
+/// Issue 15: a proposal back-dated past the channel's window (an expired
+/// permit used by dating the proposal 120 s earlier), or dated in the
+/// future or ten years ago, is refused before the contract runs.
+#[test]
+fn proposals_dated_outside_the_window_are_refused() {
+    let net = Net::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let window = qcss_network::channel::DEFAULT_TX_TIME_WINDOW_SECS as i64;
+    for (what, seconds) in [
+        ("back-dated 120 s", now - 120),
+        ("ten years ago", now - 10 * 365 * 86_400),
+        ("in the future", now + window + 30),
+    ] {
+        let options = ProposalOptions {
+            timestamp: Some(Timestamp { seconds, nanos: 0 }),
+            ..Default::default()
+        };
+        let (sp, _) =
+            build_proposal_with(&net.client, TEST_CHANNEL, CC, &["txinfo"], &options).unwrap();
+        let e = net.peer1.endorse(&sp).expect_err(what);
+        assert!(
+            matches!(e, EndorseError::BadTimestamp { .. }),
+            "{what}: {e}"
+        );
+        assert!(e.to_string().contains("allowed: 60 s"), "{what}: {e}");
+    }
 }
 
 #[test]
@@ -942,7 +979,7 @@ fn refusals_map_to_status_families_and_fabric_style_responses() {
 fn next_block(net: &Net, envelopes: Vec<Vec<u8>>) -> qcss_proto::common::Block {
     let previous = net.ledger.last_block_hash().unwrap_or_default();
     let mut block = new_block(net.ledger.height(), &previous, envelopes);
-    sign_block(&mut block, &net.orderer, orderer_metadata(0, 1, 1)).unwrap();
+    sign_block(&mut block, &net.orderer, orderer_metadata(0, 1, 1, None)).unwrap();
     block
 }
 

@@ -90,7 +90,7 @@ fn refused_blocks_change_nothing() {
                 let prev = e.ledger.last_block_hash().unwrap();
                 let mut b = new_block(e.ledger.height(), &prev, vec![e.put("b", b"2")]);
                 let client = e.net.client("Org1MSP").unwrap();
-                sign_block(&mut b, client, orderer_metadata(0, 1, 2)).unwrap();
+                sign_block(&mut b, client, orderer_metadata(0, 1, 2, None)).unwrap();
                 b
             },
             |err| matches!(err, ValidatorError::BlockRefused { .. }),
@@ -101,7 +101,7 @@ fn refused_blocks_change_nothing() {
                 let prev = e.ledger.last_block_hash().unwrap();
                 let mut b = new_block(e.ledger.height(), &prev, vec![e.put("b", b"2")]);
                 let rogue = e.net.issue("Org1MSP", "orderer9", Role::Orderer).unwrap();
-                sign_block(&mut b, &rogue, orderer_metadata(0, 1, 2)).unwrap();
+                sign_block(&mut b, &rogue, orderer_metadata(0, 1, 2, None)).unwrap();
                 b
             },
             |err| matches!(err, ValidatorError::BlockRefused { .. }),

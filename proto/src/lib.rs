@@ -12,6 +12,7 @@
 //! inside. [`hash`] holds the block-header hash and the Merkle tree over a
 //! block's envelopes. Start with `proto/README.md`, then `fabric/common/common.proto`.
 
+pub mod codec;
 pub mod hash;
 
 /// Fabric package `common`: envelopes, headers, blocks, policies, MSP principals.

@@ -305,6 +305,16 @@ impl NodeProc {
         self.child.id()
     }
 
+    /// Its exit status if it has exited (without waiting).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Peak resident memory so far (`VmHWM`), bytes; 0 if unreadable.
+    pub fn peak_rss(&self) -> u64 {
+        rss_field(self.pid(), "VmHWM:")
+    }
+
     /// SIGKILL, no chance to clean up.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
@@ -322,6 +332,16 @@ impl Drop for NodeProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A `/proc/PID/status` memory field (`VmRSS:`, `VmHWM:`), bytes.
+pub fn rss_field(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// `GET http://addr/path` with a raw socket; returns (status, body).

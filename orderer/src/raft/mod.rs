@@ -9,6 +9,8 @@
 //!   storing blocks (see `crate::chain`); snapshots.
 //! - [`network`]: the tonic client other nodes are reached with;
 //!   [`service`]: the server side, which admits only consenters.
+//! - [`prevote`]: elections only after a majority says it would vote, so a
+//!   node back from a pause cannot depose a healthy leader.
 
 // openraft's trait signatures fix the error type (`StorageError`, ~224 bytes);
 // boxing it in our helpers would only add conversions at every call.
@@ -16,6 +18,7 @@
 
 pub mod log_store;
 pub mod network;
+pub mod prevote;
 pub mod service;
 pub mod state_machine;
 pub mod types;

@@ -81,6 +81,18 @@ impl RaftService {
     }
 }
 
+/// Admits a Raft call from its TLS certificate before its message is
+/// decoded: a non-consenter cannot make this node buffer anything.
+#[derive(Clone)]
+pub struct Admission(pub RaftService);
+
+impl tonic::service::Interceptor for Admission {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        self.0.admit(&req)?;
+        Ok(req)
+    }
+}
+
 fn bad(e: bincode::Error) -> Status {
     Status::invalid_argument(format!("undecodable Raft message: {e}"))
 }
@@ -99,7 +111,24 @@ impl RaftRpc for RaftService {
     ) -> Result<Response<RaftMessage>, Status> {
         self.admit(&req)?;
         let rpc = decode(&req.into_inner().data).map_err(bad)?;
-        reply(&self.raft.append_entries(rpc).await)
+        let r = self.raft.append_entries(rpc).await;
+        // A leader this node accepts: no election while it keeps calling.
+        if matches!(&r, Ok(resp) if !matches!(resp, openraft::raft::AppendEntriesResponse::HigherVote(_)))
+        {
+            self.shared.leader_contact.touch();
+        }
+        reply(&r)
+    }
+
+    async fn pre_vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.admit(&req)?;
+        let rpc = decode(&req.into_inner().data).map_err(bad)?;
+        reply(&super::prevote::answer(
+            &self.raft,
+            &self.shared.leader_contact,
+            self.shared.election_lease(),
+            &rpc,
+        ))
     }
 
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
@@ -114,6 +143,10 @@ impl RaftRpc for RaftService {
     ) -> Result<Response<RaftMessage>, Status> {
         self.admit(&req)?;
         let rpc = decode(&req.into_inner().data).map_err(bad)?;
-        reply(&self.raft.install_snapshot(rpc).await)
+        let r = self.raft.install_snapshot(rpc).await;
+        if r.is_ok() {
+            self.shared.leader_contact.touch();
+        }
+        reply(&r)
     }
 }

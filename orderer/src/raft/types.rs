@@ -15,6 +15,51 @@ pub struct Batch {
     pub envelopes: Vec<serde_bytes::ByteBuf>,
 }
 
+/// The payload of the marker envelope that carries a batch's time: the
+/// last envelope of a batch, with no signature and this payload followed by
+/// the leader's clock in ms since the epoch (8 bytes, big-endian). A
+/// client's envelope cannot be mistaken for it: clients' envelopes are
+/// signed (Broadcast refuses them otherwise) and their payload is a
+/// `common.Payload`. Stamping the time inside the entry (rather than
+/// reading a clock when applying) is what makes every node build the same
+/// block; a marker rather than a new field keeps Raft logs written before
+/// block times existed readable.
+const TIME_MARKER: &[u8] = b"qcss:batch-time\0";
+
+impl Batch {
+    /// A batch of `envelopes` stamped with the leader's time `now_ms`.
+    pub fn stamped(envelopes: Vec<Vec<u8>>, now_ms: u64) -> Self {
+        let mut payload = TIME_MARKER.to_vec();
+        payload.extend_from_slice(&now_ms.to_be_bytes());
+        let marker = prost::Message::encode_to_vec(&qcss_proto::common::Envelope {
+            payload,
+            signature: Vec::new(),
+        });
+        let mut envelopes: Vec<serde_bytes::ByteBuf> = envelopes
+            .into_iter()
+            .map(serde_bytes::ByteBuf::from)
+            .collect();
+        envelopes.push(serde_bytes::ByteBuf::from(marker));
+        Batch { envelopes }
+    }
+
+    /// The envelopes of the batch without its time marker, and the time
+    /// (None for a batch written before block times existed).
+    pub fn split_time(&self) -> (&[serde_bytes::ByteBuf], Option<u64>) {
+        let all = self.envelopes.as_slice();
+        if let Some((last, rest)) = all.split_last()
+            && let Ok(env) =
+                <qcss_proto::common::Envelope as prost::Message>::decode(last.as_slice())
+            && env.signature.is_empty()
+            && let Some(t) = env.payload.strip_prefix(TIME_MARKER)
+            && let Ok(t) = <[u8; 8]>::try_from(t)
+        {
+            return (rest, Some(u64::from_be_bytes(t)));
+        }
+        (all, None)
+    }
+}
+
 /// What applying a batch answered: the block it became (if any) and the
 /// envelopes left out, with why (e.g. a tx id already ordered).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -85,4 +130,23 @@ pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, bincode::Er
         .allow_trailing_bytes()
         .with_limit(1 << 30)
         .deserialize(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamped_batch_gives_back_its_envelopes_and_time() {
+        let b = Batch::stamped(vec![b"one".to_vec(), b"two".to_vec()], 1_700_000_000_123);
+        let (envs, t) = b.split_time();
+        assert_eq!(t, Some(1_700_000_000_123));
+        assert_eq!(envs.len(), 2);
+        assert_eq!(envs[1].as_slice(), b"two");
+        // A batch from before block times: all envelopes, no time.
+        let old = Batch {
+            envelopes: vec![serde_bytes::ByteBuf::from(b"one".to_vec())],
+        };
+        assert_eq!(old.split_time(), (old.envelopes.as_slice(), None));
+    }
 }

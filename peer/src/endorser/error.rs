@@ -48,6 +48,16 @@ pub enum EndorseError {
         /// This endorser's channel.
         want: String,
     },
+    /// The proposal's timestamp is outside the channel's
+    /// `tx_time_window_secs` of this endorser's clock (a back- or
+    /// forward-dated proposal; or a badly set clock on either side).
+    #[error("proposal {tx_id:?}: {reason}")]
+    BadTimestamp {
+        /// The proposal's tx id.
+        tx_id: String,
+        /// By how much, and the window.
+        reason: String,
+    },
     /// The tx id is not hex(SHA-256(nonce ‖ creator)), Fabric's rule.
     #[error("proposal tx id {got:?} does not match its nonce and creator (expected {expected:?})")]
     TxIdMismatch {
@@ -233,6 +243,7 @@ impl EndorseError {
             Self::Malformed { .. }
             | Self::WrongHeaderType { .. }
             | Self::WrongChannel { .. }
+            | Self::BadTimestamp { .. }
             | Self::TxIdMismatch { .. } => Refusal::InvalidArgument,
             Self::UnknownMsp { .. }
             | Self::CreatorRefused { .. }

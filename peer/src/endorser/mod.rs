@@ -209,6 +209,20 @@ impl Endorser {
         let channel = self.channel();
         let proposal = UnpackedProposal::unpack(signed)?;
         proposal.check_header(&channel)?;
+        // The contract's "now" is this timestamp: accept it only within the
+        // channel's window of our own clock (the orderer and the validators
+        // hold it to the same window of the block time).
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        channel
+            .config()
+            .batch
+            .check_tx_time(proposal.timestamp.seconds, now_ms)
+            .map_err(|reason| EndorseError::BadTimestamp {
+                tx_id: proposal.tx_id().to_owned(),
+                reason,
+            })?;
         let creator = proposal.check_creator(signed, &channel)?;
         let tx_id = proposal.tx_id();
         match self.ledger.tx(tx_id) {

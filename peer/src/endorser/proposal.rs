@@ -60,6 +60,10 @@ pub struct UnpackedProposal {
     pub proposal_hash: [u8; 32],
 }
 
+/// Most arguments (function name included) a proposal may carry, and most
+/// transient entries: checked on the wire before anything is decoded.
+pub const MAX_ARGS: usize = 1024;
+
 impl UnpackedProposal {
     /// Decodes every layer of `signed`, checking only that each decodes and
     /// that the fields the endorser needs are present: a chaincode name, a
@@ -110,8 +114,14 @@ impl UnpackedProposal {
             }
             None => return Err(mal("channel header", "no timestamp")),
         };
+        // Counted on the wire before decoding: 10 M empty args are 20 MB of
+        // request but ~600 MB once decoded (issue 15).
+        qcss_proto::codec::check_fields(&payload_bytes, MAX_ARGS)
+            .map_err(|e| mal("chaincode proposal payload", e))?;
         let cpp = ChaincodeProposalPayload::decode(payload_bytes.as_slice())
             .map_err(|e| mal("chaincode proposal payload", e))?;
+        qcss_proto::codec::check_nested_fields(&cpp.input, &[1, 3], MAX_ARGS)
+            .map_err(|e| mal("chaincode input", format!("{e} (args and decorations)")))?;
         let cis = ChaincodeInvocationSpec::decode(cpp.input.as_slice())
             .map_err(|e| mal("chaincode invocation spec", e))?;
         let input = cis

@@ -107,7 +107,7 @@ impl Ledger {
         // before reporting the directory as in use.
         let mut attempts = 0;
         let db = loop {
-            match qcss_network::store::sled_config(dir).open() {
+            match qcss_network::store::open_store(&qcss_network::store::sled_config(dir), dir) {
                 Ok(db) => break db,
                 Err(sled::Error::Io(e))
                     if attempts < 40 && e.to_string().contains("could not acquire lock") =>

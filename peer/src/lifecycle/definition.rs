@@ -63,7 +63,10 @@ pub enum DefinitionError {
     #[error("sequence must be at least 1")]
     Sequence,
     /// The endorsement policy does not parse.
-    #[error("endorsement policy {policy:?}: {reason}")]
+    #[error(
+        "endorsement policy {:?}: {reason}",
+        qcss_network::grpc::echo(policy, 256)
+    )]
     Policy {
         /// The policy as given.
         policy: String,

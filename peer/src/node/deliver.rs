@@ -100,7 +100,17 @@ async fn serve(
     tx: mpsc::Sender<Result<DeliverResponse, Status>>,
     kind: Kind,
 ) {
-    while let Some(Ok(env)) = input.next().await {
+    while let Some(item) = input.next().await {
+        let env = match item {
+            Ok(env) => env,
+            Err(status) => {
+                // A bad message is answered, not dropped with status OK.
+                if qcss_proto::codec::is_bad_message(&status) {
+                    let _ = tx.send(Err(status)).await;
+                }
+                break;
+            }
+        };
         if !seek(&peer, env, tls, &tx, kind).await {
             break;
         }

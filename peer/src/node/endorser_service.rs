@@ -6,7 +6,7 @@
 //! the same way whether the chaincode failed or the proposal was refused.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use qcss_proto::protos::endorser_server::Endorser;
 use qcss_proto::protos::{ProposalResponse, SignedProposal};
@@ -15,6 +15,14 @@ use tonic::{Request, Response, Status};
 use crate::endorser::EndorseError;
 use crate::node::Peer;
 use crate::node::qscc::{self, QSCC};
+
+/// gRPC metadata a QCSS Gateway sets on `ProcessProposal`: its own ledger
+/// height. The endorser waits (up to [`MIN_HEIGHT_WAIT_MS`]) until its
+/// ledger is at least as high before simulating.
+pub(crate) const MIN_HEIGHT_HEADER: &str = "qcss-min-height";
+
+/// Longest an endorser waits for [`MIN_HEIGHT_HEADER`], ms.
+const MIN_HEIGHT_WAIT_MS: u64 = 2_000;
 
 /// The Endorser gRPC service of one peer.
 pub(crate) struct EndorserService {
@@ -58,6 +66,22 @@ impl Endorser for EndorserService {
         &self,
         request: Request<SignedProposal>,
     ) -> Result<Response<ProposalResponse>, Status> {
+        // A QCSS Gateway says how far its own ledger is: simulate no
+        // earlier than that, or the endorsements differ (issue 15: the demo's
+        // steps failed now and then when this peer had not yet committed the
+        // block the client had just seen committed). Bounded wait; past it,
+        // simulate anyway and let the Gateway compare.
+        if let Some(h) = request
+            .metadata()
+            .get(MIN_HEIGHT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            && self.peer.height() < h
+        {
+            self.peer
+                .wait_height_above(h - 1, Duration::from_millis(MIN_HEIGHT_WAIT_MS))
+                .await;
+        }
         let signed = request.into_inner();
         match endorse_locally(&self.peer, signed).await {
             Ok(Ok(r)) => Ok(Response::new(r)),

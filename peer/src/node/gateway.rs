@@ -47,8 +47,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::endorser::{EndorseError, Refusal, UnpackedProposal, prepare_transaction};
-use crate::node::endorser_service::endorse_locally;
+use crate::endorser::{
+    AssembleError, EndorseError, Refusal, UnpackedProposal, prepare_transaction,
+};
+use crate::node::endorser_service::{MIN_HEIGHT_HEADER, endorse_locally};
 use crate::node::{Peer, chaincode_events};
 use crate::validator::{KeyRule, KeyWrite, PolicyProvider, decode_key_policy};
 
@@ -183,8 +185,12 @@ impl GatewayService {
         for addr in endpoints {
             let attempt = async {
                 let ch = self.peer.connect(&addr).await?;
+                let mut req = tonic::Request::new(signed.clone());
+                if let Ok(v) = self.peer.height().to_string().parse() {
+                    req.metadata_mut().insert(MIN_HEIGHT_HEADER, v);
+                }
                 EndorserClient::new(ch)
-                    .process_proposal(signed.clone())
+                    .process_proposal(req)
                     .await
                     .map(tonic::Response::into_inner)
                     .map_err(|s| format!("{}: {}", s.code(), s.message()))
@@ -529,11 +535,68 @@ impl GatewayService {
                 }
             }
         }
-        let prepared = prepare_transaction(&signed, &responses)
-            .map_err(|e| Status::aborted(format!("cannot assemble the transaction: {e}")))?;
+        let prepared = match prepare_transaction(&signed, &responses) {
+            Ok(p) => p,
+            // An endorser that had not committed what this peer had (a hint
+            // it did not honour, or a block that arrived meanwhile): ask the
+            // remote orgs once more, now that they have had time to catch up.
+            Err(AssembleError::PayloadMismatch { .. }) if responses.len() > 1 => {
+                tracing::info!(
+                    tx_id = unpacked.tx_id(),
+                    "endorsements differ; asking the remote endorsers once more"
+                );
+                self.reendorse(&signed, &unpacked, &own, responses).await?
+            }
+            Err(e) => {
+                return Err(Status::aborted(format!(
+                    "cannot assemble the transaction: {e}"
+                )));
+            }
+        };
         Ok(EndorseResponse {
             prepared_transaction: Some(prepared),
         })
+    }
+}
+
+impl GatewayService {
+    /// The retry of [`Self::endorse_inner`] after the endorsements differed:
+    /// keeps this peer's response, asks each remote org that endorsed again
+    /// (after a short pause), and assembles once more.
+    async fn reendorse(
+        &self,
+        signed: &SignedProposal,
+        unpacked: &UnpackedProposal,
+        own: &str,
+        responses: Vec<ProposalResponse>,
+    ) -> Result<Envelope, Status> {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut again = Vec::with_capacity(responses.len());
+        for r in responses {
+            let msp = r
+                .endorsement
+                .as_ref()
+                .and_then(|e| SerializedIdentity::decode(e.endorser.as_slice()).ok())
+                .map(|id| id.mspid)
+                .unwrap_or_default();
+            if msp == own || msp.is_empty() {
+                again.push(r);
+                continue;
+            }
+            match self.endorse_by(&msp, signed).await {
+                Ok(r) if failure(&r).is_none() => again.push(r),
+                Ok(r) => {
+                    let f = failure(&r).unwrap_or_default();
+                    return Err(self.aborted(
+                        format!("chaincode {} failed on {msp}: {f}", unpacked.chaincode),
+                        vec![self.detail(&msp, &f)],
+                    ));
+                }
+                Err(e) => return Err(Status::unavailable(format!("{msp}: {e}"))),
+            }
+        }
+        prepare_transaction(signed, &again)
+            .map_err(|e| Status::aborted(format!("cannot assemble the transaction: {e}")))
     }
 }
 

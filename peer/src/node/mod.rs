@@ -427,22 +427,28 @@ pub async fn run(
         "qcss peer started"
     );
     let mut rx = stop_rx.clone();
-    let limit = 64 * 1024 * 1024;
+    // The largest legitimate request is one envelope (a Submit) or one
+    // proposal: decode no more than that (issue 15: 60 MiB requests grew a
+    // peer by 2 GB). Responses (blocks) are bounded by the orderer.
+    let limit = channel.config().batch.grpc_message_limit();
     let server = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            qcss_network::grpc::trim_status_message::<tonic::body::Body>,
+        ))
         .add_service(
             GatewayServer::new(gateway::GatewayService::new(peer.clone()))
                 .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
+                .max_encoding_message_size(usize::MAX),
         )
         .add_service(
             EndorserServer::new(endorser_service::EndorserService::new(peer.clone()))
                 .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
+                .max_encoding_message_size(usize::MAX),
         )
         .add_service(
             DeliverServer::new(deliver::DeliverService::new(peer.clone()))
                 .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
+                .max_encoding_message_size(usize::MAX),
         )
         .serve_with_incoming_shutdown(incoming(listener, acceptor), async move {
             let _ = rx.changed().await;

@@ -263,7 +263,11 @@ impl Network {
         envelopes: Vec<Vec<u8>>,
     ) -> Result<Block, FixtureError> {
         let mut block = new_block(number, previous_hash, envelopes);
-        sign_block(&mut block, &self.orderer, orderer_metadata(0, 1, number))?;
+        sign_block(
+            &mut block,
+            &self.orderer,
+            orderer_metadata(0, 1, number, None),
+        )?;
         Ok(block)
     }
 

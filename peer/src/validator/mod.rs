@@ -163,6 +163,7 @@ where
         channel,
         policies,
         block,
+        time_ms: qcss_network::block::block_time_ms(block),
     };
     let started = Instant::now();
     let (checked, threads, signature_time) = check_all(&checker, envelopes, options.threads);

@@ -81,6 +81,9 @@ pub(crate) struct Checker<'a, P: PolicyProvider + ?Sized> {
     pub(crate) policies: &'a P,
     /// The block (a config transaction must be alone in it).
     pub(crate) block: &'a Block,
+    /// The time its ordering leader stamped on it, ms since the epoch
+    /// ([`qcss_network::block::block_time_ms`]); None for older blocks.
+    pub(crate) time_ms: Option<u64>,
 }
 
 /// Accumulates time spent validating identities and verifying signatures.
@@ -146,6 +149,16 @@ impl<P: PolicyProvider + ?Sized> Checker<'_, P> {
         }
         if sh.nonce.is_empty() || sh.creator.is_empty() {
             return fail(Code::BadCommonHeader, "empty nonce or creator");
+        }
+        // The transaction's time, which contracts read as "now", must be
+        // within the channel's window of the block's orderer-stamped time.
+        if let Some(block_ms) = self.time_ms {
+            let secs = ch.timestamp.as_ref().map_or(0, |t| t.seconds);
+            self.channel
+                .config()
+                .batch
+                .check_tx_time(secs, block_ms)
+                .map_err(|why| Rejection::new(Code::BadCommonHeader, why))?;
         }
         let creator = self.check_creator(&sh.creator, &env.payload, &env.signature, clock)?;
         if compute_tx_id(&sh.nonce, &sh.creator) != ch.tx_id {
