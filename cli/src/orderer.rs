@@ -96,7 +96,7 @@ pub fn run_channel(cmd: ChannelCommand) -> Result<()> {
 fn start(a: StartArgs) -> Result<()> {
     let cfg = OrdererConfig::load(&a.config)?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let (listener, ops, addr, ops_addr) =
             bind_node(&cfg.listen, cfg.ops_listen.as_deref()).await?;
         println!(
@@ -108,7 +108,10 @@ fn start(a: StartArgs) -> Result<()> {
         );
         qcss_orderer::node::run(cfg, listener, ops, crate::ca::shutdown_signal()).await?;
         Ok(())
-    })
+    });
+    // Blocking tasks stuck on a failed disk must not keep the process alive.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    result
 }
 
 /// Binds a node's gRPC and operations listeners, naming the address in the

@@ -402,10 +402,19 @@ pub async fn run(
         }
     };
     let _ = stop_tx.send(true);
-    let _ = raft.shutdown().await;
-    let _ = server.await;
+    // Bounded: open Deliver and Broadcast streams must not keep a node
+    // whose core stopped from exiting.
+    let grace = std::time::Duration::from_secs(5);
+    let _ = tokio::time::timeout(grace, raft.shutdown()).await;
+    let abort = server.abort_handle();
+    if tokio::time::timeout(grace, server).await.is_err() {
+        abort.abort();
+    }
+    // After a fatal storage error the store is not to be trusted with more
+    // writes; everything acknowledged was fsync'd when it was appended.
+    outcome?;
     db.flush().map_err(|e| OrdererError::Store(e.to_string()))?;
-    outcome
+    Ok(())
 }
 
 /// Entries one AppendEntries carries at most (openraft's `max_payload_entries`).

@@ -130,6 +130,10 @@ pub async fn run(
 ) {
     let mut clients: HashMap<String, RaftClient<Channel>> = HashMap::new();
     let mut wait = randomised(timeout, node_id);
+    // The candidate's own retry timer: kept apart from `contact`, which only
+    // a leader may reset (a lost pre-vote that counted as contact would make
+    // this node refuse the others' pre-votes, and no one would ever win).
+    let mut last_attempt: Option<Instant> = None;
     loop {
         tokio::time::sleep(heartbeat).await;
         let m = raft.metrics().borrow().clone();
@@ -151,7 +155,11 @@ pub async fn run(
             .membership()
             .voter_ids()
             .any(|id| id == node_id);
-        if m.current_leader == Some(node_id) || !i_vote || contact.elapsed() < wait {
+        if m.current_leader == Some(node_id)
+            || !i_vote
+            || contact.elapsed() < wait
+            || last_attempt.is_some_and(|t| t.elapsed() < wait)
+        {
             continue;
         }
         let req = PreVoteRequest {
@@ -203,7 +211,7 @@ pub async fn run(
             tracing::debug!(granted, voters = voters_total, ?refusals, "pre-vote lost");
         }
         // Either way, wait a whole (new, random) timeout before trying again.
-        contact.touch();
+        last_attempt = Some(Instant::now());
         wait = randomised(timeout, node_id);
     }
 }
