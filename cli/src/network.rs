@@ -934,6 +934,18 @@ fn print_summary(dir: &Path, info: &NetworkInfo, demo: Option<&crate::network_de
                 println!("  recalled: {}", page(&d.recalled));
                 println!("  forged:   {}", page(&d.forged));
             }
+            if !d.keys.is_empty() {
+                println!("Batch code keys (PKCS#8, mode 0600; keep them secret):");
+                for (batch, file) in &d.keys {
+                    println!("  {batch}: {file}");
+                }
+                if let Some((batch, file)) = d.keys.first() {
+                    println!(
+                        "  more codes and QR images: {q} codes issue --batch {batch} --from 1 --to 24 --key {file} --base {} --qr qr/",
+                        crate::network_demo::BASE
+                    );
+                }
+            }
         }
         None => {
             println!(
