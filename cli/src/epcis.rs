@@ -249,7 +249,7 @@ fn export(a: ExportArgs) -> Result<()> {
         let mut g = a.conn.gateway().await?;
         export_doc(&mut g, &a.chaincode, &a.batch).await
     })?;
-    let text = serde_json::to_string_pretty(&doc)? + "\n";
+    let text = pretty(&doc) + "\n";
     let n = doc["epcisBody"]["eventList"].as_array().map_or(0, Vec::len);
     match &a.out {
         Some(p) => {
@@ -295,18 +295,62 @@ fn prefixes() -> Map<String, Value> {
     m
 }
 
-/// `event` with its CBV 2.0 event hash as `eventID` (first, for readers).
-fn with_event_id(event: Value) -> Value {
+/// `event` with its CBV 2.0 event hash as `eventID`.
+fn with_event_id(mut event: Value) -> Value {
     let id = crate::epcis_hash::event_hash(&event, &prefixes());
-    let mut o = Map::new();
-    o.insert("type".into(), event["type"].clone());
-    o.insert("eventID".into(), json!(id));
-    if let Value::Object(rest) = event {
-        for (k, v) in rest {
-            o.entry(k).or_insert(v);
-        }
+    event["eventID"] = json!(id);
+    event
+}
+
+/// The order keys are written in: `@context`, `type`, `eventID` first (a
+/// business transaction's, source's or destination's `type` before its
+/// value, as the CBV lists them and GS1's hash tools read them), then the
+/// others in code point order.
+fn key_rank(k: &str) -> (u8, &str) {
+    match k {
+        "@context" => (0, k),
+        "type" => (1, k),
+        "eventID" => (2, k),
+        _ => (3, k),
     }
-    Value::Object(o)
+}
+
+/// `v` as indented JSON (two spaces), keys in [`key_rank`] order.
+fn pretty(v: &Value) -> String {
+    let mut out = String::new();
+    write_pretty(v, 0, &mut out);
+    out
+}
+
+fn write_pretty(v: &Value, depth: usize, out: &mut String) {
+    let pad = |d: usize| "  ".repeat(d);
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_by_key(|k| key_rank(k));
+            out.push_str("{\n");
+            for (i, k) in keys.iter().enumerate() {
+                out.push_str(&pad(depth + 1));
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push_str(": ");
+                write_pretty(&m[k.as_str()], depth + 1, out);
+                out.push_str(if i + 1 < keys.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&pad(depth));
+            out.push('}');
+        }
+        Value::Array(a) if !a.is_empty() => {
+            out.push_str("[\n");
+            for (i, x) in a.iter().enumerate() {
+                out.push_str(&pad(depth + 1));
+                write_pretty(x, depth + 1, out);
+                out.push_str(if i + 1 < a.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&pad(depth));
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
 }
 
 async fn fetch_batch(
@@ -324,9 +368,10 @@ async fn fetch_batch(
 }
 
 /// One transformation as recorded, whichever batch's timeline it came
-/// from: the contract keeps a copy in the output's timeline (with the
-/// output's site) and one in each input's (with the transformation's
-/// location); both give the same [`Transformation`].
+/// from: the contract keeps a copy in the output's timeline (the output's
+/// registration, at its site) and one in each input's (at the
+/// transformation's time and location); both give the same
+/// [`Transformation`].
 #[derive(Debug, Clone, PartialEq)]
 struct Transformation {
     id: String,
@@ -376,9 +421,11 @@ async fn transformation(
             str_field(&b, "uom").map(str::to_owned),
         ));
     }
-    // The location is on the inputs' copies only.
-    let mut location = str_field(e, "read_point").map(str::to_owned);
-    if location.is_none()
+    // The transformation's time and location are on the inputs' copies
+    // (the output's copy has the output's registration time instead): from
+    // the output's timeline, read them from the first input's.
+    let mut input_copy = None;
+    if e["batch"].as_str() == Some(output_id.as_str())
         && let Some((first, _, _)) = inputs.first()
     {
         let first = first.clone();
@@ -386,18 +433,19 @@ async fn transformation(
             let r = evaluate(g, cc, "trace", &first).await?;
             timelines.insert(first.clone(), r["timeline"].clone());
         }
-        location = timelines[&first]
+        input_copy = timelines[&first]
             .as_array()
             .into_iter()
             .flatten()
             .find(|x| x["type"] == "TransformationEvent" && x["transformation_id"] == tid.as_str())
-            .and_then(|x| str_field(x, "read_point"))
-            .map(str::to_owned);
+            .cloned();
     }
+    let copy = input_copy.as_ref().unwrap_or(e);
+    let location = str_field(copy, "read_point").map(str::to_owned);
     Ok(Transformation {
         id: tid,
-        event_time: e["event_time"].as_i64().unwrap_or(0),
-        offset: str_field(e, "event_time_zone_offset")
+        event_time: copy["event_time"].as_i64().unwrap_or(0),
+        offset: str_field(copy, "event_time_zone_offset")
             .unwrap_or("+00:00")
             .to_owned(),
         record_time: e["record_time"].as_i64(),
@@ -987,6 +1035,20 @@ mod tests {
         assert_eq!(parse_rfc3339("2025-11-24T16:00:00.123Z"), Some(t));
         assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), Some(-1));
         assert_eq!(parse_rfc3339("2025-11-24"), None);
+    }
+
+    #[test]
+    fn documents_list_type_first() {
+        let v = json!({"epcisBody": {"eventList": [{"sourceList": [{"source": "urn:x", "type": "owning_party"}],
+                       "eventID": "ni:x", "type": "ObjectEvent", "a": [], "b": {}}]},
+                       "type": "EPCISDocument", "@context": ["c"]});
+        let text = pretty(&v);
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), v);
+        let at = |s: &str| text.find(s).unwrap();
+        assert!(at("\"@context\"") < at("\"type\": \"EPCISDocument\""));
+        assert!(at("\"type\": \"ObjectEvent\"") < at("\"eventID\""));
+        assert!(at("\"eventID\"") < at("\"a\": []"));
+        assert!(at("\"type\": \"owning_party\"") < at("\"source\": \"urn:x\""));
     }
 
     #[test]

@@ -124,7 +124,18 @@ fn network_up_demo_status_trace_down_and_up_again() {
         if let Some(r) = qcss_tests::epcis_schema_check(&[&path]) {
             r.unwrap_or_else(|e| panic!("GS1's EPCIS 2.0 schema refuses {lot}:\n{e}"));
         }
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("export")).expect("JSON")
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("export")).expect("JSON");
+        if let Some(hashes) = qcss_tests::reference_event_hashes(&path) {
+            let ids: Vec<&str> = doc["epcisBody"]["eventList"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .map(|e| e["eventID"].as_str().expect("eventID"))
+                .collect();
+            assert_eq!(ids, hashes, "{lot}: eventID = CBV 2.0 event hash");
+        }
+        doc
     };
     let lj = export("LJ2026A", false);
     let h1 = export("H1", true);
