@@ -1037,6 +1037,58 @@ mod tests {
         assert_eq!(parse_rfc3339("2025-11-24"), None);
     }
 
+    /// An event written the way GS1's examples write them: EPC URNs, old
+    /// CBV URNs, an SGLN read point.
+    #[test]
+    fn maps_epc_urns_and_old_cbv_urns() {
+        let e = json!({"type": "ObjectEvent", "action": "OBSERVE",
+            "eventTime": "2013-06-08T14:58:56.591Z", "eventTimeZoneOffset": "+02:00",
+            "quantityList": [{"epcClass": "urn:epc:class:lgtin:4012345.011111.4444", "quantity": 10, "uom": "KGM"}],
+            "bizStep": "urn:epcglobal:cbv:bizstep:shipping",
+            "disposition": "urn:epcglobal:cbv:disp:in_transit",
+            "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"}});
+        let Mapped::Call(f, arg) = map_event(&e, None) else {
+            panic!("skipped")
+        };
+        assert_eq!(f, "add_event");
+        let gtin = qcss_chaincode::unit_code::with_check_digit("0401234511111");
+        assert_eq!(arg["target"], format!("{gtin}/4444"));
+        assert_eq!(arg["biz_step"], "shipping");
+        assert_eq!(arg["disposition"], "in_transit");
+        assert_eq!(arg["read_point"], "urn:epc:id:sgln:4012345.00001.0");
+        // Exported again, the SGLN is the canonical Digital Link.
+        assert_eq!(
+            location("urn:epc:id:sgln:4012345.00001.0", "Org1MSP"),
+            json!({"id": format!(
+                "https://id.gs1.org/414/{}",
+                qcss_chaincode::unit_code::with_check_digit("401234500001")
+            )})
+        );
+        // A bare GLN with its check digit is a GLN; with a wrong one, text.
+        let gln = qcss_chaincode::unit_code::with_check_digit("690123400001");
+        assert_eq!(
+            location(&gln, "Org1MSP")["id"],
+            format!("https://id.gs1.org/414/{gln}")
+        );
+        let wrong = format!("{}{}", &gln[..12], (gln.as_bytes()[12] - b'0' + 1) % 10);
+        assert_eq!(
+            location(&wrong, "Org1MSP")["id"],
+            format!("urn:qcss:location:Org1MSP:{wrong}")
+        );
+        let free = location("cold room 2", "Org1MSP");
+        assert_eq!(free["id"], "urn:qcss:location:Org1MSP:cold%20room%202");
+        assert_eq!(place_of(&free).as_deref(), Some("cold room 2"));
+        let Mapped::Call(_, arg) = map_event(
+            &json!({"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "storing",
+                    "quantityList": [{"epcClass": "urn:epc:class:lgtin:4012345.011111.4444"}],
+                    "bizLocation": {"id": free["id"]}}),
+            None,
+        ) else {
+            panic!("skipped")
+        };
+        assert_eq!(arg["biz_location"], "cold room 2");
+    }
+
     #[test]
     fn documents_list_type_first() {
         let v = json!({"epcisBody": {"eventList": [{"sourceList": [{"source": "urn:x", "type": "owning_party"}],
