@@ -176,6 +176,43 @@ fn network_up_demo_status_trace_down_and_up_again() {
         "{inspection:#}"
     );
 
+    // The CLI finds the peer, identity and channel in the network's folder:
+    // the printed line names only it; --org/--as pick others; explicit
+    // flags win.
+    assert_eq!(lines[0].len(), 3, "{out}");
+    assert_eq!(lines[0][1], "--dir", "{out}");
+    assert!(Path::new(&lines[0][2]).ends_with("net"), "{out}");
+    let info = qcss_ok(
+        dir,
+        &[
+            "ledger", "info", "--dir", "net", "--org", "producer", "--as", "admin",
+        ],
+    );
+    assert!(info.contains("height"), "{info}");
+    let e = qcss(
+        dir,
+        &[
+            "ledger",
+            "info",
+            "--dir",
+            "net",
+            "--org",
+            "producer",
+            "--peer",
+            "127.0.0.1:1",
+        ],
+    );
+    assert!(
+        !e.status.success(),
+        "an explicit --peer wins over the org's"
+    );
+    let e = qcss(dir, &["ledger", "info", "--dir", "net", "--org", "nobody"]);
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("no org \"nobody\""),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+
     let good = trace(&lines[0]);
     assert!(
         good.contains("sterilising"),
