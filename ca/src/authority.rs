@@ -883,7 +883,8 @@ fn ensure_server_tls(
         let current =
             CertInfo::from_pem(pem.as_bytes()).map_err(setup("server TLS certificate"))?;
         let fresh = current.not_after > unix_now() + 86400;
-        if fresh && cfg.tls_hosts.iter().all(|h| current.sans.contains(h)) {
+        let named = |h: &String| current.sans.iter().any(|s| s.eq_ignore_ascii_case(h));
+        if fresh && cfg.tls_hosts.iter().all(named) {
             return Ok(());
         }
     }

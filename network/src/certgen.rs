@@ -332,8 +332,11 @@ fn san(host: &str) -> Result<SanType, CertGenError> {
     if !ok {
         return Err(CertGenError::BadSan(host.to_string()));
     }
+    // DNS names are case-insensitive: one spelling, so a name given in two
+    // cases is listed once.
     Ok(SanType::DnsName(
-        host.try_into()
+        host.to_ascii_lowercase()
+            .try_into()
             .map_err(|_| CertGenError::BadSan(host.to_string()))?,
     ))
 }
