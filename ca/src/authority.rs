@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use prost::Message;
-use qcss_network::certgen::{CertAuthority, CertGenError, SigningProfile, parse_reason};
+use qcss_network::certgen::{
+    CertAuthority, CertGenError, HF_AFFILIATION, HF_ENROLLMENT_ID, HF_TYPE, STANDARD_ATTRIBUTES,
+    SigningProfile, parse_reason,
+};
 use qcss_network::identity::{ATTRIBUTES_OID, CertInfo, certs_from_pem, decode_attributes};
 use qcss_network::msp::{Msp, MspConfig, unix_now};
 use qcss_network::{Role, signing};
@@ -334,7 +337,7 @@ impl Authority {
         if rec.revoked {
             return Err(CaError::Revoked(format!("identity {name:?}")));
         }
-        let csr = check_csr(&req.csr_pem, &rec)?;
+        let csr = check_csr(&req.csr_pem, &rec, &self.cfg.org)?;
         let profile = Profile::parse(&req.profile)?;
         let _w = self.lock_writes()?;
         // Re-read under the lock: a concurrent enrollment may have used the last slot.
@@ -374,7 +377,7 @@ impl Authority {
             self.authenticate(signed, "Reenroll", |r: &pb::ReenrollRequest| {
                 r.stamp.clone()
             })?;
-        let csr = check_csr(&req.csr_pem, &caller)?;
+        let csr = check_csr(&req.csr_pem, &caller, &self.cfg.org)?;
         let profile = Profile::parse(&req.profile)?;
         let _w = self.lock_writes()?;
         let issued = self.issue(&caller, profile, &req.hosts, &csr)?;
@@ -753,6 +756,12 @@ fn check_name(name: &str) -> Result<(), CaError> {
 }
 
 fn check_attr(name: &str, value: &str) -> Result<(), CaError> {
+    if STANDARD_ATTRIBUTES.contains(&name) {
+        return Err(CaError::InvalidArgument {
+            field: "attributes",
+            message: format!("{name} is set by the CA on every certificate, not registered"),
+        });
+    }
     if name.is_empty() || name.len() > 64 || value.len() > 256 || name.contains('=') {
         return Err(CaError::InvalidArgument {
             field: "attributes",
@@ -763,8 +772,10 @@ fn check_attr(name: &str, value: &str) -> Result<(), CaError> {
 }
 
 /// Parses and checks a CSR against the registration: valid signature, P-256
-/// key, and nothing asked for (CN, role OU, attributes) beyond what was registered.
-fn check_csr(pem: &str, rec: &IdentityRecord) -> Result<CheckedCsr, CaError> {
+/// key, and nothing asked for (CN, role OU, attributes) beyond what was
+/// registered (or, for Fabric CA's standard attributes, what the CA sets:
+/// the name, the role and the org `org`).
+fn check_csr(pem: &str, rec: &IdentityRecord, org: &str) -> Result<CheckedCsr, CaError> {
     let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
         .map_err(|e| CaError::BadCsr(format!("not PEM: {e}")))?;
     if p.label != "CERTIFICATE REQUEST" && p.label != "NEW CERTIFICATE REQUEST" {
@@ -812,7 +823,17 @@ fn check_csr(pem: &str, rec: &IdentityRecord) -> Result<CheckedCsr, CaError> {
                     let asked =
                         decode_attributes(ext.value).map_err(|e| CaError::BadCsr(e.to_string()))?;
                     for (k, v) in asked {
-                        if rec.attributes.get(&k) != Some(&v) {
+                        let set_by_ca = match k.as_str() {
+                            HF_ENROLLMENT_ID => Some(rec.name.as_str()),
+                            HF_TYPE => Some(rec.role.as_str()),
+                            HF_AFFILIATION => Some(org),
+                            _ => None,
+                        };
+                        let allowed = match set_by_ca {
+                            Some(value) => value == v,
+                            None => rec.attributes.get(&k) == Some(&v),
+                        };
+                        if !allowed {
                             return Err(CaError::CsrNotAllowed {
                                 name: rec.name.clone(),
                                 asked: format!("attribute {k}={v}"),
@@ -862,7 +883,8 @@ fn ensure_server_tls(
         let current =
             CertInfo::from_pem(pem.as_bytes()).map_err(setup("server TLS certificate"))?;
         let fresh = current.not_after > unix_now() + 86400;
-        if fresh && cfg.tls_hosts.iter().all(|h| current.sans.contains(h)) {
+        let named = |h: &String| current.sans.iter().any(|s| s.eq_ignore_ascii_case(h));
+        if fresh && cfg.tls_hosts.iter().all(named) {
             return Ok(());
         }
     }

@@ -1,7 +1,17 @@
 //! `qcss epcis export|import`: a batch's ledger history as an EPCIS 2.0
-//! JSON-LD document, and EPCIS 2.0 events recorded through the traceability
-//! contract (`chaincode/contracts/traceability/README.md`, "EPCIS 2.0 / CBV
-//! 2.0 mapping" and "EPCIS export/import"). Thin: query, map, submit, print.
+//! JSON-LD document that GS1's EPCIS 2.0 JSON schema accepts, and EPCIS 2.0
+//! events recorded through the traceability contract
+//! (`chaincode/contracts/traceability/README.md`, "EPCIS 2.0 / CBV 2.0
+//! mapping" and "EPCIS export/import"). Thin: query, map, submit, print.
+//!
+//! Every exported event's `eventID` is its CBV 2.0 event hash
+//! ([`crate::epcis_hash`]), so the same event has the same id in every
+//! export; a transformation is one event whichever of its batches is
+//! exported. Locations are URIs: GLN-based ones (a GLN, an SGLN URN or a
+//! GS1 Digital Link with AI 414 in the record) as the canonical Digital
+//! Link `https://id.gs1.org/414/{GLN}[/254/{ext}]`; free text (the
+//! fallback) as `urn:qcss:location:{MSP}:{percent-encoded text}` with the
+//! text itself in the `qcss:name` extension.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,7 +30,8 @@ const EPCIS_CONTEXT: &str = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-con
 const QCSS_VOC: &str = "https://qcss.dev/voc/";
 const QCSS_BIZ_STEP: &str = "https://qcss.dev/voc/bizstep/";
 const DL: &str = "https://id.gs1.org";
-const EVENT_ID: &str = "urn:qcss:event:";
+const LOCATION: &str = "urn:qcss:location:";
+const INSPECTION: &str = "urn:qcss:inspection:";
 const TRANSFORMATION_ID: &str = "urn:qcss:transformation:";
 const MSP_PARTY: &str = "urn:qcss:msp:";
 const SHA256_URN: &str = "urn:qcss:sha256:";
@@ -166,9 +177,14 @@ fn sscc_link(sscc: &str) -> String {
 /// A GS1 Digital Link (any resolver) or an EPC URN → the contract's id:
 /// `{gtin}/{lot}[/{serial}]`, or an SSCC.
 fn ledger_id(uri: &str) -> Option<String> {
-    if let Some(s) = uri.strip_prefix("urn:epc:id:sscc:") {
-        return Some(s.to_owned());
-    }
+    // EPC URNs (sgtin, lgtin, sscc) through their canonical Digital Link.
+    let canonical;
+    let uri = if uri.starts_with("urn:epc:") {
+        canonical = crate::epcis_hash::normalise_gs1(uri)?;
+        canonical.as_str()
+    } else {
+        uri
+    };
     let path = match uri.find("://") {
         Some(i) => &uri[i + 3..][uri[i + 3..].find('/')?..],
         None => uri,
@@ -233,7 +249,7 @@ fn export(a: ExportArgs) -> Result<()> {
         let mut g = a.conn.gateway().await?;
         export_doc(&mut g, &a.chaincode, &a.batch).await
     })?;
-    let text = serde_json::to_string_pretty(&doc)? + "\n";
+    let text = pretty(&doc) + "\n";
     let n = doc["epcisBody"]["eventList"].as_array().map_or(0, Vec::len);
     match &a.out {
         Some(p) => {
@@ -252,32 +268,16 @@ async fn export_doc(g: &mut GatewayClient, cc: &str, batch: &str) -> Result<Valu
         report["batch"]["id"].as_str().unwrap_or(batch).to_owned(),
         report["batch"].clone(),
     );
+    let mut timelines: BTreeMap<String, Value> = BTreeMap::new();
     let mut list = Vec::new();
     for e in report["timeline"].as_array().into_iter().flatten() {
-        // Transformations: the output batch, whose `inputs` list every input,
-        // and each input batch's unit of measure.
-        if e["type"] == "TransformationEvent" {
-            let mut ids: Vec<String> = e["children"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.as_str().map(str::to_owned))
-                .collect();
-            if let Some(out) = ids.first().cloned() {
-                let b = fetch_batch(g, cc, &mut batches, &out).await?;
-                ids.extend(
-                    b["inputs"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|q| q["batch"].as_str().map(str::to_owned)),
-                );
-            }
-            for id in ids {
-                fetch_batch(g, cc, &mut batches, &id).await?;
-            }
-        }
-        list.push(to_epcis(e, &batches));
+        let event = if e["type"] == "TransformationEvent" {
+            let t = transformation(g, cc, e, &mut batches, &mut timelines).await?;
+            transformation_to_epcis(&t)
+        } else {
+            to_epcis(e)
+        };
+        list.push(with_event_id(event));
     }
     Ok(json!({
         "@context": [EPCIS_CONTEXT, {"qcss": QCSS_VOC}],
@@ -286,6 +286,71 @@ async fn export_doc(g: &mut GatewayClient, cc: &str, batch: &str) -> Result<Valu
         "creationDate": now_utc(),
         "epcisBody": {"eventList": list},
     }))
+}
+
+/// The prefixes of the exported documents' `@context`, for the event hash.
+fn prefixes() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("qcss".into(), json!(QCSS_VOC));
+    m
+}
+
+/// `event` with its CBV 2.0 event hash as `eventID`.
+fn with_event_id(mut event: Value) -> Value {
+    let id = crate::epcis_hash::event_hash(&event, &prefixes());
+    event["eventID"] = json!(id);
+    event
+}
+
+/// The order keys are written in: `@context`, `type`, `eventID` first (a
+/// business transaction's, source's or destination's `type` before its
+/// value, as the CBV lists them and GS1's hash tools read them), then the
+/// others in code point order.
+fn key_rank(k: &str) -> (u8, &str) {
+    match k {
+        "@context" => (0, k),
+        "type" => (1, k),
+        "eventID" => (2, k),
+        _ => (3, k),
+    }
+}
+
+/// `v` as indented JSON (two spaces), keys in [`key_rank`] order.
+fn pretty(v: &Value) -> String {
+    let mut out = String::new();
+    write_pretty(v, 0, &mut out);
+    out
+}
+
+fn write_pretty(v: &Value, depth: usize, out: &mut String) {
+    let pad = |d: usize| "  ".repeat(d);
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_by_key(|k| key_rank(k));
+            out.push_str("{\n");
+            for (i, k) in keys.iter().enumerate() {
+                out.push_str(&pad(depth + 1));
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push_str(": ");
+                write_pretty(&m[k.as_str()], depth + 1, out);
+                out.push_str(if i + 1 < keys.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&pad(depth));
+            out.push('}');
+        }
+        Value::Array(a) if !a.is_empty() => {
+            out.push_str("[\n");
+            for (i, x) in a.iter().enumerate() {
+                out.push_str(&pad(depth + 1));
+                write_pretty(x, depth + 1, out);
+                out.push_str(if i + 1 < a.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&pad(depth));
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
 }
 
 async fn fetch_batch(
@@ -302,26 +367,253 @@ async fn fetch_batch(
     Ok(b)
 }
 
-fn quantity_element(id: &str, quantity: Option<u64>, batches: &BTreeMap<String, Value>) -> Value {
+/// One transformation as recorded, whichever batch's timeline it came
+/// from: the contract keeps a copy in the output's timeline (the output's
+/// registration, at its site) and one in each input's (at the
+/// transformation's time and location); both give the same
+/// [`Transformation`].
+#[derive(Debug, Clone, PartialEq)]
+struct Transformation {
+    id: String,
+    event_time: i64,
+    offset: String,
+    record_time: Option<i64>,
+    actor: Option<String>,
+    /// (batch, quantity, uom) consumed.
+    inputs: Vec<(String, Option<u64>, Option<String>)>,
+    /// The output batch: (id, quantity, uom, production date, site).
+    output: (
+        String,
+        Option<u64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
+    /// Where it happened (`transform`'s `location`).
+    location: Option<String>,
+}
+
+async fn transformation(
+    g: &mut GatewayClient,
+    cc: &str,
+    e: &Value,
+    batches: &mut BTreeMap<String, Value>,
+    timelines: &mut BTreeMap<String, Value>,
+) -> Result<Transformation> {
+    let tid = str_field(e, "transformation_id").unwrap_or("").to_owned();
+    let output_id = e["children"][0]
+        .as_str()
+        .or_else(|| str_field(e, "batch"))
+        .unwrap_or("")
+        .to_owned();
+    let out = fetch_batch(g, cc, batches, &output_id).await?;
+    let recorded_inputs: Vec<Value> = match out["inputs"].as_array() {
+        Some(a) if !a.is_empty() => a.clone(),
+        _ => e["inputs"].as_array().cloned().unwrap_or_default(),
+    };
+    let mut inputs = Vec::new();
+    for q in &recorded_inputs {
+        let id = q["batch"].as_str().unwrap_or("").to_owned();
+        let b = fetch_batch(g, cc, batches, &id).await?;
+        inputs.push((
+            id,
+            q["quantity"].as_u64(),
+            str_field(&b, "uom").map(str::to_owned),
+        ));
+    }
+    // The transformation's time and location are on the inputs' copies
+    // (the output's copy has the output's registration time instead): from
+    // the output's timeline, read them from the first input's.
+    let mut input_copy = None;
+    if e["batch"].as_str() == Some(output_id.as_str())
+        && let Some((first, _, _)) = inputs.first()
+    {
+        let first = first.clone();
+        if !timelines.contains_key(&first) {
+            let r = evaluate(g, cc, "trace", &first).await?;
+            timelines.insert(first.clone(), r["timeline"].clone());
+        }
+        input_copy = timelines[&first]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|x| x["type"] == "TransformationEvent" && x["transformation_id"] == tid.as_str())
+            .cloned();
+    }
+    let copy = input_copy.as_ref().unwrap_or(e);
+    let location = str_field(copy, "read_point").map(str::to_owned);
+    Ok(Transformation {
+        id: tid,
+        event_time: copy["event_time"].as_i64().unwrap_or(0),
+        offset: str_field(copy, "event_time_zone_offset")
+            .unwrap_or("+00:00")
+            .to_owned(),
+        record_time: e["record_time"].as_i64(),
+        actor: str_field(e, "actor").map(str::to_owned),
+        inputs,
+        output: (
+            output_id,
+            out["quantity"].as_u64(),
+            str_field(&out, "uom").map(str::to_owned),
+            str_field(&out, "production_date").map(str::to_owned),
+            str_field(&out, "site").map(str::to_owned),
+        ),
+        location,
+    })
+}
+
+fn quantity_element(id: &str, quantity: Option<u64>, uom: Option<&str>) -> Value {
     let mut q = json!({"epcClass": digital_link(id)});
     if let Some(n) = quantity {
         q["quantity"] = json!(n);
-        if let Some(uom) = batches.get(id).and_then(|b| str_field(b, "uom")) {
+        if let Some(uom) = uom {
             q["uom"] = json!(uom);
         }
     }
     q
 }
 
-/// One contract event (`src/model.rs` `Event`) as an EPCIS 2.0 event.
-fn to_epcis(e: &Value, batches: &BTreeMap<String, Value>) -> Value {
+/// The GS1 check digit is right for these digits.
+fn check_digit_ok(digits: &str) -> bool {
+    let (body, last) = digits.split_at(digits.len() - 1);
+    last.parse::<u32>().ok() == Some(qcss_chaincode::unit_code::gs1_check_digit(body))
+}
+
+/// A recorded place as an EPCIS location (`readPoint` / `bizLocation`):
+/// GLN-based records as the canonical GS1 Digital Link (AI 414, with AI
+/// 254 for an SGLN's extension), other URIs as written, and free text —
+/// the fallback — as `urn:qcss:location:{MSP}:{text}` (percent-encoded)
+/// with the text itself in `qcss:name`.
+fn location(place: &str, msp: &str) -> Value {
+    let place = place.trim();
+    if place.len() == 13 && place.bytes().all(|b| b.is_ascii_digit()) && check_digit_ok(place) {
+        return json!({"id": format!("{DL}/414/{place}")});
+    }
+    if let Some(dl) = crate::epcis_hash::normalise_gs1(place).filter(|d| d.contains("/414/")) {
+        return json!({"id": dl});
+    }
+    if is_uri(place) {
+        return json!({"id": place});
+    }
+    json!({
+        "id": format!("{LOCATION}{}:{}", percent_encode(msp), percent_encode(place)),
+        "qcss:name": place,
+    })
+}
+
+/// The place a location stands for, as the contract records it: the free
+/// text of a QCSS fallback location, otherwise the URI.
+fn place_of(loc: &Value) -> Option<String> {
+    if let Some(name) = loc.get("qcss:name").and_then(Value::as_str) {
+        return Some(name.to_owned());
+    }
+    let id = id_of(loc)?;
+    if let Some(rest) = id.strip_prefix(LOCATION)
+        && let Some((_, text)) = rest.split_once(':')
+        && let Some(t) = percent_decode(text)
+    {
+        return Some(t);
+    }
+    Some(id)
+}
+
+/// An absolute URI: a scheme, `:`, and only characters RFC 3986 allows.
+fn is_uri(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
+    let mut sc = scheme.bytes();
+    sc.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && sc.all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A transformation as one EPCIS TransformationEvent (without `eventID`).
+fn transformation_to_epcis(t: &Transformation) -> Value {
+    let mut o = Map::new();
+    o.insert("type".into(), json!("TransformationEvent"));
+    o.insert("eventTime".into(), json!(rfc3339(t.event_time, &t.offset)));
+    o.insert("eventTimeZoneOffset".into(), json!(t.offset));
+    if let Some(r) = t.record_time {
+        o.insert("recordTime".into(), json!(rfc3339(r, "Z")));
+    }
+    let inputs: Vec<Value> = t
+        .inputs
+        .iter()
+        .map(|(id, q, uom)| quantity_element(id, *q, uom.as_deref()))
+        .collect();
+    o.insert("inputQuantityList".into(), json!(inputs));
+    let (out, quantity, uom, date, site) = &t.output;
+    o.insert(
+        "outputQuantityList".into(),
+        json!([quantity_element(out, *quantity, uom.as_deref())]),
+    );
+    if !t.id.is_empty() {
+        o.insert(
+            "transformationID".into(),
+            json!(format!("{TRANSFORMATION_ID}{}", percent_encode(&t.id))),
+        );
+    }
+    // The output batch is commissioned, active, at its site.
+    o.insert("bizStep".into(), json!("commissioning"));
+    o.insert("disposition".into(), json!("active"));
+    let msp = t.actor.as_deref().unwrap_or("");
+    if let Some(l) = &t.location {
+        o.insert("readPoint".into(), location(l, msp));
+    }
+    if let Some(s) = site {
+        o.insert("bizLocation".into(), location(s, msp));
+    }
+    if let Some(d) = date {
+        o.insert("qcss:output".into(), json!({"production_date": d}));
+    }
+    if let Some(a) = &t.actor {
+        o.insert("qcss:actor".into(), json!(a));
+    }
+    Value::Object(o)
+}
+
+/// One contract event (`src/model.rs` `Event`, not a transformation) as an
+/// EPCIS 2.0 event (without `eventID`).
+fn to_epcis(e: &Value) -> Value {
     let kind = e["type"].as_str().unwrap_or("ObjectEvent");
     let offset = str_field(e, "event_time_zone_offset").unwrap_or("+00:00");
+    let msp = str_field(e, "actor").unwrap_or("");
     let mut o = Map::new();
     o.insert("type".into(), json!(kind));
-    if let Some(id) = str_field(e, "event_id") {
-        o.insert("eventID".into(), json!(format!("{EVENT_ID}{id}")));
-    }
     let t = e["event_time"].as_i64().unwrap_or(0);
     o.insert("eventTime".into(), json!(rfc3339(t, offset)));
     o.insert("eventTimeZoneOffset".into(), json!(offset));
@@ -330,48 +622,6 @@ fn to_epcis(e: &Value, batches: &BTreeMap<String, Value>) -> Value {
     }
     let batch = e["batch"].as_str().unwrap_or("");
     match kind {
-        "TransformationEvent" => {
-            let output = e["children"][0].as_str().unwrap_or(batch);
-            let inputs = batches
-                .get(output)
-                .map(|b| &b["inputs"])
-                .filter(|i| i.as_array().is_some_and(|a| !a.is_empty()))
-                .unwrap_or(&e["inputs"]);
-            let inputs: Vec<Value> = inputs
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|q| {
-                    quantity_element(
-                        q["batch"].as_str().unwrap_or(""),
-                        q["quantity"].as_u64(),
-                        batches,
-                    )
-                })
-                .collect();
-            o.insert("inputQuantityList".into(), json!(inputs));
-            let out_b = batches.get(output);
-            o.insert(
-                "outputQuantityList".into(),
-                json!([quantity_element(
-                    output,
-                    out_b.and_then(|b| b["quantity"].as_u64()),
-                    batches
-                )]),
-            );
-            if let Some(id) = str_field(e, "transformation_id") {
-                o.insert(
-                    "transformationID".into(),
-                    json!(format!("{TRANSFORMATION_ID}{id}")),
-                );
-            }
-            if let Some(b) = out_b {
-                o.insert(
-                    "qcss:output".into(),
-                    json!({"production_date": b["production_date"], "site": b["site"]}),
-                );
-            }
-        }
         "AggregationEvent" => {
             if let Some(a) = str_field(e, "action") {
                 o.insert("action".into(), json!(a));
@@ -403,7 +653,7 @@ fn to_epcis(e: &Value, batches: &BTreeMap<String, Value>) -> Value {
                 None => {
                     o.insert(
                         "quantityList".into(),
-                        json!([quantity_element(batch, None, batches)]),
+                        json!([quantity_element(batch, None, None)]),
                     );
                 }
             }
@@ -416,10 +666,24 @@ fn to_epcis(e: &Value, batches: &BTreeMap<String, Value>) -> Value {
         o.insert("disposition".into(), json!(d));
     }
     if let Some(r) = str_field(e, "read_point") {
-        o.insert("readPoint".into(), json!({"id": r}));
+        o.insert("readPoint".into(), location(r, msp));
     }
     if let Some(r) = str_field(e, "biz_location") {
-        o.insert("bizLocation".into(), json!({"id": r}));
+        o.insert("bizLocation".into(), location(r, msp));
+    }
+    let mut data = e["data"].clone();
+    // A lab's test result is a business transaction (CBV type testres).
+    if let Some(bt) = data.get("bizTransaction").cloned()
+        && let Some(id) = bt["id"].as_str()
+    {
+        let kind = bt["type"].as_str().unwrap_or("testres");
+        o.insert(
+            "bizTransactionList".into(),
+            json!([{"type": kind, "bizTransaction": format!("{INSPECTION}{}", percent_encode(id))}]),
+        );
+        if let Some(m) = data.as_object_mut() {
+            m.remove("bizTransaction");
+        }
     }
     if let Some(s) = str_field(e, "source") {
         o.insert(
@@ -455,11 +719,11 @@ fn to_epcis(e: &Value, batches: &BTreeMap<String, Value>) -> Value {
         o.insert("certificationInfo".into(), json!(certs));
         o.insert("qcss:attachments".into(), json!(att));
     }
-    if let Some(actor) = str_field(e, "actor") {
-        o.insert("qcss:actor".into(), json!(actor));
+    if !msp.is_empty() {
+        o.insert("qcss:actor".into(), json!(msp));
     }
-    if !e["data"].is_null() {
-        o.insert("qcss:data".into(), e["data"].clone());
+    if !data.is_null() && data.as_object().is_none_or(|m| !m.is_empty()) {
+        o.insert("qcss:data".into(), data);
     }
     Value::Object(o)
 }
@@ -615,10 +879,10 @@ fn map_event(e: &Value, retarget: Option<&str>) -> Mapped {
             if let Some(o) = e["eventTimeZoneOffset"].as_str() {
                 arg["event_time_zone_offset"] = json!(o);
             }
-            if let Some(r) = id_of(&e["readPoint"]) {
+            if let Some(r) = place_of(&e["readPoint"]) {
                 arg["read_point"] = json!(r);
             }
-            if let Some(r) = id_of(&e["bizLocation"]) {
+            if let Some(r) = place_of(&e["bizLocation"]) {
                 arg["biz_location"] = json!(r);
             }
             if let Some(d) = party(&e["destinationList"], "destination") {
@@ -645,7 +909,10 @@ fn map_event(e: &Value, retarget: Option<&str>) -> Mapped {
             let Some(tid) = e["transformationID"].as_str() else {
                 return skip("transform needs a transformationID");
             };
-            let tid = tid.strip_prefix(TRANSFORMATION_ID).unwrap_or(tid);
+            let tid = match tid.strip_prefix(TRANSFORMATION_ID) {
+                Some(t) => percent_decode(t).unwrap_or_else(|| t.to_owned()),
+                None => tid.to_owned(),
+            };
             let mut inputs = Vec::new();
             for q in e["inputQuantityList"].as_array().into_iter().flatten() {
                 let (Some(id), Some(n)) = (
@@ -692,8 +959,8 @@ fn map_event(e: &Value, retarget: Option<&str>) -> Mapped {
             let site = extra["site"]
                 .as_str()
                 .map(str::to_owned)
-                .or_else(|| id_of(&e["bizLocation"]))
-                .or_else(|| id_of(&e["readPoint"]))
+                .or_else(|| place_of(&e["bizLocation"]))
+                .or_else(|| place_of(&e["readPoint"]))
                 .unwrap_or_else(|| "unknown".to_owned());
             let mut arg = json!({
                 "transformation_id": tid,
@@ -705,7 +972,7 @@ fn map_event(e: &Value, retarget: Option<&str>) -> Mapped {
             if let Some(t) = time {
                 arg["event_time"] = json!(t);
             }
-            if let Some(r) = id_of(&e["readPoint"]) {
+            if let Some(r) = place_of(&e["readPoint"]) {
                 arg["location"] = json!(r);
             }
             Mapped::Call("transform", arg)
@@ -742,7 +1009,7 @@ fn map_event(e: &Value, retarget: Option<&str>) -> Mapped {
             if let Some(t) = time {
                 arg["event_time"] = json!(t);
             }
-            if let Some(r) = id_of(&e["readPoint"]) {
+            if let Some(r) = place_of(&e["readPoint"]) {
                 arg["read_point"] = json!(r);
             }
             Mapped::Call(f, arg)
@@ -768,6 +1035,72 @@ mod tests {
         assert_eq!(parse_rfc3339("2025-11-24T16:00:00.123Z"), Some(t));
         assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), Some(-1));
         assert_eq!(parse_rfc3339("2025-11-24"), None);
+    }
+
+    /// An event written the way GS1's examples write them: EPC URNs, old
+    /// CBV URNs, an SGLN read point.
+    #[test]
+    fn maps_epc_urns_and_old_cbv_urns() {
+        let e = json!({"type": "ObjectEvent", "action": "OBSERVE",
+            "eventTime": "2013-06-08T14:58:56.591Z", "eventTimeZoneOffset": "+02:00",
+            "quantityList": [{"epcClass": "urn:epc:class:lgtin:4012345.011111.4444", "quantity": 10, "uom": "KGM"}],
+            "bizStep": "urn:epcglobal:cbv:bizstep:shipping",
+            "disposition": "urn:epcglobal:cbv:disp:in_transit",
+            "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"}});
+        let Mapped::Call(f, arg) = map_event(&e, None) else {
+            panic!("skipped")
+        };
+        assert_eq!(f, "add_event");
+        let gtin = qcss_chaincode::unit_code::with_check_digit("0401234511111");
+        assert_eq!(arg["target"], format!("{gtin}/4444"));
+        assert_eq!(arg["biz_step"], "shipping");
+        assert_eq!(arg["disposition"], "in_transit");
+        assert_eq!(arg["read_point"], "urn:epc:id:sgln:4012345.00001.0");
+        // Exported again, the SGLN is the canonical Digital Link.
+        assert_eq!(
+            location("urn:epc:id:sgln:4012345.00001.0", "Org1MSP"),
+            json!({"id": format!(
+                "https://id.gs1.org/414/{}",
+                qcss_chaincode::unit_code::with_check_digit("401234500001")
+            )})
+        );
+        // A bare GLN with its check digit is a GLN; with a wrong one, text.
+        let gln = qcss_chaincode::unit_code::with_check_digit("690123400001");
+        assert_eq!(
+            location(&gln, "Org1MSP")["id"],
+            format!("https://id.gs1.org/414/{gln}")
+        );
+        let wrong = format!("{}{}", &gln[..12], (gln.as_bytes()[12] - b'0' + 1) % 10);
+        assert_eq!(
+            location(&wrong, "Org1MSP")["id"],
+            format!("urn:qcss:location:Org1MSP:{wrong}")
+        );
+        let free = location("cold room 2", "Org1MSP");
+        assert_eq!(free["id"], "urn:qcss:location:Org1MSP:cold%20room%202");
+        assert_eq!(place_of(&free).as_deref(), Some("cold room 2"));
+        let Mapped::Call(_, arg) = map_event(
+            &json!({"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "storing",
+                    "quantityList": [{"epcClass": "urn:epc:class:lgtin:4012345.011111.4444"}],
+                    "bizLocation": {"id": free["id"]}}),
+            None,
+        ) else {
+            panic!("skipped")
+        };
+        assert_eq!(arg["biz_location"], "cold room 2");
+    }
+
+    #[test]
+    fn documents_list_type_first() {
+        let v = json!({"epcisBody": {"eventList": [{"sourceList": [{"source": "urn:x", "type": "owning_party"}],
+                       "eventID": "ni:x", "type": "ObjectEvent", "a": [], "b": {}}]},
+                       "type": "EPCISDocument", "@context": ["c"]});
+        let text = pretty(&v);
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), v);
+        let at = |s: &str| text.find(s).unwrap();
+        assert!(at("\"@context\"") < at("\"type\": \"EPCISDocument\""));
+        assert!(at("\"type\": \"ObjectEvent\"") < at("\"eventID\""));
+        assert!(at("\"eventID\"") < at("\"a\": []"));
+        assert!(at("\"type\": \"owning_party\"") < at("\"source\": \"urn:x\""));
     }
 
     #[test]
@@ -804,7 +1137,7 @@ mod tests {
             "read_point": "orchard 3", "biz_location": null, "destination": "Org2MSP",
             "attachments": [{"sha256": "ab", "name": "f.jpg", "media_type": null}],
             "data": {"truck": "Z-1"}});
-        let x = to_epcis(&e, &BTreeMap::new());
+        let x = to_epcis(&e);
         assert_eq!(x["bizStep"], "https://qcss.dev/voc/bizstep/harvesting");
         assert_eq!(x["certificationInfo"][0], "urn:qcss:sha256:ab");
         let Mapped::Call(f, arg) = map_event(&x, None) else {

@@ -15,6 +15,7 @@ mod ca;
 mod chaincode;
 mod channel;
 mod epcis;
+mod epcis_hash;
 mod network;
 mod network_demo;
 mod orderer;

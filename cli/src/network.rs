@@ -907,23 +907,30 @@ fn print_summary(dir: &Path, info: &NetworkInfo, demo: Option<&crate::network_de
             o.web
         );
     }
-    let conn = format!(
-        "--peer {} --identity {}/orgs/{}/user1 --channel {}",
-        o.peer,
-        dir.display(),
-        o.name,
-        info.channel
-    );
+    // Read commands find the peer, identity and channel in the network's
+    // folder (`--dir`, default qcss-net; `--org`, `--as` to pick others).
+    let default_dir = std::env::current_dir().map(|c| c.join("qcss-net"));
+    let conn = if dir == Path::new("qcss-net") || default_dir.is_ok_and(|d| d == dir) {
+        String::new()
+    } else {
+        format!(" --dir {}", dir.display())
+    };
     println!();
+    println!(
+        "Commands that talk to a peer (trace, ledger, tx, epcis, chaincode) act as {}'s user1 on its peer by default{}; --org ORG and --as NAME pick another org and identity, --peer/--identity/--channel say it outright.",
+        o.name,
+        if conn.is_empty() {
+            String::new()
+        } else {
+            format!(" (with{conn})")
+        }
+    );
     match demo {
         Some(d) => {
             println!("Unit codes from the loquat-juice story — try:");
-            println!("  genuine, with history:  {q} trace '{}' {conn}", d.good);
-            println!(
-                "  recalled batch:         {q} trace '{}' {conn}",
-                d.recalled
-            );
-            println!("  forged:                 {q} trace '{}' {conn}", d.forged);
+            println!("  genuine, with history:  {q} trace '{}'{conn}", d.good);
+            println!("  recalled batch:         {q} trace '{}'{conn}", d.recalled);
+            println!("  forged:                 {q} trace '{}'{conn}", d.forged);
             if !o.web.is_empty() {
                 let page = |c: &str| {
                     c.find("/01/")
@@ -934,10 +941,22 @@ fn print_summary(dir: &Path, info: &NetworkInfo, demo: Option<&crate::network_de
                 println!("  recalled: {}", page(&d.recalled));
                 println!("  forged:   {}", page(&d.forged));
             }
+            if !d.keys.is_empty() {
+                println!("Batch code keys (PKCS#8, mode 0600; keep them secret):");
+                for (batch, file) in &d.keys {
+                    println!("  {batch}: {file}");
+                }
+                if let Some((batch, file)) = d.keys.first() {
+                    println!(
+                        "  more codes and QR images: {q} codes issue --batch {batch} --from 1 --to 24 --key {file} --base {} --qr qr/",
+                        crate::network_demo::BASE
+                    );
+                }
+            }
         }
         None => {
             println!(
-                "Try:  {q} tx query --chaincode {CONTRACT} --fn get_permit --args '[\"ProducerMSP\"]' {conn}"
+                "Try:  {q} tx query --chaincode {CONTRACT} --fn get_permit --args '[\"ProducerMSP\"]'{conn}"
             );
             println!("      (run with --demo for a whole story and unit codes to trace)");
         }

@@ -3,11 +3,14 @@
 //! products, a harvest lot, juice made from it, production events, a lab
 //! inspection, shipping to logistics, unit codes issued offline, a consumer
 //! scan, a recall — ending with three unit codes to trace: a genuine one
-//! with history, one of a recalled batch, and a forged one.
+//! with history, one of a recalled batch, and a forged one. The two juice
+//! batches' code keys are kept (PKCS#8, 0600) under the producer's folder,
+//! `orgs/producer/codes/{GTIN}-{LOT}.key`, so more codes and QR images can
+//! be issued with `qcss codes issue`.
 
 use std::path::Path;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use qcss_chaincode::unit_code::{BatchKey, issue_codes, with_check_digit};
 use qcss_peer::client::GatewayClient;
 use qcss_proto::protos::TxValidationCode;
@@ -27,6 +30,33 @@ pub struct DemoCodes {
     pub recalled: String,
     /// A forged code (altered signature).
     pub forged: String,
+    /// The batch code keys written, `(batch GTIN/LOT, key file)` (empty in
+    /// a network.json written before they were kept).
+    #[serde(default)]
+    pub keys: Vec<(String, String)>,
+}
+
+/// Writes a batch code key (PKCS#8 DER) to `path`, readable by its owner
+/// only; an existing file is an error (a key is never overwritten).
+fn write_key(path: &Path, pkcs8: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(pkcs8)?;
+    f.sync_all()?;
+    Ok(())
 }
 
 async fn call(g: &mut GatewayClient, f: &str, args: Value) -> Result<Value> {
@@ -148,8 +178,16 @@ pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCod
     p.step("  lab accredited; LJ2026A inspected (pass), endorsed by the lab's peer");
     // Unit codes: one key per batch, registered on-chain; codes offline.
     let mut codes = Vec::new();
+    let mut keys = Vec::new();
     for (b, lot) in [(&good_batch, "LJ2026A"), (&bad_batch, "LJ2026B")] {
-        let (key, _pkcs8) = BatchKey::generate().map_err(|e| anyhow!("{e}"))?;
+        let (key, pkcs8) = BatchKey::generate().map_err(|e| anyhow!("{e}"))?;
+        let file = dir
+            .join("orgs")
+            .join(&producer.name)
+            .join("codes")
+            .join(format!("{juice}-{lot}.key"));
+        write_key(&file, &pkcs8)?;
+        keys.push((b.clone(), file.display().to_string()));
         call(
             &mut farm,
             "set_code_key",
@@ -192,5 +230,6 @@ pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCod
         good,
         recalled,
         forged,
+        keys,
     })
 }

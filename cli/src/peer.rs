@@ -26,21 +26,49 @@ pub struct StartArgs {
 }
 
 /// How to reach a peer and as whom.
+///
+/// `--peer`, `--identity` and `--channel` (or `QCSS_PEER`, `QCSS_IDENTITY`,
+/// `QCSS_CHANNEL`) say it outright. Whatever is not given comes from the
+/// network `qcss network up` wrote (`--dir`, default `qcss-net`): the
+/// `--org`'s peer (default: the org `network up` prints, logistics), the
+/// client identity `--as` (default `user1`) under `orgs/{org}/`, and the
+/// network's channel. Explicit flags always win.
 #[derive(Debug, Args, Clone)]
 pub struct Conn {
-    /// The peer's gRPC address (Gateway).
+    /// The peer's gRPC address (Gateway); default: the --org's peer.
     #[arg(long, env = "QCSS_PEER")]
-    pub peer: String,
+    pub peer: Option<String>,
     /// The client's enrollment directory (cert.pem, key.pem, msp_id,
-    /// tls-cert.pem, tls-key.pem, tls-ca.pem), as `qcss ca enroll` writes it.
+    /// tls-cert.pem, tls-key.pem, tls-ca.pem), as `qcss ca enroll` writes
+    /// it; default: DIR/orgs/{org}/{as}.
     #[arg(long, env = "QCSS_IDENTITY")]
-    pub identity: PathBuf,
+    pub identity: Option<PathBuf>,
     /// TLS root certificates to trust for the peer (PEM); default: the
     /// identity's own tls-ca.pem.
     #[arg(long = "tls-root")]
     pub tls_roots: Vec<PathBuf>,
-    /// The channel.
+    /// The channel; default: the network's.
     #[arg(long, env = "QCSS_CHANNEL")]
+    pub channel: Option<String>,
+    /// The folder `qcss network up` wrote, where the defaults come from.
+    #[arg(long = "dir", default_value = "qcss-net")]
+    pub net_dir: PathBuf,
+    /// The org whose peer and identity to use: its name (producer, lab,
+    /// regulator, logistics, ...) or MSP id; default: logistics (the fourth
+    /// org, or the last if fewer), as `network up` prints.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// The client identity to act as, a folder under the org's
+    /// (`admin`, `user1`, `consumer1`, ...).
+    #[arg(long = "as", default_value = "user1")]
+    pub act_as: String,
+}
+
+/// A [`Conn`] with its defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub peer: String,
+    pub identity: PathBuf,
     pub channel: String,
 }
 
@@ -49,35 +77,104 @@ impl Conn {
         std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
     }
 
-    /// The signing identity in `--identity`.
-    pub fn signer(&self) -> Result<SigningIdentity> {
-        let msp = std::fs::read_to_string(self.identity.join("msp_id"))
-            .with_context(|| format!("cannot read {}/msp_id", self.identity.display()))?;
-        SigningIdentity::load_dir(MspId(msp.trim().to_owned()), &self.identity)
-            .map_err(|e| anyhow!("identity {}: {e}", self.identity.display()))
+    /// The peer, identity and channel: as given, the rest from `--dir`'s
+    /// network.json.
+    pub fn resolve(&self) -> Result<Resolved> {
+        if let (Some(peer), Some(identity), Some(channel)) =
+            (&self.peer, &self.identity, &self.channel)
+        {
+            return Ok(Resolved {
+                peer: peer.clone(),
+                identity: identity.clone(),
+                channel: channel.clone(),
+            });
+        }
+        let path = self.net_dir.join("network.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "give --peer, --identity and --channel (or QCSS_PEER, QCSS_IDENTITY, QCSS_CHANNEL), or --dir the folder `qcss network up` wrote: cannot read {}",
+                path.display()
+            )
+        })?;
+        let info: crate::network::NetworkInfo =
+            serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        let org = match &self.org {
+            Some(o) => info
+                .orgs
+                .iter()
+                .find(|x| x.name.eq_ignore_ascii_case(o) || x.msp_id.eq_ignore_ascii_case(o))
+                .ok_or_else(|| {
+                    let names: Vec<&str> = info.orgs.iter().map(|x| x.name.as_str()).collect();
+                    anyhow!(
+                        "{} has no org {o:?}; its orgs: {}",
+                        path.display(),
+                        names.join(", ")
+                    )
+                })?,
+            None => info
+                .orgs
+                .get(info.orgs.len().min(4).saturating_sub(1))
+                .ok_or_else(|| anyhow!("{} lists no orgs", path.display()))?,
+        };
+        let identity = match &self.identity {
+            Some(i) => i.clone(),
+            None => {
+                let dir = self.net_dir.join("orgs").join(&org.name).join(&self.act_as);
+                if !dir.join("cert.pem").exists() {
+                    let names: Vec<&str> = org.identities.keys().map(String::as_str).collect();
+                    bail!(
+                        "no identity {:?} in {} (--as): {} has {}",
+                        self.act_as,
+                        dir.display(),
+                        org.name,
+                        names.join(", ")
+                    );
+                }
+                dir
+            }
+        };
+        Ok(Resolved {
+            peer: self.peer.clone().unwrap_or_else(|| org.peer.clone()),
+            identity,
+            channel: self.channel.clone().unwrap_or_else(|| info.channel.clone()),
+        })
+    }
+
+    /// The channel (see [`Conn::resolve`]).
+    pub fn channel(&self) -> Result<String> {
+        Ok(self.resolve()?.channel)
     }
 
     /// A Gateway client.
     pub async fn gateway(&self) -> Result<GatewayClient> {
+        let r = self.resolve()?;
         let roots = if self.tls_roots.is_empty() {
-            vec![Self::read(&self.identity.join("tls-ca.pem"))?]
+            vec![Self::read(&r.identity.join("tls-ca.pem"))?]
         } else {
             self.tls_roots
                 .iter()
                 .map(|p| Self::read(p))
                 .collect::<Result<_>>()?
         };
-        let cert = Self::read(&self.identity.join("tls-cert.pem"))?;
-        let key = Self::read(&self.identity.join("tls-key.pem"))?;
-        let ch = qcss_peer::client::connect(&self.peer, &roots, (&cert, &key))
+        let cert = Self::read(&r.identity.join("tls-cert.pem"))?;
+        let key = Self::read(&r.identity.join("tls-key.pem"))?;
+        let ch = qcss_peer::client::connect(&r.peer, &roots, (&cert, &key))
             .await
             .map_err(|e| anyhow!(e))?;
         Ok(GatewayClient::new(
             ch,
-            Arc::new(self.signer()?),
-            &self.channel,
+            Arc::new(load_signer(&r.identity)?),
+            &r.channel,
         ))
     }
+}
+
+/// The signing identity enrolled in `dir`.
+fn load_signer(dir: &Path) -> Result<SigningIdentity> {
+    let msp = std::fs::read_to_string(dir.join("msp_id"))
+        .with_context(|| format!("cannot read {}/msp_id", dir.display()))?;
+    SigningIdentity::load_dir(MspId(msp.trim().to_owned()), dir)
+        .map_err(|e| anyhow!("identity {}: {e}", dir.display()))
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,7 +318,8 @@ pub struct VerifyArgs {
 
 async fn qscc(conn: &Conn, function: &str, args: &[&str]) -> Result<Vec<u8>> {
     let mut g = conn.gateway().await?;
-    let mut all: Vec<&[u8]> = vec![conn.channel.as_bytes()];
+    let channel = conn.channel()?;
+    let mut all: Vec<&[u8]> = vec![channel.as_bytes()];
     all.extend(args.iter().map(|a| a.as_bytes()));
     g.evaluate(QSCC, function, &all)
         .await
@@ -262,7 +360,7 @@ pub fn run_ledger(cmd: LedgerCommand) -> Result<()> {
                 let block = qcss_proto::common::Block::decode(b.as_slice())?;
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&block_json(&block, &a.conn.channel))?
+                    serde_json::to_string_pretty(&block_json(&block, &a.conn.channel()?))?
                 );
             }
             LedgerCommand::Tx(a) => {

@@ -4,10 +4,14 @@
 //! so a certificate the MSP accepts is defined in one place:
 //! - a CA certificate: `CA:TRUE`, keyCertSign + cRLSign;
 //! - a signing certificate: `CN=<name>, OU=<role>, O=<org>`, digitalSignature,
-//!   no EKU, attributes in Fabric's attribute extension ([`crate::identity::ATTRIBUTES_OID`]);
+//!   no EKU, attributes in Fabric's attribute extension
+//!   ([`crate::identity::ATTRIBUTES_OID`], `{"attrs":{...}}`): always Fabric
+//!   CA's standard `hf.EnrollmentID` (the name), `hf.Type` (the role) and
+//!   `hf.Affiliation` (the org), beside the registered ones;
 //! - a TLS certificate: `CN=<name>, O=<org>`, digitalSignature + keyEncipherment,
-//!   EKU serverAuth + clientAuth, SANs from the requested hosts;
-//! - a CRL: numbered, signed by the issuing CA, with reasons.
+//!   EKU serverAuth + clientAuth, SANs from the requested hosts, each once;
+//! - a CRL: numbered, signed by the issuing CA, with reasons; `thisUpdate`
+//!   is the signing time (not back-dated) and no revocation is later.
 //!
 //! Serial numbers are 16 random bytes (positive). Keys are always ECDSA P-256.
 
@@ -48,6 +52,17 @@ impl From<rcgen::Error> for CertGenError {
     }
 }
 
+/// Fabric CA's standard attribute: the enrollment id (the CN).
+pub const HF_ENROLLMENT_ID: &str = "hf.EnrollmentID";
+/// Fabric CA's standard attribute: the identity type (`admin`, `peer`,
+/// `orderer`, `client`: the role).
+pub const HF_TYPE: &str = "hf.Type";
+/// Fabric CA's standard attribute: the affiliation (here the org name).
+pub const HF_AFFILIATION: &str = "hf.Affiliation";
+/// The attributes every signing certificate carries, set from the profile;
+/// registrations may not set them.
+pub const STANDARD_ATTRIBUTES: [&str; 3] = [HF_ENROLLMENT_ID, HF_TYPE, HF_AFFILIATION];
+
 /// What goes into a signing certificate's subject and extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningProfile {
@@ -57,8 +72,22 @@ pub struct SigningProfile {
     pub org: String,
     /// The role (OU).
     pub role: Role,
-    /// Attributes (kinds as `kind=true`, plus free pairs).
+    /// Attributes (kinds as `kind=true`, plus free pairs). Fabric CA's
+    /// standard ones ([`STANDARD_ATTRIBUTES`]) are added from the fields
+    /// above and override any given here.
     pub attributes: BTreeMap<String, String>,
+}
+
+impl SigningProfile {
+    /// The attributes the certificate carries: the registered ones plus
+    /// `hf.EnrollmentID`, `hf.Type` and `hf.Affiliation`.
+    pub fn certificate_attributes(&self) -> BTreeMap<String, String> {
+        let mut attrs = self.attributes.clone();
+        attrs.insert(HF_ENROLLMENT_ID.to_owned(), self.name.clone());
+        attrs.insert(HF_TYPE.to_owned(), self.role.as_str().to_owned());
+        attrs.insert(HF_AFFILIATION.to_owned(), self.org.clone());
+        attrs
+    }
 }
 
 /// A CA that can issue: its certificate (PEM) and key.
@@ -167,19 +196,19 @@ impl CertAuthority {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(SerialNumber::from_slice(serial));
-        if !profile.attributes.is_empty() {
-            params
-                .custom_extensions
-                .push(CustomExtension::from_oid_content(
-                    ATTRIBUTES_OID,
-                    encode_attributes(&profile.attributes),
-                ));
-        }
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(
+                ATTRIBUTES_OID,
+                encode_attributes(&profile.certificate_attributes()),
+            ));
         validity(&mut params, days);
         Ok(params.signed_by(public_key, &self.issuer()?)?.pem())
     }
 
-    /// Issues a TLS certificate (server and client auth) for `public_key`.
+    /// Issues a TLS certificate (server and client auth) for `public_key`,
+    /// with each of `hosts` in the SAN once (`127.0.0.1` given twice, or a
+    /// name in two cases, is listed once).
     pub fn issue_tls(
         &self,
         name: &str,
@@ -206,31 +235,42 @@ impl CertAuthority {
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(SerialNumber::from_slice(serial));
         for h in hosts {
-            params.subject_alt_names.push(san(h)?);
+            let s = san(h)?;
+            if !params.subject_alt_names.contains(&s) {
+                params.subject_alt_names.push(s);
+            }
         }
         validity(&mut params, days);
         Ok(params.signed_by(public_key, &self.issuer()?)?.pem())
     }
 
     /// Signs a CRL numbered `number` listing `revoked` (serial, Unix time, reason code).
+    ///
+    /// `thisUpdate` is now (whole seconds): a CRL says what was revoked when
+    /// it was signed, so it is not back-dated. A revocation time after that
+    /// (a clock that stepped back since) is listed as `thisUpdate`, so that
+    /// no entry is later than the list itself.
     pub fn crl(
         &self,
         number: u64,
         revoked: &[(Vec<u8>, i64, u8)],
         next_update_days: u32,
     ) -> Result<String, CertGenError> {
-        let now = OffsetDateTime::now_utc();
+        let now_secs = OffsetDateTime::now_utc().unix_timestamp();
+        let now = OffsetDateTime::from_unix_timestamp(now_secs)
+            .map_err(|e| CertGenError::Rcgen(e.to_string()))?;
         let mut certs = Vec::new();
         for (serial, at, reason) in revoked {
             certs.push(RevokedCertParams {
                 serial_number: SerialNumber::from_slice(serial),
-                revocation_time: OffsetDateTime::from_unix_timestamp(*at).unwrap_or(now),
+                revocation_time: OffsetDateTime::from_unix_timestamp((*at).min(now_secs))
+                    .unwrap_or(now),
                 reason_code: Some(reason_code(*reason)),
                 invalidity_date: None,
             });
         }
         let params = CertificateRevocationListParams {
-            this_update: now - time::Duration::minutes(5),
+            this_update: now,
             next_update: now + time::Duration::days(i64::from(next_update_days.max(1))),
             crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
             issuing_distribution_point: None,
@@ -292,8 +332,11 @@ fn san(host: &str) -> Result<SanType, CertGenError> {
     if !ok {
         return Err(CertGenError::BadSan(host.to_string()));
     }
+    // DNS names are case-insensitive: one spelling, so a name given in two
+    // cases is listed once.
     Ok(SanType::DnsName(
-        host.try_into()
+        host.to_ascii_lowercase()
+            .try_into()
             .map_err(|_| CertGenError::BadSan(host.to_string()))?,
     ))
 }

@@ -100,6 +100,16 @@ pub enum MetricsError {
         /// The shape that was asked for.
         requested: String,
     },
+    /// The name's `_total` suffix contradicts the type: Prometheus (and
+    /// `promtool check metrics`) reserve it for counters, and counters must
+    /// carry it.
+    #[error("metric {name}: {reason}")]
+    TypeSuffix {
+        /// The rejected name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
     /// A labelled lookup gave the wrong number of label values.
     #[error("metric {metric}: expected {expected} label values, got {got}")]
     LabelCount {
@@ -134,13 +144,23 @@ struct Family {
 /// A gauge computed at scrape time.
 type GaugeFn = Arc<dyn Fn() -> f64 + Send + Sync>;
 
+/// A labelled gauge computed at scrape time: label names and the function
+/// giving every child's label values and value.
+#[derive(Clone)]
+struct GaugeVecFn {
+    label_names: Vec<String>,
+    f: Arc<dyn Fn() -> Vec<(Vec<String>, f64)> + Send + Sync>,
+}
+
 #[derive(Clone)]
 enum Metric {
     Counter(Counter),
+    FloatCounter(FloatCounter),
     CounterVec(CounterVec),
     Gauge(Gauge),
     GaugeVec(GaugeVec),
     GaugeFn(GaugeFn),
+    GaugeVecFn(GaugeVecFn),
     Histogram(Histogram),
 }
 
@@ -158,6 +178,22 @@ impl Registry {
             Metric::Counter(Counter::default()),
             |m| match m {
                 Metric::Counter(c) => Some(c.clone()),
+                _ => None,
+            },
+        )
+    }
+
+    /// Registers (or returns the existing) unlabelled counter `name` that
+    /// counts a non-integral amount, such as seconds spent in some work
+    /// (rendered as a Prometheus counter; its name ends in `_total` like
+    /// every counter's).
+    pub fn float_counter(&self, name: &str, help: &str) -> Result<FloatCounter, MetricsError> {
+        self.register(
+            name,
+            help,
+            Metric::FloatCounter(FloatCounter::default()),
+            |m| match m {
+                Metric::FloatCounter(c) => Some(c.clone()),
                 _ => None,
             },
         )
@@ -218,6 +254,26 @@ impl Registry {
         self.register(name, help, Metric::GaugeFn(Arc::new(f)), |_| Some(()))
     }
 
+    /// Registers a labelled gauge whose children `f` computes at every
+    /// scrape: each item is the label values (in `label_names` order) and
+    /// the value. Items with the wrong number of values are dropped (and
+    /// logged). As for [`Registry::gauge_fn`], `f` must not block and the
+    /// name cannot be registered twice.
+    pub fn gauge_vec_fn(
+        &self,
+        name: &str,
+        help: &str,
+        label_names: &[&str],
+        f: impl Fn() -> Vec<(Vec<String>, f64)> + Send + Sync + 'static,
+    ) -> Result<(), MetricsError> {
+        let label_names = checked_label_names(name, label_names)?;
+        let new = Metric::GaugeVecFn(GaugeVecFn {
+            label_names,
+            f: Arc::new(f),
+        });
+        self.register(name, help, new, |_| Some(()))
+    }
+
     /// Registers (or returns the existing) histogram `name` with the given
     /// upper bounds (e.g. [`DEFAULT_BUCKETS`]). Bounds must be finite and
     /// strictly increasing; the `+Inf` bucket is implicit (a trailing
@@ -272,6 +328,17 @@ impl Registry {
                 name: name.to_owned(),
             });
         }
+        let is_counter = new.type_name() == "counter";
+        if is_counter != name.ends_with("_total") {
+            return Err(MetricsError::TypeSuffix {
+                name: name.to_owned(),
+                reason: if is_counter {
+                    "a counter's name must end in _total"
+                } else {
+                    "only a counter's name may end in _total"
+                },
+            });
+        }
         // Poisoning cannot leave the map half-updated: every write below is a
         // single insert, so the data is usable after a panic elsewhere.
         let mut families = self
@@ -316,7 +383,9 @@ impl Metric {
     /// Whether `other` may be handed out as this already-registered metric.
     fn same_shape(&self, other: &Metric) -> bool {
         match (self, other) {
-            (Metric::Counter(_), Metric::Counter(_)) | (Metric::Gauge(_), Metric::Gauge(_)) => true,
+            (Metric::Counter(_), Metric::Counter(_))
+            | (Metric::FloatCounter(_), Metric::FloatCounter(_))
+            | (Metric::Gauge(_), Metric::Gauge(_)) => true,
             (Metric::CounterVec(a), Metric::CounterVec(b)) => a.0.label_names == b.0.label_names,
             (Metric::GaugeVec(a), Metric::GaugeVec(b)) => a.0.label_names == b.0.label_names,
             (Metric::Histogram(a), Metric::Histogram(b)) => a.0.bounds == b.0.bounds,
@@ -328,10 +397,15 @@ impl Metric {
     fn shape(&self) -> String {
         match self {
             Metric::Counter(_) => "counter".to_owned(),
+            Metric::FloatCounter(_) => "counter of a float".to_owned(),
             Metric::CounterVec(v) => format!("counter{{{}}}", v.0.label_names.join(",")),
             Metric::Gauge(_) => "gauge".to_owned(),
             Metric::GaugeVec(v) => format!("gauge{{{}}}", v.0.label_names.join(",")),
             Metric::GaugeFn(_) => "gauge computed at scrape time".to_owned(),
+            Metric::GaugeVecFn(v) => format!(
+                "gauge{{{}}} computed at scrape time",
+                v.label_names.join(",")
+            ),
             Metric::Histogram(h) => {
                 let bounds: Vec<String> = h.0.bounds.iter().map(|b| fmt_value(*b)).collect();
                 format!("histogram[{}]", bounds.join(","))
@@ -341,8 +415,10 @@ impl Metric {
 
     fn type_name(&self) -> &'static str {
         match self {
-            Metric::Counter(_) | Metric::CounterVec(_) => "counter",
-            Metric::Gauge(_) | Metric::GaugeVec(_) | Metric::GaugeFn(_) => "gauge",
+            Metric::Counter(_) | Metric::FloatCounter(_) | Metric::CounterVec(_) => "counter",
+            Metric::Gauge(_) | Metric::GaugeVec(_) | Metric::GaugeFn(_) | Metric::GaugeVecFn(_) => {
+                "gauge"
+            }
             Metric::Histogram(_) => "histogram",
         }
     }
@@ -353,6 +429,7 @@ impl Family {
         let mut body = String::new();
         match &self.metric {
             Metric::Counter(c) => sample(&mut body, name, &[], &c.get().to_string()),
+            Metric::FloatCounter(c) => sample(&mut body, name, &[], &fmt_value(c.get())),
             Metric::CounterVec(v) => {
                 for (values, c) in v.0.children() {
                     let labels = v.0.labels(&values);
@@ -370,6 +447,26 @@ impl Family {
                 // A panicking closure must not take the whole scrape down.
                 let value = catch_unwind(AssertUnwindSafe(|| f())).unwrap_or(f64::NAN);
                 sample(&mut body, name, &[], &fmt_value(value));
+            }
+            Metric::GaugeVecFn(v) => {
+                let mut children = catch_unwind(AssertUnwindSafe(|| (v.f)())).unwrap_or_default();
+                children.sort_by(|a, b| a.0.cmp(&b.0));
+                for (values, value) in children {
+                    if values.len() != v.label_names.len() {
+                        tracing::error!(
+                            metric = name,
+                            "scrape-time gauge gave the wrong number of label values; child dropped"
+                        );
+                        continue;
+                    }
+                    let labels: Vec<(&str, &str)> = v
+                        .label_names
+                        .iter()
+                        .zip(&values)
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
+                    sample(&mut body, name, &labels, &fmt_value(value));
+                }
             }
             Metric::Histogram(h) => h.render(name, &mut body),
         }
@@ -408,6 +505,26 @@ impl Counter {
     /// The current count.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A monotonically increasing non-integral amount (e.g. seconds spent),
+/// stored as `f64` bits. Cloning shares the value.
+#[derive(Debug, Clone, Default)]
+pub struct FloatCounter(Arc<AtomicU64>);
+
+impl FloatCounter {
+    /// Adds `amount`; negative or NaN amounts are ignored, since a counter
+    /// never goes down.
+    pub fn inc_by(&self, amount: f64) {
+        if amount > 0.0 {
+            add_f64(&self.0, amount);
+        }
+    }
+
+    /// The current total.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
     }
 }
 
@@ -1181,47 +1298,45 @@ fn healthz(health: &Health) -> Response {
 pub const DEFAULT_CERT_WARN_DAYS: u64 = 30;
 
 /// Exports `qcss_cert_expiry_seconds{cert}` for each `(label, not_after)`
-/// (Unix seconds) and spawns a task (on the current tokio runtime) that logs
-/// a warning, at start and then hourly, for every certificate expiring
-/// within `warn_days` — expired certificates are a classic cause of
-/// consortium outages.
+/// (Unix seconds), computed at every scrape, and spawns a task (on the
+/// current tokio runtime) that logs a warning, at start and then hourly, for
+/// every certificate expiring within `warn_days` — expired certificates are
+/// a classic cause of consortium outages.
 pub fn watch_cert_expiry(registry: &Registry, certs: Vec<(String, i64)>, warn_days: u64) {
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
-    };
-    if let Ok(g) = registry.gauge_vec(
+    let scraped = certs.clone();
+    let registered = registry.gauge_vec_fn(
         "qcss_cert_expiry_seconds",
         "Seconds until this node's certificate expires (negative: expired)",
         &["cert"],
-    ) {
-        let g2 = g.clone();
-        let certs2 = certs.clone();
-        // Refreshed by the warning task; set once now for the first scrape.
-        for (label, not_after) in &certs {
-            g.with(&[label]).set((not_after - now()) as f64);
-        }
-        tokio::spawn(async move {
-            let window = (warn_days * 86_400) as i64;
-            loop {
-                for (label, not_after) in &certs2 {
-                    let left = not_after - now();
-                    g2.with(&[label]).set(left as f64);
-                    if left <= 0 {
-                        tracing::error!(cert = %label, "certificate has EXPIRED: renew it (qcss ca reenroll) and restart");
-                    } else if left < window {
-                        tracing::warn!(
-                            cert = %label,
-                            days_left = left / 86_400,
-                            "certificate expires soon: renew it (qcss ca reenroll) and restart"
-                        );
-                    }
-                }
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-            }
-        });
+        move || {
+            let now = crate::msp::unix_now();
+            scraped
+                .iter()
+                .map(|(label, not_after)| (vec![label.clone()], (not_after - now) as f64))
+                .collect()
+        },
+    );
+    if let Err(e) = registered {
+        tracing::error!(error = %e, "cannot export certificate expiry");
     }
+    tokio::spawn(async move {
+        let window = (warn_days * 86_400) as i64;
+        loop {
+            for (label, not_after) in &certs {
+                let left = not_after - crate::msp::unix_now();
+                if left <= 0 {
+                    tracing::error!(cert = %label, "certificate has EXPIRED: renew it (qcss ca reenroll) and restart");
+                } else if left < window {
+                    tracing::warn!(
+                        cert = %label,
+                        days_left = left / 86_400,
+                        "certificate expires soon: renew it (qcss ca reenroll) and restart"
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
 }
 
 #[cfg(test)]
@@ -1324,7 +1439,12 @@ mod tests {
         b.inc();
         assert_eq!(a.get(), 1);
         assert!(matches!(
-            r.gauge("c_total", "C."),
+            r.float_counter("c_total", "C."),
+            Err(MetricsError::Conflict { .. })
+        ));
+        r.gauge("g", "G.").unwrap();
+        assert!(matches!(
+            r.histogram("g", "G.", &[1.0]),
             Err(MetricsError::Conflict { .. })
         ));
         r.counter_vec("v_total", "V.", &["a"]).unwrap();
@@ -1348,11 +1468,11 @@ mod tests {
                 "{bad:?}"
             );
         }
-        assert!(r.counter("ok:name_1", "x").is_ok());
+        assert!(r.counter("ok:name_1_total", "x").is_ok());
         for bad in [&["a:b"][..], &["__x"], &["a", "a"], &[""]] {
             assert!(
                 matches!(
-                    r.counter_vec("l", "x", bad),
+                    r.counter_vec("l_total", "x", bad),
                     Err(MetricsError::InvalidLabelName { .. })
                 ),
                 "{bad:?}"
@@ -1361,6 +1481,75 @@ mod tests {
         assert!(r.histogram("b1", "x", &[1.0, 1.0]).is_err());
         assert!(r.histogram("b2", "x", &[f64::NAN]).is_err());
         assert!(r.histogram("b3", "x", &[]).is_ok());
+    }
+
+    #[test]
+    fn total_suffix_is_for_counters_only() {
+        let r = Registry::new();
+        for (result, what) in [
+            (r.counter("c", "x").map(drop), "counter without _total"),
+            (
+                r.float_counter("f_seconds", "x").map(drop),
+                "float counter without _total",
+            ),
+            (
+                r.counter_vec("v", "x", &["a"]).map(drop),
+                "counter vec without _total",
+            ),
+            (r.gauge("g_total", "x").map(drop), "gauge with _total"),
+            (r.gauge_fn("gf_total", "x", || 1.0), "gauge fn with _total"),
+            (
+                r.histogram("h_total", "x", &[1.0]).map(drop),
+                "histogram with _total",
+            ),
+            (
+                r.gauge_vec_fn("gv_total", "x", &["a"], Vec::new),
+                "gauge vec fn with _total",
+            ),
+        ] {
+            assert!(
+                matches!(result, Err(MetricsError::TypeSuffix { .. })),
+                "{what}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn float_counter_only_goes_up() {
+        let r = Registry::new();
+        let c = r.float_counter("work_seconds_total", "Work.").unwrap();
+        c.inc_by(0.25);
+        c.inc_by(-5.0);
+        c.inc_by(f64::NAN);
+        c.inc_by(0.5);
+        assert_eq!(
+            r.render(),
+            "# HELP work_seconds_total Work.\n# TYPE work_seconds_total counter\nwork_seconds_total 0.75\n"
+        );
+    }
+
+    #[test]
+    fn gauge_vec_fn_is_computed_at_every_scrape() {
+        let r = Registry::new();
+        let n = Arc::new(AtomicU64::new(0));
+        let n2 = n.clone();
+        r.gauge_vec_fn("left_seconds", "Left.", &["cert"], move || {
+            let v = n2.fetch_add(1, Ordering::Relaxed) as f64;
+            vec![
+                (vec!["tls".into()], v),
+                (vec!["signing".into()], v),
+                (vec!["bad".into(), "extra".into()], v),
+            ]
+        })
+        .unwrap();
+        let first = "# HELP left_seconds Left.\n# TYPE left_seconds gauge\n\
+                     left_seconds{cert=\"signing\"} 0\nleft_seconds{cert=\"tls\"} 0\n";
+        assert_eq!(r.render(), first);
+        assert_eq!(r.render(), first.replace(" 0\n", " 1\n"));
+        assert!(
+            r.gauge_vec_fn("left_seconds", "Left.", &["cert"], Vec::new)
+                .is_err()
+        );
     }
 
     #[test]

@@ -435,7 +435,9 @@ fn whoami_and_txinfo_come_from_the_creator_and_the_header() {
         json!({
             "msp_id": "Org1MSP",
             "role": "client",
-            "attributes": {"lab": "true", "site": "Putian"},
+            // Fabric CA's standard attributes come with every certificate.
+            "attributes": {"lab": "true", "site": "Putian", "hf.EnrollmentID": "alice",
+                           "hf.Type": "client", "hf.Affiliation": "Org1"},
             "cert_pem": net.client.cert.to_pem(),
         })
     );

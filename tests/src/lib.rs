@@ -386,3 +386,76 @@ pub fn openssl(args: &[&str]) -> (bool, String) {
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
+
+/// Whether this run must have the standards' own tools (promtool, Python's
+/// jsonschema, GS1's event hash reference implementation): `.ci/run` sets
+/// `QCSS_REQUIRE_STANDARD_TOOLS`, so CI fails instead of skipping.
+pub fn standard_tools_required() -> bool {
+    std::env::var_os("QCSS_REQUIRE_STANDARD_TOOLS").is_some()
+}
+
+/// Validates EPCIS documents against GS1's EPCIS 2.0 JSON schema
+/// (`tests/standards/gs1`, with format checking, by
+/// `tests/standards/validate_epcis.py`). `Ok(())` if all are valid,
+/// `Err(errors)` if not; `None` (after saying why) if the validator cannot
+/// run here and [`standard_tools_required`] is off.
+pub fn epcis_schema_check(files: &[&Path]) -> Option<Result<(), String>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("standards/validate_epcis.py");
+    let out = Command::new("python3").arg(&script).args(files).output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(!standard_tools_required(), "python3: {e}");
+            eprintln!("SKIPPED the EPCIS schema check: python3: {e}");
+            return None;
+        }
+    };
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match out.status.code() {
+        Some(0) => Some(Ok(())),
+        Some(1) => Some(Err(said)),
+        _ => {
+            assert!(!standard_tools_required(), "EPCIS validator: {said}");
+            eprintln!("SKIPPED the EPCIS schema check: {said}");
+            None
+        }
+    }
+}
+
+/// The CBV 2.0 event hashes GS1's reference implementation
+/// (`python3 -m epcis_event_hash_generator`, `pip install
+/// epcis-event-hash-generator`) computes for the events of an EPCIS JSON
+/// document, in document order; `None` (after saying why) if it is not
+/// installed and [`standard_tools_required`] is off.
+pub fn reference_event_hashes(file: &Path) -> Option<Vec<String>> {
+    let out = Command::new("python3")
+        .args(["-m", "epcis_event_hash_generator", "-e", "JSON"])
+        .arg(file)
+        .output();
+    let ok = out.as_ref().is_ok_and(|o| o.status.success());
+    if !ok {
+        let why = match &out {
+            Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            !standard_tools_required(),
+            "epcis_event_hash_generator: {why}"
+        );
+        eprintln!(
+            "SKIPPED the event hash cross-check (pip install epcis-event-hash-generator): {why}"
+        );
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.expect("checked").stdout).into_owned();
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("ni:///"))
+            .map(str::to_owned)
+            .collect(),
+    )
+}

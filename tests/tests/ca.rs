@@ -438,3 +438,249 @@ fn oversize_request_is_refused_over_the_wire() {
         assert_eq!(c.info().await.unwrap().msp_id, "Org1MSP");
     });
 }
+
+/// The month number of an openssl date's month name.
+fn month(name: &str) -> i64 {
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    months
+        .iter()
+        .position(|m| *m == name)
+        .unwrap_or_else(|| panic!("month {name:?}")) as i64
+        + 1
+}
+
+/// An openssl text date (`Dec  3 04:40:00 2026 GMT`) as Unix seconds.
+fn openssl_time(s: &str) -> i64 {
+    let p: Vec<&str> = s.split_whitespace().collect();
+    assert!(p.len() == 5 && p[4] == "GMT", "openssl date {s:?}");
+    let hms: Vec<i64> = p[2].split(':').map(|x| x.parse().unwrap()).collect();
+    let days = qcss_network::clock::days_from_civil(
+        p[3].parse().unwrap(),
+        month(p[0]),
+        p[1].parse().unwrap(),
+    );
+    days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
+}
+
+/// The dates after `label` (e.g. `Last Update: `) on each line of `text`.
+fn openssl_dates(text: &str, label: &str) -> Vec<i64> {
+    text.lines()
+        .filter_map(|l| l.split_once(label).map(|(_, d)| openssl_time(d.trim())))
+        .collect()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// What Fabric's chaincode and client libraries read, checked with openssl
+/// as an outsider sees it: every enrolled signing certificate (admin, peer,
+/// orderer, client) carries Fabric CA's attribute extension (OID
+/// 1.2.3.4.5.6.7.8.1, `{"attrs":{...}}`) with `hf.EnrollmentID`, `hf.Type`
+/// and `hf.Affiliation` beside the registered attributes; a TLS certificate
+/// names each host once even when asked twice (the CA's own and an
+/// enrolled one); a CRL's `thisUpdate` is its signing time, not earlier,
+/// and no revocation in it is later.
+#[test]
+fn fabric_ca_attributes_single_sans_and_crl_not_backdated() {
+    assert!(have_openssl(), "openssl is required (.ci/run installs it)");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let home = dir.join("ca-home");
+    let ca = CaNode::start_with(
+        &home,
+        0,
+        &[
+            "--org",
+            "producer",
+            "--tls-host",
+            "localhost,127.0.0.1,127.0.0.1",
+        ],
+    );
+    let conn = ca.conn_args();
+    let secret = ca.bootstrap_secret.clone().expect("bootstrap secret");
+    qcss_ok(
+        dir,
+        &args(
+            &conn,
+            &[
+                "ca", "enroll", "--name", "admin", "--secret", &secret, "--out", "admin",
+            ],
+        ),
+    );
+    let x509 = |path: &Path| {
+        let (ok, text) = openssl(&["x509", "-noout", "-text", "-in", path.to_str().unwrap()]);
+        assert!(ok, "{text}");
+        text
+    };
+    // The extension's value is the JSON itself; openssl prints it as text.
+    let attrs = |path: &Path| -> serde_json::Value {
+        let text = x509(path);
+        let (_, after) = text
+            .split_once("1.2.3.4.5.6.7.8.1:")
+            .unwrap_or_else(|| panic!("no attribute extension in {}:\n{text}", path.display()));
+        let line = after
+            .lines()
+            .nth(1)
+            .unwrap_or_else(|| panic!("{text}"))
+            .trim();
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}\n{text}"))
+    };
+    let admin = attrs(&dir.join("admin/cert.pem"));
+    assert_eq!(
+        admin,
+        serde_json::json!({"attrs": {"hf.EnrollmentID": "admin", "hf.Type": "admin",
+                                     "hf.Affiliation": "producer"}})
+    );
+    for (name, role, extra, more) in [
+        ("peer0", "peer", &[][..], serde_json::json!({})),
+        ("orderer1", "orderer", &[], serde_json::json!({})),
+        (
+            "lab1",
+            "client",
+            &["--kind", "lab", "--attr", "accreditation=CNAS-L1234"][..],
+            serde_json::json!({"lab": "true", "accreditation": "CNAS-L1234"}),
+        ),
+    ] {
+        let id = register_enroll(dir, &conn, name, role, extra, false);
+        let mut want = serde_json::json!({"hf.EnrollmentID": name, "hf.Type": role,
+                                          "hf.Affiliation": "producer"});
+        for (k, v) in more.as_object().unwrap() {
+            want[k] = v.clone();
+        }
+        assert_eq!(attrs(&id.join("cert.pem"))["attrs"], want, "{name}");
+        // Still a valid identity of its role for the MSP.
+        let v = msp(&home, vec![])
+            .validate(&cert_der(&id, "cert.pem"))
+            .unwrap();
+        assert_eq!(v.role.as_str(), role);
+    }
+    // The standard attributes are the CA's to set.
+    let e = qcss_err(
+        dir,
+        &args(
+            &conn,
+            &[
+                "ca",
+                "register",
+                "--identity",
+                "admin",
+                "--name",
+                "eve",
+                "--role",
+                "client",
+                "--attr",
+                "hf.EnrollmentID=admin",
+            ],
+        ),
+    );
+    assert!(e.contains("hf.EnrollmentID is set by the CA"), "{e}");
+
+    // SANs: 127.0.0.1 asked twice (by the CA's config, by an enrollment)
+    // is listed once.
+    let ip_once = |text: &str, what: &str| {
+        assert_eq!(
+            text.matches("IP Address:127.0.0.1").count(),
+            1,
+            "{what}: {text}"
+        );
+    };
+    ip_once(&x509(&home.join("server-tls-cert.pem")), "CA server TLS");
+    let secret = qcss_ok(
+        dir,
+        &args(
+            &conn,
+            &[
+                "ca",
+                "register",
+                "--identity",
+                "admin",
+                "--name",
+                "peer1",
+                "--role",
+                "peer",
+            ],
+        ),
+    );
+    qcss_ok(
+        dir,
+        &args(
+            &conn,
+            &[
+                "ca",
+                "enroll",
+                "--name",
+                "peer1",
+                "--secret",
+                secret.trim(),
+                "--out",
+                "peer1",
+                "--tls-hosts",
+                "localhost,127.0.0.1,127.0.0.1,LOCALHOST",
+            ],
+        ),
+    );
+    let tls = x509(&dir.join("peer1/tls-cert.pem"));
+    ip_once(&tls, "enrolled TLS");
+    assert_eq!(
+        tls.to_ascii_lowercase().matches("dns:localhost").count(),
+        1,
+        "{tls}"
+    );
+
+    // The CRL: thisUpdate no earlier than the request, revocations no later.
+    let before = unix_now();
+    qcss_ok(
+        dir,
+        &args(
+            &conn,
+            &[
+                "ca",
+                "revoke",
+                "--identity",
+                "admin",
+                "--name",
+                "lab1",
+                "--reason",
+                "superseded",
+                "--crl-out",
+                "crl.pem",
+            ],
+        ),
+    );
+    let after = unix_now();
+    let (ok, text) = openssl(&[
+        "crl",
+        "-noout",
+        "-text",
+        "-in",
+        dir.join("crl.pem").to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let this_update = openssl_dates(&text, "Last Update: ");
+    assert_eq!(this_update.len(), 1, "{text}");
+    let this_update = this_update[0];
+    assert!(
+        (before..=after).contains(&this_update),
+        "thisUpdate {this_update} is outside the request's {before}..={after}:\n{text}"
+    );
+    let revoked = openssl_dates(&text, "Revocation Date: ");
+    assert_eq!(revoked.len(), 1, "{text}");
+    assert!(revoked[0] <= this_update, "{text}");
+    // openssl accepts the fresh CRL at once and sees the revocation.
+    let (ok, text) = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CRLfile",
+        dir.join("crl.pem").to_str().unwrap(),
+        "-CAfile",
+        home.join("ca-cert.pem").to_str().unwrap(),
+        dir.join("lab1/cert.pem").to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("certificate revoked"), "{text}");
+}

@@ -1,14 +1,19 @@
 //! `qcss epcis export|import` on a real network (three orgs, the
 //! traceability contract deployed as in `traceability.rs`): a short history
-//! of a harvest lot is exported as EPCIS 2.0 JSON-LD, the document is
-//! imported into a second lot of the same product registered on the same
-//! network (its commissioning is skipped, the already recorded
-//! transformation refused, the ObjectEvents recorded), and exporting the
-//! second lot gives the same ObjectEvents (business step, disposition, times,
-//! places, attachments, data), ignoring event ids and record times.
+//! of a harvest lot is exported as EPCIS 2.0 JSON-LD, which GS1's EPCIS 2.0
+//! JSON schema accepts and whose event ids are the CBV 2.0 event hashes
+//! GS1's reference implementation computes; the transformation is one
+//! event (same id, quantities, units, places) in the input's and in the
+//! output's export; the document is imported into a second lot of the same
+//! product registered on the same network (its commissioning is skipped,
+//! the already recorded transformation refused, the ObjectEvents recorded),
+//! and exporting the second lot gives the same ObjectEvents (business step,
+//! disposition, times, places, attachments, data), ignoring event ids and
+//! record times.
 
 use qcss_tests::peers::{Network, NetworkOptions, traceability_wasm};
 use qcss_tests::trace::{SHA, gs1, now, submit};
+use qcss_tests::{epcis_schema_check, reference_event_hashes};
 use serde_json::{Value, json};
 
 fn batch_args(gtin: &str, lot: &str, quantity: u64) -> Value {
@@ -19,6 +24,23 @@ fn batch_args(gtin: &str, lot: &str, quantity: u64) -> Value {
 fn read_json(p: &std::path::Path) -> Value {
     let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&text).expect("EPCIS JSON")
+}
+
+/// Checks `file` as GS1's tools do: the EPCIS 2.0 JSON schema accepts it
+/// and every `eventID` is the event's CBV 2.0 hash by GS1's reference
+/// implementation.
+fn check_with_gs1_tools(file: &std::path::Path) {
+    let doc = read_json(file);
+    if let Some(r) = epcis_schema_check(&[file]) {
+        r.unwrap_or_else(|e| panic!("GS1's EPCIS 2.0 schema refuses the export:\n{e}\n{doc:#}"));
+    }
+    if let Some(hashes) = reference_event_hashes(file) {
+        let ids: Vec<String> = events(&doc)
+            .iter()
+            .map(|e| e["eventID"].as_str().expect("eventID").to_owned())
+            .collect();
+        assert_eq!(ids, hashes, "eventID = CBV 2.0 event hash:\n{doc:#}");
+    }
 }
 
 fn events(doc: &Value) -> Vec<Value> {
@@ -124,6 +146,7 @@ async fn export_import_round_trip() {
         &net.conn(1, "producer"),
     );
     let doc = read_json(&file);
+    check_with_gs1_tools(&file);
     assert_eq!(
         doc["@context"][0],
         "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -155,9 +178,10 @@ async fn export_import_round_trip() {
     );
     assert_eq!(harvest["eventTimeZoneOffset"], "+08:00");
     assert!(harvest["eventTime"].as_str().unwrap().ends_with("+08:00"));
+    // GLN-based places as the canonical Digital Link (AI 414) ...
     assert_eq!(
-        harvest["readPoint"]["id"],
-        "urn:epc:id:sgln:6901234.00001.0"
+        harvest["readPoint"],
+        json!({"id": format!("https://id.gs1.org/414/{}", gs1("690123400001"))})
     );
     assert_eq!(
         harvest["certificationInfo"][0],
@@ -165,7 +189,11 @@ async fn export_import_round_trip() {
     );
     assert_eq!(harvest["qcss:data"]["brix"], 12.5);
     assert_eq!(list[2]["disposition"], "in_progress");
-    assert_eq!(list[2]["bizLocation"]["id"], "cold room 2");
+    // ... free text under the recording org, the text in qcss:name.
+    assert_eq!(
+        list[2]["bizLocation"],
+        json!({"id": "urn:qcss:location:Org1MSP:cold%20room%202", "qcss:name": "cold room 2"})
+    );
     let tr = &list[3];
     assert_eq!(tr["transformationID"], "urn:qcss:transformation:T-EPCIS-1");
     assert_eq!(
@@ -177,6 +205,34 @@ async fn export_import_round_trip() {
         format!("https://id.gs1.org/01/{juice}/10/J1").as_str()
     );
     assert_eq!(tr["outputQuantityList"][0]["quantity"], 200);
+    assert_eq!(tr["outputQuantityList"][0]["uom"], "KGM");
+    assert_eq!(tr["readPoint"]["qcss:name"], "line 1");
+    assert_eq!(tr["bizLocation"]["qcss:name"], "Suzhou orchard 3");
+
+    // The output's export has the very same transformation: one event, one id.
+    let file_j1 = d.path().join("j1.epcis.json");
+    net.cli(
+        &[
+            "epcis",
+            "export",
+            "--batch",
+            &format!("{juice}/J1"),
+            "--out",
+            file_j1.to_str().unwrap(),
+        ],
+        &net.conn(1, "producer"),
+    );
+    check_with_gs1_tools(&file_j1);
+    let j1 = events(&read_json(&file_j1));
+    let same: Vec<&Value> = j1
+        .iter()
+        .filter(|e| e["type"] == "TransformationEvent")
+        .collect();
+    assert_eq!(same.len(), 1, "{j1:#?}");
+    assert_eq!(
+        same[0], tr,
+        "the transformation in the input's and the output's export"
+    );
     assert_eq!(list[4]["bizStep"], "shipping");
     assert_eq!(
         list[4]["destinationList"][0]["destination"],

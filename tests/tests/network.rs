@@ -1,6 +1,7 @@
 //! `qcss network up --demo` as a newcomer runs it: a whole consortium of
 //! real processes, the demo story, `network status`, `trace` of the three
-//! printed codes, `network down`, and `up` again on the same data.
+//! printed codes, more codes issued with the batch code key the demo kept,
+//! `network down`, and `up` again on the same data.
 
 use std::path::Path;
 use std::time::Duration;
@@ -45,6 +46,52 @@ fn network_up_demo_status_trace_down_and_up_again() {
     let lines = trace_lines(&out);
     assert_eq!(lines.len(), 3, "three codes to try:\n{out}");
 
+    // The batch code keys are kept (0600, under the producer's folder) and
+    // said where; with one, `qcss codes issue` gives the very codes printed.
+    let keys: Vec<(&str, &str)> = out
+        .lines()
+        .filter_map(|l| l.trim().split_once(": "))
+        .filter(|(batch, file)| batch.contains("/LJ2026") && file.ends_with(".key"))
+        .collect();
+    assert_eq!(keys.len(), 2, "two batch code keys written:\n{out}");
+    for (_, file) in &keys {
+        assert!(file.contains("orgs/producer/"), "{file}");
+        let mode = std::fs::metadata(dir.join(file))
+            .expect("key file")
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600,
+            "{file}"
+        );
+    }
+    let (batch, file) = keys
+        .iter()
+        .find(|(b, _)| b.ends_with("/LJ2026A"))
+        .expect("LJ2026A's key");
+    let issued = qcss_ok(
+        dir,
+        &[
+            "codes",
+            "issue",
+            "--batch",
+            batch,
+            "--from",
+            "1",
+            "--to",
+            "24",
+            "--key",
+            file,
+            "--base",
+            "https://q.example.com",
+        ],
+    );
+    assert!(
+        issued.lines().any(|c| c == lines[0][0]),
+        "the written key issues the printed genuine code {}:\n{issued}",
+        lines[0][0]
+    );
+
     let status = qcss_ok(dir, &["network", "status", "--dir", "net"]);
     assert_eq!(status.matches("up  ").count(), 4 + 3 + 4, "{status}");
 
@@ -59,6 +106,113 @@ fn network_up_demo_status_trace_down_and_up_again() {
             String::from_utf8_lossy(&o.stderr)
         )
     };
+    // The demo batches as EPCIS: GS1's schema accepts them; the juice lot's
+    // transformation is the same event in its export and in the harvest
+    // lot's; the lab's test result is a testres business transaction.
+    let juice = batch.split('/').next().expect("GTIN").to_owned();
+    let export = |lot: &str, loquat: bool| -> serde_json::Value {
+        let id = if loquat {
+            format!("{}/{lot}", qcss_tests::trace::gs1("0690123456001"))
+        } else {
+            format!("{juice}/{lot}")
+        };
+        let file = format!("{lot}.epcis.json");
+        let mut a = vec!["epcis", "export", "--batch", &id, "--out", &file];
+        a.extend(lines[0][1..].iter().map(String::as_str));
+        qcss_ok(dir, &a);
+        let path = dir.join(&file);
+        if let Some(r) = qcss_tests::epcis_schema_check(&[&path]) {
+            r.unwrap_or_else(|e| panic!("GS1's EPCIS 2.0 schema refuses {lot}:\n{e}"));
+        }
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("export")).expect("JSON");
+        if let Some(hashes) = qcss_tests::reference_event_hashes(&path) {
+            let ids: Vec<&str> = doc["epcisBody"]["eventList"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .map(|e| e["eventID"].as_str().expect("eventID"))
+                .collect();
+            assert_eq!(ids, hashes, "{lot}: eventID = CBV 2.0 event hash");
+        }
+        doc
+    };
+    let lj = export("LJ2026A", false);
+    let h1 = export("H1", true);
+    let transformation = |doc: &serde_json::Value| -> serde_json::Value {
+        doc["epcisBody"]["eventList"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .find(|e| e["transformationID"] == "urn:qcss:transformation:T-LJ2026A")
+            .cloned()
+            .unwrap_or_else(|| panic!("no T-LJ2026A in {doc:#}"))
+    };
+    let t = transformation(&lj);
+    assert_eq!(t, transformation(&h1), "one transformation, one event");
+    assert_eq!(
+        t["inputQuantityList"][0]["uom"], "KGM",
+        "600 KGM of loquats stay kilograms: {t:#}"
+    );
+    let inspection = lj["epcisBody"]["eventList"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["bizStep"] == "inspecting")
+        .cloned()
+        .expect("the lab's inspection");
+    assert_eq!(
+        inspection["bizTransactionList"][0]["type"], "testres",
+        "{inspection:#}"
+    );
+    assert!(
+        inspection["bizTransactionList"][0]["bizTransaction"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("urn:qcss:inspection:")),
+        "{inspection:#}"
+    );
+    assert!(
+        inspection["qcss:data"].get("bizTransaction").is_none(),
+        "{inspection:#}"
+    );
+
+    // The CLI finds the peer, identity and channel in the network's folder:
+    // the printed line names only it; --org/--as pick others; explicit
+    // flags win.
+    assert_eq!(lines[0].len(), 3, "{out}");
+    assert_eq!(lines[0][1], "--dir", "{out}");
+    assert!(Path::new(&lines[0][2]).ends_with("net"), "{out}");
+    let info = qcss_ok(
+        dir,
+        &[
+            "ledger", "info", "--dir", "net", "--org", "producer", "--as", "admin",
+        ],
+    );
+    assert!(info.contains("height"), "{info}");
+    let e = qcss(
+        dir,
+        &[
+            "ledger",
+            "info",
+            "--dir",
+            "net",
+            "--org",
+            "producer",
+            "--peer",
+            "127.0.0.1:1",
+        ],
+    );
+    assert!(
+        !e.status.success(),
+        "an explicit --peer wins over the org's"
+    );
+    let e = qcss(dir, &["ledger", "info", "--dir", "net", "--org", "nobody"]);
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("no org \"nobody\""),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+
     let good = trace(&lines[0]);
     assert!(
         good.contains("sterilising"),

@@ -137,7 +137,7 @@ pub(crate) async fn commit(peer: &Arc<Peer>, block: Block) -> Result<(), String>
     m.validation_seconds
         .observe(started.elapsed().as_secs_f64());
     m.signature_seconds
-        .inc_by_secs(validation.stats.signature_time.as_secs_f64());
+        .inc_by(validation.stats.signature_time.as_secs_f64());
     for u in &validation.updates.txs {
         m.transactions.with(&[u.code.as_str_name()]).inc();
     }

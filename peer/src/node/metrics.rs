@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, PoisonError};
 
-use qcss_network::ops::{Counter, CounterVec, Gauge, Health, Histogram, Ops, Registry};
+use qcss_network::ops::{Counter, CounterVec, FloatCounter, Health, Histogram, Ops, Registry};
 
 use crate::node::Peer;
 
@@ -20,25 +20,13 @@ pub struct Metrics {
     pub validation_seconds: Histogram,
     /// Time spent validating identities and verifying signatures during
     /// validation, summed over threads, seconds.
-    pub signature_seconds: SecondsCounter,
+    pub signature_seconds: FloatCounter,
     /// One endorsement (this peer's endorser), seconds.
     pub endorse_seconds: Histogram,
     /// Gateway calls answered, by method and outcome.
     pub gateway_calls: CounterVec,
     /// Times the committer moved to another orderer.
     pub orderer_failovers: Counter,
-}
-
-/// A monotonically increasing number of seconds (a Prometheus counter of a
-/// float), kept in a gauge.
-#[derive(Clone)]
-pub struct SecondsCounter(Gauge);
-
-impl SecondsCounter {
-    /// Adds `secs`.
-    pub fn inc_by_secs(&self, secs: f64) {
-        self.0.add(secs);
-    }
 }
 
 const STATIC: &str = "metric names are static and valid";
@@ -67,14 +55,12 @@ impl Metrics {
                     &buckets,
                 )
                 .expect(STATIC),
-            signature_seconds: SecondsCounter(
-                registry
-                    .gauge(
-                        "qcss_peer_signature_check_seconds_total",
-                        "Time spent validating identities and verifying signatures while validating blocks, summed over threads",
-                    )
-                    .expect(STATIC),
-            ),
+            signature_seconds: registry
+                .float_counter(
+                    "qcss_peer_signature_check_seconds_total",
+                    "Time spent validating identities and verifying signatures while validating blocks, summed over threads",
+                )
+                .expect(STATIC),
             endorse_seconds: registry
                 .histogram(
                     "qcss_peer_endorsement_seconds",
