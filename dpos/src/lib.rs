@@ -1,0 +1,29 @@
+//! The public QCSS chain: a DPoS node where token holders elect 31 producers
+//! that sign one block per slot in a per-round shuffled order, with
+//! production-implied and explicitly confirmed irreversibility, and the QCSS
+//! token (transfers, burns, votes, locked rewards).
+//!
+//! It does not do networking or run a process: a [`node::Node`] is driven by
+//! a caller (the simulator in [`sim`], later a tokio runner) through
+//! `submit_tx`, `produce_if_scheduled`, `on_block`, `on_confirmation`.
+//!
+//! Main types: [`params::Genesis`], [`tx::SignedTx`], [`state::State`] (pure
+//! transaction rules), [`chain::apply_block`] (pure block rules),
+//! [`fork::ForkDb`] (fork choice and irreversibility), [`node::Node`],
+//! [`store::Store`] (sled). Start reading at [`chain::apply_block`], then
+//! [`fork::ForkDb::insert`]; `dpos/README.md` records the design decisions.
+#![warn(missing_docs)]
+
+pub mod address;
+pub mod block;
+pub mod chain;
+pub mod codec;
+pub mod fork;
+pub mod hash;
+pub mod node;
+pub mod params;
+pub mod schedule;
+pub mod sim;
+pub mod state;
+pub mod store;
+pub mod tx;
