@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(codec::encode(&header).len(), 32 * 5 + 8 * 3);
         assert_eq!(
             header.id().to_hex(),
-            "GOLDEN_BLOCK_ID"
+            "7ab0b77beaa815e3b4ef5263b165341e0aef3071de3e14f7ab7e710a7d16582e"
         );
     }
 

@@ -27,3 +27,6 @@ pub mod sim;
 pub mod state;
 pub mod store;
 pub mod tx;
+
+#[cfg(test)]
+mod sim_tests;

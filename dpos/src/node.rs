@@ -17,7 +17,7 @@ use crate::hash::Hash32;
 use crate::params::{Genesis, GenesisError, Params};
 use crate::state::{State, TxContext, TxError};
 use crate::store::{Store, StoreError};
-use crate::tx::SignedTx;
+use crate::tx::{Equivocation, SignedTx};
 
 /// Wall-clock time in ms since the Unix epoch.
 pub trait Clock: Send + Sync {
@@ -150,6 +150,9 @@ pub struct Node {
     orphan_count: usize,
     confirmed_height: u64,
     produced_slot: u64,
+    /// Recent headers by (producer, slot), to catch equivocation.
+    seen_headers: BTreeMap<(u64, Address), crate::block::SignedHeader>,
+    evidence: Vec<Equivocation>,
 }
 
 impl std::fmt::Debug for Node {
@@ -221,6 +224,8 @@ impl Node {
             orphan_count: 0,
             confirmed_height: 0,
             produced_slot: 0,
+            seen_headers: BTreeMap::new(),
+            evidence: Vec::new(),
         }
     }
 
@@ -380,6 +385,7 @@ impl Node {
                 now_slot,
             }));
         }
+        self.watch_equivocation(&block);
         match self.fork.insert(block.clone()) {
             Ok((Inserted::Duplicate, _)) => Ok(BlockOutcome::Duplicate),
             Ok((Inserted::Added, fin)) => {
@@ -399,6 +405,57 @@ impl Node {
             }
             Err(e) => Err(NodeError::Block(e)),
         }
+    }
+
+    /// Keeps the signed header of each (slot, producer) for the last few
+    /// rounds; a second, different one with a valid signature is evidence.
+    fn watch_equivocation(&mut self, block: &Block) {
+        let k = (block.header.slot, block.header.producer);
+        let sh = block.signed_header();
+        match self.seen_headers.get(&k) {
+            Some(a) if a.header != sh.header => {
+                if sh.signature_ok() && a.signature_ok() {
+                    self.evidence.push(Equivocation { a: a.clone(), b: sh });
+                }
+            }
+            Some(_) => {}
+            None => {
+                if sh.signature_ok() {
+                    self.seen_headers.insert(k, sh);
+                }
+            }
+        }
+        let keep_from = self.fork.head().state.slot.saturating_sub(4 * self.params.round_slots());
+        while self.seen_headers.first_key_value().is_some_and(|(k, _)| k.0 < keep_from) {
+            self.seen_headers.pop_first();
+        }
+    }
+
+    /// Equivocation proofs this node has seen since the last call; anyone
+    /// may submit them in an `Evidence` transaction.
+    pub fn take_evidence(&mut self) -> Vec<Equivocation> {
+        std::mem::take(&mut self.evidence)
+    }
+
+    /// The id of the irreversible block at `height` (≤ the LIB), if kept.
+    pub fn irreversible_id(&self, height: u64) -> Result<Option<Hash32>, NodeError> {
+        let lib = self.fork.lib();
+        if height == lib.height() {
+            return Ok(Some(lib.id()));
+        }
+        if height > lib.height() {
+            return Ok(None);
+        }
+        if height == 0 {
+            return Ok(Some(self.chain_id));
+        }
+        Ok(match &self.store {
+            Some(store) => store.block_at(height)?.map(|b| b.id()),
+            None => usize::try_from(height - 1)
+                .ok()
+                .and_then(|i| self.finalized.get(i))
+                .map(|b| b.id()),
+        })
     }
 
     fn adopt_orphans(&mut self, parent: Hash32) -> Result<(), NodeError> {
