@@ -160,11 +160,36 @@ mod sig_bytes {
 /// order) keys, non-canonical points and scalars: the one rule every node
 /// applies, so nodes can never disagree about a signature.
 pub fn verify(signer: &Address, digest: &crate::hash::Hash32, sig: &Sig) -> bool {
-    let Ok(vk) = VerifyingKey::from_bytes(&signer.0) else {
+    let Some(vk) = verifying_key(signer) else {
         return false;
     };
     vk.verify_strict(&digest.0, &Signature::from_bytes(&sig.0))
         .is_ok()
+}
+
+/// Keys decompressed so far on this thread. Decompression is a third of a
+/// verification and the same few hundred keys (producers, active accounts)
+/// sign almost everything; the cache only skips recomputing a pure function.
+const KEY_CACHE: usize = 4096;
+
+thread_local! {
+    static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], VerifyingKey>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn verifying_key(a: &Address) -> Option<VerifyingKey> {
+    if let Some(vk) = KEYS.with(|k| k.borrow().get(&a.0).copied()) {
+        return Some(vk);
+    }
+    let vk = VerifyingKey::from_bytes(&a.0).ok()?;
+    KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        if k.len() >= KEY_CACHE {
+            k.clear();
+        }
+        k.insert(a.0, vk);
+    });
+    Some(vk)
 }
 
 #[cfg(test)]

@@ -184,13 +184,19 @@ impl State {
                 p.missed_epoch = 0;
             }
             let upcoming = self.pending.as_ref().map_or(&self.schedule.producers, |p| &p.schedule.producers);
-            self.proposed = (elected != *upcoming).then(|| Staged {
-                schedule: Schedule {
-                    version: 0,
-                    producers: elected,
-                },
-                height: self.height + 1,
-            });
+            if elected == *upcoming {
+                self.proposed = None;
+            } else if self.proposed.as_ref().is_none_or(|p| p.schedule.producers != elected) {
+                // A re-election with the same result keeps the older proposal
+                // (and the irreversibility it may already have gained).
+                self.proposed = Some(Staged {
+                    schedule: Schedule {
+                        version: 0,
+                        producers: elected,
+                    },
+                    height: self.height + 1,
+                });
+            }
         }
         self.order = shuffle(&self.schedule.producers, &round_seed(&self.chain_id, round, &self.head_id));
         self.round = round;

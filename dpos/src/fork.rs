@@ -178,6 +178,16 @@ impl ForkDb {
         }
     }
 
+    /// Whether recording `c` could change anything (not at or below the
+    /// LIB, not already counted): lets the caller skip verifying it.
+    pub fn confirmation_useful(&self, c: &Confirmation) -> bool {
+        c.height > self.root.height()
+            && !self
+                .confirms
+                .get(&c.block_id)
+                .is_some_and(|s| s.contains(&c.producer))
+    }
+
     /// Producers that explicitly confirmed `id`.
     pub fn confirmations(&self, id: &Hash32) -> usize {
         self.confirms.get(id).map_or(0, BTreeSet::len)

@@ -475,6 +475,9 @@ impl Node {
     /// Takes a producer's confirmation. Returns false if it was refused
     /// (bad signature, other chain, not a producer of the head's schedule).
     pub fn on_confirmation(&mut self, c: &Confirmation) -> Result<bool, NodeError> {
+        if c.chain_id != self.chain_id || !self.fork.confirmation_useful(c) {
+            return Ok(false);
+        }
         let head = self.fork.head().state.clone();
         let known = head.schedule.producers.binary_search(&c.producer).is_ok()
             || head.pending.as_ref().is_some_and(|p| p.schedule.producers.contains(&c.producer));

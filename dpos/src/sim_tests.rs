@@ -40,3 +40,86 @@ fn all_honest_each_produces_once_per_round_and_finality_keeps_up() {
     assert!(max <= 1_000, "finality took {max} ms, more than one 1 s slot");
     assert!(sim.finality_ms.len() as u64 >= 31 * rounds - 3);
 }
+
+fn lib_and_head(sim: &Sim, i: usize) -> (u64, u64) {
+    let s = sim.nodes[i].status();
+    (s.lib_height, s.head_height)
+}
+
+#[test]
+fn ten_offline_finality_still_advances() {
+    let mut sim = sim31(2);
+    sim.set_down(21..31, true);
+    sim.run_slots(31 * 4);
+    clean(&sim);
+    let (lib, head) = lib_and_head(&sim, 0);
+    // 21 of 31 still confirm every block.
+    assert!(head - lib <= 2, "lib {lib} head {head}");
+    let st = sim.nodes[0].status();
+    let missed: u64 = st.producers.iter().map(|p| p.2).sum();
+    assert_eq!(head + missed, 31 * 4, "every slot is a block or someone's miss");
+    assert!(head.abs_diff(21 * 4) <= 1, "only the 21 online producers fill slots: {head}");
+    for (i, p) in st.producers.iter().enumerate() {
+        let online = sim.nodes[..21].iter().any(|n| n.address() == Some(p.0));
+        assert_eq!(p.2 == 0, online, "producer {i} missed {} slots", p.2);
+    }
+}
+
+#[test]
+fn eleven_offline_finality_stalls_and_resumes_when_they_return() {
+    let mut sim = sim31(3);
+    sim.run_slots(31);
+    let (lib0, _) = lib_and_head(&sim, 0);
+    assert!(lib0 >= 29);
+    sim.set_down(20..31, true);
+    sim.run_slots(31 * 3);
+    let (lib1, head1) = lib_and_head(&sim, 0);
+    // Only 20 producers confirm: nothing past what was already built on by
+    // 21 becomes irreversible, while the head keeps growing.
+    assert!(lib1 <= lib0 + 1, "lib moved from {lib0} to {lib1} with 11 offline");
+    assert!(head1 >= lib0 + 3 * 20 - 1, "head {head1}");
+    sim.set_down(20..31, false);
+    sim.run_slots(31 * 2);
+    clean(&sim);
+    for i in [0, 25, 30] {
+        let (lib, head) = lib_and_head(&sim, i);
+        assert!(head - lib <= 2, "node {i}: lib {lib} head {head}");
+        assert!(lib > head1, "node {i} finalised the stalled blocks");
+    }
+}
+
+#[test]
+fn partition_16_15_heals_onto_one_branch_without_reverting_below_lib() {
+    let mut sim = sim31(4);
+    sim.run_slots(31);
+    let before = sim.nodes[0].status();
+    for i in 16..31 {
+        sim.net.group[i] = 1;
+    }
+    sim.run_slots(31 * 3);
+    let (lib_a, head_a) = lib_and_head(&sim, 0);
+    let (lib_b, head_b) = lib_and_head(&sim, 20);
+    // Neither side has 21 producers: both LIBs stall, both heads grow.
+    assert!(lib_a <= before.lib_height + 1 && lib_b <= before.lib_height + 1);
+    assert!(head_a > head_b, "16 producers build a taller branch: {head_a} vs {head_b}");
+    let branch_a = sim.nodes[0].status().head_id;
+    let branch_b = sim.nodes[20].status().head_id;
+    sim.net.group = vec![0; 31];
+    sim.run_slots(31 * 2);
+    clean(&sim);
+    let head = sim.nodes[0].status().head_id;
+    for n in &sim.nodes {
+        let s = n.status();
+        assert_eq!(s.head_id, head, "all nodes on one branch");
+        assert!(s.lib_height > head_a, "finality resumed past the partition");
+    }
+    // One side's partition-time branch became final, on every node. (Not
+    // necessarily the taller: the 15 side keeps building until the first
+    // message crosses, and equal heights go to the lower id.)
+    let a_won = sim.nodes[0].irreversible_id(head_a).unwrap() == Some(branch_a);
+    let b_won = sim.nodes[0].irreversible_id(head_b).unwrap() == Some(branch_b);
+    assert!(a_won != b_won, "exactly one branch survives");
+    for n in &sim.nodes {
+        assert_eq!(n.irreversible_id(head_a).unwrap() == Some(branch_a), a_won);
+    }
+}
