@@ -57,7 +57,7 @@ fn ten_offline_finality_still_advances() {
     assert!(head - lib <= 2, "lib {lib} head {head}");
     let st = sim.nodes[0].status();
     let missed: u64 = st.producers.iter().map(|p| p.2).sum();
-    assert_eq!(head + missed, 31 * 4, "every slot is a block or someone's miss");
+    assert_eq!(head + missed, st.head_slot, "every slot up to the head is a block or a miss");
     assert!(head.abs_diff(21 * 4) <= 1, "only the 21 online producers fill slots: {head}");
     for (i, p) in st.producers.iter().enumerate() {
         let online = sim.nodes[..21].iter().any(|n| n.address() == Some(p.0));
