@@ -2,6 +2,7 @@
 
 use crate::params::Params;
 use crate::sim::Sim;
+use crate::tx::TxKind;
 
 fn sim31(seed: u64) -> Sim {
     Sim::new(seed, 31, Params::fast(31))
@@ -121,5 +122,81 @@ fn partition_16_15_heals_onto_one_branch_without_reverting_below_lib() {
     assert!(a_won != b_won, "exactly one branch survives");
     for n in &sim.nodes {
         assert_eq!(n.irreversible_id(head_a).unwrap() == Some(branch_a), a_won);
+    }
+}
+
+/// Stake behind the 31 initial producers (so an unvoted candidate cannot
+/// win a seat on key order alone) and a registered candidate, node 31.
+fn with_votes_and_candidate(sim: &mut Sim) {
+    let producers: Vec<_> = (0..31).map(|i| Sim::key(i).address()).collect();
+    let vote = sim.tx(&Sim::account(0), TxKind::Vote { producers });
+    sim.submit(vote);
+    let reg = sim.tx(&Sim::key(31), TxKind::RegisterProducer {
+        url: "https://candidate.example".into(),
+    });
+    sim.submit(reg);
+}
+
+#[test]
+fn equivocating_producer_is_excluded_at_the_next_election() {
+    let mut sim = Sim::new(5, 32, Params::fast(31));
+    with_votes_and_candidate(&mut sim);
+    sim.run_slots(10);
+    let cheat = Sim::key(7).address();
+    sim.equivocators[7] = true;
+    sim.run_slots(31);
+    sim.equivocators[7] = false;
+    let evidence = sim
+        .nodes
+        .iter_mut()
+        .flat_map(|n| n.take_evidence())
+        .next()
+        .expect("a node saw both blocks of one slot");
+    assert_eq!(evidence.a.header.producer, cheat);
+    let tx = sim.tx(&Sim::account(1), TxKind::Evidence(Box::new(evidence)));
+    sim.submit(tx);
+    sim.run_slots(31 * 6);
+    clean(&sim);
+    let st = sim.nodes[0].head_state().clone();
+    assert!(st.producers[&cheat].equivocated);
+    assert!(!st.schedule.producers.contains(&cheat));
+    assert!(st.schedule.producers.contains(&Sim::key(31).address()));
+    assert_eq!(st.schedule.version, 1, "one change: the election after the evidence");
+    assert!(st.producers[&Sim::key(31).address()].produced_total > 0, "the newcomer produces");
+}
+
+#[test]
+fn vote_swing_changes_the_schedule_only_after_irreversibility() {
+    let mut params = Params::fast(31);
+    params.epoch_rounds = 3;
+    // Keep absentees eligible so the 11 offline below do not change the result.
+    params.max_missed_pct = 100;
+    let mut sim = Sim::new(6, 32, params);
+    with_votes_and_candidate(&mut sim);
+    sim.run_slots(5);
+    let cand = Sim::key(31).address();
+    let dropped = Sim::key(30).address();
+    let mut swing: Vec<_> = (0..30).map(|i| Sim::key(i).address()).collect();
+    swing.push(cand);
+    // Account 3 holds 4 M QCSS, account 0 (voting for all 31) 1 M.
+    let tx = sim.tx(&Sim::account(3), TxKind::Vote { producers: swing });
+    sim.submit(tx);
+    sim.run_slots(85);
+    // 11 producers go offline just before the election at round 3 (slot 93).
+    sim.set_down(20..31, true);
+    sim.run_slots(31 * 2);
+    let st = sim.nodes[0].head_state().clone();
+    let proposed = st.proposed.as_ref().expect("the election proposed the swing");
+    assert!(proposed.schedule.producers.contains(&cand) && !proposed.schedule.producers.contains(&dropped));
+    assert!(st.dpos_lib < proposed.height, "not irreversible with 20 producers");
+    assert!(st.pending.is_none());
+    assert_eq!(st.schedule.version, 0, "no change before irreversibility");
+    sim.set_down(20..31, false);
+    sim.run_slots(31 * 4);
+    clean(&sim);
+    for n in &sim.nodes {
+        let st = n.head_state();
+        assert_eq!(st.schedule.version, 1);
+        assert!(st.schedule.producers.contains(&cand) && !st.schedule.producers.contains(&dropped));
     }
 }
