@@ -30,3 +30,7 @@ pub mod tx;
 
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod state_tests;
+#[cfg(test)]
+mod testkit;
