@@ -34,3 +34,5 @@ mod sim_tests;
 mod state_tests;
 #[cfg(test)]
 mod testkit;
+#[cfg(test)]
+mod chain_tests;
