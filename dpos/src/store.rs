@@ -209,3 +209,93 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::block::Confirmation;
+    use crate::node::{Node, NodeError, VirtualClock};
+    use crate::testkit::Kit;
+    use crate::tx::TxKind;
+
+    use super::StoreError;
+
+    /// Four producers; node 0 stores its chain in `dir`. Runs `slots`
+    /// slots, delivering every block and (until `confirm_until`) every
+    /// confirmation to every node.
+    fn run(kit: &Kit, dir: &std::path::Path, slots: u64, confirm_until: u64) -> Vec<Node> {
+        let clock = VirtualClock::default();
+        let keys: Vec<_> = kit.producers.values().cloned().collect();
+        let mut nodes: Vec<Node> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let c = Arc::new(clock.clone());
+                if i == 0 {
+                    Node::open(dir, &kit.genesis, Some(k.clone()), c).unwrap()
+                } else {
+                    Node::in_memory(&kit.genesis, Some(k.clone()), c).unwrap()
+                }
+            })
+            .collect();
+        let u = &kit.users[0];
+        for n in &mut nodes {
+            n.submit_tx(kit.tx(u, 0, TxKind::Burn { amount: 7 })).unwrap();
+        }
+        for slot in 1..=slots {
+            clock.set(slot * kit.params.slot_ms);
+            for i in 0..nodes.len() {
+                let Some(b) = nodes[i].produce_if_scheduled().unwrap() else { continue };
+                let mut confs: Vec<Confirmation> = Vec::new();
+                for (j, n) in nodes.iter_mut().enumerate() {
+                    if j != i {
+                        if let Ok(crate::node::BlockOutcome::Added { confirmation: Some(c) }) = n.on_block(b.clone()) {
+                            confs.push(c);
+                        }
+                    }
+                }
+                if slot <= confirm_until {
+                    for c in &confs {
+                        for n in nodes.iter_mut() {
+                            n.on_confirmation(c).unwrap();
+                        }
+                    }
+                }
+            }
+        }
+        nodes
+    }
+
+    #[test]
+    fn reopening_gives_the_same_chain_and_state() {
+        let kit = Kit::new();
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = run(&kit, dir.path(), 20, 17);
+        let before = nodes[0].status();
+        let state = nodes[0].head_state().clone();
+        assert_eq!(before.head_height, 20);
+        assert!(before.lib_height >= 17 && before.lib_height < 20, "some blocks must stay reversible: {before:?}");
+        assert!(!nodes[0].fork().is_empty());
+        assert_eq!(state.burned, 7, "the burn made it into a block");
+        let irreversible: Vec<_> = (1..=before.lib_height).map(|h| nodes[0].irreversible_id(h).unwrap()).collect();
+        drop(nodes);
+
+        let clock = Arc::new(VirtualClock::default());
+        let reopened = Node::open(dir.path(), &kit.genesis, None, clock.clone()).unwrap();
+        assert_eq!(reopened.status(), before);
+        assert_eq!(reopened.head_state(), &state);
+        let again: Vec<_> = (1..=before.lib_height).map(|h| reopened.irreversible_id(h).unwrap()).collect();
+        assert_eq!(again, irreversible);
+        assert!(again.iter().all(Option::is_some));
+        drop(reopened);
+
+        // The same directory refuses another chain.
+        let mut other = kit.genesis.clone();
+        other.name = "another".into();
+        assert!(matches!(
+            Node::open(dir.path(), &other, None, clock),
+            Err(NodeError::Store(StoreError::WrongChain { .. }))
+        ));
+    }
+}
