@@ -208,10 +208,16 @@ mod tests {
         let i = 10;
         chars[i] = if chars[i] == 'q' { 'p' } else { 'q' };
         let typo: String = chars.into_iter().collect();
-        assert!(matches!(typo.parse::<Address>(), Err(AddressError::Checksum(_))));
+        assert!(matches!(
+            typo.parse::<Address>(),
+            Err(AddressError::Checksum(_))
+        ));
         // Same bytes under another prefix.
         let other = bech32::encode::<Bech32m>(Hrp::parse_unchecked("btc"), &a.0).unwrap();
-        assert!(matches!(other.parse::<Address>(), Err(AddressError::WrongPrefix(_))));
+        assert!(matches!(
+            other.parse::<Address>(),
+            Err(AddressError::WrongPrefix(_))
+        ));
         let short = bech32::encode::<Bech32m>(Hrp::parse_unchecked(HRP), &[1, 2, 3]).unwrap();
         assert_eq!(short.parse::<Address>(), Err(AddressError::WrongLength(3)));
     }

@@ -207,7 +207,16 @@ mod tests {
     #[test]
     fn block_signature_and_roots() {
         let k = Keypair::for_test("blk", 0);
-        let b = Block::build(&k, Hash32([1; 32]), 1, 1, Hash32([0; 32]), 0, Hash32([5; 32]), vec![]);
+        let b = Block::build(
+            &k,
+            Hash32([1; 32]),
+            1,
+            1,
+            Hash32([0; 32]),
+            0,
+            Hash32([5; 32]),
+            vec![],
+        );
         assert!(b.signature_ok() && b.tx_root_ok());
         let mut forged = b.clone();
         forged.header.slot = 2;

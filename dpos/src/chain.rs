@@ -171,7 +171,7 @@ impl State {
                 self.pending = Some(p);
             }
         }
-        if round % params.epoch_rounds == 0 {
+        if round.is_multiple_of(params.epoch_rounds) {
             let elected = elect(
                 &self.accounts,
                 &self.producers,
@@ -183,10 +183,17 @@ impl State {
                 p.owned_epoch = 0;
                 p.missed_epoch = 0;
             }
-            let upcoming = self.pending.as_ref().map_or(&self.schedule.producers, |p| &p.schedule.producers);
+            let upcoming = self
+                .pending
+                .as_ref()
+                .map_or(&self.schedule.producers, |p| &p.schedule.producers);
             if elected == *upcoming {
                 self.proposed = None;
-            } else if self.proposed.as_ref().is_none_or(|p| p.schedule.producers != elected) {
+            } else if self
+                .proposed
+                .as_ref()
+                .is_none_or(|p| p.schedule.producers != elected)
+            {
                 // A re-election with the same result keeps the older proposal
                 // (and the irreversibility it may already have gained).
                 self.proposed = Some(Staged {
@@ -198,7 +205,10 @@ impl State {
                 });
             }
         }
-        self.order = shuffle(&self.schedule.producers, &round_seed(&self.chain_id, round, &self.head_id));
+        self.order = shuffle(
+            &self.schedule.producers,
+            &round_seed(&self.chain_id, round, &self.head_id),
+        );
         self.round = round;
     }
 
@@ -244,7 +254,10 @@ pub fn apply_block(parent: &State, block: &Block, params: &Params) -> Result<Sta
         });
     }
     if h.prev_id != parent.head_id {
-        return Err(BlockError::Unlinkable { id, prev: h.prev_id });
+        return Err(BlockError::Unlinkable {
+            id,
+            prev: h.prev_id,
+        });
     }
     if h.slot <= parent.slot {
         return Err(BlockError::SlotNotAfterParent {
@@ -328,7 +341,10 @@ pub fn apply_block(parent: &State, block: &Block, params: &Params) -> Result<Sta
     // scheduled_producer() predicted exactly this; keep the two in step.
     debug_assert_eq!(s.order[(h.slot % n) as usize], h.producer);
 
-    let ctx = TxContext { params, slot: h.slot };
+    let ctx = TxContext {
+        params,
+        slot: h.slot,
+    };
     let mut fees: u64 = 0;
     for (index, stx) in block.txs.iter().enumerate() {
         let fee = s.apply_verified(stx, ctx).map_err(|error| BlockError::Tx {
@@ -368,13 +384,13 @@ pub fn apply_block(parent: &State, block: &Block, params: &Params) -> Result<Sta
     s.head_id = id;
     s.mmr.append(&id);
     s.update_dpos_lib(params);
-    if s.pending.is_none() && s.proposed.as_ref().is_some_and(|p| p.height <= s.dpos_lib) {
-        if let Some(p) = s.proposed.take() {
-            s.pending = Some(Staged {
-                schedule: p.schedule,
-                height: s.height,
-            });
-        }
+    if s.pending.is_none()
+        && let Some(p) = s.proposed.take_if(|p| p.height <= s.dpos_lib)
+    {
+        s.pending = Some(Staged {
+            schedule: p.schedule,
+            height: s.height,
+        });
     }
     Ok(s)
 }

@@ -120,7 +120,9 @@ impl ForkDb {
         let mut cur = self.head.clone();
         while cur.id() != self.root.id() {
             let Some(b) = cur.block.clone() else { break };
-            let Some(parent) = self.get(&b.header.prev_id).cloned() else { break };
+            let Some(parent) = self.get(&b.header.prev_id).cloned() else {
+                break;
+            };
             out.push(b);
             cur = parent;
         }
@@ -142,10 +144,12 @@ impl ForkDb {
                 lib: self.root.height(),
             });
         }
-        let parent = self.get(&block.header.prev_id).ok_or(BlockError::Unlinkable {
-            id,
-            prev: block.header.prev_id,
-        })?;
+        let parent = self
+            .get(&block.header.prev_id)
+            .ok_or(BlockError::Unlinkable {
+                id,
+                prev: block.header.prev_id,
+            })?;
         let state = apply_block(&parent.state, &block, &self.params)?;
         self.entries.insert(
             id,
@@ -168,7 +172,12 @@ impl ForkDb {
         if !self.entries.contains_key(&c.block_id) && self.confirms.len() >= MAX_EARLY_CONFIRMS {
             return Finalized::default();
         }
-        if !self.confirms.entry(c.block_id).or_default().insert(c.producer) {
+        if !self
+            .confirms
+            .entry(c.block_id)
+            .or_default()
+            .insert(c.producer)
+        {
             return Finalized::default();
         }
         if self.entries.contains_key(&c.block_id) {
@@ -209,7 +218,10 @@ impl ForkDb {
                 seen.extend(cs.iter().copied());
             }
             let sched = &cur.state.schedule.producers;
-            let count = seen.iter().filter(|a| sched.binary_search(a).is_ok()).count();
+            let count = seen
+                .iter()
+                .filter(|a| sched.binary_search(a).is_ok())
+                .count();
             if count >= threshold {
                 return cur;
             }
@@ -225,7 +237,8 @@ impl ForkDb {
     /// branch's LIB is higher.
     fn choose(&mut self) -> Finalized {
         let parents: HashSet<Hash32> = self.entries.values().filter_map(|e| e.prev()).collect();
-        let mut best: Option<(u64, u64, std::cmp::Reverse<Hash32>, Arc<Entry>, Arc<Entry>)> = None;
+        type Candidate = (u64, u64, std::cmp::Reverse<Hash32>, Arc<Entry>, Arc<Entry>);
+        let mut best: Option<Candidate> = None;
         for leaf in self.entries.values().filter(|e| !parents.contains(&e.id())) {
             let lib = self.branch_lib(leaf);
             let key = (lib.height(), leaf.height(), std::cmp::Reverse(leaf.id()));
@@ -251,7 +264,9 @@ impl ForkDb {
         let mut cur = new_root.clone();
         while cur.id() != self.root.id() {
             let Some(b) = cur.block.clone() else { break };
-            let Some(p) = self.get(&b.header.prev_id).cloned() else { break };
+            let Some(p) = self.get(&b.header.prev_id).cloned() else {
+                break;
+            };
             blocks.push(b);
             cur = p;
         }

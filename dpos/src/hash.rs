@@ -123,7 +123,10 @@ impl Mmr {
                 break;
             }
             self.peaks.pop();
-            node = (h + 1, hash_parts(domain::BLOCK_MMR, &[NODE, &left.0, &node.1.0]));
+            node = (
+                h + 1,
+                hash_parts(domain::BLOCK_MMR, &[NODE, &left.0, &node.1.0]),
+            );
         }
         self.peaks.push(node);
         self.leaves += 1;
@@ -175,6 +178,9 @@ mod tests {
         two.append(&h(1));
         let l0 = hash_parts(domain::BLOCK_MMR, &[LEAF, &h(0).0]);
         let l1 = hash_parts(domain::BLOCK_MMR, &[LEAF, &h(1).0]);
-        assert_eq!(two.root(), hash_parts(domain::BLOCK_MMR, &[NODE, &l0.0, &l1.0]));
+        assert_eq!(
+            two.root(),
+            hash_parts(domain::BLOCK_MMR, &[NODE, &l0.0, &l1.0])
+        );
     }
 }

@@ -29,10 +29,10 @@ pub mod store;
 pub mod tx;
 
 #[cfg(test)]
+mod chain_tests;
+#[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
 mod state_tests;
 #[cfg(test)]
 mod testkit;
-#[cfg(test)]
-mod chain_tests;

@@ -66,10 +66,10 @@ pub enum NodeError {
     Store(#[from] StoreError),
     /// A received block is invalid: whoever sent it misbehaved.
     #[error("block refused: {0}")]
-    Block(BlockError),
+    Block(Box<BlockError>),
     /// A block we produced ourselves was refused: a bug, reported not hidden.
     #[error("own block refused: {0}")]
-    OwnBlock(BlockError),
+    OwnBlock(Box<BlockError>),
 }
 
 /// Why the mempool refused a transaction.
@@ -167,18 +167,34 @@ impl std::fmt::Debug for Node {
 
 impl Node {
     /// A node without storage.
-    pub fn in_memory(genesis: &Genesis, key: Option<Keypair>, clock: Arc<dyn Clock>) -> Result<Self, NodeError> {
+    pub fn in_memory(
+        genesis: &Genesis,
+        key: Option<Keypair>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, NodeError> {
         let state = State::genesis(genesis)?;
         Ok(Self::from_parts(genesis, key, clock, state, None, None))
     }
 
     /// A node storing its chain in `dir`; reopening resumes where it stopped.
-    pub fn open(dir: &Path, genesis: &Genesis, key: Option<Keypair>, clock: Arc<dyn Clock>) -> Result<Self, NodeError> {
+    pub fn open(
+        dir: &Path,
+        genesis: &Genesis,
+        key: Option<Keypair>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, NodeError> {
         let gstate = State::genesis(genesis)?;
         let store = Store::open(dir, gstate.chain_id, genesis.params.max_block_bytes)?;
         let Some(loaded) = store.load()? else {
             store.init(&gstate)?;
-            return Ok(Self::from_parts(genesis, key, clock, gstate, None, Some(store)));
+            return Ok(Self::from_parts(
+                genesis,
+                key,
+                clock,
+                gstate,
+                None,
+                Some(store),
+            ));
         };
         let mut node = Self::from_parts(
             genesis,
@@ -260,7 +276,10 @@ impl Node {
         let next_slot = self.slot_at(self.clock.now_ms()).max(head.slot) + 1;
         // Dry-run against a copy of the sender's view: nonce may be ahead of
         // the head by the transactions already queued.
-        let queued = self.mempool.range((stx.tx.sender, 0)..=(stx.tx.sender, u64::MAX)).count() as u64;
+        let queued = self
+            .mempool
+            .range((stx.tx.sender, 0)..=(stx.tx.sender, u64::MAX))
+            .count() as u64;
         if stx.tx.nonce > head.nonce(&stx.tx.sender) + queued {
             return Err(TxError::NonceGap {
                 sender: stx.tx.sender,
@@ -347,7 +366,10 @@ impl Node {
             txs,
         ));
         self.produced_slot = slot;
-        let (_, fin) = self.fork.insert(block.clone()).map_err(NodeError::OwnBlock)?;
+        let (_, fin) = self
+            .fork
+            .insert(block.clone())
+            .map_err(|e| NodeError::OwnBlock(Box::new(e)))?;
         self.persist(&block, fin)?;
         self.after_head_change();
         Ok(Some(block))
@@ -379,11 +401,11 @@ impl Node {
     pub fn on_block(&mut self, block: Arc<Block>) -> Result<BlockOutcome, NodeError> {
         let now_slot = self.slot_at(self.clock.now_ms() + self.params.max_clock_skew_ms);
         if block.header.slot > now_slot {
-            return Err(NodeError::Block(BlockError::FromFuture {
+            return Err(NodeError::Block(Box::new(BlockError::FromFuture {
                 id: block.id(),
                 slot: block.header.slot,
                 now_slot,
-            }));
+            })));
         }
         self.watch_equivocation(&block);
         match self.fork.insert(block.clone()) {
@@ -403,7 +425,7 @@ impl Node {
                     sync_from: self.fork.lib().height(),
                 })
             }
-            Err(e) => Err(NodeError::Block(e)),
+            Err(e) => Err(NodeError::Block(Box::new(e))),
         }
     }
 
@@ -415,7 +437,10 @@ impl Node {
         match self.seen_headers.get(&k) {
             Some(a) if a.header != sh.header => {
                 if sh.signature_ok() && a.signature_ok() {
-                    self.evidence.push(Equivocation { a: a.clone(), b: sh });
+                    self.evidence.push(Equivocation {
+                        a: a.clone(),
+                        b: sh,
+                    });
                 }
             }
             Some(_) => {}
@@ -425,8 +450,17 @@ impl Node {
                 }
             }
         }
-        let keep_from = self.fork.head().state.slot.saturating_sub(4 * self.params.round_slots());
-        while self.seen_headers.first_key_value().is_some_and(|(k, _)| k.0 < keep_from) {
+        let keep_from = self
+            .fork
+            .head()
+            .state
+            .slot
+            .saturating_sub(4 * self.params.round_slots());
+        while self
+            .seen_headers
+            .first_key_value()
+            .is_some_and(|(k, _)| k.0 < keep_from)
+        {
             self.seen_headers.pop_first();
         }
     }
@@ -480,7 +514,10 @@ impl Node {
         }
         let head = self.fork.head().state.clone();
         let known = head.schedule.producers.binary_search(&c.producer).is_ok()
-            || head.pending.as_ref().is_some_and(|p| p.schedule.producers.contains(&c.producer));
+            || head
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.schedule.producers.contains(&c.producer));
         if c.chain_id != self.chain_id || !known || !c.signature_ok() {
             return Ok(false);
         }
@@ -501,7 +538,11 @@ impl Node {
             .retain(|(a, n), tx| *n >= state.nonce(a) && tx.tx.expiry_slot > state.slot);
         let key = self.key.as_ref()?;
         if head.height() <= self.confirmed_height
-            || state.schedule.producers.binary_search(&key.address()).is_err()
+            || state
+                .schedule
+                .producers
+                .binary_search(&key.address())
+                .is_err()
         {
             return None;
         }
@@ -549,7 +590,9 @@ impl Node {
         while h <= lib && out.len() < MAX_SYNC_BLOCKS {
             let b = match &self.store {
                 Some(store) => store.block_at(h)?.map(Arc::new),
-                None => usize::try_from(h - 1).ok().and_then(|i| self.finalized.get(i).cloned()),
+                None => usize::try_from(h - 1)
+                    .ok()
+                    .and_then(|i| self.finalized.get(i).cloned()),
             };
             match b {
                 Some(b) => out.push(b),

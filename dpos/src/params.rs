@@ -75,7 +75,7 @@ impl Params {
         // their size: 4 QCSS a block halving yearly for 8 years is a
         // placeholder (≈ 8.4 M QCSS in total, 0.28 % on top of genesis); the
         // cap is genesis plus the whole table, so the cap can never bind early.
-        let reward_per_block: Vec<u64> = (0..8).map(|y| 4 * COIN >> y).collect();
+        let reward_per_block: Vec<u64> = (0..8).map(|y| (4 * COIN) >> y).collect();
         let blocks_per_year = 365 * 24 * 3600 / 30;
         let minted_max: u64 = reward_per_block.iter().map(|r| r * blocks_per_year).sum();
         Self {
@@ -217,7 +217,9 @@ impl Genesis {
     pub fn check(&self) -> Result<u64, GenesisError> {
         let p = &self.params;
         if p.n_producers == 0 || p.slot_ms == 0 || p.epoch_rounds == 0 {
-            return Err(GenesisError::Invalid("zero producers, slot length or epoch"));
+            return Err(GenesisError::Invalid(
+                "zero producers, slot length or epoch",
+            ));
         }
         let distinct: std::collections::BTreeSet<_> = self.initial_producers.iter().collect();
         if distinct.len() != p.n_producers as usize
@@ -252,7 +254,9 @@ mod tests {
     fn table_9_splits_the_whole_supply_exactly() {
         assert_eq!(TABLE_9.iter().map(|t| t.1).sum::<u64>(), 100);
         let buckets = std::array::from_fn(|i| Keypair::for_test("bucket", i as u64).address());
-        let producers = (0..31).map(|i| Keypair::for_test("p", i).address()).collect();
+        let producers = (0..31)
+            .map(|i| Keypair::for_test("p", i).address())
+            .collect();
         let g = Genesis::white_paper("t", 0, Params::white_paper(), buckets, producers);
         assert_eq!(g.check(), Ok(GENESIS_SUPPLY));
         assert_eq!(g.allocations[6].label, "foundation");
@@ -280,7 +284,9 @@ mod tests {
 
     #[test]
     fn bad_genesis_is_refused() {
-        let producers: Vec<_> = (0..4).map(|i| Keypair::for_test("p", i).address()).collect();
+        let producers: Vec<_> = (0..4)
+            .map(|i| Keypair::for_test("p", i).address())
+            .collect();
         let mut g = Genesis {
             name: "t".into(),
             genesis_time_ms: 0,

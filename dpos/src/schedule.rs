@@ -39,7 +39,10 @@ pub fn shuffle(sorted: &[Address], seed: &Hash32) -> Vec<Address> {
     let mut v = sorted.to_vec();
     let n = v.len();
     for i in 0..n.saturating_sub(1) {
-        let h = hash_parts(domain::ROUND, &[b"pick", &seed.0, &(i as u64).to_be_bytes()]);
+        let h = hash_parts(
+            domain::ROUND,
+            &[b"pick", &seed.0, &(i as u64).to_be_bytes()],
+        );
         let mut word = [0u8; 8];
         word.copy_from_slice(&h.0[..8]);
         let r = u64::from_be_bytes(word) % (n - i) as u64;
@@ -72,7 +75,8 @@ pub fn elect(
     let eligible = |a: &Address, p: &Producer| {
         p.registered
             && !p.equivocated
-            && u128::from(p.missed_epoch) * 100 <= u128::from(p.owned_epoch) * u128::from(max_missed_pct)
+            && u128::from(p.missed_epoch) * 100
+                <= u128::from(p.owned_epoch) * u128::from(max_missed_pct)
             && !a.is_black_hole()
     };
     let mut ranked: Vec<(u128, Address)> = producers
@@ -111,9 +115,13 @@ mod tests {
     fn golden_shuffle() {
         let seed = round_seed(&Hash32([7; 32]), 5, &Hash32([9; 32]));
         let order: Vec<u8> = shuffle(&addrs(31), &seed).iter().map(|a| a.0[0]).collect();
-        assert_eq!(order, vec![
-                22, 17, 3, 4, 2, 25, 11, 21, 19, 30, 7, 28, 16, 10, 14, 27, 13, 24, 0, 5, 12, 29, 1, 18, 15, 8, 9, 26, 23, 20, 6
-            ]);
+        assert_eq!(
+            order,
+            vec![
+                22, 17, 3, 4, 2, 25, 11, 21, 19, 30, 7, 28, 16, 10, 14, 27, 13, 24, 0, 5, 12, 29,
+                1, 18, 15, 8, 9, 26, 23, 20, 6
+            ]
+        );
     }
 
     #[test]

@@ -168,7 +168,10 @@ pub struct Sim {
 
 impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sim").field("slot", &self.slot).field("nodes", &self.nodes).finish()
+        f.debug_struct("Sim")
+            .field("slot", &self.slot)
+            .field("nodes", &self.nodes)
+            .finish()
     }
 }
 
@@ -186,7 +189,9 @@ impl Sim {
     /// `nodes` nodes of which the first `params.n_producers` are the initial
     /// producers; every node and 4 accounts hold tokens.
     pub fn new(seed: u64, nodes: usize, params: Params) -> Self {
-        let producers = (0..params.n_producers as usize).map(|i| Self::key(i).address()).collect();
+        let producers = (0..params.n_producers as usize)
+            .map(|i| Self::key(i).address())
+            .collect();
         let mut allocations: Vec<Allocation> = (0..nodes)
             .map(|i| Allocation {
                 label: format!("node {i}"),
@@ -264,7 +269,9 @@ impl Sim {
                     }
                 }
                 Ok(None) => {}
-                Err(e) => self.violations.push(format!("node {i} failed to produce: {e}")),
+                Err(e) => self
+                    .violations
+                    .push(format!("node {i} failed to produce: {e}")),
             }
             self.check_lib(i);
         }
@@ -276,10 +283,13 @@ impl Sim {
     /// sibling (same slot, one more transaction) to the upper half.
     fn equivocate(&mut self, i: usize, block: &Arc<Block>) {
         let key = Self::key(i);
-        let tx = self.tx(&key, TxKind::Transfer {
-            to: key.address(),
-            amount: 1,
-        });
+        let tx = self.tx(
+            &key,
+            TxKind::Transfer {
+                to: key.address(),
+                amount: 1,
+            },
+        );
         let mut txs = block.txs.clone();
         txs.push(tx);
         let h = &block.header;
@@ -298,7 +308,11 @@ impl Sim {
             if to == i {
                 continue;
             }
-            let b = if to < n / 2 { block.clone() } else { twin.clone() };
+            let b = if to < n / 2 {
+                block.clone()
+            } else {
+                twin.clone()
+            };
             self.net.send(i, to, Message::Block(b));
         }
     }
@@ -365,12 +379,14 @@ impl Sim {
         let st = (lib.height(), lib.id());
         let (old_h, old_id) = self.libs[i];
         if st.0 < old_h {
-            self.violations.push(format!("node {i} LIB went down {old_h} -> {}", st.0));
+            self.violations
+                .push(format!("node {i} LIB went down {old_h} -> {}", st.0));
             return;
         }
         if st.0 == old_h {
             if st.1 != old_id {
-                self.violations.push(format!("node {i} LIB at {old_h} changed"));
+                self.violations
+                    .push(format!("node {i} LIB at {old_h} changed"));
             }
             return;
         }
@@ -383,10 +399,10 @@ impl Sim {
         if i == 0 {
             let now = self.clock_now();
             for h in old_h + 1..=st.0 {
-                if let Ok(Some(id)) = self.nodes[0].irreversible_id(h) {
-                    if let Some(t) = self.produced_at.get(&id) {
-                        self.finality_ms.push(now - t);
-                    }
+                if let Ok(Some(id)) = self.nodes[0].irreversible_id(h)
+                    && let Some(t) = self.produced_at.get(&id)
+                {
+                    self.finality_ms.push(now - t);
                 }
             }
         }
@@ -432,9 +448,18 @@ impl Sim {
     /// Whether all nodes agree on every height up to the lowest LIB, and
     /// that height.
     pub fn agreement(&self) -> Result<u64, String> {
-        let min_lib = self.nodes.iter().map(|n| n.status().lib_height).min().unwrap_or(0);
+        let min_lib = self
+            .nodes
+            .iter()
+            .map(|n| n.status().lib_height)
+            .min()
+            .unwrap_or(0);
         for h in 1..=min_lib {
-            let ids: Vec<_> = self.nodes.iter().map(|n| n.irreversible_id(h).ok().flatten()).collect();
+            let ids: Vec<_> = self
+                .nodes
+                .iter()
+                .map(|n| n.irreversible_id(h).ok().flatten())
+                .collect();
             if ids.iter().any(|x| *x != ids[0] || x.is_none()) {
                 return Err(format!("nodes disagree at irreversible height {h}"));
             }

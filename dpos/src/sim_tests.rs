@@ -35,10 +35,17 @@ fn all_honest_each_produces_once_per_round_and_finality_keeps_up() {
     for n in &sim.nodes {
         let s = n.status();
         assert_eq!(s.head_id, st.head_id);
-        assert!(s.head_height - s.lib_height <= 1, "lag {}", s.head_height - s.lib_height);
+        assert!(
+            s.head_height - s.lib_height <= 1,
+            "lag {}",
+            s.head_height - s.lib_height
+        );
     }
     let max = sim.finality_ms.iter().max().copied().unwrap_or(u64::MAX);
-    assert!(max <= 1_000, "finality took {max} ms, more than one 1 s slot");
+    assert!(
+        max <= 1_000,
+        "finality took {max} ms, more than one 1 s slot"
+    );
     assert!(sim.finality_ms.len() as u64 >= 31 * rounds - 3);
 }
 
@@ -58,8 +65,15 @@ fn ten_offline_finality_still_advances() {
     assert!(head - lib <= 2, "lib {lib} head {head}");
     let st = sim.nodes[0].status();
     let missed: u64 = st.producers.iter().map(|p| p.2).sum();
-    assert_eq!(head + missed, st.head_slot, "every slot up to the head is a block or a miss");
-    assert!(head.abs_diff(21 * 4) <= 1, "only the 21 online producers fill slots: {head}");
+    assert_eq!(
+        head + missed,
+        st.head_slot,
+        "every slot up to the head is a block or a miss"
+    );
+    assert!(
+        head.abs_diff(21 * 4) <= 1,
+        "only the 21 online producers fill slots: {head}"
+    );
     for (i, p) in st.producers.iter().enumerate() {
         let online = sim.nodes[..21].iter().any(|n| n.address() == Some(p.0));
         assert_eq!(p.2 == 0, online, "producer {i} missed {} slots", p.2);
@@ -77,7 +91,10 @@ fn eleven_offline_finality_stalls_and_resumes_when_they_return() {
     let (lib1, head1) = lib_and_head(&sim, 0);
     // Only 20 producers confirm: nothing past what was already built on by
     // 21 becomes irreversible, while the head keeps growing.
-    assert!(lib1 <= lib0 + 1, "lib moved from {lib0} to {lib1} with 11 offline");
+    assert!(
+        lib1 <= lib0 + 1,
+        "lib moved from {lib0} to {lib1} with 11 offline"
+    );
     assert!(head1 >= lib0 + 3 * 20 - 1, "head {head1}");
     sim.set_down(20..31, false);
     sim.run_slots(31 * 2);
@@ -102,7 +119,10 @@ fn partition_16_15_heals_onto_one_branch_without_reverting_below_lib() {
     let (lib_b, head_b) = lib_and_head(&sim, 20);
     // Neither side has 21 producers: both LIBs stall, both heads grow.
     assert!(lib_a <= before.lib_height + 1 && lib_b <= before.lib_height + 1);
-    assert!(head_a > head_b, "16 producers build a taller branch: {head_a} vs {head_b}");
+    assert!(
+        head_a > head_b,
+        "16 producers build a taller branch: {head_a} vs {head_b}"
+    );
     let branch_a = sim.nodes[0].status().head_id;
     let branch_b = sim.nodes[20].status().head_id;
     sim.net.group = vec![0; 31];
@@ -131,9 +151,12 @@ fn with_votes_and_candidate(sim: &mut Sim) {
     let producers: Vec<_> = (0..31).map(|i| Sim::key(i).address()).collect();
     let vote = sim.tx(&Sim::account(0), TxKind::Vote { producers });
     sim.submit(vote);
-    let reg = sim.tx(&Sim::key(31), TxKind::RegisterProducer {
-        url: "https://candidate.example".into(),
-    });
+    let reg = sim.tx(
+        &Sim::key(31),
+        TxKind::RegisterProducer {
+            url: "https://candidate.example".into(),
+        },
+    );
     sim.submit(reg);
 }
 
@@ -161,8 +184,14 @@ fn equivocating_producer_is_excluded_at_the_next_election() {
     assert!(st.producers[&cheat].equivocated);
     assert!(!st.schedule.producers.contains(&cheat));
     assert!(st.schedule.producers.contains(&Sim::key(31).address()));
-    assert_eq!(st.schedule.version, 1, "one change: the election after the evidence");
-    assert!(st.producers[&Sim::key(31).address()].produced_total > 0, "the newcomer produces");
+    assert_eq!(
+        st.schedule.version, 1,
+        "one change: the election after the evidence"
+    );
+    assert!(
+        st.producers[&Sim::key(31).address()].produced_total > 0,
+        "the newcomer produces"
+    );
 }
 
 #[test]
@@ -186,9 +215,18 @@ fn vote_swing_changes_the_schedule_only_after_irreversibility() {
     sim.set_down(20..31, true);
     sim.run_slots(31 * 2);
     let st = sim.nodes[0].head_state().clone();
-    let proposed = st.proposed.as_ref().expect("the election proposed the swing");
-    assert!(proposed.schedule.producers.contains(&cand) && !proposed.schedule.producers.contains(&dropped));
-    assert!(st.dpos_lib < proposed.height, "not irreversible with 20 producers");
+    let proposed = st
+        .proposed
+        .as_ref()
+        .expect("the election proposed the swing");
+    assert!(
+        proposed.schedule.producers.contains(&cand)
+            && !proposed.schedule.producers.contains(&dropped)
+    );
+    assert!(
+        st.dpos_lib < proposed.height,
+        "not irreversible with 20 producers"
+    );
     assert!(st.pending.is_none());
     assert_eq!(st.schedule.version, 0, "no change before irreversibility");
     sim.set_down(20..31, false);

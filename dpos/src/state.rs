@@ -273,7 +273,10 @@ impl State {
         }
         let mut sorted = g.initial_producers.clone();
         sorted.sort();
-        let order = crate::schedule::shuffle(&sorted, &crate::schedule::round_seed(&chain_id, 0, &chain_id));
+        let order = crate::schedule::shuffle(
+            &sorted,
+            &crate::schedule::round_seed(&chain_id, 0, &chain_id),
+        );
         let mut mmr = Mmr::default();
         mmr.append(&chain_id);
         Ok(Self {
@@ -320,7 +323,10 @@ impl State {
         let lhs = held + u128::from(self.burned);
         let rhs = u128::from(self.genesis_supply) + u128::from(self.minted);
         if lhs != rhs {
-            return Err(format!("held {held} + burned {} != genesis + minted {rhs}", self.burned));
+            return Err(format!(
+                "held {held} + burned {} != genesis + minted {rhs}",
+                self.burned
+            ));
         }
         if rhs > u128::from(params.supply_cap) {
             return Err(format!("issued {rhs} exceeds cap {}", params.supply_cap));
@@ -341,7 +347,11 @@ impl State {
     }
 
     /// Applies a transaction whose signature the caller has verified.
-    pub(crate) fn apply_verified(&mut self, stx: &SignedTx, ctx: TxContext<'_>) -> Result<u64, TxError> {
+    pub(crate) fn apply_verified(
+        &mut self,
+        stx: &SignedTx,
+        ctx: TxContext<'_>,
+    ) -> Result<u64, TxError> {
         let tx = &stx.tx;
         let p = ctx.params;
         // Envelope checks, all before any write.
@@ -419,7 +429,9 @@ impl State {
                     // Paying oneself only costs the fee.
                     next.balance += amount;
                 } else {
-                    self.balance(to).checked_add(*amount).ok_or(TxError::Overflow)?;
+                    self.balance(to)
+                        .checked_add(*amount)
+                        .ok_or(TxError::Overflow)?;
                     credit = Some((*to, *amount));
                 }
             }
@@ -486,8 +498,10 @@ impl State {
                         return Err(TxError::WithdrawTooSoon { next_allowed });
                     }
                 }
-                let (matured, still): (Vec<Lock>, Vec<Lock>) =
-                    sender.locked.iter().partition(|l| l.unlock_slot <= ctx.slot);
+                let (matured, still): (Vec<Lock>, Vec<Lock>) = sender
+                    .locked
+                    .iter()
+                    .partition(|l| l.unlock_slot <= ctx.slot);
                 if matured.is_empty() {
                     return Err(TxError::RewardsLocked {
                         next_unlock: sender.locked.iter().map(|l| l.unlock_slot).min(),

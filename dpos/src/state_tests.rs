@@ -14,7 +14,13 @@ use crate::tx::{AnchorStatement, Equivocation, SignedTx, Tx, TxKind};
 fn refused(state: &State, kit: &Kit, tx: &SignedTx, slot: u64) -> TxError {
     let mut s = state.clone();
     let err = s
-        .apply_tx(tx, TxContext { params: &kit.params, slot })
+        .apply_tx(
+            tx,
+            TxContext {
+                params: &kit.params,
+                slot,
+            },
+        )
         .expect_err("must be refused");
     assert_eq!(&s, state, "a refused transaction changed the state: {err}");
     err
@@ -32,51 +38,128 @@ fn every_refusal_has_its_error_and_changes_nothing() {
 
     let mut forged = base.clone();
     forged.tx.fee += 1;
-    assert!(matches!(refused(&st, &kit, &forged, 1), TxError::BadSignature(_)));
+    assert!(matches!(
+        refused(&st, &kit, &forged, 1),
+        TxError::BadSignature(_)
+    ));
     let mut t = base.tx.clone();
     t.chain_id = Hash32([9; 32]);
-    assert!(matches!(refused(&st, &kit, &ok(t), 1), TxError::WrongChain { .. }));
-    assert!(matches!(refused(&st, &kit, &base, 51), TxError::Expired { expiry: 50, slot: 51 }));
+    assert!(matches!(
+        refused(&st, &kit, &ok(t), 1),
+        TxError::WrongChain { .. }
+    ));
+    assert!(matches!(
+        refused(&st, &kit, &base, 51),
+        TxError::Expired {
+            expiry: 50,
+            slot: 51
+        }
+    ));
     let mut t = base.tx.clone();
     t.expiry_slot = 1 + kit.params.max_expiry_slots + 1;
-    assert!(matches!(refused(&st, &kit, &ok(t), 1), TxError::ExpiryTooFar { .. }));
-    assert!(matches!(refused(&st, &kit, &kit.tx(u, 1, xfer(1)), 1), TxError::NonceGap { want: 0, got: 1, .. }));
+    assert!(matches!(
+        refused(&st, &kit, &ok(t), 1),
+        TxError::ExpiryTooFar { .. }
+    ));
+    assert!(matches!(
+        refused(&st, &kit, &kit.tx(u, 1, xfer(1)), 1),
+        TxError::NonceGap {
+            want: 0,
+            got: 1,
+            ..
+        }
+    ));
     let mut t = base.tx.clone();
     t.fee = 0;
-    assert!(matches!(refused(&st, &kit, &ok(t), 1), TxError::FeeTooLow { .. }));
+    assert!(matches!(
+        refused(&st, &kit, &ok(t), 1),
+        TxError::FeeTooLow { .. }
+    ));
     assert!(matches!(
         refused(&st, &kit, &kit.tx(u, 0, xfer(1_000 * COIN)), 1),
         TxError::InsufficientBalance { .. }
     ));
-    assert_eq!(refused(&st, &kit, &kit.tx(u, 0, xfer(0)), 1), TxError::ZeroAmount);
-    assert_eq!(refused(&st, &kit, &kit.tx(u, 0, TxKind::Burn { amount: 0 }), 1), TxError::ZeroAmount);
+    assert_eq!(
+        refused(&st, &kit, &kit.tx(u, 0, xfer(0)), 1),
+        TxError::ZeroAmount
+    );
+    assert_eq!(
+        refused(&st, &kit, &kit.tx(u, 0, TxKind::Burn { amount: 0 }), 1),
+        TxError::ZeroAmount
+    );
     let mut t = base.tx.clone();
     t.sender = BLACK_HOLE;
     assert_eq!(refused(&st, &kit, &ok(t), 1), TxError::FromBlackHole);
     let many: Vec<Address> = (0..32).map(|i| Address([i + 1; 32])).collect();
     assert!(matches!(
-        refused(&st, &kit, &kit.tx(u, 0, TxKind::Vote { producers: many }), 1),
+        refused(
+            &st,
+            &kit,
+            &kit.tx(u, 0, TxKind::Vote { producers: many }),
+            1
+        ),
         TxError::TooManyVotes { got: 32, max: 31 }
     ));
     let p0 = *kit.producers.keys().next().unwrap();
     assert_eq!(
-        refused(&st, &kit, &kit.tx(u, 0, TxKind::Vote { producers: vec![p0, p0] }), 1),
+        refused(
+            &st,
+            &kit,
+            &kit.tx(
+                u,
+                0,
+                TxKind::Vote {
+                    producers: vec![p0, p0]
+                }
+            ),
+            1
+        ),
         TxError::DuplicateVote(p0)
     );
     assert_eq!(
-        refused(&st, &kit, &kit.tx(u, 0, TxKind::Vote { producers: vec![to] }), 1),
+        refused(
+            &st,
+            &kit,
+            &kit.tx(
+                u,
+                0,
+                TxKind::Vote {
+                    producers: vec![to]
+                }
+            ),
+            1
+        ),
         TxError::NotAProducer(to)
     );
     let pk = &kit.producers[&p0];
     assert_eq!(
-        refused(&st, &kit, &kit.tx(pk, 0, TxKind::RegisterProducer { url: "x".into() }), 1),
+        refused(
+            &st,
+            &kit,
+            &kit.tx(pk, 0, TxKind::RegisterProducer { url: "x".into() }),
+            1
+        ),
         TxError::AlreadyRegistered(p0)
     );
     assert!(matches!(
-        refused(&st, &kit, &kit.tx(u, 0, TxKind::RegisterProducer { url: "x".repeat(201) }), 1),
+        refused(
+            &st,
+            &kit,
+            &kit.tx(
+                u,
+                0,
+                TxKind::RegisterProducer {
+                    url: "x".repeat(201)
+                }
+            ),
+            1
+        ),
         TxError::UrlTooLong { got: 201, max: 200 }
     ));
-    assert_eq!(refused(&st, &kit, &kit.tx(u, 0, TxKind::UnregisterProducer), 1), TxError::NotAProducer(u.address()));
+    assert_eq!(
+        refused(&st, &kit, &kit.tx(u, 0, TxKind::UnregisterProducer), 1),
+        TxError::NotAProducer(u.address())
+    );
     assert_eq!(
         refused(&st, &kit, &kit.tx(u, 0, TxKind::WithdrawRewards), 1),
         TxError::RewardsLocked { next_unlock: None }
@@ -87,12 +170,29 @@ fn every_refusal_has_its_error_and_changes_nothing() {
         to_height: 1,
         mmr_root: Hash32([2; 32]),
     });
-    assert_eq!(refused(&st, &kit, &kit.tx(u, 0, anchor), 1), TxError::NotEnabled("anchor"));
+    assert_eq!(
+        refused(&st, &kit, &kit.tx(u, 0, anchor), 1),
+        TxError::NotEnabled("anchor")
+    );
 
     // Replay: apply once, then the same transaction again.
     let mut s = st.clone();
-    s.apply_tx(&base, TxContext { params: &kit.params, slot: 1 }).unwrap();
-    assert!(matches!(refused(&s, &kit, &base, 1), TxError::Replayed { want: 1, got: 0, .. }));
+    s.apply_tx(
+        &base,
+        TxContext {
+            params: &kit.params,
+            slot: 1,
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        refused(&s, &kit, &base, 1),
+        TxError::Replayed {
+            want: 1,
+            got: 0,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -103,7 +203,14 @@ fn overflow_is_refused() {
     let mut st = kit.state();
     let (u, rich) = (&kit.users[0], kit.users[1].address());
     st.accounts.get_mut(&rich).unwrap().balance = u64::MAX - 1;
-    let tx = kit.tx(u, 0, TxKind::Transfer { to: rich, amount: 2 });
+    let tx = kit.tx(
+        u,
+        0,
+        TxKind::Transfer {
+            to: rich,
+            amount: 2,
+        },
+    );
     assert_eq!(refused(&st, &kit, &tx, 1), TxError::Overflow);
     st.accounts.get_mut(&u.address()).unwrap().nonce = u64::MAX;
     let tx = kit.tx(u, u64::MAX, TxKind::Burn { amount: 1 });
@@ -119,15 +226,31 @@ fn withdraw_waits_for_the_lock_and_then_thirty_days() {
         let b = kit.block(&st, slot, vec![]);
         st = apply_block(&st, &b, &kit.params).unwrap();
     }
-    let (addr, acct) = st.accounts.iter().find(|(_, a)| !a.locked.is_empty()).unwrap();
+    let (addr, acct) = st
+        .accounts
+        .iter()
+        .find(|(_, a)| !a.locked.is_empty())
+        .unwrap();
     let key = &kit.producers[addr];
     let first_unlock = acct.locked[0].unlock_slot;
     let w = |n| kit.tx(key, n, TxKind::WithdrawRewards);
     let err = refused(&st, &kit, &w(0), first_unlock - 1);
-    assert_eq!(err, TxError::RewardsLocked { next_unlock: Some(first_unlock) });
+    assert_eq!(
+        err,
+        TxError::RewardsLocked {
+            next_unlock: Some(first_unlock)
+        }
+    );
     let mut s = st.clone();
     let before = s.balance(addr);
-    s.apply_tx(&w(0), TxContext { params: &kit.params, slot: first_unlock }).unwrap();
+    s.apply_tx(
+        &w(0),
+        TxContext {
+            params: &kit.params,
+            slot: first_unlock,
+        },
+    )
+    .unwrap();
     assert!(s.balance(addr) > before - kit.params.min_fee);
     // Rewards from later blocks have matured too, but 30 days must pass.
     let next_allowed = first_unlock + kit.params.withdraw_interval_slots;
@@ -145,12 +268,22 @@ fn evidence_marks_the_producer_once_and_bad_evidence_is_refused() {
     let kit = Kit::new();
     let st = kit.state();
     let a = kit.block(&st, 1, vec![]);
-    let b = kit.block(&st, 1, vec![kit.tx(&kit.users[2], 0, TxKind::Burn { amount: 1 })]);
+    let b = kit.block(
+        &st,
+        1,
+        vec![kit.tx(&kit.users[2], 0, TxKind::Burn { amount: 1 })],
+    );
     let cheat = a.header.producer;
-    let ev = |x: SignedHeader, y: SignedHeader| TxKind::Evidence(Box::new(Equivocation { a: x, b: y }));
+    let ev =
+        |x: SignedHeader, y: SignedHeader| TxKind::Evidence(Box::new(Equivocation { a: x, b: y }));
     let u = &kit.users[0];
     assert_eq!(
-        refused(&st, &kit, &kit.tx(u, 0, ev(a.signed_header(), a.signed_header())), 1),
+        refused(
+            &st,
+            &kit,
+            &kit.tx(u, 0, ev(a.signed_header(), a.signed_header())),
+            1
+        ),
         TxError::BadEvidence("the two headers are the same")
     );
     let mut forged = b.signed_header();
@@ -161,12 +294,24 @@ fn evidence_marks_the_producer_once_and_bad_evidence_is_refused() {
     );
     let other = kit.block(&st, 2, vec![]);
     assert_eq!(
-        refused(&st, &kit, &kit.tx(u, 0, ev(a.signed_header(), other.signed_header())), 1),
+        refused(
+            &st,
+            &kit,
+            &kit.tx(u, 0, ev(a.signed_header(), other.signed_header())),
+            1
+        ),
         TxError::BadEvidence("headers differ in producer or slot")
     );
     let good = kit.tx(u, 0, ev(a.signed_header(), b.signed_header()));
     let mut s = st.clone();
-    s.apply_tx(&good, TxContext { params: &kit.params, slot: 1 }).unwrap();
+    s.apply_tx(
+        &good,
+        TxContext {
+            params: &kit.params,
+            slot: 1,
+        },
+    )
+    .unwrap();
     assert!(s.producers[&cheat].equivocated);
     let again = kit.tx(u, 1, ev(b.signed_header(), a.signed_header()));
     assert_eq!(refused(&s, &kit, &again, 1), TxError::EvidenceKnown(cheat));
@@ -189,18 +334,27 @@ fn supply_invariant_holds_over_random_transaction_streams() {
             let mut txs = Vec::new();
             for _ in 0..rng.below(8) {
                 let k = &keys[rng.below(keys.len() as u64) as usize];
-                let to = if rng.below(10) == 0 { BLACK_HOLE } else { keys[rng.below(keys.len() as u64) as usize].address() };
+                let to = if rng.below(10) == 0 {
+                    BLACK_HOLE
+                } else {
+                    keys[rng.below(keys.len() as u64) as usize].address()
+                };
                 let amount = match rng.below(4) {
                     0 => rng.below(2_000 * COIN),
                     1 => 0,
                     _ => rng.below(5 * COIN),
                 };
                 let kind = match rng.below(7) {
-                    0 | 1 | 2 => TxKind::Transfer { to, amount },
+                    0..=2 => TxKind::Transfer { to, amount },
                     3 => TxKind::Burn { amount },
                     4 => TxKind::WithdrawRewards,
                     5 => TxKind::Vote {
-                        producers: kit.producers.keys().take(rng.below(5) as usize).copied().collect(),
+                        producers: kit
+                            .producers
+                            .keys()
+                            .take(rng.below(5) as usize)
+                            .copied()
+                            .collect(),
                     },
                     _ => TxKind::RegisterProducer { url: "u".into() },
                 };
@@ -211,7 +365,13 @@ fn supply_invariant_holds_over_random_transaction_streams() {
                 tx.tx.fee = kit.params.min_fee + rng.below(3);
                 let tx = tx.tx.sign(k);
                 let before = scratch.clone();
-                match scratch.apply_tx(&tx, TxContext { params: &kit.params, slot }) {
+                match scratch.apply_tx(
+                    &tx,
+                    TxContext {
+                        params: &kit.params,
+                        slot,
+                    },
+                ) {
                     Ok(_) => txs.push(tx),
                     Err(_) => assert_eq!(scratch, before, "refusal changed state"),
                 }
@@ -221,7 +381,10 @@ fn supply_invariant_holds_over_random_transaction_streams() {
             st = apply_block(&st, &block, &kit.params).unwrap();
             st.supply_invariant(&kit.params).unwrap();
         }
-        assert!(accepted > 20, "seed {seed}: the stream exercised too little ({accepted})");
+        assert!(
+            accepted > 20,
+            "seed {seed}: the stream exercised too little ({accepted})"
+        );
         assert!(st.minted > 0 && st.burned > 0);
     }
 }

@@ -76,10 +76,15 @@ impl Store {
         let tree = db.open_tree("dpos")?;
         match tree.get(CHAIN)? {
             Some(v) => {
-                let found = codec::decode::<Hash32>(&v, 32)
-                    .map_err(|err| StoreError::Corrupt { what: "chain id", err })?;
+                let found = codec::decode::<Hash32>(&v, 32).map_err(|err| StoreError::Corrupt {
+                    what: "chain id",
+                    err,
+                })?;
                 if found != chain_id {
-                    return Err(StoreError::WrongChain { want: chain_id, found });
+                    return Err(StoreError::WrongChain {
+                        want: chain_id,
+                        found,
+                    });
                 }
             }
             None => {
@@ -98,8 +103,11 @@ impl Store {
         let Some(v) = self.tree.get(LIB_STATE)? else {
             return Ok(None);
         };
-        let lib_state: State = codec::decode(&v, MAX_STATE_BYTES)
-            .map_err(|err| StoreError::Corrupt { what: "LIB state", err })?;
+        let lib_state: State =
+            codec::decode(&v, MAX_STATE_BYTES).map_err(|err| StoreError::Corrupt {
+                what: "LIB state",
+                err,
+            })?;
         let lib_block = self.block(&lib_state.head_id)?;
         let mut pending = Vec::new();
         for kv in self.tree.scan_prefix(b"P/") {
@@ -149,8 +157,10 @@ impl Store {
     pub fn block_at(&self, height: u64) -> Result<Option<Block>, StoreError> {
         match self.tree.get(key(b"H/", &height.to_be_bytes()))? {
             Some(v) => {
-                let id = codec::decode::<Hash32>(&v, 32)
-                    .map_err(|err| StoreError::Corrupt { what: "height index", err })?;
+                let id = codec::decode::<Hash32>(&v, 32).map_err(|err| StoreError::Corrupt {
+                    what: "height index",
+                    err,
+                })?;
                 self.block(&id)
             }
             None => Ok(None),
@@ -179,7 +189,10 @@ impl Store {
         let mut batch = sled::Batch::default();
         for b in blocks {
             let id = b.id();
-            batch.insert(key(b"H/", &b.header.height.to_be_bytes()), codec::encode(&id));
+            batch.insert(
+                key(b"H/", &b.header.height.to_be_bytes()),
+                codec::encode(&id),
+            );
             batch.remove(key(b"P/", &id.0));
         }
         let finals: std::collections::HashSet<Hash32> = blocks.iter().map(|b| b.id()).collect();
@@ -241,18 +254,23 @@ mod tests {
             .collect();
         let u = &kit.users[0];
         for n in &mut nodes {
-            n.submit_tx(kit.tx(u, 0, TxKind::Burn { amount: 7 })).unwrap();
+            n.submit_tx(kit.tx(u, 0, TxKind::Burn { amount: 7 }))
+                .unwrap();
         }
         for slot in 1..=slots {
             clock.set(slot * kit.params.slot_ms);
             for i in 0..nodes.len() {
-                let Some(b) = nodes[i].produce_if_scheduled().unwrap() else { continue };
+                let Some(b) = nodes[i].produce_if_scheduled().unwrap() else {
+                    continue;
+                };
                 let mut confs: Vec<Confirmation> = Vec::new();
                 for (j, n) in nodes.iter_mut().enumerate() {
-                    if j != i {
-                        if let Ok(crate::node::BlockOutcome::Added { confirmation: Some(c) }) = n.on_block(b.clone()) {
-                            confs.push(c);
-                        }
+                    if j != i
+                        && let Ok(crate::node::BlockOutcome::Added {
+                            confirmation: Some(c),
+                        }) = n.on_block(b.clone())
+                    {
+                        confs.push(c);
                     }
                 }
                 if slot <= confirm_until {
@@ -275,17 +293,24 @@ mod tests {
         let before = nodes[0].status();
         let state = nodes[0].head_state().clone();
         assert_eq!(before.head_height, 20);
-        assert!(before.lib_height >= 17 && before.lib_height < 20, "some blocks must stay reversible: {before:?}");
+        assert!(
+            before.lib_height >= 17 && before.lib_height < 20,
+            "some blocks must stay reversible: {before:?}"
+        );
         assert!(!nodes[0].fork().is_empty());
         assert_eq!(state.burned, 7, "the burn made it into a block");
-        let irreversible: Vec<_> = (1..=before.lib_height).map(|h| nodes[0].irreversible_id(h).unwrap()).collect();
+        let irreversible: Vec<_> = (1..=before.lib_height)
+            .map(|h| nodes[0].irreversible_id(h).unwrap())
+            .collect();
         drop(nodes);
 
         let clock = Arc::new(VirtualClock::default());
         let reopened = Node::open(dir.path(), &kit.genesis, None, clock.clone()).unwrap();
         assert_eq!(reopened.status(), before);
         assert_eq!(reopened.head_state(), &state);
-        let again: Vec<_> = (1..=before.lib_height).map(|h| reopened.irreversible_id(h).unwrap()).collect();
+        let again: Vec<_> = (1..=before.lib_height)
+            .map(|h| reopened.irreversible_id(h).unwrap())
+            .collect();
         assert_eq!(again, irreversible);
         assert!(again.iter().all(Option::is_some));
         drop(reopened);

@@ -23,7 +23,9 @@ impl Kit {
     }
 
     pub(crate) fn with(params: Params) -> Self {
-        let keys: Vec<Keypair> = (0..params.n_producers as u64).map(|i| Keypair::for_test("kit-p", i)).collect();
+        let keys: Vec<Keypair> = (0..params.n_producers as u64)
+            .map(|i| Keypair::for_test("kit-p", i))
+            .collect();
         let users: Vec<Keypair> = (0..4).map(|i| Keypair::for_test("kit-u", i)).collect();
         let mut allocations: Vec<Allocation> = users
             .iter()
