@@ -445,6 +445,14 @@ impl Sim {
         }
     }
 
+    /// (blocks, mean ms, max ms) from production to irreversible at node 0.
+    pub fn finality(&self) -> (usize, u64, u64) {
+        let n = self.finality_ms.len();
+        let sum: u64 = self.finality_ms.iter().sum();
+        let max = self.finality_ms.iter().copied().max().unwrap_or(0);
+        (n, sum / (n.max(1) as u64), max)
+    }
+
     /// Whether all nodes agree on every height up to the lowest LIB, and
     /// that height.
     pub fn agreement(&self) -> Result<u64, String> {
