@@ -244,3 +244,47 @@ fn vote_swing_changes_the_schedule_only_after_irreversibility() {
         assert!(st.schedule.producers.contains(&cand) && !st.schedule.producers.contains(&dropped));
     }
 }
+
+#[test]
+fn invalid_blocks_from_a_peer_are_refused_and_the_chain_goes_on() {
+    use crate::block::Block;
+    use crate::sim::{Message, Transport};
+    use std::sync::Arc;
+
+    let mut sim = sim31(7);
+    sim.run_slots(31);
+    let liar = Sim::key(3);
+    for _ in 0..31 {
+        // Before each slot node 3 claims the next slot on the current head,
+        // whoever owns it, and also sends a copy with a broken signature.
+        let head = sim.nodes[0].head_state().clone();
+        let slot = sim.slot + 1;
+        let b = Block::build(
+            &liar,
+            head.chain_id,
+            head.height + 1,
+            slot,
+            head.head_id,
+            0,
+            head.mmr.root(),
+            vec![],
+        );
+        let mut forged = b.clone();
+        forged.sig.0[5] ^= 0xff;
+        let owner = crate::chain::scheduled_producer(&head, slot, &sim.genesis.params).0;
+        if owner != liar.address() {
+            sim.net.broadcast(3, Message::Block(Arc::new(b)));
+        }
+        sim.net.broadcast(3, Message::Block(Arc::new(forged)));
+        sim.run_slots(1);
+    }
+    clean(&sim);
+    assert!(
+        sim.refused >= 30 * 31,
+        "every invalid block was refused: {}",
+        sim.refused
+    );
+    let (lib, head) = lib_and_head(&sim, 0);
+    assert_eq!(head, 62);
+    assert!(head - lib <= 1);
+}
