@@ -417,10 +417,14 @@ impl Node {
                 Ok(BlockOutcome::Added { confirmation })
             }
             Err(BlockError::Unlinkable { prev, .. }) => {
-                if self.orphan_count < MAX_ORPHANS {
-                    self.orphans.entry(prev).or_default().push(block);
-                    self.orphan_count += 1;
+                if self.orphan_count >= MAX_ORPHANS {
+                    // Stale forks nobody completes would fill the pool for
+                    // good; start over (sync refetches what is needed).
+                    self.orphans.clear();
+                    self.orphan_count = 0;
                 }
+                self.orphans.entry(prev).or_default().push(block);
+                self.orphan_count += 1;
                 Ok(BlockOutcome::Orphan {
                     sync_from: self.fork.lib().height(),
                 })
