@@ -207,7 +207,13 @@ impl Node {
         node.confirmed_height = loaded.confirmed_height;
         for b in loaded.pending {
             // A stored block that no longer applies was on a pruned fork.
-            let _ = node.fork.insert(Arc::new(b));
+            if let Ok((_, fin)) = node.fork.insert(Arc::new(b))
+                && !fin.blocks.is_empty()
+            {
+                // Killed between storing a block and recording what it
+                // finalized: record it now.
+                node.persist_final(fin)?;
+            }
         }
         node.produced_slot = node.fork.head().state.slot;
         Ok(node)
