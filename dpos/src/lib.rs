@@ -22,6 +22,7 @@ pub mod fork;
 pub mod hash;
 pub mod node;
 pub mod params;
+pub mod runner;
 pub mod schedule;
 pub mod sim;
 pub mod state;

@@ -251,6 +251,11 @@ impl Node {
         }
     }
 
+    /// The consensus parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
     /// The chain id.
     pub fn chain_id(&self) -> Hash32 {
         self.chain_id
