@@ -3,9 +3,10 @@
 //! production-implied and explicitly confirmed irreversibility, and the QCSS
 //! token (transfers, burns, votes, locked rewards).
 //!
-//! It does not do networking or run a process: a [`node::Node`] is driven by
-//! a caller (the simulator in [`sim`], later a tokio runner) through
-//! `submit_tx`, `produce_if_scheduled`, `on_block`, `on_confirmation`.
+//! A [`node::Node`] does no I/O besides its sled store: a caller drives it
+//! through `submit_tx`, `produce_if_scheduled`, `on_block`, `on_confirmation`
+//! — the deterministic simulator in [`sim`], or [`runner::ChainNode`] over
+//! tokio and plain TCP. No CLI, TLS, metrics or light-client endpoint here.
 //!
 //! Main types: [`params::Genesis`], [`tx::SignedTx`], [`state::State`] (pure
 //! transaction rules), [`chain::apply_block`] (pure block rules),

@@ -288,3 +288,25 @@ fn invalid_blocks_from_a_peer_are_refused_and_the_chain_goes_on() {
     assert_eq!(head, 62);
     assert!(head - lib <= 1);
 }
+
+#[test]
+fn lossy_network_still_converges_and_finalizes() {
+    let mut sim = sim31(8);
+    sim.net.drop_pct = 10;
+    sim.net.delay_ms = (10, 600);
+    sim.run_slots(31 * 4);
+    sim.net.drop_pct = 0;
+    sim.run_slots(3);
+    clean(&sim);
+    let (lib, head) = lib_and_head(&sim, 0);
+    // A producer that missed its predecessor's block forks; one of the two
+    // siblings is orphaned, so some slots end up empty.
+    assert!(head >= 31 * 4 * 2 / 3, "head {head}");
+    assert!(head - lib <= 3, "lib {lib} head {head}");
+    let heads: std::collections::BTreeSet<_> =
+        sim.nodes.iter().map(|n| n.status().head_id).collect();
+    assert!(
+        heads.len() <= 2,
+        "nodes converge on one head (one may be in flight)"
+    );
+}
