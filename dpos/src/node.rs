@@ -205,15 +205,18 @@ impl Node {
             Some(store),
         );
         node.confirmed_height = loaded.confirmed_height;
+        // Re-apply every reversible block first, then record what they
+        // finalized (if killed between storing a block and recording that):
+        // recording earlier would forget the blocks not yet re-applied.
+        let mut finalized = Finalized::default();
         for b in loaded.pending {
             // A stored block that no longer applies was on a pruned fork.
-            if let Ok((_, fin)) = node.fork.insert(Arc::new(b))
-                && !fin.blocks.is_empty()
-            {
-                // Killed between storing a block and recording what it
-                // finalized: record it now.
-                node.persist_final(fin)?;
+            if let Ok((_, fin)) = node.fork.insert(Arc::new(b)) {
+                finalized.blocks.extend(fin.blocks);
             }
+        }
+        if !finalized.blocks.is_empty() {
+            node.persist_final(finalized)?;
         }
         node.produced_slot = node.fork.head().state.slot;
         Ok(node)
