@@ -42,8 +42,14 @@ const LINK_QUEUE: usize = 1024;
 
 type LinkId = u64;
 
+/// A link as the core sees it: its outgoing queue and a switch that closes it.
+struct Link {
+    out: mpsc::Sender<Arc<Vec<u8>>>,
+    kill: Arc<tokio::sync::Notify>,
+}
+
 enum Event {
-    Up(LinkId, mpsc::Sender<Arc<Vec<u8>>>),
+    Up(LinkId, Link),
     Frame(LinkId, Vec<u8>),
     Down(LinkId),
 }
@@ -163,8 +169,13 @@ fn spawn_link(
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (out_tx, mut out_rx) = mpsc::channel::<Arc<Vec<u8>>>(LINK_QUEUE);
+    let kill = Arc::new(tokio::sync::Notify::new());
+    let link = Link {
+        out: out_tx,
+        kill: kill.clone(),
+    };
     tokio::spawn(async move {
-        if events.send(Event::Up(id, out_tx)).await.is_err() {
+        if events.send(Event::Up(id, link)).await.is_err() {
             return;
         }
         let writer = tokio::spawn(async move {
@@ -180,6 +191,7 @@ fn spawn_link(
             let read = tokio::select! {
                 r = rd.read_exact(&mut len) => r,
                 _ = stop.changed() => break,
+                _ = kill.notified() => break,
             };
             if read.is_err() {
                 break;
@@ -208,7 +220,13 @@ async fn core(
     slot_ms: u64,
     max_frame: usize,
 ) {
-    let mut links: HashMap<LinkId, mpsc::Sender<Arc<Vec<u8>>>> = HashMap::new();
+    let mut links: HashMap<LinkId, Link> = HashMap::new();
+    // Closing a misbehaving peer: forget it and end its reader.
+    let drop_link = |links: &mut HashMap<LinkId, Link>, id: LinkId| {
+        if let Some(l) = links.remove(&id) {
+            l.kill.notify_one();
+        }
+    };
     let mut tick = tokio::time::interval(Duration::from_millis((slot_ms / 10).max(1)));
     loop {
         let mut out: Vec<(Option<LinkId>, Wire)> = Vec::new();
@@ -222,8 +240,8 @@ async fn core(
             }
             ev = events.recv() => match ev {
                 None => return,
-                Some(Event::Up(id, tx)) => {
-                    links.insert(id, tx);
+                Some(Event::Up(id, link)) => {
+                    links.insert(id, link);
                     // Ask a new peer for anything above our LIB.
                     let lib = lock(&node).status().lib_height;
                     out.push((Some(id), Wire::SyncRequest(lib)));
@@ -233,10 +251,10 @@ async fn core(
                     match codec::decode::<Wire>(&bytes, max_frame) {
                         Ok(msg) => {
                             if !handle(&node, id, msg, &mut out) {
-                                links.remove(&id); // misbehaving: drop the link
+                                drop_link(&mut links, id);
                             }
                         }
-                        Err(_) => { links.remove(&id); }
+                        Err(_) => drop_link(&mut links, id),
                     }
                 }
             }
@@ -246,12 +264,12 @@ async fn core(
             match to {
                 Some(id) => {
                     if let Some(l) = links.get(&id) {
-                        let _ = l.try_send(frame);
+                        let _ = l.out.try_send(frame);
                     }
                 }
                 None => {
                     for l in links.values() {
-                        let _ = l.try_send(frame.clone());
+                        let _ = l.out.try_send(frame.clone());
                     }
                 }
             }
@@ -383,5 +401,39 @@ mod tests {
         for n in nodes {
             n.stop().await;
         }
+    }
+
+    /// Garbage and oversize frames close the link; the node keeps serving.
+    #[tokio::test]
+    async fn garbage_and_oversize_frames_drop_the_peer() {
+        let kit = Kit::new();
+        let node = start(&kit, 0, vec![]).await;
+        for frame in [
+            [&5u32.to_be_bytes()[..], &[0xff; 5][..]].concat(),
+            u32::MAX.to_be_bytes().to_vec(),
+        ] {
+            let mut s = TcpStream::connect(node.local_addr).await.unwrap();
+            s.write_all(&frame).await.unwrap();
+            // The node first sends its sync request, then closes the link.
+            let mut buf = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+            assert!(
+                matches!(read, Ok(Ok(_))),
+                "link closed by the node: {read:?}"
+            );
+        }
+        // Still serving: a well-formed request gets an answer.
+        let mut s = TcpStream::connect(node.local_addr).await.unwrap();
+        let req = codec::encode(&Wire::SyncRequest(0));
+        s.write_all(&(req.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        s.write_all(&req).await.unwrap();
+        let mut len = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut len))
+            .await
+            .unwrap()
+            .unwrap();
+        node.stop().await;
     }
 }
