@@ -290,6 +290,23 @@ fn invalid_blocks_from_a_peer_are_refused_and_the_chain_goes_on() {
 }
 
 #[test]
+fn the_same_seed_replays_the_same_run() {
+    let run = || {
+        let mut sim = sim31(9);
+        sim.net.drop_pct = 5;
+        sim.run_slots(45);
+        let heads: Vec<_> = sim.nodes.iter().map(|n| n.status()).collect();
+        (heads, sim.finality_ms.clone(), sim.net.sent)
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a, b);
+    let mut other = sim31(10);
+    other.net.drop_pct = 5;
+    other.run_slots(45);
+    assert_ne!(other.finality_ms, a.1, "another seed gives another run");
+}
+
+#[test]
 fn lossy_network_still_converges_and_finalizes() {
     let mut sim = sim31(8);
     sim.net.drop_pct = 10;

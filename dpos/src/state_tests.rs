@@ -388,3 +388,41 @@ fn supply_invariant_holds_over_random_transaction_streams() {
         assert!(st.minted > 0 && st.burned > 0);
     }
 }
+
+#[test]
+fn rewards_share_lock_entries_by_day_and_never_unlock_early() {
+    let mut params = Kit::new().params;
+    params.reward_lock_slots = 70; // window 10 slots
+    let kit = Kit::with(params);
+    let mut st = kit.state();
+    let mut earned_at: std::collections::BTreeMap<_, Vec<u64>> = Default::default();
+    for slot in 1..=40 {
+        let b = kit.block(&st, slot, vec![]);
+        earned_at.entry(b.header.producer).or_default().push(slot);
+        st = apply_block(&st, &b, &kit.params).unwrap();
+    }
+    st.supply_invariant(&kit.params).unwrap();
+    for (p, slots) in &earned_at {
+        let locks = &st.accounts[p].locked;
+        assert!(
+            locks.len() <= 5,
+            "{} entries for {} blocks",
+            locks.len(),
+            slots.len()
+        );
+        // Every reward is covered by an entry unlocking no earlier than 70
+        // slots after it was earned.
+        let mut i = 0;
+        for s in slots {
+            while locks[i].unlock_slot < s + 70 {
+                i += 1;
+            }
+            assert!(
+                locks[i].unlock_slot < s + 70 + 10,
+                "at most one window late"
+            );
+        }
+        let total: u64 = locks.iter().map(|l| l.amount).sum();
+        assert_eq!(total, slots.len() as u64 * kit.params.reward_at(1));
+    }
+}
