@@ -349,6 +349,20 @@ mod tests {
         ChainNode::start(node, listener, peers).unwrap()
     }
 
+    /// Polls every 50 ms until `cond` holds for the nodes' statuses;
+    /// fails after 30 s.
+    async fn wait_for(nodes: &[ChainNode], cond: impl Fn(&[Status]) -> bool) -> Vec<Status> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let st: Vec<Status> = nodes.iter().map(ChainNode::status).collect();
+            if cond(&st) {
+                return st;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {st:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Four producers on 127.0.0.1 with 250 ms slots: they agree and finalize;
     /// with one stopped the other three (the threshold) go on; a node started
     /// from scratch syncs the chain from its peers.
@@ -363,12 +377,12 @@ mod tests {
             let peers = nodes.iter().map(|n| n.local_addr).collect();
             nodes.push(start(&kit, i, peers).await);
         }
-        tokio::time::sleep(Duration::from_millis(300 + 250 * 16)).await;
-        let st: Vec<Status> = nodes.iter().map(ChainNode::status).collect();
+        // Poll with generous deadlines: the machine may be busy with other
+        // tests; the assertions are about outcomes, not speed.
+        let st = wait_for(&nodes, |st| st.iter().all(|s| s.lib_height >= 10)).await;
         let min_lib = st.iter().map(|s| s.lib_height).min().unwrap();
-        assert!(st[0].head_height >= 10, "{:?}", st[0]);
         assert!(
-            min_lib + 4 >= st[0].head_height,
+            st[0].head_height <= min_lib + 8,
             "finality keeps up: {st:?}"
         );
         let at = |n: &ChainNode, h| n.with_node(|n| n.irreversible_id(h).unwrap());
@@ -380,12 +394,9 @@ mod tests {
         let addr = gone.local_addr;
         gone.stop().await;
         let lib_before = nodes[0].status().lib_height;
-        tokio::time::sleep(Duration::from_millis(250 * 12)).await;
-        let lib_after = nodes[0].status().lib_height;
-        assert!(
-            lib_after >= lib_before + 5,
-            "3 of 4 still finalize: {lib_before} -> {lib_after}"
-        );
+        // 3 of 4 (the threshold) still finalize.
+        let st = wait_for(&nodes, |st| st[0].lib_height >= lib_before + 6).await;
+        let lib_after = st[0].lib_height;
 
         // A fresh node (no key) syncs everything from its peers.
         let peers = nodes.iter().map(|n| n.local_addr).chain([addr]).collect();
@@ -393,9 +404,10 @@ mod tests {
         fresh_kit.genesis = kit.genesis.clone();
         fresh_kit.producers.clear();
         let newcomer = start(&fresh_kit, 0, peers).await;
-        tokio::time::sleep(Duration::from_millis(250 * 6)).await;
-        let (a, b) = (nodes[0].status(), newcomer.status());
-        assert!(b.lib_height >= lib_after, "newcomer synced: {b:?} vs {a:?}");
+        wait_for(std::slice::from_ref(&newcomer), |st| {
+            st[0].lib_height >= lib_after
+        })
+        .await;
         assert_eq!(at(&newcomer, lib_after), at(&nodes[0], lib_after));
         newcomer.stop().await;
         for n in nodes {
