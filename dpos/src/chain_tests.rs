@@ -298,3 +298,30 @@ fn fork_choice_prefers_higher_lib_over_height() {
         "branch B was pruned: it does not contain the LIB"
     );
 }
+
+#[test]
+fn large_blocks_check_signatures_in_parallel_and_name_the_first_bad_one() {
+    let kit = Kit::new();
+    let st = kit.state();
+    let to = kit.users[3].address();
+    let mut txs: Vec<_> = (0..700u64)
+        .map(|i| {
+            let u = &kit.users[(i % 3) as usize];
+            kit.tx(u, i / 3, TxKind::Transfer { to, amount: 1 })
+        })
+        .collect();
+    let good = kit.block(&st, 1, txs.clone());
+    let next = apply_block(&st, &good, &kit.params).unwrap();
+    assert_eq!(next.balance(&to), st.balance(&to) + 700);
+    for bad in [650usize, 3] {
+        let mut broken = txs.clone();
+        broken[bad].sig.0[1] ^= 1;
+        broken[bad + 20].sig.0[1] ^= 1;
+        let b = kit.block(&st, 1, broken);
+        match refused(&st, &kit, &b) {
+            BlockError::Tx { index, error: TxError::BadSignature(_), .. } => assert_eq!(index, bad),
+            e => panic!("{e}"),
+        }
+    }
+    txs.truncate(1);
+}
