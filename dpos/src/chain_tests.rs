@@ -319,7 +319,11 @@ fn large_blocks_check_signatures_in_parallel_and_name_the_first_bad_one() {
         broken[bad + 20].sig.0[1] ^= 1;
         let b = kit.block(&st, 1, broken);
         match refused(&st, &kit, &b) {
-            BlockError::Tx { index, error: TxError::BadSignature(_), .. } => assert_eq!(index, bad),
+            BlockError::Tx {
+                index,
+                error: TxError::BadSignature(_),
+                ..
+            } => assert_eq!(index, bad),
             e => panic!("{e}"),
         }
     }

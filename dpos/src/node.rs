@@ -104,6 +104,15 @@ pub enum BlockOutcome {
     },
 }
 
+/// What happened to a received confirmation.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfirmOutcome {
+    /// Valid and recorded (worth relaying).
+    pub accepted: bool,
+    /// This node's confirmation of a head the confirmation moved it to.
+    pub confirmation: Option<Confirmation>,
+}
+
 /// A snapshot for `qcss chain status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -524,11 +533,17 @@ impl Node {
         Ok(())
     }
 
-    /// Takes a producer's confirmation. Returns false if it was refused
-    /// (bad signature, other chain, not a producer of the head's schedule).
-    pub fn on_confirmation(&mut self, c: &Confirmation) -> Result<bool, NodeError> {
+    /// Takes a producer's confirmation. `accepted` is false if it was
+    /// refused (bad signature, other chain, not a producer of the head's
+    /// schedule) or changed nothing; if it moved this node to another head,
+    /// `confirmation` is this node's confirmation of that head, to send on.
+    pub fn on_confirmation(&mut self, c: &Confirmation) -> Result<ConfirmOutcome, NodeError> {
+        let refused = ConfirmOutcome {
+            accepted: false,
+            confirmation: None,
+        };
         if c.chain_id != self.chain_id || !self.fork.confirmation_useful(c) {
-            return Ok(false);
+            return Ok(refused);
         }
         let head = self.fork.head().state.clone();
         let known = head.schedule.producers.binary_search(&c.producer).is_ok()
@@ -536,14 +551,23 @@ impl Node {
                 .pending
                 .as_ref()
                 .is_some_and(|p| p.schedule.producers.contains(&c.producer));
-        if c.chain_id != self.chain_id || !known || !c.signature_ok() {
-            return Ok(false);
+        if !known || !c.signature_ok() {
+            return Ok(refused);
         }
+        let before = self.fork.head().id();
         let fin = self.fork.confirm(c);
         if !fin.blocks.is_empty() {
             self.persist_final(fin)?;
         }
-        Ok(true)
+        let confirmation = if self.fork.head().id() != before {
+            self.after_head_change()
+        } else {
+            None
+        };
+        Ok(ConfirmOutcome {
+            accepted: true,
+            confirmation,
+        })
     }
 
     /// After the head may have moved: prune the mempool and, if this node is

@@ -315,8 +315,13 @@ fn handle(
             }
         }
         Wire::Confirm(c) => {
-            if let Ok(true) = n.on_confirmation(&c) {
-                out.push((None, Wire::Confirm(c)));
+            if let Ok(o) = n.on_confirmation(&c) {
+                if o.accepted {
+                    out.push((None, Wire::Confirm(c)));
+                }
+                if let Some(mine) = o.confirmation {
+                    out.push((None, Wire::Confirm(mine)));
+                }
             }
         }
         Wire::Tx(tx) => {

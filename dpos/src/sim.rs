@@ -336,11 +336,14 @@ impl Sim {
     fn handle(&mut self, from: usize, to: usize, msg: Message) {
         match msg {
             Message::Block(b) => self.take_block(from, to, b),
-            Message::Confirm(c) => {
-                if let Err(e) = self.nodes[to].on_confirmation(&c) {
-                    self.violations.push(format!("node {to}: {e}"));
+            Message::Confirm(c) => match self.nodes[to].on_confirmation(&c) {
+                Ok(o) => {
+                    if let Some(mine) = o.confirmation {
+                        self.net.broadcast(to, Message::Confirm(mine));
+                    }
                 }
-            }
+                Err(e) => self.violations.push(format!("node {to}: {e}")),
+            },
             Message::Tx(tx) => {
                 // Relayed transactions may be stale; refusing them is fine.
                 let _ = self.nodes[to].submit_tx(tx);
