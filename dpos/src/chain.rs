@@ -13,7 +13,7 @@ use crate::block::Block;
 use crate::codec::CodecError;
 use crate::hash::{Hash32, merkle_root};
 use crate::params::Params;
-use crate::schedule::{Schedule, elect, round_seed, shuffle};
+use crate::schedule::{ElectionRules, Schedule, elect, round_seed, shuffle};
 use crate::state::{Lock, Staged, State, TxContext, TxError};
 use crate::tx::SignedTx;
 
@@ -173,12 +173,17 @@ impl State {
             }
         }
         if round.is_multiple_of(params.epoch_rounds) {
+            let rules = ElectionRules {
+                n: params.n_producers as usize,
+                max_missed_pct: params.max_missed_pct,
+                vote_expiry_slots: params.vote_expiry_slots,
+                now_slot: round * params.round_slots(),
+            };
             let elected = elect(
                 &self.accounts,
                 &self.producers,
                 &self.schedule.producers,
-                params.n_producers as usize,
-                params.max_missed_pct,
+                &rules,
             );
             for p in self.producers.values_mut() {
                 p.owned_epoch = 0;

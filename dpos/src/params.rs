@@ -66,6 +66,9 @@ pub struct Params {
     /// A producer that missed more than this percentage of its slots in an
     /// epoch is not eligible at the election that ends it.
     pub max_missed_pct: u64,
+    /// A vote not renewed for this many slots no longer counts (Hive's
+    /// 365-day governance vote expiry).
+    pub vote_expiry_slots: u64,
 }
 
 impl Params {
@@ -96,6 +99,7 @@ impl Params {
             max_clock_skew_ms: 1_000,
             max_url_bytes: 200,
             max_missed_pct: 50,
+            vote_expiry_slots: 365 * 24 * 120,
         }
     }
 

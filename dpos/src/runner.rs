@@ -221,6 +221,11 @@ async fn core(
     max_frame: usize,
 ) {
     let mut links: HashMap<LinkId, Link> = HashMap::new();
+    // At most one sync request per link and slot: a peer on a branch that
+    // does not reach our LIB answers with orphans, and asking again for each
+    // would multiply the traffic without end.
+    let mut last_sync: HashMap<LinkId, tokio::time::Instant> = HashMap::new();
+    let sync_gap = Duration::from_millis(slot_ms.max(1));
     // Closing a misbehaving peer: forget it and end its reader.
     let drop_link = |links: &mut HashMap<LinkId, Link>, id: LinkId| {
         if let Some(l) = links.remove(&id) {
@@ -246,7 +251,10 @@ async fn core(
                     let lib = lock(&node).status().lib_height;
                     out.push((Some(id), Wire::SyncRequest(lib)));
                 }
-                Some(Event::Down(id)) => { links.remove(&id); }
+                Some(Event::Down(id)) => {
+                    links.remove(&id);
+                    last_sync.remove(&id);
+                }
                 Some(Event::Frame(id, bytes)) => {
                     match codec::decode::<Wire>(&bytes, max_frame) {
                         Ok(msg) => {
@@ -260,6 +268,16 @@ async fn core(
             }
         }
         for (to, msg) in out {
+            if let (Some(id), Wire::SyncRequest(_)) = (to, &msg) {
+                let now = tokio::time::Instant::now();
+                if last_sync
+                    .get(&id)
+                    .is_some_and(|t| now.duration_since(*t) < sync_gap)
+                {
+                    continue;
+                }
+                last_sync.insert(id, now);
+            }
             let frame = Arc::new(codec::encode(&msg));
             match to {
                 Some(id) => {

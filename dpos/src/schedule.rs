@@ -52,9 +52,22 @@ pub fn shuffle(sorted: &[Address], seed: &Hash32) -> Vec<Address> {
     v
 }
 
+/// Parameters of one election.
+#[derive(Clone, Copy, Debug)]
+pub struct ElectionRules {
+    /// Seats.
+    pub n: usize,
+    /// Most missed slots, percent of owned, to stay eligible.
+    pub max_missed_pct: u64,
+    /// Votes older than this many slots do not count.
+    pub vote_expiry_slots: u64,
+    /// Slot of the election.
+    pub now_slot: u64,
+}
+
 /// The election: tally approval votes weighted by each voter's liquid
 /// balance, rank eligible candidates by (votes desc, key asc) and take the
-/// top `n`. Eligible: registered, no equivocation evidence, and missed at
+/// top `n`; votes not renewed within `vote_expiry_slots` are ignored. Eligible: registered, no equivocation evidence, and missed at
 /// most `max_missed_pct` of the slots it owned this epoch. If fewer than `n`
 /// are eligible, the empty seats go to the previous producers without
 /// equivocation evidence, then (liveness over punishment, only when nobody
@@ -63,11 +76,19 @@ pub fn elect(
     accounts: &BTreeMap<Address, Account>,
     producers: &BTreeMap<Address, Producer>,
     previous: &[Address],
-    n: usize,
-    max_missed_pct: u64,
+    rules: &ElectionRules,
 ) -> Vec<Address> {
+    let ElectionRules {
+        n,
+        max_missed_pct,
+        vote_expiry_slots,
+        now_slot,
+    } = *rules;
     let mut tally: BTreeMap<Address, u128> = BTreeMap::new();
-    for acct in accounts.values() {
+    for acct in accounts
+        .values()
+        .filter(|a| now_slot.saturating_sub(a.vote_slot) <= vote_expiry_slots)
+    {
         for p in &acct.votes {
             *tally.entry(*p).or_default() += u128::from(acct.balance);
         }
@@ -136,6 +157,15 @@ mod tests {
         assert!(shuffle(&[], &Hash32::default()).is_empty());
     }
 
+    fn rules(n: usize) -> ElectionRules {
+        ElectionRules {
+            n,
+            max_missed_pct: 50,
+            vote_expiry_slots: 1_000,
+            now_slot: 500,
+        }
+    }
+
     #[test]
     fn election_ranks_by_stake_and_excludes_equivocators_and_absentees() {
         let cands = addrs(6);
@@ -160,7 +190,7 @@ mod tests {
         accounts.insert(Address([102; 32]), voter(10, vec![cands[4], cands[5]]));
         // 3 (70) > 1 = 2 (50) > 4 = 5 (10).
         assert_eq!(
-            elect(&accounts, &producers, &[], 3, 50),
+            elect(&accounts, &producers, &[], &rules(3)),
             vec![cands[1], cands[2], cands[3]]
         );
         producers.get_mut(&cands[3]).unwrap().equivocated = true;
@@ -168,13 +198,43 @@ mod tests {
         p2.owned_epoch = 4;
         p2.missed_epoch = 3;
         assert_eq!(
-            elect(&accounts, &producers, &[], 3, 50),
+            elect(&accounts, &producers, &[], &rules(3)),
             vec![cands[1], cands[4], cands[5]]
         );
         // Too few candidates: previous clean producers fill the seats first.
         assert_eq!(
-            elect(&accounts, &producers, &[cands[3], cands[2]], 5, 50),
+            elect(&accounts, &producers, &[cands[3], cands[2]], &rules(5)),
             vec![cands[1], cands[2], cands[3], cands[4], cands[5]]
+        );
+    }
+
+    #[test]
+    fn votes_not_renewed_within_the_expiry_stop_counting() {
+        let (a, b) = (Address([1; 32]), Address([2; 32]));
+        let reg = Producer {
+            registered: true,
+            ..Producer::default()
+        };
+        let producers = BTreeMap::from([(a, reg.clone()), (b, reg)]);
+        let voter = |balance, p, vote_slot| Account {
+            balance,
+            votes: vec![p],
+            vote_slot,
+            ..Account::default()
+        };
+        let accounts = BTreeMap::from([
+            (Address([100; 32]), voter(100, a, 0)),
+            (Address([101; 32]), voter(10, b, 900)),
+        ]);
+        assert_eq!(elect(&accounts, &producers, &[], &rules(1)), vec![a]);
+        let late = ElectionRules {
+            now_slot: 1_500,
+            ..rules(1)
+        };
+        assert_eq!(
+            elect(&accounts, &producers, &[], &late),
+            vec![b],
+            "a's 100 lapsed"
         );
     }
 }

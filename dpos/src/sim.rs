@@ -164,6 +164,8 @@ pub struct Sim {
     /// Finality delays observed by node 0, ms from production to irreversible.
     pub finality_ms: Vec<u64>,
     nonces: BTreeMap<Address, u64>,
+    /// (node, peer) sync requests in flight; cleared every slot.
+    syncing: std::collections::HashSet<(usize, usize)>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -236,6 +238,7 @@ impl Sim {
             produced_at: HashMap::new(),
             finality_ms: Vec::new(),
             nonces: BTreeMap::new(),
+            syncing: std::collections::HashSet::new(),
         }
     }
 
@@ -252,6 +255,7 @@ impl Sim {
 
     fn step_slot(&mut self) {
         self.slot += 1;
+        self.syncing.clear();
         let t0 = self.slot_start(self.slot);
         self.deliver_until(t0);
         self.set_time(t0);
@@ -335,7 +339,7 @@ impl Sim {
 
     fn handle(&mut self, from: usize, to: usize, msg: Message) {
         match msg {
-            Message::Block(b) => self.take_block(from, to, b),
+            Message::Block(b) => self.take_block(from, to, b, false),
             Message::Confirm(c) => match self.nodes[to].on_confirmation(&c) {
                 Ok(o) => {
                     if let Some(mine) = o.confirmation {
@@ -353,14 +357,20 @@ impl Sim {
                 Err(e) => self.violations.push(format!("node {to}: {e}")),
             },
             Message::SyncResponse(blocks) => {
+                self.syncing.remove(&(to, from));
                 for b in blocks {
-                    self.take_block(from, to, b);
+                    self.take_block(from, to, b, true);
                 }
             }
         }
     }
 
-    fn take_block(&mut self, from: usize, to: usize, b: Arc<Block>) {
+    /// Applies a block at `to`. An orphan from gossip asks its sender for
+    /// the chain above our LIB, once per (node, peer) until the answer comes
+    /// or the slot ends; an orphan inside a sync answer asks nothing (the
+    /// peer is on a branch that does not reach our LIB — asking again would
+    /// multiply answers without end).
+    fn take_block(&mut self, from: usize, to: usize, b: Arc<Block>, via_sync: bool) {
         match self.nodes[to].on_block(b) {
             Ok(BlockOutcome::Added { confirmation }) => {
                 if let Some(c) = confirmation {
@@ -368,7 +378,9 @@ impl Sim {
                 }
             }
             Ok(BlockOutcome::Orphan { sync_from }) => {
-                self.net.send(to, from, Message::SyncRequest(sync_from));
+                if !via_sync && self.syncing.insert((to, from)) {
+                    self.net.send(to, from, Message::SyncRequest(sync_from));
+                }
             }
             Ok(BlockOutcome::Duplicate) => {}
             Err(_) => self.refused += 1,

@@ -34,6 +34,8 @@ pub struct Account {
     pub last_withdraw_slot: Option<u64>,
     /// Approved producers (sorted, ≤ `max_votes`).
     pub votes: Vec<Address>,
+    /// Slot of the block that recorded the vote (votes expire, Hive-style).
+    pub vote_slot: u64,
 }
 
 impl Account {
@@ -463,6 +465,7 @@ impl State {
                 }
                 next.balance = need_fee(0)?;
                 next.votes = sorted;
+                next.vote_slot = ctx.slot;
             }
             TxKind::RegisterProducer { url } => {
                 if url.len() > p.max_url_bytes as usize {
