@@ -358,6 +358,14 @@ impl Node {
         Ok(id)
     }
 
+    /// Whether exactly this transaction is already waiting in the mempool
+    /// (a relay must not send it on again, or two nodes would echo it forever).
+    pub fn has_tx(&self, stx: &SignedTx) -> bool {
+        self.mempool
+            .get(&(stx.tx.sender, stx.tx.nonce))
+            .is_some_and(|t| t == stx)
+    }
+
     /// If this node's key owns the current slot on its head's branch and has
     /// not produced in it, builds, signs and adopts a block.
     pub fn produce_if_scheduled(&mut self) -> Result<Option<Arc<Block>>, NodeError> {

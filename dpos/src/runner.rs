@@ -52,12 +52,15 @@ enum Event {
     Up(LinkId, Link),
     Frame(LinkId, Vec<u8>),
     Down(LinkId),
+    /// Something the local node accepted, to send to every peer.
+    Relay(Box<Wire>),
 }
 
 /// A running node; dropping the handle does not stop it, [`ChainNode::stop`] does.
 #[derive(Debug)]
 pub struct ChainNode {
     node: Arc<Mutex<Node>>,
+    events: mpsc::Sender<Event>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// Address the node listens on.
@@ -118,6 +121,7 @@ impl ChainNode {
         )));
         Ok(Self {
             node,
+            events: ev_tx,
             stop,
             tasks,
             local_addr,
@@ -138,6 +142,17 @@ impl ChainNode {
             Ok(mut n) => f(&mut n),
             Err(poisoned) => f(&mut poisoned.into_inner()),
         }
+    }
+
+    /// Checks a transaction, queues it and sends it to every peer.
+    pub async fn submit_tx(
+        &self,
+        tx: SignedTx,
+    ) -> Result<crate::hash::Hash32, crate::node::SubmitError> {
+        let id = self.with_node(|n| n.submit_tx(tx.clone()))?;
+        // The core task is gone only after stop(); then nobody relays anyway.
+        let _ = self.events.send(Event::Relay(Box::new(Wire::Tx(tx)))).await;
+        Ok(id)
     }
 
     /// Stops every task and waits for them.
@@ -251,6 +266,7 @@ async fn core(
                     let lib = lock(&node).status().lib_height;
                     out.push((Some(id), Wire::SyncRequest(lib)));
                 }
+                Some(Event::Relay(msg)) => out.push((None, *msg)),
                 Some(Event::Down(id)) => {
                     links.remove(&id);
                     last_sync.remove(&id);
@@ -343,7 +359,7 @@ fn handle(
             }
         }
         Wire::Tx(tx) => {
-            if n.submit_tx(tx.clone()).is_ok() {
+            if !n.has_tx(&tx) && n.submit_tx(tx.clone()).is_ok() {
                 out.push((None, Wire::Tx(tx)));
             }
         }
@@ -412,6 +428,19 @@ mod tests {
         for n in &nodes[1..] {
             assert_eq!(at(n, min_lib), at(&nodes[0], min_lib));
         }
+
+        // A transaction given to one node reaches the producers and a block.
+        let user = &kit.users[0];
+        let burn = kit.tx(user, 0, crate::tx::TxKind::Burn { amount: 7 });
+        let mut burn = burn.tx;
+        burn.expiry_slot = nodes[0].status().head_slot + 100;
+        nodes[0].submit_tx(burn.sign(user)).await.unwrap();
+        wait_for(&nodes, |_| {
+            nodes
+                .iter()
+                .all(|n| n.with_node(|n| n.head_state().burned == 7))
+        })
+        .await;
 
         let gone = nodes.pop().unwrap();
         let addr = gone.local_addr;
