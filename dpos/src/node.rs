@@ -471,7 +471,10 @@ impl Node {
         let sh = block.signed_header();
         match self.seen_headers.get(&k) {
             Some(a) if a.header != sh.header => {
-                if sh.signature_ok() && a.signature_ok() {
+                // One proof per producer is enough, and a cheater signing
+                // many variants must not grow this list without bound.
+                let known = self.evidence.iter().any(|e| e.a.header.producer == k.1);
+                if !known && self.evidence.len() < 64 && sh.signature_ok() && a.signature_ok() {
                     self.evidence.push(Equivocation {
                         a: a.clone(),
                         b: sh,
