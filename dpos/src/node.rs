@@ -312,8 +312,7 @@ impl Node {
             .into());
         }
         if stx.tx.nonce == head.nonce(&stx.tx.sender) {
-            let mut probe = (*head).clone();
-            probe.apply_tx(
+            head.check_tx(
                 &stx,
                 TxContext {
                     params: &self.params,

@@ -242,6 +242,15 @@ pub enum TxError {
     NotEnabled(&'static str),
 }
 
+/// What an accepted transaction writes.
+struct Plan {
+    sender: (Address, Account),
+    credit: Option<(Address, u64)>,
+    burn: u64,
+    producer_update: Option<(Address, Producer)>,
+    fee: u64,
+}
+
 /// The block a transaction is applied in.
 #[derive(Clone, Copy, Debug)]
 pub struct TxContext<'a> {
@@ -348,12 +357,31 @@ impl State {
         self.apply_verified(stx, ctx)
     }
 
+    /// Checks a transaction against this state without changing it:
+    /// verifies the signature, then every rule `apply_tx` would apply.
+    /// Returns the fee. (The mempool uses it; no copy of the state needed.)
+    pub fn check_tx(&self, stx: &SignedTx, ctx: TxContext<'_>) -> Result<u64, TxError> {
+        if stx.tx.sender.is_black_hole() {
+            return Err(TxError::FromBlackHole);
+        }
+        if !stx.signature_ok() {
+            return Err(TxError::BadSignature(stx.id()));
+        }
+        self.plan(stx, ctx).map(|p| p.fee)
+    }
+
     /// Applies a transaction whose signature the caller has verified.
     pub(crate) fn apply_verified(
         &mut self,
         stx: &SignedTx,
         ctx: TxContext<'_>,
     ) -> Result<u64, TxError> {
+        let plan = self.plan(stx, ctx)?;
+        Ok(self.commit(plan))
+    }
+
+    /// Every check, and the writes they allow, computed without writing.
+    fn plan(&self, stx: &SignedTx, ctx: TxContext<'_>) -> Result<Plan, TxError> {
         let tx = &stx.tx;
         let p = ctx.params;
         // Envelope checks, all before any write.
@@ -552,15 +580,26 @@ impl State {
             }
             TxKind::Anchor(_) => return Err(TxError::NotEnabled("anchor")),
         }
-        // Writes. Every overflow was checked above.
-        self.accounts.insert(tx.sender, next);
-        if let Some((to, amount)) = credit {
+        Ok(Plan {
+            sender: (tx.sender, next),
+            credit,
+            burn,
+            producer_update,
+            fee: tx.fee,
+        })
+    }
+
+    /// The writes of a plan; every overflow was checked when planning.
+    fn commit(&mut self, plan: Plan) -> u64 {
+        let (sender, next) = plan.sender;
+        self.accounts.insert(sender, next);
+        if let Some((to, amount)) = plan.credit {
             self.accounts.entry(to).or_default().balance += amount;
         }
-        self.burned += burn;
-        if let Some((a, prod)) = producer_update {
+        self.burned += plan.burn;
+        if let Some((a, prod)) = plan.producer_update {
             self.producers.insert(a, prod);
         }
-        Ok(tx.fee)
+        plan.fee
     }
 }

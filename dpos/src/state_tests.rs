@@ -365,13 +365,14 @@ fn supply_invariant_holds_over_random_transaction_streams() {
                 tx.tx.fee = kit.params.min_fee + rng.below(3);
                 let tx = tx.tx.sign(k);
                 let before = scratch.clone();
-                match scratch.apply_tx(
-                    &tx,
-                    TxContext {
-                        params: &kit.params,
-                        slot,
-                    },
-                ) {
+                let ctx = TxContext {
+                    params: &kit.params,
+                    slot,
+                };
+                let checked = scratch.check_tx(&tx, ctx);
+                let applied = scratch.apply_tx(&tx, ctx);
+                assert_eq!(checked, applied, "check_tx and apply_tx agree");
+                match applied {
                     Ok(_) => txs.push(tx),
                     Err(_) => assert_eq!(scratch, before, "refusal changed state"),
                 }
