@@ -202,6 +202,19 @@ impl ForkDb {
         self.confirms.get(id).map_or(0, BTreeSet::len)
     }
 
+    /// Whether `entry` is `id` (at `height`) or descends from it. Blocks at
+    /// or below the LIB are not kept, so for those this answers false.
+    pub fn descends(&self, entry: &Arc<Entry>, id: &Hash32, height: u64) -> bool {
+        let mut cur = entry.clone();
+        while cur.height() > height {
+            match cur.prev().and_then(|p| self.get(&p)) {
+                Some(p) => cur = p.clone(),
+                None => return false,
+            }
+        }
+        cur.height() == height && cur.id() == *id
+    }
+
     /// The LIB of the branch ending at `leaf`.
     pub fn branch_lib(&self, leaf: &Arc<Entry>) -> Arc<Entry> {
         let threshold = self.params.irreversible_threshold();

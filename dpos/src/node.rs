@@ -158,6 +158,9 @@ pub struct Node {
     orphans: HashMap<Hash32, Vec<Arc<Block>>>,
     orphan_count: usize,
     confirmed_height: u64,
+    /// The block last confirmed (unknown after a restart: then only the
+    /// irreversibility condition unlocks).
+    confirmed_id: Option<Hash32>,
     produced_slot: u64,
     /// Recent headers by (producer, slot), to catch equivocation.
     seen_headers: BTreeMap<(u64, Address), crate::block::SignedHeader>,
@@ -257,6 +260,7 @@ impl Node {
             orphans: HashMap::new(),
             orphan_count: 0,
             confirmed_height: 0,
+            confirmed_id: None,
             produced_slot: 0,
             seen_headers: BTreeMap::new(),
             evidence: Vec::new(),
@@ -598,11 +602,27 @@ impl Node {
         {
             return None;
         }
+        // The lock: confirm only a head that extends our last confirmed
+        // block, unless the head's branch is already irreversible at or above
+        // our last confirmed height (production alone gets it there, so a
+        // locked producer is never stuck). Without it, producers hopping
+        // between branches under delays longer than a slot gave two branches
+        // a quorum each (`chaos_never_breaks_agreement_on_irreversible_blocks`).
+        let extends = self
+            .confirmed_id
+            .is_some_and(|prev| self.fork.descends(&head, &prev, self.confirmed_height));
+        if self.confirmed_height > 0
+            && !extends
+            && self.fork.branch_lib(&head).height() < self.confirmed_height
+        {
+            return None;
+        }
         if let Some(store) = &self.store {
             // Never send a confirmation that a restart could contradict.
             store.set_confirmed(head.height()).ok()?;
         }
         self.confirmed_height = head.height();
+        self.confirmed_id = Some(head.id());
         let c = Confirmation::sign(key, self.chain_id, head.height(), head.id());
         let fin = self.fork.confirm(&c);
         if !fin.blocks.is_empty() {

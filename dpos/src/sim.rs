@@ -155,6 +155,9 @@ pub struct Sim {
     pub slot: u64,
     /// Nodes that sign two blocks for each of their slots.
     pub equivocators: Vec<bool>,
+    /// Whether nodes send explicit confirmations (off: production-implied
+    /// irreversibility only, the BitShares/Steem rule).
+    pub confirmations: bool,
     /// Safety violations seen (must stay empty).
     pub violations: Vec<String>,
     /// Blocks refused as invalid (peers misbehaving).
@@ -232,6 +235,7 @@ impl Sim {
             net: SimNet::new(seed, nodes),
             slot: 0,
             equivocators: vec![false; nodes],
+            confirmations: true,
             violations: Vec::new(),
             refused: 0,
             libs: vec![(0, chain_id); nodes],
@@ -342,7 +346,7 @@ impl Sim {
             Message::Block(b) => self.take_block(from, to, b, false),
             Message::Confirm(c) => match self.nodes[to].on_confirmation(&c) {
                 Ok(o) => {
-                    if let Some(mine) = o.confirmation {
+                    if let Some(mine) = o.confirmation.filter(|_| self.confirmations) {
                         self.net.broadcast(to, Message::Confirm(mine));
                     }
                 }
@@ -373,7 +377,7 @@ impl Sim {
     fn take_block(&mut self, from: usize, to: usize, b: Arc<Block>, via_sync: bool) {
         match self.nodes[to].on_block(b) {
             Ok(BlockOutcome::Added { confirmation }) => {
-                if let Some(c) = confirmation {
+                if let Some(c) = confirmation.filter(|_| self.confirmations) {
                     self.net.broadcast(to, Message::Confirm(c));
                 }
             }
