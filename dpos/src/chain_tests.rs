@@ -237,7 +237,7 @@ fn golden_irreversibility() {
     assert_eq!(f.lib().id(), blocks[0].id());
     assert_eq!(
         f.lib().id().to_hex(),
-        "2f7fce1fdff6e42f8679b2305b4555ab8fae777eb5f17d237bc55cb871c9a442"
+        "75c3b5ac69a5e7ea816120bb25b7f031495aa0361e2d3da9c2ed18a56fc1cf0e"
     );
     // Two confirmations of block 3 from producers other than its maker
     // finalize it at once.

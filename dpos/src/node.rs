@@ -556,7 +556,10 @@ impl Node {
             accepted: false,
             confirmation: None,
         };
-        if c.chain_id != self.chain_id || !self.fork.confirmation_useful(c) {
+        if !self.params.fast_confirmations
+            || c.chain_id != self.chain_id
+            || !self.fork.confirmation_useful(c)
+        {
             return Ok(refused);
         }
         let head = self.fork.head().state.clone();
@@ -593,7 +596,8 @@ impl Node {
         self.mempool
             .retain(|(a, n), tx| *n >= state.nonce(a) && tx.tx.expiry_slot > state.slot);
         let key = self.key.as_ref()?;
-        if head.height() <= self.confirmed_height
+        if !self.params.fast_confirmations
+            || head.height() <= self.confirmed_height
             || state
                 .schedule
                 .producers

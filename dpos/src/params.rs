@@ -69,6 +69,12 @@ pub struct Params {
     /// A vote not renewed for this many slots no longer counts (Hive's
     /// 365-day governance vote expiry).
     pub vote_expiry_slots: u64,
+    /// Producers sign and count explicit confirmations (Hive's fast
+    /// irreversibility: final within a slot). Off by default: under network
+    /// delays longer than a slot the simulator's chaos test finds two
+    /// branches finalized (see dpos/README.md); production-implied
+    /// irreversibility (≈ 2/3 of a round) stays safe there.
+    pub fast_confirmations: bool,
 }
 
 impl Params {
@@ -100,6 +106,7 @@ impl Params {
             max_url_bytes: 200,
             max_missed_pct: 50,
             vote_expiry_slots: 365 * 24 * 120,
+            fast_confirmations: false,
         }
     }
 

@@ -4,8 +4,17 @@ use crate::params::Params;
 use crate::sim::Sim;
 use crate::tx::TxKind;
 
+/// 31 producers with fast confirmations (these scenarios keep message
+/// delays below a slot, where confirmations are safe).
 fn sim31(seed: u64) -> Sim {
-    Sim::new(seed, 31, Params::fast(31))
+    Sim::new(seed, 31, fast31())
+}
+
+fn fast31() -> Params {
+    Params {
+        fast_confirmations: true,
+        ..Params::fast(31)
+    }
 }
 
 fn clean(sim: &Sim) {
@@ -168,12 +177,13 @@ fn with_votes_and_candidate(sim: &mut Sim) {
 
 #[test]
 fn equivocating_producer_is_excluded_at_the_next_election() {
-    let mut sim = Sim::new(5, 32, Params::fast(31));
+    let mut sim = Sim::new(5, 32, fast31());
     with_votes_and_candidate(&mut sim);
     sim.run_slots(10);
     let cheat = Sim::key(7).address();
     sim.equivocators[7] = true;
-    sim.run_slots(31);
+    // Two rounds: node 7 owns a slot in the second one whatever the order.
+    sim.run_slots(62);
     sim.equivocators[7] = false;
     let evidence = sim
         .nodes
@@ -202,7 +212,7 @@ fn equivocating_producer_is_excluded_at_the_next_election() {
 
 #[test]
 fn vote_swing_changes_the_schedule_only_after_irreversibility() {
-    let mut params = Params::fast(31);
+    let mut params = fast31();
     params.epoch_rounds = 3;
     // Keep absentees eligible so the 11 offline below do not change the result.
     params.max_missed_pct = 100;
@@ -334,8 +344,23 @@ fn lossy_network_still_converges_and_finalizes() {
 #[test]
 fn chaos_never_breaks_agreement_on_irreversible_blocks() {
     use crate::sim::SimRng;
-    for seed in 100..103u64 {
-        let mut sim = sim31(seed);
+    let seeds: Vec<u64> = std::env::var("CHAOS_SEEDS")
+        .ok()
+        .and_then(|s| {
+            let (a, b) = s.split_once("..")?;
+            Some((a.parse().ok()?..b.parse().ok()?).collect())
+        })
+        .unwrap_or_else(|| (100..103).collect());
+    for seed in seeds {
+        // The default parameters: production-implied irreversibility. With
+        // CHAOS_FAST=1 the same runs use fast confirmations, and some seeds
+        // (CHAOS_SEEDS=104..105) then finalize conflicting blocks: the known
+        // limit of confirmations under delays longer than a slot.
+        let params = Params {
+            fast_confirmations: std::env::var("CHAOS_FAST").is_ok(),
+            ..Params::fast(31)
+        };
+        let mut sim = Sim::new(seed, 31, params);
         let mut rng = SimRng::new(seed);
         for _ in 0..6 {
             sim.net.group = vec![0; 31];
@@ -390,9 +415,28 @@ fn chaos_never_breaks_agreement_on_irreversible_blocks() {
             .agreement()
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let head = sim.nodes[0].status().head_height;
+        // Production alone finalizes about 2/3 of a round behind the head.
         assert!(
-            agreed + 5 >= head,
+            agreed + 25 >= head,
             "seed {seed}: finality recovered: {agreed} vs {head}"
         );
     }
+}
+
+#[test]
+fn without_fast_confirmations_finality_trails_by_twenty_blocks() {
+    let mut sim = Sim::new(11, 31, Params::fast(31));
+    sim.run_slots(31 * 3);
+    clean(&sim);
+    for n in &sim.nodes {
+        let s = n.status();
+        // 21 distinct producers must have built on a block: the head and the
+        // 20 before it, one or two more when a producer repeats across a
+        // round boundary.
+        assert!((20..=22).contains(&(s.head_height - s.lib_height)), "{s:?}");
+    }
+    let (n, mean, max) = sim.finality();
+    eprintln!(
+        "production only: {n} blocks final after {mean} ms on average, {max} ms at most (1 s slots)"
+    );
 }
