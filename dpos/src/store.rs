@@ -285,6 +285,19 @@ mod tests {
         nodes
     }
 
+    /// Reopens a sled directory this process just closed: sled's background
+    /// flusher may hold the directory lock a moment after the last handle is
+    /// dropped (seen on a busy machine), so retry for up to 5 s.
+    fn retry<T, E: std::fmt::Debug>(mut open: impl FnMut() -> Result<T, E>) -> T {
+        for _ in 0..250 {
+            if let Ok(v) = open() {
+                return v;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        open().unwrap()
+    }
+
     #[test]
     fn reopening_gives_the_same_chain_and_state() {
         let kit = Kit::new();
@@ -305,7 +318,7 @@ mod tests {
         drop(nodes);
 
         let clock = Arc::new(VirtualClock::default());
-        let reopened = Node::open(dir.path(), &kit.genesis, None, clock.clone()).unwrap();
+        let reopened = retry(|| Node::open(dir.path(), &kit.genesis, None, clock.clone()));
         assert_eq!(reopened.status(), before);
         assert_eq!(reopened.head_state(), &state);
         let again: Vec<_> = (1..=before.lib_height)
@@ -318,10 +331,18 @@ mod tests {
         // The same directory refuses another chain.
         let mut other = kit.genesis.clone();
         other.name = "another".into();
-        assert!(matches!(
-            Node::open(dir.path(), &other, None, clock),
-            Err(NodeError::Store(StoreError::WrongChain { .. }))
-        ));
+        let wrong = |r: &Result<Node, NodeError>| {
+            matches!(r, Err(NodeError::Store(StoreError::WrongChain { .. })))
+        };
+        let mut r = Node::open(dir.path(), &other, None, clock.clone());
+        for _ in 0..250 {
+            if wrong(&r) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            r = Node::open(dir.path(), &other, None, clock.clone());
+        }
+        assert!(wrong(&r), "{:?}", r.err());
     }
 
     /// Killed after a block was stored but before what it finalized was
@@ -338,7 +359,7 @@ mod tests {
         // Four more blocks (a full round among heights lib+1 ..), stored the
         // way `Node` stores them, then "killed" before finalize().
         let store =
-            super::Store::open(dir.path(), head.chain_id, kit.params.max_block_bytes).unwrap();
+            retry(|| super::Store::open(dir.path(), head.chain_id, kit.params.max_block_bytes));
         let mut after = (*head).clone();
         let mut next = None;
         for i in 1..=4 {
@@ -350,7 +371,7 @@ mod tests {
         drop(store);
         let next = next.unwrap();
         let clock = Arc::new(VirtualClock::default());
-        let node = Node::open(dir.path(), &kit.genesis, None, clock.clone()).unwrap();
+        let node = retry(|| Node::open(dir.path(), &kit.genesis, None, clock.clone()));
         let st = node.status();
         assert_eq!(st.head_id, next.id());
         assert_eq!(node.head_state().as_ref(), &after);
@@ -364,7 +385,7 @@ mod tests {
         }
         drop(node);
         // And the recorded LIB survives one more restart.
-        let again = Node::open(dir.path(), &kit.genesis, None, clock).unwrap();
+        let again = retry(|| Node::open(dir.path(), &kit.genesis, None, clock.clone()));
         assert_eq!(again.status(), st);
     }
 }
