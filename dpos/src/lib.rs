@@ -1,0 +1,40 @@
+//! The public QCSS chain: a DPoS node where token holders elect 31 producers
+//! that sign one block per slot in a per-round shuffled order, with
+//! production-implied irreversibility (explicit fast confirmations opt-in),
+//! and the QCSS token (transfers, burns, votes, locked rewards).
+//!
+//! A [`node::Node`] does no I/O besides its sled store: a caller drives it
+//! through `submit_tx`, `produce_if_scheduled`, `on_block`, `on_confirmation`
+//! — the deterministic simulator in [`sim`], or [`runner::ChainNode`] over
+//! tokio and plain TCP. No CLI, TLS, metrics or light-client endpoint here.
+//!
+//! Main types: [`params::Genesis`], [`tx::SignedTx`], [`state::State`] (pure
+//! transaction rules), [`chain::apply_block`] (pure block rules),
+//! [`fork::ForkDb`] (fork choice and irreversibility), [`node::Node`],
+//! [`store::Store`] (sled). Start reading at [`chain::apply_block`], then
+//! [`fork::ForkDb::insert`]; `dpos/README.md` records the design decisions.
+#![warn(missing_docs)]
+
+pub mod address;
+pub mod block;
+pub mod chain;
+pub mod codec;
+pub mod fork;
+pub mod hash;
+pub mod node;
+pub mod params;
+pub mod runner;
+pub mod schedule;
+pub mod sim;
+pub mod state;
+pub mod store;
+pub mod tx;
+
+#[cfg(test)]
+mod chain_tests;
+#[cfg(test)]
+mod sim_tests;
+#[cfg(test)]
+mod state_tests;
+#[cfg(test)]
+mod testkit;

@@ -1,0 +1,716 @@
+//! A node: the fork database, the mempool, an optional producer key, a
+//! clock and optional sled storage, behind the calls a runner makes:
+//! [`Node::submit_tx`], [`Node::produce_if_scheduled`], [`Node::on_block`],
+//! [`Node::on_confirmation`], [`Node::status`]. No networking: the caller
+//! sends what these return (blocks, confirmations, sync requests).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::address::{Address, Keypair};
+use crate::block::{Block, Confirmation};
+use crate::chain::{BlockError, scheduled_producer};
+use crate::fork::{Entry, Finalized, ForkDb, Inserted};
+use crate::hash::Hash32;
+use crate::params::{Genesis, GenesisError, Params};
+use crate::state::{State, TxContext, TxError};
+use crate::store::{Store, StoreError};
+use crate::tx::{Equivocation, SignedTx};
+
+/// Wall-clock time in ms since the Unix epoch.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now_ms(&self) -> u64;
+}
+
+/// The operating system's clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+/// A clock the simulator moves by hand; clones share the time.
+#[derive(Debug, Default, Clone)]
+pub struct VirtualClock(Arc<AtomicU64>);
+
+impl VirtualClock {
+    /// Sets the time.
+    pub fn set(&self, ms: u64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A node-level failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The genesis is invalid.
+    #[error(transparent)]
+    Genesis(#[from] GenesisError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A received block is invalid: whoever sent it misbehaved.
+    #[error("block refused: {0}")]
+    Block(Box<BlockError>),
+    /// A block we produced ourselves was refused: a bug, reported not hidden.
+    #[error("own block refused: {0}")]
+    OwnBlock(Box<BlockError>),
+}
+
+/// Why the mempool refused a transaction.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The transaction itself is invalid.
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    /// Another transaction with this sender and nonce is waiting.
+    #[error("another transaction from {0:?} with nonce {1} is already waiting")]
+    Conflict(Address, u64),
+    /// The mempool is full.
+    #[error("mempool full")]
+    Full,
+}
+
+/// What happened to a received block.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BlockOutcome {
+    /// Added (possibly moving head and LIB); send the confirmation, if any, to peers.
+    Added {
+        /// This node's confirmation of its new head.
+        confirmation: Option<Confirmation>,
+    },
+    /// Already known.
+    Duplicate,
+    /// Parent unknown: kept aside; ask a peer for blocks above our LIB.
+    Orphan {
+        /// Our LIB height, to sync from.
+        sync_from: u64,
+    },
+}
+
+/// What happened to a received confirmation.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfirmOutcome {
+    /// Valid and recorded (worth relaying).
+    pub accepted: bool,
+    /// This node's confirmation of a head the confirmation moved it to.
+    pub confirmation: Option<Confirmation>,
+}
+
+/// A snapshot for `qcss chain status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Head height.
+    pub head_height: u64,
+    /// Head slot.
+    pub head_slot: u64,
+    /// Head id.
+    pub head_id: Hash32,
+    /// Last irreversible height.
+    pub lib_height: u64,
+    /// Last irreversible id.
+    pub lib_id: Hash32,
+    /// Irreversible height implied by production alone.
+    pub dpos_lib: u64,
+    /// Active schedule version.
+    pub schedule_version: u64,
+    /// This round's order.
+    pub round_order: Vec<Address>,
+    /// (producer, produced all time, missed all time) for the active set.
+    pub producers: Vec<(Address, u64, u64)>,
+    /// Waiting transactions.
+    pub mempool: usize,
+}
+
+const MAX_MEMPOOL: usize = 100_000;
+const MAX_ORPHANS: usize = 1_024;
+/// Most blocks returned for one sync request.
+pub const MAX_SYNC_BLOCKS: usize = 512;
+
+/// See the module doc.
+pub struct Node {
+    params: Params,
+    genesis_time_ms: u64,
+    chain_id: Hash32,
+    key: Option<Keypair>,
+    clock: Arc<dyn Clock>,
+    fork: ForkDb,
+    store: Option<Store>,
+    /// Irreversible blocks kept in memory when there is no store.
+    finalized: Vec<Arc<Block>>,
+    mempool: BTreeMap<(Address, u64), SignedTx>,
+    orphans: HashMap<Hash32, Vec<Arc<Block>>>,
+    orphan_count: usize,
+    confirmed_height: u64,
+    /// The block last confirmed (unknown after a restart: then only the
+    /// irreversibility condition unlocks).
+    confirmed_id: Option<Hash32>,
+    produced_slot: u64,
+    /// Recent headers by (producer, slot), to catch equivocation.
+    seen_headers: BTreeMap<(u64, Address), crate::block::SignedHeader>,
+    evidence: Vec<Equivocation>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("key", &self.key)
+            .field("head", &self.fork.head().height())
+            .field("lib", &self.fork.lib().height())
+            .finish()
+    }
+}
+
+impl Node {
+    /// A node without storage.
+    pub fn in_memory(
+        genesis: &Genesis,
+        key: Option<Keypair>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, NodeError> {
+        let state = State::genesis(genesis)?;
+        Ok(Self::from_parts(genesis, key, clock, state, None, None))
+    }
+
+    /// A node storing its chain in `dir`; reopening resumes where it stopped.
+    pub fn open(
+        dir: &Path,
+        genesis: &Genesis,
+        key: Option<Keypair>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, NodeError> {
+        let gstate = State::genesis(genesis)?;
+        let store = Store::open(dir, gstate.chain_id, genesis.params.max_block_bytes)?;
+        let Some(loaded) = store.load()? else {
+            store.init(&gstate)?;
+            return Ok(Self::from_parts(
+                genesis,
+                key,
+                clock,
+                gstate,
+                None,
+                Some(store),
+            ));
+        };
+        let mut node = Self::from_parts(
+            genesis,
+            key,
+            clock,
+            loaded.lib_state,
+            loaded.lib_block.map(Arc::new),
+            Some(store),
+        );
+        node.confirmed_height = loaded.confirmed_height;
+        // Re-apply every reversible block first, then record what they
+        // finalized (if killed between storing a block and recording that):
+        // recording earlier would forget the blocks not yet re-applied.
+        let mut finalized = Finalized::default();
+        for b in loaded.pending {
+            // A stored block that no longer applies was on a pruned fork.
+            if let Ok((_, fin)) = node.fork.insert(Arc::new(b)) {
+                finalized.blocks.extend(fin.blocks);
+            }
+        }
+        if !finalized.blocks.is_empty() {
+            node.persist_final(finalized)?;
+        }
+        node.produced_slot = node.fork.head().state.slot;
+        Ok(node)
+    }
+
+    fn from_parts(
+        genesis: &Genesis,
+        key: Option<Keypair>,
+        clock: Arc<dyn Clock>,
+        root_state: State,
+        root_block: Option<Arc<Block>>,
+        store: Option<Store>,
+    ) -> Self {
+        let chain_id = root_state.chain_id;
+        let root = Entry {
+            block: root_block,
+            state: Arc::new(root_state),
+        };
+        Self {
+            params: genesis.params.clone(),
+            genesis_time_ms: genesis.genesis_time_ms,
+            chain_id,
+            key,
+            clock,
+            fork: ForkDb::new(genesis.params.clone(), root),
+            store,
+            finalized: Vec::new(),
+            mempool: BTreeMap::new(),
+            orphans: HashMap::new(),
+            orphan_count: 0,
+            confirmed_height: 0,
+            confirmed_id: None,
+            produced_slot: 0,
+            seen_headers: BTreeMap::new(),
+            evidence: Vec::new(),
+        }
+    }
+
+    /// The consensus parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> Hash32 {
+        self.chain_id
+    }
+
+    /// This node's producer address, if it has a key.
+    pub fn address(&self) -> Option<Address> {
+        self.key.as_ref().map(Keypair::address)
+    }
+
+    /// The fork database (read only).
+    pub fn fork(&self) -> &ForkDb {
+        &self.fork
+    }
+
+    /// State at the head.
+    pub fn head_state(&self) -> &Arc<State> {
+        &self.fork.head().state
+    }
+
+    /// The slot at `now_ms` (0 before genesis).
+    pub fn slot_at(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.genesis_time_ms) / self.params.slot_ms
+    }
+
+    /// Checks a transaction against the head state and queues it.
+    pub fn submit_tx(&mut self, stx: SignedTx) -> Result<Hash32, SubmitError> {
+        let head = self.fork.head().state.clone();
+        let next_slot = self.slot_at(self.clock.now_ms()).max(head.slot) + 1;
+        // Dry-run against a copy of the sender's view: nonce may be ahead of
+        // the head by the transactions already queued.
+        let queued = self
+            .mempool
+            .range((stx.tx.sender, 0)..=(stx.tx.sender, u64::MAX))
+            .count() as u64;
+        if stx.tx.nonce > head.nonce(&stx.tx.sender) + queued {
+            return Err(TxError::NonceGap {
+                sender: stx.tx.sender,
+                want: head.nonce(&stx.tx.sender) + queued,
+                got: stx.tx.nonce,
+            }
+            .into());
+        }
+        if stx.tx.nonce == head.nonce(&stx.tx.sender) {
+            head.check_tx(
+                &stx,
+                TxContext {
+                    params: &self.params,
+                    slot: next_slot,
+                },
+            )?;
+        } else {
+            if stx.tx.sender.is_black_hole() {
+                return Err(TxError::FromBlackHole.into());
+            }
+            if stx.tx.chain_id != self.chain_id {
+                return Err(TxError::WrongChain {
+                    want: self.chain_id,
+                    got: stx.tx.chain_id,
+                }
+                .into());
+            }
+            if !stx.signature_ok() {
+                return Err(TxError::BadSignature(stx.id()).into());
+            }
+            if stx.tx.nonce < head.nonce(&stx.tx.sender) {
+                return Err(TxError::Replayed {
+                    sender: stx.tx.sender,
+                    want: head.nonce(&stx.tx.sender),
+                    got: stx.tx.nonce,
+                }
+                .into());
+            }
+        }
+        let k = (stx.tx.sender, stx.tx.nonce);
+        if let Some(old) = self.mempool.get(&k) {
+            if *old == stx {
+                return Ok(stx.id());
+            }
+            return Err(SubmitError::Conflict(k.0, k.1));
+        }
+        if self.mempool.len() >= MAX_MEMPOOL {
+            return Err(SubmitError::Full);
+        }
+        let id = stx.id();
+        self.mempool.insert(k, stx);
+        Ok(id)
+    }
+
+    /// Whether exactly this transaction is already waiting in the mempool
+    /// (a relay must not send it on again, or two nodes would echo it forever).
+    pub fn has_tx(&self, stx: &SignedTx) -> bool {
+        self.mempool
+            .get(&(stx.tx.sender, stx.tx.nonce))
+            .is_some_and(|t| t == stx)
+    }
+
+    /// If this node's key owns the current slot on its head's branch and has
+    /// not produced in it, builds, signs and adopts a block.
+    pub fn produce_if_scheduled(&mut self) -> Result<Option<Arc<Block>>, NodeError> {
+        let Some(key) = self.key.clone() else {
+            return Ok(None);
+        };
+        let now = self.clock.now_ms();
+        if now < self.genesis_time_ms {
+            return Ok(None);
+        }
+        let slot = self.slot_at(now);
+        let head = self.fork.head().clone();
+        if slot <= head.state.slot || slot <= self.produced_slot {
+            return Ok(None);
+        }
+        let (producer, version) = scheduled_producer(&head.state, slot, &self.params);
+        if producer != key.address() {
+            return Ok(None);
+        }
+        let txs = self.pick_txs(&head.state, slot);
+        let block = Arc::new(Block::build(
+            &key,
+            self.chain_id,
+            head.height() + 1,
+            slot,
+            head.id(),
+            version,
+            head.state.mmr.root(),
+            txs,
+        ));
+        self.produced_slot = slot;
+        let (_, fin) = self
+            .fork
+            .insert(block.clone())
+            .map_err(|e| NodeError::OwnBlock(Box::new(e)))?;
+        self.persist(&block, fin)?;
+        self.after_head_change();
+        Ok(Some(block))
+    }
+
+    fn pick_txs(&self, head: &State, slot: u64) -> Vec<SignedTx> {
+        let mut scratch = head.clone();
+        let ctx = TxContext {
+            params: &self.params,
+            slot,
+        };
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let budget = self.params.max_block_bytes as usize / 2;
+        for stx in self.mempool.values() {
+            if out.len() >= self.params.max_txs_per_block as usize || bytes >= budget {
+                break;
+            }
+            if scratch.apply_tx(stx, ctx).is_ok() {
+                bytes += stx.encode().len();
+                out.push(stx.clone());
+            }
+        }
+        out
+    }
+
+    /// Takes a block from a peer (or the runner). `Err` means the block is
+    /// invalid and the peer that sent it misbehaved.
+    pub fn on_block(&mut self, block: Arc<Block>) -> Result<BlockOutcome, NodeError> {
+        let now_slot = self.slot_at(self.clock.now_ms() + self.params.max_clock_skew_ms);
+        if block.header.slot > now_slot {
+            return Err(NodeError::Block(Box::new(BlockError::FromFuture {
+                id: block.id(),
+                slot: block.header.slot,
+                now_slot,
+            })));
+        }
+        self.watch_equivocation(&block);
+        match self.fork.insert(block.clone()) {
+            Ok((Inserted::Duplicate, _)) => Ok(BlockOutcome::Duplicate),
+            Ok((Inserted::Added, fin)) => {
+                self.persist(&block, fin)?;
+                self.adopt_orphans(block.id())?;
+                let confirmation = self.after_head_change();
+                Ok(BlockOutcome::Added { confirmation })
+            }
+            Err(BlockError::Unlinkable { prev, .. }) => {
+                if self.orphan_count >= MAX_ORPHANS {
+                    // Stale forks nobody completes would fill the pool for
+                    // good; start over (sync refetches what is needed).
+                    self.orphans.clear();
+                    self.orphan_count = 0;
+                }
+                self.orphans.entry(prev).or_default().push(block);
+                self.orphan_count += 1;
+                Ok(BlockOutcome::Orphan {
+                    sync_from: self.fork.lib().height(),
+                })
+            }
+            Err(e) => Err(NodeError::Block(Box::new(e))),
+        }
+    }
+
+    /// Keeps the signed header of each (slot, producer) for the last few
+    /// rounds; a second, different one with a valid signature is evidence.
+    fn watch_equivocation(&mut self, block: &Block) {
+        let k = (block.header.slot, block.header.producer);
+        let sh = block.signed_header();
+        match self.seen_headers.get(&k) {
+            Some(a) if a.header != sh.header => {
+                // One proof per producer is enough, and a cheater signing
+                // many variants must not grow this list without bound.
+                let known = self.evidence.iter().any(|e| e.a.header.producer == k.1);
+                if !known && self.evidence.len() < 64 && sh.signature_ok() && a.signature_ok() {
+                    self.evidence.push(Equivocation {
+                        a: a.clone(),
+                        b: sh,
+                    });
+                }
+            }
+            Some(_) => {}
+            None => {
+                if sh.signature_ok() {
+                    self.seen_headers.insert(k, sh);
+                }
+            }
+        }
+        let keep_from = self
+            .fork
+            .head()
+            .state
+            .slot
+            .saturating_sub(4 * self.params.round_slots());
+        while self
+            .seen_headers
+            .first_key_value()
+            .is_some_and(|(k, _)| k.0 < keep_from)
+        {
+            self.seen_headers.pop_first();
+        }
+    }
+
+    /// Equivocation proofs this node has seen since the last call; anyone
+    /// may submit them in an `Evidence` transaction.
+    pub fn take_evidence(&mut self) -> Vec<Equivocation> {
+        std::mem::take(&mut self.evidence)
+    }
+
+    /// The id of the irreversible block at `height` (≤ the LIB), if kept.
+    pub fn irreversible_id(&self, height: u64) -> Result<Option<Hash32>, NodeError> {
+        let lib = self.fork.lib();
+        if height == lib.height() {
+            return Ok(Some(lib.id()));
+        }
+        if height > lib.height() {
+            return Ok(None);
+        }
+        if height == 0 {
+            return Ok(Some(self.chain_id));
+        }
+        Ok(match &self.store {
+            Some(store) => store.block_at(height)?.map(|b| b.id()),
+            None => usize::try_from(height - 1)
+                .ok()
+                .and_then(|i| self.finalized.get(i))
+                .map(|b| b.id()),
+        })
+    }
+
+    fn adopt_orphans(&mut self, parent: Hash32) -> Result<(), NodeError> {
+        let mut ready = vec![parent];
+        while let Some(p) = ready.pop() {
+            for b in self.orphans.remove(&p).unwrap_or_default() {
+                self.orphan_count = self.orphan_count.saturating_sub(1);
+                if let Ok((Inserted::Added, fin)) = self.fork.insert(b.clone()) {
+                    self.persist(&b, fin)?;
+                    ready.push(b.id());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a producer's confirmation. `accepted` is false if it was
+    /// refused (bad signature, other chain, not a producer of the head's
+    /// schedule) or changed nothing; if it moved this node to another head,
+    /// `confirmation` is this node's confirmation of that head, to send on.
+    pub fn on_confirmation(&mut self, c: &Confirmation) -> Result<ConfirmOutcome, NodeError> {
+        let refused = ConfirmOutcome {
+            accepted: false,
+            confirmation: None,
+        };
+        if !self.params.fast_confirmations
+            || c.chain_id != self.chain_id
+            || !self.fork.confirmation_useful(c)
+        {
+            return Ok(refused);
+        }
+        let head = self.fork.head().state.clone();
+        let known = head.schedule.producers.binary_search(&c.producer).is_ok()
+            || head
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.schedule.producers.contains(&c.producer));
+        if !known || !c.signature_ok() {
+            return Ok(refused);
+        }
+        let before = self.fork.head().id();
+        let fin = self.fork.confirm(c);
+        if !fin.blocks.is_empty() {
+            self.persist_final(fin)?;
+        }
+        let confirmation = if self.fork.head().id() != before {
+            self.after_head_change()
+        } else {
+            None
+        };
+        Ok(ConfirmOutcome {
+            accepted: true,
+            confirmation,
+        })
+    }
+
+    /// After the head may have moved: prune the mempool and, if this node is
+    /// a producer of the head's schedule, confirm the head (never a height
+    /// at or below one it confirmed before).
+    fn after_head_change(&mut self) -> Option<Confirmation> {
+        let head = self.fork.head().clone();
+        let state = &head.state;
+        self.mempool
+            .retain(|(a, n), tx| *n >= state.nonce(a) && tx.tx.expiry_slot > state.slot);
+        let key = self.key.as_ref()?;
+        if !self.params.fast_confirmations
+            || head.height() <= self.confirmed_height
+            || state
+                .schedule
+                .producers
+                .binary_search(&key.address())
+                .is_err()
+        {
+            return None;
+        }
+        // The lock: confirm only a head that extends our last confirmed
+        // block, unless the head's branch is already irreversible at or above
+        // our last confirmed height (production alone gets it there, so a
+        // locked producer is never stuck). Without it, producers hopping
+        // between branches under delays longer than a slot gave two branches
+        // a quorum each (`chaos_never_breaks_agreement_on_irreversible_blocks`).
+        let extends = self
+            .confirmed_id
+            .is_some_and(|prev| self.fork.descends(&head, &prev, self.confirmed_height));
+        if self.confirmed_height > 0
+            && !extends
+            && self.fork.branch_lib(&head).height() < self.confirmed_height
+        {
+            return None;
+        }
+        if let Some(store) = &self.store {
+            // Never send a confirmation that a restart could contradict.
+            store.set_confirmed(head.height()).ok()?;
+        }
+        self.confirmed_height = head.height();
+        self.confirmed_id = Some(head.id());
+        let c = Confirmation::sign(key, self.chain_id, head.height(), head.id());
+        let fin = self.fork.confirm(&c);
+        if !fin.blocks.is_empty() {
+            // A failed write here surfaces on the next persist.
+            let _ = self.persist_final(fin);
+        }
+        Some(c)
+    }
+
+    fn persist(&mut self, block: &Arc<Block>, fin: Finalized) -> Result<(), NodeError> {
+        if let Some(store) = &self.store {
+            store.put_block(block)?;
+        }
+        if !fin.blocks.is_empty() {
+            self.persist_final(fin)?;
+        }
+        Ok(())
+    }
+
+    fn persist_final(&mut self, fin: Finalized) -> Result<(), NodeError> {
+        match &self.store {
+            Some(store) => {
+                let fork = &self.fork;
+                store.finalize(&fork.lib().state, &fin.blocks, &|id| fork.get(id).is_some())?;
+            }
+            None => self.finalized.extend(fin.blocks),
+        }
+        Ok(())
+    }
+
+    /// Blocks above `height` on this node's best chain, oldest first, at most
+    /// [`MAX_SYNC_BLOCKS`]: what a peer asks for to catch up.
+    pub fn blocks_after(&self, height: u64) -> Result<Vec<Arc<Block>>, NodeError> {
+        let mut out = Vec::new();
+        let lib = self.fork.lib().height();
+        let mut h = height + 1;
+        while h <= lib && out.len() < MAX_SYNC_BLOCKS {
+            let b = match &self.store {
+                Some(store) => store.block_at(h)?.map(Arc::new),
+                None => usize::try_from(h - 1)
+                    .ok()
+                    .and_then(|i| self.finalized.get(i).cloned()),
+            };
+            match b {
+                Some(b) => out.push(b),
+                None => break,
+            }
+            h += 1;
+        }
+        for b in self.fork.head_branch() {
+            if out.len() >= MAX_SYNC_BLOCKS {
+                break;
+            }
+            if b.header.height > height {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Head, LIB, schedule and participation.
+    pub fn status(&self) -> Status {
+        let head = self.fork.head();
+        let lib = self.fork.lib();
+        let s = &head.state;
+        Status {
+            head_height: head.height(),
+            head_slot: s.slot,
+            head_id: head.id(),
+            lib_height: lib.height(),
+            lib_id: lib.id(),
+            dpos_lib: s.dpos_lib,
+            schedule_version: s.schedule.version,
+            round_order: s.order.clone(),
+            producers: s
+                .schedule
+                .producers
+                .iter()
+                .map(|a| {
+                    let p = s.producers.get(a).cloned().unwrap_or_default();
+                    (*a, p.produced_total, p.missed_total)
+                })
+                .collect(),
+            mempool: self.mempool.len(),
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! The ledger state and the transaction rules. `State::apply_tx` either
+//! applies a transaction completely or refuses it with a [`TxError`] and
+//! leaves the state untouched: every check runs before the first write.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::address::Address;
+use crate::hash::{Hash32, Mmr};
+use crate::params::{Genesis, GenesisError, Params};
+use crate::schedule::Schedule;
+use crate::tx::{SignedTx, TxKind};
+
+/// Rewards earned but not yet withdrawable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    /// First slot at which the amount may be withdrawn.
+    pub unlock_slot: u64,
+    /// Base units.
+    pub amount: u64,
+}
+
+/// An account.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Liquid balance.
+    pub balance: u64,
+    /// Next expected nonce.
+    pub nonce: u64,
+    /// Locked rewards, oldest first.
+    pub locked: Vec<Lock>,
+    /// Slot of the last withdrawal.
+    pub last_withdraw_slot: Option<u64>,
+    /// Approved producers (sorted, ≤ `max_votes`).
+    pub votes: Vec<Address>,
+    /// Slot of the block that recorded the vote (votes expire, Hive-style).
+    pub vote_slot: u64,
+}
+
+impl Account {
+    /// Sum of locked amounts.
+    pub fn locked_total(&self) -> u128 {
+        self.locked.iter().map(|l| u128::from(l.amount)).sum()
+    }
+}
+
+/// A producer or candidate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Producer {
+    /// Standing for election.
+    pub registered: bool,
+    /// Published URL.
+    pub url: String,
+    /// Equivocation evidence was recorded: never elected again.
+    pub equivocated: bool,
+    /// Slots owned this epoch.
+    pub owned_epoch: u64,
+    /// Slots missed this epoch.
+    pub missed_epoch: u64,
+    /// Blocks produced, all time.
+    pub produced_total: u64,
+    /// Slots missed, all time.
+    pub missed_total: u64,
+    /// Height of the last block it produced.
+    pub last_produced_height: u64,
+}
+
+/// A schedule waiting for irreversibility, with the height that carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staged {
+    /// The schedule.
+    pub schedule: Schedule,
+    /// Height of the block at which it entered this stage.
+    pub height: u64,
+}
+
+/// The whole state after a block (or at genesis).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Chain id.
+    pub chain_id: Hash32,
+    /// Height of the last applied block (0 at genesis).
+    pub height: u64,
+    /// Slot of the last applied block (0 at genesis).
+    pub slot: u64,
+    /// Id of the last applied block (the chain id at genesis).
+    pub head_id: Hash32,
+    /// Accounts.
+    pub accounts: BTreeMap<Address, Account>,
+    /// Producers and candidates.
+    pub producers: BTreeMap<Address, Producer>,
+    /// Supply at genesis.
+    pub genesis_supply: u64,
+    /// Minted as block rewards so far.
+    pub minted: u64,
+    /// Burned so far.
+    pub burned: u64,
+    /// The active schedule.
+    pub schedule: Schedule,
+    /// Elected but not yet irreversible.
+    pub proposed: Option<Staged>,
+    /// Irreversible, waiting for a round boundary after the pending block is irreversible.
+    pub pending: Option<Staged>,
+    /// Round of the last applied block.
+    pub round: u64,
+    /// Order of `round`: `order[slot % n]` owns `slot`.
+    pub order: Vec<Address>,
+    /// MMR of the ids of blocks 0 … height (the genesis id is leaf 0).
+    pub mmr: Mmr,
+    /// Irreversible height implied by production alone (BitShares rule):
+    /// the height that 2/3+1 of the active producers have produced at or beyond.
+    /// Deterministic per branch; schedule changes wait for it.
+    pub dpos_lib: u64,
+    /// `dpos_lib` when the active schedule took over: new producers count from there.
+    pub schedule_lib_floor: u64,
+}
+
+/// Why a transaction was refused. The state is unchanged in every case.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
+pub enum TxError {
+    /// The sender's signature does not verify (`verify_strict`).
+    #[error("bad signature on transaction {0}")]
+    BadSignature(Hash32),
+    /// Signed for another chain.
+    #[error("transaction is for chain {got}, this is {want}")]
+    WrongChain {
+        /// This chain.
+        want: Hash32,
+        /// The transaction's.
+        got: Hash32,
+    },
+    /// Its expiry slot is before the block's slot.
+    #[error("transaction expired at slot {expiry}, block slot is {slot}")]
+    Expired {
+        /// Expiry.
+        expiry: u64,
+        /// Block slot.
+        slot: u64,
+    },
+    /// Its expiry lies further ahead than `max_expiry_slots`.
+    #[error("expiry slot {expiry} is too far ahead of slot {slot}")]
+    ExpiryTooFar {
+        /// Expiry.
+        expiry: u64,
+        /// Block slot.
+        slot: u64,
+    },
+    /// The nonce was already used (a replay).
+    #[error("nonce {got} already used by {sender}; next is {want}")]
+    Replayed {
+        /// Sender.
+        sender: Address,
+        /// Next nonce.
+        want: u64,
+        /// Given.
+        got: u64,
+    },
+    /// The nonce skips ahead.
+    #[error("nonce {got} from {sender} skips ahead of {want}")]
+    NonceGap {
+        /// Sender.
+        sender: Address,
+        /// Next nonce.
+        want: u64,
+        /// Given.
+        got: u64,
+    },
+    /// Fee below the minimum.
+    #[error("fee {fee} is below the minimum {min}")]
+    FeeTooLow {
+        /// Given.
+        fee: u64,
+        /// Minimum.
+        min: u64,
+    },
+    /// Not enough liquid balance for amount plus fee.
+    #[error("{sender} needs {need} but has {have}")]
+    InsufficientBalance {
+        /// Sender.
+        sender: Address,
+        /// Amount plus fee.
+        need: u128,
+        /// Liquid balance (plus matured rewards when withdrawing).
+        have: u64,
+    },
+    /// An amount would overflow.
+    #[error("amount overflows")]
+    Overflow,
+    /// A zero transfer or burn.
+    #[error("amount must be positive")]
+    ZeroAmount,
+    /// The black hole never sends.
+    #[error("nothing can be sent from the black-hole address")]
+    FromBlackHole,
+    /// More producers than `max_votes`.
+    #[error("vote lists {got} producers, at most {max}")]
+    TooManyVotes {
+        /// Given.
+        got: usize,
+        /// Limit.
+        max: u32,
+    },
+    /// A producer twice in one vote.
+    #[error("vote lists {0} twice")]
+    DuplicateVote(Address),
+    /// A vote for an account that is not a registered producer.
+    #[error("{0} is not a registered producer")]
+    NotAProducer(Address),
+    /// Registering twice.
+    #[error("{0} is already registered")]
+    AlreadyRegistered(Address),
+    /// URL too long.
+    #[error("url is {got} bytes, at most {max}")]
+    UrlTooLong {
+        /// Given.
+        got: usize,
+        /// Limit.
+        max: u32,
+    },
+    /// No locked reward has matured.
+    #[error("no reward has matured; next unlock at slot {next_unlock:?}")]
+    RewardsLocked {
+        /// Earliest unlock slot, if anything is locked.
+        next_unlock: Option<u64>,
+    },
+    /// Withdrew less than `withdraw_interval_slots` ago.
+    #[error("withdrew already; next withdrawal allowed at slot {next_allowed}")]
+    WithdrawTooSoon {
+        /// First slot allowed.
+        next_allowed: u64,
+    },
+    /// The equivocation evidence does not prove anything.
+    #[error("invalid equivocation evidence: {0}")]
+    BadEvidence(&'static str),
+    /// Evidence against this producer is already recorded.
+    #[error("equivocation by {0} is already recorded")]
+    EvidenceKnown(Address),
+    /// A transaction kind reserved for a later release.
+    #[error("{0} transactions are not enabled on this chain yet")]
+    NotEnabled(&'static str),
+}
+
+/// What an accepted transaction writes.
+struct Plan {
+    sender: (Address, Account),
+    credit: Option<(Address, u64)>,
+    burn: u64,
+    producer_update: Option<(Address, Producer)>,
+    fee: u64,
+}
+
+/// The block a transaction is applied in.
+#[derive(Clone, Copy, Debug)]
+pub struct TxContext<'a> {
+    /// Consensus parameters.
+    pub params: &'a Params,
+    /// The block's slot.
+    pub slot: u64,
+}
+
+impl State {
+    /// The state at genesis (height 0). The active schedule is the initial
+    /// producers (version 0), all registered.
+    pub fn genesis(g: &Genesis) -> Result<Self, GenesisError> {
+        let supply = g.check()?;
+        let chain_id = g.chain_id();
+        let mut accounts: BTreeMap<Address, Account> = BTreeMap::new();
+        for a in &g.allocations {
+            let acct = accounts.entry(a.address).or_default();
+            // check() bounded the sum of all allocations.
+            acct.balance += a.amount;
+        }
+        let mut producers = BTreeMap::new();
+        for p in &g.initial_producers {
+            producers.insert(
+                *p,
+                Producer {
+                    registered: true,
+                    ..Producer::default()
+                },
+            );
+        }
+        let mut sorted = g.initial_producers.clone();
+        sorted.sort();
+        let order = crate::schedule::shuffle(
+            &sorted,
+            &crate::schedule::round_seed(&chain_id, 0, &chain_id),
+        );
+        let mut mmr = Mmr::default();
+        mmr.append(&chain_id);
+        Ok(Self {
+            chain_id,
+            height: 0,
+            slot: 0,
+            head_id: chain_id,
+            accounts,
+            producers,
+            genesis_supply: supply,
+            minted: 0,
+            burned: 0,
+            schedule: Schedule {
+                version: 0,
+                producers: sorted,
+            },
+            proposed: None,
+            pending: None,
+            round: 0,
+            order,
+            mmr,
+            dpos_lib: 0,
+            schedule_lib_floor: 0,
+        })
+    }
+
+    /// Liquid balance of `a`.
+    pub fn balance(&self, a: &Address) -> u64 {
+        self.accounts.get(a).map_or(0, |x| x.balance)
+    }
+
+    /// Next nonce of `a`.
+    pub fn nonce(&self, a: &Address) -> u64 {
+        self.accounts.get(a).map_or(0, |x| x.nonce)
+    }
+
+    /// Checks `Σ balances + Σ locked + burned == genesis + minted ≤ cap`.
+    pub fn supply_invariant(&self, params: &Params) -> Result<(), String> {
+        let held: u128 = self
+            .accounts
+            .values()
+            .map(|a| u128::from(a.balance) + a.locked_total())
+            .sum();
+        let lhs = held + u128::from(self.burned);
+        let rhs = u128::from(self.genesis_supply) + u128::from(self.minted);
+        if lhs != rhs {
+            return Err(format!(
+                "held {held} + burned {} != genesis + minted {rhs}",
+                self.burned
+            ));
+        }
+        if rhs > u128::from(params.supply_cap) {
+            return Err(format!("issued {rhs} exceeds cap {}", params.supply_cap));
+        }
+        Ok(())
+    }
+
+    /// Verifies the signature, then applies. Returns the fee, which the block
+    /// credits to its producer. On error nothing changed.
+    pub fn apply_tx(&mut self, stx: &SignedTx, ctx: TxContext<'_>) -> Result<u64, TxError> {
+        if stx.tx.sender.is_black_hole() {
+            return Err(TxError::FromBlackHole);
+        }
+        if !stx.signature_ok() {
+            return Err(TxError::BadSignature(stx.id()));
+        }
+        self.apply_verified(stx, ctx)
+    }
+
+    /// Checks a transaction against this state without changing it:
+    /// verifies the signature, then every rule `apply_tx` would apply.
+    /// Returns the fee. (The mempool uses it; no copy of the state needed.)
+    pub fn check_tx(&self, stx: &SignedTx, ctx: TxContext<'_>) -> Result<u64, TxError> {
+        if stx.tx.sender.is_black_hole() {
+            return Err(TxError::FromBlackHole);
+        }
+        if !stx.signature_ok() {
+            return Err(TxError::BadSignature(stx.id()));
+        }
+        self.plan(stx, ctx).map(|p| p.fee)
+    }
+
+    /// Applies a transaction whose signature the caller has verified.
+    pub(crate) fn apply_verified(
+        &mut self,
+        stx: &SignedTx,
+        ctx: TxContext<'_>,
+    ) -> Result<u64, TxError> {
+        let plan = self.plan(stx, ctx)?;
+        Ok(self.commit(plan))
+    }
+
+    /// Every check, and the writes they allow, computed without writing.
+    fn plan(&self, stx: &SignedTx, ctx: TxContext<'_>) -> Result<Plan, TxError> {
+        let tx = &stx.tx;
+        let p = ctx.params;
+        // Envelope checks, all before any write.
+        if tx.sender.is_black_hole() {
+            return Err(TxError::FromBlackHole);
+        }
+        if tx.chain_id != self.chain_id {
+            return Err(TxError::WrongChain {
+                want: self.chain_id,
+                got: tx.chain_id,
+            });
+        }
+        if tx.expiry_slot < ctx.slot {
+            return Err(TxError::Expired {
+                expiry: tx.expiry_slot,
+                slot: ctx.slot,
+            });
+        }
+        if tx.expiry_slot - ctx.slot > p.max_expiry_slots {
+            return Err(TxError::ExpiryTooFar {
+                expiry: tx.expiry_slot,
+                slot: ctx.slot,
+            });
+        }
+        if tx.fee < p.min_fee {
+            return Err(TxError::FeeTooLow {
+                fee: tx.fee,
+                min: p.min_fee,
+            });
+        }
+        let sender = self.accounts.get(&tx.sender).cloned().unwrap_or_default();
+        if tx.nonce < sender.nonce {
+            return Err(TxError::Replayed {
+                sender: tx.sender,
+                want: sender.nonce,
+                got: tx.nonce,
+            });
+        }
+        if tx.nonce > sender.nonce {
+            return Err(TxError::NonceGap {
+                sender: tx.sender,
+                want: sender.nonce,
+                got: tx.nonce,
+            });
+        }
+        let need_fee = |extra: u64| -> Result<u64, TxError> {
+            let need = u128::from(tx.fee) + u128::from(extra);
+            if need > u128::from(sender.balance) {
+                return Err(TxError::InsufficientBalance {
+                    sender: tx.sender,
+                    need,
+                    have: sender.balance,
+                });
+            }
+            // need ≤ balance ≤ u64::MAX.
+            Ok(sender.balance - need as u64)
+        };
+        // Kind-specific checks produce the sender's new account; the writes
+        // after this match cannot fail.
+        let mut next = sender.clone();
+        next.nonce = sender.nonce.checked_add(1).ok_or(TxError::Overflow)?;
+        let mut credit: Option<(Address, u64)> = None;
+        let mut burn: u64 = 0;
+        let mut producer_update: Option<(Address, Producer)> = None;
+        match &tx.kind {
+            TxKind::Transfer { to, amount } => {
+                if *amount == 0 {
+                    return Err(TxError::ZeroAmount);
+                }
+                next.balance = need_fee(*amount)?;
+                if to.is_black_hole() {
+                    self.burned.checked_add(*amount).ok_or(TxError::Overflow)?;
+                    burn = *amount;
+                } else if *to == tx.sender {
+                    // Paying oneself only costs the fee.
+                    next.balance += amount;
+                } else {
+                    self.balance(to)
+                        .checked_add(*amount)
+                        .ok_or(TxError::Overflow)?;
+                    credit = Some((*to, *amount));
+                }
+            }
+            TxKind::Burn { amount } => {
+                if *amount == 0 {
+                    return Err(TxError::ZeroAmount);
+                }
+                next.balance = need_fee(*amount)?;
+                self.burned.checked_add(*amount).ok_or(TxError::Overflow)?;
+                burn = *amount;
+            }
+            TxKind::Vote { producers } => {
+                if producers.len() > p.max_votes as usize {
+                    return Err(TxError::TooManyVotes {
+                        got: producers.len(),
+                        max: p.max_votes,
+                    });
+                }
+                let mut sorted = producers.clone();
+                sorted.sort();
+                if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                    return Err(TxError::DuplicateVote(w[0]));
+                }
+                if let Some(bad) = sorted
+                    .iter()
+                    .find(|a| !self.producers.get(a).is_some_and(|x| x.registered))
+                {
+                    return Err(TxError::NotAProducer(*bad));
+                }
+                next.balance = need_fee(0)?;
+                next.votes = sorted;
+                next.vote_slot = ctx.slot;
+            }
+            TxKind::RegisterProducer { url } => {
+                if url.len() > p.max_url_bytes as usize {
+                    return Err(TxError::UrlTooLong {
+                        got: url.len(),
+                        max: p.max_url_bytes,
+                    });
+                }
+                let mut prod = self.producers.get(&tx.sender).cloned().unwrap_or_default();
+                if prod.registered {
+                    return Err(TxError::AlreadyRegistered(tx.sender));
+                }
+                next.balance = need_fee(0)?;
+                prod.registered = true;
+                prod.url = url.clone();
+                producer_update = Some((tx.sender, prod));
+            }
+            TxKind::UnregisterProducer => {
+                let mut prod = self
+                    .producers
+                    .get(&tx.sender)
+                    .filter(|x| x.registered)
+                    .cloned()
+                    .ok_or(TxError::NotAProducer(tx.sender))?;
+                next.balance = need_fee(0)?;
+                prod.registered = false;
+                producer_update = Some((tx.sender, prod));
+            }
+            TxKind::WithdrawRewards => {
+                if let Some(last) = sender.last_withdraw_slot {
+                    let next_allowed = last.saturating_add(p.withdraw_interval_slots);
+                    if ctx.slot < next_allowed {
+                        return Err(TxError::WithdrawTooSoon { next_allowed });
+                    }
+                }
+                let (matured, still): (Vec<Lock>, Vec<Lock>) = sender
+                    .locked
+                    .iter()
+                    .partition(|l| l.unlock_slot <= ctx.slot);
+                if matured.is_empty() {
+                    return Err(TxError::RewardsLocked {
+                        next_unlock: sender.locked.iter().map(|l| l.unlock_slot).min(),
+                    });
+                }
+                let gained: u128 = matured.iter().map(|l| u128::from(l.amount)).sum();
+                let total = u128::from(sender.balance) + gained;
+                let need = u128::from(tx.fee);
+                if need > total {
+                    return Err(TxError::InsufficientBalance {
+                        sender: tx.sender,
+                        need,
+                        have: sender.balance,
+                    });
+                }
+                next.balance = u64::try_from(total - need).map_err(|_| TxError::Overflow)?;
+                next.locked = still;
+                next.last_withdraw_slot = Some(ctx.slot);
+            }
+            TxKind::Evidence(ev) => {
+                let (a, b) = (&ev.a.header, &ev.b.header);
+                if a.chain_id != self.chain_id || b.chain_id != self.chain_id {
+                    return Err(TxError::BadEvidence("header from another chain"));
+                }
+                if a.producer != b.producer || a.slot != b.slot {
+                    return Err(TxError::BadEvidence("headers differ in producer or slot"));
+                }
+                if a.id() == b.id() {
+                    return Err(TxError::BadEvidence("the two headers are the same"));
+                }
+                if !ev.a.signature_ok() || !ev.b.signature_ok() {
+                    return Err(TxError::BadEvidence("a header signature does not verify"));
+                }
+                let mut prod = self
+                    .producers
+                    .get(&a.producer)
+                    .cloned()
+                    .ok_or(TxError::BadEvidence("not a known producer"))?;
+                if prod.equivocated {
+                    return Err(TxError::EvidenceKnown(a.producer));
+                }
+                next.balance = need_fee(0)?;
+                prod.equivocated = true;
+                producer_update = Some((a.producer, prod));
+            }
+            TxKind::Anchor(_) => return Err(TxError::NotEnabled("anchor")),
+        }
+        Ok(Plan {
+            sender: (tx.sender, next),
+            credit,
+            burn,
+            producer_update,
+            fee: tx.fee,
+        })
+    }
+
+    /// The writes of a plan; every overflow was checked when planning.
+    fn commit(&mut self, plan: Plan) -> u64 {
+        let (sender, next) = plan.sender;
+        self.accounts.insert(sender, next);
+        if let Some((to, amount)) = plan.credit {
+            self.accounts.entry(to).or_default().balance += amount;
+        }
+        self.burned += plan.burn;
+        if let Some((a, prod)) = plan.producer_update {
+            self.producers.insert(a, prod);
+        }
+        plan.fee
+    }
+}

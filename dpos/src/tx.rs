@@ -1,0 +1,171 @@
+//! Transactions: what an account asks the chain to do, signed over a
+//! domain-separated id that commits to the chain id, so a transaction is
+//! valid on one chain only; the nonce makes it valid once, the expiry slot
+//! bounds it in time.
+
+use serde::{Deserialize, Serialize};
+
+use crate::address::{Address, Keypair, Sig, verify};
+use crate::block::SignedHeader;
+use crate::codec::{self, CodecError};
+use crate::hash::{Hash32, domain, hash_parts};
+
+/// The unsigned transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tx {
+    /// The chain this transaction is for (no replay across chains).
+    pub chain_id: Hash32,
+    /// The paying and signing account.
+    pub sender: Address,
+    /// Must equal the sender's next nonce (no replay on one chain).
+    pub nonce: u64,
+    /// Fee in base units, at least `Params::min_fee`; paid to the producer, locked.
+    pub fee: u64,
+    /// Last slot in which the transaction may be included.
+    pub expiry_slot: u64,
+    /// What to do.
+    pub kind: TxKind,
+}
+
+/// The kinds of transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxKind {
+    /// Move liquid tokens; to the black hole they are burned.
+    Transfer {
+        /// Recipient.
+        to: Address,
+        /// Base units.
+        amount: u64,
+    },
+    /// Destroy liquid tokens.
+    Burn {
+        /// Base units.
+        amount: u64,
+    },
+    /// Replace the sender's approval vote: up to `max_votes` registered
+    /// producers, each weighted by the sender's whole liquid balance at the
+    /// election. An empty list withdraws the vote.
+    Vote {
+        /// Approved producers, distinct.
+        producers: Vec<Address>,
+    },
+    /// Stand for election with the sender's key as block-signing key.
+    RegisterProducer {
+        /// Where the producer publishes who it is.
+        url: String,
+    },
+    /// Stop standing for election (takes effect at the next election).
+    UnregisterProducer,
+    /// Move every matured locked reward into the liquid balance.
+    WithdrawRewards,
+    /// Proof that a producer signed two headers for one slot.
+    Evidence(Box<Equivocation>),
+    /// The anchoring transaction of the next issue. Its shape is reserved;
+    /// every node refuses it with `TxError::NotEnabled` until then.
+    Anchor(AnchorStatement),
+}
+
+/// Two different headers signed by one producer for one slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Equivocation {
+    /// The first header.
+    pub a: SignedHeader,
+    /// The second header, same producer and slot, different id.
+    pub b: SignedHeader,
+}
+
+/// Reserved: a consortium's anchored MMR root (issue after this one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorStatement {
+    /// The consortium chain.
+    pub consortium_id: Hash32,
+    /// Anchor sequence number.
+    pub seq: u64,
+    /// Last consortium height covered.
+    pub to_height: u64,
+    /// MMR root of consortium block hashes up to `to_height`.
+    pub mmr_root: Hash32,
+}
+
+impl Tx {
+    /// Domain-separated hash of the canonical encoding; what is signed.
+    pub fn id(&self) -> Hash32 {
+        hash_parts(domain::TX, &[&codec::encode(self)])
+    }
+
+    /// Signs with `key` (which should be the sender's).
+    pub fn sign(self, key: &Keypair) -> SignedTx {
+        let sig = key.sign(&self.id());
+        SignedTx { tx: self, sig }
+    }
+}
+
+/// A transaction with its sender's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTx {
+    /// The transaction.
+    pub tx: Tx,
+    /// Ed25519 over `tx.id()`.
+    pub sig: Sig,
+}
+
+impl SignedTx {
+    /// The transaction id.
+    pub fn id(&self) -> Hash32 {
+        self.tx.id()
+    }
+
+    /// Whether the sender's signature holds (`verify_strict`).
+    pub fn signature_ok(&self) -> bool {
+        verify(&self.tx.sender, &self.tx.id(), &self.sig)
+    }
+
+    /// Canonical bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes network bytes; anything over `max_tx_bytes` is refused unread.
+    pub fn decode(bytes: &[u8], max_tx_bytes: u32) -> Result<Self, CodecError> {
+        codec::decode(bytes, max_tx_bytes as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_commits_to_every_field_and_signature_binds_sender() {
+        let k = Keypair::for_test("tx", 0);
+        let tx = Tx {
+            chain_id: Hash32([1; 32]),
+            sender: k.address(),
+            nonce: 0,
+            fee: 10,
+            expiry_slot: 100,
+            kind: TxKind::Transfer {
+                to: Keypair::for_test("tx", 1).address(),
+                amount: 5,
+            },
+        };
+        let mut other_chain = tx.clone();
+        other_chain.chain_id = Hash32([2; 32]);
+        assert_ne!(tx.id(), other_chain.id());
+        let signed = tx.clone().sign(&k);
+        assert!(signed.signature_ok());
+        let bytes = signed.encode();
+        assert_eq!(SignedTx::decode(&bytes, 4096), Ok(signed.clone()));
+        assert!(matches!(
+            SignedTx::decode(&bytes, 50),
+            Err(CodecError::Oversize { .. })
+        ));
+        let forged = SignedTx {
+            tx: other_chain,
+            sig: signed.sig,
+        };
+        assert!(!forged.signature_ok());
+        let wrong_signer = tx.sign(&Keypair::for_test("tx", 1));
+        assert!(!wrong_signer.signature_ok());
+    }
+}
