@@ -129,6 +129,11 @@ pub async fn run(
     heartbeat: Duration,
 ) {
     let mut clients: HashMap<String, RaftClient<Channel>> = HashMap::new();
+    // Campaign only once the voters' leases (the longest election timeout)
+    // have run out too, plus a random spread so that candidates rarely
+    // collide: voters refuse pre-votes within their lease.
+    let (min, max) = timeout;
+    let timeout = (max, 2 * max - min.min(max));
     let mut wait = randomised(timeout, node_id);
     // The candidate's own retry timer: kept apart from `contact`, which only
     // a leader may reset (a lost pre-vote that counted as contact would make
@@ -184,12 +189,21 @@ pub async fn run(
                 (*id, answer)
             }
         });
-        let answers = futures_util::future::join_all(asks).await;
-        let granted = 1 + answers
-            .iter()
-            .filter(|(_, a)| a.as_ref().is_some_and(|a| a.granted))
-            .count();
+        // Stop at a majority: a voter that is down (the usual reason for an
+        // election) must not hold the count up until its call times out.
         let voters_total = voters.len() + 1;
+        let mut pending: futures_util::stream::FuturesUnordered<_> = asks.collect();
+        let mut answers = Vec::new();
+        let mut granted = 1;
+        while granted * 2 <= voters_total {
+            let Some((id, a)) = futures_util::StreamExt::next(&mut pending).await else {
+                break;
+            };
+            if a.as_ref().is_some_and(|a| a.granted) {
+                granted += 1;
+            }
+            answers.push((id, a));
+        }
         if granted * 2 > voters_total {
             tracing::info!(
                 granted,
