@@ -5,18 +5,21 @@
 //! orderer; genesis blocks, config updates), [`peer`] (run a peer; `tx`,
 //! `ledger`), [`chaincode`] (the lifecycle), [`network`] (a whole local
 //! consortium: up, status, down; the demo in [`network_demo`]), [`trace`]
-//! (`trace`, `codes`, `scan`, `recall`) and [`bench`]. This crate parses
+//! (`trace`, `codes`, `scan`, `recall`), [`chain`] (the public chain's
+//! node and wallet) and [`bench`]. This crate parses
 //! arguments, reads files and prints; the work is in the library crates
 //! (`network` orchestrates processes, see its module comment).
 
 mod bench;
 mod bench_orderer;
 mod ca;
+mod chain;
 mod chaincode;
 mod channel;
 mod epcis;
 mod epcis_hash;
 mod network;
+mod network_chain;
 mod network_demo;
 mod orderer;
 mod peer;
@@ -73,6 +76,12 @@ enum Command {
     Scan(trace::ScanArgs),
     /// Recall a batch and every batch made from it.
     Recall(trace::RecallArgs),
+    /// The public QCSS chain: genesis, run a node, status.
+    #[command(subcommand)]
+    Chain(chain::ChainCommand),
+    /// QCSS token wallet: keys, balances, transfers, votes, rewards.
+    #[command(subcommand)]
+    Wallet(chain::WalletCommand),
     /// EPCIS 2.0: export a batch's events as JSON-LD; import a document's events.
     #[command(subcommand)]
     Epcis(epcis::EpcisCommand),
@@ -103,6 +112,8 @@ fn main() -> std::process::ExitCode {
         Command::Scan(a) => trace::run_scan(a),
         Command::Recall(a) => trace::run_recall(a),
         Command::Epcis(c) => epcis::run(c),
+        Command::Chain(c) => chain::run(c),
+        Command::Wallet(w) => chain::run_wallet(w),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -85,6 +85,14 @@ pub struct UpArgs {
     /// `ip netns exec qcss-{org}` (tests/tests/network.rs).
     #[arg(long)]
     exec_prefix: Option<String>,
+    /// Public-chain nodes to run beside the consortium, holding the 31
+    /// producer keys between them (0: no public chain).
+    #[arg(long, default_value_t = 3)]
+    chain_nodes: usize,
+    /// The public chain's slot length in ms (the white paper's 30,000 is
+    /// the production default; short here so a local chain moves).
+    #[arg(long, default_value_t = 1_000)]
+    chain_slot_ms: u64,
 }
 
 /// One org of the local network.
@@ -147,6 +155,22 @@ pub struct NetworkInfo {
     /// The codes of the demo story, once it ran.
     #[serde(default)]
     pub demo: Option<crate::network_demo::DemoCodes>,
+    /// The public chain beside the consortium (none for a network created
+    /// with `--chain-nodes 0`, or before the chain existed: `up` adds it).
+    #[serde(default)]
+    pub chain: Option<crate::network_chain::ChainInfo>,
+}
+
+/// Reads `DIR/network.json`.
+pub(crate) fn read_info(dir: &Path) -> Result<NetworkInfo> {
+    let bytes = std::fs::read(dir.join("network.json"))
+        .with_context(|| format!("no network in {} (network.json missing)", dir.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{}/network.json is not a network description",
+            dir.display()
+        )
+    })
 }
 
 /// The default orgs: (directory, MSP id, kinds of its `user1`).
@@ -173,7 +197,7 @@ fn org_names(n: usize) -> Vec<(String, String, String)> {
 /// A port free on this machine and not handed out before by this process:
 /// the kernel may give a just-released port again, and two nodes of one
 /// host (or network namespace) must not get the same one.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
     let mut given = GIVEN
         .lock()
@@ -195,7 +219,7 @@ fn localhost() -> String {
 
 /// An address on `host` with a port free on this machine (a network
 /// namespace has ports of its own, all free).
-fn addr(host: &str) -> Result<String> {
+pub(crate) fn addr(host: &str) -> Result<String> {
     Ok(format!("{host}:{}", free_port()?))
 }
 
@@ -283,25 +307,25 @@ pub(crate) fn register_and_enroll(
 }
 
 /// PIDs of the processes `up` started, by node name.
-type Pids = BTreeMap<String, u32>;
+pub(crate) type Pids = BTreeMap<String, u32>;
 
 fn pids_path(dir: &Path) -> PathBuf {
     dir.join("pids.json")
 }
 
-fn read_pids(dir: &Path) -> Pids {
+pub(crate) fn read_pids(dir: &Path) -> Pids {
     std::fs::read(pids_path(dir))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
 }
 
-fn write_pids(dir: &Path, pids: &Pids) -> Result<()> {
+pub(crate) fn write_pids(dir: &Path, pids: &Pids) -> Result<()> {
     std::fs::write(pids_path(dir), serde_json::to_vec_pretty(pids)?)?;
     Ok(())
 }
 
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     // Signal 0 checks existence; a zombie (exited, not yet reaped) counts as
     // gone.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -313,7 +337,13 @@ fn alive(pid: u32) -> bool {
 }
 
 /// Starts `qcss ARGS` detached (own process group, output to `log`).
-fn spawn(dir: &Path, name: &str, prefix: &[String], args: &[&str], pids: &mut Pids) -> Result<()> {
+pub(crate) fn spawn(
+    dir: &Path,
+    name: &str,
+    prefix: &[String],
+    args: &[&str],
+    pids: &mut Pids,
+) -> Result<()> {
     use std::os::unix::process::CommandExt;
     if let Some(pid) = pids.get(name)
         && alive(*pid)
@@ -351,7 +381,7 @@ fn spawn(dir: &Path, name: &str, prefix: &[String], args: &[&str], pids: &mut Pi
 }
 
 /// The command prefix for `org`'s nodes.
-fn exec_prefix(template: Option<&str>, org: &OrgInfo) -> Vec<String> {
+pub(crate) fn exec_prefix(template: Option<&str>, org: &OrgInfo) -> Vec<String> {
     template
         .map(|t| {
             t.split_whitespace()
@@ -362,7 +392,12 @@ fn exec_prefix(template: Option<&str>, org: &OrgInfo) -> Vec<String> {
 }
 
 /// Waits until `check` succeeds; fails after `timeout` with the node's log tail.
-fn wait(dir: &Path, name: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Result<()> {
+pub(crate) fn wait(
+    dir: &Path,
+    name: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> bool,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if check() {
@@ -489,9 +524,30 @@ fn up(a: UpArgs) -> Result<()> {
         create(&dir, &a, &p, &mut pids)?
     };
     start_all(&dir, &info, &p, &mut pids)?;
+    if info.chain.is_none() && a.chain_nodes > 0 {
+        info.chain = Some(crate::network_chain::create(
+            &dir,
+            &info,
+            a.chain_nodes,
+            a.chain_slot_ms,
+            &p,
+        )?);
+        std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
+    }
+    if let Some(chain) = &info.chain {
+        crate::network_chain::start(&dir, &info, chain, &p, &mut pids)?;
+    }
     if !info.contract_deployed {
         deploy(&dir, &info, &abs(&a.contract)?, &p)?;
         info.contract_deployed = true;
+        std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
+    }
+    if a.demo
+        && let Some(chain) = info.chain.as_mut()
+        && chain.demo.is_none()
+    {
+        p.step("moving demo tokens on the public chain");
+        chain.demo = Some(crate::network_chain::demo(&dir, chain)?);
         std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
     }
     if a.demo && info.demo.is_none() {
@@ -705,6 +761,7 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
         contract_deployed: false,
         exec_prefix: a.exec_prefix.clone(),
         demo: None,
+        chain: None,
     };
     std::fs::write(dir.join("network.json"), serde_json::to_vec_pretty(&info)?)?;
     p.step("node configurations written (one TOML file per node)");
@@ -961,6 +1018,34 @@ fn print_summary(dir: &Path, info: &NetworkInfo, demo: Option<&crate::network_de
             println!("      (run with --demo for a whole story and unit codes to trace)");
         }
     }
+    if let Some(chain) = &info.chain {
+        println!();
+        println!(
+            "public chain {} — {} nodes holding the 31 producer keys; keys and configs in {}/chain",
+            &chain.chain_id[..16],
+            chain.nodes.len(),
+            dir.display()
+        );
+        for n in &chain.nodes {
+            println!(
+                "  {:<10} API http://{}/v1/status  (ops {})  {} producer keys",
+                n.name, n.api, n.ops, n.producers
+            );
+        }
+        println!("  chain status:  {q} chain status{conn}");
+        if let Some(d) = &chain.demo {
+            println!(
+                "  demo wallet:   {q} wallet balance --key {}/{}{conn}   ({})",
+                dir.display(),
+                d.consumer_key,
+                d.consumer
+            );
+        }
+        println!(
+            "  table-9 bucket keys (mode 0600): {}/chain/keys/{{cornerstone,private,public,marketing,business,team,foundation,advisors}}.json",
+            dir.display()
+        );
+    }
     println!(
         "Status: {q} network status --dir {}    Stop: {q} network down --dir {}",
         dir.display(),
@@ -1019,6 +1104,9 @@ fn status(dir: &Path) -> Result<()> {
             expiry_note(expiry)
         );
     }
+    if let Some(chain) = &info.chain {
+        healthy &= crate::network_chain::status(chain, running);
+    }
     if !healthy {
         bail!("some nodes are down or unhealthy");
     }
@@ -1034,7 +1122,7 @@ fn down(dir: &Path) -> Result<()> {
     // Peers first, then orderers, then CAs: nothing is left waiting on a
     // node already gone.
     let order = |n: &String| {
-        if n.starts_with("peer") {
+        if n.starts_with("peer") || n.starts_with("chain") {
             0
         } else if n.starts_with("orderer") {
             1

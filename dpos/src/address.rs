@@ -12,9 +12,32 @@ use serde::{Deserialize, Serialize};
 /// Human-readable part of every address.
 pub const HRP: &str = "qcss";
 
-/// An account: the 32 bytes of an Ed25519 public key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// An account: the 32 bytes of an Ed25519 public key. Serialized as its
+/// `qcss1…` text in human-readable formats (genesis and API JSON), as the
+/// 32 bytes in the canonical encoding.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Address(pub [u8; 32]);
+
+impl Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_newtype_struct("Address", &self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(d).map(Self)
+        }
+    }
+}
 
 /// The black-hole address: all zero bytes. Tokens sent there are burned. It
 /// decodes to a point of order 4, a weak key that `verify_strict` always
@@ -140,11 +163,19 @@ mod sig_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(super) fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return s.serialize_str(&hex::encode(v));
+        }
         s.serialize_bytes(v)
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
-        let v: Vec<u8> = serde_bytes_vec(d)?;
+        let v: Vec<u8> = if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            hex::decode(&text).map_err(serde::de::Error::custom)?
+        } else {
+            serde_bytes_vec(d)?
+        };
         v.as_slice()
             .try_into()
             .map_err(|_| serde::de::Error::invalid_length(v.len(), &"64 bytes"))

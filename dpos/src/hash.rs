@@ -11,8 +11,34 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// A 32-byte SHA-256 digest (block ids, transaction ids, roots, seeds).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+/// Hex in human-readable formats (JSON), the 32 bytes in the canonical
+/// encoding.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Hash32(pub [u8; 32]);
+
+impl Serialize for Hash32 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_newtype_struct("Hash32", &self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Hash32 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(&text, &mut out)
+                .map_err(|e| serde::de::Error::custom(format!("a hash is 64 hex digits: {e}")))?;
+            Ok(Self(out))
+        } else {
+            <[u8; 32]>::deserialize(d).map(Self)
+        }
+    }
+}
 
 impl Hash32 {
     /// The bytes of the digest.

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod api;
 pub mod block;
 pub mod chain;
 pub mod codec;

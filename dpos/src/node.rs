@@ -148,7 +148,9 @@ pub struct Node {
     params: Params,
     genesis_time_ms: u64,
     chain_id: Hash32,
-    key: Option<Keypair>,
+    /// Producer keys this node signs with (a local network gives one node
+    /// several of the 31; production gives each producer its own node).
+    keys: Vec<Keypair>,
     clock: Arc<dyn Clock>,
     fork: ForkDb,
     store: Option<Store>,
@@ -170,7 +172,7 @@ pub struct Node {
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("key", &self.key)
+            .field("keys", &self.keys)
             .field("head", &self.fork.head().height())
             .field("lib", &self.fork.lib().height())
             .finish()
@@ -251,7 +253,7 @@ impl Node {
             params: genesis.params.clone(),
             genesis_time_ms: genesis.genesis_time_ms,
             chain_id,
-            key,
+            keys: key.into_iter().collect(),
             clock,
             fork: ForkDb::new(genesis.params.clone(), root),
             store,
@@ -277,9 +279,24 @@ impl Node {
         self.chain_id
     }
 
-    /// This node's producer address, if it has a key.
+    /// This node's (first) producer address, if it has a key.
     pub fn address(&self) -> Option<Address> {
-        self.key.as_ref().map(Keypair::address)
+        self.keys.first().map(Keypair::address)
+    }
+
+    /// Every producer address this node signs for.
+    pub fn producer_addresses(&self) -> Vec<Address> {
+        self.keys.iter().map(Keypair::address).collect()
+    }
+
+    /// Adds a producer key (ignored if the node already holds it). With
+    /// several keys the node produces in each key's slots; it confirms with
+    /// the first of its keys in the head's schedule only, so fast
+    /// confirmations need one key per node to reach their quorum.
+    pub fn add_producer_key(&mut self, key: Keypair) {
+        if !self.keys.iter().any(|k| k.address() == key.address()) {
+            self.keys.push(key);
+        }
     }
 
     /// The fork database (read only).
@@ -372,9 +389,9 @@ impl Node {
     /// If this node's key owns the current slot on its head's branch and has
     /// not produced in it, builds, signs and adopts a block.
     pub fn produce_if_scheduled(&mut self) -> Result<Option<Arc<Block>>, NodeError> {
-        let Some(key) = self.key.clone() else {
+        if self.keys.is_empty() {
             return Ok(None);
-        };
+        }
         let now = self.clock.now_ms();
         if now < self.genesis_time_ms {
             return Ok(None);
@@ -385,9 +402,9 @@ impl Node {
             return Ok(None);
         }
         let (producer, version) = scheduled_producer(&head.state, slot, &self.params);
-        if producer != key.address() {
+        let Some(key) = self.keys.iter().find(|k| k.address() == producer).cloned() else {
             return Ok(None);
-        }
+        };
         let txs = self.pick_txs(&head.state, slot);
         let block = Arc::new(Block::build(
             &key,
@@ -595,15 +612,12 @@ impl Node {
         let state = &head.state;
         self.mempool
             .retain(|(a, n), tx| *n >= state.nonce(a) && tx.tx.expiry_slot > state.slot);
-        let key = self.key.as_ref()?;
-        if !self.params.fast_confirmations
-            || head.height() <= self.confirmed_height
-            || state
-                .schedule
-                .producers
-                .binary_search(&key.address())
-                .is_err()
-        {
+        let key = self
+            .keys
+            .iter()
+            .find(|k| state.schedule.producers.binary_search(&k.address()).is_ok())
+            .cloned()?;
+        if !self.params.fast_confirmations || head.height() <= self.confirmed_height {
             return None;
         }
         // The lock: confirm only a head that extends our last confirmed
@@ -627,7 +641,7 @@ impl Node {
         }
         self.confirmed_height = head.height();
         self.confirmed_id = Some(head.id());
-        let c = Confirmation::sign(key, self.chain_id, head.height(), head.id());
+        let c = Confirmation::sign(&key, self.chain_id, head.height(), head.id());
         let fin = self.fork.confirm(&c);
         if !fin.blocks.is_empty() {
             // A failed write here surfaces on the next persist.
@@ -685,6 +699,32 @@ impl Node {
             }
         }
         Ok(out)
+    }
+
+    /// The block at `height` on this node's best chain (irreversible or on
+    /// the head's branch), if there is one.
+    pub fn block_at(&self, height: u64) -> Result<Option<Arc<Block>>, NodeError> {
+        if height == 0 {
+            return Ok(None);
+        }
+        if height <= self.fork.lib().height() {
+            return Ok(match &self.store {
+                Some(store) => store.block_at(height)?.map(Arc::new),
+                None => usize::try_from(height - 1)
+                    .ok()
+                    .and_then(|i| self.finalized.get(i).cloned()),
+            });
+        }
+        Ok(self
+            .fork
+            .head_branch()
+            .into_iter()
+            .find(|b| b.header.height == height))
+    }
+
+    /// The slot the local clock is in now.
+    pub fn clock_slot(&self) -> u64 {
+        self.slot_at(self.clock.now_ms())
     }
 
     /// Head, LIB, schedule and participation.

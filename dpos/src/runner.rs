@@ -63,6 +63,7 @@ pub struct ChainNode {
     events: mpsc::Sender<Event>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    peers: Arc<std::sync::atomic::AtomicUsize>,
     /// Address the node listens on.
     pub local_addr: SocketAddr,
 }
@@ -112,18 +113,21 @@ impl ChainNode {
                 }
             }));
         }
+        let peers = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         tasks.push(tokio::spawn(core(
             node.clone(),
             ev_rx,
             stop_rx,
             slot_ms,
             max_frame,
+            peers.clone(),
         )));
         Ok(Self {
             node,
             events: ev_tx,
             stop,
             tasks,
+            peers,
             local_addr,
         })
     }
@@ -134,6 +138,12 @@ impl ChainNode {
             Ok(n) => n.status(),
             Err(poisoned) => poisoned.into_inner().status(),
         }
+    }
+
+    /// Links open now (dialled and accepted; two nodes that dial each other
+    /// count twice).
+    pub fn peer_links(&self) -> usize {
+        self.peers.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs `f` on the node (to submit a transaction, read state, …).
@@ -234,6 +244,7 @@ async fn core(
     mut stop: watch::Receiver<bool>,
     slot_ms: u64,
     max_frame: usize,
+    peers: Arc<std::sync::atomic::AtomicUsize>,
 ) {
     let mut links: HashMap<LinkId, Link> = HashMap::new();
     // At most one sync request per link and slot: a peer on a branch that
@@ -283,6 +294,7 @@ async fn core(
                 }
             }
         }
+        peers.store(links.len(), std::sync::atomic::Ordering::Relaxed);
         for (to, msg) in out {
             if let (Some(id), Wire::SyncRequest(_)) = (to, &msg) {
                 let now = tokio::time::Instant::now();

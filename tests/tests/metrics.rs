@@ -103,7 +103,13 @@ fn every_nodes_metrics_pass_promtool_and_expiry_is_computed_at_scrape_time() {
             o["ops"].as_str().expect("orderer ops"),
         ));
     }
-    assert_eq!(nodes.len(), 5, "{info}");
+    for n in info["chain"]["nodes"].as_array().expect("chain nodes") {
+        nodes.push((
+            n["name"].as_str().expect("name").to_string(),
+            n["ops"].as_str().expect("chain ops"),
+        ));
+    }
+    assert_eq!(nodes.len(), 8, "{info}");
 
     // An expiry set once at start would lag by now.
     std::thread::sleep(Duration::from_secs(3));

@@ -1,0 +1,246 @@
+//! The public chain `qcss network up` runs beside the consortium: a genesis
+//! with 31 producers whose keys a few nodes hold between them (11/10/10 for
+//! three), one TOML file per node under `DIR/chain/` (the same files run
+//! the nodes on other hosts, docs/chain.md), short slots, and with `--demo`
+//! a few token movements.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::chain::{GenesisArgs, read_key, submit, write_genesis};
+use crate::network::{NetworkInfo, Pids, Progress, addr, exec_prefix, http_get, spawn, wait};
+use qcss_dpos::tx::TxKind;
+
+/// One chain node of the local network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainNodeInfo {
+    /// Process name (`chain1`, …) and config file stem.
+    pub name: String,
+    /// Peer-to-peer address.
+    pub p2p: String,
+    /// JSON API address.
+    pub api: String,
+    /// Operations address (`/healthz`, `/metrics`).
+    pub ops: String,
+    /// How many of the producer keys it holds.
+    pub producers: usize,
+    /// The org whose host it runs on (for `--exec-prefix`).
+    pub org: String,
+}
+
+/// The public chain of the local network (`chain` in network.json).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainInfo {
+    /// Chain id (hex).
+    pub chain_id: String,
+    /// Its nodes.
+    pub nodes: Vec<ChainNodeInfo>,
+    /// What the demo did, once it ran.
+    #[serde(default)]
+    pub demo: Option<ChainDemo>,
+}
+
+/// The demo's token movements.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainDemo {
+    /// The consumer wallet it funded (key file, relative to DIR).
+    pub consumer_key: String,
+    /// Its address.
+    pub consumer: String,
+}
+
+/// Writes the genesis, keys and node configurations under `DIR/chain`.
+pub fn create(
+    dir: &Path,
+    info: &NetworkInfo,
+    nodes: usize,
+    slot_ms: u64,
+    p: &Progress,
+) -> Result<ChainInfo> {
+    if !(1..=31).contains(&nodes) {
+        bail!("--chain-nodes must be 0..=31");
+    }
+    let home = dir.join("chain");
+    if home.join("genesis.json").exists() {
+        bail!(
+            "{} holds a chain genesis that network.json does not list: remove {} to start a new chain",
+            home.display(),
+            home.display()
+        );
+    }
+    let w = write_genesis(
+        &GenesisArgs {
+            out: home.clone(),
+            name: "qcss-local".into(),
+            slot_ms,
+            epoch_rounds: 650,
+            // Slot 0 a few seconds from now: the nodes are up by then.
+            start_in: 3,
+        },
+        31,
+    )?;
+    let mut out = Vec::new();
+    for i in 0..nodes {
+        let org = &info.orgs[i % info.orgs.len()];
+        out.push(ChainNodeInfo {
+            name: format!("chain{}", i + 1),
+            p2p: addr(&org.host)?,
+            api: addr(&org.host)?,
+            ops: addr(&org.host)?,
+            producers: 0,
+            org: org.name.clone(),
+        });
+    }
+    // Producer keys dealt round-robin: node k holds keys k, k+n, k+2n, …
+    for (i, n) in out.clone().iter().enumerate() {
+        let keys: Vec<String> = w
+            .producer_keys
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| j % nodes == i)
+            .map(|(_, k)| format!("\"{}\"", k.strip_prefix(&home).unwrap_or(k).display()))
+            .collect();
+        out[i].producers = keys.len();
+        let peers: Vec<String> = out
+            .iter()
+            .filter(|m| m.name != n.name)
+            .map(|m| format!("\"{}\"", m.p2p))
+            .collect();
+        let toml = format!(
+            "# A public-chain node (docs/chain.md). Paths are relative to this file.\n\
+             genesis = \"genesis.json\"\n\
+             data_dir = \"{name}\"\n\
+             listen = \"{p2p}\"\n\
+             api = \"{api}\"\n\
+             ops = \"{ops}\"\n\
+             peers = [{peers}]\n\
+             producer_keys = [{keys}]\n",
+            name = n.name,
+            p2p = n.p2p,
+            api = n.api,
+            ops = n.ops,
+            peers = peers.join(", "),
+            keys = keys.join(", "),
+        );
+        std::fs::write(home.join(format!("{}.toml", n.name)), toml)?;
+    }
+    p.step(&format!(
+        "public chain {}: genesis and {} node configurations in chain/ (31 producers, {} ms slots)",
+        &w.genesis.chain_id().to_hex()[..16],
+        nodes,
+        slot_ms
+    ));
+    Ok(ChainInfo {
+        chain_id: w.genesis.chain_id().to_hex(),
+        nodes: out,
+        demo: None,
+    })
+}
+
+/// Starts the chain nodes not running and waits until each is healthy.
+pub fn start(
+    dir: &Path,
+    info: &NetworkInfo,
+    chain: &ChainInfo,
+    p: &Progress,
+    pids: &mut Pids,
+) -> Result<()> {
+    for n in &chain.nodes {
+        let cfg = format!("chain/{}.toml", n.name);
+        let prefix = info
+            .orgs
+            .iter()
+            .find(|o| o.name == n.org)
+            .map(|o| exec_prefix(info.exec_prefix.as_deref(), o))
+            .unwrap_or_default();
+        spawn(
+            dir,
+            &n.name,
+            &prefix,
+            &["chain", "start", "--config", &cfg],
+            pids,
+        )?;
+    }
+    for n in &chain.nodes {
+        // Healthy = producing, finality keeping up, peers connected; a
+        // resumed chain first produces through the slots it slept.
+        wait(dir, &n.name, Duration::from_secs(60), || {
+            matches!(http_get(&n.ops, "/healthz"), Some((200, _)))
+        })?;
+    }
+    p.step(&format!(
+        "{} public-chain nodes up, producing and finalizing",
+        chain.nodes.len()
+    ));
+    Ok(())
+}
+
+/// The demo: the marketing bucket funds a consumer wallet with 1,000 QCSS,
+/// the consumer burns 5.
+pub fn demo(dir: &Path, chain: &ChainInfo) -> Result<ChainDemo> {
+    let node = &chain.nodes[0].api;
+    let marketing = read_key(&dir.join("chain/keys/marketing.json"))?;
+    let consumer_path = dir.join("chain/keys/consumer.json");
+    let consumer = match read_key(&consumer_path) {
+        Ok(k) => k,
+        Err(_) => {
+            let k = qcss_dpos::address::Keypair::generate()
+                .map_err(|_| anyhow::anyhow!("the system random source failed"))?;
+            crate::chain::write_key(&consumer_path, &k)?;
+            k
+        }
+    };
+    submit(
+        node,
+        &marketing,
+        TxKind::Transfer {
+            to: consumer.address(),
+            amount: 1_000 * qcss_dpos::params::COIN,
+        },
+        None,
+        Some(&chain.chain_id),
+        true,
+    )?;
+    submit(
+        node,
+        &consumer,
+        TxKind::Burn {
+            amount: 5 * qcss_dpos::params::COIN,
+        },
+        None,
+        Some(&chain.chain_id),
+        true,
+    )?;
+    Ok(ChainDemo {
+        consumer_key: "chain/keys/consumer.json".into(),
+        consumer: consumer.address().to_string(),
+    })
+}
+
+/// Lines for `network status`; false if a node is down or unhealthy.
+pub fn status(chain: &ChainInfo, running: impl Fn(&str) -> bool) -> bool {
+    let mut healthy = true;
+    for n in &chain.nodes {
+        let h = http_get(&n.ops, "/healthz");
+        let ok = running(&n.name) && matches!(h, Some((200, _)));
+        healthy &= ok;
+        let m = |name| crate::network::metric(&n.ops, name).unwrap_or(0.0);
+        println!(
+            "{:<16} {}  {}  head {}  irreversible {}  peers {}  producers {}{}",
+            n.name,
+            if ok { "up  " } else { "DOWN" },
+            n.api,
+            m("qcss_chain_head_height"),
+            m("qcss_chain_irreversible_height"),
+            m("qcss_chain_peer_links"),
+            n.producers,
+            h.filter(|(s, _)| *s != 200)
+                .map(|(_, b)| format!("  {b}"))
+                .unwrap_or_default()
+        );
+    }
+    healthy
+}

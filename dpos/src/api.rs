@@ -1,0 +1,387 @@
+//! The node's public JSON API, what wallets, explorers and light clients
+//! call (plain HTTP; put a TLS proxy in front of it for the internet):
+//!
+//! | method and path | answer |
+//! | --- | --- |
+//! | `GET /v1/status` | chain id and parameters, head, LIB, clock slot, this round's order, participation |
+//! | `GET /v1/account/{address}` | balance, nonce, locked rewards, votes, producer record |
+//! | `GET /v1/account/{address}/history?blocks=N` | the address's transactions in the last N blocks (N ≤ 2,000) |
+//! | `GET /v1/block/{height}` | a block on this node's best chain |
+//! | `GET /v1/headers?from=H&count=N` | signed headers from H, N ≤ 512 (light clients) |
+//! | `POST /v1/tx` | body: hex of a signed transaction's canonical bytes; answers its id |
+//!
+//! Every input is bounded before it is parsed (path segments, query numbers,
+//! the body limit from `max_tx_bytes`); errors are `{"error": "…"}` with a
+//! 4xx status and never echo more than a bounded piece of the input.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::address::Address;
+use crate::block::{Block, SignedHeader};
+use crate::hash::Hash32;
+use crate::node::MAX_SYNC_BLOCKS;
+use crate::runner::ChainNode;
+use crate::state::{Account, Producer};
+use crate::tx::SignedTx;
+
+/// Most blocks `history` looks back.
+pub const MAX_HISTORY_BLOCKS: u64 = 2_000;
+/// Most transactions one `history` answer lists.
+pub const MAX_HISTORY_TXS: usize = 500;
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    /// The chain id (hex).
+    pub chain_id: Hash32,
+    /// The genesis name.
+    pub name: String,
+    /// Slot length, ms.
+    pub slot_ms: u64,
+    /// Producers per round.
+    pub n_producers: u32,
+    /// Producers needed for irreversibility.
+    pub irreversible_threshold: usize,
+    /// Minimum fee, base units.
+    pub min_fee: u64,
+    /// Furthest expiry a transaction may ask for, in slots.
+    pub max_expiry_slots: u64,
+    /// The slot of this node's clock.
+    pub clock_slot: u64,
+    /// Head height.
+    pub head_height: u64,
+    /// Head slot.
+    pub head_slot: u64,
+    /// Head id.
+    pub head_id: Hash32,
+    /// Last irreversible height.
+    pub lib_height: u64,
+    /// Last irreversible id.
+    pub lib_id: Hash32,
+    /// Active schedule version.
+    pub schedule_version: u64,
+    /// This round's order (slot order).
+    pub round_order: Vec<Address>,
+    /// Active producers' participation.
+    pub producers: Vec<ProducerView>,
+    /// Waiting transactions.
+    pub mempool: usize,
+    /// Open peer links.
+    pub peer_links: usize,
+    /// Producers whose keys this node holds.
+    pub local_producers: Vec<Address>,
+    /// Total burned, base units.
+    pub burned: u64,
+    /// Total minted as rewards, base units.
+    pub minted: u64,
+}
+
+/// One active producer in [`StatusView`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProducerView {
+    /// Its account.
+    pub address: Address,
+    /// Blocks produced, all time.
+    pub produced: u64,
+    /// Slots missed, all time.
+    pub missed: u64,
+}
+
+/// `GET /v1/account/{address}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountView {
+    /// The account.
+    pub address: Address,
+    /// Its state at the head (all zero if it never appeared).
+    pub account: Account,
+    /// Its producer record, if it registered.
+    pub producer: Option<Producer>,
+    /// The head slot the answer was read at.
+    pub head_slot: u64,
+}
+
+/// One transaction in a history answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Block height.
+    pub height: u64,
+    /// Block slot.
+    pub slot: u64,
+    /// Transaction id.
+    pub id: Hash32,
+    /// The transaction.
+    pub tx: SignedTx,
+}
+
+/// The API over a running node.
+pub fn router(node: Arc<ChainNode>, genesis_name: String) -> axum::Router {
+    let limit = node.with_node(|n| n.params().max_tx_bytes as usize) * 2 + 64;
+    axum::Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/account/{address}", get(account))
+        .route("/v1/account/{address}/history", get(history))
+        .route("/v1/block/{height}", get(block))
+        .route("/v1/headers", get(headers))
+        .route("/v1/tx", post(submit))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(Arc::new(Api {
+            node,
+            name: genesis_name,
+        }))
+}
+
+struct Api {
+    node: Arc<ChainNode>,
+    name: String,
+}
+
+type Shared = State<Arc<Api>>;
+
+fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response {
+    let mut msg = msg.to_string();
+    if msg.len() > 512 {
+        let mut cut = 512;
+        while !msg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        msg.truncate(cut);
+        msg.push('…');
+    }
+    (status, Json(json!({ "error": msg }))).into_response()
+}
+
+/// Parses a path's address; the error is the message for a 400.
+fn parse_address(text: &str) -> Result<Address, String> {
+    if text.len() > 100 {
+        return Err(format!("an address is 63 characters, got {}", text.len()));
+    }
+    text.parse().map_err(|e| format!("address: {e}"))
+}
+
+async fn status(State(api): Shared) -> Response {
+    let links = api.node.peer_links();
+    let view = api.node.with_node(|n| {
+        let st = n.status();
+        let p = n.params();
+        let head = n.head_state();
+        StatusView {
+            chain_id: n.chain_id(),
+            name: api.name.clone(),
+            slot_ms: p.slot_ms,
+            n_producers: p.n_producers,
+            irreversible_threshold: p.irreversible_threshold(),
+            min_fee: p.min_fee,
+            max_expiry_slots: p.max_expiry_slots,
+            clock_slot: n.clock_slot(),
+            head_height: st.head_height,
+            head_slot: st.head_slot,
+            head_id: st.head_id,
+            lib_height: st.lib_height,
+            lib_id: st.lib_id,
+            schedule_version: st.schedule_version,
+            round_order: st.round_order,
+            producers: st
+                .producers
+                .into_iter()
+                .map(|(address, produced, missed)| ProducerView {
+                    address,
+                    produced,
+                    missed,
+                })
+                .collect(),
+            mempool: st.mempool,
+            peer_links: links,
+            local_producers: n.producer_addresses(),
+            burned: head.burned,
+            minted: head.minted,
+        }
+    });
+    Json(view).into_response()
+}
+
+async fn account(State(api): Shared, Path(address): Path<String>) -> Response {
+    let address = match parse_address(&address) {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let view = api.node.with_node(|n| {
+        let s = n.head_state();
+        AccountView {
+            address,
+            account: s.accounts.get(&address).cloned().unwrap_or_default(),
+            producer: s.producers.get(&address).cloned(),
+            head_slot: s.slot,
+        }
+    });
+    Json(view).into_response()
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    blocks: Option<u64>,
+}
+
+async fn history(
+    State(api): Shared,
+    Path(address): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    let address = match parse_address(&address) {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let blocks = q.blocks.unwrap_or(500);
+    if blocks == 0 || blocks > MAX_HISTORY_BLOCKS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("blocks must be 1..={MAX_HISTORY_BLOCKS}"),
+        );
+    }
+    let node = api.node.clone();
+    // Reading up to 2,000 blocks from sled is blocking work.
+    let found = tokio::task::spawn_blocking(move || {
+        let head = node.status().head_height;
+        let mut out = Vec::new();
+        let mut h = head;
+        while h > 0 && head - h < blocks && out.len() < MAX_HISTORY_TXS {
+            let b = node.with_node(|n| n.block_at(h));
+            match b {
+                Ok(Some(b)) => {
+                    for tx in b.txs.iter().rev() {
+                        if tx.tx.sender == address || touches(tx, &address) {
+                            out.push(HistoryEntry {
+                                height: h,
+                                slot: b.header.slot,
+                                id: tx.id(),
+                                tx: tx.clone(),
+                            });
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(e.to_string()),
+            }
+            h -= 1;
+        }
+        out.truncate(MAX_HISTORY_TXS);
+        Ok(out)
+    })
+    .await;
+    match found {
+        Ok(Ok(list)) => Json(list).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// Whether `tx` names `a` other than as its sender.
+fn touches(tx: &SignedTx, a: &Address) -> bool {
+    match &tx.tx.kind {
+        crate::tx::TxKind::Transfer { to, .. } => to == a,
+        crate::tx::TxKind::Vote { producers } => producers.contains(a),
+        _ => false,
+    }
+}
+
+async fn block(State(api): Shared, Path(height): Path<String>) -> Response {
+    let Ok(height) = height.parse::<u64>() else {
+        return error(StatusCode::BAD_REQUEST, "height must be a number");
+    };
+    let node = api.node.clone();
+    let b = tokio::task::spawn_blocking(move || node.with_node(|n| n.block_at(height))).await;
+    match b {
+        Ok(Ok(Some(b))) => Json(BlockView::from(&*b)).into_response(),
+        Ok(Ok(None)) => error(
+            StatusCode::NOT_FOUND,
+            format!("no block at height {height}"),
+        ),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// A block as the API shows it: its id beside its content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockView {
+    /// Block id.
+    pub id: Hash32,
+    /// The block.
+    pub block: Block,
+}
+
+impl From<&Block> for BlockView {
+    fn from(b: &Block) -> Self {
+        Self {
+            id: b.id(),
+            block: b.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct HeadersQuery {
+    from: u64,
+    count: Option<usize>,
+}
+
+async fn headers(State(api): Shared, Query(q): Query<HeadersQuery>) -> Response {
+    let count = q.count.unwrap_or(MAX_SYNC_BLOCKS);
+    if count == 0 || count > MAX_SYNC_BLOCKS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("count must be 1..={MAX_SYNC_BLOCKS}"),
+        );
+    }
+    let node = api.node.clone();
+    let from = q.from.max(1);
+    let got = tokio::task::spawn_blocking(move || -> Result<Vec<SignedHeader>, String> {
+        let mut out = Vec::new();
+        for h in from..from.saturating_add(count as u64) {
+            match node.with_node(|n| n.block_at(h)) {
+                Ok(Some(b)) => out.push(b.signed_header()),
+                Ok(None) => break,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(out)
+    })
+    .await;
+    match got {
+        Ok(Ok(list)) => Json(list).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn submit(State(api): Shared, body: String) -> Response {
+    let max = api.node.with_node(|n| n.params().max_tx_bytes);
+    let text = body.trim();
+    let bytes = match hex::decode(text) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be the hex of a signed transaction: {e}"),
+            );
+        }
+    };
+    let stx = match SignedTx::decode(&bytes, max) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("transaction: {e}")),
+    };
+    match api.node.submit_tx(stx).await {
+        Ok(id) => Json(json!({ "id": id })).into_response(),
+        Err(crate::node::SubmitError::Full) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "mempool full; retry later")
+        }
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    }
+}

@@ -1,0 +1,304 @@
+//! The public QCSS chain as separate `qcss chain start` processes on
+//! 127.0.0.1 with short slots: three nodes holding the 31 producer keys
+//! (11/10/10) agree and finalize; the wallet moves tokens and every refusal
+//! names its reason without changing state; a node killed and restarted
+//! catches up from its peers; a keyless node started from scratch syncs the
+//! whole chain; the API refuses garbage and oversize bodies.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use qcss_tests::{NodeProc, free_port, http_get, qcss_err, qcss_ok};
+
+struct ChainNode {
+    name: String,
+    config: PathBuf,
+    api: String,
+    ops: String,
+    p2p: String,
+}
+
+fn json(addr: &str, path: &str) -> serde_json::Value {
+    let (status, body) = http_get(addr, path).expect("API answers");
+    assert_eq!(status, 200, "{addr}{path}: {body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+fn post(addr: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) and close before the whole body is sent.
+    let _ = s.write_all(body);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+fn status(n: &ChainNode) -> serde_json::Value {
+    json(&n.api, "/v1/status")
+}
+
+fn lib(n: &ChainNode) -> u64 {
+    status(n)["lib_height"].as_u64().expect("lib_height")
+}
+
+fn block_id(n: &ChainNode, h: u64) -> String {
+    json(&n.api, &format!("/v1/block/{h}"))["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// Polls every 100 ms until `cond`; fails after `secs` with `what`.
+fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+/// Three fresh addresses: peer-to-peer, API, operations.
+fn ports() -> (String, String, String) {
+    let a = || format!("127.0.0.1:{}", free_port());
+    (a(), a(), a())
+}
+
+/// Writes a node configuration holding producer keys `keys` (1-based).
+fn config(
+    dir: &Path,
+    name: &str,
+    keys: &[usize],
+    peers: &[&str],
+    (p2p, api, ops): (String, String, String),
+) -> ChainNode {
+    let keys: Vec<String> = keys
+        .iter()
+        .map(|k| format!("\"keys/producer-{k:02}.json\""))
+        .collect();
+    let peers: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
+    let toml = format!(
+        "genesis = \"genesis.json\"\ndata_dir = \"{name}\"\nlisten = \"{p2p}\"\napi = \"{api}\"\nops = \"{ops}\"\npeers = [{}]\nproducer_keys = [{}]\n",
+        peers.join(", "),
+        keys.join(", ")
+    );
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(&config, toml).unwrap();
+    ChainNode {
+        name: name.into(),
+        config,
+        api,
+        ops,
+        p2p,
+    }
+}
+
+fn start(n: &ChainNode, logs: &Path) -> NodeProc {
+    NodeProc::start(
+        &["chain", "start", "--config", n.config.to_str().unwrap()],
+        "chain node ready",
+        &logs.join(format!("{}.log", n.name)),
+    )
+}
+
+#[test]
+fn chain_nodes_finalize_move_tokens_refuse_bad_transactions_and_resync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let chain = d.join("chain");
+    qcss_ok(
+        d,
+        &[
+            "chain",
+            "genesis",
+            "--out",
+            "chain",
+            "--slot-ms",
+            "300",
+            "--start-in",
+            "2",
+        ],
+    );
+    // Ports first, so each config can name the others. Keys are dealt
+    // round-robin: 11, 10 and 10.
+    let addrs: Vec<_> = (0..3).map(|_| ports()).collect();
+    let deal = |i: usize| -> Vec<usize> { (1..=31).filter(|k| (k - 1) % 3 == i).collect() };
+    let nodes: Vec<ChainNode> = (0..3)
+        .map(|i| {
+            let others: Vec<&str> = addrs
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, a)| a.0.as_str())
+                .collect();
+            let name = format!("node{}", i + 1);
+            config(&chain, &name, &deal(i), &others, addrs[i].clone())
+        })
+        .collect();
+    let mut procs: Vec<Option<NodeProc>> = nodes.iter().map(|n| Some(start(n, d))).collect();
+
+    // Finality: 21 distinct producers must build on a block; each node
+    // holds 10 or 11 keys, so it takes all three.
+    wait_until(60, "every node to finalize 5 blocks", || {
+        nodes.iter().all(|n| lib(n) >= 5)
+    });
+    let common = nodes.iter().map(lib).min().unwrap();
+    let id = block_id(&nodes[0], common);
+    for n in &nodes[1..] {
+        assert_eq!(block_id(n, common), id, "{} disagrees at {common}", n.name);
+    }
+    for n in &nodes {
+        let (s, body) = http_get(&n.ops, "/healthz").unwrap();
+        assert_eq!(s, 200, "{} /healthz: {body}", n.name);
+        let (_, m) = http_get(&n.ops, "/metrics").unwrap();
+        assert!(m.contains("qcss_chain_irreversible_height "), "{m}");
+    }
+
+    // The wallet: fund a new account from the marketing bucket.
+    let api = nodes[0].api.clone();
+    let w = qcss_ok(d, &["wallet", "new", "--key", "w.json"]);
+    let who = w.trim().to_owned();
+    let out = qcss_ok(
+        d,
+        &[
+            "wallet",
+            "transfer",
+            &who,
+            "100",
+            "--key",
+            "chain/keys/marketing.json",
+            "--node",
+            &api,
+        ],
+    );
+    assert!(out.contains("included"), "{out}");
+    let acct = json(&api, &format!("/v1/account/{who}"));
+    assert_eq!(acct["account"]["balance"], 100 * 100_000_000u64, "{acct}");
+
+    // Refusals, each with its reason and no state change.
+    let before = json(&api, &format!("/v1/account/{who}"));
+    let e = qcss_err(
+        d,
+        &[
+            "wallet", "transfer", &who, "1000", "--key", "w.json", "--node", &api,
+        ],
+    );
+    assert!(e.contains("needs") && e.contains("but has"), "{e}");
+    let mut typo = who.clone();
+    let last = typo.pop().unwrap();
+    typo.push(if last == 'q' { 'p' } else { 'q' });
+    let e = qcss_err(
+        d,
+        &[
+            "wallet", "transfer", &typo, "1", "--key", "w.json", "--node", &api,
+        ],
+    );
+    assert!(e.contains("checksum"), "{e}");
+    let e = qcss_err(
+        d,
+        &[
+            "wallet",
+            "transfer",
+            &who,
+            "1",
+            "--key",
+            "w.json",
+            "--node",
+            &api,
+            "--chain-id",
+            &"00".repeat(32),
+        ],
+    );
+    assert!(e.contains("wrong chain"), "{e}");
+    let e = qcss_err(
+        d,
+        &[
+            "wallet",
+            "withdraw",
+            "--key",
+            "chain/keys/producer-01.json",
+            "--node",
+            &api,
+        ],
+    );
+    assert!(e.contains("no reward has matured"), "{e}");
+    assert_eq!(json(&api, &format!("/v1/account/{who}")), before);
+
+    // A replayed transaction: the funding transfer, resubmitted as it was.
+    let hist = qcss_ok(d, &["wallet", "history", &who, "--node", &api, "--json"]);
+    let hist: serde_json::Value = serde_json::from_str(&hist).unwrap();
+    let stx: qcss_dpos::tx::SignedTx = serde_json::from_value(hist[0]["tx"].clone())
+        .expect("history holds the signed transaction");
+    let (s, body) = post(&api, "/v1/tx", hex_encode(&stx.encode()).as_bytes());
+    assert_eq!(s, 422, "{body}");
+    assert!(body.contains("already used"), "{body}");
+    // Garbage and oversize bodies.
+    let (s, body) = post(&api, "/v1/tx", b"zz-not-hex");
+    assert_eq!(s, 400, "{body}");
+    let (s, body) = post(&api, "/v1/tx", b"00ff");
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("transaction"), "{body}");
+    let (s, _) = post(&api, "/v1/tx", &vec![b'0'; 64 * 1024]);
+    assert_eq!(s, 413);
+    let (s, body) = http_get(&api, "/v1/account/not-an-address").unwrap();
+    assert_eq!(s, 400, "{body}");
+    let (s, _) = http_get(&api, "/v1/headers?from=1&count=100000").unwrap();
+    assert_eq!(s, 400);
+    let headers = json(&api, "/v1/headers?from=1&count=3");
+    assert_eq!(headers.as_array().map(Vec::len), Some(3), "{headers}");
+
+    // Kill node 3 (10 keys): the other 21 keys still finalize.
+    procs[2].take().unwrap().kill9();
+    let lib_before = lib(&nodes[0]);
+    wait_until(60, "finality to go on without node 3", || {
+        lib(&nodes[0]) >= lib_before + 10
+    });
+    // Restarted, it catches up from its peers.
+    procs[2] = Some(start(&nodes[2], d));
+    let target = lib(&nodes[0]);
+    wait_until(60, "node 3 to catch up", || lib(&nodes[2]) >= target);
+    assert_eq!(block_id(&nodes[2], target), block_id(&nodes[0], target));
+    assert_eq!(
+        json(&nodes[2].api, &format!("/v1/account/{who}"))["account"]["balance"],
+        100 * 100_000_000u64
+    );
+
+    // A keyless node from scratch syncs the whole chain.
+    let fresh = config(
+        &chain,
+        "fresh",
+        &[],
+        &[&nodes[0].p2p, &nodes[1].p2p],
+        ports(),
+    );
+    let _fresh = start(&fresh, d);
+    let target = lib(&nodes[0]);
+    wait_until(60, "the fresh node to sync", || lib(&fresh) >= target);
+    assert_eq!(block_id(&fresh, target), block_id(&nodes[0], target));
+    assert_eq!(block_id(&fresh, 1), block_id(&nodes[1], 1));
+    assert!(
+        status(&fresh)["local_producers"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
