@@ -1,5 +1,6 @@
 //! Every node's `/metrics`, as Prometheus' own checker reads it: a network
-//! brought up by `qcss network up` (its CA, its peer and three orderers) is
+//! brought up by `qcss network up` (its CA, its peer, three orderers and
+//! three public-chain nodes) is
 //! scraped and each page piped to `promtool check metrics`, which rejects
 //! malformed exposition text and names that contradict their type (a gauge
 //! called `..._total`, a counter without it). Certificate expiry is computed
