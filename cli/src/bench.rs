@@ -32,6 +32,8 @@ pub enum BenchCommand {
     /// A running network (`qcss network up`, or a Fabric Gateway through a
     /// connection file): traceability load, throughput, latency, crypto floor.
     Network(Box<bench_network::NetworkBenchArgs>),
+    /// The public chain: transfers applied/s, time to finality, sync speed.
+    Chain(crate::bench_chain::ChainBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +69,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Orderer(a) => crate::bench_orderer::run(a),
         BenchCommand::Validate(a) => bench_peer::run(a),
         BenchCommand::Network(a) => bench_network::run(*a),
+        BenchCommand::Chain(a) => crate::bench_chain::run(a),
     }
 }
 

@@ -11,6 +11,7 @@
 //! (`network` orchestrates processes, see its module comment).
 
 mod bench;
+mod bench_chain;
 mod bench_orderer;
 mod ca;
 mod chain;

@@ -251,6 +251,11 @@ async fn core(
     // does not reach our LIB answers with orphans, and asking again for each
     // would multiply the traffic without end.
     let mut last_sync: HashMap<LinkId, tokio::time::Instant> = HashMap::new();
+    // Blocks still to come of the last sync request to each link. A full
+    // answer (MAX_SYNC_BLOCKS) means the peer has more: ask again at once,
+    // or a node far behind would fetch only one answer per slot (and none
+    // from a peer that is not producing).
+    let mut awaiting: HashMap<LinkId, usize> = HashMap::new();
     let sync_gap = Duration::from_millis(slot_ms.max(1));
     // Closing a misbehaving peer: forget it and end its reader.
     let drop_link = |links: &mut HashMap<LinkId, Link>, id: LinkId| {
@@ -281,12 +286,24 @@ async fn core(
                 Some(Event::Down(id)) => {
                     links.remove(&id);
                     last_sync.remove(&id);
+                    awaiting.remove(&id);
                 }
                 Some(Event::Frame(id, bytes)) => {
                     match codec::decode::<Wire>(&bytes, max_frame) {
                         Ok(msg) => {
+                            let is_block = matches!(msg, Wire::Block(_));
                             if !handle(&node, id, msg, &mut out) {
                                 drop_link(&mut links, id);
+                            } else if is_block && let Some(left) = awaiting.get_mut(&id) {
+                                *left = left.saturating_sub(1);
+                                if *left == 0 {
+                                    awaiting.remove(&id);
+                                    let head = lock(&node).status().head_height;
+                                    // Bypasses the per-slot limit below: it
+                                    // follows a full answer, not an orphan.
+                                    last_sync.remove(&id);
+                                    out.push((Some(id), Wire::SyncRequest(head)));
+                                }
                             }
                         }
                         Err(_) => drop_link(&mut links, id),
@@ -305,6 +322,7 @@ async fn core(
                     continue;
                 }
                 last_sync.insert(id, now);
+                awaiting.insert(id, crate::node::MAX_SYNC_BLOCKS);
             }
             let frame = Arc::new(codec::encode(&msg));
             match to {
