@@ -157,6 +157,7 @@ fn start_cluster(dir: &Path, a: &OrdererBenchArgs) -> Result<Cluster> {
                 ..Default::default()
             },
             peer_endpoints: vec![],
+            display_name: None,
         }],
         consenters: (1..=3)
             .map(|i| {

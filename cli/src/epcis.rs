@@ -972,6 +972,9 @@ fn map_event(e: &Value, retarget: Option<&str>) -> Mapped {
             if let Some(t) = time {
                 arg["event_time"] = json!(t);
             }
+            if let Some(o) = e["eventTimeZoneOffset"].as_str() {
+                arg["event_time_zone_offset"] = json!(o);
+            }
             if let Some(r) = place_of(&e["readPoint"]) {
                 arg["location"] = json!(r);
             }
@@ -1161,5 +1164,22 @@ mod tests {
         c["action"] = json!("ADD");
         c["bizStep"] = json!("commissioning");
         assert!(matches!(map_event(&c, None), Mapped::Skip(_)));
+    }
+
+    #[test]
+    fn a_transformation_keeps_its_time_zone() {
+        let x = json!({"type": "TransformationEvent",
+            "eventTime": "2026-06-01T08:00:00+08:00", "eventTimeZoneOffset": "+08:00",
+            "transformationID": "urn:qcss:transformation:T-1",
+            "inputQuantityList": [{"epcClass": "https://id.gs1.org/01/06901234560015/10/H1",
+                                   "quantity": 600, "uom": "KGM"}],
+            "outputQuantityList": [{"epcClass": "https://id.gs1.org/01/06901234560022/10/LJ1",
+                                    "quantity": 24}]});
+        let Mapped::Call(f, arg) = map_event(&x, None) else {
+            panic!("skipped")
+        };
+        assert_eq!(f, "transform");
+        assert_eq!(arg["event_time_zone_offset"], "+08:00", "{arg}");
+        assert_eq!(arg["event_time"], 1_780_272_000, "{arg}");
     }
 }

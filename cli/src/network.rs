@@ -24,7 +24,7 @@ use prost::Message;
 use qcss_chaincode::ChaincodePackage;
 use qcss_network::block::genesis_block;
 use qcss_network::channel::{
-    BatchConfig, Channel, ChannelConfig, ChannelPolicies, Consenter, OrgConfig,
+    BatchConfig, Channel, ChannelConfig, ChannelPolicies, Consenter, DisplayName, OrgConfig,
 };
 use qcss_network::msp::MspConfig;
 use qcss_network::{MspId, SigningIdentity};
@@ -179,6 +179,16 @@ const ORGS: [(&str, &str, &str); 4] = [
     ("lab", "LabMSP", "lab"),
     ("regulator", "RegulatorMSP", "regulator"),
     ("logistics", "LogisticsMSP", "logistics,retailer"),
+];
+
+/// The default orgs' display names in the channel configuration (English,
+/// Chinese), in `ORGS` order; further orgs have none (pages show their MSP
+/// id).
+const DISPLAY_NAMES: [(&str, &str); 4] = [
+    ("Suzhou Dongshan Loquat Co.", "苏州东山枇杷有限公司"),
+    ("Zhejiang Food Inspection Centre", "浙江省食品检验中心"),
+    ("Market Regulation Bureau", "市场监督管理局"),
+    ("Hangzhou Cold Chain Logistics", "杭州冷链物流有限公司"),
 ];
 
 fn org_names(n: usize) -> Vec<(String, String, String)> {
@@ -694,6 +704,12 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
                         ..Default::default()
                     },
                     peer_endpoints: vec![o.peer.clone()],
+                    display_name: DISPLAY_NAMES.get(o.index.wrapping_sub(1)).map(|(en, zh)| {
+                        DisplayName {
+                            en: Some((*en).to_owned()),
+                            zh: Some((*zh).to_owned()),
+                        }
+                    }),
                 })
             })
             .collect::<Result<_>>()?,

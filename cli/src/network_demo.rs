@@ -18,6 +18,10 @@ use serde_json::{Value, json};
 
 use crate::network::{CONTRACT, NetworkInfo, Progress, gateway};
 
+/// The demo's sites are in China: every event records China Standard Time
+/// as its EPCIS `eventTimeZoneOffset`.
+const CST: &str = "+08:00";
+
 /// Resolver base of the demo's unit codes.
 pub const BASE: &str = "https://q.example.com";
 
@@ -125,7 +129,8 @@ pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCod
     .await?;
     let batch = |gtin: &str, lot: &str, quantity: u64, uom: &str| {
         json!({"gtin": gtin, "lot": lot, "quantity": quantity, "uom": uom,
-               "production_date": "2026-06-01", "site": "Suzhou orchard 3"})
+               "production_date": "2026-06-01", "site": "Suzhou orchard 3",
+               "event_time_zone_offset": CST})
     };
     call(
         &mut farm,
@@ -137,7 +142,7 @@ pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCod
     call(
         &mut farm,
         "add_event",
-        json!({"target": h1, "biz_step": "harvesting", "read_point": "orchard 3"}),
+        json!({"target": h1, "biz_step": "harvesting", "read_point": "orchard 3", "event_time_zone_offset": CST}),
     )
     .await?;
     for (lot, qty) in [("LJ2026A", 600), ("LJ2026B", 300)] {
@@ -147,7 +152,7 @@ pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCod
             json!({"transformation_id": format!("T-{lot}"),
                    "inputs": [{"batch": h1, "quantity": qty}],
                    "output": batch(&juice, lot, 24, "H87"),
-                   "location": "factory line 1"}),
+                   "location": "factory line 1", "event_time_zone_offset": CST}),
         )
         .await?;
     }
@@ -158,7 +163,8 @@ pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCod
         call(
             &mut farm,
             "add_event",
-            json!({"target": good_batch, "biz_step": step, "read_point": "line 1", "data": {"temperature_c": 137}}),
+            json!({"target": good_batch, "biz_step": step, "read_point": "line 1",
+                   "event_time_zone_offset": CST, "data": {"temperature_c": 137}}),
         )
         .await?;
     }
@@ -172,7 +178,8 @@ pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCod
         &mut labg,
         "record_inspection",
         json!({"batch": good_batch, "result": "pass", "standard": "GB 7101-2022", "report_sha256": sha,
-               "measurements": [{"name": "total_sugar", "value": 9.8, "unit": "g/100ml", "min": 5.0, "max": 12.0}]}),
+               "measurements": [{"name": "total_sugar", "value": 9.8, "unit": "g/100ml", "min": 5.0, "max": 12.0}],
+               "event_time_zone_offset": CST}),
     )
     .await?;
     p.step("  lab accredited; LJ2026A inspected (pass), endorsed by the lab's peer");
@@ -199,13 +206,13 @@ pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCod
     call(
         &mut farm,
         "add_event",
-        json!({"target": good_batch, "biz_step": "shipping", "destination": logistics.msp_id}),
+        json!({"target": good_batch, "biz_step": "shipping", "destination": logistics.msp_id, "event_time_zone_offset": CST}),
     )
     .await?;
     call(
         &mut ship,
         "add_event",
-        json!({"target": good_batch, "biz_step": "receiving", "biz_location": "Hangzhou DC"}),
+        json!({"target": good_batch, "biz_step": "receiving", "biz_location": "Hangzhou DC", "event_time_zone_offset": CST}),
     )
     .await?;
     p.step("  48 unit codes issued offline; LJ2026A shipped to and received by logistics");
@@ -219,7 +226,7 @@ pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCod
     call(
         &mut reg,
         "recall",
-        json!({"batch": bad_batch, "reason": "sediment found in retained samples"}),
+        json!({"batch": bad_batch, "reason": "sediment found in retained samples", "event_time_zone_offset": CST}),
     )
     .await?;
     p.step("  a consumer scanned a bottle; the regulator recalled LJ2026B");

@@ -114,6 +114,62 @@ pub struct OrgConfig {
     /// Its peers' gRPC addresses (used by Gateways to reach endorsers).
     #[serde(default)]
     pub peer_endpoints: Vec<String>,
+    /// The organisation's name as people read it (the consumer page shows
+    /// it instead of the MSP id); none: pages show the MSP id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<DisplayName>,
+}
+
+/// The longest display name accepted, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+
+/// An organisation's name in English and Chinese; at least one is given.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisplayName {
+    /// English name, e.g. `Suzhou Dongshan Loquat Co.`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub en: Option<String>,
+    /// Chinese name, e.g. `苏州东山枇杷有限公司`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zh: Option<String>,
+}
+
+impl DisplayName {
+    /// The name in Chinese (`zh = true`) or English, else the other one.
+    pub fn pick(&self, zh: bool) -> Option<&str> {
+        let (first, second) = if zh {
+            (&self.zh, &self.en)
+        } else {
+            (&self.en, &self.zh)
+        };
+        first.as_deref().or(second.as_deref())
+    }
+
+    /// Refuses an empty name, a name with control characters or
+    /// surrounding spaces, or one longer than [`MAX_DISPLAY_NAME_CHARS`].
+    fn check(&self, msp_id: &str) -> Result<(), ChannelError> {
+        if self.en.is_none() && self.zh.is_none() {
+            return Err(ChannelError::Invalid(format!(
+                "org {msp_id}: display_name needs en or zh"
+            )));
+        }
+        for (lang, name) in [("en", &self.en), ("zh", &self.zh)] {
+            let Some(name) = name else { continue };
+            let n = name.chars().count();
+            if n == 0
+                || n > MAX_DISPLAY_NAME_CHARS
+                || name.trim() != name
+                || name.chars().any(char::is_control)
+            {
+                return Err(ChannelError::Invalid(format!(
+                    "org {msp_id}: display_name.{lang} must be 1 to {MAX_DISPLAY_NAME_CHARS} characters, \
+                     without control characters or surrounding spaces"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Channel-level policies, as policy strings.
@@ -266,6 +322,9 @@ impl Channel {
             if msps.contains_key(&id) {
                 return bad(format!("org {id} listed twice"));
             }
+            if let Some(name) = &org.display_name {
+                name.check(&id)?;
+            }
             msps.insert(id.clone(), Msp::new(org.msp.clone())?);
             org_policies_map.insert(
                 id.clone(),
@@ -406,5 +465,85 @@ impl Channel {
             crls.extend(o.msp.crls.iter().map(|s| s.as_bytes().to_vec()));
         }
         (roots, crls)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certgen::CertAuthority;
+
+    fn config(display_name: Option<DisplayName>) -> ChannelConfig {
+        let ca = CertAuthority::new_root("ca", "org1", 30).unwrap();
+        ChannelConfig {
+            channel_id: "qcss".into(),
+            sequence: 0,
+            orgs: vec![OrgConfig {
+                msp: MspConfig {
+                    msp_id: "Org1MSP".into(),
+                    root_certs: vec![ca.cert_pem().to_owned()],
+                    ..Default::default()
+                },
+                peer_endpoints: vec![],
+                display_name,
+            }],
+            consenters: vec![Consenter {
+                id: 1,
+                address: "127.0.0.1:7050".into(),
+                msp_id: "Org1MSP".into(),
+                tls_cert_pem: String::new(),
+                identity_cert_pem: String::new(),
+            }],
+            batch: BatchConfig::default(),
+            policies: ChannelPolicies::default(),
+        }
+    }
+
+    fn name(en: Option<&str>, zh: Option<&str>) -> Option<DisplayName> {
+        Some(DisplayName {
+            en: en.map(str::to_owned),
+            zh: zh.map(str::to_owned),
+        })
+    }
+
+    #[test]
+    fn display_names_are_optional_bounded_and_round_trip() {
+        // None: the JSON is what it was before display names existed.
+        let plain = config(None);
+        assert!(Channel::new(plain.clone()).is_ok());
+        assert!(
+            !String::from_utf8(plain.to_json())
+                .unwrap()
+                .contains("display_name")
+        );
+        let named = config(name(Some("Loquat Co."), Some("枇杷公司")));
+        let ch = Channel::new(named.clone()).unwrap();
+        let back = ChannelConfig::from_json(&named.to_json()).unwrap();
+        assert_eq!(back, named);
+        let n = ch.config().orgs[0].display_name.as_ref().unwrap();
+        assert_eq!(
+            (n.pick(false), n.pick(true)),
+            (Some("Loquat Co."), Some("枇杷公司"))
+        );
+        let only_zh = name(None, Some("枇杷公司")).unwrap();
+        assert_eq!(only_zh.pick(false), Some("枇杷公司"), "the other language");
+
+        let long = "枇".repeat(MAX_DISPLAY_NAME_CHARS + 1);
+        for bad in [
+            name(None, None),
+            name(Some(""), None),
+            name(Some(" padded"), None),
+            name(None, Some("line\nbreak")),
+            name(None, Some(&long)),
+        ] {
+            let e = Channel::new(config(bad.clone())).unwrap_err();
+            assert!(e.to_string().contains("display_name"), "{bad:?}: {e}");
+        }
+        let longest = "枇".repeat(MAX_DISPLAY_NAME_CHARS);
+        assert!(Channel::new(config(name(None, Some(&longest)))).is_ok());
+        assert!(
+            ChannelConfig::from_json(br#"{"channel_id":"qcss","orgs":[{"msp":{"msp_id":"A","root_certs":[]},"display_name":{"fr":"x"}}],"consenters":[]}"#).is_err(),
+            "unknown languages are refused"
+        );
     }
 }

@@ -58,6 +58,7 @@ impl TestOrg {
                 ..Default::default()
             },
             peer_endpoints: vec![],
+            display_name: None,
         }
     }
 }

@@ -86,6 +86,7 @@ impl Org {
                 ..Default::default()
             },
             peer_endpoints: vec![],
+            display_name: None,
         }
     }
 }

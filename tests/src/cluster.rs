@@ -173,6 +173,7 @@ impl Cluster {
                     ..Default::default()
                 },
                 peer_endpoints: vec![],
+                display_name: None,
             }],
             consenters: (1..=opts.nodes)
                 .map(|i| Consenter {
@@ -451,6 +452,7 @@ impl Org {
                 ..Default::default()
             },
             peer_endpoints: vec![],
+            display_name: None,
         }
     }
 

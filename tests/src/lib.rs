@@ -2,6 +2,7 @@
 //! 127.0.0.1: build the binary once, run CLI commands, start and stop
 //! nodes. The scenarios themselves are in `tests/tests/*.rs`, one file each.
 
+pub mod browser;
 pub mod chain;
 pub mod cluster;
 pub mod load;

@@ -195,6 +195,7 @@ impl Network {
                         ..Default::default()
                     },
                     peer_endpoints: vec![peer_addrs[i].clone()],
+                    display_name: None,
                 })
                 .collect(),
             consenters: (1..=3)

@@ -983,3 +983,48 @@ fn custody_inspection_and_device_refusals() {
         "is not bound to batch",
     );
 }
+
+#[test]
+fn events_keep_the_zone_they_were_recorded_in() {
+    let (mut l, c, gtin) = setup();
+    let h1 = format!("{gtin}/H1");
+    let juice = gs1("0690123456002");
+    l.submit(
+        &c.farm,
+        "register_product",
+        json!({"gtin": juice, "name": "Juice", "category": "beverage"}),
+    );
+    let mut zoned = batch_args(&gtin, "H2", 5, "KGM");
+    zoned["event_time_zone_offset"] = json!("+08:00");
+    l.submit(&c.farm, "register_batch", zoned);
+    l.submit(
+        &c.farm,
+        "transform",
+        json!({"transformation_id": "T-Z", "inputs": [{"batch": h1, "quantity": 4}],
+               "output": batch_args(&juice, "J1", 24, "H87"),
+               "event_time_zone_offset": "+05:30"}),
+    );
+    l.submit(
+        &c.regulator,
+        "recall",
+        json!({"batch": format!("{juice}/J1"), "reason": "test", "event_time_zone_offset": "-03:00"}),
+    );
+    let zones = |l: &mut Ledger, id: &str| -> Vec<String> {
+        l.query(&c.consumer, "trace", id)["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_time_zone_offset"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(zones(&mut l, &format!("{gtin}/H2")), ["+08:00"]);
+    // The input's transformation event and the output's commissioning take
+    // the transformation's zone; the recall hold its own; none given: UTC.
+    assert_eq!(zones(&mut l, &h1), ["+00:00", "+05:30"]);
+    assert_eq!(zones(&mut l, &format!("{juice}/J1")), ["+05:30", "-03:00"]);
+    for bad in ["+24:00", "+08:60", "0800", "+8:00"] {
+        let mut b = batch_args(&gtin, "H3", 5, "KGM");
+        b["event_time_zone_offset"] = json!(bad);
+        l.refuse(&c.farm, "register_batch", b, "must be ±hh:mm");
+    }
+}

@@ -161,6 +161,7 @@ impl Network {
                         ..Default::default()
                     },
                     peer_endpoints: vec![],
+                    display_name: None,
                 })
                 .collect(),
             consenters: vec![Consenter {

@@ -173,6 +173,73 @@ pub(crate) fn time(secs: &serde_json::Value, offset: Option<&str>) -> String {
     )
 }
 
+/// A zone offset as people read it: `UTC+8`, `UTC+5:30`, `UTC-3`, `UTC`
+/// (also for none, `Z` or a malformed one).
+pub(crate) fn zone_name(offset: Option<&str>) -> String {
+    let secs = offset
+        .and_then(qcss_network::clock::parse_offset)
+        .unwrap_or(0);
+    if secs == 0 {
+        return "UTC".into();
+    }
+    let sign = if secs < 0 { '-' } else { '+' };
+    let (h, m) = (secs.abs() / 3600, secs.abs() / 60 % 60);
+    if m == 0 {
+        format!("UTC{sign}{h}")
+    } else {
+        format!("UTC{sign}{h}:{m:02}")
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+fn day(lang: Lang, y: i64, m: u32, d: u32) -> String {
+    match lang {
+        Lang::En => format!(
+            "{d} {} {y}",
+            MONTHS.get(m.wrapping_sub(1) as usize).unwrap_or(&"?")
+        ),
+        Lang::Zh => format!("{y}年{m}月{d}日"),
+    }
+}
+
+/// Unix seconds as a consumer reads them, in the zone `offset` (`±hh:mm`,
+/// else UTC), which is named: `1 Jun 2026, 08:00 UTC+8`,
+/// `2026年6月1日 08:00（UTC+8）`; `-` when `secs` is not a number.
+pub(crate) fn when(lang: Lang, secs: &serde_json::Value, offset: Option<&str>) -> String {
+    let Some(t) = secs.as_i64() else {
+        return "-".into();
+    };
+    let valid = offset.filter(|o| qcss_network::clock::parse_offset(o).is_some());
+    let l = qcss_network::clock::local_time(t, valid);
+    let zone = zone_name(valid);
+    let d = day(lang, l.year, l.month, l.day);
+    match lang {
+        Lang::En => format!("{d}, {:02}:{:02} {zone}", l.hour, l.minute),
+        Lang::Zh => format!("{d} {:02}:{:02}（{zone}）", l.hour, l.minute),
+    }
+}
+
+/// A calendar date `YYYY-MM-DD` as a consumer reads it (`1 Jun 2026`,
+/// `2026年6月1日`); anything else as given.
+pub(crate) fn date(lang: Lang, ymd: &str) -> String {
+    let mut it = ymd.splitn(3, '-');
+    let parsed = (|| {
+        let (y, m, d) = (it.next()?, it.next()?, it.next()?);
+        if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+            return None;
+        }
+        let (y, m, d) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+        ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
+    })();
+    match parsed {
+        Some((y, m, d)) => day(lang, y, m, d),
+        None => ymd.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +280,40 @@ mod tests {
             "2025-11-25 00:00 +08:00"
         );
         assert_eq!(time(&serde_json::Value::Null, None), "-");
+    }
+
+    #[test]
+    fn consumer_times_name_their_zone() {
+        use serde_json::json;
+        // 2026-06-01 00:30 UTC.
+        let t = json!(1_780_273_800);
+        assert_eq!(
+            when(Lang::En, &t, Some("+08:00")),
+            "1 Jun 2026, 08:30 UTC+8"
+        );
+        assert_eq!(
+            when(Lang::Zh, &t, Some("+08:00")),
+            "2026年6月1日 08:30（UTC+8）"
+        );
+        assert_eq!(when(Lang::En, &t, None), "1 Jun 2026, 00:30 UTC");
+        assert_eq!(when(Lang::En, &t, Some("+00:00")), "1 Jun 2026, 00:30 UTC");
+        assert_eq!(
+            when(Lang::En, &t, Some("-03:00")),
+            "31 May 2026, 21:30 UTC-3"
+        );
+        assert_eq!(
+            when(Lang::En, &t, Some("+05:30")),
+            "1 Jun 2026, 06:00 UTC+5:30"
+        );
+        assert_eq!(
+            when(Lang::En, &t, Some("+99:00")),
+            "1 Jun 2026, 00:30 UTC",
+            "a malformed offset is UTC, and says so"
+        );
+        assert_eq!(when(Lang::Zh, &json!("x"), Some("+08:00")), "-");
+        assert_eq!(date(Lang::En, "2026-06-01"), "1 Jun 2026");
+        assert_eq!(date(Lang::Zh, "2026-12-31"), "2026年12月31日");
+        assert_eq!(date(Lang::En, "2026-13-01"), "2026-13-01");
+        assert_eq!(date(Lang::En, "June"), "June");
     }
 }

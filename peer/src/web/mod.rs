@@ -27,6 +27,7 @@ mod http;
 mod limit;
 mod query;
 mod timing;
+mod units;
 mod verify;
 
 use std::future::Future;

@@ -3,15 +3,22 @@
 //! renders, in this order: a recall banner, the verdict (genuine, possible
 //! counterfeit, forged), product, batch, permit, scans, timeline,
 //! inspections, IoT alerts. Server-rendered, no script, phone-first, in
-//! Chinese or English. Read-only: viewing it records no scan (recording one
+//! Chinese or English, written for a consumer: organisations by their
+//! display names from the channel configuration, quantities in words
+//! (`units.rs`), every time in a named zone (an event's own, as EPCIS
+//! records it), verdicts in the reader's language (never the contract's
+//! English error text). Read-only: viewing it records no scan (recording one
 //! is a transaction, the consumer app's choice: the contract's `scan`).
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use qcss_network::channel::{ChannelConfig, DisplayName};
 use serde_json::Value;
 
-use crate::web::html::{Lang, esc, page, text, time};
+use crate::web::html::{Lang, date, esc, page, text, when};
 use crate::web::http::{Request, Response};
 use crate::web::query::{Answer, Verdict};
-use crate::web::{Web, WebError};
+use crate::web::{Web, WebError, units};
 
 /// A Digital Link path: a unit (`/01/g/10/l/21/s`) or a lot (`/01/g/10/l`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +62,14 @@ pub(crate) fn code_uri(base: &str, path: &str, req: &Request) -> Option<String> 
         .map(|sig| format!("{base}{}?8030={sig}", path.trim_end_matches('/')))
 }
 
+/// At most this many transformation inputs are looked up (for their unit
+/// of measure) per page.
+const MAX_INPUT_LOOKUPS: usize = 4;
+
 /// Answers the verify page.
 pub(crate) async fn page_for(web: &Web, req: &Request, target: LinkTarget) -> Response {
     let lang = Lang::of(req);
+    let names = OrgNames::of(web.peer.channel().config());
     let switch = match req.param("8030") {
         Some(sig) => format!("{}?8030={sig}", req.path),
         None => req.path.clone(),
@@ -66,8 +78,8 @@ pub(crate) async fn page_for(web: &Web, req: &Request, target: LinkTarget) -> Re
         LinkTarget::Unit { .. } => match code_uri(&web.base, &req.path, req) {
             Some(uri) => (uri, true),
             None => {
-                let body = verdict_banner(lang, Verdict::Malformed, "no signature (8030)");
-                return Response::html(400, shell(web, lang, &switch, "-", &body));
+                let body = verdict_banner(lang, Verdict::Malformed, &[]);
+                return Response::html(400, shell(web, &names, lang, &switch, "-", &body));
             }
         },
         LinkTarget::Lot { gtin, lot } => (format!("{gtin}/{lot}"), false),
@@ -77,42 +89,73 @@ pub(crate) async fn page_for(web: &Web, req: &Request, target: LinkTarget) -> Re
             let verdict = is_code.then(|| Verdict::of(&answer));
             let status = match (&answer, verdict) {
                 (Answer::Json(_), _) => 200,
-                (_, Some(Verdict::Forged | Verdict::Invalid)) => 200,
-                (Answer::Refused(m), _) if m.contains("unknown") || m.contains("no code key") => {
-                    404
-                }
-                _ => 400,
+                (Answer::Refused(m), v) => match v.unwrap_or_else(|| Verdict::of_refusal(m)) {
+                    Verdict::Forged | Verdict::Invalid => 200,
+                    Verdict::Unknown => 404,
+                    _ => 400,
+                },
             };
-            let (title, body) = render(lang, &answer, verdict);
-            Response::html(status, shell(web, lang, &switch, &title, &body))
+            let units = input_units(web, &answer).await;
+            let (title, body) = render(lang, &names, &units, &answer, verdict);
+            Response::html(status, shell(web, &names, lang, &switch, &title, &body))
         }
-        Err(e) => unavailable(web, lang, &switch, &e),
+        Err(e) => unavailable(web, &names, lang, &switch, &e),
     }
 }
 
-fn unavailable(web: &Web, lang: Lang, switch: &str, e: &WebError) -> Response {
+/// The unit of measure of the batch shown and of the batches its
+/// transformations name as inputs (at most [`MAX_INPUT_LOOKUPS`] looked
+/// up); a batch that cannot be read is left out.
+async fn input_units(web: &Web, answer: &Answer) -> BTreeMap<String, String> {
+    let mut units = BTreeMap::new();
+    let Answer::Json(v) = answer else {
+        return units;
+    };
+    if let (Some(id), Some(uom)) = (v["batch"]["id"].as_str(), v["batch"]["uom"].as_str()) {
+        units.insert(id.to_owned(), uom.to_owned());
+    }
+    let inputs: BTreeSet<&str> = v["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["inputs"].as_array().into_iter().flatten())
+        .filter_map(|q| q["batch"].as_str())
+        .filter(|b| !units.contains_key(*b))
+        .take(MAX_INPUT_LOOKUPS)
+        .collect();
+    for id in inputs {
+        if let Ok(Answer::Json(b)) = web.querier.evaluate("get_batch", id).await
+            && let Some(uom) = b["uom"].as_str()
+        {
+            units.insert(id.to_owned(), uom.to_owned());
+        }
+    }
+    units
+}
+
+fn unavailable(web: &Web, names: &OrgNames, lang: Lang, switch: &str, e: &WebError) -> Response {
     tracing::warn!(error = %e, "verify page: query failed");
     let body = format!(
         "<div class=\"banner warn\" id=\"unavailable\"><h1>{}</h1><p>{}</p></div>",
         lang.pick("The ledger cannot be read right now", "暂时无法读取账本"),
         lang.pick("Please try again in a moment.", "请稍后再试。"),
     );
-    Response::html(503, shell(web, lang, switch, "-", &body)).with_header("Retry-After", "5")
+    Response::html(503, shell(web, names, lang, switch, "-", &body)).with_header("Retry-After", "5")
 }
 
-fn shell(web: &Web, lang: Lang, switch: &str, title: &str, body: &str) -> String {
-    let peer = web.peer.signer.msp_id.as_str();
+fn shell(web: &Web, names: &OrgNames, lang: Lang, switch: &str, title: &str, body: &str) -> String {
+    let peer = names.name(lang, web.peer.signer.msp_id.as_str());
     let footer = match lang {
         Lang::En => format!(
             "Checked against the ledger of channel {} at block height {} by a peer of {}. \
 Opening this page records nothing on the ledger.",
             esc(web.peer.channel().id()),
             web.peer.height(),
-            esc(peer)
+            esc(&peer)
         ),
         Lang::Zh => format!(
-            "已由 {} 的节点在通道 {} 区块高度 {} 上核验。打开本页不会在账本上留下任何记录。",
-            esc(peer),
+            "已由{}的节点在通道 {} 区块高度 {} 上核验。打开本页不会在账本上留下任何记录。",
+            esc(&peer),
             esc(web.peer.channel().id()),
             web.peer.height()
         ),
@@ -125,63 +168,224 @@ Opening this page records nothing on the ledger.",
     page(lang, &title, switch, body, &footer, false, None)
 }
 
-/// The page body for a `trace` answer: (title, HTML).
-pub(crate) fn render(lang: Lang, answer: &Answer, verdict: Option<Verdict>) -> (String, String) {
+/// Organisations' display names, from the channel configuration.
+#[derive(Debug, Default)]
+pub(crate) struct OrgNames(BTreeMap<String, DisplayName>);
+
+impl OrgNames {
+    pub(crate) fn of(config: &ChannelConfig) -> Self {
+        OrgNames(
+            config
+                .orgs
+                .iter()
+                .filter_map(|o| Some((o.msp.msp_id.clone(), o.display_name.clone()?)))
+                .collect(),
+        )
+    }
+
+    /// `msp`'s name in `lang`, else in the other language, else the MSP id.
+    pub(crate) fn name(&self, lang: Lang, msp: &str) -> String {
+        self.0
+            .get(msp)
+            .and_then(|n| n.pick(lang == Lang::Zh))
+            .unwrap_or(msp)
+            .to_owned()
+    }
+}
+
+/// Who the page speaks to, and what it knows besides the contract's answer.
+struct Reader<'a> {
+    lang: Lang,
+    names: &'a OrgNames,
+    /// Units of measure by batch id (the batch shown, its inputs).
+    units: &'a BTreeMap<String, String>,
+    /// The zone of times that record none (scans, recall, inspections):
+    /// the batch's first event's, so they read like its events.
+    zone: Option<String>,
+}
+
+impl Reader<'_> {
+    fn pick<'s>(&self, en: &'s str, zh: &'s str) -> &'s str {
+        self.lang.pick(en, zh)
+    }
+
+    /// An organisation (an MSP id in the answer) by its display name.
+    fn org(&self, msp: &Value) -> String {
+        match msp.as_str() {
+            Some(m) => self.names.name(self.lang, m),
+            None => "-".into(),
+        }
+    }
+
+    /// A time that records no zone of its own.
+    fn at(&self, secs: &Value) -> String {
+        when(self.lang, secs, self.zone.as_deref())
+    }
+}
+
+/// The zone of the first timeline event that records a valid one.
+fn home_zone(v: &Value) -> Option<String> {
+    v["timeline"]
+        .as_array()?
+        .iter()
+        .filter_map(|e| e["event_time_zone_offset"].as_str())
+        .find(|o| qcss_network::clock::parse_offset(o).is_some())
+        .map(str::to_owned)
+}
+
+/// "Scanned once before", "Scanned 3 times before"; "此前已扫描 3 次".
+pub(crate) fn scanned_before(lang: Lang, n: u64) -> String {
+    match (lang, n) {
+        (Lang::En, 0) => "Not scanned before".into(),
+        (Lang::En, 1) => "Scanned once before".into(),
+        (Lang::En, 2) => "Scanned twice before".into(),
+        (Lang::En, n) => format!("Scanned {n} times before"),
+        (Lang::Zh, 0) => "此前未被扫描过".into(),
+        (Lang::Zh, n) => format!("此前已扫描 {n} 次"),
+    }
+}
+
+/// "1 file", "3 files"; "3 个附件".
+pub(crate) fn files(lang: Lang, n: usize) -> String {
+    match (lang, n) {
+        (Lang::En, 1) => "1 file".into(),
+        (Lang::En, n) => format!("{n} files"),
+        (Lang::Zh, n) => format!("{n} 个附件"),
+    }
+}
+
+/// The page body for a `trace` answer: (title, HTML). A refusal is shown
+/// by its verdict alone: the contract's (English) message is not.
+pub(crate) fn render(
+    lang: Lang,
+    names: &OrgNames,
+    units: &BTreeMap<String, String>,
+    answer: &Answer,
+    verdict: Option<Verdict>,
+) -> (String, String) {
     let v = match answer {
         Answer::Json(v) => v,
         Answer::Refused(message) => {
             let verdict = verdict.unwrap_or(Verdict::of_refusal(message));
-            return ("-".into(), verdict_banner(lang, verdict, message));
+            return ("-".into(), verdict_banner(lang, verdict, &[]));
         }
     };
+    let r = Reader {
+        lang,
+        names,
+        units,
+        zone: home_zone(v),
+    };
     let mut out = String::new();
-    recall_banner(lang, &mut out, &v["recall"]);
+    recall_banner(&r, &mut out, &v["recall"]);
     if let Some(verdict) = verdict {
-        let detail = v["counterfeit_warning"].as_str().unwrap_or("");
-        out.push_str(&verdict_banner(lang, verdict, detail));
+        out.push_str(&verdict_banner(
+            lang,
+            verdict,
+            &clone_reasons(&r, &v["unit"]),
+        ));
     }
-    product_card(lang, &mut out, v);
-    scans_card(lang, &mut out, &v["unit"]);
-    timeline_card(lang, &mut out, &v["timeline"]);
-    inspections_card(lang, &mut out, &v["inspections"]);
-    alerts_card(lang, &mut out, &v["alerts"]);
+    product_card(&r, &mut out, v);
+    scans_card(&r, &mut out, &v["unit"]);
+    timeline_card(&r, &mut out, &v["timeline"]);
+    inspections_card(&r, &mut out, &v["inspections"]);
+    alerts_card(&r, &mut out, &v["alerts"]);
     (text(&v["product"]["name"]), out)
 }
 
-fn recall_banner(lang: Lang, out: &mut String, recall: &Value) {
+/// Why a code looks copied, in the reader's language: one line per kind of
+/// the contract's clone warnings (their first word — `already` claimed,
+/// `first` scanned elsewhere, `scanned` too often — is the kind), told
+/// from the unit's own scan records, never from the warning's text.
+fn clone_reasons(r: &Reader, unit: &Value) -> Vec<String> {
+    let warnings = unit["clone_warnings"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let mut out: Vec<String> = Vec::new();
+    for w in warnings.iter().filter_map(Value::as_str) {
+        let reason = match w.split_whitespace().next() {
+            Some("already") => {
+                let c = &unit["claimed"];
+                match r.lang {
+                    Lang::En => format!(
+                        "Already claimed as sold on {} in {}.",
+                        r.at(&c["time"]),
+                        text(&c["location"])
+                    ),
+                    Lang::Zh => format!(
+                        "已于 {} 在{}被认领（售出）。",
+                        r.at(&c["time"]),
+                        text(&c["location"])
+                    ),
+                }
+            }
+            Some("first") => {
+                let first = text(&unit["first_scan"]["location"]);
+                let last = text(&unit["last_scan"]["location"]);
+                match (r.lang, first == last) {
+                    (Lang::En, false) => format!("First scanned in {first}, then in {last}."),
+                    (Lang::Zh, false) => format!("首次在{first}扫描，之后在{last}扫描。"),
+                    (Lang::En, true) => {
+                        format!("Scanned in more than one place, first in {first}.")
+                    }
+                    (Lang::Zh, true) => format!("曾在多个地点被扫描，首次在{first}。"),
+                }
+            }
+            Some("scanned") => {
+                let n = unit["scans"].as_u64().unwrap_or(0);
+                match r.lang {
+                    Lang::En => format!("Scanned {n} times: more often than one product is."),
+                    Lang::Zh => format!("已扫描 {n} 次，超出单件商品的正常次数。"),
+                }
+            }
+            _ => r
+                .pick("Other signs of copying.", "存在其他复制迹象。")
+                .to_owned(),
+        };
+        if !out.contains(&reason) {
+            out.push(reason);
+        }
+    }
+    out
+}
+
+fn recall_banner(r: &Reader, out: &mut String, recall: &Value) {
     if recall.is_null() {
         return;
     }
     let by = if recall["by_regulator"].as_bool() == Some(true) {
         format!(
             "{} ({})",
-            text(&recall["by"]),
-            lang.pick("regulator", "监管部门")
+            r.org(&recall["by"]),
+            r.pick("regulator", "监管部门")
         )
     } else {
-        text(&recall["by"])
+        r.org(&recall["by"])
     };
     out.push_str(&format!(
         "<div class=\"banner recall\" id=\"recall\" role=\"alert\"><h1>{}</h1>\
 <p>{}</p><p>{}: {}</p><p>{}: {} · {}: {}</p></div>",
-        lang.pick(
+        r.pick(
             "RECALLED — do not sell or consume this product",
             "已召回 — 请勿销售或食用本产品"
         ),
-        lang.pick(
+        r.pick(
             "This batch, or a batch it was made from, has been recalled.",
             "该批次或其原料批次已被召回。"
         ),
-        lang.pick("Reason", "原因"),
+        r.pick("Reason", "原因"),
         esc(&text(&recall["reason"])),
-        lang.pick("Ordered by", "召回方"),
+        r.pick("Ordered by", "召回方"),
         esc(&by),
-        lang.pick("on", "时间"),
-        esc(&time(&recall["time"], None)),
+        r.pick("on", "时间"),
+        esc(&r.at(&recall["time"])),
     ));
 }
 
-fn verdict_banner(lang: Lang, verdict: Verdict, detail: &str) -> String {
+/// The verdict banner, keyed on the verdict alone (its code is stable;
+/// the contract's wording is not shown); `reasons` are listed under it.
+fn verdict_banner(lang: Lang, verdict: Verdict, reasons: &[String]) -> String {
     let (class, id, title, what) = match verdict {
         Verdict::Genuine => (
             "ok",
@@ -212,8 +416,8 @@ fn verdict_banner(lang: Lang, verdict: Verdict, detail: &str) -> String {
                 "伪造码 — 并非品牌方签发",
             ),
             lang.pick(
-                "Its signature is not valid. Do not trust this product.",
-                "签名无效。请勿信任此产品。",
+                "Its signature is not valid: the code was made up or altered. Do not trust this product.",
+                "签名无效：此码系伪造或被篡改。请勿信任此产品。",
             ),
         ),
         Verdict::Invalid => (
@@ -247,13 +451,18 @@ fn verdict_banner(lang: Lang, verdict: Verdict, detail: &str) -> String {
             ),
         ),
     };
-    let detail = if detail.is_empty() {
+    let reasons = if reasons.is_empty() {
         String::new()
     } else {
-        format!("<p class=\"muted\">{}</p>", esc(detail))
+        let items: String = reasons
+            .iter()
+            .map(|x| format!("<li>{}</li>", esc(x)))
+            .collect();
+        format!("<ul class=\"reasons\">{items}</ul>")
     };
     format!(
-        "<div class=\"banner {class}\" id=\"{id}\" role=\"status\"><h1>{title}</h1><p>{what}</p>{detail}</div>"
+        "<div class=\"banner {class}\" id=\"{id}\" data-verdict=\"{}\" role=\"status\"><h1>{title}</h1><p>{what}</p>{reasons}</div>",
+        verdict.as_str()
     )
 }
 
@@ -317,52 +526,60 @@ fn disposition_name(lang: Lang, d: &str) -> String {
     }
 }
 
-fn product_card(lang: Lang, out: &mut String, v: &Value) {
+/// A batch quantity in its unit: `24 pieces`, `600 kg`; the number alone
+/// when the unit is not known.
+fn amount(r: &Reader, n: &Value, uom: Option<&str>) -> String {
+    match (n.as_u64(), uom) {
+        (Some(n), Some(u)) => units::quantity(r.lang, n, u),
+        _ => text(n),
+    }
+}
+
+fn product_card(r: &Reader, out: &mut String, v: &Value) {
     let (p, b, permit) = (&v["product"], &v["batch"], &v["permit"]);
     out.push_str(&format!(
         "<section class=\"card\" id=\"product\"><h2>{}</h2><dl>",
-        lang.pick("Product", "产品")
+        r.pick("Product", "产品")
     ));
-    row(out, lang.pick("Name", "名称"), &text(&p["name"]));
+    row(out, r.pick("Name", "名称"), &text(&p["name"]));
     row(out, "GTIN", &text(&p["gtin"]));
-    row(out, lang.pick("Category", "类别"), &text(&p["category"]));
-    row(out, lang.pick("Producer", "生产企业"), &text(&p["owner"]));
+    row(out, r.pick("Category", "类别"), &text(&p["category"]));
+    row(out, r.pick("Producer", "生产企业"), &r.org(&p["owner"]));
     if let Some(u) = v["unit"]["id"].as_str() {
-        row(out, lang.pick("Unit", "单品"), u);
+        row(out, r.pick("Unit", "单品"), u);
     }
     out.push_str("</dl></section>");
 
     out.push_str(&format!(
         "<section class=\"card\" id=\"batch\"><h2>{}</h2><dl>",
-        lang.pick("Batch", "批次")
+        r.pick("Batch", "批次")
     ));
-    row(out, lang.pick("Lot", "批号"), &text(&b["lot"]));
+    row(out, r.pick("Lot", "批号"), &text(&b["lot"]));
     row(
         out,
-        lang.pick("Quantity", "数量"),
-        &format!("{} {}", text(&b["quantity"]), text(&b["uom"])),
+        r.pick("Quantity", "数量"),
+        &amount(r, &b["quantity"], b["uom"].as_str()),
     );
-    row(
-        out,
-        lang.pick("Produced", "生产日期"),
-        &text(&b["production_date"]),
-    );
-    row(out, lang.pick("Site", "产地"), &text(&b["site"]));
-    row(out, lang.pick("Held by", "持有方"), &text(&b["custodian"]));
+    let produced = b["production_date"]
+        .as_str()
+        .map_or_else(|| "-".to_owned(), |d| date(r.lang, d));
+    row(out, r.pick("Produced", "生产日期"), &produced);
+    row(out, r.pick("Site", "产地"), &text(&b["site"]));
+    row(out, r.pick("Held by", "持有方"), &r.org(&b["custodian"]));
     let conformance = match b["conformance"].as_str() {
-        Some(c) => disposition_name(lang, c),
-        None => lang.pick("not inspected", "未检验").to_owned(),
+        Some(c) => disposition_name(r.lang, c),
+        None => r.pick("not inspected", "未检验").to_owned(),
     };
-    row(out, lang.pick("Quality", "质量"), &conformance);
+    row(out, r.pick("Quality", "质量"), &conformance);
     if let Some(d) = b["disposition"].as_str() {
-        row(out, lang.pick("Status", "状态"), &disposition_name(lang, d));
+        row(out, r.pick("Status", "状态"), &disposition_name(r.lang, d));
     }
     out.push_str("</dl></section>");
 
     let status = text(&permit["status"]);
     let expired = permit["expired"].as_bool() == Some(true);
     let in_force = status == "active" && !expired;
-    let status_text = match (lang, status.as_str()) {
+    let status_text = match (r.lang, status.as_str()) {
         (Lang::Zh, "active") => "有效".to_owned(),
         (Lang::Zh, "suspended") => "已暂停".to_owned(),
         (Lang::Zh, "rejected") => "已驳回".to_owned(),
@@ -372,12 +589,12 @@ fn product_card(lang: Lang, out: &mut String, v: &Value) {
     };
     out.push_str(&format!(
         "<section class=\"card\" id=\"permit\"><h2>{}</h2><p class=\"{}\">{} — {}{}</p>",
-        lang.pick("On-chain permit", "上链许可"),
+        r.pick("On-chain permit", "上链许可"),
         if in_force { "pass" } else { "fail" },
-        esc(&text(&permit["msp"])),
+        esc(&r.org(&permit["msp"])),
         esc(&status_text),
         if expired {
-            lang.pick(" (EXPIRED)", "（已过期）")
+            r.pick(" (EXPIRED)", "（已过期）")
         } else {
             ""
         },
@@ -385,14 +602,14 @@ fn product_card(lang: Lang, out: &mut String, v: &Value) {
     if !permit["valid_until"].is_null() {
         out.push_str(&format!(
             "<p class=\"muted\">{} {}</p>",
-            lang.pick("Valid until", "有效期至"),
-            esc(&time(&permit["valid_until"], None))
+            r.pick("Valid until", "有效期至"),
+            esc(&r.at(&permit["valid_until"]))
         ));
     }
     if !in_force {
         out.push_str(&format!(
             "<p class=\"fail\">{}</p>",
-            lang.pick(
+            r.pick(
                 "The producer's on-chain permit is not in force.",
                 "生产企业的上链许可当前无效。"
             )
@@ -401,73 +618,61 @@ fn product_card(lang: Lang, out: &mut String, v: &Value) {
     out.push_str("</section>");
 }
 
-fn scan_line(lang: Lang, s: &Value) -> String {
-    format!(
-        "{} · {} {}",
-        time(&s["time"], None),
-        lang.pick("in", "地点"),
-        text(&s["location"])
-    )
+fn scan_line(r: &Reader, s: &Value) -> String {
+    match r.lang {
+        Lang::En => format!("{} in {}", r.at(&s["time"]), text(&s["location"])),
+        Lang::Zh => format!("{} · {}", r.at(&s["time"]), text(&s["location"])),
+    }
 }
 
-fn scans_card(lang: Lang, out: &mut String, unit: &Value) {
+fn scans_card(r: &Reader, out: &mut String, unit: &Value) {
     if !unit.is_object() {
         return;
     }
     let n = unit["scans"].as_u64().unwrap_or(0);
     out.push_str(&format!(
         "<section class=\"card\" id=\"scans\"><h2>{}</h2><p id=\"scan-count\">{}</p><dl>",
-        lang.pick("Scans", "扫码记录"),
-        match lang {
-            Lang::En => format!("Scanned {n} time(s) before"),
-            Lang::Zh => format!("此前已被扫描 {n} 次"),
-        }
+        r.pick("Scans", "扫码记录"),
+        esc(&scanned_before(r.lang, n))
     ));
     if unit["first_scan"].is_object() {
         row(
             out,
-            lang.pick("First scan", "首次扫描"),
-            &scan_line(lang, &unit["first_scan"]),
+            r.pick("First scan", "首次扫描"),
+            &scan_line(r, &unit["first_scan"]),
         );
     }
-    if unit["last_scan"].is_object() {
+    if unit["last_scan"].is_object() && n > 1 {
         row(
             out,
-            lang.pick("Last scan", "最近扫描"),
-            &scan_line(lang, &unit["last_scan"]),
+            r.pick("Last scan", "最近扫描"),
+            &scan_line(r, &unit["last_scan"]),
         );
     }
     if unit["claimed"].is_object() {
         row(
             out,
-            lang.pick("Claimed (sold)", "已认领（售出）"),
-            &scan_line(lang, &unit["claimed"]),
+            r.pick("Claimed (sold)", "已认领（售出）"),
+            &scan_line(r, &unit["claimed"]),
         );
     }
-    out.push_str("</dl>");
-    if let Some(ws) = unit["clone_warnings"].as_array().filter(|w| !w.is_empty()) {
-        out.push_str("<ul class=\"fail\">");
-        for w in ws {
-            out.push_str(&format!("<li>{}</li>", esc(&text(w))));
-        }
-        out.push_str("</ul>");
-    }
-    out.push_str("</section>");
+    out.push_str("</dl></section>");
 }
 
-fn event_item(lang: Lang, e: &Value) -> String {
+fn event_item(r: &Reader, e: &Value) -> String {
     let mut s = format!(
-        "<li><strong>{}</strong> <span class=\"muted\">{}</span><br>",
-        esc(&step_name(lang, e["biz_step"].as_str().unwrap_or("?"))),
-        esc(&time(
+        "<li><strong>{}</strong> <span class=\"muted when\">{}</span><br>",
+        esc(&step_name(r.lang, e["biz_step"].as_str().unwrap_or("?"))),
+        esc(&when(
+            r.lang,
             &e["event_time"],
             e["event_time_zone_offset"].as_str()
         )),
     );
     s.push_str(&format!(
         "{} <span class=\"actor\">{}</span>",
-        lang.pick("by", "操作方"),
-        esc(&text(&e["actor"]))
+        r.pick("by", "操作方"),
+        esc(&r.org(&e["actor"]))
     ));
     let place: Vec<String> = [&e["read_point"], &e["biz_location"]]
         .iter()
@@ -476,40 +681,48 @@ fn event_item(lang: Lang, e: &Value) -> String {
     if !place.is_empty() {
         s.push_str(&format!(
             " · {} <span class=\"place\">{}</span>",
-            lang.pick("at", "地点"),
+            r.pick("at", "地点"),
             esc(&place.join(", "))
         ));
     }
     if e["source"].is_string() || e["destination"].is_string() {
         s.push_str(&format!(
             " · {} → {}",
-            esc(e["source"].as_str().unwrap_or("?")),
-            esc(e["destination"].as_str().unwrap_or("?"))
+            esc(&r.org(&e["source"])),
+            esc(&r.org(&e["destination"]))
         ));
     }
     if let Some(d) = e["disposition"].as_str() {
-        s.push_str(&format!(" · {}", esc(&disposition_name(lang, d))));
+        s.push_str(&format!(" · {}", esc(&disposition_name(r.lang, d))));
     }
     if let Some(inputs) = e["inputs"].as_array().filter(|a| !a.is_empty()) {
         let ins: Vec<String> = inputs
             .iter()
-            .map(|q| format!("{} ×{}", text(&q["batch"]), text(&q["quantity"])))
+            .map(|q| {
+                let batch = text(&q["batch"]);
+                let uom = r.units.get(&batch).map(String::as_str);
+                let n = amount(r, &q["quantity"], uom);
+                match (r.lang, uom) {
+                    (Lang::En, Some(_)) => format!("{n} of {batch}"),
+                    (Lang::Zh, Some(_)) => format!("{batch} {n}"),
+                    (_, None) => format!("{batch} ×{n}"),
+                }
+            })
             .collect();
         s.push_str(&format!(
             "<br><span class=\"muted\">{} {}</span>",
-            lang.pick("made from", "原料"),
+            r.pick("made from", "原料："),
             esc(&ins.join(" + "))
         ));
     }
     if let Some(sensors) = e["sensors"].as_array().filter(|a| !a.is_empty()) {
         let rs: Vec<String> = sensors
             .iter()
-            .map(|r| {
+            .map(|x| {
                 format!(
-                    "{} {} {}",
-                    text(&r["type"]),
-                    text(&r["value"]),
-                    text(&r["unit"])
+                    "{} {}",
+                    text(&x["type"]),
+                    units::measure(r.lang, &text(&x["value"]), &text(&x["unit"]))
                 )
             })
             .collect();
@@ -519,49 +732,40 @@ fn event_item(lang: Lang, e: &Value) -> String {
         ));
     }
     if let Some(n) = e["attachments"].as_array().map(Vec::len).filter(|n| *n > 0) {
-        s.push_str(&format!(
-            " <span class=\"tag\">{n} {}</span>",
-            lang.pick("file(s)", "个附件")
-        ));
+        s.push_str(&format!(" <span class=\"tag\">{}</span>", files(r.lang, n)));
     }
     s.push_str("</li>");
     s
 }
 
-fn timeline_card(lang: Lang, out: &mut String, timeline: &Value) {
+fn timeline_card(r: &Reader, out: &mut String, timeline: &Value) {
     let events = timeline.as_array().map(Vec::as_slice).unwrap_or(&[]);
     out.push_str(&format!(
         "<section class=\"card\" id=\"timeline\"><h2>{} ({})</h2>",
-        lang.pick("History", "溯源时间线"),
+        r.pick("History", "溯源时间线"),
         events.len()
     ));
     if events.is_empty() {
-        out.push_str(&format!(
-            "<p class=\"muted\">{}</p>",
-            lang.pick("none", "无")
-        ));
+        out.push_str(&format!("<p class=\"muted\">{}</p>", r.pick("none", "无")));
     } else {
         out.push_str("<ol class=\"timeline\">");
         for e in events {
-            out.push_str(&event_item(lang, e));
+            out.push_str(&event_item(r, e));
         }
         out.push_str("</ol>");
     }
     out.push_str("</section>");
 }
 
-fn inspections_card(lang: Lang, out: &mut String, inspections: &Value) {
+fn inspections_card(r: &Reader, out: &mut String, inspections: &Value) {
     let items = inspections.as_array().map(Vec::as_slice).unwrap_or(&[]);
     out.push_str(&format!(
         "<section class=\"card\" id=\"inspections\"><h2>{} ({})</h2>",
-        lang.pick("Inspections", "检验报告"),
+        r.pick("Inspections", "检验报告"),
         items.len()
     ));
     if items.is_empty() {
-        out.push_str(&format!(
-            "<p class=\"muted\">{}</p>",
-            lang.pick("none", "无")
-        ));
+        out.push_str(&format!("<p class=\"muted\">{}</p>", r.pick("none", "无")));
     }
     for i in items {
         let pass = i["result"] == "pass";
@@ -569,14 +773,14 @@ fn inspections_card(lang: Lang, out: &mut String, inspections: &Value) {
             "<p><span class=\"{}\">{}</span> · {} {} · {} · {}</p>",
             if pass { "pass" } else { "fail" },
             if pass {
-                lang.pick("PASS", "合格")
+                r.pick("PASS", "合格")
             } else {
-                lang.pick("FAIL", "不合格")
+                r.pick("FAIL", "不合格")
             },
-            lang.pick("lab", "检测机构"),
-            esc(&text(&i["lab"])),
+            r.pick("lab", "检测机构"),
+            esc(&r.org(&i["lab"])),
             esc(&text(&i["standard"])),
-            esc(&time(&i["inspected_at"], None)),
+            esc(&r.at(&i["inspected_at"])),
         ));
         if let Some(ms) = i["measurements"].as_array().filter(|m| !m.is_empty()) {
             out.push_str("<table><tbody>");
@@ -588,10 +792,13 @@ fn inspections_card(lang: Lang, out: &mut String, inspections: &Value) {
                     (None, None) => String::new(),
                 };
                 out.push_str(&format!(
-                    "<tr><td>{}</td><td>{} {}</td><td class=\"muted\">{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td class=\"muted\">{}</td></tr>",
                     esc(&text(&m["name"])),
-                    esc(&text(&m["value"])),
-                    esc(&text(&m["unit"])),
+                    esc(&units::measure(
+                        r.lang,
+                        &text(&m["value"]),
+                        &text(&m["unit"])
+                    )),
                     esc(&bounds)
                 ));
             }
@@ -599,42 +806,46 @@ fn inspections_card(lang: Lang, out: &mut String, inspections: &Value) {
         }
         out.push_str(&format!(
             "<p class=\"muted mono\">{} {}</p>",
-            lang.pick("report SHA-256", "报告 SHA-256"),
+            r.pick("report SHA-256", "报告 SHA-256"),
             esc(&text(&i["report_sha256"]))
         ));
     }
     out.push_str("</section>");
 }
 
-fn alerts_card(lang: Lang, out: &mut String, alerts: &Value) {
+fn alerts_card(r: &Reader, out: &mut String, alerts: &Value) {
     let items = alerts.as_array().map(Vec::as_slice).unwrap_or(&[]);
     out.push_str(&format!(
         "<section class=\"card\" id=\"alerts\"><h2>{} ({})</h2>",
-        lang.pick("IoT alerts", "物联网告警"),
+        r.pick("IoT alerts", "物联网告警"),
         items.len()
     ));
     if items.is_empty() {
         out.push_str(&format!(
             "<p class=\"muted\">{}</p>",
-            lang.pick(
+            r.pick(
                 "No sensor reading outside its limits.",
                 "没有超出限值的传感器读数。"
             )
         ));
     }
     for a in items {
-        let (r, l) = (&a["reading"], &a["limit"]);
+        let (x, l) = (&a["reading"], &a["limit"]);
+        let bound = |b: &Value| b.as_f64().map_or("-".into(), |v| v.to_string());
         out.push_str(&format!(
-            "<p class=\"fail\">{} {} {} · {} {} · {} [{} – {}] · {}</p>",
-            esc(&text(&r["type"])),
-            esc(&text(&r["value"])),
-            esc(&text(&r["unit"])),
-            lang.pick("device", "设备"),
+            "<p class=\"fail\">{} {} · {} {} · {} [{} – {}] · {}</p>",
+            esc(&text(&x["type"])),
+            esc(&units::measure(
+                r.lang,
+                &text(&x["value"]),
+                &text(&x["unit"])
+            )),
+            r.pick("device", "设备"),
             esc(&text(&a["device"])),
-            lang.pick("limits", "限值"),
-            esc(&l["min"].as_f64().map_or("-".into(), |x| x.to_string())),
-            esc(&l["max"].as_f64().map_or("-".into(), |x| x.to_string())),
-            esc(&time(&r["time"], None)),
+            r.pick("limits", "限值"),
+            esc(&bound(&l["min"])),
+            esc(&bound(&l["max"])),
+            esc(&r.at(&x["time"])),
         ));
     }
     out.push_str("</section>");
@@ -669,45 +880,177 @@ mod tests {
 
     fn report() -> Value {
         serde_json::json!({
-            "recall": {"origin": "g/B", "reason": "sediment <found>", "by": "RegulatorMSP", "by_regulator": true, "time": 0, "tx_id": "t"},
+            "recall": {"origin": "g/B", "reason": "sediment <found>", "by": "RegulatorMSP", "by_regulator": true, "time": 1_780_273_800, "tx_id": "t"},
             "counterfeit_warning": null,
             "target": "g/B/3",
             "product": {"name": "Loquat juice 330 ml", "gtin": "g", "category": "beverage", "owner": "ProducerMSP"},
-            "batch": {"lot": "B", "quantity": 24, "uom": "H87", "custodian": "ProducerMSP"},
+            "batch": {"id": "g/B", "lot": "B", "quantity": 24, "uom": "H87", "custodian": "ProducerMSP", "production_date": "2026-06-01"},
             "permit": {"msp": "ProducerMSP", "status": "active", "valid_until": 4_000_000_000i64, "expired": false},
-            "unit": {"id": "g/B/3", "scans": 2, "first_scan": {"time": 0, "location": "Hangzhou", "msp": "X", "tx_id": "t"}, "clone_warnings": []},
-            "timeline": [{"biz_step": "sterilising", "actor": "ProducerMSP", "event_time": 0, "read_point": "line 1"}],
-            "inspections": [{"result": "pass", "lab": "LabMSP", "standard": "GB 7101", "measurements": []}],
+            "unit": {"id": "g/B/3", "scans": 2, "first_scan": {"time": 1_780_273_800, "location": "Hangzhou", "msp": "X", "tx_id": "t"}, "clone_warnings": []},
+            "timeline": [
+                {"biz_step": "commissioning", "actor": "ProducerMSP", "event_time": 1_780_273_800,
+                 "event_time_zone_offset": "+08:00", "inputs": [{"batch": "h/H1", "quantity": 600}]},
+                {"biz_step": "sterilising", "actor": "ProducerMSP", "event_time": 1_780_273_800,
+                 "event_time_zone_offset": "-03:00", "read_point": "line 1",
+                 "attachments": [{"sha256": "a"}]},
+                {"biz_step": "shipping", "actor": "ProducerMSP", "source": "ProducerMSP",
+                 "destination": "NamelessMSP", "event_time": 0, "event_time_zone_offset": "+00:00"}
+            ],
+            "inspections": [{"result": "pass", "lab": "LabMSP", "standard": "GB 7101", "inspected_at": 1_780_273_800,
+                             "measurements": [{"name": "sugar", "value": 9.8, "unit": "g/100ml"}]}],
             "alerts": []
         })
     }
 
+    fn names() -> OrgNames {
+        let both = |en: &str, zh: &str| DisplayName {
+            en: Some(en.into()),
+            zh: Some(zh.into()),
+        };
+        OrgNames(BTreeMap::from([
+            ("ProducerMSP".into(), both("Loquat Co.", "枇杷公司")),
+            ("RegulatorMSP".into(), both("Market Bureau", "市场监管局")),
+            (
+                "LabMSP".into(),
+                DisplayName {
+                    en: None,
+                    zh: Some("食品检验中心".into()),
+                },
+            ),
+        ]))
+    }
+
+    fn page(lang: Lang, v: Value, verdict: Option<Verdict>) -> (String, String) {
+        let units = BTreeMap::from([
+            ("h/H1".to_owned(), "KGM".to_owned()),
+            ("g/B".to_owned(), "H87".to_owned()),
+        ]);
+        render(lang, &names(), &units, &Answer::Json(Arc::new(v)), verdict)
+    }
+
     #[test]
     fn recall_comes_first_and_text_is_escaped() {
-        let (title, html) = render(
-            Lang::En,
-            &Answer::Json(Arc::new(report())),
-            Some(Verdict::Genuine),
-        );
+        let (title, html) = page(Lang::En, report(), Some(Verdict::Genuine));
         assert_eq!(title, "Loquat juice 330 ml");
         let recall = html.find("id=\"recall\"").unwrap();
         assert!(recall < html.find("id=\"genuine\"").unwrap());
         assert!(html.contains("sediment &lt;found&gt;"));
-        assert!(html.contains("Scanned 2 time(s) before"));
+        assert!(html.contains("Scanned twice before"), "{html}");
         assert!(html.contains("sterilising") && html.contains("line 1"));
-        let (_, zh) = render(Lang::Zh, &Answer::Json(Arc::new(report())), None);
+        let (_, zh) = page(Lang::Zh, report(), None);
         assert!(zh.contains("已召回") && zh.contains("杀菌"), "{zh}");
+        assert!(zh.contains("此前已扫描 2 次"), "{zh}");
         assert!(!zh.contains("id=\"genuine\""), "no verdict for a lot");
     }
 
     #[test]
-    fn refusals_render_their_verdict() {
-        let (_, html) = render(
-            Lang::En,
-            &Answer::Refused("counterfeit code: the signature is not valid for batch g/B".into()),
-            Some(Verdict::Forged),
+    fn organisations_by_name_with_fallbacks() {
+        let (_, en) = page(Lang::En, report(), Some(Verdict::Genuine));
+        assert!(en.contains("<dd>Loquat Co.</dd>"), "{en}");
+        assert!(en.contains("Market Bureau (regulator)"), "{en}");
+        assert!(!en.contains("ProducerMSP"), "{en}");
+        // No English name: the Chinese one; no name at all: the MSP id.
+        assert!(en.contains("食品检验中心"), "{en}");
+        assert!(en.contains("Loquat Co. → NamelessMSP"), "{en}");
+        let (_, zh) = page(Lang::Zh, report(), Some(Verdict::Genuine));
+        assert!(
+            zh.contains("<dd>枇杷公司</dd>") && zh.contains("市场监管局"),
+            "{zh}"
         );
-        assert!(html.contains("FORGED CODE"), "{html}");
-        assert!(html.contains("id=\"counterfeit\""));
+        assert!(!zh.contains("ProducerMSP"), "{zh}");
+    }
+
+    #[test]
+    fn quantities_dates_and_zones_read_naturally() {
+        let (_, en) = page(Lang::En, report(), Some(Verdict::Genuine));
+        assert!(en.contains("<dd>24 pieces</dd>"), "{en}");
+        assert!(en.contains("made from 600 kg of h/H1"), "{en}");
+        assert!(en.contains("<dd>1 Jun 2026</dd>"), "{en}");
+        // Each event in its own zone.
+        assert!(en.contains("1 Jun 2026, 08:30 UTC+8"), "{en}");
+        assert!(en.contains("31 May 2026, 21:30 UTC-3"), "{en}");
+        assert!(en.contains("1 Jan 1970, 00:00 UTC"), "{en}");
+        // Times without a zone (recall, scans, inspections) in the batch's.
+        assert!(en.contains("on: 1 Jun 2026, 08:30 UTC+8"), "{en}");
+        assert!(en.contains("1 Jun 2026, 08:30 UTC+8 in Hangzhou"), "{en}");
+        assert!(en.contains("9.8 g/100ml") && en.contains("1 file"), "{en}");
+        let (_, zh) = page(Lang::Zh, report(), Some(Verdict::Genuine));
+        assert!(zh.contains("<dd>24 件</dd>"), "{zh}");
+        assert!(zh.contains("h/H1 600 千克"), "{zh}");
+        assert!(zh.contains("2026年6月1日 08:30（UTC+8）"), "{zh}");
+        assert!(!zh.contains("+00:00") && !zh.contains("H87"), "{zh}");
+        assert!(zh.contains("1 个附件"), "{zh}");
+    }
+
+    #[test]
+    fn scan_counts_and_file_counts_are_plural_aware() {
+        assert_eq!(scanned_before(Lang::En, 0), "Not scanned before");
+        assert_eq!(scanned_before(Lang::En, 1), "Scanned once before");
+        assert_eq!(scanned_before(Lang::En, 2), "Scanned twice before");
+        assert_eq!(scanned_before(Lang::En, 3), "Scanned 3 times before");
+        assert_eq!(scanned_before(Lang::Zh, 0), "此前未被扫描过");
+        assert_eq!(scanned_before(Lang::Zh, 3), "此前已扫描 3 次");
+        assert_eq!(files(Lang::En, 1), "1 file");
+        assert_eq!(files(Lang::En, 2), "2 files");
+        assert_eq!(files(Lang::Zh, 2), "2 个附件");
+    }
+
+    #[test]
+    fn clone_reasons_are_told_in_the_readers_language() {
+        let mut v = report();
+        v["unit"]["scans"] = serde_json::json!(7);
+        v["unit"]["last_scan"] = serde_json::json!({"time": 1_780_280_000, "location": "Shenzhen"});
+        v["unit"]["clone_warnings"] = serde_json::json!([
+            "first scanned in Hangzhou, now scanned in Shenzhen",
+            "scanned 7 times",
+            "<script>new kind</script>"
+        ]);
+        let (_, en) = page(Lang::En, v.clone(), Some(Verdict::PossibleCounterfeit));
+        assert!(
+            en.contains("First scanned in Hangzhou, then in Shenzhen."),
+            "{en}"
+        );
+        assert!(en.contains("Scanned 7 times: more often"), "{en}");
+        assert!(en.contains("Other signs of copying."), "{en}");
+        assert!(
+            !en.contains("now scanned in") && !en.contains("script"),
+            "{en}"
+        );
+        let (_, zh) = page(Lang::Zh, v, Some(Verdict::PossibleCounterfeit));
+        assert!(
+            zh.contains("首次在Hangzhou扫描，之后在Shenzhen扫描。"),
+            "{zh}"
+        );
+        assert!(zh.contains("已扫描 7 次"), "{zh}");
+    }
+
+    #[test]
+    fn refusals_render_their_verdict_not_the_contracts_text() {
+        let forged =
+            Answer::Refused("counterfeit code: the signature is not valid for batch g/B".into());
+        for lang in [Lang::En, Lang::Zh] {
+            let (_, html) = render(
+                lang,
+                &names(),
+                &BTreeMap::new(),
+                &forged,
+                Some(Verdict::Forged),
+            );
+            assert!(html.contains("id=\"counterfeit\""), "{html}");
+            assert!(html.contains("data-verdict=\"forged\""), "{html}");
+            assert!(!html.contains("signature is not valid for batch"), "{html}");
+            assert!(html.contains(lang.pick("FORGED CODE", "伪造码")), "{html}");
+        }
+        let (_, html) = render(
+            Lang::Zh,
+            &names(),
+            &BTreeMap::new(),
+            &Answer::Refused("x".repeat(10_000)),
+            Some(Verdict::Malformed),
+        );
+        assert!(
+            html.contains("不是 QCSS 产品码") && !html.contains("xxx"),
+            "{html}"
+        );
     }
 }

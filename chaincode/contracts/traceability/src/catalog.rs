@@ -6,6 +6,7 @@ use qcss_chaincode_sdk::{Context, Error, Json};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::events::zone_offset;
 use crate::ids::{BatchId, base64url_decode, check_date, check_gtin, check_text};
 use crate::model::{Batch, Product, Quantity, SensorLimit};
 use crate::store::{
@@ -70,6 +71,9 @@ pub struct NewBatch {
     code_key: Option<String>,
     #[serde(default)]
     limits: Vec<SensorLimit>,
+    /// The commissioning event's EPCIS `eventTimeZoneOffset` (the site's
+    /// zone); `+00:00` when none is given.
+    event_time_zone_offset: Option<String>,
 }
 
 /// `register_batch`: the product's owner, holding a permit, registers a lot.
@@ -109,6 +113,7 @@ fn create_batch(
         check_code_key(k)?;
     }
     check_limits(&b.limits)?;
+    let offset = zone_offset(b.event_time_zone_offset)?;
     let k = batch_key("batch", &id, None)?;
     if load::<Batch>(ctx, &k)?.is_some() {
         return Err(Error::new(format!(
@@ -155,6 +160,7 @@ fn create_batch(
         }
     };
     event.disposition = Some("active".to_owned());
+    event.event_time_zone_offset = offset;
     event.biz_location = Some(b.site);
     append_event(ctx, &mut batch, &event)?;
     save(ctx, &k, &batch)?;
@@ -218,6 +224,10 @@ pub struct Transformation {
     inputs: Vec<Quantity>,
     output: NewBatch,
     event_time: Option<i64>,
+    /// The events' EPCIS `eventTimeZoneOffset`; `+00:00` when none is given
+    /// (the output's commissioning event takes it too unless the output
+    /// names its own).
+    event_time_zone_offset: Option<String>,
     location: Option<String>,
 }
 
@@ -238,6 +248,7 @@ pub fn transform(ctx: &mut Context, t: Json<Transformation>) -> Result<Json<Batc
         )));
     }
     let event_time = tx.event_time("event_time", t.event_time)?;
+    let offset = zone_offset(t.event_time_zone_offset.clone())?;
     let output_id = BatchId::new(&t.output.gtin, &t.output.lot)?.id();
     let mut inputs = Vec::with_capacity(t.inputs.len());
     for (i, q) in t.inputs.iter().enumerate() {
@@ -290,10 +301,14 @@ pub fn transform(ctx: &mut Context, t: Json<Transformation>) -> Result<Json<Batc
         inputs.push((id, b));
     }
     let location = t.location.clone();
+    let mut out = t.output;
+    if out.event_time_zone_offset.is_none() {
+        out.event_time_zone_offset = Some(offset.clone());
+    }
     let mut output = create_batch(
         ctx,
         &mut tx,
-        t.output,
+        out,
         Some(&t.transformation_id),
         t.inputs.clone(),
     )?;
@@ -305,6 +320,7 @@ pub fn transform(ctx: &mut Context, t: Json<Transformation>) -> Result<Json<Batc
         e.inputs = vec![q.clone()];
         e.children = vec![output.id.clone()];
         e.event_time = event_time;
+        e.event_time_zone_offset = offset.clone();
         e.read_point = location.clone();
         append_event(ctx, &mut b, &e)?;
         save_batch(ctx, &b)?;
@@ -318,6 +334,7 @@ pub fn transform(ctx: &mut Context, t: Json<Transformation>) -> Result<Json<Batc
     record.inputs = t.inputs;
     record.children = vec![output.id.clone()];
     record.event_time = event_time;
+    record.event_time_zone_offset = offset;
     record.read_point = location;
     save(ctx, &tkey, &record)?;
     output.transformation_id = Some(t.transformation_id);

@@ -155,8 +155,7 @@ pub fn add_event(ctx: &mut Context, e: Json<NewEvent>) -> Result<Json<Event>, Er
     for a in &e.attachments {
         check_sha256("attachment sha256", &a.sha256)?;
     }
-    let offset = e.event_time_zone_offset.unwrap_or_else(|| "+00:00".into());
-    check_offset(&offset)?;
+    let offset = zone_offset(e.event_time_zone_offset)?;
     let event_time = tx.event_time("event_time", e.event_time)?;
     let mut batch = load_batch(ctx, target.batch())?;
     if let Some(serial) = target.serial()
@@ -286,14 +285,19 @@ pub fn beyond_quantity(serial: u64, batch: &Batch) -> Error {
     ))
 }
 
-fn check_offset(offset: &str) -> Result<(), Error> {
+/// A client-given EPCIS `eventTimeZoneOffset` (`±hh:mm`, hours ≤ 23,
+/// minutes ≤ 59), checked; `+00:00` when none is given.
+pub fn zone_offset(offset: Option<String>) -> Result<String, Error> {
+    let offset = offset.unwrap_or_else(|| "+00:00".into());
     let b = offset.as_bytes();
     let ok = b.len() == 6
         && matches!(b[0], b'+' | b'-')
         && b[3] == b':'
-        && [1, 2, 4, 5].iter().all(|&i| b[i].is_ascii_digit());
+        && [1, 2, 4, 5].iter().all(|&i| b[i].is_ascii_digit())
+        && &offset[1..3] <= "23"
+        && &offset[4..6] <= "59";
     if ok {
-        Ok(())
+        Ok(offset)
     } else {
         Err(Error::new(format!(
             "event_time_zone_offset {offset:?} must be ±hh:mm"

@@ -88,6 +88,9 @@ pub struct NewInspection {
     report_sha256: String,
     sample_id: Option<String>,
     inspected_at: Option<i64>,
+    /// The inspecting event's EPCIS `eventTimeZoneOffset` (the lab's
+    /// zone); `+00:00` when none is given.
+    event_time_zone_offset: Option<String>,
 }
 
 /// `record_inspection`: a lab identity of an accredited lab records a
@@ -136,6 +139,7 @@ pub fn record_inspection(
     check_text("standard", &i.standard, 256)?;
     check_sha256("report_sha256", &i.report_sha256)?;
     let inspected_at = tx.event_time("inspected_at", i.inspected_at)?;
+    let offset = crate::events::zone_offset(i.event_time_zone_offset)?;
     let id = BatchId::parse(&i.batch)?;
     let mut batch = load_batch(ctx, &id)?;
     let record = Inspection {
@@ -173,6 +177,7 @@ pub fn record_inspection(
     event.action = Some("OBSERVE".to_owned());
     event.disposition = Some(verdict.to_owned());
     event.event_time = inspected_at;
+    event.event_time_zone_offset = offset;
     event.data = serde_json::json!({
         "bizTransaction": { "type": "testres", "id": format!("{}:{}", batch.id, record.seq) },
         "standard": record.standard,

@@ -14,6 +14,9 @@ use crate::store::{Tx, append_event, load_batch, save_batch};
 pub struct RecallArgs {
     batch: String,
     reason: String,
+    /// The `holding` events' EPCIS `eventTimeZoneOffset`; `+00:00` when
+    /// none is given.
+    event_time_zone_offset: Option<String>,
 }
 
 /// `recall`: returns the ids of every batch recalled (the first is the one named).
@@ -21,6 +24,7 @@ pub fn recall(ctx: &mut Context, a: Json<RecallArgs>) -> Result<Json<Vec<String>
     let mut tx = Tx::new(ctx)?;
     let a = a.0;
     check_text("reason", &a.reason, 1024)?;
+    let offset = crate::events::zone_offset(a.event_time_zone_offset)?;
     let origin = BatchId::parse(&a.batch)?;
     let first = load_batch(ctx, &origin)?;
     let by_regulator = tx.is("regulator");
@@ -60,6 +64,7 @@ pub fn recall(ctx: &mut Context, a: Json<RecallArgs>) -> Result<Json<Vec<String>
         let mut event = tx.event("ObjectEvent", &bid, "holding");
         event.action = Some("OBSERVE".to_owned());
         event.disposition = Some("recalled".to_owned());
+        event.event_time_zone_offset = offset.clone();
         event.data = serde_json::json!({
             "recall": { "origin": recall.origin, "reason": recall.reason }
         });
