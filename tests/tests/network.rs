@@ -93,7 +93,8 @@ fn network_up_demo_status_trace_down_and_up_again() {
     );
 
     let status = qcss_ok(dir, &["network", "status", "--dir", "net"]);
-    assert_eq!(status.matches("up  ").count(), 4 + 3 + 4, "{status}");
+    // 4 CAs, 3 orderers, 4 peers, 3 public-chain nodes.
+    assert_eq!(status.matches("up  ").count(), 4 + 3 + 4 + 3, "{status}");
 
     let trace = |args: &[String]| {
         let a: Vec<&str> = std::iter::once("trace")
@@ -303,7 +304,16 @@ fn network_up_across_hosts_in_network_namespaces() {
     }
     assert!(!out.contains("peer 127.0.0.1"), "{out}");
     let status = qcss_ok(dir, &["network", "status", "--dir", "net"]);
-    assert_eq!(status.matches("up  ").count(), 4 + 3 + 4, "{status}");
+    // 4 CAs, 3 orderers, 4 peers, and 3 public-chain nodes on the first
+    // three orgs' hosts.
+    assert_eq!(status.matches("up  ").count(), 4 + 3 + 4 + 3, "{status}");
+    for (i, h) in hosts.iter().take(3).enumerate() {
+        assert!(
+            status.contains(&format!("chain{}", i + 1)) && status.contains(&format!("up    {h}:")),
+            "chain{} on {h}:\n{status}",
+            i + 1
+        );
+    }
     let lines = trace_lines(&out);
     let a: Vec<&str> = std::iter::once("trace")
         .chain(lines[0].iter().map(String::as_str))
