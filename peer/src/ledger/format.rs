@@ -1,6 +1,6 @@
 //! The on-disk format: sled trees, key layouts and record encodings.
 //!
-//! One sled database in the ledger directory, five trees. All integers are
+//! One sled database in the ledger directory, six trees. All integers are
 //! big-endian, so keys sort numerically.
 //!
 //! | tree | key | value |
@@ -12,6 +12,7 @@
 //! | `state` | `ns ‖ 0x00 ‖ key` | state record |
 //! | `history` | `ns ‖ 0x00 ‖ len(key) u32 ‖ key ‖ block u64 ‖ tx u32` | history record |
 //! | `txids` | tx id (UTF-8) | `block u64 ‖ position u32 ‖ code u8` |
+//! | `filters` | block number, `u64` | the block's validation codes, one byte per transaction |
 //!
 //! **State record**: `flags u8` (bit 0: has metadata; other bits zero) ‖
 //! `block u64` ‖ `tx u32` ‖ (if bit 0: `len u32` ‖ metadata) ‖ value (the
@@ -34,6 +35,13 @@
 //! are re-encoded from the decoded `Block`, which keeps every signed byte (the
 //! header is hashed field by field, envelopes and signatures are opaque bytes).
 //!
+//! **Filters** repeat each block's validation codes outside the block, so
+//! that a damaged block can be re-fetched from the ordering service (whose
+//! copy has no codes) and stored again exactly as committed. Ledgers written
+//! before this tree existed have no entry for their older blocks: repairing
+//! one takes the codes from the tx index instead (see `integrity.rs`). The
+//! tree is not part of the format version: older builds ignore it.
+//!
 //! **Tx index**: the first occurrence of a tx id wins and is never
 //! overwritten; later duplicates (necessarily invalid) stay in their block
 //! only. Envelopes without a tx id (config blocks, unreadable envelopes) are
@@ -53,6 +61,7 @@ pub(crate) const BLOCKS: &str = "blocks";
 pub(crate) const STATE: &str = "state";
 pub(crate) const HISTORY: &str = "history";
 pub(crate) const TXIDS: &str = "txids";
+pub(crate) const FILTERS: &str = "filters";
 
 /// Keys of the `meta` tree.
 pub(crate) const FORMAT_KEY: &[u8] = b"format";
