@@ -43,7 +43,7 @@ pub use blocks::{TxHeader, TxLocation, tx_header};
 pub use commit::{BlockUpdates, MetadataWrite, TxUpdate, Write};
 pub use error::LedgerError;
 pub use history::HistoryEntry;
-pub use integrity::{Integrity, ScrubReport};
+pub use integrity::{Integrity, RECENT_ON_OPEN, ScrubReport};
 pub use state::{StateView, Version, VersionedValue};
 pub use verify::{VerifyProblem, VerifyReport};
 

@@ -171,7 +171,10 @@ impl GatewayService {
         signed: &SignedProposal,
     ) -> Result<ProposalResponse, String> {
         if msp_id == self.peer.signer.msp_id.as_str() {
-            return match endorse_locally(&self.peer, signed.clone()).await? {
+            return match endorse_locally(&self.peer, signed.clone())
+                .await
+                .map_err(|s| s.message().to_owned())?
+            {
                 Ok(r) => Ok(r),
                 Err(e) => Err(e.to_string()),
             };
@@ -454,7 +457,7 @@ impl GatewayService {
             let r = match endorse_locally(&self.peer, signed.clone()).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => return Err(refused(&e)),
-                Err(e) => return Err(Status::internal(e)),
+                Err(s) => return Err(s),
             };
             if let Some(f) = failure(&r) {
                 let msg = format!("chaincode {} failed on {own}: {f}", unpacked.chaincode);
@@ -680,7 +683,7 @@ impl Gateway for GatewayService {
                 match endorse_locally(&self.peer, signed).await {
                     Ok(Ok(r)) => r,
                     Ok(Err(e)) => return Err(refused(&e)),
-                    Err(e) => return Err(Status::internal(e)),
+                    Err(s) => return Err(s),
                 }
             } else {
                 self.endorse_by(&org, &signed)
