@@ -9,10 +9,14 @@
 //! Reads: [`Ledger::get_state`], [`Ledger::range`], [`Ledger::key_metadata`]
 //! (or the same under one snapshot through [`Ledger::state_view`]),
 //! [`Ledger::block`], [`Ledger::tx`], [`Ledger::history`]. Integrity:
-//! [`Ledger::state_hash`] and [`Ledger::verify`].
+//! [`Ledger::state_hash`] and [`Ledger::verify`]; while running, every block
+//! read is checked against the chain and damage is recorded and repaired
+//! (`integrity.rs`). After a store I/O error (a full disk),
+//! [`Ledger::reopen`] brings the store back without a restart.
 //!
 //! Files: `commit.rs` (the write path), `blocks.rs` (block checks and block
-//! and tx queries), `state.rs`, `history.rs`, `verify.rs`, `format.rs` (the
+//! and tx queries), `integrity.rs` (damage on open, read and scrub;
+//! repair), `state.rs`, `history.rs`, `verify.rs`, `format.rs` (the
 //! on-disk layout, documented there), `bench.rs`, `testutil.rs` (synthetic
 //! chains for tests and the benchmark).
 //!

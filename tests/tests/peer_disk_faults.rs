@@ -1,0 +1,323 @@
+//! Issue 15, items 5 and 6, on a real network (three orgs, three orderers):
+//! a peer whose ledger has a damaged block says so, never serves the block,
+//! endorses nothing and repairs it from the ordering service; a peer whose
+//! disk fills up says so, backs off, and catches up without a restart once
+//! space is freed. Every peer ends with the same chain and state.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use qcss_peer::ledger::{Ledger, RawTree};
+use qcss_proto::protos::TxValidationCode;
+use qcss_tests::http_get;
+use qcss_tests::peers::{Network, NetworkOptions};
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// `/healthz` of org `n`'s peer: (status, body).
+fn health(net: &Network, n: usize) -> (u16, String) {
+    http_get(&net.peer_ops[n - 1], "/healthz").unwrap_or((0, String::new()))
+}
+
+/// Polls `/healthz` of org `n`'s peer until `want` holds; the last answer.
+fn wait_health(
+    net: &Network,
+    n: usize,
+    timeout: Duration,
+    want: impl Fn(u16, &str) -> bool,
+) -> (u16, String) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (code, body) = health(net, n);
+        if want(code, &body) {
+            return (code, body);
+        }
+        if Instant::now() > deadline {
+            panic!("peer {n}: /healthz never became as expected; last: {code} {body}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A labelled Prometheus figure, e.g. `name{kind="block"}`.
+fn labelled_metric(net: &Network, n: usize, series: &str) -> f64 {
+    let (_, body) = http_get(&net.peer_ops[n - 1], "/metrics").unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn peer_toml(net: &Network, n: usize) -> PathBuf {
+    net.dir.join(format!("peer{n}.toml"))
+}
+
+fn ledger_dir(net: &Network, n: usize) -> PathBuf {
+    net.dir.join(format!("peer{n}-data/ledger"))
+}
+
+/// Chain and state of every running peer agree.
+fn assert_same_ledgers(net: &Network) {
+    let infos: Vec<_> = (1..=3).map(|n| net.ledger_info(n)).collect();
+    assert_eq!(infos[0], infos[1], "peers 1 and 2 differ");
+    assert_eq!(infos[0], infos[2], "peers 1 and 3 differ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_block_is_refused_reported_and_repaired_from_the_orderers() {
+    let d = tmp();
+    let mut net = Network::start(d.path(), NetworkOptions::default());
+    let mut g = net.gateway(1).await;
+    let mut blocks = Vec::new();
+    for i in 0..6 {
+        let k = format!("k{i}");
+        let c = g
+            .submit("example", "put", &[k.as_bytes(), b"v"])
+            .await
+            .unwrap();
+        assert_eq!(c.code, TxValidationCode::Valid);
+        blocks.push(c.block);
+    }
+    let h = net.height(1);
+    net.wait_heights(h, Duration::from_secs(30));
+    // A block with a transaction in it, below the tip.
+    let damaged = blocks[2];
+    assert!(damaged + 1 < h);
+
+    // Stop org3's peer and damage that block through sled, as flipped bytes
+    // on disk would.
+    net.peers[2].take().unwrap().stop();
+    let (original, original_state) = {
+        let ledger = Ledger::open(&ledger_dir(&net, 3)).unwrap();
+        let b = ledger.block(damaged).unwrap().unwrap();
+        let s = ledger.state_hash().unwrap();
+        ledger
+            .tamper_raw(
+                RawTree::Blocks,
+                &damaged.to_be_bytes(),
+                Some(b"\x0a\x05flipped bytes"),
+            )
+            .unwrap();
+        (b, s)
+    };
+
+    // Restart it with no orderer it can reach, so nothing repairs it yet.
+    let good_toml = std::fs::read_to_string(peer_toml(&net, 3)).unwrap();
+    std::fs::write(
+        peer_toml(&net, 3),
+        format!("{good_toml}orderers = [\"127.0.0.1:1\"]\n"),
+    )
+    .unwrap();
+    net.start_peer(3);
+    let (code, body) = wait_health(&net, 3, Duration::from_secs(20), |c, b| {
+        c == 503 && b.contains("ledger.integrity")
+    });
+    assert!(
+        body.contains(&format!("{damaged} (does not decode")),
+        "the health check names the block: {code} {body}"
+    );
+    assert!(
+        labelled_metric(
+            &net,
+            3,
+            "qcss_peer_ledger_corruptions_total{kind=\"block\"}"
+        ) >= 1.0
+    );
+    // Never served: the query names the block and the damage.
+    let err = net.cli_err(
+        &["ledger", "block", &damaged.to_string()],
+        &net.conn(3, "client1"),
+    );
+    assert!(
+        err.contains(&format!("block {damaged} is corrupt on disk")),
+        "{err}"
+    );
+    // Nothing is endorsed meanwhile: UNAVAILABLE, with the reason.
+    let mut g3 = net.gateway(3).await;
+    let e = g3.evaluate("example", "get", &[b"k0"]).await.unwrap_err();
+    assert!(
+        e.contains("does not endorse") && e.contains("ledger integrity"),
+        "{e}"
+    );
+    drop(g3);
+    // Logged once, naming the block.
+    let log = net.peer_log(3);
+    assert_eq!(
+        log.matches("ledger corruption detected").count(),
+        1,
+        "one log line: {log}"
+    );
+    assert!(log.contains(&format!("blocks={damaged}")), "{log}");
+
+    // With its orderers back, it repairs the block and is healthy again.
+    net.peers[2].take().unwrap().stop();
+    std::fs::write(peer_toml(&net, 3), &good_toml).unwrap();
+    net.start_peer(3);
+    wait_health(&net, 3, Duration::from_secs(30), |c, _| c == 200);
+    assert!(
+        net.peer_log(3)
+            .contains("damaged block repaired from the ordering service")
+    );
+    assert!(
+        net.metric(3, "qcss_peer_ledger_repairs_total")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    let c = g
+        .submit("example", "put", &[b"after", b"repair"])
+        .await
+        .unwrap();
+    assert_eq!(c.code, TxValidationCode::Valid);
+    net.wait_heights(c.block + 1, Duration::from_secs(30));
+    assert_same_ledgers(&net);
+    let v = net
+        .gateway(3)
+        .await
+        .evaluate("example", "get", &[b"after"])
+        .await;
+    assert_eq!(v.unwrap(), b"repair");
+
+    // Offline: the repaired block is the original, and the ledger verifies.
+    net.peers[2].take().unwrap().stop();
+    let ledger = Ledger::open(&ledger_dir(&net, 3)).unwrap();
+    let repaired = ledger.block(damaged).unwrap().unwrap();
+    assert_eq!(repaired.header, original.header);
+    assert_eq!(repaired.data, original.data);
+    assert_eq!(
+        repaired.metadata.as_ref().unwrap().metadata[2],
+        original.metadata.as_ref().unwrap().metadata[2],
+        "the validation codes are the ones committed"
+    );
+    assert_ne!(
+        ledger.state_hash().unwrap(),
+        original_state,
+        "state moved on"
+    );
+    let report = ledger.verify().unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+}
+
+/// Unmounts on drop.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Writes zeros to `path` until the device is full.
+fn fill(path: &Path) -> u64 {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    let mut written = 0;
+    while f.write_all(&chunk).is_ok() {
+        written += chunk.len() as u64;
+    }
+    let _ = f.sync_all();
+    written
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_health_and_the_peer_catches_up_once_space_is_freed() {
+    let d = tmp();
+    let data3 = d.path().join("peer3-data");
+    std::fs::create_dir_all(&data3).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
+        .arg(&data3)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    let _unmount = Unmount(data3.clone());
+    let mut net = Network::start(d.path(), NetworkOptions::default());
+    let mut g = net.gateway(1).await;
+    let c = g
+        .submit("example", "put", &[b"before", b"full"])
+        .await
+        .unwrap();
+    net.wait_heights(c.block + 1, Duration::from_secs(30));
+
+    // Fill org3's disk, then keep transacting until its store fails.
+    let filler = data3.join("filler");
+    let filled = fill(&filler);
+    eprintln!("filled {} MiB", filled >> 20);
+    let value = vec![b'x'; 32 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut i = 0;
+    let body = loop {
+        let k = format!("full{i}");
+        let c = g
+            .submit("example", "put", &[k.as_bytes(), &value])
+            .await
+            .unwrap();
+        assert_eq!(c.code, TxValidationCode::Valid);
+        i += 1;
+        let (code, body) = health(&net, 3);
+        if code == 503 && body.contains("disk full") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the full disk never showed: {code} {body}"
+        );
+    };
+    assert!(body.contains("ledger.store"), "{body}");
+    // It backs off instead of retrying every 0.3 s.
+    let lines = |net: &Network| net.peer_log(3).matches("ledger store failed").count();
+    let before = lines(&net);
+    std::thread::sleep(Duration::from_secs(4));
+    let during = lines(&net) - before;
+    assert!(during <= 4, "{during} log lines in 4 s: not backing off");
+    // The others keep committing meanwhile.
+    for j in 0..3 {
+        let k = format!("meanwhile{j}");
+        let c = g
+            .submit("example", "put", &[k.as_bytes(), b"v"])
+            .await
+            .unwrap();
+        assert_eq!(c.code, TxValidationCode::Valid);
+    }
+    assert!(net.height(3) < net.height(1), "org3 should be stuck");
+
+    // Space returns: it reopens its store and catches up, same process.
+    std::fs::remove_file(&filler).unwrap();
+    let pid = net.peers[2].as_ref().unwrap().pid();
+    let h = net.height(1);
+    net.wait_heights(h, Duration::from_secs(60));
+    wait_health(&net, 3, Duration::from_secs(30), |c, _| c == 200);
+    assert!(
+        net.peers[2].as_mut().unwrap().try_wait().is_none(),
+        "the peer exited"
+    );
+    assert_eq!(net.peers[2].as_ref().unwrap().pid(), pid);
+    assert!(net.peer_log(3).contains("ledger store reopened"));
+    let c = g
+        .submit("example", "put", &[b"after", b"space"])
+        .await
+        .unwrap();
+    net.wait_heights(c.block + 1, Duration::from_secs(30));
+    assert_same_ledgers(&net);
+    let v = net
+        .gateway(3)
+        .await
+        .evaluate("example", "get", &[b"after"])
+        .await;
+    assert_eq!(v.unwrap(), b"space");
+
+    // Nothing lost or duplicated: the stopped peer's ledger verifies.
+    net.peers[2].take().unwrap().stop();
+    let report = Ledger::open(&ledger_dir(&net, 3))
+        .unwrap()
+        .verify()
+        .unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+}
