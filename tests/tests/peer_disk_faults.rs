@@ -49,6 +49,24 @@ fn labelled_metric(net: &Network, n: usize, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `text` without ANSI colour sequences (the logs are coloured).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn peer_toml(net: &Network, n: usize) -> PathBuf {
     net.dir.join(format!("peer{n}.toml"))
 }
@@ -142,7 +160,7 @@ async fn a_damaged_block_is_refused_reported_and_repaired_from_the_orderers() {
     );
     drop(g3);
     // Logged once, naming the block.
-    let log = net.peer_log(3);
+    let log = plain(&net.peer_log(3));
     assert_eq!(
         log.matches("ledger corruption detected").count(),
         1,

@@ -687,6 +687,36 @@ mod tests {
     }
 
     #[test]
+    fn reopen_keeps_the_ledger_and_commits_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let mut c = ChainBuilder::new();
+        for i in 0..3 {
+            let (b, u) = c.next(&[TestTx::new(format!("t{i}")).put("cc", "k", b"v")]);
+            ledger.commit(&b, &u).unwrap();
+        }
+        let (hash, state) = (ledger.last_block_hash(), ledger.state_hash().unwrap());
+        // A failed store refuses commits until it is reopened.
+        ledger.note_store_failure(&LedgerError::Storage {
+            op: "flush",
+            source: sled::Error::Io(std::io::Error::from_raw_os_error(28)),
+        });
+        let f = ledger.store_failure().unwrap();
+        assert!(f.disk_full, "{f:?}");
+        let (b, u) = c.next(&[TestTx::new("t3")]);
+        let e = ledger.commit(&b, &u).unwrap_err();
+        assert!(matches!(e, LedgerError::Unavailable { .. }), "{e}");
+        ledger.reopen().unwrap();
+        assert!(ledger.store_failure().is_none());
+        assert_eq!(ledger.height(), 3);
+        assert_eq!(ledger.last_block_hash(), hash);
+        assert_eq!(ledger.state_hash().unwrap(), state);
+        ledger.commit(&b, &u).unwrap();
+        assert_eq!(ledger.height(), 4);
+        assert!(ledger.verify().unwrap().is_consistent());
+    }
+
+    #[test]
     fn scrub_state_finds_an_undecodable_record() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(dir.path()).unwrap();

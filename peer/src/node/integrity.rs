@@ -313,6 +313,7 @@ pub(crate) async fn recover_store(
         let r = tokio::task::spawn_blocking(move || ledger.reopen()).await;
         match r {
             Ok(Ok(())) => {
+                after_reopen(peer);
                 peer.height.send_if_modified(|h| {
                     let now = peer.ledger.height();
                     let changed = *h != now;
@@ -324,6 +325,32 @@ pub(crate) async fn recover_store(
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot reopen the ledger store yet"),
             Err(e) => tracing::warn!(error = %e, "reopen task failed"),
         }
+    }
+}
+
+/// A block whose commit reported the failure may have reached the disk
+/// after all: apply what the committer skipped for it (config, lifecycle).
+fn after_reopen(peer: &Peer) {
+    let (before, now) = (peer.height(), peer.ledger.height());
+    for n in before..now {
+        match peer.ledger.block(n) {
+            Ok(Some(b)) if qcss_network::block::is_config_block(&b) => {
+                let valid = crate::ledger::filter_of(&b).first().copied()
+                    == Some(qcss_proto::protos::TxValidationCode::Valid as u8);
+                if valid {
+                    peer.apply_config(&b);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(block = n, error = %e, "cannot read a block found after reopening")
+            }
+        }
+    }
+    if now > before
+        && let Err(e) = peer.lifecycle.refresh()
+    {
+        tracing::error!(error = %e, "cannot refresh chaincode definitions");
     }
 }
 
