@@ -293,6 +293,7 @@ pub(crate) async fn recover_store(
     backoff: &mut Backoff,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
+    let mut reopen_error = String::from("none yet");
     loop {
         let Some(failure) = peer.ledger.store_failure() else {
             return true;
@@ -302,6 +303,7 @@ pub(crate) async fn recover_store(
         tracing::error!(
             disk_full = failure.disk_full,
             error = %failure.message,
+            last_reopen_error = %reopen_error,
             retry_in_ms = wait.as_millis() as u64,
             "ledger store failed; committing stops until it is reopened"
         );
@@ -322,8 +324,9 @@ pub(crate) async fn recover_store(
                 });
                 return true;
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot reopen the ledger store yet"),
-            Err(e) => tracing::warn!(error = %e, "reopen task failed"),
+            // Said on the next attempt's line: one line per attempt.
+            Ok(Err(e)) => reopen_error = e.to_string(),
+            Err(e) => reopen_error = format!("reopen task failed: {e}"),
         }
     }
 }
