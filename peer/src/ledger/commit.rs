@@ -119,7 +119,7 @@ impl Write {
 /// A checked block, ready to be written.
 pub(crate) struct Prepared {
     number: u64,
-    hash: [u8; 32],
+    pub(crate) hash: [u8; 32],
     block: sled::IVec,
     filter: Vec<u8>,
     state: sled::Batch,
@@ -174,7 +174,7 @@ impl Ledger {
         Ok(())
     }
 
-    fn prepare(
+    pub(crate) fn prepare(
         &self,
         block: &Block,
         updates: &BlockUpdates,
@@ -230,6 +230,27 @@ impl Ledger {
             txs: envelopes.len(),
             valid: b.valid,
         })
+    }
+
+    /// Writes the state, history and tx-index changes of a prepared block
+    /// whose block is already stored (a rebuild), in one transaction; no
+    /// flush (the rebuild flushes once at its end).
+    pub(crate) fn apply_derived(&self, p: &Prepared) -> Result<(), LedgerError> {
+        let t = &self.trees()?;
+        (&t.state, &t.history, &t.txids)
+            .transaction(|(state, history, txids)| {
+                state.apply_batch(&p.state)?;
+                history.apply_batch(&p.history)?;
+                txids.apply_batch(&p.txids)?;
+                Ok::<(), ConflictableTransactionError<LedgerError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(source) => LedgerError::Storage {
+                    op: "rebuild transaction",
+                    source,
+                },
+            })
     }
 
     /// Writes a prepared block in one transaction, then flushes. With

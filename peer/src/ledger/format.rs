@@ -8,6 +8,7 @@
 //! | `meta` | `format` | format version, `u32` (currently 1) |
 //! | `meta` | `height` | number of committed blocks, `u64` |
 //! | `meta` | `last_hash` | header hash of block `height - 1`, 32 bytes |
+//! | `meta` | `rebuilding` | present only while state, history and tx index are rebuilt from the blocks |
 //! | `blocks` | block number, `u64` | `common.Block` protobuf as committed |
 //! | `state` | `ns ‖ 0x00 ‖ key` | state record |
 //! | `history` | `ns ‖ 0x00 ‖ len(key) u32 ‖ key ‖ block u64 ‖ tx u32` | history record |
@@ -67,6 +68,9 @@ pub(crate) const FILTERS: &str = "filters";
 pub(crate) const FORMAT_KEY: &[u8] = b"format";
 pub(crate) const HEIGHT_KEY: &[u8] = b"height";
 pub(crate) const LAST_HASH_KEY: &[u8] = b"last_hash";
+/// Present while world state, history and tx index are being rebuilt from
+/// the blocks: a ledger opened with it has unsound derived state.
+pub(crate) const REBUILDING_KEY: &[u8] = b"rebuilding";
 
 const STATE_HAS_METADATA: u8 = 0x01;
 const HISTORY_DELETE: u8 = 0x01;

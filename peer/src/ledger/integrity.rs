@@ -444,6 +444,14 @@ impl Ledger {
         }
     }
 
+    pub(crate) fn clear_state_damage(&self) {
+        self.integrity
+            .damage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .state = None;
+    }
+
     fn forget_block_damage(&self, number: u64) {
         self.integrity
             .damage

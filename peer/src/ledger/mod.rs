@@ -30,6 +30,7 @@ mod error;
 mod format;
 mod history;
 mod integrity;
+mod rebuild;
 mod state;
 pub mod testutil;
 mod verify;
@@ -48,6 +49,7 @@ pub use commit::{BlockUpdates, MetadataWrite, TxUpdate, Write};
 pub use error::LedgerError;
 pub use history::HistoryEntry;
 pub use integrity::{Integrity, RECENT_ON_OPEN, ScrubReport};
+pub use rebuild::WritesOf;
 pub use state::{StateView, Version, VersionedValue};
 pub use verify::{VerifyProblem, VerifyReport};
 
@@ -148,6 +150,7 @@ impl Ledger {
             ledger.mark_corrupt_block(tip.height - 1, &reason);
         }
         ledger.check_recent_blocks()?;
+        ledger.check_rebuild_marker()?;
         Ok(ledger)
     }
 

@@ -6,7 +6,9 @@
 //! - [`run_repair`]: re-fetches damaged blocks from the orderers with
 //!   `Deliver`, from the highest down, and hands them to
 //!   [`crate::ledger::Ledger::repair_block`], which checks each against the
-//!   chain before writing;
+//!   chain before writing; once the blocks are sound, damaged world state,
+//!   history or tx index is rebuilt from them
+//!   ([`crate::ledger::Ledger::rebuild_derived`]);
 //! - [`run_scrub`]: every `[ledger] scrub_interval_secs`, reads every block
 //!   and every state, history and tx-index record at no more than
 //!   `scrub_mib_per_sec`;
@@ -122,7 +124,11 @@ pub(crate) async fn run_repair(
                 }
             }
         }
-        let wait = if peer.ledger.integrity().corrupt_blocks.is_empty() {
+        let damage = peer.ledger.integrity();
+        if damage.corrupt_blocks.is_empty() && damage.state.is_some() {
+            rebuild_state(&peer).await;
+        }
+        let wait = if peer.ledger.integrity().is_ok() {
             Duration::from_secs(3600)
         } else {
             REPAIR_RETRY
@@ -132,6 +138,30 @@ pub(crate) async fn run_repair(
             () = tokio::time::sleep(wait) => {}
             () = stopped(&mut stop) => return,
         }
+    }
+}
+
+/// Rebuilds world state, history and tx index from the (sound) blocks.
+async fn rebuild_state(peer: &Arc<Peer>) {
+    let ledger = peer.ledger.clone();
+    let started = Instant::now();
+    let r = tokio::task::spawn_blocking(move || {
+        ledger.rebuild_derived(&crate::validator::committed_writes)
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => {
+            peer.metrics.repairs.inc();
+            if let Err(e) = peer.lifecycle.refresh() {
+                tracing::error!(error = %e, "cannot refresh chaincode definitions");
+            }
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "damaged state repaired: rebuilt from the blocks"
+            );
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot rebuild the state yet"),
+        Err(e) => tracing::warn!(error = %e, "rebuild task failed"),
     }
 }
 

@@ -28,6 +28,7 @@ mod error;
 pub mod fixture;
 mod mvcc;
 mod policy;
+mod replay;
 mod rwset;
 mod state;
 mod transaction;
@@ -47,6 +48,7 @@ pub use policy::{
     KEY_POLICY_ENTRY, KeyRule, KeyWrite, PolicyProvider, StaticPolicies, decode_key_policy,
     encode_key_policy,
 };
+pub use replay::committed_writes;
 pub use state::{CommittedState, LedgerSnapshot, MemoryState};
 pub use transaction::proposal_hash;
 
