@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use qcss_peer::ledger::{Ledger, RawTree};
+use qcss_peer::ledger::{Ledger, RECENT_ON_OPEN, RawTree};
 use qcss_proto::protos::TxValidationCode;
 use qcss_tests::http_get;
 use qcss_tests::peers::{Network, NetworkOptions};
@@ -83,12 +83,12 @@ fn assert_same_ledgers(net: &Network) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_block_is_refused_reported_and_repaired_from_the_orderers() {
+async fn damaged_blocks_and_state_are_refused_reported_and_repaired() {
     let d = tmp();
     let mut net = Network::start(d.path(), NetworkOptions::default());
     let mut g = net.gateway(1).await;
     let mut blocks = Vec::new();
-    for i in 0..6 {
+    for i in 0..40 {
         let k = format!("k{i}");
         let c = g
             .submit("example", "put", &[k.as_bytes(), b"v"])
@@ -99,58 +99,84 @@ async fn a_damaged_block_is_refused_reported_and_repaired_from_the_orderers() {
     }
     let h = net.height(1);
     net.wait_heights(h, Duration::from_secs(30));
-    // A block with a transaction in it, below the tip.
-    let damaged = blocks[2];
-    assert!(damaged + 1 < h);
+    // A block near the tip (checked when the peer opens its ledger), one
+    // far below it (found only by the scrub), and a state record.
+    let (recent, old) = (blocks[37], blocks[2]);
+    assert!(
+        recent + 1 < h && old + RECENT_ON_OPEN + 1 < h,
+        "{recent} {old} {h}"
+    );
 
-    // Stop org3's peer and damage that block through sled, as flipped bytes
-    // on disk would.
+    // Stop org3's peer and damage them through sled, as flipped bytes on
+    // disk would.
     net.peers[2].take().unwrap().stop();
     let (original, original_state) = {
         let ledger = Ledger::open(&ledger_dir(&net, 3)).unwrap();
-        let b = ledger.block(damaged).unwrap().unwrap();
+        let b = ledger.block(recent).unwrap().unwrap();
         let s = ledger.state_hash().unwrap();
+        for n in [recent, old] {
+            ledger
+                .tamper_raw(
+                    RawTree::Blocks,
+                    &n.to_be_bytes(),
+                    Some(b"\x0a\x05flipped bytes"),
+                )
+                .unwrap();
+        }
         ledger
-            .tamper_raw(
-                RawTree::Blocks,
-                &damaged.to_be_bytes(),
-                Some(b"\x0a\x05flipped bytes"),
-            )
+            .tamper_raw(RawTree::State, b"example\0k5", Some(&[9]))
             .unwrap();
         (b, s)
     };
 
-    // Restart it with no orderer it can reach, so nothing repairs it yet.
+    // Restart it with no orderer it can reach, so nothing repairs it yet,
+    // and a scrub every second.
     let good_toml = std::fs::read_to_string(peer_toml(&net, 3)).unwrap();
+    let scrub = "[ledger]\nscrub_interval_secs = 1\n";
     std::fs::write(
         peer_toml(&net, 3),
-        format!("{good_toml}orderers = [\"127.0.0.1:1\"]\n"),
+        format!("{good_toml}orderers = [\"127.0.0.1:1\"]\n{scrub}"),
     )
     .unwrap();
     net.start_peer(3);
-    let (code, body) = wait_health(&net, 3, Duration::from_secs(20), |c, b| {
-        c == 503 && b.contains("ledger.integrity")
+    let (code, body) = wait_health(&net, 3, Duration::from_secs(30), |c, b| {
+        c == 503 && b.contains(&format!(" {old} (")) && b.contains("state corrupt")
     });
     assert!(
-        body.contains(&format!("{damaged} (does not decode")),
-        "the health check names the block: {code} {body}"
+        body.contains("ledger.integrity") && body.contains(&format!("{recent} (does not decode")),
+        "the health check names the blocks: {code} {body}"
     );
     assert!(
         labelled_metric(
             &net,
             3,
             "qcss_peer_ledger_corruptions_total{kind=\"block\"}"
-        ) >= 1.0
-    );
-    // Never served: the query names the block and the damage.
-    let err = net.cli_err(
-        &["ledger", "block", &damaged.to_string()],
-        &net.conn(3, "client1"),
+        ) >= 2.0
     );
     assert!(
-        err.contains(&format!("block {damaged} is corrupt on disk")),
-        "{err}"
+        labelled_metric(
+            &net,
+            3,
+            "qcss_peer_ledger_corruptions_total{kind=\"state\"}"
+        ) >= 1.0
     );
+    assert!(
+        net.metric(3, "qcss_peer_ledger_scrubs_total")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    assert_eq!(net.metric(3, "qcss_peer_ledger_corrupt_blocks"), Some(2.0));
+    // Never served: the query names the block and the damage.
+    for n in [recent, old] {
+        let err = net.cli_err(
+            &["ledger", "block", &n.to_string()],
+            &net.conn(3, "client1"),
+        );
+        assert!(
+            err.contains(&format!("block {n} is corrupt on disk")),
+            "{err}"
+        );
+    }
     // Nothing is endorsed meanwhile: UNAVAILABLE, with the reason.
     let mut g3 = net.gateway(3).await;
     let e = g3.evaluate("example", "get", &[b"k0"]).await.unwrap_err();
@@ -159,28 +185,41 @@ async fn a_damaged_block_is_refused_reported_and_repaired_from_the_orderers() {
         "{e}"
     );
     drop(g3);
-    // Logged once, naming the block.
+    // Logged at once, naming the block; then rate-limited.
     let log = plain(&net.peer_log(3));
-    assert_eq!(
-        log.matches("ledger corruption detected").count(),
-        1,
-        "one log line: {log}"
-    );
-    assert!(log.contains(&format!("blocks={damaged}")), "{log}");
+    let lines = log.matches("ledger corruption detected").count();
+    assert!((1..=2).contains(&lines), "{lines} log lines: {log}");
+    assert!(log.contains(&format!("blocks={recent}")), "{log}");
 
-    // With its orderers back, it repairs the block and is healthy again.
+    // With its orderers back, it repairs the blocks (the old one once the
+    // scrub finds it again: a new process knows only what it checked),
+    // rebuilds the state and is healthy again.
     net.peers[2].take().unwrap().stop();
-    std::fs::write(peer_toml(&net, 3), &good_toml).unwrap();
+    std::fs::write(peer_toml(&net, 3), format!("{good_toml}{scrub}")).unwrap();
     net.start_peer(3);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = plain(&net.peer_log(3));
+        let repaired = |n: u64| {
+            log.lines().any(|l| {
+                l.contains("damaged block repaired from the ordering service")
+                    && l.contains(&format!("block={n} "))
+            })
+        };
+        if repaired(recent)
+            && repaired(old)
+            && log.contains("damaged state repaired: rebuilt from the blocks")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no repair: {log}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     wait_health(&net, 3, Duration::from_secs(30), |c, _| c == 200);
-    assert!(
-        net.peer_log(3)
-            .contains("damaged block repaired from the ordering service")
-    );
     assert!(
         net.metric(3, "qcss_peer_ledger_repairs_total")
             .unwrap_or(0.0)
-            >= 1.0
+            >= 2.0
     );
     let c = g
         .submit("example", "put", &[b"after", b"repair"])
@@ -189,17 +228,18 @@ async fn a_damaged_block_is_refused_reported_and_repaired_from_the_orderers() {
     assert_eq!(c.code, TxValidationCode::Valid);
     net.wait_heights(c.block + 1, Duration::from_secs(30));
     assert_same_ledgers(&net);
-    let v = net
-        .gateway(3)
-        .await
-        .evaluate("example", "get", &[b"after"])
-        .await;
-    assert_eq!(v.unwrap(), b"repair");
+    let mut g3 = net.gateway(3).await;
+    assert_eq!(
+        g3.evaluate("example", "get", &[b"after"]).await.unwrap(),
+        b"repair"
+    );
+    assert_eq!(g3.evaluate("example", "get", &[b"k5"]).await.unwrap(), b"v");
+    drop(g3);
 
     // Offline: the repaired block is the original, and the ledger verifies.
     net.peers[2].take().unwrap().stop();
     let ledger = Ledger::open(&ledger_dir(&net, 3)).unwrap();
-    let repaired = ledger.block(damaged).unwrap().unwrap();
+    let repaired = ledger.block(recent).unwrap().unwrap();
     assert_eq!(repaired.header, original.header);
     assert_eq!(repaired.data, original.data);
     assert_eq!(

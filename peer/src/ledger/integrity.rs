@@ -250,13 +250,22 @@ impl Ledger {
         &self,
         number: u64,
     ) -> Result<Option<(Vec<u8>, Block)>, LedgerError> {
+        self.checked_block_at(number, &self.tip())
+    }
+
+    /// [`Ledger::checked_block`] against `tip` (for callers holding the tip
+    /// lock).
+    pub(crate) fn checked_block_at(
+        &self,
+        number: u64,
+        tip: &Tip,
+    ) -> Result<Option<(Vec<u8>, Block)>, LedgerError> {
         if let Some(why) = self.integrity().corrupt_blocks.get(&number) {
             return Err(LedgerError::CorruptBlock {
                 number,
                 reason: why.clone(),
             });
         }
-        let tip = self.tip();
         let trees = self.trees()?;
         let bytes = trees
             .blocks
@@ -265,7 +274,7 @@ impl Ledger {
         let result = match bytes {
             None if number >= tip.height => return Ok(None),
             None => Err("missing from the store".to_owned()),
-            Some(b) => check_stored(&trees, &tip, number, &b).map(|block| (b.to_vec(), block)),
+            Some(b) => check_stored(&trees, tip, number, &b).map(|block| (b.to_vec(), block)),
         };
         match result {
             Ok(r) => Ok(Some(r)),

@@ -23,11 +23,13 @@ pub type WritesOf = dyn Fn(&[u8]) -> Result<(Vec<Write>, Vec<MetadataWrite>), St
 impl Ledger {
     /// Clears world state, history and the tx index and replays every
     /// block's VALID transactions into them, as [`Ledger::commit`] did.
-    /// Refused while a block is damaged (repair it first). Commits wait
-    /// while it runs; clears the recorded state damage when done.
+    /// Refused while a block is damaged (repair it first). Commits and
+    /// state views (endorsement, validation) wait while it runs, so nothing
+    /// reads a half-built state; clears the recorded state damage when done.
     pub fn rebuild_derived(&self, writes_of: &WritesOf) -> Result<(), LedgerError> {
         let _serial = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let tip = self.tip();
+        let tip_guard = self.tip.write().unwrap_or_else(|e| e.into_inner());
+        let tip = *tip_guard;
         let trees = self.trees()?;
         let storage = LedgerError::storage;
         trees
@@ -40,12 +42,13 @@ impl Ledger {
         }
         let mut last_hash = None;
         for n in 0..tip.height {
-            let block = self.checked_block(n)?.map(|(_, b)| b).ok_or_else(|| {
-                LedgerError::CorruptBlock {
+            let block = self
+                .checked_block_at(n, &tip)?
+                .map(|(_, b)| b)
+                .ok_or_else(|| LedgerError::CorruptBlock {
                     number: n,
                     reason: "missing from the store".into(),
-                }
-            })?;
+                })?;
             let envelopes = block.data.as_ref().map_or(&[][..], |d| d.data.as_slice());
             let filter = filter_of(&block);
             let mut updates = BlockUpdates::default();
@@ -84,6 +87,7 @@ impl Ledger {
             .remove(format::REBUILDING_KEY)
             .map_err(storage("unmark rebuild"))?;
         self.db()?.flush().map_err(storage("flush"))?;
+        drop(tip_guard);
         self.clear_state_damage();
         tracing::info!(
             blocks = tip.height,

@@ -120,6 +120,11 @@ async fn pull(peer: &Arc<Peer>, addr: &str) -> Result<(), String> {
                 "sent block {number} when block {height} was expected"
             ));
         }
+        // Validation reads the state: not while it is known damaged (the
+        // repairer rebuilds it from the blocks first).
+        while peer.ledger.integrity().state.is_some() {
+            tokio::time::sleep(RETRY).await;
+        }
         commit(peer, block).await?;
     }
     Ok(())
