@@ -1,7 +1,8 @@
 //! The peer's ledger: blocks, world state, key history and the tx index, in
 //! one sled database under a directory.
 //!
-//! [`Ledger::commit`] is the only writer. It takes a block the validator has
+//! [`Ledger::commit`] is the only writer (besides the repairs in
+//! `integrity.rs` and `rebuild.rs`, which restore what commit wrote). It takes a block the validator has
 //! judged and the [`BlockUpdates`] it derived (one [`TxUpdate`] per envelope:
 //! validation code and writes), checks the block's chaining, and writes
 //! everything in one sled transaction followed by one fsync, so a process

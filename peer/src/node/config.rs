@@ -37,8 +37,8 @@ impl Default for GatewaySettings {
 #[serde(default, deny_unknown_fields)]
 pub struct LedgerSettings {
     /// Seconds between two scrubs (a read of every block and every state,
-    /// history and tx-index record); 0 = never. The first scrub starts this
-    /// long after the peer.
+    /// history and tx-index record); 0 = never. The first scrub starts a
+    /// minute after the peer (or after this interval, if shorter).
     pub scrub_interval_secs: u64,
     /// The scrub reads at most this many MiB per second.
     pub scrub_mib_per_sec: u64,

@@ -9,9 +9,9 @@
 //!   chain before writing; once the blocks are sound, damaged world state,
 //!   history or tx index is rebuilt from them
 //!   ([`crate::ledger::Ledger::rebuild_derived`]);
-//! - [`run_scrub`]: every `[ledger] scrub_interval_secs`, reads every block
-//!   and every state, history and tx-index record at no more than
-//!   `scrub_mib_per_sec`;
+//! - [`run_scrub`]: every `[ledger] scrub_interval_secs` (the first pass at
+//!   most a minute after the start), reads every block and every state,
+//!   history and tx-index record at no more than `scrub_mib_per_sec`;
 //! - [`recover_store`]: after a write failed in the store (a full disk:
 //!   sled's error is sticky), reopens it with exponential backoff until it
 //!   works.
@@ -38,6 +38,8 @@ const REPAIR_RETRY: Duration = Duration::from_secs(5);
 const BACKOFF_START: Duration = Duration::from_millis(500);
 /// Longest wait between two reopen attempts.
 pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// The first scrub after a start begins at most this long after it.
+const FIRST_SCRUB_AFTER: Duration = Duration::from_secs(60);
 /// Blocks and records read per scrub step (between two rate-limit pauses).
 const SCRUB_BLOCKS_PER_STEP: u64 = 32;
 const SCRUB_RECORDS_PER_STEP: u64 = 2048;
@@ -217,11 +219,14 @@ pub(crate) async fn run_scrub(peer: Arc<Peer>, mut stop: watch::Receiver<bool>) 
         return;
     }
     let rate = (peer.cfg.ledger.scrub_mib_per_sec.max(1) as f64) * 1024.0 * 1024.0;
+    // Damage is not remembered across restarts: the first pass comes soon.
+    let mut wait = interval.min(FIRST_SCRUB_AFTER);
     loop {
         tokio::select! {
-            () = tokio::time::sleep(interval) => {}
+            () = tokio::time::sleep(wait) => {}
             () = stopped(&mut stop) => return,
         }
+        wait = interval;
         let started = Instant::now();
         match scrub_pass(&peer, rate, &mut stop).await {
             Ok(Some((blocks, records, damage))) => {
