@@ -67,6 +67,52 @@ fn plain(text: &str) -> String {
     out
 }
 
+/// Blocks `from..=to` from org `n`'s peer `Deliver` as its `client1`: the
+/// numbers delivered, and the status the stream ended with, if an error.
+async fn deliver(net: &Network, n: usize, from: u64, to: u64) -> (Vec<u64>, Option<tonic::Status>) {
+    use qcss_orderer::client::{Seek, seek_envelope};
+    use qcss_proto::protos::deliver_client::DeliverClient;
+    use qcss_proto::protos::deliver_response::Type;
+    let org = &net.orgs[n - 1];
+    let me = org.identity("client1");
+    let env = seek_envelope(
+        &me,
+        qcss_tests::peers::CHANNEL,
+        Seek::Number(from),
+        Seek::Number(to),
+        false,
+    )
+    .unwrap();
+    let d = org.dir.join("client1");
+    let root = std::fs::read(org.dir.join("ca/tls-ca-cert.pem")).unwrap();
+    let ch = qcss_peer::client::connect(
+        &net.peer_addrs[n - 1],
+        &[root],
+        (
+            &std::fs::read(d.join("tls-cert.pem")).unwrap(),
+            &std::fs::read(d.join("tls-key.pem")).unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+    let mut stream = DeliverClient::new(ch)
+        .deliver(tokio_stream::iter(vec![env]))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(r)) => match r.r#type {
+                Some(Type::Block(b)) => got.push(b.header.unwrap().number),
+                _ => return (got, None),
+            },
+            Ok(None) => return (got, None),
+            Err(s) => return (got, Some(s)),
+        }
+    }
+}
+
 fn peer_toml(net: &Network, n: usize) -> PathBuf {
     net.dir.join(format!("peer{n}.toml"))
 }
@@ -177,6 +223,18 @@ async fn damaged_blocks_and_state_are_refused_reported_and_repaired() {
             "{err}"
         );
     }
+    // Deliver streams up to the damaged block, then ends with UNAVAILABLE
+    // naming it: never its bytes.
+    let (got, status) = deliver(&net, 3, 0, recent).await;
+    assert_eq!(got, (0..old).collect::<Vec<_>>());
+    let status = status.expect("the stream ends with an error");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+    assert!(
+        status
+            .message()
+            .contains(&format!("block {old} is corrupt on disk")),
+        "{status}"
+    );
     // Nothing is endorsed meanwhile: UNAVAILABLE, with the reason.
     let mut g3 = net.gateway(3).await;
     let e = g3.evaluate("example", "get", &[b"k0"]).await.unwrap_err();
@@ -228,6 +286,9 @@ async fn damaged_blocks_and_state_are_refused_reported_and_repaired() {
     assert_eq!(c.code, TxValidationCode::Valid);
     net.wait_heights(c.block + 1, Duration::from_secs(30));
     assert_same_ledgers(&net);
+    let (got, status) = deliver(&net, 3, 0, recent).await;
+    assert!(status.is_none(), "{status:?}");
+    assert_eq!(got, (0..=recent).collect::<Vec<_>>());
     let mut g3 = net.gateway(3).await;
     assert_eq!(
         g3.evaluate("example", "get", &[b"after"]).await.unwrap(),
