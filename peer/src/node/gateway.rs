@@ -50,6 +50,7 @@ use tonic::{Request, Response, Status};
 use crate::endorser::{
     AssembleError, EndorseError, Refusal, UnpackedProposal, prepare_transaction,
 };
+use crate::ledger::LedgerError;
 use crate::node::endorser_service::{MIN_HEIGHT_HEADER, endorse_locally};
 use crate::node::{Peer, chaincode_events};
 use crate::validator::{KeyRule, KeyWrite, PolicyProvider, decode_key_policy};
@@ -735,6 +736,16 @@ impl Gateway for GatewayService {
                 }
                 let block = match peer.ledger.block(n) {
                     Ok(Some(b)) => b,
+                    Err(
+                        e @ (LedgerError::CorruptBlock { .. } | LedgerError::Unavailable { .. }),
+                    ) => {
+                        let _ = tx
+                            .send(Err(Status::unavailable(format!(
+                                "{e}; the peer is repairing it, try again or ask another peer"
+                            ))))
+                            .await;
+                        return;
+                    }
                     other => {
                         let _ = tx
                             .send(Err(Status::internal(format!(
