@@ -113,6 +113,16 @@ async fn deliver(net: &Network, n: usize, from: u64, to: u64) -> (Vec<u64>, Opti
     }
 }
 
+/// Whether `log` says block `n` was repaired from a `source` (`orderer`,
+/// `peer`).
+fn repaired_from(log: &str, n: u64, source: &str) -> bool {
+    log.lines().any(|l| {
+        l.contains("damaged block repaired")
+            && l.contains(&format!("block={n} "))
+            && l.contains(&format!("from={source} "))
+    })
+}
+
 fn peer_toml(net: &Network, n: usize) -> PathBuf {
     net.dir.join(format!("peer{n}.toml"))
 }
@@ -175,13 +185,16 @@ async fn damaged_blocks_and_state_are_refused_reported_and_repaired() {
         (b, s)
     };
 
-    // Restart it with no orderer it can reach, so nothing repairs it yet,
-    // and a scrub every second.
+    // Restart it with no orderer and no other peer it can reach, so nothing
+    // repairs it yet, and a scrub every second.
     let good_toml = std::fs::read_to_string(peer_toml(&net, 3)).unwrap();
     let scrub = "[ledger]\nscrub_interval_secs = 1\n";
+    let no_orderers = "orderers = [\"127.0.0.1:1\"]\n";
+    let no_peers =
+        "[gateway.endorsers]\nOrg1MSP = [\"127.0.0.1:1\"]\nOrg2MSP = [\"127.0.0.1:1\"]\n";
     std::fs::write(
         peer_toml(&net, 3),
-        format!("{good_toml}orderers = [\"127.0.0.1:1\"]\n{scrub}"),
+        format!("{good_toml}{no_orderers}{scrub}{no_peers}"),
     )
     .unwrap();
     net.start_peer(3);
@@ -258,12 +271,7 @@ async fn damaged_blocks_and_state_are_refused_reported_and_repaired() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let log = plain(&net.peer_log(3));
-        let repaired = |n: u64| {
-            log.lines().any(|l| {
-                l.contains("damaged block repaired from the ordering service")
-                    && l.contains(&format!("block={n} "))
-            })
-        };
+        let repaired = |n: u64| repaired_from(&log, n, "orderer");
         if repaired(recent)
             && repaired(old)
             && log.contains("damaged state repaired: rebuilt from the blocks")
@@ -296,6 +304,28 @@ async fn damaged_blocks_and_state_are_refused_reported_and_repaired() {
     );
     assert_eq!(g3.evaluate("example", "get", &[b"k5"]).await.unwrap(), b"v");
     drop(g3);
+
+    // With no orderer reachable, another org's peer serves the block (it is
+    // checked against the chain all the same).
+    net.peers[2].take().unwrap().stop();
+    Ledger::open(&ledger_dir(&net, 3))
+        .unwrap()
+        .tamper_raw(RawTree::Blocks, &recent.to_be_bytes(), Some(b"\x0a\x01"))
+        .unwrap();
+    let log_len = net.peer_log(3).len();
+    std::fs::write(peer_toml(&net, 3), format!("{good_toml}{no_orderers}")).unwrap();
+    net.start_peer(3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !repaired_from(&plain(&net.peer_log(3)[log_len..]), recent, "peer") {
+        assert!(
+            Instant::now() < deadline,
+            "not repaired from a peer: {}",
+            net.peer_log(3)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, body) = health(&net, 3);
+    assert!(!body.contains("ledger.integrity"), "{code} {body}");
 
     // Offline: the repaired block is the original, and the ledger verifies.
     net.peers[2].take().unwrap().stop();

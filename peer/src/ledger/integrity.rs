@@ -387,6 +387,25 @@ impl Ledger {
     /// or the tx index for blocks older than it). Repair blocks from the
     /// highest down. A block that is not damaged is left as it is.
     pub fn repair_block(&self, block: &Block) -> Result<(), LedgerError> {
+        let r = self.repair_block_inner(block);
+        self.note_if_store_failure(r)
+    }
+
+    /// Passes `r` through, recording a failure of the store itself (so that
+    /// the peer reopens it, as after a failed commit).
+    pub(crate) fn note_if_store_failure<T>(
+        &self,
+        r: Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        if let Err(e) = &r
+            && e.is_store_failure()
+        {
+            self.note_store_failure(e);
+        }
+        r
+    }
+
+    fn repair_block_inner(&self, block: &Block) -> Result<(), LedgerError> {
         let _serial = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
         let header = block
             .header

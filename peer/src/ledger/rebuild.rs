@@ -27,6 +27,11 @@ impl Ledger {
     /// state views (endorsement, validation) wait while it runs, so nothing
     /// reads a half-built state; clears the recorded state damage when done.
     pub fn rebuild_derived(&self, writes_of: &WritesOf) -> Result<(), LedgerError> {
+        let r = self.rebuild_derived_inner(writes_of);
+        self.note_if_store_failure(r)
+    }
+
+    fn rebuild_derived_inner(&self, writes_of: &WritesOf) -> Result<(), LedgerError> {
         let _serial = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
         let tip_guard = self.tip.write().unwrap_or_else(|e| e.into_inner());
         let tip = *tip_guard;

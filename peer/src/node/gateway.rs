@@ -152,17 +152,7 @@ fn hypothetical_peer(msp_id: &str) -> SignerInfo {
 impl GatewayService {
     /// The endorsing peers of `msp_id`.
     fn endpoints(&self, msp_id: &str) -> Vec<String> {
-        if let Some(list) = self.peer.cfg.gateway.endorsers.get(msp_id) {
-            return list.clone();
-        }
-        self.peer
-            .channel()
-            .config()
-            .orgs
-            .iter()
-            .find(|o| o.msp.msp_id == msp_id)
-            .map(|o| o.peer_endpoints.clone())
-            .unwrap_or_default()
+        self.peer.peer_endpoints(msp_id)
     }
 
     /// Endorsement by a peer of `msp_id` (this one if it is ours).

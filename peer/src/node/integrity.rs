@@ -4,7 +4,8 @@
 //!   state in `qcss_peer_ledger_corruptions_total`, logs (at most one line
 //!   per [`LOG_EVERY`], naming the blocks) and wakes the repairer;
 //! - [`run_repair`]: re-fetches damaged blocks from the orderers with
-//!   `Deliver`, from the highest down, and hands them to
+//!   `Deliver` (or, when none has it, from other orgs' peers' `Deliver`),
+//!   from the highest down, and hands them to
 //!   [`crate::ledger::Ledger::repair_block`], which checks each against the
 //!   chain before writing; once the blocks are sound, damaged world state,
 //!   history or tx index is rebuilt from them
@@ -32,6 +33,8 @@ use crate::node::metrics::Metrics;
 
 /// At most one corruption log line per this long.
 pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
+/// How long one block may take to fetch.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the repairer retries blocks it could not repair.
 const REPAIR_RETRY: Duration = Duration::from_secs(5);
 /// First wait before reopening a failed store; doubles up to [`BACKOFF_CAP`].
@@ -116,9 +119,9 @@ pub(crate) async fn run_repair(
                 return;
             }
             match repair_one(&peer, n).await {
-                Ok(addr) => {
+                Ok(source) => {
                     peer.metrics.repairs.inc();
-                    tracing::info!(block = n, orderer = %addr, "damaged block repaired from the ordering service");
+                    tracing::info!(block = n, from = %source, "damaged block repaired");
                 }
                 Err(e) => {
                     tracing::warn!(block = n, error = %e, "cannot repair damaged block yet");
@@ -167,13 +170,28 @@ async fn rebuild_state(peer: &Arc<Peer>) {
     }
 }
 
-/// Fetches block `n` from the first orderer that has it and stores it in
-/// place of the damaged one; returns the orderer's address.
+/// Fetches block `n` from the first orderer that has it — or, failing
+/// that, from a peer of another org — and stores it in place of the damaged
+/// one (the ledger checks it against the chain: a source cannot make the
+/// peer store anything else); returns where it came from.
 async fn repair_one(peer: &Arc<Peer>, n: u64) -> Result<String, String> {
     let channel_id = peer.channel().id().to_owned();
+    let own = peer.signer.msp_id.as_str().to_owned();
+    let others: Vec<String> = peer
+        .channel()
+        .org_ids()
+        .iter()
+        .filter(|o| **o != own)
+        .flat_map(|o| peer.peer_endpoints(o))
+        .collect();
+    let sources = peer
+        .orderers()
+        .into_iter()
+        .map(|a| (a, Source::Orderer))
+        .chain(others.into_iter().map(|a| (a, Source::Peer)));
     let mut errors = Vec::new();
-    for addr in peer.orderers() {
-        let block = match fetch(peer, &addr, &channel_id, n).await {
+    for (addr, source) in sources {
+        let block = match fetch(peer, &addr, source, &channel_id, n).await {
             Ok(b) => b,
             Err(e) => {
                 errors.push(format!("{addr}: {e}"));
@@ -185,31 +203,99 @@ async fn repair_one(peer: &Arc<Peer>, n: u64) -> Result<String, String> {
             .await
             .map_err(|e| format!("repair task failed: {e}"))?;
         match r {
-            Ok(()) => return Ok(addr),
+            Ok(()) => return Ok(format!("{} {addr}", source.name())),
             Err(e @ LedgerError::RepairRefused { .. }) => errors.push(format!("{addr}: {e}")),
             Err(e) => return Err(e.to_string()),
         }
     }
     Err(if errors.is_empty() {
-        "no orderer configured".into()
+        "no orderer or other org's peer configured".into()
     } else {
         errors.join("; ")
     })
 }
 
-async fn fetch(peer: &Arc<Peer>, addr: &str, channel_id: &str, n: u64) -> Result<Block, String> {
+/// Where a block is fetched from: the same request, two services.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Orderer,
+    Peer,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Orderer => "orderer",
+            Source::Peer => "peer",
+        }
+    }
+}
+
+async fn fetch(
+    peer: &Arc<Peer>,
+    addr: &str,
+    source: Source,
+    channel_id: &str,
+    n: u64,
+) -> Result<Block, String> {
     let ch = peer.connect(addr).await?;
-    let mut client = OrdererClient::from_channel(ch);
-    let blocks = tokio::time::timeout(
-        Duration::from_secs(10),
-        client.blocks(&peer.signer, channel_id, Seek::Number(n), Seek::Number(n)),
-    )
-    .await
-    .map_err(|_| "timed out".to_owned())??;
+    let blocks = match source {
+        Source::Orderer => {
+            let mut client = OrdererClient::from_channel(ch);
+            tokio::time::timeout(
+                FETCH_TIMEOUT,
+                client.blocks(&peer.signer, channel_id, Seek::Number(n), Seek::Number(n)),
+            )
+            .await
+            .map_err(|_| "timed out".to_owned())??
+        }
+        Source::Peer => tokio::time::timeout(FETCH_TIMEOUT, from_peer(peer, ch, channel_id, n))
+            .await
+            .map_err(|_| "timed out".to_owned())??,
+    };
     blocks
         .into_iter()
         .find(|b| b.header.as_ref().is_some_and(|h| h.number == n))
         .ok_or_else(|| format!("did not send block {n}"))
+}
+
+/// Block `n` from a peer's `protos.Deliver`.
+async fn from_peer(
+    peer: &Arc<Peer>,
+    ch: tonic::transport::Channel,
+    channel_id: &str,
+    n: u64,
+) -> Result<Vec<Block>, String> {
+    use qcss_proto::protos::deliver_client::DeliverClient;
+    use qcss_proto::protos::deliver_response::Type;
+    let env = qcss_orderer::client::seek_envelope(
+        &peer.signer,
+        channel_id,
+        Seek::Number(n),
+        Seek::Number(n),
+        false,
+    )
+    .map_err(|e| format!("seek request: {e}"))?;
+    let mut stream = DeliverClient::new(ch)
+        .max_decoding_message_size(usize::MAX)
+        .deliver(tokio_stream::iter(vec![env]))
+        .await
+        .map_err(|s| format!("deliver: {}", s.message()))?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(r) = stream
+        .message()
+        .await
+        .map_err(|s| format!("deliver: {}", s.message()))?
+    {
+        match r.r#type {
+            Some(Type::Block(b)) => out.push(b),
+            Some(Type::Status(s)) if s == qcss_proto::common::Status::Success as i32 => break,
+            Some(Type::Status(s)) => return Err(format!("deliver answered status {s}")),
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 /// Scrubs the ledger every `scrub_interval_secs` until `stop` (never when 0).

@@ -178,6 +178,21 @@ impl Peer {
         })
     }
 
+    /// The peers of org `msp_id`: `[gateway] endorsers` if it lists the
+    /// org, else the channel configuration's `peer_endpoints`.
+    pub(crate) fn peer_endpoints(&self, msp_id: &str) -> Vec<String> {
+        if let Some(list) = self.cfg.gateway.endorsers.get(msp_id) {
+            return list.clone();
+        }
+        self.channel()
+            .config()
+            .orgs
+            .iter()
+            .find(|o| o.msp.msp_id == msp_id)
+            .map(|o| o.peer_endpoints.clone())
+            .unwrap_or_default()
+    }
+
     /// The orderers to pull from and submit to.
     pub(crate) fn orderers(&self) -> Vec<String> {
         if self.cfg.orderers.is_empty() {
