@@ -35,9 +35,8 @@ use crate::node::metrics::Metrics;
 pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long one block may take to fetch.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the repairer retries blocks it could not repair.
-const REPAIR_RETRY: Duration = Duration::from_secs(5);
-/// First wait before reopening a failed store; doubles up to [`BACKOFF_CAP`].
+/// First wait before reopening a failed store or retrying a repair; doubles
+/// up to [`BACKOFF_CAP`].
 const BACKOFF_START: Duration = Duration::from_millis(500);
 /// Longest wait between two reopen attempts.
 pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -105,6 +104,7 @@ pub(crate) async fn run_repair(
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut backoff = Backoff::default();
     loop {
         let damaged: Vec<u64> = peer
             .ledger
@@ -114,6 +114,7 @@ pub(crate) async fn run_repair(
             .rev()
             .copied()
             .collect();
+        let mut failed = Vec::new();
         for n in damaged {
             if *stop.borrow() {
                 return;
@@ -123,10 +124,9 @@ pub(crate) async fn run_repair(
                     peer.metrics.repairs.inc();
                     tracing::info!(block = n, from = %source, "damaged block repaired");
                 }
-                Err(e) => {
-                    tracing::warn!(block = n, error = %e, "cannot repair damaged block yet");
-                    break; // lower blocks are checked against this one
-                }
+                // A block below a failed one is refused too (it is checked
+                // against it), at the cost of one fetch.
+                Err(e) => failed.push((n, e)),
             }
         }
         let damage = peer.ledger.integrity();
@@ -134,9 +134,21 @@ pub(crate) async fn run_repair(
             rebuild_state(&peer).await;
         }
         let wait = if peer.ledger.integrity().is_ok() {
+            backoff = Backoff::default();
             Duration::from_secs(3600)
         } else {
-            REPAIR_RETRY
+            let wait = backoff.step();
+            if let Some((n, e)) = failed.first() {
+                // One line per round, and rounds back off.
+                tracing::warn!(
+                    blocks = failed.len(),
+                    first = n,
+                    error = %e,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "cannot repair damaged blocks yet"
+                );
+            }
+            wait
         };
         tokio::select! {
             () = wake.notified() => {}
