@@ -379,15 +379,15 @@ impl Ledger {
         Ok(report)
     }
 
-    /// Stores `block`, fetched elsewhere, in place of the damaged block of
-    /// its number: refused unless its header hash is what the chain records
+    /// Stores `block`, fetched elsewhere, in place of damaged block
+    /// `number`: refused unless it carries that number, its header hash is what the chain records
     /// (the successor's previous hash, which must itself be readable, or the
     /// recorded last hash) and its data hash is its envelopes' Merkle root.
     /// The validation codes are this ledger's own (from the `filters` tree,
     /// or the tx index for blocks older than it). Repair blocks from the
     /// highest down. A block that is not damaged is left as it is.
-    pub fn repair_block(&self, block: &Block) -> Result<(), LedgerError> {
-        let r = self.repair_block_inner(block);
+    pub fn repair_block(&self, number: u64, block: &Block) -> Result<(), LedgerError> {
+        let r = self.repair_block_inner(number, block);
         self.note_if_store_failure(r)
     }
 
@@ -405,14 +405,19 @@ impl Ledger {
         r
     }
 
-    fn repair_block_inner(&self, block: &Block) -> Result<(), LedgerError> {
+    fn repair_block_inner(&self, number: u64, block: &Block) -> Result<(), LedgerError> {
         let _serial = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let refused = |reason: String| LedgerError::RepairRefused { number, reason };
         let header = block
             .header
             .as_ref()
-            .ok_or(LedgerError::MissingHeader { expected: u64::MAX })?;
-        let number = header.number;
-        let refused = |reason: String| LedgerError::RepairRefused { number, reason };
+            .ok_or_else(|| refused("the block offered has no header".into()))?;
+        if header.number != number {
+            return Err(refused(format!(
+                "the block offered is block {}",
+                header.number
+            )));
+        }
         let tip = self.tip();
         if number >= tip.height {
             return Err(refused(format!("the ledger height is {}", tip.height)));
@@ -684,17 +689,21 @@ mod tests {
         damage(&ledger, 4);
         assert!(ledger.scrub_blocks(0, 100).unwrap().new_damage.len() == 2);
         // 4 cannot be checked before 5 is good.
-        let e = ledger.repair_block(&delivered[4]).unwrap_err().to_string();
+        let e = ledger
+            .repair_block(4, &delivered[4])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("block 5 must be repaired first"), "{e}");
         // The wrong block is refused.
-        let e = ledger.repair_block(&{
+        assert!(ledger.repair_block(5, &delivered[4]).is_err());
+        let e = ledger.repair_block(5, &{
             let mut b = delivered[3].clone();
             b.header.as_mut().unwrap().number = 5;
             b
         });
         assert!(e.is_err());
-        ledger.repair_block(&delivered[5]).unwrap();
-        ledger.repair_block(&delivered[4]).unwrap();
+        ledger.repair_block(5, &delivered[5]).unwrap();
+        ledger.repair_block(4, &delivered[4]).unwrap();
         assert!(ledger.integrity().is_ok());
         for n in 0..6 {
             assert_eq!(
@@ -714,7 +723,7 @@ mod tests {
         let trees = ledger.trees().unwrap();
         trees.filters.remove(1u64.to_be_bytes()).unwrap();
         damage(&ledger, 1);
-        ledger.repair_block(&delivered[1]).unwrap();
+        ledger.repair_block(1, &delivered[1]).unwrap();
         assert_eq!(ledger.block_bytes(1).unwrap().unwrap(), original);
         assert_eq!(
             filter_of(&ledger.block(1).unwrap().unwrap()),

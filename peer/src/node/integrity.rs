@@ -211,7 +211,7 @@ async fn repair_one(peer: &Arc<Peer>, n: u64) -> Result<String, String> {
             }
         };
         let ledger = peer.ledger.clone();
-        let r = tokio::task::spawn_blocking(move || ledger.repair_block(&block))
+        let r = tokio::task::spawn_blocking(move || ledger.repair_block(n, &block))
             .await
             .map_err(|e| format!("repair task failed: {e}"))?;
         match r {
