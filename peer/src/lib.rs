@@ -8,6 +8,9 @@
 //! The ledger checks a block's chaining (number, previous hash, Merkle root)
 //! but not its signatures or transactions: deciding which transactions are
 //! valid is the validator's job, and the ledger only records that decision.
+//! It checks every block it reads against the chain, records damage, and
+//! takes a repaired block or rebuilds its derived state when the node asks
+//! (`node/integrity.rs` fetches and schedules; issue 15).
 //!
 //! [`endorser`] checks a signed proposal (creator, signature, tx id, Writers
 //! policy, chaincode committed and installed), runs the wasm chaincode

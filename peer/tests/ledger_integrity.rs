@@ -280,8 +280,17 @@ fn corrupt_records_are_errors_not_panics() {
     corrupt(ledger.state_hash().map(drop));
     corrupt(ledger.tx("a").map(drop));
     corrupt(ledger.block_by_tx_id("a").map(drop));
-    corrupt(ledger.block(0).map(drop));
     corrupt(ledger.history("cc", "k3").map(drop));
+    // A damaged block is its own error, naming the block; the damage is
+    // recorded (the running peer fails health and repairs it).
+    let r = ledger.block(0);
+    assert!(
+        matches!(r, Err(LedgerError::CorruptBlock { number: 0, .. })),
+        "{r:?}"
+    );
+    let damage = ledger.integrity();
+    assert!(damage.corrupt_blocks.contains_key(&0), "{damage:?}");
+    assert!(damage.state.is_some(), "{damage:?}");
     let report = ledger.verify().unwrap();
     assert!(report.problems.len() >= 4, "{:?}", report.problems);
     // The last block is intact, so the ledger still opens.

@@ -125,33 +125,25 @@ pub(crate) fn filter_of(block: &Block) -> &[u8] {
 }
 
 impl Ledger {
-    /// Block `number` exactly as stored (the bytes Deliver sends).
+    /// Block `number` exactly as stored (the bytes Deliver sends), checked
+    /// against the chain first: a damaged block is answered
+    /// [`LedgerError::CorruptBlock`], never with its bytes (see
+    /// `integrity.rs`). `None` past the tip.
     pub fn block_bytes(&self, number: u64) -> Result<Option<Vec<u8>>, LedgerError> {
-        Ok(self
-            .trees
-            .blocks
-            .get(number.to_be_bytes())
-            .map_err(LedgerError::storage("read block"))?
-            .map(|v| v.to_vec()))
+        Ok(self.checked_block(number)?.map(|(bytes, _)| bytes))
     }
 
     /// Block `number`, decoded, with its validation codes in
-    /// `metadata[TRANSACTIONS_FILTER]`.
+    /// `metadata[TRANSACTIONS_FILTER]`; checked as [`Ledger::block_bytes`].
     pub fn block(&self, number: u64) -> Result<Option<Block>, LedgerError> {
-        self.block_bytes(number)?
-            .map(|b| {
-                Block::decode(b.as_slice()).map_err(|e| {
-                    LedgerError::corrupt(format::BLOCKS, &number.to_be_bytes(), e.to_string())
-                })
-            })
-            .transpose()
+        Ok(self.checked_block(number)?.map(|(_, block)| block))
     }
 
     /// Where transaction `tx_id` was committed (its first occurrence) and its
     /// validation code.
     pub fn tx(&self, tx_id: &str) -> Result<Option<TxLocation>, LedgerError> {
         let v = self
-            .trees
+            .trees()?
             .txids
             .get(tx_id.as_bytes())
             .map_err(LedgerError::storage("read tx index"))?;

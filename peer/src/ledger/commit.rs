@@ -119,8 +119,9 @@ impl Write {
 /// A checked block, ready to be written.
 pub(crate) struct Prepared {
     number: u64,
-    hash: [u8; 32],
+    pub(crate) hash: [u8; 32],
     block: sled::IVec,
+    filter: Vec<u8>,
     state: sled::Batch,
     history: sled::Batch,
     txids: sled::Batch,
@@ -142,9 +143,27 @@ impl Ledger {
     /// writes apply.
     pub fn commit(&self, block: &Block, updates: &BlockUpdates) -> Result<(), LedgerError> {
         let _serial = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = self.store_failure() {
+            return Err(LedgerError::Unavailable {
+                reason: format!(
+                    "the store failed ({}) and must be reopened before the next commit",
+                    f.message
+                ),
+            });
+        }
         let started = Instant::now();
-        let prepared = self.prepare(block, updates, self.tip())?;
-        self.apply(&prepared, false)?;
+        let result = self
+            .prepare(block, updates, self.tip())
+            .and_then(|p| self.apply(&p, false).map(|()| p));
+        let prepared = match result {
+            Ok(p) => p,
+            Err(e) => {
+                if e.is_store_failure() {
+                    self.note_store_failure(&e);
+                }
+                return Err(e);
+            }
+        };
         tracing::debug!(
             block = prepared.number,
             txs = prepared.txs,
@@ -155,7 +174,7 @@ impl Ledger {
         Ok(())
     }
 
-    fn prepare(
+    pub(crate) fn prepare(
         &self,
         block: &Block,
         updates: &BlockUpdates,
@@ -178,6 +197,7 @@ impl Ledger {
         }
         let mut b = BlockBuilder {
             ledger: self,
+            trees: self.trees()?,
             number,
             overlay: BTreeMap::new(),
             history: sled::Batch::default(),
@@ -202,7 +222,8 @@ impl Ledger {
         Ok(Prepared {
             number,
             hash: qcss_proto::hash::block_header_hash(header),
-            block: blocks::committed_bytes(block, header, filter).into(),
+            block: blocks::committed_bytes(block, header, filter.clone()).into(),
+            filter,
             state,
             history: b.history,
             txids: b.txids,
@@ -211,16 +232,40 @@ impl Ledger {
         })
     }
 
+    /// Writes the state, history and tx-index changes of a prepared block
+    /// whose block is already stored (a rebuild), in one transaction; no
+    /// flush (the rebuild flushes once at its end).
+    pub(crate) fn apply_derived(&self, p: &Prepared) -> Result<(), LedgerError> {
+        let t = &self.trees()?;
+        (&t.state, &t.history, &t.txids)
+            .transaction(|(state, history, txids)| {
+                state.apply_batch(&p.state)?;
+                history.apply_batch(&p.history)?;
+                txids.apply_batch(&p.txids)?;
+                Ok::<(), ConflictableTransactionError<LedgerError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(source) => LedgerError::Storage {
+                    op: "rebuild transaction",
+                    source,
+                },
+            })
+    }
+
     /// Writes a prepared block in one transaction, then flushes. With
     /// `abort_midway` (tests only) the transaction is aborted after the block,
     /// state and history were staged, to show that nothing of it lands.
     pub(crate) fn apply(&self, p: &Prepared, abort_midway: bool) -> Result<(), LedgerError> {
-        let t = &self.trees;
+        let t = &self.trees()?;
         let height = (p.number + 1).to_be_bytes();
         let mut tip = self.tip.write().unwrap_or_else(|e| e.into_inner());
-        (&t.blocks, &t.state, &t.history, &t.txids, &t.meta)
-            .transaction(|(blocks, state, history, txids, meta)| {
+        (
+            &t.blocks, &t.state, &t.history, &t.txids, &t.meta, &t.filters,
+        )
+            .transaction(|(blocks, state, history, txids, meta, filters)| {
                 blocks.insert(&p.number.to_be_bytes()[..], p.block.clone())?;
+                filters.insert(&p.number.to_be_bytes()[..], p.filter.as_slice())?;
                 state.apply_batch(&p.state)?;
                 history.apply_batch(&p.history)?;
                 if abort_midway {
@@ -246,7 +291,7 @@ impl Ledger {
             last_hash: Some(p.hash),
         };
         drop(tip);
-        self.db.flush().map_err(LedgerError::storage("flush"))?;
+        self.db()?.flush().map_err(LedgerError::storage("flush"))?;
         Ok(())
     }
 }
@@ -254,6 +299,7 @@ impl Ledger {
 /// Accumulates one block's changes.
 struct BlockBuilder<'a> {
     ledger: &'a Ledger,
+    trees: crate::ledger::Trees,
     number: u64,
     /// New state records by state key (`None` = deleted), so that later
     /// transactions of the block see earlier ones.
@@ -416,7 +462,6 @@ impl<'a> BlockBuilder<'a> {
             return Ok(r.clone());
         }
         let v = self
-            .ledger
             .trees
             .state
             .get(k)
@@ -486,7 +531,8 @@ mod tests {
         let p = ledger.prepare(&b, &u, ledger.tip()).unwrap();
         assert_eq!((p.txs, p.valid), (2, 2));
         assert_eq!(ledger.height(), 0);
-        assert!(ledger.trees.state.is_empty() && ledger.trees.blocks.is_empty());
+        let trees = ledger.trees().unwrap();
+        assert!(trees.state.is_empty() && trees.blocks.is_empty());
     }
 
     /// Dropping the ledger after any number of commits (no clean shutdown

@@ -44,6 +44,34 @@ pub enum LedgerError {
         /// What is wrong.
         reason: String,
     },
+    /// Block `number` is damaged on disk: its bytes do not decode, or do
+    /// not hash to what the chain records (its successor's previous hash,
+    /// its own data hash, or the recorded last hash). It is never served;
+    /// the peer re-fetches it from the ordering service.
+    #[error("block {number} is corrupt on disk: {reason}")]
+    CorruptBlock {
+        /// The block number.
+        number: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The store cannot be used right now: it failed with an I/O error
+    /// (sled's errors are sticky) and has not been reopened yet, or a
+    /// reopen is under way.
+    #[error("ledger unavailable: {reason}")]
+    Unavailable {
+        /// Why, including the store's error.
+        reason: String,
+    },
+    /// A block offered to repair a damaged one is not that block: its
+    /// header hash, number or data hash does not match the chain.
+    #[error("block {number} cannot be repaired with the block offered: {reason}")]
+    RepairRefused {
+        /// The block number.
+        number: u64,
+        /// What does not match.
+        reason: String,
+    },
     /// The directory holds a ledger in an on-disk format this build does not
     /// read (see `format.rs`).
     #[error("ledger format {found} is not supported (this build reads format {supported})")]
@@ -169,6 +197,37 @@ impl LedgerError {
     /// A `Storage` error for `op`.
     pub(crate) fn storage(op: &'static str) -> impl FnOnce(sled::Error) -> LedgerError {
         move |source| LedgerError::Storage { op, source }
+    }
+
+    /// Whether this is a failure of the store itself (I/O), as opposed to
+    /// a refusal or damaged data: after one, the store must be reopened.
+    pub fn is_store_failure(&self) -> bool {
+        matches!(
+            self,
+            LedgerError::Storage {
+                source: sled::Error::Io(_) | sled::Error::ReportableBug(_),
+                ..
+            }
+        )
+    }
+
+    /// Whether the store failed because the device is full (ENOSPC).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            LedgerError::Storage {
+                source: sled::Error::Io(e),
+                ..
+            }
+            | LedgerError::Open {
+                source: sled::Error::Io(e),
+                ..
+            } => {
+                e.kind() == std::io::ErrorKind::StorageFull
+                    || e.raw_os_error() == Some(28)
+                    || e.to_string().contains("No space left")
+            }
+            _ => false,
+        }
     }
 
     /// A `Corrupt` error at `key` of `tree`.

@@ -1,6 +1,6 @@
 //! The on-disk format: sled trees, key layouts and record encodings.
 //!
-//! One sled database in the ledger directory, five trees. All integers are
+//! One sled database in the ledger directory, six trees. All integers are
 //! big-endian, so keys sort numerically.
 //!
 //! | tree | key | value |
@@ -8,10 +8,12 @@
 //! | `meta` | `format` | format version, `u32` (currently 1) |
 //! | `meta` | `height` | number of committed blocks, `u64` |
 //! | `meta` | `last_hash` | header hash of block `height - 1`, 32 bytes |
+//! | `meta` | `rebuilding` | present only while state, history and tx index are rebuilt from the blocks |
 //! | `blocks` | block number, `u64` | `common.Block` protobuf as committed |
 //! | `state` | `ns ‖ 0x00 ‖ key` | state record |
 //! | `history` | `ns ‖ 0x00 ‖ len(key) u32 ‖ key ‖ block u64 ‖ tx u32` | history record |
 //! | `txids` | tx id (UTF-8) | `block u64 ‖ position u32 ‖ code u8` |
+//! | `filters` | block number, `u64` | the block's validation codes, one byte per transaction |
 //!
 //! **State record**: `flags u8` (bit 0: has metadata; other bits zero) ‖
 //! `block u64` ‖ `tx u32` ‖ (if bit 0: `len u32` ‖ metadata) ‖ value (the
@@ -34,6 +36,13 @@
 //! are re-encoded from the decoded `Block`, which keeps every signed byte (the
 //! header is hashed field by field, envelopes and signatures are opaque bytes).
 //!
+//! **Filters** repeat each block's validation codes outside the block, so
+//! that a damaged block can be re-fetched from the ordering service (whose
+//! copy has no codes) and stored again exactly as committed. Ledgers written
+//! before this tree existed have no entry for their older blocks: repairing
+//! one takes the codes from the tx index instead (see `integrity.rs`). The
+//! tree is not part of the format version: older builds ignore it.
+//!
 //! **Tx index**: the first occurrence of a tx id wins and is never
 //! overwritten; later duplicates (necessarily invalid) stay in their block
 //! only. Envelopes without a tx id (config blocks, unreadable envelopes) are
@@ -53,11 +62,15 @@ pub(crate) const BLOCKS: &str = "blocks";
 pub(crate) const STATE: &str = "state";
 pub(crate) const HISTORY: &str = "history";
 pub(crate) const TXIDS: &str = "txids";
+pub(crate) const FILTERS: &str = "filters";
 
 /// Keys of the `meta` tree.
 pub(crate) const FORMAT_KEY: &[u8] = b"format";
 pub(crate) const HEIGHT_KEY: &[u8] = b"height";
 pub(crate) const LAST_HASH_KEY: &[u8] = b"last_hash";
+/// Present while world state, history and tx index are being rebuilt from
+/// the blocks: a ledger opened with it has unsound derived state.
+pub(crate) const REBUILDING_KEY: &[u8] = b"rebuilding";
 
 const STATE_HAS_METADATA: u8 = 0x01;
 const HISTORY_DELETE: u8 = 0x01;

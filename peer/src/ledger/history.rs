@@ -59,7 +59,7 @@ impl Ledger {
         }
         let prefix = format::history_prefix(ns, key);
         let mut out = Vec::new();
-        for item in self.trees.history.scan_prefix(&prefix) {
+        for item in self.trees()?.history.scan_prefix(&prefix) {
             let (k, v) = item.map_err(LedgerError::storage("scan history"))?;
             let (_, _, version) = format::parse_history_key(&k)?;
             out.push(HistoryEntry::from_record(

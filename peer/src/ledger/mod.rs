@@ -1,7 +1,8 @@
 //! The peer's ledger: blocks, world state, key history and the tx index, in
 //! one sled database under a directory.
 //!
-//! [`Ledger::commit`] is the only writer. It takes a block the validator has
+//! [`Ledger::commit`] is the only writer (besides the repairs in
+//! `integrity.rs` and `rebuild.rs`, which restore what commit wrote). It takes a block the validator has
 //! judged and the [`BlockUpdates`] it derived (one [`TxUpdate`] per envelope:
 //! validation code and writes), checks the block's chaining, and writes
 //! everything in one sled transaction followed by one fsync, so a process
@@ -9,10 +10,14 @@
 //! Reads: [`Ledger::get_state`], [`Ledger::range`], [`Ledger::key_metadata`]
 //! (or the same under one snapshot through [`Ledger::state_view`]),
 //! [`Ledger::block`], [`Ledger::tx`], [`Ledger::history`]. Integrity:
-//! [`Ledger::state_hash`] and [`Ledger::verify`].
+//! [`Ledger::state_hash`] and [`Ledger::verify`]; while running, every block
+//! read is checked against the chain and damage is recorded and repaired
+//! (`integrity.rs`). After a store I/O error (a full disk),
+//! [`Ledger::reopen`] brings the store back without a restart.
 //!
 //! Files: `commit.rs` (the write path), `blocks.rs` (block checks and block
-//! and tx queries), `state.rs`, `history.rs`, `verify.rs`, `format.rs` (the
+//! and tx queries), `integrity.rs` (damage on open, read and scrub;
+//! repair), `state.rs`, `history.rs`, `verify.rs`, `format.rs` (the
 //! on-disk layout, documented there), `bench.rs`, `testutil.rs` (synthetic
 //! chains for tests and the benchmark).
 //!
@@ -25,12 +30,14 @@ mod commit;
 mod error;
 mod format;
 mod history;
+mod integrity;
+mod rebuild;
 mod state;
 pub mod testutil;
 mod verify;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use prost::Message;
 use qcss_proto::common::Block;
@@ -42,6 +49,8 @@ pub use blocks::{TxHeader, TxLocation, tx_header};
 pub use commit::{BlockUpdates, MetadataWrite, TxUpdate, Write};
 pub use error::LedgerError;
 pub use history::HistoryEntry;
+pub use integrity::{Integrity, RECENT_ON_OPEN, ScrubReport};
+pub use rebuild::WritesOf;
 pub use state::{StateView, Version, VersionedValue};
 pub use verify::{VerifyProblem, VerifyReport};
 
@@ -62,6 +71,15 @@ pub(crate) struct Trees {
     pub(crate) state: sled::Tree,
     pub(crate) history: sled::Tree,
     pub(crate) txids: sled::Tree,
+    pub(crate) filters: sled::Tree,
+}
+
+/// The open sled database and its trees: swapped out whole when the store is
+/// reopened after a sticky I/O error (see [`Ledger::reopen`]).
+#[derive(Debug)]
+struct Store {
+    db: sled::Db,
+    trees: Trees,
 }
 
 /// A peer's ledger for one channel. Cheap to share behind an `Arc`: every
@@ -69,8 +87,13 @@ pub(crate) struct Trees {
 #[derive(Debug)]
 pub struct Ledger {
     path: PathBuf,
-    db: sled::Db,
-    trees: Trees,
+    /// `None` only while [`Ledger::reopen`] runs or after it failed.
+    store: RwLock<Option<Store>>,
+    /// Why the store stopped accepting writes (sled's I/O errors are
+    /// sticky: every later write fails the same way until it is reopened).
+    failed: Mutex<Option<StoreFailure>>,
+    /// Blocks and state found damaged, and the hook told about it.
+    integrity: integrity::Tracker,
     /// Readers that need a consistent view hold the read side; commit holds
     /// the write side only while its sled transaction applies.
     tip: RwLock<Tip>,
@@ -94,6 +117,16 @@ pub enum RawTree {
     TxIds,
 }
 
+/// Why the store stopped accepting writes: what [`Ledger::store_failure`]
+/// reports until [`Ledger::reopen`] succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreFailure {
+    /// The device is full (ENOSPC): retry once space was freed.
+    pub disk_full: bool,
+    /// The error, as text.
+    pub message: String,
+}
+
 impl Ledger {
     /// Opens the ledger in `dir`, creating it if the directory is empty or
     /// missing. After a crash the ledger reopens at the last block whose
@@ -101,50 +134,108 @@ impl Ledger {
     /// Fails if the directory holds something else, or if the recorded tip
     /// does not match the last stored block.
     pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
-        // sled holds an exclusive file lock until its background flusher has
-        // stopped, which can outlive the handle by a moment (a peer restarted
-        // at once, a tool opening the ledger right after): retry for a while
-        // before reporting the directory as in use.
-        let mut attempts = 0;
-        let db = loop {
-            match qcss_network::store::open_store(&qcss_network::store::sled_config(dir), dir) {
-                Ok(db) => break db,
-                Err(sled::Error::Io(e))
-                    if attempts < 40 && e.to_string().contains("could not acquire lock") =>
-                {
-                    attempts += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err(source) => {
-                    return Err(LedgerError::Open {
-                        path: dir.to_path_buf(),
-                        source,
-                    });
-                }
-            }
-        };
-        let tree = |name: &'static str| {
-            db.open_tree(name)
-                .map_err(LedgerError::storage("open tree"))
-        };
-        let trees = Trees {
-            meta: tree(format::META)?,
-            blocks: tree(format::BLOCKS)?,
-            state: tree(format::STATE)?,
-            history: tree(format::HISTORY)?,
-            txids: tree(format::TXIDS)?,
-        };
-        check_format(&db, &trees)?;
-        let tip = read_tip(&trees)?;
-        check_tip(&trees, &tip)?;
+        let store = open_store(dir)?;
+        check_format(&store.db, &store.trees)?;
+        let tip = read_tip(&store.trees)?;
+        let damaged = check_tip(&store.trees, &tip)?;
         tracing::debug!(path = %dir.display(), height = tip.height, "ledger opened");
-        Ok(Ledger {
+        let ledger = Ledger {
             path: dir.to_path_buf(),
-            db,
-            trees,
+            store: RwLock::new(Some(store)),
+            failed: Mutex::new(None),
+            integrity: integrity::Tracker::default(),
             tip: RwLock::new(tip),
             commit_lock: Mutex::new(()),
-        })
+        };
+        if let Some(reason) = damaged {
+            ledger.mark_corrupt_block(tip.height - 1, &reason);
+        }
+        ledger.check_recent_blocks()?;
+        ledger.check_rebuild_marker()?;
+        Ok(ledger)
+    }
+
+    /// Closes the sled database and opens it again, re-reading the tip from
+    /// disk: how a ledger whose store failed with an I/O error (a full disk)
+    /// recovers without a restart, since sled's errors are sticky. Commits
+    /// and state views wait while it runs. A block whose commit failed is
+    /// there afterwards only if it reached the disk whole (sled recovers a
+    /// transaction all or nothing). On failure the ledger has no store until
+    /// a later call succeeds; every operation answers `Unavailable` meanwhile.
+    pub fn reopen(&self) -> Result<(), LedgerError> {
+        let _serial = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tip = self.tip.write().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.store.write().unwrap_or_else(|e| e.into_inner());
+        // Dropping the old handles releases sled's file lock (open retries
+        // while its flusher thread lets go).
+        drop(slot.take());
+        let store = open_store(&self.path)?;
+        check_format(&store.db, &store.trees)?;
+        let new_tip = read_tip(&store.trees)?;
+        let damaged = check_tip(&store.trees, &new_tip)?;
+        if new_tip != *tip {
+            tracing::warn!(
+                before = tip.height,
+                after = new_tip.height,
+                "ledger reopened at another height: the last commit did not reach the disk"
+            );
+        }
+        *tip = new_tip;
+        *slot = Some(store);
+        *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        drop((slot, tip));
+        if let Some(reason) = damaged {
+            self.mark_corrupt_block(new_tip.height - 1, &reason);
+        }
+        tracing::info!(path = %self.path.display(), height = new_tip.height, "ledger store reopened");
+        Ok(())
+    }
+
+    /// Why the store stopped accepting writes, until [`Ledger::reopen`]
+    /// succeeds; `None` while it works.
+    pub fn store_failure(&self) -> Option<StoreFailure> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records that a write failed in the store itself (not a refusal).
+    pub(crate) fn note_store_failure(&self, e: &LedgerError) {
+        let f = StoreFailure {
+            disk_full: e.is_disk_full(),
+            message: e.to_string(),
+        };
+        *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+    }
+
+    /// The current trees (cheap handles), or `Unavailable` while the store
+    /// is being reopened.
+    pub(crate) fn trees(&self) -> Result<Trees, LedgerError> {
+        self.store_guard()?
+            .as_ref()
+            .map(|s| s.trees.clone())
+            .ok_or_else(|| self.unavailable())
+    }
+
+    fn db(&self) -> Result<sled::Db, LedgerError> {
+        self.store_guard()?
+            .as_ref()
+            .map(|s| s.db.clone())
+            .ok_or_else(|| self.unavailable())
+    }
+
+    fn store_guard(&self) -> Result<RwLockReadGuard<'_, Option<Store>>, LedgerError> {
+        Ok(self.store.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn unavailable(&self) -> LedgerError {
+        LedgerError::Unavailable {
+            reason: match self.store_failure() {
+                Some(f) => format!("the store failed ({}) and is not reopened yet", f.message),
+                None => "the store is being reopened".into(),
+            },
+        }
     }
 
     /// The ledger directory.
@@ -175,21 +266,61 @@ impl Ledger {
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), LedgerError> {
+        let trees = self.trees()?;
         let t = match tree {
-            RawTree::Meta => &self.trees.meta,
-            RawTree::Blocks => &self.trees.blocks,
-            RawTree::State => &self.trees.state,
-            RawTree::History => &self.trees.history,
-            RawTree::TxIds => &self.trees.txids,
+            RawTree::Meta => &trees.meta,
+            RawTree::Blocks => &trees.blocks,
+            RawTree::State => &trees.state,
+            RawTree::History => &trees.history,
+            RawTree::TxIds => &trees.txids,
         };
         match value {
             Some(v) => t.insert(key, v).map(drop),
             None => t.remove(key).map(drop),
         }
         .map_err(LedgerError::storage("tamper"))?;
-        self.db.flush().map_err(LedgerError::storage("flush"))?;
+        self.db()?.flush().map_err(LedgerError::storage("flush"))?;
         Ok(())
     }
+}
+
+/// Opens the sled database in `dir` and its trees.
+fn open_store(dir: &Path) -> Result<Store, LedgerError> {
+    // sled holds an exclusive file lock until its background flusher has
+    // stopped, which can outlive the handle by a moment (a peer restarted
+    // at once, a tool opening the ledger right after, a reopen): retry for a
+    // while before reporting the directory as in use.
+    let mut attempts = 0;
+    let db = loop {
+        match qcss_network::store::open_store(&qcss_network::store::sled_config(dir), dir) {
+            Ok(db) => break db,
+            Err(sled::Error::Io(e))
+                if attempts < 40 && e.to_string().contains("could not acquire lock") =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(source) => {
+                return Err(LedgerError::Open {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    };
+    let tree = |name: &'static str| {
+        db.open_tree(name)
+            .map_err(LedgerError::storage("open tree"))
+    };
+    let trees = Trees {
+        meta: tree(format::META)?,
+        blocks: tree(format::BLOCKS)?,
+        state: tree(format::STATE)?,
+        history: tree(format::HISTORY)?,
+        txids: tree(format::TXIDS)?,
+        filters: tree(format::FILTERS)?,
+    };
+    Ok(Store { db, trees })
 }
 
 /// Writes the format version into a new ledger, or checks an existing one.
@@ -213,7 +344,8 @@ fn check_format(db: &sled::Db, trees: &Trees) -> Result<(), LedgerError> {
                 && trees.blocks.is_empty()
                 && trees.state.is_empty()
                 && trees.history.is_empty()
-                && trees.txids.is_empty();
+                && trees.txids.is_empty()
+                && trees.filters.is_empty();
             if !empty {
                 return Err(LedgerError::corrupt(
                     format::META,
@@ -257,13 +389,16 @@ pub(crate) fn read_tip(trees: &Trees) -> Result<Tip, LedgerError> {
 }
 
 /// Checks that the last stored block is the tip's (cheap: one block read).
-fn check_tip(trees: &Trees, tip: &Tip) -> Result<(), LedgerError> {
+/// Returns why the tip block is damaged (it is then repaired like any other
+/// damaged block: its hash is recorded in `meta`); an error when `meta` and
+/// the blocks disagree on the height.
+fn check_tip(trees: &Trees, tip: &Tip) -> Result<Option<String>, LedgerError> {
     let last = trees
         .blocks
         .last()
         .map_err(LedgerError::storage("read blocks"))?;
     match (last, tip.last_hash) {
-        (None, None) => Ok(()),
+        (None, None) => Ok(None),
         (Some((k, v)), Some(hash)) => {
             let number = format::decode_block_key(&k)?;
             if number + 1 != tip.height {
@@ -273,19 +408,19 @@ fn check_tip(trees: &Trees, tip: &Tip) -> Result<(), LedgerError> {
                     format!("last block is {number} but the height is {}", tip.height),
                 ));
             }
-            let block = Block::decode(v.as_ref())
-                .map_err(|e| LedgerError::corrupt(format::BLOCKS, &k, e.to_string()))?;
-            let header = block
-                .header
-                .ok_or_else(|| LedgerError::corrupt(format::BLOCKS, &k, "block has no header"))?;
+            let block = match Block::decode(v.as_ref()) {
+                Ok(b) => b,
+                Err(e) => return Ok(Some(format!("does not decode: {e}"))),
+            };
+            let Some(header) = block.header else {
+                return Ok(Some("has no header".into()));
+            };
             if block_header_hash(&header) != hash {
-                return Err(LedgerError::corrupt(
-                    format::BLOCKS,
-                    &k,
-                    "last block's hash differs from the recorded last hash",
+                return Ok(Some(
+                    "its header hash differs from the recorded last hash".into(),
                 ));
             }
-            Ok(())
+            Ok(None)
         }
         (Some((k, _)), None) => Err(LedgerError::corrupt(
             format::BLOCKS,

@@ -58,7 +58,8 @@ impl StateView<'_> {
 
     /// See [`Ledger::get_state`].
     pub fn get_state(&self, ns: &str, key: &str) -> Result<Option<VersionedValue>, LedgerError> {
-        get_state(&self.ledger.trees, ns, key)
+        self.ledger
+            .note_state_read(get_state(&self.ledger.trees()?, ns, key))
     }
 
     /// See [`Ledger::range`].
@@ -69,12 +70,14 @@ impl StateView<'_> {
         end: &str,
         limit: usize,
     ) -> Result<Vec<(String, VersionedValue)>, LedgerError> {
-        range(&self.ledger.trees, ns, start, end, limit)
+        self.ledger
+            .note_state_read(range(&self.ledger.trees()?, ns, start, end, limit))
     }
 
     /// See [`Ledger::key_metadata`].
     pub fn key_metadata(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
-        key_metadata(&self.ledger.trees, ns, key)
+        self.ledger
+            .note_state_read(key_metadata(&self.ledger.trees()?, ns, key))
     }
 }
 
@@ -90,7 +93,7 @@ impl Ledger {
     /// The current value and version of `key` in namespace `ns` (a chaincode
     /// name), or `None` if it was never written or was deleted.
     pub fn get_state(&self, ns: &str, key: &str) -> Result<Option<VersionedValue>, LedgerError> {
-        get_state(&self.trees, ns, key)
+        self.note_state_read(get_state(&self.trees()?, ns, key))
     }
 
     /// The keys of `ns` in `[start, end)`, in key (byte) order, at most
@@ -110,7 +113,7 @@ impl Ledger {
     /// endorsement), as the validator wrote it; `None` if the key or its
     /// metadata does not exist.
     pub fn key_metadata(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
-        key_metadata(&self.trees, ns, key)
+        self.note_state_read(key_metadata(&self.trees()?, ns, key))
     }
 
     /// SHA-256 over every (namespace, key, version, metadata, value) in key
@@ -121,7 +124,7 @@ impl Ledger {
     pub fn state_hash(&self) -> Result<[u8; 32], LedgerError> {
         let _view = self.state_view();
         let mut hasher = StateHasher::new();
-        for item in self.trees.state.iter() {
+        for item in self.trees()?.state.iter() {
             let (k, v) = item.map_err(LedgerError::storage("scan state"))?;
             let (ns, key) = format::parse_state_key(&k)?;
             hasher.add(&ns, &key, &StateRecord::decode(&k, &v)?);

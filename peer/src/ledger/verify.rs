@@ -117,7 +117,7 @@ impl Ledger {
             indexed: 0,
             live_keys: 0,
         };
-        match read_tip(&self.trees) {
+        match read_tip(&self.trees()?) {
             Ok(stored) if stored != tip => {
                 v.problem(None, "tip on disk differs from the tip in memory")
             }
@@ -170,7 +170,7 @@ impl Verifier<'_> {
         // not be read (the link is then not checked).
         let mut link: Option<Vec<u8>> = Some(Vec::new());
         let mut last_hash = None;
-        for item in self.ledger.trees.blocks.iter() {
+        for item in self.ledger.trees()?.blocks.iter() {
             let (k, bytes) = item.map_err(LedgerError::storage("scan blocks"))?;
             let number = match format::decode_block_key(&k) {
                 Ok(n) => n,
@@ -317,7 +317,7 @@ impl Verifier<'_> {
     }
 
     fn tx_index(&mut self) -> Result<(), LedgerError> {
-        for item in self.ledger.trees.txids.iter() {
+        for item in self.ledger.trees()?.txids.iter() {
             let (k, v) = item.map_err(LedgerError::storage("scan tx index"))?;
             self.report.tx_index_entries += 1;
             if let Err(e) = format::decode_tx_location(&k, &v) {
@@ -338,7 +338,7 @@ impl Verifier<'_> {
 
     fn history(&mut self) -> Result<(), LedgerError> {
         let mut last: Option<(String, String, Version, HistoryRecord)> = None;
-        for item in self.ledger.trees.history.iter() {
+        for item in self.ledger.trees()?.history.iter() {
             let (k, v) = item.map_err(LedgerError::storage("scan history"))?;
             let parsed = format::parse_history_key(&k)
                 .and_then(|(ns, key, ver)| Ok((ns, key, ver, HistoryRecord::decode(&k, &v)?)));
@@ -392,7 +392,7 @@ impl Verifier<'_> {
         (ns, key, version, last): (String, String, Version, HistoryRecord),
     ) -> Result<(), LedgerError> {
         let block = Some(version.block);
-        let state = match crate::ledger::state::record(&self.ledger.trees, &ns, &key) {
+        let state = match crate::ledger::state::record(&self.ledger.trees()?, &ns, &key) {
             Ok(s) => s,
             Err(LedgerError::Storage { op, source }) => {
                 return Err(LedgerError::Storage { op, source });
@@ -433,7 +433,7 @@ impl Verifier<'_> {
 
     fn state(&mut self) -> Result<(), LedgerError> {
         let mut hasher = StateHasher::new();
-        for item in self.ledger.trees.state.iter() {
+        for item in self.ledger.trees()?.state.iter() {
             let (k, v) = item.map_err(LedgerError::storage("scan state"))?;
             let parsed = format::parse_state_key(&k)
                 .and_then(|(ns, key)| Ok((ns, key, StateRecord::decode(&k, &v)?)));

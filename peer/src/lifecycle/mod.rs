@@ -165,7 +165,14 @@ impl Lifecycle {
                 }
             })?,
         };
-        lifecycle.refresh()?;
+        if let Err(e) = lifecycle.refresh() {
+            // Damaged state: the peer starts anyway (it endorses nothing),
+            // rebuilds the state from its blocks and refreshes then.
+            if lifecycle.ledger.integrity().state.is_none() {
+                return Err(e);
+            }
+            tracing::error!(error = %e, "chaincode definitions unreadable until the state is rebuilt");
+        }
         Ok(lifecycle)
     }
 

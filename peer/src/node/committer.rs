@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio_stream::StreamExt;
 
 use crate::node::Peer;
+use crate::node::integrity::{Backoff, recover_store};
 use crate::validator::{ValidateOptions, commit_block_with};
 
 /// Pause before trying the next orderer.
@@ -27,6 +28,10 @@ const RETRY: Duration = Duration::from_millis(300);
 /// Runs until `stop` turns true.
 pub(crate) async fn run(peer: Arc<Peer>, mut stop: watch::Receiver<bool>) {
     let mut next = 0usize;
+    let mut backoff = Backoff::default();
+    // Height when the store last failed: the backoff restarts only once a
+    // block was committed after a reopen.
+    let mut failed_at: Option<u64> = None;
     loop {
         let orderers = peer.orderers();
         if orderers.is_empty() {
@@ -38,6 +43,18 @@ pub(crate) async fn run(peer: Arc<Peer>, mut stop: watch::Receiver<bool>) {
                 _ = stopped(&mut stop) => None,
             };
             let Some(r) = result else { return };
+            if failed_at.is_some_and(|h| peer.ledger.height() > h) {
+                backoff = Backoff::default();
+                failed_at = None;
+            }
+            if peer.ledger.store_failure().is_some() {
+                // Not the orderer's fault: stay with it, reopen the store.
+                failed_at.get_or_insert(peer.ledger.height());
+                if !recover_store(&peer, &mut backoff, &mut stop).await {
+                    return;
+                }
+                continue;
+            }
             let e = r.err().unwrap_or_else(|| "the stream ended".into());
             tracing::warn!(orderer = %addr, error = %e, "pulling blocks failed; trying the next orderer");
             peer.metrics.orderer_failovers.inc();
@@ -102,6 +119,11 @@ async fn pull(peer: &Arc<Peer>, addr: &str) -> Result<(), String> {
             return Err(format!(
                 "sent block {number} when block {height} was expected"
             ));
+        }
+        // Validation reads the state: not while it is known damaged (the
+        // repairer rebuilds it from the blocks first).
+        while peer.ledger.integrity().state.is_some() {
+            tokio::time::sleep(RETRY).await;
         }
         commit(peer, block).await?;
     }

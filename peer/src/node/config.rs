@@ -32,6 +32,27 @@ impl Default for GatewaySettings {
     }
 }
 
+/// How the peer checks its ledger in the background (`[ledger]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerSettings {
+    /// Seconds between two scrubs (a read of every block and every state,
+    /// history and tx-index record); 0 = never. The first scrub starts a
+    /// minute after the peer (or after this interval, if shorter).
+    pub scrub_interval_secs: u64,
+    /// The scrub reads at most this many MiB per second.
+    pub scrub_mib_per_sec: u64,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        LedgerSettings {
+            scrub_interval_secs: 6 * 3600,
+            scrub_mib_per_sec: 8,
+        }
+    }
+}
+
 /// One peer node.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +91,9 @@ pub struct PeerConfig {
     /// Gateway settings.
     #[serde(default)]
     pub gateway: GatewaySettings,
+    /// Background ledger checks.
+    #[serde(default)]
+    pub ledger: LedgerSettings,
     /// The web server (verify page, explorer, JSON API); none if absent.
     #[serde(default)]
     pub web: Option<crate::web::WebSettings>,
@@ -130,6 +154,8 @@ mod tests {
         assert!(c.orderers.is_empty());
         assert_eq!(c.max_lag_blocks, 100);
         assert_eq!(c.gateway.commit_status_timeout_ms, 60_000);
+        assert_eq!(c.ledger.scrub_interval_secs, 6 * 3600);
+        assert_eq!(c.ledger.scrub_mib_per_sec, 8);
     }
 
     #[test]

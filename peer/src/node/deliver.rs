@@ -21,6 +21,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::ledger::LedgerError;
 use crate::node::{Peer, filtered_block};
 
 /// Which kind of blocks a stream carries.
@@ -179,6 +180,15 @@ async fn seek(
         }
         let block = match peer.ledger.block(n) {
             Ok(Some(b)) => b,
+            Err(e @ (LedgerError::CorruptBlock { .. } | LedgerError::Unavailable { .. })) => {
+                // Never the damaged bytes; say which block and why.
+                let _ = tx
+                    .send(Err(Status::unavailable(format!(
+                        "{e}; the peer is repairing it, try again or ask another peer"
+                    ))))
+                    .await;
+                return false;
+            }
             _ => {
                 return tx
                     .send(status(FabStatus::InternalServerError))

@@ -41,7 +41,18 @@ impl EndorserService {
 pub(crate) async fn endorse_locally(
     peer: &Arc<Peer>,
     signed: SignedProposal,
-) -> Result<Result<ProposalResponse, EndorseError>, String> {
+) -> Result<Result<ProposalResponse, EndorseError>, Status> {
+    if let Some(why) = peer.ledger_problem() {
+        // Ledger queries (qscc) still answer: a damaged block is refused
+        // by the ledger itself, with its number.
+        let is_qscc =
+            crate::endorser::UnpackedProposal::unpack(&signed).is_ok_and(|p| p.chaincode == QSCC);
+        if !is_qscc {
+            return Err(Status::unavailable(format!(
+                "this peer does not endorse while its ledger is unsound: {why}"
+            )));
+        }
+    }
     let p = peer.clone();
     let started = Instant::now();
     let r = tokio::task::spawn_blocking(move || match p.endorser.endorse(&signed) {
@@ -53,7 +64,7 @@ pub(crate) async fn endorse_locally(
         other => other,
     })
     .await
-    .map_err(|e| format!("endorsement task failed: {e}"));
+    .map_err(|e| Status::internal(format!("endorsement task failed: {e}")));
     peer.metrics
         .endorse_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -89,7 +100,7 @@ impl Endorser for EndorserService {
                 tracing::debug!(error = %e, "proposal refused");
                 Ok(Response::new(e.to_response()))
             }
-            Err(e) => Err(Status::internal(e)),
+            Err(s) => Err(s),
         }
     }
 }

@@ -50,6 +50,7 @@ use tonic::{Request, Response, Status};
 use crate::endorser::{
     AssembleError, EndorseError, Refusal, UnpackedProposal, prepare_transaction,
 };
+use crate::ledger::LedgerError;
 use crate::node::endorser_service::{MIN_HEIGHT_HEADER, endorse_locally};
 use crate::node::{Peer, chaincode_events};
 use crate::validator::{KeyRule, KeyWrite, PolicyProvider, decode_key_policy};
@@ -151,17 +152,7 @@ fn hypothetical_peer(msp_id: &str) -> SignerInfo {
 impl GatewayService {
     /// The endorsing peers of `msp_id`.
     fn endpoints(&self, msp_id: &str) -> Vec<String> {
-        if let Some(list) = self.peer.cfg.gateway.endorsers.get(msp_id) {
-            return list.clone();
-        }
-        self.peer
-            .channel()
-            .config()
-            .orgs
-            .iter()
-            .find(|o| o.msp.msp_id == msp_id)
-            .map(|o| o.peer_endpoints.clone())
-            .unwrap_or_default()
+        self.peer.peer_endpoints(msp_id)
     }
 
     /// Endorsement by a peer of `msp_id` (this one if it is ours).
@@ -171,7 +162,10 @@ impl GatewayService {
         signed: &SignedProposal,
     ) -> Result<ProposalResponse, String> {
         if msp_id == self.peer.signer.msp_id.as_str() {
-            return match endorse_locally(&self.peer, signed.clone()).await? {
+            return match endorse_locally(&self.peer, signed.clone())
+                .await
+                .map_err(|s| s.message().to_owned())?
+            {
                 Ok(r) => Ok(r),
                 Err(e) => Err(e.to_string()),
             };
@@ -454,7 +448,7 @@ impl GatewayService {
             let r = match endorse_locally(&self.peer, signed.clone()).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => return Err(refused(&e)),
-                Err(e) => return Err(Status::internal(e)),
+                Err(s) => return Err(s),
             };
             if let Some(f) = failure(&r) {
                 let msg = format!("chaincode {} failed on {own}: {f}", unpacked.chaincode);
@@ -680,7 +674,7 @@ impl Gateway for GatewayService {
                 match endorse_locally(&self.peer, signed).await {
                     Ok(Ok(r)) => r,
                     Ok(Err(e)) => return Err(refused(&e)),
-                    Err(e) => return Err(Status::internal(e)),
+                    Err(s) => return Err(s),
                 }
             } else {
                 self.endorse_by(&org, &signed)
@@ -732,6 +726,16 @@ impl Gateway for GatewayService {
                 }
                 let block = match peer.ledger.block(n) {
                     Ok(Some(b)) => b,
+                    Err(
+                        e @ (LedgerError::CorruptBlock { .. } | LedgerError::Unavailable { .. }),
+                    ) => {
+                        let _ = tx
+                            .send(Err(Status::unavailable(format!(
+                                "{e}; the peer is repairing it, try again or ask another peer"
+                            ))))
+                            .await;
+                        return;
+                    }
                     other => {
                         let _ = tx
                             .send(Err(Status::internal(format!(

@@ -27,6 +27,15 @@ pub struct Metrics {
     pub gateway_calls: CounterVec,
     /// Times the committer moved to another orderer.
     pub orderer_failovers: Counter,
+    /// Damage found in the ledger, by kind (`block`, `state`).
+    pub corruptions: CounterVec,
+    /// Damaged blocks repaired from the ordering service.
+    pub repairs: Counter,
+    /// Scrub passes completed.
+    pub scrubs: Counter,
+    /// Times a failed ledger store (e.g. a full disk) was seen on a reopen
+    /// attempt.
+    pub store_failures: Counter,
 }
 
 const STATIC: &str = "metric names are static and valid";
@@ -81,6 +90,31 @@ impl Metrics {
                     "Times the committer moved to another orderer",
                 )
                 .expect(STATIC),
+            corruptions: registry
+                .counter_vec(
+                    "qcss_peer_ledger_corruptions_total",
+                    "Damaged blocks or state found in the ledger, by kind",
+                    &["kind"],
+                )
+                .expect(STATIC),
+            repairs: registry
+                .counter(
+                    "qcss_peer_ledger_repairs_total",
+                    "Damaged blocks repaired from the ordering service",
+                )
+                .expect(STATIC),
+            scrubs: registry
+                .counter(
+                    "qcss_peer_ledger_scrubs_total",
+                    "Background ledger scrub passes completed",
+                )
+                .expect(STATIC),
+            store_failures: registry
+                .counter(
+                    "qcss_peer_ledger_store_failures_total",
+                    "Attempts to reopen a failed ledger store (e.g. after a full disk)",
+                )
+                .expect(STATIC),
             registry,
         }
     }
@@ -114,6 +148,12 @@ pub(crate) fn ops(peer: &Arc<Peer>) -> Ops {
         move || (p.signer.cert.not_after - qcss_network::msp::unix_now()) as f64,
     );
     let p = peer.clone();
+    let _ = registry.gauge_fn(
+        "qcss_peer_ledger_corrupt_blocks",
+        "Blocks known to be damaged and not yet repaired",
+        move || p.ledger.integrity().corrupt_blocks.len() as f64,
+    );
+    let p = peer.clone();
     Ops::new(registry).with_health_check(move || {
         let s = p
             .pull
@@ -137,8 +177,30 @@ pub(crate) fn ops(peer: &Arc<Peer>) -> Ops {
         } else {
             Ok(())
         };
+        let integrity = p.ledger.integrity();
+        let integrity = if integrity.is_ok() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}; repairing from the ordering service",
+                integrity.summary()
+            ))
+        };
+        let store = match p.ledger.store_failure() {
+            None => Ok(()),
+            Some(f) if f.disk_full => Err(format!(
+                "disk full: {}; reopening the store with backoff",
+                f.message
+            )),
+            Some(f) => Err(format!(
+                "store failed: {}; reopening it with backoff",
+                f.message
+            )),
+        };
         Health::new()
             .check("orderer", orderer)
             .check("ledger", behind)
+            .check("ledger.integrity", integrity)
+            .check("ledger.store", store)
     })
 }

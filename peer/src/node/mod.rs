@@ -13,6 +13,9 @@
 //!   blocks from the committed ledger);
 //! - `txinfo.rs` reads what clients need from committed envelopes (events,
 //!   tx ids, filtered transactions);
+//! - `integrity.rs` keeps the ledger sound: repairs damaged blocks from the
+//!   orderers, scrubs the ledger in the background, reopens the store after
+//!   a full disk;
 //! - `metrics.rs` and the operations endpoint.
 //!
 //! Everything that waits for commits (CommitStatus, ChaincodeEvents,
@@ -24,6 +27,7 @@ mod config;
 mod deliver;
 mod endorser_service;
 mod gateway;
+mod integrity;
 mod metrics;
 mod qscc;
 mod txinfo;
@@ -51,7 +55,7 @@ use crate::ledger::Ledger;
 use crate::lifecycle::Lifecycle;
 use crate::validator::commit_genesis;
 
-pub use config::{GatewaySettings, PeerConfig};
+pub use config::{GatewaySettings, LedgerSettings, PeerConfig};
 pub use metrics::Metrics;
 pub use qscc::QSCC;
 pub use txinfo::{chaincode_events, filtered_block};
@@ -99,6 +103,8 @@ pub struct Peer {
     /// last answer showed (a follower forwards, which costs the ordering
     /// service a hop and a second signature check).
     pub(crate) submit_first: std::sync::Mutex<Option<String>>,
+    /// Wakes the repairer when damage is found.
+    repair_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The committer's view of the ordering service.
@@ -153,6 +159,38 @@ impl Peer {
             "channel configuration updated"
         );
         *self.channel.write().unwrap_or_else(PoisonError::into_inner) = next;
+    }
+
+    /// Why the ledger cannot be trusted or written right now (damage found,
+    /// the store failed); `None` when sound. The peer endorses nothing
+    /// meanwhile.
+    pub(crate) fn ledger_problem(&self) -> Option<String> {
+        let integrity = self.ledger.integrity();
+        if !integrity.is_ok() {
+            return Some(format!("ledger integrity: {}", integrity.summary()));
+        }
+        self.ledger.store_failure().map(|f| {
+            if f.disk_full {
+                format!("disk full: {}", f.message)
+            } else {
+                format!("ledger store failed: {}", f.message)
+            }
+        })
+    }
+
+    /// The peers of org `msp_id`: `[gateway] endorsers` if it lists the
+    /// org, else the channel configuration's `peer_endpoints`.
+    pub(crate) fn peer_endpoints(&self, msp_id: &str) -> Vec<String> {
+        if let Some(list) = self.cfg.gateway.endorsers.get(msp_id) {
+            return list.clone();
+        }
+        self.channel()
+            .config()
+            .orgs
+            .iter()
+            .find(|o| o.msp.msp_id == msp_id)
+            .map(|o| o.peer_endpoints.clone())
+            .unwrap_or_default()
     }
 
     /// The orderers to pull from and submit to.
@@ -304,6 +342,9 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
         .with_lifecycle(lifecycle.clone());
     let registry = qcss_network::ops::Registry::new();
     let (height, _) = watch::channel(ledger.height());
+    let metrics = Metrics::new(registry);
+    let repair_wake = Arc::new(tokio::sync::Notify::new());
+    integrity::watch(&ledger, &metrics, repair_wake.clone());
     Ok(Arc::new(Peer {
         cfg: cfg.clone(),
         signer,
@@ -313,20 +354,32 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
         channel: RwLock::new(channel),
         height,
         tls,
-        metrics: Metrics::new(registry),
+        metrics,
         pull: RwLock::new(PullStatus::default()),
         connections: tokio::sync::Mutex::new(HashMap::new()),
         submit_first: std::sync::Mutex::new(None),
+        repair_wake,
     }))
 }
 
-/// The channel configuration of the newest config block in `ledger`.
+/// The channel configuration of the newest config block in `ledger`. A
+/// damaged tip does not stop the peer: the newest readable block below it
+/// names the config block (the damaged blocks are repaired once running).
 fn current_channel(ledger: &Ledger, genesis: Channel) -> Result<Channel, PeerError> {
     let height = ledger.height();
-    let Some(newest) = ledger
-        .block(height.saturating_sub(1))
-        .map_err(|e| PeerError::Ledger(e.to_string()))?
-    else {
+    let mut newest = None;
+    for n in (height.saturating_sub(crate::ledger::RECENT_ON_OPEN + 1)..height).rev() {
+        match ledger.block(n) {
+            Ok(Some(b)) => {
+                newest = Some(b);
+                break;
+            }
+            Ok(None) => break,
+            Err(crate::ledger::LedgerError::CorruptBlock { .. }) => continue,
+            Err(e) => return Err(PeerError::Ledger(e.to_string())),
+        }
+    }
+    let Some(newest) = newest else {
         return Ok(genesis);
     };
     let last = qcss_network::block::last_config_index(&newest).unwrap_or(0);
@@ -335,7 +388,7 @@ fn current_channel(ledger: &Ledger, genesis: Channel) -> Result<Channel, PeerErr
     }
     let block = ledger
         .block(last)
-        .map_err(|e| PeerError::Ledger(e.to_string()))?
+        .map_err(|e| PeerError::Ledger(format!("last config block {last}: {e}")))?
         .ok_or_else(|| PeerError::Ledger(format!("last config block {last} is missing")))?;
     config_from_block(&block)
         .map_err(|e| e.to_string())
@@ -401,6 +454,12 @@ pub async fn run(
         });
     }
     let committer = tokio::spawn(committer::run(peer.clone(), stop_rx.clone()));
+    tokio::spawn(integrity::run_repair(
+        peer.clone(),
+        peer.repair_wake.clone(),
+        stop_rx.clone(),
+    ));
+    tokio::spawn(integrity::run_scrub(peer.clone(), stop_rx.clone()));
     let mut certs = vec![("signing".to_owned(), peer.signer.cert.not_after)];
     if let Ok(tls) = qcss_network::identity::CertInfo::from_pem(&peer.tls.cert) {
         certs.push(("tls".to_owned(), tls.not_after));

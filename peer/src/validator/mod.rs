@@ -18,7 +18,9 @@
 //! key-level policies, MVCC: `mvcc.rs`) against committed state plus the
 //! writes of the earlier VALID transactions. First failure wins; the order and the code of each
 //! check are tabled in `transaction.rs`. Read-write sets: `rwset.rs`;
-//! key-level policy encoding: `policy.rs`; test and benchmark fixtures
+//! key-level policy encoding: `policy.rs`; reading a committed transaction's
+//! writes back to rebuild state ([`committed_writes`]): `replay.rs`; test and
+//! benchmark fixtures
 //! (real Fabric-shaped transactions from in-process CAs): [`fixture`].
 
 mod bench;
@@ -28,6 +30,7 @@ mod error;
 pub mod fixture;
 mod mvcc;
 mod policy;
+mod replay;
 mod rwset;
 mod state;
 mod transaction;
@@ -47,6 +50,7 @@ pub use policy::{
     KEY_POLICY_ENTRY, KeyRule, KeyWrite, PolicyProvider, StaticPolicies, decode_key_policy,
     encode_key_policy,
 };
+pub use replay::committed_writes;
 pub use state::{CommittedState, LedgerSnapshot, MemoryState};
 pub use transaction::proposal_hash;
 

@@ -236,7 +236,7 @@ impl<P: PolicyProvider + ?Sized> Checker<'_, P> {
 /// Fabric's `validateEndorserTransaction`: exactly one action, whose header
 /// is the envelope's signature header, whose proposal response payload
 /// carries the hash of the proposal this transaction was made from.
-fn endorsed_action(
+pub(crate) fn endorsed_action(
     data: &[u8],
     channel_header: &[u8],
     signature_header: &[u8],
