@@ -45,6 +45,16 @@ pub const ABSOLUTE_MAX_BYTES_CEILING: u32 = 100 * 1024 * 1024;
 /// `SubmitRequest`: tx id, channel id) above AbsoluteMaxBytes.
 pub const GRPC_ENVELOPE_OVERHEAD: usize = 64 * 1024;
 
+/// The largest block any channel can cut, as a gRPC message: the cutter
+/// adds an envelope (at most AbsoluteMaxBytes) to a batch still under
+/// PreferredMaxBytes (at most AbsoluteMaxBytes), so a block's envelopes stay
+/// under twice the ceiling, plus room for header and metadata. Clients that
+/// receive blocks (Deliver, block repair) decode no more than this; a
+/// stream may cross a config block that raises AbsoluteMaxBytes, so they
+/// use the ceiling rather than the configuration they started with.
+pub const GRPC_BLOCK_LIMIT: usize =
+    2 * (ABSOLUTE_MAX_BYTES_CEILING as usize + GRPC_ENVELOPE_OVERHEAD);
+
 /// Default of [`BatchConfig::tx_time_window_secs`]: clocks of consortium
 /// nodes are NTP-synchronised to well under a second, and a transaction
 /// normally reaches a block within a few seconds of its proposal.

@@ -288,12 +288,16 @@ fn consenter_address(shared: &Shared, id: u64) -> Option<String> {
         .map(|c| c.address.clone())
 }
 
+/// Largest BroadcastResponse a forwarder decodes from the leader.
+const FORWARD_RESPONSE_LIMIT: usize = 1024 * 1024;
+
 async fn start_forwarder(shared: &Arc<Shared>, leader: u64) -> Result<Forwarder, String> {
     let addr = consenter_address(shared, leader)
         .ok_or_else(|| format!("leader {leader} is not a consenter"))?;
     let ch = shared.connect(&addr).await?;
+    // The leader answers BroadcastResponses (a status and a trimmed reason).
     let mut client = AtomicBroadcastClient::new(ch)
-        .max_decoding_message_size(usize::MAX)
+        .max_decoding_message_size(FORWARD_RESPONSE_LIMIT)
         .max_encoding_message_size(usize::MAX);
     let (etx, erx) = mpsc::channel::<Envelope>(FORWARD_WINDOW);
     let responses = client

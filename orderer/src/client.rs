@@ -5,7 +5,7 @@ use std::time::Duration;
 use prost::Message;
 use qcss_network::SigningIdentity;
 use qcss_network::block::{config_from_block, last_config_index};
-use qcss_network::channel::ChannelConfig;
+use qcss_network::channel::{ChannelConfig, GRPC_BLOCK_LIMIT};
 use qcss_network::envelope;
 use qcss_proto::common::{Block, Envelope, HeaderType};
 use qcss_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
@@ -83,9 +83,11 @@ impl OrdererClient {
         let ch = qcss_network::tls::connect(addr, tls)
             .await
             .map_err(|e| format!("cannot connect to orderer {addr}: {e}"))?;
+        // Deliver answers blocks: at most the largest block any channel
+        // can cut (a long-lived client may cross a limit-raising config).
         Ok(OrdererClient {
             inner: AtomicBroadcastClient::new(ch)
-                .max_decoding_message_size(usize::MAX)
+                .max_decoding_message_size(GRPC_BLOCK_LIMIT)
                 .max_encoding_message_size(usize::MAX),
         })
     }
@@ -95,7 +97,7 @@ impl OrdererClient {
     pub fn from_channel(ch: Channel) -> Self {
         OrdererClient {
             inner: AtomicBroadcastClient::new(ch)
-                .max_decoding_message_size(usize::MAX)
+                .max_decoding_message_size(GRPC_BLOCK_LIMIT)
                 .max_encoding_message_size(usize::MAX),
         }
     }

@@ -422,14 +422,13 @@ pub async fn run(
 /// one AppendEntries small enough to finish within a heartbeat.
 const RAFT_MAX_PAYLOAD_ENTRIES: u64 = 8;
 
-/// The Raft service's decode limit: `entries` batches, each at most a
-/// preferred-size batch plus one envelope, at the channel's ceiling for
-/// AbsoluteMaxBytes (a raised limit must never stall replication).
+/// The Raft service's decode limit: `entries` batches, each at most the
+/// largest block any channel can cut ([`GRPC_BLOCK_LIMIT`]: a raised
+/// AbsoluteMaxBytes must never stall replication).
+///
+/// [`GRPC_BLOCK_LIMIT`]: qcss_network::channel::GRPC_BLOCK_LIMIT
 fn raft_message_limit(entries: u64) -> usize {
-    let per_batch = 2
-        * (qcss_network::channel::ABSOLUTE_MAX_BYTES_CEILING as usize
-            + qcss_network::channel::GRPC_ENVELOPE_OVERHEAD);
-    entries as usize * per_batch
+    entries as usize * qcss_network::channel::GRPC_BLOCK_LIMIT
 }
 
 /// Logs, on every config block that raises AbsoluteMaxBytes past what the

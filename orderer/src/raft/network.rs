@@ -19,6 +19,10 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::types::{NodeId, TypeConfig, decode, encode};
 
+/// Largest Raft answer decoded: every answer (append, vote, pre-vote,
+/// snapshot) is a vote, a log id or a flag, a few hundred bytes.
+const RAFT_RESPONSE_LIMIT: usize = 1024 * 1024;
+
 /// How a node reaches its peers: the TLS settings to present.
 #[derive(Debug, Clone)]
 pub struct RaftNetworkConfig {
@@ -95,7 +99,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 target,
                 client: Some(
                     RaftClient::new(ch)
-                        .max_decoding_message_size(usize::MAX)
+                        .max_decoding_message_size(RAFT_RESPONSE_LIMIT)
                         .max_encoding_message_size(usize::MAX),
                 ),
                 error: None,

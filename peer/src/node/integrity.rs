@@ -289,7 +289,7 @@ async fn from_peer(
     )
     .map_err(|e| format!("seek request: {e}"))?;
     let mut stream = DeliverClient::new(ch)
-        .max_decoding_message_size(usize::MAX)
+        .max_decoding_message_size(qcss_network::channel::GRPC_BLOCK_LIMIT)
         .deliver(tokio_stream::iter(vec![env]))
         .await
         .map_err(|s| format!("deliver: {}", s.message()))?
