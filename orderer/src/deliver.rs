@@ -14,7 +14,6 @@ use qcss_proto::orderer::seek_info::SeekBehavior;
 use qcss_proto::orderer::seek_position::Type as Pos;
 use qcss_proto::orderer::{DeliverResponse, SeekInfo, SeekPosition};
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 
 use crate::node::Shared;
@@ -31,19 +30,8 @@ pub async fn serve(
     mut input: Streaming<Envelope>,
     tx: mpsc::Sender<Result<DeliverResponse, Status>>,
 ) {
-    while let Some(item) = input.next().await {
-        let env = match item {
-            Ok(env) => env,
-            Err(status) => {
-                // A bad message is answered, not dropped with status OK.
-                if qcss_proto::codec::is_bad_message(&status) {
-                    let _ = tx.send(Err(status)).await;
-                }
-                break;
-            }
-        };
-        let done = seek(&shared, env, &tx).await;
-        if !done {
+    while let Some(env) = qcss_proto::codec::next_message(&mut input, &tx).await {
+        if !seek(&shared, env, &tx).await {
             break;
         }
     }

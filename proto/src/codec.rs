@@ -103,6 +103,24 @@ pub fn is_bad_message(status: &Status) -> bool {
     )
 }
 
+/// The next message of a server's incoming stream, `None` once it ends. A
+/// message that was bad ([`is_bad_message`]) is answered on `tx` with its
+/// status before the stream ends; a client that went away is not.
+pub async fn next_message<T, R>(
+    input: &mut tonic::Streaming<T>,
+    tx: &tokio::sync::mpsc::Sender<Result<R, Status>>,
+) -> Option<T> {
+    match input.message().await {
+        Ok(m) => m,
+        Err(status) => {
+            if is_bad_message(&status) {
+                let _ = tx.send(Err(status)).await;
+            }
+            None
+        }
+    }
+}
+
 /// Why a message was refused before decoding.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldsError {

@@ -17,7 +17,6 @@ use qcss_proto::protos::deliver_response::Type as DType;
 use qcss_proto::protos::deliver_server::Deliver;
 use qcss_proto::protos::{BlockAndPrivateData, DeliverResponse};
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -101,17 +100,7 @@ async fn serve(
     tx: mpsc::Sender<Result<DeliverResponse, Status>>,
     kind: Kind,
 ) {
-    while let Some(item) = input.next().await {
-        let env = match item {
-            Ok(env) => env,
-            Err(status) => {
-                // A bad message is answered, not dropped with status OK.
-                if qcss_proto::codec::is_bad_message(&status) {
-                    let _ = tx.send(Err(status)).await;
-                }
-                break;
-            }
-        };
+    while let Some(env) = qcss_proto::codec::next_message(&mut input, &tx).await {
         if !seek(&peer, env, tls, &tx, kind).await {
             break;
         }
