@@ -14,6 +14,8 @@ use qcss_network::signing::{self, SigningKey};
 
 // The benches' own files, beside this one (declared here so that main.rs
 // needs no change).
+#[path = "bench_chain.rs"]
+mod bench_chain;
 #[path = "bench_network.rs"]
 mod bench_network;
 #[path = "bench_peer.rs"]
@@ -33,7 +35,7 @@ pub enum BenchCommand {
     /// connection file): traceability load, throughput, latency, crypto floor.
     Network(Box<bench_network::NetworkBenchArgs>),
     /// The public chain: transfers applied/s, time to finality, sync speed.
-    Chain(crate::bench_chain::ChainBenchArgs),
+    Chain(bench_chain::ChainBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -69,7 +71,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Orderer(a) => crate::bench_orderer::run(a),
         BenchCommand::Validate(a) => bench_peer::run(a),
         BenchCommand::Network(a) => bench_network::run(*a),
-        BenchCommand::Chain(a) => crate::bench_chain::run(a),
+        BenchCommand::Chain(a) => bench_chain::run(a),
     }
 }
 

@@ -192,12 +192,8 @@ struct Finality {
 }
 
 fn process_cpu_seconds() -> f64 {
-    // utime + stime of this process, in clock ticks (100 Hz on Linux).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    let ticks = super::bench_network::cpu_ticks(std::process::id()).unwrap_or(0);
+    ticks as f64 / super::bench_network::clock_ticks()
 }
 
 async fn finality(slot_ms: u64, seconds: u64) -> Result<Finality> {

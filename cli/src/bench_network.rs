@@ -850,7 +850,8 @@ pub struct Floor {
     pub fraction_of_floor: f64,
 }
 
-fn cpu_ticks(pid: u32) -> Option<u64> {
+/// CPU time (user + system) of process `pid` so far, in clock ticks.
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = s.rsplit_once(')')?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -860,7 +861,8 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(u + st)
 }
 
-fn clock_ticks() -> f64 {
+/// Clock ticks per second (`getconf CLK_TCK`, 100 if unknown).
+pub(crate) fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()

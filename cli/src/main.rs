@@ -5,13 +5,12 @@
 //! orderer; genesis blocks, config updates), [`peer`] (run a peer; `tx`,
 //! `ledger`), [`chaincode`] (the lifecycle), [`network`] (a whole local
 //! consortium: up, status, down; the demo in [`network_demo`]), [`trace`]
-//! (`trace`, `codes`, `scan`, `recall`), [`chain`] (the public chain's
-//! node and wallet) and [`bench`]. This crate parses
+//! (`trace`, `codes`, `scan`, `recall`), [`chain`] and [`wallet`] (the public
+//! chain's node and wallet) and [`bench`]. This crate parses
 //! arguments, reads files and prints; the work is in the library crates
 //! (`network` orchestrates processes, see its module comment).
 
 mod bench;
-mod bench_chain;
 mod bench_orderer;
 mod ca;
 mod chain;
@@ -22,9 +21,11 @@ mod epcis_hash;
 mod network;
 mod network_chain;
 mod network_demo;
+mod network_status;
 mod orderer;
 mod peer;
 mod trace;
+mod wallet;
 
 use clap::{Parser, Subcommand};
 
@@ -82,7 +83,7 @@ enum Command {
     Chain(chain::ChainCommand),
     /// QCSS token wallet: keys, balances, transfers, votes, rewards.
     #[command(subcommand)]
-    Wallet(chain::WalletCommand),
+    Wallet(wallet::WalletCommand),
     /// EPCIS 2.0: export a batch's events as JSON-LD; import a document's events.
     #[command(subcommand)]
     Epcis(epcis::EpcisCommand),
@@ -114,7 +115,7 @@ fn main() -> std::process::ExitCode {
         Command::Recall(a) => trace::run_recall(a),
         Command::Epcis(c) => epcis::run(c),
         Command::Chain(c) => chain::run(c),
-        Command::Wallet(w) => chain::run_wallet(w),
+        Command::Wallet(w) => wallet::run(w),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -35,6 +35,8 @@ use qcss_peer::lifecycle::{
 use qcss_proto::protos::TxValidationCode;
 use serde::{Deserialize, Serialize};
 
+use crate::network_status::{http_get, metric, tcp_open};
+
 /// The channel `network up` creates.
 pub const CHANNEL: &str = "qcss";
 /// The contract it deploys.
@@ -429,66 +431,6 @@ pub(crate) fn wait(
     )
 }
 
-fn tcp_open(addr: &str) -> bool {
-    addr.parse()
-        .ok()
-        .and_then(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_millis(200)).ok())
-        .is_some()
-}
-
-/// A GET on an operations endpoint: (status, body).
-pub(crate) fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let a = addr.parse().ok()?;
-    let mut s = std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    Some((status, body))
-}
-
-/// One figure from a node's `/metrics` (unlabelled).
-pub(crate) fn metric(ops: &str, name: &str) -> Option<f64> {
-    let (_, body) = http_get(ops, "/metrics")?;
-    body.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-/// The soonest certificate expiry a node exports, seconds.
-fn min_expiry(ops: &str) -> Option<f64> {
-    if ops.is_empty() {
-        return None;
-    }
-    let (_, body) = http_get(ops, "/metrics")?;
-    body.lines()
-        .filter(|l| l.starts_with("qcss_cert_expiry_seconds{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .reduce(f64::min)
-}
-
-fn expiry_note(secs: Option<f64>) -> String {
-    match secs {
-        None => String::new(),
-        Some(s) if s <= 0.0 => "  certificate EXPIRED".into(),
-        Some(s) if s < 30.0 * 86_400.0 => {
-            format!(
-                "  certificate expires in {:.0} days (RENEW SOON)",
-                s / 86_400.0
-            )
-        }
-        Some(s) => format!("  certificates valid {:.0} more days", s / 86_400.0),
-    }
-}
-
 fn read(p: &Path) -> Result<String> {
     std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
 }
@@ -496,7 +438,7 @@ fn read(p: &Path) -> Result<String> {
 pub fn run(cmd: NetworkCommand) -> Result<()> {
     match cmd {
         NetworkCommand::Up(a) => up(a),
-        NetworkCommand::Status(a) => status(&a.dir),
+        NetworkCommand::Status(a) => crate::network_status::status(&a.dir),
         NetworkCommand::Down(a) => down(&a.dir),
     }
 }
@@ -566,7 +508,7 @@ fn up(a: UpArgs) -> Result<()> {
         info.demo = Some(rt.block_on(crate::network_demo::run(&dir, &info, &p))?);
         std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
     }
-    print_summary(&dir, &info, info.demo.as_ref());
+    crate::network_status::print_summary(&dir, &info, info.demo.as_ref());
     println!("network up in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -935,198 +877,6 @@ fn deploy(dir: &Path, info: &NetworkInfo, wasm: &Path, p: &Progress) -> Result<(
         }
         Ok(())
     })
-}
-
-fn print_summary(dir: &Path, info: &NetworkInfo, demo: Option<&crate::network_demo::DemoCodes>) {
-    // The binary as it was run (it may not be on PATH), so lines can be pasted.
-    let q = std::env::current_exe()
-        .ok()
-        .and_then(|p| {
-            let cwd = std::env::current_dir().ok()?;
-            Some(
-                p.strip_prefix(&cwd)
-                    .map(|r| r.display().to_string())
-                    .unwrap_or_else(|_| p.display().to_string()),
-            )
-        })
-        .unwrap_or_else(|| "qcss".into());
-    println!();
-    println!(
-        "channel {} — {} orgs, {} orderers; files in {}",
-        info.channel,
-        info.orgs.len(),
-        info.orderers.len(),
-        dir.display()
-    );
-    for o in &info.orgs {
-        println!(
-            "  {:<10} {:<13} peer {}  (ops {})  CA {}  identities orgs/{}/{{{}}}",
-            o.name,
-            o.msp_id,
-            o.peer,
-            o.peer_ops,
-            o.ca,
-            o.name,
-            o.identities.keys().cloned().collect::<Vec<_>>().join(",")
-        );
-    }
-    for x in &info.orderers {
-        println!("  orderer{}   {}  (ops {})", x.id, x.addr, x.ops);
-    }
-    let o = &info.orgs[info.orgs.len().min(4) - 1];
-    if !o.web.is_empty() {
-        println!(
-            "  explorer   http://{}/explorer  (each peer serves one: `web` in network.json)",
-            o.web
-        );
-    }
-    // Read commands find the peer, identity and channel in the network's
-    // folder (`--dir`, default qcss-net; `--org`, `--as` to pick others).
-    let default_dir = std::env::current_dir().map(|c| c.join("qcss-net"));
-    let conn = if dir == Path::new("qcss-net") || default_dir.is_ok_and(|d| d == dir) {
-        String::new()
-    } else {
-        format!(" --dir {}", dir.display())
-    };
-    println!();
-    println!(
-        "Commands that talk to a peer (trace, ledger, tx, epcis, chaincode) act as {}'s user1 on its peer by default{}; --org ORG and --as NAME pick another org and identity, --peer/--identity/--channel say it outright.",
-        o.name,
-        if conn.is_empty() {
-            String::new()
-        } else {
-            format!(" (with{conn})")
-        }
-    );
-    match demo {
-        Some(d) => {
-            println!("Unit codes from the loquat-juice story — try:");
-            println!("  genuine, with history:  {q} trace '{}'{conn}", d.good);
-            println!("  recalled batch:         {q} trace '{}'{conn}", d.recalled);
-            println!("  forged:                 {q} trace '{}'{conn}", d.forged);
-            if !o.web.is_empty() {
-                let page = |c: &str| {
-                    c.find("/01/")
-                        .map_or_else(String::new, |i| format!("http://{}{}", o.web, &c[i..]))
-                };
-                println!("Or open their verify pages in a browser:");
-                println!("  genuine:  {}", page(&d.good));
-                println!("  recalled: {}", page(&d.recalled));
-                println!("  forged:   {}", page(&d.forged));
-            }
-            if !d.keys.is_empty() {
-                println!("Batch code keys (PKCS#8, mode 0600; keep them secret):");
-                for (batch, file) in &d.keys {
-                    println!("  {batch}: {file}");
-                }
-                if let Some((batch, file)) = d.keys.first() {
-                    println!(
-                        "  more codes and QR images: {q} codes issue --batch {batch} --from 1 --to 24 --key {file} --base {} --qr qr/",
-                        crate::network_demo::BASE
-                    );
-                }
-            }
-        }
-        None => {
-            println!(
-                "Try:  {q} tx query --chaincode {CONTRACT} --fn get_permit --args '[\"ProducerMSP\"]'{conn}"
-            );
-            println!("      (run with --demo for a whole story and unit codes to trace)");
-        }
-    }
-    if let Some(chain) = &info.chain {
-        println!();
-        println!(
-            "public chain {} — {} nodes holding the 31 producer keys; keys and configs in {}/chain",
-            &chain.chain_id[..16],
-            chain.nodes.len(),
-            dir.display()
-        );
-        for n in &chain.nodes {
-            println!(
-                "  {:<10} API http://{}/v1/status  (ops {})  {} producer keys",
-                n.name, n.api, n.ops, n.producers
-            );
-        }
-        println!("  chain status:  {q} chain status{conn}");
-        if let Some(d) = &chain.demo {
-            println!(
-                "  demo wallet:   {q} wallet balance --key {}/{}{conn}   ({})",
-                dir.display(),
-                d.consumer_key,
-                d.consumer
-            );
-        }
-        println!(
-            "  table-9 bucket keys (mode 0600): {}/chain/keys/{{cornerstone,private,public,marketing,business,team,foundation,advisors}}.json",
-            dir.display()
-        );
-    }
-    println!(
-        "Status: {q} network status --dir {}    Stop: {q} network down --dir {}",
-        dir.display(),
-        dir.display()
-    );
-}
-
-fn status(dir: &Path) -> Result<()> {
-    let info: NetworkInfo = serde_json::from_slice(
-        &std::fs::read(dir.join("network.json"))
-            .with_context(|| format!("no network in {} (network.json missing)", dir.display()))?,
-    )?;
-    let pids = read_pids(dir);
-    let running = |name: &str| pids.get(name).is_some_and(|p| alive(*p));
-    let mut healthy = true;
-    for o in &info.orgs {
-        let ca_ok = running(&format!("ca-{}", o.name)) && tcp_open(&o.ca);
-        healthy &= ca_ok;
-        let expiry = min_expiry(&o.ca_ops);
-        println!(
-            "ca-{:<12} {}  {}{}",
-            o.name,
-            if ca_ok { "up  " } else { "DOWN" },
-            o.ca,
-            expiry_note(expiry)
-        );
-    }
-    for x in &info.orderers {
-        let h = http_get(&x.ops, "/healthz");
-        let ok = matches!(h, Some((200, _)));
-        healthy &= ok;
-        let leader = metric(&x.ops, "qcss_orderer_raft_leader").unwrap_or(0.0);
-        let height = metric(&x.ops, "qcss_orderer_height").unwrap_or(0.0);
-        println!(
-            "orderer{:<8} {}  {}  height {height}  leader {leader}{}{}",
-            x.id,
-            if ok { "up  " } else { "DOWN" },
-            x.addr,
-            expiry_note(min_expiry(&x.ops)),
-            h.filter(|(s, _)| *s != 200)
-                .map(|(_, b)| format!("  {b}"))
-                .unwrap_or_default()
-        );
-    }
-    for o in &info.orgs {
-        let h = http_get(&o.peer_ops, "/healthz");
-        let ok = matches!(h, Some((200, _)));
-        healthy &= ok;
-        let height = metric(&o.peer_ops, "qcss_peer_ledger_height").unwrap_or(0.0);
-        let expiry = min_expiry(&o.peer_ops);
-        println!(
-            "peer-{:<11} {}  {}  height {height}{}",
-            o.name,
-            if ok { "up  " } else { "DOWN" },
-            o.peer,
-            expiry_note(expiry)
-        );
-    }
-    if let Some(chain) = &info.chain {
-        healthy &= crate::network_chain::status(chain, running);
-    }
-    if !healthy {
-        bail!("some nodes are down or unhealthy");
-    }
-    Ok(())
 }
 
 fn down(dir: &Path) -> Result<()> {

@@ -10,8 +10,10 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{GenesisArgs, read_key, submit, write_genesis};
-use crate::network::{NetworkInfo, Pids, Progress, addr, exec_prefix, http_get, spawn, wait};
+use crate::chain::{GenesisArgs, read_key, write_genesis};
+use crate::network::{NetworkInfo, Pids, Progress, addr, exec_prefix, spawn, wait};
+use crate::network_status::{Scrape, http_get};
+use crate::wallet::submit;
 use qcss_dpos::tx::TxKind;
 
 /// One chain node of the local network.
@@ -227,7 +229,8 @@ pub fn status(chain: &ChainInfo, running: impl Fn(&str) -> bool) -> bool {
         let h = http_get(&n.ops, "/healthz");
         let ok = running(&n.name) && matches!(h, Some((200, _)));
         healthy &= ok;
-        let m = |name| crate::network::metric(&n.ops, name).unwrap_or(0.0);
+        let scrape = Scrape::of(&n.ops);
+        let m = |name| scrape.as_ref().and_then(|s| s.get(name)).unwrap_or(0.0);
         println!(
             "{:<16} {}  {}  head {}  irreversible {}  peers {}  producers {}{}",
             n.name,
