@@ -215,6 +215,42 @@ fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// The unit codes `network up --demo` printed (genuine, recalled, forged),
+/// from its `qcss trace '…'` lines.
+pub fn demo_codes(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.split_once("qcss trace '").map(|(_, r)| r))
+        .filter_map(|r| r.split_once('\'').map(|(code, _)| code.to_owned()))
+        .collect()
+}
+
+/// A tmpfs mounted on a directory for a disk-full test; unmounted (lazily)
+/// when dropped.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a `mib` MiB tmpfs on `dir`. `None` (after printing that the
+    /// test is skipped) where mounting is impossible, e.g. without root.
+    pub fn mount(dir: &Path, mib: u32) -> Option<Tmpfs> {
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+            return None;
+        }
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; tiny race, fine for tests).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

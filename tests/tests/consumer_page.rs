@@ -11,29 +11,16 @@
 //!
 //! Needs Debian's `chromium` (see `qcss_tests::browser`).
 
-use std::path::Path;
-
 use qcss_network::clock::local_time;
 use qcss_tests::browser::{Seen, chromium, screenshot, visible_text};
-use qcss_tests::{NetworkDown, qcss_ok};
+use qcss_tests::{NetworkDown, demo_codes, qcss_ok};
 use serde_json::Value;
 
 /// The phone: a common Android width (CSS pixels).
 const WIDTH: u32 = 412;
 
 fn contract() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../chaincode/contracts/build/traceability.wasm")
-        .display()
-        .to_string()
-}
-
-/// The codes `up --demo` printed: good, recalled, forged.
-fn demo_codes(out: &str) -> Vec<String> {
-    out.lines()
-        .filter_map(|l| l.split_once("qcss trace '").map(|(_, r)| r))
-        .filter_map(|r| r.split_once('\'').map(|(code, _)| code.to_owned()))
-        .collect()
+    qcss_tests::peers::traceability_wasm().display().to_string()
 }
 
 /// What a reader sees at [`WIDTH`]; the page must fit it.

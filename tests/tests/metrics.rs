@@ -11,17 +11,13 @@
 //! without it the test says so and passes only outside CI.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use qcss_tests::{NetworkDown, http_get, qcss_ok, standard_tools_required};
 
 fn contract() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../chaincode/contracts/build/traceability.wasm")
-        .display()
-        .to_string()
+    qcss_tests::peers::traceability_wasm().display().to_string()
 }
 
 /// `promtool check metrics` on `text`: (success, what it printed).

@@ -9,10 +9,7 @@ use std::time::Duration;
 use qcss_tests::{NetworkDown, qcss, qcss_ok};
 
 fn contract() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../chaincode/contracts/build/traceability.wasm")
-        .display()
-        .to_string()
+    qcss_tests::peers::traceability_wasm().display().to_string()
 }
 
 /// The `qcss trace '<code>' --peer ...` lines `up --demo` printed.

@@ -107,25 +107,9 @@ async fn an_orderer_whose_raft_core_stops_exits_and_says_why() {
     let dir = workdir();
     let data3 = dir.path().join("data3");
     std::fs::create_dir_all(&data3).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
-        .arg(&data3)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+    let Some(_tmpfs) = qcss_tests::Tmpfs::mount(&data3, 24) else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(data3.clone());
+    };
     let mut c = Cluster::start(dir.path(), ClusterOptions::default());
     c.wait_leader(Duration::from_secs(30));
     let me = c.identity("client1");

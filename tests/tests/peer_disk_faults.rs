@@ -347,18 +347,6 @@ async fn damaged_blocks_and_state_are_refused_reported_and_repaired() {
     assert!(report.is_consistent(), "{report:?}");
 }
 
-/// Unmounts on drop.
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// Writes zeros to `path` until the device is full.
 fn fill(path: &Path) -> u64 {
     use std::io::Write;
@@ -377,16 +365,9 @@ async fn a_full_disk_fails_health_and_the_peer_catches_up_once_space_is_freed() 
     let d = tmp();
     let data3 = d.path().join("peer3-data");
     std::fs::create_dir_all(&data3).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
-        .arg(&data3)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+    let Some(_tmpfs) = qcss_tests::Tmpfs::mount(&data3, 48) else {
         return;
-    }
-    let _unmount = Unmount(data3.clone());
+    };
     let mut net = Network::start(d.path(), NetworkOptions::default());
     let mut g = net.gateway(1).await;
     let c = g

@@ -22,14 +22,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use qcss_tests::browser::{chromium, dom, screenshots_dir};
-use qcss_tests::{NetworkDown, qcss_ok};
+use qcss_tests::{NetworkDown, demo_codes, qcss_ok};
 use serde_json::Value;
 
 fn contract() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../chaincode/contracts/build/traceability.wasm")
-        .display()
-        .to_string()
+    qcss_tests::peers::traceability_wasm().display().to_string()
 }
 
 /// One plain HTTP GET: (status, headers lowercased, body).
@@ -69,14 +66,6 @@ fn enc(s: &str) -> String {
                 format!("%{b:02X}")
             }
         })
-        .collect()
-}
-
-/// The codes `up --demo` printed: good, recalled, forged.
-fn demo_codes(out: &str) -> Vec<String> {
-    out.lines()
-        .filter_map(|l| l.split_once("qcss trace '").map(|(_, r)| r))
-        .filter_map(|r| r.split_once('\'').map(|(code, _)| code.to_owned()))
         .collect()
 }
 
