@@ -90,9 +90,7 @@ impl Drop for Cluster {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(qcss_network::ports::free_port()?)
 }
 
 /// Writes cert.pem/key.pem (+ tls-cert.pem/tls-key.pem) for `name`.

@@ -12,7 +12,7 @@
 //! orchestrates processes and calls the client libraries: every rule lives
 //! in the node crates.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -206,23 +206,9 @@ fn org_names(n: usize) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// A port free on this machine and not handed out before by this process:
-/// the kernel may give a just-released port again, and two nodes of one
-/// host (or network namespace) must not get the same one.
+/// A port for a node of this network (see `qcss_network::ports`).
 pub(crate) fn free_port() -> Result<u16> {
-    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
-    let mut given = GIVEN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for _ in 0..1000 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        if given.insert(port) {
-            return Ok(port);
-        }
-    }
-    bail!("no free port found that was not handed out already")
+    Ok(qcss_network::ports::free_port()?)
 }
 
 fn localhost() -> String {

@@ -11,6 +11,8 @@
 //! - [`grpc`], [`slots`], [`log_limit`]: what every server puts between
 //!   strangers and its services (bounded status messages, connection caps
 //!   that evict the oldest, rate-limited log lines).
+//! - [`ports`]: ports for nodes about to start on this machine, below the
+//!   kernel's ephemeral range (network up, benches, tests).
 //!
 //! This crate does no networking of its own beyond building TLS configurations,
 //! and holds no ledger state. Start with [`msp::Msp::validate`] and [`tls::incoming`].
@@ -26,6 +28,7 @@ pub mod log_limit;
 pub mod msp;
 pub mod ops;
 pub mod policy;
+pub mod ports;
 pub mod role;
 pub mod signing;
 pub mod slots;

@@ -251,12 +251,10 @@ impl Drop for Tmpfs {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; tiny race, fine for tests).
+/// A free TCP port on 127.0.0.1 for a node, below the ephemeral range so
+/// no outgoing connection takes it first (`qcss_network::ports`).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding 127.0.0.1:0")
+    qcss_network::ports::free_port().expect("a free port on 127.0.0.1")
 }
 
 /// Any `qcss` node process (orderer, peer) started with `--config`.
