@@ -49,6 +49,9 @@ pub struct Shared {
     tls: RaftNetworkConfig,
     /// When this node last accepted a leader's AppendEntries (pre-vote).
     pub leader_contact: Arc<crate::raft::prevote::LeaderContact>,
+    /// The Raft log (a clone sharing its sled trees), for the last log id a
+    /// pre-vote compares.
+    pub log_store: LogStore,
     /// openraft's leader lease (the longest election timeout), ms: a voter
     /// refuses a pre-vote while it heard from a leader within it.
     lease_ms: u64,
@@ -245,7 +248,7 @@ pub async fn run(
         cfg.node_id,
         Arc::new(raft_config),
         Network::new(tls.clone()),
-        log_store,
+        log_store.clone(),
         sm,
     )
     .await
@@ -291,6 +294,7 @@ pub async fn run(
         join,
         tls: tls.clone(),
         leader_contact: Arc::default(),
+        log_store: log_store.clone(),
         lease_ms: r.election_timeout_max_ms,
         quorum_grace_ms: r.election_timeout_max_ms + r.election_timeout_min_ms,
     });
@@ -299,6 +303,7 @@ pub async fn run(
             raft.clone(),
             cfg.node_id,
             shared.leader_contact.clone(),
+            log_store,
             tls.clone(),
             (r.election_timeout_min_ms, r.election_timeout_max_ms),
             std::time::Duration::from_millis(r.heartbeat_ms),

@@ -89,6 +89,17 @@ impl LogStore {
             .map_err(std::io::Error::other)
     }
 
+    /// The id of the last entry in the log (or the last purged one), as
+    /// `get_log_state` gives openraft: what pre-vote compares, as openraft's
+    /// own vote does. `None` for an empty log or one that cannot be read.
+    pub fn last_log_id(&self) -> Option<LogId<NodeId>> {
+        match self.log.last() {
+            Ok(Some((_, v))) => decode::<Entry>(&v).ok().map(|e| e.log_id),
+            Ok(None) => self.get_meta(PURGED).ok().flatten(),
+            Err(_) => None,
+        }
+    }
+
     /// Whether nothing was ever stored (a brand-new node).
     pub fn is_pristine(&self) -> bool {
         self.log.is_empty() && self.meta.is_empty()

@@ -8,7 +8,7 @@
 //! (`enable_elect = false`) and [`run`] decides when to call an election: a
 //! node that has heard from no leader for its (randomised) election timeout
 //! first asks the other voters whether they *would* vote for it. A voter
-//! says no while it has heard from a leader within the shortest election
+//! says no while it has heard from a leader within the longest election
 //! timeout, or when the candidate's log is behind its own. Only with a
 //! majority of yeses does the node call `trigger().elect()`, so a node
 //! coming back from a pause finds the leader's heartbeats refused it, never
@@ -23,6 +23,7 @@ use qcss_proto::qcss::raft::RaftMessage;
 use qcss_proto::qcss::raft::raft_client::RaftClient;
 use tonic::transport::{Channel, Endpoint};
 
+use super::log_store::LogStore;
 use super::network::RaftNetworkConfig;
 use super::types::{NodeId, Raft, decode, encode};
 
@@ -82,6 +83,7 @@ pub fn answer(
     contact: &LeaderContact,
     lease: Duration,
     req: &PreVoteRequest,
+    last_log: Option<LogId<NodeId>>,
 ) -> PreVoteResponse {
     let m = raft.metrics().borrow().clone();
     let no = |reason: String| PreVoteResponse {
@@ -102,10 +104,11 @@ pub fn answer(
             contact.elapsed().as_millis()
         ));
     }
-    // openraft 0.9's metrics give the last *applied* log id, not the last
-    // log id; both sides compare applied ids. A candidate whose apply lags
-    // is only delayed; openraft's real vote still checks the full log.
-    if req.last_log < m.last_applied {
+    // The rule openraft's own vote applies (the last log ids, not the
+    // applied ones): granting a candidate that openraft would then refuse
+    // let a node with a shorter log call election after election, each
+    // refused by the others' logs and each blocking their candidacies.
+    if req.last_log < last_log {
         return no(format!(
             "candidate {}'s log is behind node {}'s",
             req.candidate, m.id
@@ -124,17 +127,20 @@ pub async fn run(
     raft: Raft,
     node_id: NodeId,
     contact: Arc<LeaderContact>,
+    log: LogStore,
     tls: RaftNetworkConfig,
     timeout: (u64, u64),
     heartbeat: Duration,
 ) {
     let mut clients: HashMap<String, RaftClient<Channel>> = HashMap::new();
-    // Campaign only once the voters' leases (the longest election timeout)
-    // have run out too, plus a random spread so that candidates rarely
-    // collide: voters refuse pre-votes within their lease.
+    // The first campaign after losing the leader waits until the voters'
+    // leases (the longest election timeout, counted from the leader's last
+    // contact, as ours) have run out too, plus a random spread so that
+    // candidates rarely collide: voters refuse pre-votes within their lease.
+    // A retry only needs the spread: those leases ran out already.
     let (min, max) = timeout;
-    let timeout = (max, 2 * max - min.min(max));
-    let mut wait = randomised(timeout, node_id);
+    let first = (max, 2 * max - min.min(max));
+    let mut wait = randomised(first, node_id);
     // The candidate's own retry timer: kept apart from `contact`, which only
     // a leader may reset (a lost pre-vote that counted as contact would make
     // this node refuse the others' pre-votes, and no one would ever win).
@@ -160,6 +166,14 @@ pub async fn run(
             .membership()
             .voter_ids()
             .any(|id| id == node_id);
+        if let Some(t) = last_attempt
+            && contact.elapsed() < t.elapsed()
+        {
+            // A leader was heard from since our last attempt: losing it
+            // again starts over with the long first wait.
+            last_attempt = None;
+            wait = randomised(first, node_id);
+        }
         if m.current_leader == Some(node_id)
             || !i_vote
             || contact.elapsed() < wait
@@ -169,7 +183,7 @@ pub async fn run(
         }
         let req = PreVoteRequest {
             candidate: node_id,
-            last_log: m.last_applied,
+            last_log: log.last_log_id(),
         };
         let Ok(data) = encode(&req) else { continue };
         let asks = voters.iter().map(|(id, addr)| {
@@ -204,7 +218,19 @@ pub async fn run(
             }
             answers.push((id, a));
         }
-        if granted * 2 > voters_total {
+        // Someone else's election began while the answers came (this node
+        // voted in a newer term; a new leader comes with one too): calling
+        // an election now would depose what it elects. `current_leader` is
+        // no sign: it names the lost leader until a new term.
+        let now = raft.metrics().borrow().clone();
+        let overtaken = now.current_term != m.current_term;
+        if granted * 2 > voters_total && overtaken {
+            tracing::debug!(
+                term = now.current_term,
+                leader = ?now.current_leader,
+                "pre-vote won but another election or leader came first"
+            );
+        } else if granted * 2 > voters_total {
             tracing::info!(
                 granted,
                 voters = voters_total,

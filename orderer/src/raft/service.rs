@@ -128,6 +128,7 @@ impl RaftRpc for RaftService {
             &self.shared.leader_contact,
             self.shared.election_lease(),
             &rpc,
+            self.shared.log_store.last_log_id(),
         ))
     }
 
