@@ -8,6 +8,7 @@
 //! | `GET /v1/account/{address}/history?blocks=N` | the address's transactions in the last N blocks (N ≤ 2,000) |
 //! | `GET /v1/block/{height}` | a block on this node's best chain |
 //! | `GET /v1/headers?from=H&count=N` | signed headers from H, N ≤ 512 (light clients) |
+//! | `GET /v1/consortium/{id}` | an anchoring consortium: its keys, quorum, key version and last anchor |
 //! | `POST /v1/tx` | body: hex of a signed transaction's canonical bytes; answers its id |
 //!
 //! Every input is bounded before it is parsed (path segments, query numbers,
@@ -29,7 +30,7 @@ use crate::block::{Block, SignedHeader};
 use crate::hash::Hash32;
 use crate::node::MAX_SYNC_BLOCKS;
 use crate::runner::ChainNode;
-use crate::state::{Account, Producer};
+use crate::state::{Account, Consortium, Producer};
 use crate::tx::SignedTx;
 
 /// Most blocks `history` looks back.
@@ -130,6 +131,7 @@ pub fn router(node: Arc<ChainNode>, genesis_name: String) -> axum::Router {
         .route("/v1/account/{address}/history", get(history))
         .route("/v1/block/{height}", get(block))
         .route("/v1/headers", get(headers))
+        .route("/v1/consortium/{id}", get(consortium))
         .route("/v1/tx", post(submit))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(Arc::new(Api {
@@ -359,6 +361,42 @@ async fn headers(State(api): Shared, Query(q): Query<HeadersQuery>) -> Response 
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
+}
+
+async fn consortium(State(api): Shared, Path(id): Path<String>) -> Response {
+    if id.len() != 64 {
+        return error(StatusCode::BAD_REQUEST, "a consortium id is 64 hex digits");
+    }
+    let Ok(id) = id.parse::<Hash32>() else {
+        return error(StatusCode::BAD_REQUEST, "a consortium id is 64 hex digits");
+    };
+    let found = api.node.with_node(|n| {
+        let s = n.head_state();
+        s.consortia.get(&id).cloned().map(|c| (c, s.height))
+    });
+    match found {
+        Some((consortium, head_height)) => Json(ConsortiumView {
+            id,
+            consortium,
+            head_height,
+        })
+        .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("consortium {id} is not registered"),
+        ),
+    }
+}
+
+/// `GET /v1/consortium/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsortiumView {
+    /// The consortium id.
+    pub id: Hash32,
+    /// Keys, quorum, last anchor (at the head).
+    pub consortium: Consortium,
+    /// The head height the answer was read at.
+    pub head_height: u64,
 }
 
 async fn submit(State(api): Shared, body: String) -> Response {

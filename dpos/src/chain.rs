@@ -380,6 +380,7 @@ pub fn apply_block(parent: &State, block: &Block, params: &Params) -> Result<Sta
     let ctx = TxContext {
         params,
         slot: h.slot,
+        height: h.height,
     };
     let mut fees: u64 = 0;
     for (index, stx) in block.txs.iter().enumerate() {

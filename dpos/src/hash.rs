@@ -5,64 +5,10 @@
 //! then the tag), so a transaction id can never be read as a block id, a
 //! Merkle leaf as an inner node, and so on.
 
-use std::fmt;
-
+use qcss_anchor::mmr::{Hasher, Peaks};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-/// A 32-byte SHA-256 digest (block ids, transaction ids, roots, seeds).
-/// Hex in human-readable formats (JSON), the 32 bytes in the canonical
-/// encoding.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Hash32(pub [u8; 32]);
-
-impl Serialize for Hash32 {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.collect_str(self)
-        } else {
-            s.serialize_newtype_struct("Hash32", &self.0)
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Hash32 {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        if d.is_human_readable() {
-            let text = String::deserialize(d)?;
-            let mut out = [0u8; 32];
-            hex::decode_to_slice(&text, &mut out)
-                .map_err(|e| serde::de::Error::custom(format!("a hash is 64 hex digits: {e}")))?;
-            Ok(Self(out))
-        } else {
-            <[u8; 32]>::deserialize(d).map(Self)
-        }
-    }
-}
-
-impl Hash32 {
-    /// The bytes of the digest.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// Lower-case hex, 64 characters.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-}
-
-impl fmt::Debug for Hash32 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", &self.to_hex()[..16])
-    }
-}
-
-impl fmt::Display for Hash32 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
+pub use qcss_anchor::hash::{Hash32, hash_parts};
 
 /// Domain tags. Each is used for exactly one kind of hash.
 pub mod domain {
@@ -82,21 +28,8 @@ pub mod domain {
     pub const BLOCK_MMR: &[u8] = b"QCSS-DPOS-MMR-v1";
 }
 
-/// `SHA-256(len(domain) ‖ domain ‖ parts…)`.
-pub fn hash_parts(domain: &[u8], parts: &[&[u8]]) -> Hash32 {
-    let mut h = Sha256::new();
-    // Domain tags are compile-time constants shorter than 256 bytes.
-    h.update([domain.len() as u8]);
-    h.update(domain);
-    for p in parts {
-        h.update(p);
-    }
-    Hash32(h.finalize().into())
-}
-
 const LEAF: &[u8] = &[0x00];
 const NODE: &[u8] = &[0x01];
-const BAG: &[u8] = &[0x02];
 
 /// Merkle root of transaction ids, RFC 6962 shape: leaves `H(0x00 ‖ id)`,
 /// inner nodes `H(0x01 ‖ left ‖ right)`, split at the largest power of two
@@ -118,6 +51,47 @@ fn subtree(ids: &[Hash32]) -> Hash32 {
     hash_parts(domain::TX_MERKLE, &[NODE, &subtree(l).0, &subtree(r).0])
 }
 
+/// The path proving `ids[index]` under [`merkle_root`]: sibling hashes from
+/// the leaf up, each with `true` when the sibling is on the left.
+pub fn merkle_path(ids: &[Hash32], index: usize) -> Option<Vec<(bool, Hash32)>> {
+    if index >= ids.len() {
+        return None;
+    }
+    let mut path = Vec::new();
+    let (mut lo, mut hi, mut i) = (0usize, ids.len(), index);
+    // Walk down from the root, remembering the other side at each split.
+    while hi - lo > 1 {
+        let k = split_point(hi - lo);
+        if i < k {
+            path.push((false, subtree(&ids[lo + k..hi])));
+            hi = lo + k;
+        } else {
+            path.push((true, subtree(&ids[lo..lo + k])));
+            lo += k;
+            i -= k;
+        }
+    }
+    path.reverse();
+    Some(path)
+}
+
+/// The root that `path` gives for transaction id `id` (compare it with a
+/// header's `tx_root`). At most 64 steps are read.
+pub fn merkle_root_from_path(id: &Hash32, path: &[(bool, Hash32)]) -> Option<Hash32> {
+    if path.len() > 64 {
+        return None;
+    }
+    let mut acc = hash_parts(domain::TX_MERKLE, &[LEAF, &id.0]);
+    for (left, sibling) in path {
+        acc = if *left {
+            hash_parts(domain::TX_MERKLE, &[NODE, &sibling.0, &acc.0])
+        } else {
+            hash_parts(domain::TX_MERKLE, &[NODE, &acc.0, &sibling.0])
+        };
+    }
+    Some(acc)
+}
+
 /// Largest power of two strictly below `n` (n ≥ 2).
 fn split_point(n: usize) -> usize {
     let mut k = 1;
@@ -127,47 +101,25 @@ fn split_point(n: usize) -> usize {
     k
 }
 
-/// An append-only Merkle mountain range over block ids: leaf `i` is the id of
-/// the block at height `i` (the genesis id at 0). Only the peaks are kept, so
-/// the state carries at most 64 hashes. Leaves are `H(0x00 ‖ id)`, inner nodes
-/// `H(0x01 ‖ left ‖ right)`, and the root bags the peaks right to left with
-/// `H(0x02 ‖ peak ‖ acc)` (the ckb / OpenTimestamps construction).
+/// The Merkle mountain range of block ids: leaf `i` is the id of the block
+/// at height `i` (the genesis id at 0), leaves `H(0x00 ‖ id)`. Only the
+/// peaks are kept, so the state carries at most 64 hashes. The construction
+/// is `qcss_anchor::mmr`'s (shared with anchoring) under this chain's domain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Mmr {
-    /// Number of leaves.
-    pub leaves: u64,
-    /// Peaks, left (tallest) to right, with their heights.
-    pub peaks: Vec<(u8, Hash32)>,
-}
+#[serde(transparent)]
+pub struct Mmr(pub Peaks);
+
+const BLOCK_MMR: Hasher = Hasher::new(domain::BLOCK_MMR);
 
 impl Mmr {
-    /// Appends a leaf.
+    /// Appends a block id.
     pub fn append(&mut self, id: &Hash32) {
-        let mut node = (0u8, hash_parts(domain::BLOCK_MMR, &[LEAF, &id.0]));
-        while let Some(&(h, left)) = self.peaks.last() {
-            if h != node.0 {
-                break;
-            }
-            self.peaks.pop();
-            node = (
-                h + 1,
-                hash_parts(domain::BLOCK_MMR, &[NODE, &left.0, &node.1.0]),
-            );
-        }
-        self.peaks.push(node);
-        self.leaves += 1;
+        self.0.append(&BLOCK_MMR, BLOCK_MMR.leaf(&[&id.0]));
     }
 
-    /// The root committing to every leaf appended so far.
+    /// The root committing to every id appended so far.
     pub fn root(&self) -> Hash32 {
-        let mut iter = self.peaks.iter().rev();
-        let Some(&(_, mut acc)) = iter.next() else {
-            return hash_parts(domain::BLOCK_MMR, &[b"empty"]);
-        };
-        for (_, p) in iter {
-            acc = hash_parts(domain::BLOCK_MMR, &[BAG, &p.0, &acc.0]);
-        }
-        acc
+        self.0.root(&BLOCK_MMR)
     }
 }
 
@@ -190,12 +142,26 @@ mod tests {
     }
 
     #[test]
+    fn merkle_paths_prove_every_leaf_and_only_it() {
+        for n in 1..40u8 {
+            let ids: Vec<Hash32> = (0..n).map(h).collect();
+            let root = merkle_root(&ids);
+            for i in 0..n as usize {
+                let p = merkle_path(&ids, i).unwrap();
+                assert_eq!(merkle_root_from_path(&ids[i], &p), Some(root), "{n} {i}");
+                assert_ne!(merkle_root_from_path(&h(200), &p), Some(root));
+            }
+            assert!(merkle_path(&ids, n as usize).is_none());
+        }
+    }
+
+    #[test]
     fn mmr_peaks_follow_binary_count() {
         let mut m = Mmr::default();
         let mut roots = std::collections::BTreeSet::new();
         for i in 0..11u8 {
             m.append(&h(i));
-            assert_eq!(m.peaks.len() as u32, m.leaves.count_ones());
+            assert_eq!(m.0.peaks.len() as u32, m.0.leaves.count_ones());
             assert!(roots.insert(m.root()), "roots must all differ");
         }
         // 2 leaves: the root is the single inner node over the two leaves.

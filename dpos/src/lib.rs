@@ -32,6 +32,8 @@ pub mod store;
 pub mod tx;
 
 #[cfg(test)]
+mod anchor_tests;
+#[cfg(test)]
 mod chain_tests;
 #[cfg(test)]
 mod sim_tests;

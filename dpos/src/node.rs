@@ -338,6 +338,7 @@ impl Node {
                 TxContext {
                     params: &self.params,
                     slot: next_slot,
+                    height: head.height + 1,
                 },
             )?;
         } else {
@@ -431,6 +432,7 @@ impl Node {
         let ctx = TxContext {
             params: &self.params,
             slot,
+            height: head.height + 1,
         };
         let mut out = Vec::new();
         let mut bytes = 0usize;

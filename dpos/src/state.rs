@@ -10,7 +10,22 @@ use crate::address::Address;
 use crate::hash::{Hash32, Mmr};
 use crate::params::{Genesis, GenesisError, Params};
 use crate::schedule::Schedule;
-use crate::tx::{SignedTx, TxKind};
+use crate::tx::{AnchorTx, KeySet, SignedTx, TxKind};
+use qcss_anchor::statement::{MAX_KEYS, MMR as ANCHOR_MMR, keys_digest, majority};
+
+/// How many distinct keys of `keys` validly signed `digest` among `sigs`
+/// (an index out of range, a repeated index or a bad signature counts
+/// nothing). At most `keys.len()` signatures are checked.
+fn count_signers(keys: &[Address], digest: &Hash32, sigs: &[(u16, crate::address::Sig)]) -> usize {
+    let mut seen = vec![false; keys.len()];
+    for (i, sig) in sigs.iter().take(keys.len()) {
+        let i = usize::from(*i);
+        if i < keys.len() && !seen[i] && crate::address::verify(&keys[i], digest, sig) {
+            seen[i] = true;
+        }
+    }
+    seen.iter().filter(|s| **s).count()
+}
 
 /// Rewards earned but not yet withdrawable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +81,38 @@ pub struct Producer {
     pub last_produced_height: u64,
 }
 
+/// A consortium that anchors its history here.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consortium {
+    /// Its orgs' anchor keys.
+    pub keys: Vec<Address>,
+    /// Signatures an anchor needs.
+    pub quorum: u16,
+    /// 0 at registration, + 1 per rotation.
+    pub key_version: u64,
+    /// The last accepted anchor.
+    pub last: Option<AnchorRecord>,
+}
+
+/// An accepted anchor, as the state remembers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorRecord {
+    /// Sequence number.
+    pub seq: u64,
+    /// Consortium blocks covered (0 … size − 1).
+    pub mmr_size: u64,
+    /// Their MMR root.
+    pub mmr_root: Hash32,
+    /// Header hash of the last consortium block covered.
+    pub last_block_hash: Hash32,
+    /// Public block that carries it.
+    pub height: u64,
+    /// That block's slot.
+    pub slot: u64,
+    /// The anchor transaction's id.
+    pub tx_id: Hash32,
+}
+
 /// A schedule waiting for irreversibility, with the height that carries it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Staged {
@@ -114,6 +161,8 @@ pub struct State {
     pub dpos_lib: u64,
     /// `dpos_lib` when the active schedule took over: new producers count from there.
     pub schedule_lib_floor: u64,
+    /// Consortia anchoring here, by consortium id.
+    pub consortia: BTreeMap<Hash32, Consortium>,
 }
 
 /// Why a transaction was refused. The state is unchanged in every case.
@@ -237,9 +286,33 @@ pub enum TxError {
     /// Evidence against this producer is already recorded.
     #[error("equivocation by {0} is already recorded")]
     EvidenceKnown(Address),
-    /// A transaction kind reserved for a later release.
-    #[error("{0} transactions are not enabled on this chain yet")]
-    NotEnabled(&'static str),
+    /// A key set that cannot be registered.
+    #[error("invalid anchor key set: {0}")]
+    BadKeySet(&'static str),
+    /// Signatures short of what the action needs.
+    #[error("{what} needs {need} valid signatures from distinct keys, got {got}")]
+    Quorum {
+        /// Registration, rotation or anchor.
+        what: &'static str,
+        /// Needed.
+        need: usize,
+        /// Valid and distinct.
+        got: usize,
+    },
+    /// An anchor for a consortium that never registered.
+    #[error("consortium {0} is not registered")]
+    UnknownConsortium(Hash32),
+    /// An anchor whose seq is not the next.
+    #[error("anchor seq {got} is not the next; expected {want}")]
+    AnchorOutOfSequence {
+        /// Next seq.
+        want: u64,
+        /// Given.
+        got: u64,
+    },
+    /// An anchor that does not extend the previous one.
+    #[error("anchor does not extend the previous anchor: {0}")]
+    AnchorNotExtending(String),
 }
 
 /// What an accepted transaction writes.
@@ -248,6 +321,7 @@ struct Plan {
     credit: Option<(Address, u64)>,
     burn: u64,
     producer_update: Option<(Address, Producer)>,
+    consortium_update: Option<(Hash32, Consortium)>,
     fee: u64,
 }
 
@@ -258,6 +332,8 @@ pub struct TxContext<'a> {
     pub params: &'a Params,
     /// The block's slot.
     pub slot: u64,
+    /// The block's height.
+    pub height: u64,
 }
 
 impl State {
@@ -311,6 +387,7 @@ impl State {
             mmr,
             dpos_lib: 0,
             schedule_lib_floor: 0,
+            consortia: BTreeMap::new(),
         })
     }
 
@@ -446,6 +523,7 @@ impl State {
         let mut credit: Option<(Address, u64)> = None;
         let mut burn: u64 = 0;
         let mut producer_update: Option<(Address, Producer)> = None;
+        let mut consortium_update: Option<(Hash32, Consortium)> = None;
         match &tx.kind {
             TxKind::Transfer { to, amount } => {
                 if *amount == 0 {
@@ -578,15 +656,155 @@ impl State {
                 prod.equivocated = true;
                 producer_update = Some((a.producer, prod));
             }
-            TxKind::Anchor(_) => return Err(TxError::NotEnabled("anchor")),
+            TxKind::RegisterConsortium(ks) => {
+                consortium_update = Some((ks.consortium_id, self.plan_key_set(ks)?));
+                next.balance = need_fee(0)?;
+            }
+            TxKind::Anchor(a) => {
+                let c = self.plan_anchor(a, stx, ctx)?;
+                consortium_update = Some((a.statement.consortium_id, c));
+                next.balance = need_fee(0)?;
+            }
         }
         Ok(Plan {
             sender: (tx.sender, next),
             credit,
             burn,
             producer_update,
+            consortium_update,
             fee: tx.fee,
         })
+    }
+
+    /// A registration (every new key signs) or a rotation (a quorum of the
+    /// current keys signs), checked; the consortium as it would be after.
+    fn plan_key_set(&self, ks: &KeySet) -> Result<Consortium, TxError> {
+        if ks.keys.is_empty() || ks.keys.len() > MAX_KEYS {
+            return Err(TxError::BadKeySet("between 1 and 31 keys"));
+        }
+        if ks.quorum == 0 || usize::from(ks.quorum) > ks.keys.len() {
+            return Err(TxError::BadKeySet("quorum must be 1 … number of keys"));
+        }
+        if ks.quorum < majority(ks.keys.len()) {
+            return Err(TxError::BadKeySet("quorum must be a majority of the keys"));
+        }
+        let mut sorted = ks.keys.clone();
+        sorted.sort();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(TxError::BadKeySet("a key is listed twice"));
+        }
+        let current = self.consortia.get(&ks.consortium_id);
+        let version = current.map_or(0, |c| c.key_version + 1);
+        let digest = keys_digest(
+            &ks.consortium_id,
+            version,
+            &ks.keys.iter().map(|k| k.0).collect::<Vec<_>>(),
+            ks.quorum,
+        );
+        match current {
+            None => {
+                let got = count_signers(&ks.keys, &digest, &ks.sigs);
+                if got < ks.keys.len() {
+                    return Err(TxError::Quorum {
+                        what: "a registration (every key, proof of possession)",
+                        need: ks.keys.len(),
+                        got,
+                    });
+                }
+                Ok(Consortium {
+                    keys: ks.keys.clone(),
+                    quorum: ks.quorum,
+                    key_version: 0,
+                    last: None,
+                })
+            }
+            Some(c) => {
+                let got = count_signers(&c.keys, &digest, &ks.sigs);
+                if got < usize::from(c.quorum) {
+                    return Err(TxError::Quorum {
+                        what: "a key rotation (the current keys' quorum)",
+                        need: usize::from(c.quorum),
+                        got,
+                    });
+                }
+                Ok(Consortium {
+                    keys: ks.keys.clone(),
+                    quorum: ks.quorum,
+                    key_version: version,
+                    last: c.last.clone(),
+                })
+            }
+        }
+    }
+
+    /// The public chain's half of anchoring: the next seq, extending the
+    /// last anchored root, signed by the registered quorum.
+    fn plan_anchor(
+        &self,
+        a: &AnchorTx,
+        stx: &SignedTx,
+        ctx: TxContext<'_>,
+    ) -> Result<Consortium, TxError> {
+        let st = &a.statement;
+        let c = self
+            .consortia
+            .get(&st.consortium_id)
+            .ok_or(TxError::UnknownConsortium(st.consortium_id))?;
+        let (want_seq, prev_size, prev_root, prev_height) = match &c.last {
+            None => (0, 0, ANCHOR_MMR.empty_root(), 0),
+            Some(l) => (l.seq + 1, l.mmr_size, l.mmr_root, l.height),
+        };
+        if st.seq != want_seq {
+            return Err(TxError::AnchorOutOfSequence {
+                want: want_seq,
+                got: st.seq,
+            });
+        }
+        if st.prev_size != prev_size || st.prev_root != prev_root {
+            return Err(TxError::AnchorNotExtending(format!(
+                "it names the previous anchor as size {} root {}, the chain has size {prev_size} root {prev_root}",
+                st.prev_size, st.prev_root
+            )));
+        }
+        if st.mmr_size <= prev_size {
+            return Err(TxError::AnchorNotExtending(format!(
+                "size {} does not grow past {prev_size}",
+                st.mmr_size
+            )));
+        }
+        if a.prev_anchor_height != prev_height {
+            return Err(TxError::AnchorNotExtending(format!(
+                "prev_anchor_height {} is not {prev_height}",
+                a.prev_anchor_height
+            )));
+        }
+        if a.consistency.old_size != prev_size || a.consistency.new_size != st.mmr_size {
+            return Err(TxError::AnchorNotExtending(
+                "the consistency proof is for other sizes".into(),
+            ));
+        }
+        a.consistency
+            .verify(&ANCHOR_MMR, &prev_root, &st.mmr_root)
+            .map_err(|e| TxError::AnchorNotExtending(e.to_string()))?;
+        let got = count_signers(&c.keys, &st.digest(), &a.sigs);
+        if got < usize::from(c.quorum) {
+            return Err(TxError::Quorum {
+                what: "an anchor",
+                need: usize::from(c.quorum),
+                got,
+            });
+        }
+        let mut next = c.clone();
+        next.last = Some(AnchorRecord {
+            seq: st.seq,
+            mmr_size: st.mmr_size,
+            mmr_root: st.mmr_root,
+            last_block_hash: st.last_block_hash,
+            height: ctx.height,
+            slot: ctx.slot,
+            tx_id: stx.id(),
+        });
+        Ok(next)
     }
 
     /// The writes of a plan; every overflow was checked when planning.
@@ -599,6 +817,9 @@ impl State {
         self.burned += plan.burn;
         if let Some((a, prod)) = plan.producer_update {
             self.producers.insert(a, prod);
+        }
+        if let Some((id, c)) = plan.consortium_update {
+            self.consortia.insert(id, c);
         }
         plan.fee
     }

@@ -9,7 +9,7 @@ use crate::params::COIN;
 use crate::sim::SimRng;
 use crate::state::{State, TxContext, TxError};
 use crate::testkit::Kit;
-use crate::tx::{AnchorStatement, Equivocation, SignedTx, Tx, TxKind};
+use crate::tx::{Equivocation, SignedTx, Tx, TxKind};
 
 fn refused(state: &State, kit: &Kit, tx: &SignedTx, slot: u64) -> TxError {
     let mut s = state.clone();
@@ -19,6 +19,7 @@ fn refused(state: &State, kit: &Kit, tx: &SignedTx, slot: u64) -> TxError {
             TxContext {
                 params: &kit.params,
                 slot,
+                height: 1,
             },
         )
         .expect_err("must be refused");
@@ -164,17 +165,6 @@ fn every_refusal_has_its_error_and_changes_nothing() {
         refused(&st, &kit, &kit.tx(u, 0, TxKind::WithdrawRewards), 1),
         TxError::RewardsLocked { next_unlock: None }
     );
-    let anchor = TxKind::Anchor(AnchorStatement {
-        consortium_id: Hash32([1; 32]),
-        seq: 0,
-        to_height: 1,
-        mmr_root: Hash32([2; 32]),
-    });
-    assert_eq!(
-        refused(&st, &kit, &kit.tx(u, 0, anchor), 1),
-        TxError::NotEnabled("anchor")
-    );
-
     // Replay: apply once, then the same transaction again.
     let mut s = st.clone();
     s.apply_tx(
@@ -182,6 +172,7 @@ fn every_refusal_has_its_error_and_changes_nothing() {
         TxContext {
             params: &kit.params,
             slot: 1,
+            height: 1,
         },
     )
     .unwrap();
@@ -248,6 +239,7 @@ fn withdraw_waits_for_the_lock_and_then_thirty_days() {
         TxContext {
             params: &kit.params,
             slot: first_unlock,
+            height: 1,
         },
     )
     .unwrap();
@@ -309,6 +301,7 @@ fn evidence_marks_the_producer_once_and_bad_evidence_is_refused() {
         TxContext {
             params: &kit.params,
             slot: 1,
+            height: 1,
         },
     )
     .unwrap();
@@ -368,6 +361,7 @@ fn supply_invariant_holds_over_random_transaction_streams() {
                 let ctx = TxContext {
                     params: &kit.params,
                     slot,
+                    height: slot,
                 };
                 let checked = scratch.check_tx(&tx, ctx);
                 let applied = scratch.apply_tx(&tx, ctx);

@@ -9,6 +9,8 @@ use crate::address::{Address, Keypair, Sig, verify};
 use crate::block::SignedHeader;
 use crate::codec::{self, CodecError};
 use crate::hash::{Hash32, domain, hash_parts};
+use qcss_anchor::mmr::ConsistencyProof;
+use qcss_anchor::statement::Statement;
 
 /// The unsigned transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,9 +62,11 @@ pub enum TxKind {
     WithdrawRewards,
     /// Proof that a producer signed two headers for one slot.
     Evidence(Box<Equivocation>),
-    /// The anchoring transaction of the next issue. Its shape is reserved;
-    /// every node refuses it with `TxError::NotEnabled` until then.
-    Anchor(AnchorStatement),
+    /// Register a consortium's anchor keys (signed by every new key, proof
+    /// of possession) or rotate them (signed by a quorum of the current keys).
+    RegisterConsortium(Box<KeySet>),
+    /// A consortium's anchor: its history's MMR root, extending the last one.
+    Anchor(Box<AnchorTx>),
 }
 
 /// Two different headers signed by one producer for one slot.
@@ -74,17 +78,35 @@ pub struct Equivocation {
     pub b: SignedHeader,
 }
 
-/// Reserved: a consortium's anchored MMR root (issue after this one).
+/// A consortium's anchor key set, as registered or rotated.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AnchorStatement {
-    /// The consortium chain.
+pub struct KeySet {
+    /// The consortium (`qcss_anchor::statement::consortium_id`).
     pub consortium_id: Hash32,
-    /// Anchor sequence number.
-    pub seq: u64,
-    /// Last consortium height covered.
-    pub to_height: u64,
-    /// MMR root of consortium block hashes up to `to_height`.
-    pub mmr_root: Hash32,
+    /// One Ed25519 key per org, at most `qcss_anchor::statement::MAX_KEYS`, distinct.
+    pub keys: Vec<Address>,
+    /// Signatures an anchor needs, 1 … `keys.len()`.
+    pub quorum: u16,
+    /// Over `keys_digest(consortium, version, keys, quorum)` where version
+    /// is 0 for a registration and the current version + 1 for a rotation:
+    /// by every new key when registering, by a quorum of the current keys
+    /// when rotating. `(index into the signing set, signature)`.
+    pub sigs: Vec<(u16, Sig)>,
+}
+
+/// An anchor as submitted: the statement, the proof that it extends the
+/// previous anchor, and the quorum's signatures over the statement's digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorTx {
+    /// What the consortium's orgs signed.
+    pub statement: Statement,
+    /// From the previous anchor's (size, root) to this one's.
+    pub consistency: ConsistencyProof,
+    /// `(index into the registered keys, signature over statement.digest())`.
+    pub sigs: Vec<(u16, Sig)>,
+    /// Public height of the previous anchor's block (0 for the first), so the
+    /// anchors form a list a client can walk back; the chain checks it.
+    pub prev_anchor_height: u64,
 }
 
 impl Tx {
