@@ -63,6 +63,10 @@ pub(crate) const STATE: &str = "state";
 pub(crate) const HISTORY: &str = "history";
 pub(crate) const TXIDS: &str = "txids";
 pub(crate) const FILTERS: &str = "filters";
+/// The anchoring MMR over block hashes (derived from `blocks`, rebuildable):
+/// node `(level, index)` at key `level ‖ index_be` (9 bytes), 32-byte hash;
+/// the leaf count at key `leaves` (u64 BE).
+pub(crate) const MMR: &str = "anchor_mmr";
 
 /// Keys of the `meta` tree.
 pub(crate) const FORMAT_KEY: &[u8] = b"format";

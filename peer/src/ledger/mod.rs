@@ -31,6 +31,7 @@ mod error;
 mod format;
 mod history;
 mod integrity;
+mod mmr;
 mod rebuild;
 mod state;
 pub mod testutil;
@@ -72,6 +73,7 @@ pub(crate) struct Trees {
     pub(crate) history: sled::Tree,
     pub(crate) txids: sled::Tree,
     pub(crate) filters: sled::Tree,
+    pub(crate) mmr: sled::Tree,
 }
 
 /// The open sled database and its trees: swapped out whole when the store is
@@ -99,6 +101,8 @@ pub struct Ledger {
     tip: RwLock<Tip>,
     /// Serialises commits (checks, preparation, transaction and flush).
     commit_lock: Mutex<()>,
+    /// The anchoring MMR's peaks once loaded (`mmr.rs`); serialises its appends.
+    mmr: Mutex<Option<qcss_anchor::mmr::Peaks>>,
 }
 
 /// Which tree [`Ledger::tamper_raw`] writes to (tests only).
@@ -146,6 +150,7 @@ impl Ledger {
             integrity: integrity::Tracker::default(),
             tip: RwLock::new(tip),
             commit_lock: Mutex::new(()),
+            mmr: Mutex::new(None),
         };
         if let Some(reason) = damaged {
             ledger.mark_corrupt_block(tip.height - 1, &reason);
@@ -182,6 +187,8 @@ impl Ledger {
         }
         *tip = new_tip;
         *slot = Some(store);
+        // The MMR's peaks are reloaded from the reopened store when next used.
+        *self.mmr.lock().unwrap_or_else(|e| e.into_inner()) = None;
         *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = None;
         drop((slot, tip));
         if let Some(reason) = damaged {
@@ -319,6 +326,7 @@ fn open_store(dir: &Path) -> Result<Store, LedgerError> {
         history: tree(format::HISTORY)?,
         txids: tree(format::TXIDS)?,
         filters: tree(format::FILTERS)?,
+        mmr: tree(format::MMR)?,
     };
     Ok(Store { db, trees })
 }

@@ -149,6 +149,17 @@ pub(crate) async fn commit(peer: &Arc<Peer>, block: Block) -> Result<(), String>
             &*p.lifecycle,
             ValidateOptions::default(),
         );
+        // The anchoring MMR follows the ledger; it is derived data, so a
+        // failure here is logged and retried at the next block, never fatal.
+        let mmr_started = Instant::now();
+        if r.is_ok()
+            && let Err(e) = p.ledger.mmr_sync()
+        {
+            tracing::warn!(error = %e, "cannot append to the anchoring MMR");
+        }
+        p.metrics
+            .anchor_mmr_seconds
+            .inc_by(mmr_started.elapsed().as_secs_f64());
         (block, r)
     })
     .await

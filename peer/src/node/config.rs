@@ -97,6 +97,24 @@ pub struct PeerConfig {
     /// The web server (verify page, explorer, JSON API); none if absent.
     #[serde(default)]
     pub web: Option<crate::web::WebSettings>,
+    /// Anchoring on the public QCSS chain; none if absent.
+    #[serde(default)]
+    pub anchor: Option<AnchorSettings>,
+}
+
+/// `[anchor]`: this org's anchor key, with which the peer signs anchor
+/// statements it computed from its own ledger (served on the web server's
+/// `/api/anchor/…`, see `docs/anchor.md`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorSettings {
+    /// Ed25519 key file, JSON `{"address": …, "secret": "<64 hex>"}` as
+    /// `qcss wallet new` writes it (mode 0600).
+    pub key: PathBuf,
+    /// The public chain's JSON API (`http://host:port`): where the verify
+    /// page and `/metrics` read how far the consortium is anchored. Optional.
+    #[serde(default)]
+    pub chain_api: Option<String>,
 }
 
 fn default_warn_days() -> u64 {
@@ -128,6 +146,11 @@ impl PeerConfig {
         }
         if let Some(w) = c.web.as_mut() {
             w.resolve(base);
+        }
+        if let Some(a) = c.anchor.as_mut()
+            && a.key.is_relative()
+        {
+            a.key = base.join(&a.key);
         }
         Ok(c)
     }

@@ -23,6 +23,9 @@ pub struct Metrics {
     pub signature_seconds: FloatCounter,
     /// One endorsement (this peer's endorser), seconds.
     pub endorse_seconds: Histogram,
+    /// Time spent appending committed blocks to the anchoring MMR, seconds
+    /// (compare with the validation histogram's sum: the bridge's share).
+    pub anchor_mmr_seconds: FloatCounter,
     /// Gateway calls answered, by method and outcome.
     pub gateway_calls: CounterVec,
     /// Times the committer moved to another orderer.
@@ -75,6 +78,12 @@ impl Metrics {
                     "qcss_peer_endorsement_seconds",
                     "One endorsement by this peer",
                     &buckets,
+                )
+                .expect(STATIC),
+            anchor_mmr_seconds: registry
+                .float_counter(
+                    "qcss_peer_anchor_mmr_seconds_total",
+                    "Time spent appending committed blocks to the anchoring Merkle mountain range",
                 )
                 .expect(STATIC),
             gateway_calls: registry

@@ -17,6 +17,7 @@
 //! API `api.rs`, block and transaction decoding `chain.rs`, the graph
 //! `graph.rs`, the contract calls `query.rs`.
 
+mod anchor;
 mod api;
 mod chain;
 mod config;
@@ -72,6 +73,8 @@ pub struct Web {
     limiter: limit::RateLimiter,
     timings: Timings,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// This org's anchor key (`[anchor]` in the peer's configuration).
+    anchor_key: Option<ed25519_dalek::SigningKey>,
 }
 
 impl std::fmt::Debug for Web {
@@ -114,6 +117,10 @@ impl Web {
                 ));
             }
         };
+        let anchor_key = match &peer.cfg.anchor {
+            Some(a) => Some(anchor::load_key(&a.key)?),
+            None => None,
+        };
         let querier = Arc::new(query::Querier::new(
             peer.clone(),
             identity,
@@ -129,6 +136,7 @@ impl Web {
             timings: Timings::new(Some(&peer.metrics.registry)),
             querier,
             tls,
+            anchor_key,
             peer,
             settings,
         }))

@@ -1,0 +1,187 @@
+//! `/api/anchor/…`: what the anchoring bridge asks each org's peer
+//! (`docs/anchor.md`).
+//!
+//! | path | answer |
+//! | --- | --- |
+//! | `status` | consortium id, blocks committed and indexed, this org's anchor key |
+//! | `sign?seq=S&prev_size=P&size=N` | the statement this peer computes for blocks `0 … N−1` extending `P`, signed with its anchor key |
+//! | `consistency?from=P&to=N` | the MMR consistency proof from `P` to `N` blocks |
+//! | `inclusion?block=B&size=N` | block `B`'s header hash and its MMR inclusion proof in `N` blocks |
+//!
+//! The peer never signs what a caller hands it: it computes the statement
+//! (roots, last block hash, consortium id) from its own ledger and signs
+//! that, so a caller can only learn what this ledger says. Every figure a
+//! caller gives is bounded by the committed height before anything is read.
+
+use ed25519_dalek::{Signer, SigningKey};
+use qcss_anchor::Hash32;
+use qcss_anchor::statement::{Statement, consortium_id};
+use qcss_proto::hash::block_header_hash;
+use serde_json::json;
+
+use crate::web::http::{Request, Response};
+use crate::web::{Web, WebError};
+
+/// Reads an anchor key file: JSON with a `secret` of 64 hex digits (as
+/// `qcss wallet new` writes it; other fields are ignored here).
+pub(crate) fn load_key(path: &std::path::Path) -> Result<SigningKey, WebError> {
+    #[derive(serde::Deserialize)]
+    struct KeyFile {
+        secret: String,
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| WebError::Config(format!("anchor key {}: {e}", path.display())))?;
+    let f: KeyFile = serde_json::from_str(&text)
+        .map_err(|e| WebError::Config(format!("anchor key {}: {e}", path.display())))?;
+    let mut secret = [0u8; 32];
+    hex::decode_to_slice(f.secret.trim(), &mut secret).map_err(|_| {
+        WebError::Config(format!(
+            "anchor key {}: the secret must be 64 hex digits",
+            path.display()
+        ))
+    })?;
+    Ok(SigningKey::from_bytes(&secret))
+}
+
+/// Answers `/api/anchor/{what}`.
+pub(crate) fn route(web: &Web, what: &str, req: &Request) -> Response {
+    let r = match what {
+        "status" => status(web),
+        "sign" => sign(web, req),
+        "consistency" => consistency(web, req),
+        "inclusion" => inclusion(web, req),
+        _ => return Response::json_error(404, "no such anchor API path (see docs/anchor.md)"),
+    };
+    r.unwrap_or_else(|e| e)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    tracing::warn!(error = %e, "anchor API failed");
+    Response::json_error(503, "the ledger cannot be read right now").with_header("Retry-After", "5")
+}
+
+/// A required number parameter.
+fn number(req: &Request, name: &str) -> Result<u64, Response> {
+    req.param(name)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Response::json_error(400, &format!("{name} must be a number")))
+}
+
+/// The consortium id of this peer's channel (from its genesis block).
+pub(crate) fn this_consortium(web: &Web) -> Result<Hash32, Response> {
+    let genesis = web
+        .peer
+        .ledger
+        .block(0)
+        .map_err(unavailable)?
+        .and_then(|b| b.header.map(|h| block_header_hash(&h)))
+        .ok_or_else(|| Response::json_error(503, "no genesis block yet"))?;
+    Ok(consortium_id(web.peer.channel().id(), &Hash32(genesis)))
+}
+
+fn status(web: &Web) -> Result<Response, Response> {
+    let indexed = web.peer.ledger.mmr_sync().map_err(unavailable)?;
+    let root = web.peer.ledger.mmr_root(indexed).map_err(unavailable)?;
+    Ok(Response::json(
+        200,
+        &json!({
+            "channel": web.peer.channel().id(),
+            "consortium_id": this_consortium(web)?,
+            "height": web.peer.height(),
+            "mmr_size": indexed,
+            "mmr_root": root,
+            "key": web.anchor_key.as_ref().map(|k| hex::encode(k.verifying_key().to_bytes())),
+        }),
+    ))
+}
+
+/// The statement for `size` blocks extending `prev_size`, from this ledger.
+fn statement(web: &Web, seq: u64, prev_size: u64, size: u64) -> Result<Statement, Response> {
+    let l = &web.peer.ledger;
+    if size == 0 || prev_size >= size {
+        return Err(Response::json_error(400, "need 0 ≤ prev_size < size"));
+    }
+    let root = |n: u64| -> Result<Hash32, Response> {
+        l.mmr_root(n).map_err(unavailable)?.ok_or_else(|| {
+            Response::json_error(404, &format!("this peer has not committed {n} blocks"))
+        })
+    };
+    let mmr_root = root(size)?;
+    let prev_root = root(prev_size)?;
+    let last = l
+        .block(size - 1)
+        .map_err(unavailable)?
+        .and_then(|b| b.header.map(|h| block_header_hash(&h)))
+        .ok_or_else(|| Response::json_error(404, "the last block is not readable"))?;
+    Ok(Statement {
+        consortium_id: this_consortium(web)?,
+        seq,
+        mmr_size: size,
+        mmr_root,
+        last_block_hash: Hash32(last),
+        prev_size,
+        prev_root,
+    })
+}
+
+fn sign(web: &Web, req: &Request) -> Result<Response, Response> {
+    let Some(key) = web.anchor_key.as_ref() else {
+        return Err(Response::json_error(
+            404,
+            "this peer has no anchor key ([anchor] key in its configuration)",
+        ));
+    };
+    let st = statement(
+        web,
+        number(req, "seq")?,
+        number(req, "prev_size")?,
+        number(req, "size")?,
+    )?;
+    let digest = st.digest();
+    let sig = key.sign(&digest.0);
+    Ok(Response::json(
+        200,
+        &json!({
+            "statement": st,
+            "digest": digest,
+            "key": hex::encode(key.verifying_key().to_bytes()),
+            "sig": hex::encode(sig.to_bytes()),
+        }),
+    ))
+}
+
+fn consistency(web: &Web, req: &Request) -> Result<Response, Response> {
+    let (from, to) = (number(req, "from")?, number(req, "to")?);
+    match web
+        .peer
+        .ledger
+        .mmr_consistency(from, to)
+        .map_err(unavailable)?
+    {
+        Some(p) => Ok(Response::json(200, &json!(p))),
+        None => Err(Response::json_error(
+            404,
+            "need from ≤ to ≤ the blocks this peer committed",
+        )),
+    }
+}
+
+fn inclusion(web: &Web, req: &Request) -> Result<Response, Response> {
+    let (block, size) = (number(req, "block")?, number(req, "size")?);
+    let l = &web.peer.ledger;
+    let Some(proof) = l.mmr_inclusion(block, size).map_err(unavailable)? else {
+        return Err(Response::json_error(
+            404,
+            "need block < size ≤ the blocks this peer committed",
+        ));
+    };
+    let hash = l
+        .block(block)
+        .map_err(unavailable)?
+        .and_then(|b| b.header.map(|h| block_header_hash(&h)))
+        .ok_or_else(|| Response::json_error(404, "the block is not readable"))?;
+    Ok(Response::json(
+        200,
+        &json!({ "block_hash": hex::encode(hash), "proof": proof }),
+    ))
+}
