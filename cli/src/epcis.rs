@@ -123,7 +123,7 @@ async fn evaluate(g: &mut GatewayClient, cc: &str, f: &str, arg: &str) -> Result
 // ---------------------------------------------------------------- time
 
 /// Unix seconds as RFC 3339 in the zone `offset` (`±hh:mm`; `Z` for UTC).
-fn rfc3339(t: i64, offset: &str) -> String {
+pub(crate) fn rfc3339(t: i64, offset: &str) -> String {
     let l = clock::local_time(t, Some(offset));
     let zone = if l.zone == "UTC" { "Z" } else { &l.zone };
     format!(
@@ -532,7 +532,7 @@ fn is_uri(s: &str) -> bool {
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

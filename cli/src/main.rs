@@ -10,6 +10,8 @@
 //! arguments, reads files and prints; the work is in the library crates
 //! (`network` orchestrates processes, see its module comment).
 
+mod anchor;
+mod anchor_proof;
 mod bench;
 mod bench_orderer;
 mod ca;
@@ -87,6 +89,9 @@ enum Command {
     /// EPCIS 2.0: export a batch's events as JSON-LD; import a document's events.
     #[command(subcommand)]
     Epcis(epcis::EpcisCommand),
+    /// Anchoring on the public chain: the bridge, proofs, offline verification, audit.
+    #[command(subcommand)]
+    Anchor(anchor::AnchorCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -116,6 +121,7 @@ fn main() -> std::process::ExitCode {
         Command::Epcis(c) => epcis::run(c),
         Command::Chain(c) => chain::run(c),
         Command::Wallet(w) => wallet::run(w),
+        Command::Anchor(a) => anchor::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -316,7 +316,16 @@ fn describe(tx: &Tx, me: &Address) -> String {
         TxKind::UnregisterProducer => "unregistered as producer".into(),
         TxKind::WithdrawRewards => "withdrew matured rewards".into(),
         TxKind::Evidence(_) => "submitted equivocation evidence".into(),
-        TxKind::Anchor(_) => "anchor".into(),
+        TxKind::RegisterConsortium(k) => format!(
+            "registered anchor keys of consortium {} ({} keys, quorum {})",
+            k.consortium_id,
+            k.keys.len(),
+            k.quorum
+        ),
+        TxKind::Anchor(a) => format!(
+            "anchored consortium {} seq {} ({} blocks)",
+            a.statement.consortium_id, a.statement.seq, a.statement.mmr_size
+        ),
     }
 }
 

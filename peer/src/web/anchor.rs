@@ -5,8 +5,10 @@
 //! | --- | --- |
 //! | `status` | consortium id, blocks committed and indexed, this org's anchor key |
 //! | `sign?seq=S&prev_size=P&size=N` | the statement this peer computes for blocks `0 … N−1` extending `P`, signed with its anchor key |
+//! | `root?size=N` | the MMR root over blocks `0 … N−1` |
 //! | `consistency?from=P&to=N` | the MMR consistency proof from `P` to `N` blocks |
 //! | `inclusion?block=B&size=N` | block `B`'s header hash and its MMR inclusion proof in `N` blocks |
+//! | `tx?id=TXID&size=N` | the transaction's envelope, its block's header, the envelope's Merkle path to the header's data hash, its validation code, and the block's MMR inclusion proof in `N` blocks |
 //!
 //! The peer never signs what a caller hands it: it computes the statement
 //! (roots, last block hash, consortium id) from its own ledger and signs
@@ -49,7 +51,9 @@ pub(crate) fn route(web: &Web, what: &str, req: &Request) -> Response {
         "status" => status(web),
         "sign" => sign(web, req),
         "consistency" => consistency(web, req),
+        "root" => root(web, req),
         "inclusion" => inclusion(web, req),
+        "tx" => tx(web, req),
         _ => return Response::json_error(404, "no such anchor API path (see docs/anchor.md)"),
     };
     r.unwrap_or_else(|e| e)
@@ -150,6 +154,14 @@ fn sign(web: &Web, req: &Request) -> Result<Response, Response> {
     ))
 }
 
+fn root(web: &Web, req: &Request) -> Result<Response, Response> {
+    let size = number(req, "size")?;
+    match web.peer.ledger.mmr_root(size).map_err(unavailable)? {
+        Some(r) => Ok(Response::json(200, &json!({ "size": size, "root": r }))),
+        None => Err(Response::json_error(404, "need size ≤ the blocks this peer committed")),
+    }
+}
+
 fn consistency(web: &Web, req: &Request) -> Result<Response, Response> {
     let (from, to) = (number(req, "from")?, number(req, "to")?);
     match web
@@ -183,5 +195,53 @@ fn inclusion(web: &Web, req: &Request) -> Result<Response, Response> {
     Ok(Response::json(
         200,
         &json!({ "block_hash": hex::encode(hash), "proof": proof }),
+    ))
+}
+
+/// Longest transaction id accepted (Fabric's are 64 hex digits).
+const MAX_TX_ID: usize = 128;
+
+fn tx(web: &Web, req: &Request) -> Result<Response, Response> {
+    let id = req.param("id").unwrap_or("");
+    if id.is_empty() || id.len() > MAX_TX_ID {
+        return Err(Response::json_error(400, "id must be a transaction id"));
+    }
+    let size = number(req, "size")?;
+    let l = &web.peer.ledger;
+    let Some(loc) = l.tx(id).map_err(unavailable)? else {
+        return Err(Response::json_error(404, "no such transaction on this ledger"));
+    };
+    let Some(mmr) = l.mmr_inclusion(loc.block, size).map_err(unavailable)? else {
+        return Err(Response::json_error(404, "the transaction's block is not within size"));
+    };
+    let block = l
+        .block(loc.block)
+        .map_err(unavailable)?
+        .ok_or_else(|| Response::json_error(404, "the block is not readable"))?;
+    let (Some(header), Some(data)) = (block.header.as_ref(), block.data.as_ref()) else {
+        return Err(unavailable("block without header or data"));
+    };
+    let position = loc.position as usize;
+    let Some(envelope) = data.data.get(position) else {
+        return Err(unavailable("tx index points past the block's data"));
+    };
+    let path = qcss_proto::hash::merkle_proof(&data.data, position);
+    Ok(Response::json(
+        200,
+        &json!({
+            "tx_id": id,
+            "code": loc.code.as_str_name(),
+            "envelope": hex::encode(envelope),
+            "position": position,
+            "tx_count": data.data.len(),
+            "data_path": path.siblings.iter().map(hex::encode).collect::<Vec<_>>(),
+            "header": {
+                "number": header.number,
+                "previous_hash": hex::encode(&header.previous_hash),
+                "data_hash": hex::encode(&header.data_hash),
+            },
+            "block_hash": hex::encode(block_header_hash(header)),
+            "mmr": mmr,
+        }),
     ))
 }
