@@ -122,10 +122,16 @@ impl BridgeConfig {
             }
         }
         if c.peers.is_empty() || c.chain_nodes.is_empty() {
-            bail!("{}: name at least one peer and one chain node", path.display());
+            bail!(
+                "{}: name at least one peer and one chain node",
+                path.display()
+            );
         }
         if c.every_blocks == 0 || c.every_secs == 0 {
-            bail!("{}: every_blocks and every_secs must be positive", path.display());
+            bail!(
+                "{}: every_blocks and every_secs must be positive",
+                path.display()
+            );
         }
         Ok(c)
     }
@@ -158,7 +164,7 @@ pub fn run(cmd: AnchorCommand) -> Result<()> {
             let cfg = BridgeConfig::load(&a.config)?;
             let mut bridge = Bridge::new(cfg)?;
             if a.once {
-                let out = bridge.round(true)?;
+                let (_, out) = bridge.round(true)?;
                 println!("{out}");
                 return Ok(());
             }
@@ -269,8 +275,11 @@ impl Bridge {
         );
         loop {
             match self.round(false) {
-                Ok(msg) => tracing::info!("{msg}"),
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "anchor round failed; retrying"),
+                Ok((true, msg)) => tracing::info!("{msg}"),
+                Ok((false, msg)) => tracing::debug!("{msg}"),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "anchor round failed; retrying")
+                }
             }
             std::thread::sleep(Duration::from_secs(1));
         }
@@ -289,8 +298,9 @@ impl Bridge {
     }
 
     /// One round: anchor if due (always when `force`), then wait until the
-    /// anchor is irreversible. Returns what happened, for the log.
-    pub(crate) fn round(&mut self, force: bool) -> Result<String> {
+    /// anchor is irreversible. Returns whether it anchored, and what
+    /// happened, for the log.
+    pub(crate) fn round(&mut self, force: bool) -> Result<(bool, String)> {
         let statuses: Vec<(String, PeerAnchorStatus)> = self
             .cfg
             .peers
@@ -332,17 +342,27 @@ impl Bridge {
             );
         };
         if size <= prev_size {
-            return Ok(format!("nothing new: {prev_size} blocks anchored (seq {})", seq as i64 - 1));
+            return Ok((
+                false,
+                format!(
+                    "nothing new: {prev_size} blocks anchored (seq {})",
+                    seq as i64 - 1
+                ),
+            ));
         }
         let due = size - prev_size >= self.cfg.every_blocks
             || self.last_anchor.elapsed() >= Duration::from_secs(self.cfg.every_secs);
         if !force && !due {
-            return Ok(format!(
-                "{} new blocks; next anchor at {} new or {} s",
-                size - prev_size,
-                self.cfg.every_blocks,
-                self.cfg.every_secs
-                    .saturating_sub(self.last_anchor.elapsed().as_secs())
+            return Ok((
+                false,
+                format!(
+                    "{} new blocks; next anchor at {} new or {} s",
+                    size - prev_size,
+                    self.cfg.every_blocks,
+                    self.cfg
+                        .every_secs
+                        .saturating_sub(self.last_anchor.elapsed().as_secs())
+                ),
             ));
         }
         // Signatures: each peer computes the statement from its own ledger.
@@ -373,7 +393,8 @@ impl Bridge {
                 continue;
             };
             let mut sig = [0u8; 64];
-            hex::decode_to_slice(&s.sig, &mut sig).map_err(|_| anyhow!("{p}: bad signature hex"))?;
+            hex::decode_to_slice(&s.sig, &mut sig)
+                .map_err(|_| anyhow!("{p}: bad signature hex"))?;
             sigs.push((index as u16, Sig(sig)));
         }
         let Some(statement) = agreed else {
@@ -388,10 +409,15 @@ impl Bridge {
         if sigs.len() < quorum {
             bail!("{} of {} needed signatures", sigs.len(), quorum);
         }
+        failpoint("after-sign");
         let consistency: ConsistencyProof = statuses
             .iter()
             .find_map(|(p, _)| {
-                get_json(p, &format!("/api/anchor/consistency?from={prev_size}&to={size}")).ok()
+                get_json(
+                    p,
+                    &format!("/api/anchor/consistency?from={prev_size}&to={size}"),
+                )
+                .ok()
             })
             .ok_or_else(|| anyhow!("no peer gave the consistency proof"))?;
         consistency
@@ -412,6 +438,7 @@ impl Bridge {
             true,
         )?;
         self.last_anchor = Instant::now();
+        failpoint("after-submit");
         let height = self.wait_irreversible(consortium, seq, submitted.id)?;
         let receipt = Receipt {
             seq,
@@ -423,10 +450,14 @@ impl Bridge {
             irreversible_at_ms: crate::chain::now_ms(),
         };
         append_receipt(&self.cfg.receipts, &receipt)?;
-        Ok(format!(
-            "anchored seq {seq}: consortium blocks 0…{} (root {}) in public block {height}, irreversible",
-            size - 1,
-            statement.mmr_root
+        failpoint("after-receipt");
+        Ok((
+            true,
+            format!(
+                "anchored seq {seq}: consortium blocks 0…{} (root {}) in public block {height}, irreversible",
+                size - 1,
+                statement.mmr_root
+            ),
         ))
     }
 
@@ -444,15 +475,30 @@ impl Bridge {
                     }
                 }
                 Some(l) if l.seq >= seq => {
-                    bail!("anchor seq {seq} landed from another transaction ({}); not ours", l.tx_id)
+                    bail!(
+                        "anchor seq {seq} landed from another transaction ({}); not ours",
+                        l.tx_id
+                    )
                 }
-                _ => bail!("anchor seq {seq} is no longer on the best chain (orphaned); resubmitting"),
+                _ => bail!(
+                    "anchor seq {seq} is no longer on the best chain (orphaned); resubmitting"
+                ),
             }
             if Instant::now() > deadline {
                 bail!("anchor seq {seq} not irreversible after 10 minutes");
             }
             std::thread::sleep(Duration::from_millis((st.slot_ms / 2).clamp(100, 5_000)));
         }
+    }
+}
+
+/// `QCSS_ANCHOR_FAILPOINT=after-sign|after-submit|after-receipt` makes the
+/// bridge exit at that step, as a crash would (the crash-safety test kills
+/// it at each step this way; nothing else reads the variable).
+fn failpoint(step: &str) {
+    if std::env::var("QCSS_ANCHOR_FAILPOINT").is_ok_and(|v| v == step) {
+        eprintln!("failpoint {step}: exiting");
+        std::process::exit(86);
     }
 }
 

@@ -263,41 +263,58 @@ pub(crate) fn build_proof(peer: &str, node: &str, tx_id: &str) -> Result<AnchorP
         bail!("the consortium has not anchored yet");
     };
     let st: StatusView = get_json(node, "/v1/status")?;
-    if st.lib_height < last.height {
-        bail!(
-            "the last anchor (seq {}) is in public block {}, not irreversible yet (irreversible: {}); try again shortly",
-            last.seq,
-            last.height,
-            st.lib_height
-        );
-    }
+    // The newest irreversible anchor: walk back from the last one.
+    let (mut height, mut seq) = (last.height, last.seq);
+    let (block, index, size) = loop {
+        let b: BlockView = get_json(node, &format!("/v1/block/{height}"))?;
+        let found = b
+            .block
+            .txs
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| match &t.tx.kind {
+                TxKind::Anchor(x)
+                    if x.statement.consortium_id == ps.consortium_id && x.statement.seq == seq =>
+                {
+                    Some((i, x.statement.mmr_size, x.prev_anchor_height))
+                }
+                _ => None,
+            });
+        let Some((i, size, prev)) = found else {
+            bail!("public block {height} should hold anchor seq {seq} and does not");
+        };
+        if height <= st.lib_height {
+            break (b, i, size);
+        }
+        if seq == 0 {
+            bail!(
+                "no anchor is irreversible yet (the first is in public block {height}, irreversible: {}); try again shortly",
+                st.lib_height
+            );
+        }
+        (height, seq) = (prev, seq - 1);
+    };
     let tx: PeerTx = get_json(
         peer,
         &format!(
-            "/api/anchor/tx?id={}&size={}",
+            "/api/anchor/tx?id={}&size={size}",
             crate::epcis::percent_encode(tx_id),
-            last.mmr_size
         ),
     )
     .with_context(|| {
         format!(
-            "transaction {tx_id:.80} in the first {} blocks (anchored so far)",
-            last.mmr_size
+            "transaction {tx_id:.80} in the first {size} blocks (anchored and irreversible so far); the next anchor is due within the bridge's cadence"
         )
     })?;
-    let block: BlockView = get_json(node, &format!("/v1/block/{}", last.height))?;
     let ids: Vec<Hash32> = block.block.txs.iter().map(SignedTx::id).collect();
-    let index = ids
-        .iter()
-        .position(|i| *i == last.tx_id)
-        .ok_or_else(|| anyhow!("public block {} does not hold the anchor", last.height))?;
     let tx_path = merkle_path(&ids, index).ok_or_else(|| anyhow!("no Merkle path"))?;
     // Headers until `threshold` distinct producers built on the block.
     let mut seen: std::collections::BTreeSet<Address> = [block.block.header.producer].into();
     let mut headers: Vec<SignedHeader> = Vec::new();
-    let mut from = last.height + 1;
+    let mut from = block.block.header.height + 1;
     while seen.len() < st.irreversible_threshold {
-        let batch: Vec<SignedHeader> = get_json(node, &format!("/v1/headers?from={from}&count=128"))?;
+        let batch: Vec<SignedHeader> =
+            get_json(node, &format!("/v1/headers?from={from}&count=128"))?;
         if batch.is_empty() {
             bail!("the public chain has not yet built enough blocks on the anchor");
         }
@@ -394,7 +411,8 @@ fn fail(step: &'static str, reason: impl Into<String>) -> ProofFailure {
 
 fn hex32(step: &'static str, what: &str, text: &str) -> Result<[u8; 32], ProofFailure> {
     let mut out = [0u8; 32];
-    hex::decode_to_slice(text, &mut out).map_err(|_| fail(step, format!("{what} is not 32 bytes of hex")))?;
+    hex::decode_to_slice(text, &mut out)
+        .map_err(|_| fail(step, format!("{what} is not 32 bytes of hex")))?;
     Ok(out)
 }
 
@@ -405,7 +423,10 @@ pub fn verify_proof(
     pinned: &[Address],
 ) -> Result<Verdict, ProofFailure> {
     if p.version != 1 {
-        return Err(fail("format", format!("version {} (this tool reads 1)", p.version)));
+        return Err(fail(
+            "format",
+            format!("version {} (this tool reads 1)", p.version),
+        ));
     }
     // 1. The transaction in its consortium block.
     const S1: &str = "consortium-tx";
@@ -444,7 +465,10 @@ pub fn verify_proof(
     if ch.tx_id != c.tx_id {
         return Err(fail(
             S1,
-            format!("the envelope is transaction {:.80}, not {:.80}", ch.tx_id, c.tx_id),
+            format!(
+                "the envelope is transaction {:.80}, not {:.80}",
+                ch.tx_id, c.tx_id
+            ),
         ));
     }
     let block_hash = Hash32(qcss_proto::hash::block_header_hash(&header));
@@ -469,10 +493,15 @@ pub fn verify_proof(
         return Err(fail(S3, "the proof's keys are not the pinned keys"));
     }
     let got = count_signers(&p.anchor.keys, &st.digest(), &anchor.sigs);
-    if got < usize::from(p.anchor.quorum) || usize::from(p.anchor.quorum) * 2 <= p.anchor.keys.len() {
+    if got < usize::from(p.anchor.quorum) || usize::from(p.anchor.quorum) * 2 <= p.anchor.keys.len()
+    {
         return Err(fail(
             S3,
-            format!("{got} valid signatures, quorum {} of {}", p.anchor.quorum, p.anchor.keys.len()),
+            format!(
+                "{got} valid signatures, quorum {} of {}",
+                p.anchor.quorum,
+                p.anchor.keys.len()
+            ),
         ));
     }
     // 2. The block in the anchored MMR.
@@ -481,7 +510,11 @@ pub fn verify_proof(
         return Err(fail(S2, "the inclusion proof is for another block or size"));
     }
     p.mmr
-        .verify(&MMR, &block_leaf(c.header.number, &block_hash), &st.mmr_root)
+        .verify(
+            &MMR,
+            &block_leaf(c.header.number, &block_hash),
+            &st.mmr_root,
+        )
         .map_err(|e| fail(S2, e.to_string()))?;
     // 4. The anchor in its public block.
     const S4: &str = "public-block";
@@ -490,7 +523,10 @@ pub fn verify_proof(
         return Err(fail(S4, "the block is from another chain"));
     }
     if merkle_root_from_path(&stx.id(), &p.public.tx_path) != Some(b.header.tx_root) {
-        return Err(fail(S4, "the anchor transaction is not in the block's tx_root"));
+        return Err(fail(
+            S4,
+            "the anchor transaction is not in the block's tx_root",
+        ));
     }
     let in_set = |h: &SignedHeader| {
         h.header.schedule_version == cp.schedule_version
@@ -514,12 +550,18 @@ pub fn verify_proof(
     let mut last = b;
     for h in &p.public.headers {
         if h.header.prev_id != prev || h.header.height != height + 1 {
-            return Err(fail(S5, format!("header {} does not follow {height}", h.header.height)));
+            return Err(fail(
+                S5,
+                format!("header {} does not follow {height}", h.header.height),
+            ));
         }
         if !in_set(h) {
             return Err(fail(
                 S5,
-                format!("header {} is not signed by a producer of the set", h.header.height),
+                format!(
+                    "header {} is not signed by a producer of the set",
+                    h.header.height
+                ),
             ));
         }
         seen.insert(h.header.producer);
@@ -530,7 +572,11 @@ pub fn verify_proof(
     if seen.len() < cp.threshold {
         return Err(fail(
             S5,
-            format!("{} distinct producers built on the block; {} needed", seen.len(), cp.threshold),
+            format!(
+                "{} distinct producers built on the block; {} needed",
+                seen.len(),
+                cp.threshold
+            ),
         ));
     }
     Ok(Verdict {
@@ -553,7 +599,8 @@ fn read_json<T: serde::de::DeserializeOwned>(p: &std::path::Path) -> Result<T> {
     if buf.len() as u64 > MAX_PROOF_BYTES {
         bail!("{} is over {MAX_PROOF_BYTES} bytes", p.display());
     }
-    serde_json::from_slice(&buf).with_context(|| format!("{} is not a valid file of its kind", p.display()))
+    serde_json::from_slice(&buf)
+        .with_context(|| format!("{} is not a valid file of its kind", p.display()))
 }
 
 fn time_of(cp: &Checkpoint, slot: u64) -> String {
@@ -652,7 +699,9 @@ pub(crate) fn audit(a: &AuditArgs) -> Result<()> {
                 want_seq + 1
             );
         }
-        if want_seq == 0 && (x.statement.prev_size != 0 || x.statement.prev_root != MMR.empty_root()) {
+        if want_seq == 0
+            && (x.statement.prev_size != 0 || x.statement.prev_root != MMR.empty_root())
+        {
             bail!("anchor seq 0 does not start from the empty history");
         }
         later = Some(x.statement.clone());

@@ -480,6 +480,19 @@ fn up(a: UpArgs) -> Result<()> {
         info.contract_deployed = true;
         std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
     }
+    if let Some(chain) = info.chain.as_mut()
+        && !chain.nodes.is_empty()
+    {
+        if chain.anchor.is_none() {
+            chain.anchor = crate::network_chain::anchor_setup(&dir, &info.orgs, chain, &p)?;
+            std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
+        }
+        if let Some(chain) = &info.chain
+            && chain.anchor.is_some()
+        {
+            crate::network_chain::anchor_start(&dir, &info, &p, &mut pids)?;
+        }
+    }
     if a.demo
         && let Some(chain) = info.chain.as_mut()
         && chain.demo.is_none()
@@ -690,10 +703,18 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
     }
     for o in &orgs {
         let id = format!("orgs/{}/peer0", o.name);
+        // The org's anchor key: its peer signs anchor statements with it.
+        let anchor_key = format!("orgs/{}/anchor-key.json", o.name);
+        crate::chain::write_key(
+            &dir.join(&anchor_key),
+            &qcss_dpos::address::Keypair::generate()
+                .map_err(|_| anyhow!("the system random source failed"))?,
+        )?;
         let toml = format!(
             "msp_id = \"{}\"\nidentity_dir = \"{id}\"\ntls_cert = \"{id}/tls-cert.pem\"\ntls_key = \"{id}/tls-key.pem\"\n\
              genesis_block = \"genesis.block\"\ndata_dir = \"data/peer-{}\"\nlisten = \"{}\"\nops_listen = \"{}\"\n\n\
-             [web]\nlisten = \"{}\"\nidentity_dir = \"orgs/{}/user1\"\n",
+             [web]\nlisten = \"{}\"\nidentity_dir = \"orgs/{}/user1\"\n\n\
+             [anchor]\nkey = \"{anchor_key}\"\n",
             o.msp_id, o.name, o.peer, o.peer_ops, o.web, o.name
         );
         std::fs::write(dir.join(format!("peer-{}.toml", o.name)), toml)?;

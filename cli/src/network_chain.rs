@@ -43,6 +43,18 @@ pub struct ChainInfo {
     /// What the demo did, once it ran.
     #[serde(default)]
     pub demo: Option<ChainDemo>,
+    /// The anchoring bridge, once set up.
+    #[serde(default)]
+    pub anchor: Option<AnchorInfo>,
+}
+
+/// The consortium's anchoring on the local public chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnchorInfo {
+    /// The channel's consortium id (hex).
+    pub consortium_id: String,
+    /// The bridge's configuration (relative to DIR).
+    pub config: String,
 }
 
 /// The demo's token movements.
@@ -139,6 +151,7 @@ pub fn create(
         chain_id: w.genesis.chain_id().to_hex(),
         nodes: out,
         demo: None,
+        anchor: None,
     })
 }
 
@@ -246,4 +259,114 @@ pub fn status(chain: &ChainInfo, running: impl Fn(&str) -> bool) -> bool {
         );
     }
     healthy
+}
+
+/// The bridge's cadence in a local network: every 10 blocks or 15 s.
+const LOCAL_ANCHOR_EVERY: (u64, u64) = (10, 15);
+
+/// Registers the orgs' anchor keys on the public chain (paid by a bridge
+/// wallet the foundation bucket funds) and writes `anchor.toml`. `None` for
+/// a network whose peers have no anchor keys (created before anchoring).
+pub fn anchor_setup(
+    dir: &Path,
+    orgs: &[crate::network::OrgInfo],
+    chain: &ChainInfo,
+    p: &Progress,
+) -> Result<Option<AnchorInfo>> {
+    let key_files: Vec<std::path::PathBuf> = orgs
+        .iter()
+        .map(|o| dir.join(format!("orgs/{}/anchor-key.json", o.name)))
+        .collect();
+    if key_files.iter().any(|k| !k.exists()) || orgs.iter().any(|o| o.web.is_empty()) {
+        p.step("peers have no anchor keys (a network from before anchoring): no anchoring bridge");
+        return Ok(None);
+    }
+    // The consortium id, from the first peer (its web server is up).
+    let mut status: Option<crate::anchor::PeerAnchorStatus> = None;
+    wait(dir, "anchor setup", Duration::from_secs(30), || {
+        status = crate::wallet::get_json(&orgs[0].web, "/api/anchor/status").ok();
+        status.is_some()
+    })?;
+    let consortium = status
+        .map(|s| s.consortium_id)
+        .ok_or_else(|| anyhow::anyhow!("no anchor status"))?;
+    let node = &chain.nodes[0].api;
+    let bridge_path = dir.join("chain/keys/bridge.json");
+    let bridge = match read_key(&bridge_path) {
+        Ok(k) => k,
+        Err(_) => {
+            let k = qcss_dpos::address::Keypair::generate()
+                .map_err(|_| anyhow::anyhow!("the system random source failed"))?;
+            crate::chain::write_key(&bridge_path, &k)?;
+            k
+        }
+    };
+    let registered =
+        http_get(node, &format!("/v1/consortium/{consortium}")).is_some_and(|(s, _)| s == 200);
+    if !registered {
+        let foundation = read_key(&dir.join("chain/keys/foundation.json"))?;
+        submit(
+            node,
+            &foundation,
+            TxKind::Transfer {
+                to: bridge.address(),
+                amount: 100_000 * qcss_dpos::params::COIN,
+            },
+            None,
+            Some(&chain.chain_id),
+            true,
+        )?;
+        let keys = key_files
+            .iter()
+            .map(|k| read_key(k))
+            .collect::<Result<Vec<_>>>()?;
+        let quorum = qcss_anchor::statement::majority(keys.len());
+        crate::anchor::register_keys(node, consortium, &keys, quorum, &bridge)?;
+        p.step(&format!(
+            "consortium {}… registered on the public chain: {} anchor keys, quorum {quorum}",
+            &consortium.to_hex()[..16],
+            keys.len()
+        ));
+    }
+    let peers: Vec<String> = orgs.iter().map(|o| format!("\"{}\"", o.web)).collect();
+    let nodes: Vec<String> = chain
+        .nodes
+        .iter()
+        .map(|n| format!("\"{}\"", n.api))
+        .collect();
+    let toml = format!(
+        "# The anchoring bridge (docs/anchor.md). Paths are relative to this file.\n\
+         peers = [{}]\n\
+         chain_nodes = [{}]\n\
+         key = \"chain/keys/bridge.json\"\n\
+         every_blocks = {}\n\
+         every_secs = {}\n\
+         receipts = \"anchor-receipts.jsonl\"\n",
+        peers.join(", "),
+        nodes.join(", "),
+        LOCAL_ANCHOR_EVERY.0,
+        LOCAL_ANCHOR_EVERY.1
+    );
+    std::fs::write(dir.join("anchor.toml"), toml)?;
+    Ok(Some(AnchorInfo {
+        consortium_id: consortium.to_hex(),
+        config: "anchor.toml".into(),
+    }))
+}
+
+/// Starts the bridge (process `anchor`) if it is not running.
+pub fn anchor_start(dir: &Path, info: &NetworkInfo, p: &Progress, pids: &mut Pids) -> Result<()> {
+    let prefix = exec_prefix(info.exec_prefix.as_deref(), &info.orgs[0]);
+    spawn(
+        dir,
+        "anchor",
+        &prefix,
+        &["anchor", "start", "--config", "anchor.toml"],
+        pids,
+    )?;
+    p.step(&format!(
+        "anchoring bridge running: every {} blocks or {} s (anchor.toml, receipts in anchor-receipts.jsonl)",
+        LOCAL_ANCHOR_EVERY.0, LOCAL_ANCHOR_EVERY.1
+    ));
+    Ok(())
 }

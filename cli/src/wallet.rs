@@ -25,8 +25,19 @@ const DEFAULT_NODE_ENV: &str = "QCSS_CHAIN_NODE";
 const API_TIMEOUTS: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(10));
 
 /// GETs JSON; a non-200 answer becomes its `error` text.
+/// A server that answers 429 (rate limited) is asked again after a second,
+/// up to five times.
 pub(crate) fn get_json<T: serde::de::DeserializeOwned>(addr: &str, path: &str) -> Result<T> {
-    let (status, body) = http(addr, "GET", path, None, API_TIMEOUTS)?;
+    let mut tries = 0;
+    let (status, body) = loop {
+        let (status, body) = http(addr, "GET", path, None, API_TIMEOUTS)?;
+        if status == 429 && tries < 5 {
+            tries += 1;
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        break (status, body);
+    };
     if status != 200 {
         bail!("{}", api_error(status, &body));
     }

@@ -16,7 +16,11 @@ use qcss_anchor::statement::{MAX_KEYS, MMR as ANCHOR_MMR, keys_digest, majority}
 /// How many distinct keys of `keys` validly signed `digest` among `sigs`
 /// (an index out of range, a repeated index or a bad signature counts
 /// nothing). At most `keys.len()` signatures are checked.
-pub fn count_signers(keys: &[Address], digest: &Hash32, sigs: &[(u16, crate::address::Sig)]) -> usize {
+pub fn count_signers(
+    keys: &[Address],
+    digest: &Hash32,
+    sigs: &[(u16, crate::address::Sig)],
+) -> usize {
     let mut seen = vec![false; keys.len()];
     for (i, sig) in sigs.iter().take(keys.len()) {
         let i = usize::from(*i);

@@ -158,7 +158,10 @@ fn root(web: &Web, req: &Request) -> Result<Response, Response> {
     let size = number(req, "size")?;
     match web.peer.ledger.mmr_root(size).map_err(unavailable)? {
         Some(r) => Ok(Response::json(200, &json!({ "size": size, "root": r }))),
-        None => Err(Response::json_error(404, "need size ≤ the blocks this peer committed")),
+        None => Err(Response::json_error(
+            404,
+            "need size ≤ the blocks this peer committed",
+        )),
     }
 }
 
@@ -209,10 +212,16 @@ fn tx(web: &Web, req: &Request) -> Result<Response, Response> {
     let size = number(req, "size")?;
     let l = &web.peer.ledger;
     let Some(loc) = l.tx(id).map_err(unavailable)? else {
-        return Err(Response::json_error(404, "no such transaction on this ledger"));
+        return Err(Response::json_error(
+            404,
+            "no such transaction on this ledger",
+        ));
     };
     let Some(mmr) = l.mmr_inclusion(loc.block, size).map_err(unavailable)? else {
-        return Err(Response::json_error(404, "the transaction's block is not within size"));
+        return Err(Response::json_error(
+            404,
+            "the transaction's block is not within size",
+        ));
     };
     let block = l
         .block(loc.block)

@@ -1,0 +1,524 @@
+//! Anchoring end to end on `qcss network up --demo` (consortium, public
+//! chain and the bridge as real processes on 127.0.0.1):
+//!
+//! - the bridge anchors; a proof of a consortium transaction verifies
+//!   offline, and a proof tampered in any step fails naming that step;
+//! - the bridge killed after signing, after submitting and after its
+//!   receipt resumes without a gap or a duplicate seq;
+//! - the public chain refuses an under-signed anchor, an out-of-sequence
+//!   anchor and a rewritten history even when every org signs it;
+//! - `anchor audit` re-checks every anchor, and against a peer whose history
+//!   differs (an adversary serving forged roots) names the first block.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use qcss_anchor::Hash32;
+use qcss_anchor::mmr::{ConsistencyProof, MemStore};
+use qcss_anchor::statement::{MMR, Statement, block_leaf};
+use qcss_dpos::address::{Keypair, Sig};
+use qcss_dpos::tx::{AnchorTx, Tx, TxKind};
+use qcss_tests::{NetworkDown, demo_codes, http_get, qcss, qcss_bin, qcss_ok};
+use serde_json::Value;
+
+/// GETs JSON; a peer's web port rate-limits per IP, so a 429 waits and retries.
+fn json(addr: &str, path: &str) -> Value {
+    let mut tries = 0;
+    let (status, body) = loop {
+        let (status, body) = http_get(addr, path).expect("answers");
+        if status == 429 && tries < 30 {
+            tries += 1;
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
+        break (status, body);
+    };
+    assert_eq!(status, 200, "{addr}{path}: {body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+fn key(path: &Path) -> Keypair {
+    let v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut s = [0u8; 32];
+    hex::decode_to_slice(v["secret"].as_str().unwrap(), &mut s).unwrap();
+    Keypair::from_secret(s)
+}
+
+fn post_tx(node: &str, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(node).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /v1/tx HTTP/1.1\r\nHost: {node}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut s, &mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
+    )
+}
+
+/// Signs and posts `kind` from `payer`; the node's answer.
+fn submit(node: &str, payer: &Keypair, kind: TxKind) -> (u16, String) {
+    let st = json(node, "/v1/status");
+    let acct = json(node, &format!("/v1/account/{}", payer.address()));
+    let tx = Tx {
+        chain_id: serde_json::from_value(st["chain_id"].clone()).unwrap(),
+        sender: payer.address(),
+        nonce: acct["account"]["nonce"].as_u64().unwrap(),
+        fee: st["min_fee"].as_u64().unwrap(),
+        expiry_slot: st["clock_slot"].as_u64().unwrap() + 60,
+        kind,
+    };
+    post_tx(node, &hex::encode(tx.sign(payer).encode()))
+}
+
+/// Runs the bridge once, until it anchored or found nothing new (a round
+/// right after a crash may meet its own earlier transaction and fail).
+fn bridge_once(net: &Path, failpoint: Option<&str>) -> std::process::Output {
+    let mut c = std::process::Command::new(qcss_bin());
+    c.current_dir(net)
+        .args(["anchor", "start", "--config", "anchor.toml", "--once"]);
+    if let Some(f) = failpoint {
+        c.env("QCSS_ANCHOR_FAILPOINT", f);
+    }
+    c.output().expect("run the bridge")
+}
+
+fn settle(net: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let out = bridge_once(net, None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && (text.contains("anchored seq") || text.contains("nothing new")) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bridge does not settle: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// New consortium blocks: consumer scans of a demo code.
+fn new_blocks(dir: &Path, code: &str, n: usize) {
+    for _ in 0..n {
+        qcss_ok(
+            dir,
+            &[
+                "scan",
+                code,
+                "--location",
+                "Hangzhou",
+                "--dir",
+                "net",
+                "--org",
+                "logistics",
+                "--as",
+                "consumer1",
+            ],
+        );
+    }
+}
+
+fn last_anchor(node: &str, cid: &str) -> Value {
+    json(node, &format!("/v1/consortium/{cid}"))["consortium"]["last"].clone()
+}
+
+/// A peer that lies: it serves the honest roots for sizes up to `fork_at`
+/// and roots over a history whose block `fork_at` was rewritten after.
+fn forged_peer(honest: &str, fork_at: u64, upto: u64) -> String {
+    let mut forged = MemStore::default();
+    for n in 0..upto {
+        let v = json(
+            honest,
+            &format!("/api/anchor/inclusion?block={n}&size={}", n + 1),
+        );
+        let mut h = [0u8; 32];
+        hex::decode_to_slice(v["block_hash"].as_str().unwrap(), &mut h).unwrap();
+        if n == fork_at {
+            h[0] ^= 0xff;
+        }
+        forged.append(&MMR, block_leaf(n, &Hash32(h)));
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let mut line = String::new();
+            let mut r = BufReader::new(&s);
+            if r.read_line(&mut line).is_err() {
+                continue;
+            }
+            // Read the rest of the head before answering.
+            let mut rest = String::new();
+            while r.read_line(&mut rest).is_ok_and(|n| n > 2) {
+                rest.clear();
+            }
+            let size: u64 = line
+                .split("size=")
+                .nth(1)
+                .and_then(|x| x.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0);
+            let peaks: Vec<Hash32> = qcss_anchor::mmr::peak_positions(size)
+                .into_iter()
+                .filter_map(|p| forged.nodes.get(&p).copied())
+                .collect();
+            let body = format!(r#"{{"size":{size},"root":"{}"}}"#, MMR.bag(&peaks));
+            let _ = write!(
+                &s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn anchors_proofs_crash_safety_refusals_and_audit() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let dir = d.path();
+    let net = dir.join("net");
+    let _down = NetworkDown(dir);
+    let contract = qcss_tests::peers::traceability_wasm().display().to_string();
+    let out = qcss_ok(
+        dir,
+        &[
+            "network",
+            "up",
+            "--dir",
+            "net",
+            "--demo",
+            "--contract",
+            &contract,
+        ],
+    );
+    assert!(out.contains("anchoring bridge running"), "{out}");
+    let good = demo_codes(&out)[0].clone();
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(net.join("network.json")).unwrap()).unwrap();
+    let web = info["orgs"][0]["web"].as_str().unwrap().to_owned();
+    let node = info["chain"]["nodes"][0]["api"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cid = info["chain"]["anchor"]["consortium_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // ------------------------------------------------ the running bridge anchors
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::read_to_string(net.join("anchor-receipts.jsonl"))
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "no anchor within 120 s");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // Stop it: the rest of the test drives the bridge step by step.
+    let pids: Value =
+        serde_json::from_slice(&std::fs::read(net.join("pids.json")).unwrap()).unwrap();
+    let pid = pids["anchor"].as_u64().expect("bridge pid");
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    settle(&net);
+
+    // ------------------------------------------------ proof and offline verification
+    let anchored = last_anchor(&node, &cid)["mmr_size"].as_u64().unwrap();
+    let block = json(&web, &format!("/api/block/{}", anchored - 1));
+    let tx_id = block["transactions"][0]["tx_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Irreversible before proving (the bridge waited for it).
+    qcss_ok(
+        &net,
+        &[
+            "anchor",
+            "checkpoint",
+            "--node",
+            &node,
+            "--genesis",
+            "chain/genesis.json",
+            "--out",
+            "cp.json",
+        ],
+    );
+    let said = qcss_ok(
+        &net,
+        &[
+            "anchor",
+            "prove",
+            &tx_id,
+            "--peer",
+            &web,
+            "--node",
+            &node,
+            "--out",
+            "proof.json",
+        ],
+    );
+    assert!(said.contains("proof of"), "{said}");
+    let verdict = qcss_ok(
+        &net,
+        &[
+            "anchor",
+            "verify",
+            "proof.json",
+            "--public-checkpoint",
+            "cp.json",
+        ],
+    );
+    assert!(verdict.starts_with("VALID"), "{verdict}");
+    assert!(
+        verdict.contains(&format!("consortium block {}", anchored - 1)),
+        "{verdict}"
+    );
+    let proof: Value =
+        serde_json::from_slice(&std::fs::read(net.join("proof.json")).unwrap()).unwrap();
+    let flip = |v: &mut Value| {
+        let s = v.as_str().unwrap().to_owned();
+        let i = s.len() / 2;
+        let c = if &s[i..=i] == "0" { "1" } else { "0" };
+        *v = Value::String(format!("{}{c}{}", &s[..i], &s[i + 1..]));
+    };
+    let mut cases: Vec<(&str, Value)> = Vec::new();
+    let mut p = proof.clone();
+    flip(&mut p["consortium"]["envelope"]);
+    cases.push(("consortium-tx", p));
+    let mut p = proof.clone();
+    flip(&mut p["consortium"]["header"]["data_hash"]);
+    cases.push(("consortium-tx", p));
+    let mut p = proof.clone();
+    p["consortium"]["header"]["number"] = Value::from(anchored + 5);
+    cases.push(("mmr", p));
+    let mut p = proof.clone();
+    if p["mmr"]["path"].as_array().unwrap().is_empty() {
+        flip(&mut p["mmr"]["peaks"][0]);
+    } else {
+        flip(&mut p["mmr"]["path"][0]);
+    }
+    cases.push(("mmr", p));
+    let mut p = proof.clone();
+    flip(&mut p["anchor"]["tx"]);
+    cases.push(("anchor-tx", p));
+    let mut p = proof.clone();
+    p["anchor"]["quorum"] = Value::from(4);
+    p["anchor"]["keys"].as_array_mut().unwrap().swap(0, 1);
+    cases.push(("anchor-tx", p));
+    let mut p = proof.clone();
+    flip(&mut p["public"]["block"]["sig"]);
+    cases.push(("public-block", p));
+    let mut p = proof.clone();
+    p["public"]["headers"].as_array_mut().unwrap().truncate(5);
+    cases.push(("irreversible", p));
+    let mut p = proof.clone();
+    flip(&mut p["public"]["headers"][3]["sig"]);
+    cases.push(("irreversible", p));
+    for (i, (step, p)) in cases.iter().enumerate() {
+        let f = net.join(format!("tampered-{i}.json"));
+        std::fs::write(&f, serde_json::to_vec(p).unwrap()).unwrap();
+        let out = qcss(
+            &net,
+            &[
+                "anchor",
+                "verify",
+                f.to_str().unwrap(),
+                "--public-checkpoint",
+                "cp.json",
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "tampered proof {i} passed");
+        assert!(
+            text.contains(&format!("step {step} failed")),
+            "case {i}: want step {step}: {text}"
+        );
+    }
+
+    // ------------------------------------------------ crash at every step, resume
+    for fp in ["after-sign", "after-submit", "after-receipt"] {
+        new_blocks(dir, &good, 2);
+        let out = bridge_once(&net, Some(fp));
+        assert_eq!(
+            out.status.code(),
+            Some(86),
+            "failpoint {fp}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        settle(&net);
+    }
+    let last = last_anchor(&node, &cid);
+    let seq = last["seq"].as_u64().unwrap();
+    assert!(seq >= 3, "{last}");
+    // No gap and no duplicate: the audit walks every seq back to 0.
+    let audit = qcss_ok(
+        &net,
+        &[
+            "anchor",
+            "audit",
+            "--consortium",
+            &cid,
+            "--node",
+            &node,
+            "--peer",
+            &web,
+        ],
+    );
+    assert!(
+        audit.contains(&format!("{} anchors (seq 0…{seq})", seq + 1)),
+        "{audit}"
+    );
+    assert!(audit.contains("matches every anchor"), "{audit}");
+    let receipts: Vec<u64> = std::fs::read_to_string(net.join("anchor-receipts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        receipts.windows(2).all(|w| w[0] < w[1]),
+        "receipts {receipts:?}"
+    );
+
+    // ------------------------------------------------ the public chain refuses
+    let org_keys: Vec<Keypair> = ["producer", "lab", "regulator", "logistics"]
+        .iter()
+        .map(|o| key(&net.join(format!("orgs/{o}/anchor-key.json"))))
+        .collect();
+    let payer = key(&net.join("chain/keys/bridge.json"));
+    let prev_size = last["mmr_size"].as_u64().unwrap();
+    let prev_root: Hash32 = serde_json::from_value(last["mmr_root"].clone()).unwrap();
+    new_blocks(dir, &good, 1);
+    let status = json(&web, "/api/anchor/status");
+    let size = status["mmr_size"].as_u64().unwrap();
+    let root: Hash32 = serde_json::from_value(status["mmr_root"].clone()).unwrap();
+    let consistency: ConsistencyProof = serde_json::from_value(json(
+        &web,
+        &format!("/api/anchor/consistency?from={prev_size}&to={size}"),
+    ))
+    .unwrap();
+    let last_hash = json(
+        &web,
+        &format!("/api/anchor/inclusion?block={}&size={size}", size - 1),
+    )["block_hash"]
+        .as_str()
+        .unwrap()
+        .parse::<Hash32>()
+        .unwrap();
+    let cid_hash: Hash32 = cid.parse().unwrap();
+    let make = |seq: u64, root: Hash32, consistency: ConsistencyProof, signers: &[usize]| {
+        let statement = Statement {
+            consortium_id: cid_hash,
+            seq,
+            mmr_size: size,
+            mmr_root: root,
+            last_block_hash: last_hash,
+            prev_size,
+            prev_root,
+        };
+        let d = statement.digest();
+        let sigs: Vec<(u16, Sig)> = signers
+            .iter()
+            .map(|&i| (i as u16, org_keys[i].sign(&d)))
+            .collect();
+        TxKind::Anchor(Box::new(AnchorTx {
+            statement,
+            consistency,
+            sigs,
+            prev_anchor_height: last["height"].as_u64().unwrap(),
+        }))
+    };
+    let (s, body) = submit(
+        &node,
+        &payer,
+        make(seq + 1, root, consistency.clone(), &[0, 1]),
+    );
+    assert_eq!(s, 422, "under-signed: {body}");
+    assert!(body.contains("needs 3 valid signatures"), "{body}");
+    let (s, body) = submit(
+        &node,
+        &payer,
+        make(seq + 2, root, consistency.clone(), &[0, 1, 2, 3]),
+    );
+    assert_eq!(s, 422, "out of sequence: {body}");
+    assert!(body.contains("is not the next"), "{body}");
+    // Every org colludes to anchor a history whose block 2 was rewritten.
+    let mut rewritten = MemStore::default();
+    for n in 0..size {
+        let v = json(
+            &web,
+            &format!("/api/anchor/inclusion?block={n}&size={size}"),
+        );
+        let mut h: [u8; 32] = v["block_hash"]
+            .as_str()
+            .unwrap()
+            .parse::<Hash32>()
+            .unwrap()
+            .0;
+        if n == 2 {
+            h[0] ^= 1;
+        }
+        rewritten.append(&MMR, block_leaf(n, &Hash32(h)));
+    }
+    let forged_proof = ConsistencyProof::build(&rewritten, &MMR, prev_size, size).unwrap();
+    let (s, body) = submit(
+        &node,
+        &payer,
+        make(
+            seq + 1,
+            rewritten.peaks.root(&MMR),
+            forged_proof,
+            &[0, 1, 2, 3],
+        ),
+    );
+    assert_eq!(s, 422, "rewritten history: {body}");
+    assert!(body.contains("does not extend"), "{body}");
+    // The honest anchor with the quorum is accepted.
+    let (s, body) = submit(&node, &payer, make(seq + 1, root, consistency, &[1, 2, 3]));
+    assert_eq!(s, 200, "honest anchor: {body}");
+
+    // ------------------------------------------------ audit names the rewritten block
+    let liar = forged_peer(&web, 3, prev_size);
+    let out = qcss(
+        &net,
+        &[
+            "anchor",
+            "audit",
+            "--consortium",
+            &cid,
+            "--node",
+            &node,
+            "--peer",
+            &liar,
+            "--reference",
+            &web,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "audit passed a forged history");
+    assert!(
+        text.contains("block 3 is the first whose hash differs"),
+        "{text}"
+    );
+}
