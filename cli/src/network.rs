@@ -461,7 +461,6 @@ fn up(a: UpArgs) -> Result<()> {
         }
         create(&dir, &a, &p, &mut pids)?
     };
-    start_all(&dir, &info, &p, &mut pids)?;
     if info.chain.is_none() && a.chain_nodes > 0 {
         info.chain = Some(crate::network_chain::create(
             &dir,
@@ -472,6 +471,10 @@ fn up(a: UpArgs) -> Result<()> {
         )?);
         std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
     }
+    if let Some(chain) = &info.chain {
+        crate::network_chain::link_peers(&dir, &info, chain)?;
+    }
+    start_all(&dir, &info, &p, &mut pids)?;
     if let Some(chain) = &info.chain {
         crate::network_chain::start(&dir, &info, chain, &p, &mut pids)?;
     }

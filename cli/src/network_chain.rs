@@ -261,6 +261,33 @@ pub fn status(chain: &ChainInfo, running: impl Fn(&str) -> bool) -> bool {
     healthy
 }
 
+/// Points each peer's `[anchor]` at the first chain node's API, so its verify
+/// page and metrics show how far the ledger is anchored (takes effect when
+/// the peer next starts).
+pub fn link_peers(dir: &Path, info: &NetworkInfo, chain: &ChainInfo) -> Result<()> {
+    let Some(api) = chain.nodes.first().map(|n| &n.api) else {
+        return Ok(());
+    };
+    for o in &info.orgs {
+        let path = dir.join(format!("peer-{}.toml", o.name));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        // `[anchor]` is the file's last table (network up writes it so).
+        if text
+            .trim_end()
+            .ends_with(&format!("key = \"orgs/{}/anchor-key.json\"", o.name))
+            && !text.contains("chain_api")
+        {
+            std::fs::write(
+                &path,
+                format!("{}\nchain_api = \"{api}\"\n", text.trim_end()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// The bridge's cadence in a local network: every 10 blocks or 15 s.
 const LOCAL_ANCHOR_EVERY: (u64, u64) = (10, 15);
 

@@ -70,6 +70,8 @@ pub struct Resolved {
     pub peer: String,
     pub identity: PathBuf,
     pub channel: String,
+    /// The peer's web address, when it came from the network folder.
+    pub web: Option<String>,
 }
 
 impl Conn {
@@ -87,6 +89,7 @@ impl Conn {
                 peer: peer.clone(),
                 identity: identity.clone(),
                 channel: channel.clone(),
+                web: None,
             });
         }
         let path = self.net_dir.join("network.json");
@@ -134,6 +137,7 @@ impl Conn {
             }
         };
         Ok(Resolved {
+            web: (self.peer.is_none() && !org.web.is_empty()).then(|| org.web.clone()),
             peer: self.peer.clone().unwrap_or_else(|| org.peer.clone()),
             identity,
             channel: self.channel.clone().unwrap_or_else(|| info.channel.clone()),

@@ -251,8 +251,40 @@ pub fn run_trace(a: TraceArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", render_trace(&report, is_code(&a.target)));
+        if let Some(line) = anchoring_line(&a.conn) {
+            println!("{line}");
+        }
     }
     Ok(())
+}
+
+/// How far the peer's ledger is anchored on the public chain, from its web
+/// API (`/api/anchor/status`), when the network folder names the web port.
+fn anchoring_line(conn: &crate::peer::Conn) -> Option<String> {
+    let web = conn.resolve().ok()?.web?;
+    let st: Value = crate::wallet::get_json(&web, "/api/anchor/status").ok()?;
+    let a = st.get("anchored")?;
+    if a.is_null() {
+        return None;
+    }
+    let height = st["height"].as_u64().unwrap_or(0);
+    Some(match a["irreversible"].as_array() {
+        Some(i) if i.len() == 3 => {
+            let size = i[1].as_u64().unwrap_or(0);
+            format!(
+                "Anchored: blocks 0…{} of {height} are fixed on the public QCSS chain (anchor {}, public block {}, irreversible){}; `qcss anchor prove TXID` gives a proof anyone can check offline.",
+                size.saturating_sub(1),
+                i[0],
+                i[2],
+                if size < height {
+                    "; the newer blocks go into the next anchor"
+                } else {
+                    ""
+                }
+            )
+        }
+        _ => "Not yet anchored on the public QCSS chain; the bridge anchors within its cadence (anchor.toml).".to_owned(),
+    })
 }
 
 /// `qcss trace BATCH --upstream|--downstream`: the contract's graph, as an

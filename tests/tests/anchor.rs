@@ -240,6 +240,41 @@ fn anchors_proofs_crash_safety_refusals_and_audit() {
         .unwrap();
     settle(&net);
 
+    // ------------------------------------------------ where users see it
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while json(&web, "/api/anchor/status")["anchored"]["irreversible"].is_null() {
+        assert!(
+            Instant::now() < deadline,
+            "the peer never reads the anchor from the chain"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let trace = qcss_ok(dir, &["trace", &good, "--dir", "net"]);
+    assert!(trace.contains("Anchored: blocks 0…"), "{trace}");
+    let page_path = &good[good.find("/01/").unwrap()..];
+    let (s, page) = http_get(&web, page_path).unwrap();
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("id=\"anchored\"") && page.contains("anchored on the public QCSS chain"),
+        "{page}"
+    );
+    let ops = info["orgs"][0]["peer_ops"].as_str().unwrap();
+    let (_, metrics) = http_get(ops, "/metrics").unwrap();
+    let anchored_blocks = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("qcss_peer_anchored_blocks "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("qcss_peer_anchored_blocks");
+    assert!(anchored_blocks > 0.0, "{metrics}");
+    assert!(
+        metrics.contains("qcss_peer_anchor_lag_blocks "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("qcss_peer_anchor_mmr_seconds_total "),
+        "{metrics}"
+    );
+
     // ------------------------------------------------ proof and offline verification
     let anchored = last_anchor(&node, &cid)["mmr_size"].as_u64().unwrap();
     let block = json(&web, &format!("/api/block/{}", anchored - 1));

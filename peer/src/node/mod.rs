@@ -22,6 +22,7 @@
 //! Deliver) reads the ledger and waits on one `watch` of the height, so a
 //! listener can start at any block and never misses one.
 
+mod anchor_watch;
 mod committer;
 mod config;
 mod deliver;
@@ -55,7 +56,8 @@ use crate::ledger::Ledger;
 use crate::lifecycle::Lifecycle;
 use crate::validator::commit_genesis;
 
-pub use config::{GatewaySettings, LedgerSettings, PeerConfig};
+pub use anchor_watch::Anchored;
+pub use config::{AnchorSettings, GatewaySettings, LedgerSettings, PeerConfig};
 pub use metrics::Metrics;
 pub use qscc::QSCC;
 pub use txinfo::{chaincode_events, filtered_block};
@@ -105,6 +107,8 @@ pub struct Peer {
     pub(crate) submit_first: std::sync::Mutex<Option<String>>,
     /// Wakes the repairer when damage is found.
     repair_wake: Arc<tokio::sync::Notify>,
+    /// Anchoring on the public chain, as `anchor_watch` last read it.
+    anchored: RwLock<Option<anchor_watch::Anchored>>,
 }
 
 /// The committer's view of the ordering service.
@@ -359,6 +363,7 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
         connections: tokio::sync::Mutex::new(HashMap::new()),
         submit_first: std::sync::Mutex::new(None),
         repair_wake,
+        anchored: RwLock::new(None),
     }))
 }
 
@@ -460,6 +465,9 @@ pub async fn run(
         stop_rx.clone(),
     ));
     tokio::spawn(integrity::run_scrub(peer.clone(), stop_rx.clone()));
+    if let Some(api) = cfg.anchor.as_ref().and_then(|a| a.chain_api.clone()) {
+        tokio::spawn(anchor_watch::run(peer.clone(), api, stop_rx.clone()));
+    }
     let mut certs = vec![("signing".to_owned(), peer.signer.cert.not_after)];
     if let Ok(tls) = qcss_network::identity::CertInfo::from_pem(&peer.tls.cert) {
         certs.push(("tls".to_owned(), tls.not_after));

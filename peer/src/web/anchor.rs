@@ -17,7 +17,7 @@
 
 use ed25519_dalek::{Signer, SigningKey};
 use qcss_anchor::Hash32;
-use qcss_anchor::statement::{Statement, consortium_id};
+use qcss_anchor::statement::Statement;
 use qcss_proto::hash::block_header_hash;
 use serde_json::json;
 
@@ -73,14 +73,9 @@ fn number(req: &Request, name: &str) -> Result<u64, Response> {
 
 /// The consortium id of this peer's channel (from its genesis block).
 pub(crate) fn this_consortium(web: &Web) -> Result<Hash32, Response> {
-    let genesis = web
-        .peer
-        .ledger
-        .block(0)
-        .map_err(unavailable)?
-        .and_then(|b| b.header.map(|h| block_header_hash(&h)))
-        .ok_or_else(|| Response::json_error(503, "no genesis block yet"))?;
-    Ok(consortium_id(web.peer.channel().id(), &Hash32(genesis)))
+    web.peer
+        .consortium_id()
+        .ok_or_else(|| Response::json_error(503, "no genesis block yet"))
 }
 
 fn status(web: &Web) -> Result<Response, Response> {
@@ -95,6 +90,7 @@ fn status(web: &Web) -> Result<Response, Response> {
             "mmr_size": indexed,
             "mmr_root": root,
             "key": web.anchor_key.as_ref().map(|k| hex::encode(k.verifying_key().to_bytes())),
+            "anchored": web.peer.anchored(),
         }),
     ))
 }

@@ -145,7 +145,7 @@ fn unavailable(web: &Web, names: &OrgNames, lang: Lang, switch: &str, e: &WebErr
 
 fn shell(web: &Web, names: &OrgNames, lang: Lang, switch: &str, title: &str, body: &str) -> String {
     let peer = names.name(lang, web.peer.signer.msp_id.as_str());
-    let footer = match lang {
+    let mut footer = match lang {
         Lang::En => format!(
             "Checked against the ledger of channel {} at block height {} by a peer of {}. \
 Opening this page records nothing on the ledger.",
@@ -160,12 +160,39 @@ Opening this page records nothing on the ledger.",
             web.peer.height()
         ),
     };
+    footer.push(' ');
+    footer.push_str(&anchoring_sentence(web, lang));
     let title = if title == "-" {
         lang.pick("Product verification", "产品验证").to_owned()
     } else {
         format!("{title} — {}", lang.pick("verification", "验证"))
     };
     page(lang, &title, switch, body, &footer, false, None)
+}
+
+/// One sentence on how far the ledger is fixed on the public QCSS chain
+/// (empty when the peer does not follow the chain).
+fn anchoring_sentence(web: &Web, lang: Lang) -> String {
+    let Some(a) = web.peer.anchored() else {
+        return String::new();
+    };
+    match (a.irreversible, lang) {
+        (Some((seq, size, public)), Lang::En) => format!(
+            "<span id=\"anchored\">Blocks 0–{} of this ledger are anchored on the public QCSS chain \
+(anchor {seq}, public block {public}, irreversible): the history shown cannot be rewritten unnoticed. \
+Blocks after that are covered by the next anchor.</span>",
+            size.saturating_sub(1)
+        ),
+        (Some((seq, size, public)), Lang::Zh) => format!(
+            "<span id=\"anchored\">本账本第 0–{} 号区块已锚定在 QCSS 公链（锚定 {seq}，公链区块 {public}，不可逆），\
+所示历史无法被悄然改写；其后的区块将由下一次锚定覆盖。</span>",
+            size.saturating_sub(1)
+        ),
+        (None, Lang::En) => {
+            "<span id=\"anchored\">Not yet anchored on the public QCSS chain.</span>".to_owned()
+        }
+        (None, Lang::Zh) => "<span id=\"anchored\">尚未锚定在 QCSS 公链。</span>".to_owned(),
+    }
 }
 
 /// Organisations' display names, from the channel configuration.

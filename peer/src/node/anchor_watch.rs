@@ -1,0 +1,159 @@
+//! What the public QCSS chain says about this channel's anchoring, read
+//! from `[anchor] chain_api` every few seconds: the newest anchor and the
+//! newest *irreversible* one. The verify page, `/api/anchor/status` and the
+//! metrics `qcss_peer_anchored_blocks` / `qcss_peer_anchor_lag_blocks` show
+//! it. Read-only and best-effort: a chain that does not answer leaves the
+//! last answer in place and is logged, the peer's work is not affected.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use qcss_anchor::Hash32;
+use qcss_anchor::statement::consortium_id;
+use qcss_proto::hash::block_header_hash;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::node::Peer;
+
+/// How often the chain is asked.
+const POLL: Duration = Duration::from_secs(5);
+/// Largest answer read.
+const MAX_ANSWER: u64 = 1024 * 1024;
+
+/// The anchoring as last read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Anchored {
+    /// Newest anchor's seq and blocks covered, if any.
+    pub latest: Option<(u64, u64)>,
+    /// Newest irreversible anchor: (seq, blocks covered, public height).
+    pub irreversible: Option<(u64, u64, u64)>,
+    /// The public chain's last irreversible height.
+    pub public_lib: u64,
+}
+
+#[derive(Deserialize)]
+struct Last {
+    seq: u64,
+    mmr_size: u64,
+    height: u64,
+}
+#[derive(Deserialize)]
+struct Consortium {
+    last: Option<Last>,
+}
+#[derive(Deserialize)]
+struct View {
+    consortium: Consortium,
+}
+#[derive(Deserialize)]
+struct Status {
+    lib_height: u64,
+}
+
+impl Peer {
+    /// This channel's consortium id (from its genesis block), once block 0 is read.
+    pub fn consortium_id(&self) -> Option<Hash32> {
+        let genesis = self.ledger.block(0).ok()??;
+        let hash = block_header_hash(genesis.header.as_ref()?);
+        Some(consortium_id(self.channel().id(), &Hash32(hash)))
+    }
+
+    /// The anchoring as last read from the public chain (none if not configured or not read yet).
+    pub fn anchored(&self) -> Option<Anchored> {
+        self.anchored
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Polls the chain until `stop`.
+pub(crate) async fn run(peer: Arc<Peer>, api: String, mut stop: watch::Receiver<bool>) {
+    let blocks = peer
+        .metrics
+        .registry
+        .gauge(
+            "qcss_peer_anchored_blocks",
+            "Blocks of this channel covered by the newest irreversible anchor on the public QCSS chain",
+        )
+        .ok();
+    let lag = peer
+        .metrics
+        .registry
+        .gauge(
+            "qcss_peer_anchor_lag_blocks",
+            "Committed blocks not yet covered by an irreversible anchor",
+        )
+        .ok();
+    loop {
+        if let Some(cid) = peer.consortium_id() {
+            match read(&api, &cid).await {
+                Ok((last, lib)) => {
+                    let mut slot = peer.anchored.write().unwrap_or_else(|e| e.into_inner());
+                    let mut a = slot.clone().unwrap_or_default();
+                    a.public_lib = lib;
+                    a.latest = last.as_ref().map(|l| (l.seq, l.mmr_size));
+                    if let Some(l) = last.filter(|l| l.height <= lib) {
+                        a.irreversible = Some((l.seq, l.mmr_size, l.height));
+                    }
+                    let covered = a.irreversible.map_or(0, |i| i.1);
+                    *slot = Some(a);
+                    drop(slot);
+                    if let Some(g) = &blocks {
+                        g.set(covered as f64);
+                    }
+                    if let Some(g) = &lag {
+                        g.set(peer.height().saturating_sub(covered) as f64);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, api = %api, "cannot read anchoring from the public chain")
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+async fn read(api: &str, cid: &Hash32) -> Result<(Option<Last>, u64), String> {
+    let st: Status = get(api, "/v1/status").await?;
+    match get::<View>(api, &format!("/v1/consortium/{cid}")).await {
+        Ok(v) => Ok((v.consortium.last, st.lib_height)),
+        Err(e) if e.starts_with("404") => Ok((None, st.lib_height)),
+        Err(e) => Err(e),
+    }
+}
+
+/// One bounded HTTP/1.1 GET of JSON (2 s to connect, 5 s in all).
+async fn get<T: serde::de::DeserializeOwned>(addr: &str, path: &str) -> Result<T, String> {
+    let work = async {
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        s.take(MAX_ANSWER)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&buf);
+        let (head, body) = text.split_once("\r\n\r\n").ok_or("not an HTTP answer")?;
+        let status = head.split_whitespace().nth(1).unwrap_or("0").to_owned();
+        if status != "200" {
+            return Err(format!("{status} from {addr}{path}"));
+        }
+        serde_json::from_str(body).map_err(|e| format!("{addr}{path}: {e}"))
+    };
+    tokio::time::timeout(Duration::from_secs(5), work)
+        .await
+        .map_err(|_| format!("{addr}{path}: no answer within 5 s"))?
+}
