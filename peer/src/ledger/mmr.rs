@@ -65,7 +65,8 @@ impl Ledger {
                 height,
                 "anchor MMR is ahead of the ledger; rebuilding it"
             );
-            tree.clear().map_err(LedgerError::storage("clear anchor MMR"))?;
+            tree.clear()
+                .map_err(LedgerError::storage("clear anchor MMR"))?;
             *peaks = Peaks::default();
         }
         let end = height.min(peaks.leaves.saturating_add(MAX_SYNC_BLOCKS));
