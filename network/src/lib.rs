@@ -21,6 +21,7 @@ pub mod block;
 pub mod certgen;
 pub mod channel;
 pub mod clock;
+pub mod deliver;
 pub mod envelope;
 pub mod grpc;
 pub mod identity;

@@ -439,9 +439,11 @@ impl AtomicBroadcast for BroadcastService {
         &self,
         req: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::DeliverStream>, Status> {
+        // Bound requests (`tls_cert_hash`) must come over their certificate's connection.
+        let tls = qcss_network::tls::peer_certificate(&req).map(|c| c.id);
         let input = req.into_inner();
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(crate::deliver::serve(self.shared.clone(), input, tx));
+        tokio::spawn(crate::deliver::serve(self.shared.clone(), input, tls, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -127,7 +127,7 @@ async fn invoke_and_query_round_trip_on_every_peer() {
             let root = std::fs::read(net.orgs[0].dir.join("ca/tls-ca-cert.pem")).unwrap();
             let ch = qcss_peer::client::connect(
                 &net.peer_addrs[0],
-                &[root],
+                &[root.clone()],
                 (&tls_cert, &std::fs::read(c1.join("tls-key.pem")).unwrap()),
             )
             .await
@@ -143,8 +143,48 @@ async fn invoke_and_query_round_trip_on_every_peer() {
                 (Some(Type::Status(403)), false) => {}
                 (other, _) => panic!("bound to the right cert: {want_block}; got {other:?}"),
             }
+            // The orderers' Deliver checks the binding the same way (one
+            // admission for both, `qcss_network::deliver::admit`).
+            use qcss_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
+            use qcss_proto::orderer::deliver_response::Type as OType;
+            let ch = qcss_peer::client::connect(
+                &net.orderer_addrs[0],
+                &[root],
+                (&tls_cert, &std::fs::read(c1.join("tls-key.pem")).unwrap()),
+            )
+            .await
+            .unwrap();
+            let mut stream = AtomicBroadcastClient::new(ch)
+                .deliver(tokio_stream::iter(vec![seek(hash_again(
+                    &want_block,
+                    &tls_cert,
+                ))]))
+                .await
+                .unwrap()
+                .into_inner();
+            let first = stream.message().await.unwrap().unwrap();
+            match (first.r#type, want_block) {
+                (Some(OType::Block(_)), true) => {}
+                (Some(OType::Status(403)), false) => {}
+                (other, _) => {
+                    panic!("orderer, bound to the right cert: {want_block}; got {other:?}")
+                }
+            }
         }
     }
+}
+
+/// The hash a bound seek names: the caller's own TLS certificate's when it
+/// should be served, another when it should be refused.
+fn hash_again(own: &bool, tls_cert: &[u8]) -> Option<Vec<u8>> {
+    Some(if *own {
+        qcss_network::CertInfo::from_pem(tls_cert)
+            .unwrap()
+            .id
+            .to_vec()
+    } else {
+        vec![9u8; 32]
+    })
 }
 
 /// The envelope's chaincode action results (the read-write set), changed by

@@ -1,22 +1,19 @@
 //! Fabric's peer `Deliver` service: committed blocks (with their validation
 //! codes in `metadata[TRANSACTIONS_FILTER]`) or filtered blocks (tx ids,
 //! codes, events without payloads), from a seek position, blocking for new
-//! ones. The reader must satisfy the channel's Readers policy.
+//! ones. The reader must satisfy the channel's Readers policy. Admission and
+//! the loop are `qcss_network::deliver`'s, shared with the orderer and the
+//! Gateway's chaincode events.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
-use prost::Message;
-use qcss_network::envelope;
-use qcss_network::policy::SignerInfo;
-use qcss_proto::common::{Envelope, HeaderType, Status as FabStatus};
-use qcss_proto::orderer::seek_info::SeekBehavior;
-use qcss_proto::orderer::seek_position::Type as Pos;
-use qcss_proto::orderer::{SeekInfo, SeekPosition};
+use qcss_network::deliver::{self, BlockSource, Followed, ReadError};
+use qcss_proto::common::{Block, Envelope, Status as FabStatus};
 use qcss_proto::protos::deliver_response::Type as DType;
 use qcss_proto::protos::deliver_server::Deliver;
 use qcss_proto::protos::{BlockAndPrivateData, DeliverResponse};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -93,6 +90,28 @@ fn status(s: FabStatus) -> Result<DeliverResponse, Status> {
     })
 }
 
+impl BlockSource for Peer {
+    fn height(&self) -> u64 {
+        Peer::height(self)
+    }
+    fn watch_height(&self) -> watch::Receiver<u64> {
+        self.height.subscribe()
+    }
+    fn block(&self, n: u64) -> Result<Block, ReadError> {
+        match self.ledger.block(n) {
+            Ok(Some(b)) => Ok(b),
+            // Never the damaged bytes; say which block and why.
+            Err(e @ (LedgerError::CorruptBlock { .. } | LedgerError::Unavailable { .. })) => {
+                Err(ReadError::Unavailable(format!(
+                    "{e}; the peer is repairing it, try again or ask another peer"
+                )))
+            }
+            Ok(None) => Err(ReadError::Internal("missing below the height".into())),
+            Err(e) => Err(ReadError::Internal(e.to_string())),
+        }
+    }
+}
+
 async fn serve(
     peer: Arc<Peer>,
     mut input: Streaming<Envelope>,
@@ -101,90 +120,29 @@ async fn serve(
     kind: Kind,
 ) {
     while let Some(env) = qcss_proto::codec::next_message(&mut input, &tx).await {
-        if !seek(&peer, env, tls, &tx, kind).await {
+        if !seek(&peer, &env, tls, &tx, kind).await {
             break;
         }
     }
 }
 
-/// Resolves a seek position against the current height.
-fn position(p: Option<&SeekPosition>, height: u64, default: u64) -> u64 {
-    match p.and_then(|p| p.r#type.as_ref()) {
-        Some(Pos::Oldest(_)) => 0,
-        Some(Pos::Newest(_)) => height.saturating_sub(1),
-        Some(Pos::Specified(s)) => s.number,
-        Some(Pos::NextCommit(_)) => height,
-        None => default,
-    }
-}
-
-/// Handles one seek; returns false when the client went away.
+/// Handles one seek; returns false when the stream is over.
 async fn seek(
     peer: &Arc<Peer>,
-    env: Envelope,
+    env: &Envelope,
     tls: Option<[u8; 32]>,
     tx: &mpsc::Sender<Result<DeliverResponse, Status>>,
     kind: Kind,
 ) -> bool {
     let channel = peer.channel();
-    let verified = match envelope::open(&env, channel.id(), |id| channel.msp(id)) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::info!(error = %e, "deliver request refused");
-            return tx.send(status(FabStatus::Forbidden)).await.is_ok();
-        }
+    let info = match deliver::admit(env, &channel, tls) {
+        Ok(i) => i,
+        Err(s) => return tx.send(status(s)).await.is_ok(),
     };
-    let bound = &verified.opened().channel_header.tls_cert_hash;
-    if !bound.is_empty() && tls.is_none_or(|h| h.as_slice() != bound.as_slice()) {
-        tracing::info!("deliver request bound to another TLS certificate refused");
-        return tx.send(status(FabStatus::Forbidden)).await.is_ok();
-    }
-    if verified.header_type() != HeaderType::DeliverSeekInfo as i32 {
-        return tx.send(status(FabStatus::BadRequest)).await.is_ok();
-    }
-    if !channel.readers_ok(&[SignerInfo::from(verified.creator())]) {
-        return tx.send(status(FabStatus::Forbidden)).await.is_ok();
-    }
-    let Ok(info) = SeekInfo::decode(verified.opened().data.as_slice()) else {
+    let Some(range) = deliver::range(&info, peer.height()) else {
         return tx.send(status(FabStatus::BadRequest)).await.is_ok();
     };
-    let mut height_rx = peer.height.subscribe();
-    let height = peer.height();
-    let start = position(info.start.as_ref(), height, 0);
-    let stop = position(info.stop.as_ref(), height, u64::MAX);
-    if start > stop {
-        return tx.send(status(FabStatus::BadRequest)).await.is_ok();
-    }
-    let fail_if_not_ready = info.behavior == SeekBehavior::FailIfNotReady as i32;
-    let mut n = start;
-    while n <= stop {
-        while peer.height() <= n {
-            if fail_if_not_ready {
-                return tx.send(status(FabStatus::NotFound)).await.is_ok();
-            }
-            tokio::select! {
-                r = height_rx.changed() => if r.is_err() { return false },
-                _ = tx.closed() => return false,
-            }
-        }
-        let block = match peer.ledger.block(n) {
-            Ok(Some(b)) => b,
-            Err(e @ (LedgerError::CorruptBlock { .. } | LedgerError::Unavailable { .. })) => {
-                // Never the damaged bytes; say which block and why.
-                let _ = tx
-                    .send(Err(Status::unavailable(format!(
-                        "{e}; the peer is repairing it, try again or ask another peer"
-                    ))))
-                    .await;
-                return false;
-            }
-            _ => {
-                return tx
-                    .send(status(FabStatus::InternalServerError))
-                    .await
-                    .is_ok();
-            }
-        };
+    let end = deliver::follow(&**peer, range, tx, |_, block| {
         let item = match kind {
             Kind::Full => DType::Block(block),
             Kind::Filtered => DType::FilteredBlock(filtered_block(&block, channel.id())),
@@ -194,17 +152,12 @@ async fn seek(
                 private_data_map: Default::default(),
             }),
         };
-        if tx
-            .send(Ok(DeliverResponse { r#type: Some(item) }))
-            .await
-            .is_err()
-        {
-            return false;
-        }
-        if n == u64::MAX {
-            break;
-        }
-        n += 1;
+        Some(DeliverResponse { r#type: Some(item) })
+    })
+    .await;
+    match end {
+        Followed::Done => tx.send(status(FabStatus::Success)).await.is_ok(),
+        Followed::NotReady => tx.send(status(FabStatus::NotFound)).await.is_ok(),
+        Followed::Gone | Followed::ReadFailed => false,
     }
-    tx.send(status(FabStatus::Success)).await.is_ok()
 }

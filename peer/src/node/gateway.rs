@@ -37,7 +37,6 @@ use qcss_proto::gateway::{
 };
 use qcss_proto::kvrwset::KvrwSet;
 use qcss_proto::msp::SerializedIdentity;
-use qcss_proto::orderer::seek_position::Type as Pos;
 use qcss_proto::protos::endorser_client::EndorserClient;
 use qcss_proto::protos::{
     ChaincodeAction, ProposalResponse, ProposalResponsePayload, SignedProposal,
@@ -50,7 +49,6 @@ use tonic::{Request, Response, Status};
 use crate::endorser::{
     AssembleError, EndorseError, Refusal, UnpackedProposal, prepare_transaction,
 };
-use crate::ledger::LedgerError;
 use crate::node::endorser_service::{MIN_HEIGHT_HEADER, endorse_locally};
 use crate::node::{Peer, chaincode_events};
 use crate::validator::{KeyRule, KeyWrite, PolicyProvider, decode_key_policy};
@@ -705,61 +703,20 @@ impl Gateway for GatewayService {
         self.check_signed(&req.identity, &signed.request, &signed.signature)?;
         self.count("chaincode_events", true);
         let height = self.peer.height();
-        let start = match req.start_position.as_ref().and_then(|p| p.r#type.as_ref()) {
-            Some(Pos::Oldest(_)) => 0,
-            Some(Pos::Newest(_)) => height.saturating_sub(1),
-            Some(Pos::Specified(s)) => s.number,
-            Some(Pos::NextCommit(_)) | None => height,
-        };
+        let start = qcss_network::deliver::position(req.start_position.as_ref(), height, height);
         let (tx, rx) = mpsc::channel(16);
         let peer = self.peer.clone();
         tokio::spawn(async move {
-            let mut heights = peer.height.subscribe();
             let after = (!req.after_transaction_id.is_empty()).then_some(req.after_transaction_id);
-            let mut n = start;
-            loop {
-                while peer.height() <= n {
-                    tokio::select! {
-                        r = heights.changed() => if r.is_err() { return },
-                        _ = tx.closed() => return,
-                    }
-                }
-                let block = match peer.ledger.block(n) {
-                    Ok(Some(b)) => b,
-                    Err(
-                        e @ (LedgerError::CorruptBlock { .. } | LedgerError::Unavailable { .. }),
-                    ) => {
-                        let _ = tx
-                            .send(Err(Status::unavailable(format!(
-                                "{e}; the peer is repairing it, try again or ask another peer"
-                            ))))
-                            .await;
-                        return;
-                    }
-                    other => {
-                        let _ = tx
-                            .send(Err(Status::internal(format!(
-                                "reading block {n}: {other:?}"
-                            ))))
-                            .await;
-                        return;
-                    }
-                };
+            qcss_network::deliver::follow(&*peer, (start, u64::MAX, false), &tx, |n, block| {
                 let skip = if n == start { after.as_deref() } else { None };
                 let events = chaincode_events(&block, &req.chaincode_id, skip);
-                if !events.is_empty()
-                    && tx
-                        .send(Ok(ChaincodeEventsResponse {
-                            events,
-                            block_number: n,
-                        }))
-                        .await
-                        .is_err()
-                {
-                    return;
-                }
-                n += 1;
-            }
+                (!events.is_empty()).then_some(ChaincodeEventsResponse {
+                    events,
+                    block_number: n,
+                })
+            })
+            .await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
