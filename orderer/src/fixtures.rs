@@ -49,6 +49,15 @@ impl TestOrg {
         SigningIdentity::new(MspId(self.msp_id.clone()), pem.into_bytes(), key).unwrap()
     }
 
+    /// A CRL of this org's CA numbered `number` that revokes `revoked`.
+    pub fn crl(&self, number: u64, revoked: &[&SigningIdentity]) -> String {
+        let list: Vec<(Vec<u8>, i64, u8)> = revoked
+            .iter()
+            .map(|i| (hex::decode(&i.cert.serial_hex).unwrap(), 1_700_000_000, 1))
+            .collect();
+        self.ca.crl(number, &list, 7).unwrap()
+    }
+
     /// Its entry in a channel configuration.
     pub fn org_config(&self) -> OrgConfig {
         OrgConfig {
