@@ -142,6 +142,21 @@ pub struct RevokeArgs {
     /// Write the new signing CRL here.
     #[arg(long)]
     crl_out: Option<PathBuf>,
+    /// Then put the new CRLs into this channel at once: a config update
+    /// signed by --identity, which must be an admin of the org (as `qcss
+    /// channel update crl`). Without it, nothing changes in any channel.
+    #[arg(long, requires_all = ["orderer", "orderer_tls_root"])]
+    update_channel: Option<String>,
+    /// With --update-channel: an orderer's address (host:port).
+    #[arg(long, requires = "update_channel")]
+    orderer: Option<String>,
+    /// With --update-channel: the orderers' TLS root certificate(s); repeatable.
+    #[arg(long, requires = "update_channel")]
+    orderer_tls_root: Vec<PathBuf>,
+    /// With --update-channel: the TLS pair to reach the orderer with
+    /// (tls-cert.pem, tls-key.pem); default: --identity.
+    #[arg(long, requires = "update_channel")]
+    tls_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -398,7 +413,27 @@ async fn revoke(a: RevokeArgs) -> Result<()> {
     if let Some(p) = a.crl_out {
         std::fs::write(&p, &r.crl_pem).with_context(|| format!("writing {}", p.display()))?;
     }
-    Ok(())
+    match (a.update_channel, a.orderer) {
+        (Some(channel), Some(orderer)) => {
+            let conn = crate::channel::OrdererConn::new(
+                orderer,
+                a.orderer_tls_root,
+                a.identity,
+                a.tls_dir,
+                channel,
+            );
+            crate::channel::publish_crls(&conn, vec![r.crl_pem, r.tls_crl_pem])
+                .await
+                .context("revoked at the CA, but the channel still has the old CRLs")
+        }
+        _ => {
+            println!(
+                "revoked at the CA only: channels still accept these certificates until their CRLs \
+                 are updated (qcss channel update crl, or --update-channel)"
+            );
+            Ok(())
+        }
+    }
 }
 
 async fn crl(a: CrlArgs) -> Result<()> {
