@@ -307,7 +307,7 @@ pub(crate) async fn publish_crls(conn: &OrdererConn, crls: Vec<String>) -> Resul
             );
             return Ok(());
         }
-        qcss_orderer::crl_update::check_crls(org, &next.orgs[i])?;
+        qcss_orderer::crl_update::check_crls(&current, org, &next.orgs[i])?;
         let mut u = ConfigUpdate::propose(&current, next);
         sign_update(&mut u, &admin)?;
         match broadcast_update(conn, &u, &admin).await {

@@ -132,6 +132,14 @@ pub fn verify_crls(
     Ok(out)
 }
 
+/// The subject name (DER) of a certificate (DER), if it parses: what a
+/// CRL's issuer is compared with.
+pub fn subject_der(cert_der: &[u8]) -> Option<Vec<u8>> {
+    X509Certificate::from_der(cert_der)
+        .ok()
+        .map(|(_, c)| c.subject().as_raw().to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

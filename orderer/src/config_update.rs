@@ -316,7 +316,7 @@ pub fn verify_update(
                     .cloned()
                     .ok_or_else(|| ConfigUpdateError::Malformed(format!("no org {msp_id}")))
             };
-            crl_update::check_crls(&org(current)?, &org(&update.config)?)?;
+            crl_update::check_crls(current, &org(current)?, &org(&update.config)?)?;
         }
         CrlChange::More { msp_id, also }
             if !admins && org_admins_ok(channel, &msp_id, &signers) =>

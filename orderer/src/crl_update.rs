@@ -13,12 +13,16 @@
 //! - for each issuer, the new CRL is the one in force or has a greater CRL
 //!   number, and no issuer's CRL is dropped: revocations are never rolled
 //!   back (a list with a lower number revokes less);
+//! - no CRL names as its issuer a CA name another org's CA also has (every
+//!   node's TLS checks all orgs' CRLs at once, and would apply the list to
+//!   that org's certificates too — and refuse them all);
 //! - nothing else changes — not the org's roots, admins or endpoints, not
 //!   another org, nothing channel-wide ([`classify`] says what else changed,
 //!   and an update signed only by that org's admins is then refused).
 
 use qcss_network::channel::{ChannelConfig, OrgConfig};
-use qcss_network::crl::{VerifiedCrl, verify_crls};
+use qcss_network::crl::{VerifiedCrl, subject_der, verify_crls};
+use qcss_network::identity::certs_from_pem;
 
 use crate::config_update::ConfigUpdateError;
 
@@ -132,7 +136,11 @@ fn org_changes(x: &OrgConfig, y: &OrgConfig) -> Vec<&'static str> {
 /// force the new one is the same list or has a greater CRL number.
 ///
 /// Deterministic: no clock, the same answer on every orderer.
-pub fn check_crls(current: &OrgConfig, next: &OrgConfig) -> Result<(), ConfigUpdateError> {
+pub fn check_crls(
+    channel: &ChannelConfig,
+    current: &OrgConfig,
+    next: &OrgConfig,
+) -> Result<(), ConfigUpdateError> {
     let msp = &current.msp;
     let msp_id = &msp.msp_id;
     let refuse = |why: String| Err(ConfigUpdateError::Crl(format!("{msp_id}: {why}")));
@@ -148,6 +156,29 @@ pub fn check_crls(current: &OrgConfig, next: &OrgConfig) -> Result<(), ConfigUpd
     for (i, a) in new.iter().enumerate() {
         if new[..i].iter().any(|b| b.issuer_der == a.issuer_der) {
             return refuse(format!("two CRLs of {} in one update", a.issuer));
+        }
+    }
+    for o in channel.orgs.iter().filter(|o| &o.msp.msp_id != msp_id) {
+        let m = &o.msp;
+        for pem in m
+            .root_certs
+            .iter()
+            .chain(&m.intermediate_certs)
+            .chain(&m.tls_root_certs)
+            .chain(&m.tls_intermediate_certs)
+        {
+            for der in certs_from_pem(pem.as_bytes()).unwrap_or_default() {
+                let same = subject_der(&der)
+                    .is_some_and(|subject| new.iter().any(|n| n.issuer_der == subject));
+                if same {
+                    return refuse(format!(
+                        "one of its CRLs names as issuer a CA name that {} also uses: nodes \
+                         would apply it to {}'s certificates too and refuse them (give each \
+                         org's CAs their own names)",
+                        m.msp_id, m.msp_id
+                    ));
+                }
+            }
         }
     }
     for old in in_force(&msp.crls, &cas, msp_id) {
@@ -323,6 +354,24 @@ mod tests {
         .unwrap();
         w.update(|c| c.orgs[0].msp.crls = vec![first_listed], &[&admin1])
             .unwrap();
+    }
+
+    #[test]
+    fn a_crl_named_like_another_orgs_ca_is_refused() {
+        // Two orgs whose CAs share a name: Org2's nodes would match Org1's
+        // list to their own certificates.
+        let org1 = TestOrg::with_ca_name(1, "ca.shared");
+        let org2 = TestOrg::with_ca_name(2, "ca.shared");
+        let orderer = org1.identity("orderer1", Role::Orderer);
+        let cfg = channel_config(&[&org1, &org2], &orderer);
+        let channel = Channel::new(cfg.clone()).unwrap();
+        let mut next = cfg.clone();
+        next.orgs[0].msp.crls = vec![org1.crl(1, &[])];
+        let mut u = ConfigUpdate::propose(&cfg, next);
+        sign_update(&mut u, &org1.identity("admin1", Role::Admin)).unwrap();
+        let e = verify_update(&channel, &u, unix_now()).unwrap_err();
+        assert!(matches!(e, ConfigUpdateError::Crl(_)), "{e}");
+        assert!(e.to_string().contains("Org2MSP also uses"), "{e}");
     }
 
     #[test]

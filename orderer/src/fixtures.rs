@@ -28,6 +28,14 @@ impl TestOrg {
         }
     }
 
+    /// Org number `n` whose CA is named `ca_name` (CN and O).
+    pub fn with_ca_name(n: u32, ca_name: &str) -> Self {
+        TestOrg {
+            msp_id: format!("Org{n}MSP"),
+            ca: CertAuthority::new_root(ca_name, ca_name, 365).unwrap(),
+        }
+    }
+
     /// A fresh identity of this org in `role`.
     pub fn identity(&self, name: &str, role: Role) -> SigningIdentity {
         let key = SigningKey::generate().unwrap();
