@@ -289,7 +289,9 @@ pub(crate) async fn publish_crls(conn: &OrdererConn, crls: Vec<String>) -> Resul
     let admin = load_identity(&conn.identity)?;
     let msp_id = admin.msp_id.0.clone();
     // Another admin's update may take the sequence first: build it again.
-    for attempt in 1.. {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let (block, current) = fetch_current(conn).await?;
         let Some(i) = current.orgs.iter().position(|o| o.msp.msp_id == msp_id) else {
             bail!(
@@ -300,7 +302,7 @@ pub(crate) async fn publish_crls(conn: &OrdererConn, crls: Vec<String>) -> Resul
         let org = &current.orgs[i];
         let mut next = current.clone();
         next.orgs[i].msp.crls = crls.clone();
-        if already_in_force(org, &next.orgs[i]) {
+        if qcss_orderer::crl_update::already_in_force(org, &next.orgs[i]) {
             println!(
                 "channel {} already has these CRLs of {msp_id} (config block {block}); nothing to do",
                 conn.channel
@@ -323,35 +325,6 @@ pub(crate) async fn publish_crls(conn: &OrdererConn, crls: Vec<String>) -> Resul
             }
             Err(e) => return Err(e),
         }
-    }
-    unreachable!("the loop returns")
-}
-
-/// Whether every CRL in `next` has the number of `current`'s list from the
-/// same CA (a fresh signature of the same list).
-fn already_in_force(
-    current: &qcss_network::channel::OrgConfig,
-    next: &qcss_network::channel::OrgConfig,
-) -> bool {
-    let m = &current.msp;
-    let cas: Vec<&String> = m
-        .root_certs
-        .iter()
-        .chain(&m.intermediate_certs)
-        .chain(&m.tls_root_certs)
-        .chain(&m.tls_intermediate_certs)
-        .collect();
-    let read = |crls| qcss_network::crl::verify_crls(crls, &cas, &m.msp_id);
-    match (read(&m.crls), read(&next.msp.crls)) {
-        (Ok(old), Ok(new)) => {
-            !new.is_empty()
-                && old.len() == new.len()
-                && new.iter().all(|n| {
-                    old.iter()
-                        .any(|o| o.issuer_der == n.issuer_der && o.number == n.number)
-                })
-        }
-        _ => false,
     }
 }
 

@@ -180,7 +180,7 @@ mod tests {
         assert!(matches!(e, CrlError::Malformed(_)), "{e}");
 
         let ca_pem = ca.cert_pem().to_owned();
-        let all = verify_crls(&[crl.clone()], &[&ca_pem], "Org1MSP").unwrap();
+        let all = verify_crls(std::slice::from_ref(&crl), &[&ca_pem], "Org1MSP").unwrap();
         assert_eq!(all.len(), 1);
         assert!(verify_crls(&["junk".into()], &[&ca_pem], "Org1MSP").is_err());
     }

@@ -144,13 +144,7 @@ pub fn check_crls(
     let msp = &current.msp;
     let msp_id = &msp.msp_id;
     let refuse = |why: String| Err(ConfigUpdateError::Crl(format!("{msp_id}: {why}")));
-    let cas: Vec<&String> = msp
-        .root_certs
-        .iter()
-        .chain(&msp.intermediate_certs)
-        .chain(&msp.tls_root_certs)
-        .chain(&msp.tls_intermediate_certs)
-        .collect();
+    let cas: Vec<&String> = msp.ca_certs().collect();
     let new = verify_crls(&next.msp.crls, &cas, msp_id)
         .map_err(|e| ConfigUpdateError::Crl(format!("{msp_id}: {e}")))?;
     for (i, a) in new.iter().enumerate() {
@@ -160,13 +154,7 @@ pub fn check_crls(
     }
     for o in channel.orgs.iter().filter(|o| &o.msp.msp_id != msp_id) {
         let m = &o.msp;
-        for pem in m
-            .root_certs
-            .iter()
-            .chain(&m.intermediate_certs)
-            .chain(&m.tls_root_certs)
-            .chain(&m.tls_intermediate_certs)
-        {
+        for pem in m.ca_certs() {
             for der in certs_from_pem(pem.as_bytes()).unwrap_or_default() {
                 let same = subject_der(&der)
                     .is_some_and(|subject| new.iter().any(|n| n.issuer_der == subject));
@@ -199,6 +187,26 @@ pub fn check_crls(
         }
     }
     Ok(())
+}
+
+/// Whether `next`'s CRLs are `current`'s lists again: for every CA, the
+/// same CRL number (a fresh signature of the same list). Publishing them
+/// would change nothing, and [`check_crls`] would refuse it.
+pub fn already_in_force(current: &OrgConfig, next: &OrgConfig) -> bool {
+    let m = &current.msp;
+    let cas: Vec<&String> = m.ca_certs().collect();
+    let read = |crls| verify_crls(crls, &cas, &m.msp_id);
+    match (read(&m.crls), read(&next.msp.crls)) {
+        (Ok(old), Ok(new)) => {
+            !new.is_empty()
+                && old.len() == new.len()
+                && new.iter().all(|n| {
+                    old.iter()
+                        .any(|o| o.issuer_der == n.issuer_der && o.number == n.number)
+                })
+        }
+        _ => false,
+    }
 }
 
 /// The CRLs in force that read as [`verify_crl`] reads them; one that does
@@ -338,6 +346,14 @@ mod tests {
             assert!(e.to_string().contains("Org1MSP"), "{what}: {e}");
             assert_eq!(e.status(), Status::BadRequest, "{what}");
         }
+        let (org, mut again) = (&w.cfg.orgs[0], w.cfg.orgs[0].clone());
+        again.msp.crls = vec![w.org1.crl(3, &[])];
+        assert!(
+            already_in_force(org, &again),
+            "a fresh signature of number 3"
+        );
+        again.msp.crls = vec![w.org1.crl(4, &[])];
+        assert!(!already_in_force(org, &again));
         // The checks hold even when the channel's Admins policy is met.
         let e = w
             .update(
