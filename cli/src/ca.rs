@@ -271,9 +271,67 @@ async fn start(a: StartArgs) -> Result<()> {
         let o = qcss_network::ops::Ops::new(registry.clone());
         tokio::spawn(qcss_network::ops::serve(l, o, std::future::pending()));
     }
-    qcss_ca::server::serve(Arc::new(auth), listener, &registry, shutdown_signal()).await?;
+    let auth = Arc::new(auth);
+    if let Some(p) = auth.config().publish_crls.clone() {
+        tokio::spawn(publish_crls(auth.clone(), p));
+    }
+    qcss_ca::server::serve(auth, listener, &registry, shutdown_signal()).await?;
     tracing::info!("qcss ca stopped");
     Ok(())
+}
+
+/// The CA's delegated publisher (`[publish_crls]`): whenever the CRL
+/// number moved past what it last published (and once at start, to catch
+/// up), it publishes the CA's CRLs into the channel as the delegated admin;
+/// a failure is logged and retried with backoff, up to every 30 s.
+async fn publish_crls(auth: Arc<Authority>, p: qcss_ca::config::PublishCrls) {
+    let base = std::time::Duration::from_millis(p.poll_ms.max(50));
+    tracing::info!(channel = %p.channel, orderer = %p.orderer, "publishing CRLs after every revocation");
+    let conn = crate::channel::OrdererConn::new(
+        p.orderer,
+        p.orderer_tls_roots,
+        p.admin_dir,
+        p.tls_dir,
+        p.channel,
+    );
+    let mut published = None;
+    let mut pause = base;
+    loop {
+        tokio::time::sleep(pause).await;
+        let a = auth.clone();
+        let crls = match tokio::task::spawn_blocking(move || {
+            let number = a.store().crl_number()?;
+            if published == Some(number) {
+                return Ok(None);
+            }
+            a.crls().map(Some)
+        })
+        .await
+        {
+            Ok(Ok(Some(c))) => c,
+            Ok(Ok(None)) => continue,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the CRLs to publish");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "CRL task failed");
+                continue;
+            }
+        };
+        let (sign, tls, number) = crls;
+        match crate::channel::publish_crls(&conn, vec![sign, tls]).await {
+            Ok(done) => {
+                tracing::info!(crl_number = number, "{done}");
+                published = Some(number);
+                pause = base;
+            }
+            Err(e) => {
+                tracing::warn!(crl_number = number, error = %format!("{e:#}"), "publishing CRLs failed; will retry");
+                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+            }
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -422,14 +480,16 @@ async fn revoke(a: RevokeArgs) -> Result<()> {
                 a.tls_dir,
                 channel,
             );
-            crate::channel::publish_crls(&conn, vec![r.crl_pem, r.tls_crl_pem])
+            let done = crate::channel::publish_crls(&conn, vec![r.crl_pem, r.tls_crl_pem])
                 .await
-                .context("revoked at the CA, but the channel still has the old CRLs")
+                .context("revoked at the CA, but the channel still has the old CRLs")?;
+            println!("{done}");
+            Ok(())
         }
         _ => {
             println!(
-                "revoked at the CA only: channels still accept these certificates until their CRLs \
-                 are updated (qcss channel update crl, or --update-channel)"
+                "revoked at the CA: channels accept these certificates until their CRLs are \
+                 updated (qcss channel update crl, --update-channel, or the CA's publish_crls)"
             );
             Ok(())
         }

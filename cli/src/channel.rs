@@ -277,15 +277,16 @@ async fn crl(a: CrlArgs) -> Result<()> {
             })
             .collect::<Result<_>>()?,
     };
-    publish_crls(&a.conn, crls).await
+    println!("{}", publish_crls(&a.conn, crls).await?);
+    Ok(())
 }
 
 /// Puts `crls` (PEM) in place of the CRLs of --identity's org in the
 /// channel: one config update, signed by that admin alone, submitted and
 /// waited for. Checks locally first what the orderers will check (so the
 /// admin reads why before anything is sent); if the channel already has
-/// lists with these numbers, says so and changes nothing.
-pub(crate) async fn publish_crls(conn: &OrdererConn, crls: Vec<String>) -> Result<()> {
+/// lists with these numbers, changes nothing. Returns what it did, in words.
+pub(crate) async fn publish_crls(conn: &OrdererConn, crls: Vec<String>) -> Result<String> {
     let admin = load_identity(&conn.identity)?;
     let msp_id = admin.msp_id.0.clone();
     // Another admin's update may take the sequence first: build it again.
@@ -303,22 +304,20 @@ pub(crate) async fn publish_crls(conn: &OrdererConn, crls: Vec<String>) -> Resul
         let mut next = current.clone();
         next.orgs[i].msp.crls = crls.clone();
         if qcss_orderer::crl_update::already_in_force(org, &next.orgs[i]) {
-            println!(
+            return Ok(format!(
                 "channel {} already has these CRLs of {msp_id} (config block {block}); nothing to do",
                 conn.channel
-            );
-            return Ok(());
+            ));
         }
         qcss_orderer::crl_update::check_crls(&current, org, &next.orgs[i])?;
         let mut u = ConfigUpdate::propose(&current, next);
         sign_update(&mut u, &admin)?;
         match broadcast_update(conn, &u, &admin).await {
             Ok((tx_id, at)) => {
-                println!(
+                return Ok(format!(
                     "CRLs of {msp_id} in force on channel {} from block {at} (config update {tx_id}, sequence {})",
                     conn.channel, u.sequence
-                );
-                return Ok(());
+                ));
             }
             Err(e) if attempt < 3 && e.to_string().contains("but the channel is at sequence") => {
                 tracing::info!(error = %e, "the channel moved on; building the update again");

@@ -330,3 +330,61 @@ async fn count_valid(net: &Network, n: usize) -> usize {
     }
     count
 }
+
+/// With `[publish_crls]` in its configuration (a delegated admin identity
+/// of its org), the CA itself carries each revocation into the channel: a
+/// plain `qcss ca revoke` is then refused on every peer within moments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_with_a_delegated_admin_publishes_its_revocations() {
+    let d = tempfile::tempdir().unwrap();
+    let mut net = Network::start(d.path(), NetworkOptions::default());
+    let started = Instant::now();
+    let toml = format!(
+        "name = \"ca.org1\"\norg = \"Org1\"\nmsp_id = \"Org1MSP\"\n\n[publish_crls]\n\
+         channel = \"{CHANNEL}\"\norderer = \"{}\"\norderer_tls_roots = [\"ca/tls-ca-cert.pem\"]\n\
+         admin_dir = \"admin\"\npoll_ms = 100\n",
+        net.orderer_addrs[2]
+    );
+    let cfg = net.orgs[0].dir.join("ca.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let cfg = cfg.display().to_string();
+    net.orgs[0].ca.restart_with(&["--config", &cfg]);
+    let org1 = &net.orgs[0];
+    let client2 = Arc::new(org1.identity("client2"));
+    let client1_tls = org1.dir.join("client1");
+    let mut g = gateway(&net, 1, &client2, &client1_tls).await.unwrap();
+    g.submit("example", "put", &[b"who", b"client2"])
+        .await
+        .unwrap();
+
+    let mut revoke = vec!["ca", "revoke", "--identity", "admin", "--name", "client2"];
+    let conn = org1.ca.conn_args();
+    revoke.extend(conn.iter().map(String::as_str));
+    let out = tokio::task::block_in_place(|| qcss_tests::qcss_ok(&org1.dir, &revoke));
+    assert!(out.contains("publish_crls"), "{out}");
+    let revoked = Instant::now();
+    for n in 1..=net.peers.len() {
+        let mut g = gateway(&net, n, &client2, &client1_tls).await.unwrap();
+        loop {
+            match g.evaluate("example", "get", &[b"who"]).await {
+                Err(e) if e.contains("revoked") => break,
+                r => assert!(
+                    revoked.elapsed() < Duration::from_secs(20),
+                    "peer {n} still answers client2 20 s after the revocation: {r:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!(
+        "the CA's own update reached every peer {:?} after the revocation",
+        revoked.elapsed()
+    );
+    let mut g = net.gateway(1).await;
+    let c = g
+        .submit("example", "put", &[b"who", b"client1"])
+        .await
+        .unwrap();
+    assert_eq!(c.code, TxValidationCode::Valid);
+    assert!(started.elapsed() < BOUND, "took {:?}", started.elapsed());
+}
