@@ -147,3 +147,34 @@ impl CaConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_crls_is_off_by_default_and_its_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.toml");
+        std::fs::write(&file, "name = \"ca.org1\"\n").unwrap();
+        assert_eq!(CaConfig::load(&file).unwrap().publish_crls, None);
+        std::fs::write(
+            &file,
+            "[publish_crls]\nchannel = \"qcss\"\norderer = \"o1:7050\"\n\
+             orderer_tls_roots = [\"tls.pem\", \"/abs/tls.pem\"]\nadmin_dir = \"admin\"\n",
+        )
+        .unwrap();
+        let p = CaConfig::load(&file).unwrap().publish_crls.unwrap();
+        assert_eq!(
+            p.orderer_tls_roots,
+            [dir.path().join("tls.pem"), PathBuf::from("/abs/tls.pem")]
+        );
+        assert_eq!(p.admin_dir, dir.path().join("admin"));
+        assert_eq!((p.tls_dir, p.poll_ms), (None, 500));
+        std::fs::write(&file, "[publish_crls]\nchannel = \"qcss\"\n").unwrap();
+        assert!(
+            CaConfig::load(&file).is_err(),
+            "orderer and admin_dir are required"
+        );
+    }
+}
