@@ -41,6 +41,37 @@ pub struct CaConfig {
     /// Warn in the log when one of the CA's certificates expires within
     /// this many days.
     pub cert_warn_days: u64,
+    /// Keep a channel's copy of this org's CRLs current, as an admin of
+    /// the org the org chose to delegate to the CA (docs/ca.md). Off when
+    /// absent.
+    pub publish_crls: Option<PublishCrls>,
+}
+
+/// `[publish_crls]`: the CA, holding a delegated admin identity of its
+/// org, publishes its CRLs into a channel after every revocation (as `qcss
+/// channel update crl` does). Relative paths are relative to the file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishCrls {
+    /// The channel.
+    pub channel: String,
+    /// An orderer's address (host:port).
+    pub orderer: String,
+    /// The orderers' TLS root certificates (PEM files).
+    pub orderer_tls_roots: Vec<PathBuf>,
+    /// Identity directory of the delegated admin of this org (`cert.pem`,
+    /// `key.pem`, `msp_id`, and the TLS pair unless `tls_dir`).
+    pub admin_dir: PathBuf,
+    /// Directory with the TLS pair to reach the orderer with; default `admin_dir`.
+    #[serde(default)]
+    pub tls_dir: Option<PathBuf>,
+    /// How often the CA looks for a new revocation, ms.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+}
+
+fn default_poll_ms() -> u64 {
+    500
 }
 
 impl Default for CaConfig {
@@ -62,6 +93,7 @@ impl Default for CaConfig {
             lockout_secs: 300,
             ops_listen: None,
             cert_warn_days: qcss_network::ops::DEFAULT_CERT_WARN_DAYS,
+            publish_crls: None,
         }
     }
 }
@@ -77,6 +109,18 @@ impl CaConfig {
             && let Some(dir) = path.parent()
         {
             cfg.home = dir.join(&cfg.home);
+        }
+        if let (Some(p), Some(dir)) = (cfg.publish_crls.as_mut(), path.parent()) {
+            for f in p
+                .orderer_tls_roots
+                .iter_mut()
+                .chain([&mut p.admin_dir])
+                .chain(p.tls_dir.as_mut())
+            {
+                if f.is_relative() {
+                    *f = dir.join(&*f);
+                }
+            }
         }
         cfg.check()?;
         Ok(cfg)
@@ -101,5 +145,36 @@ impl CaConfig {
             return bad("tls_hosts must name at least one host");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_crls_is_off_by_default_and_its_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.toml");
+        std::fs::write(&file, "name = \"ca.org1\"\n").unwrap();
+        assert_eq!(CaConfig::load(&file).unwrap().publish_crls, None);
+        std::fs::write(
+            &file,
+            "[publish_crls]\nchannel = \"qcss\"\norderer = \"o1:7050\"\n\
+             orderer_tls_roots = [\"tls.pem\", \"/abs/tls.pem\"]\nadmin_dir = \"admin\"\n",
+        )
+        .unwrap();
+        let p = CaConfig::load(&file).unwrap().publish_crls.unwrap();
+        assert_eq!(
+            p.orderer_tls_roots,
+            [dir.path().join("tls.pem"), PathBuf::from("/abs/tls.pem")]
+        );
+        assert_eq!(p.admin_dir, dir.path().join("admin"));
+        assert_eq!((p.tls_dir, p.poll_ms), (None, 500));
+        std::fs::write(&file, "[publish_crls]\nchannel = \"qcss\"\n").unwrap();
+        assert!(
+            CaConfig::load(&file).is_err(),
+            "orderer and admin_dir are required"
+        );
     }
 }

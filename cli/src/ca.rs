@@ -142,6 +142,21 @@ pub struct RevokeArgs {
     /// Write the new signing CRL here.
     #[arg(long)]
     crl_out: Option<PathBuf>,
+    /// Then put the new CRLs into this channel at once: a config update
+    /// signed by --identity, which must be an admin of the org (as `qcss
+    /// channel update crl`). Without it, nothing changes in any channel.
+    #[arg(long, requires_all = ["orderer", "orderer_tls_root"])]
+    update_channel: Option<String>,
+    /// With --update-channel: an orderer's address (host:port).
+    #[arg(long, requires = "update_channel")]
+    orderer: Option<String>,
+    /// With --update-channel: the orderers' TLS root certificate(s); repeatable.
+    #[arg(long, requires = "update_channel")]
+    orderer_tls_root: Vec<PathBuf>,
+    /// With --update-channel: the TLS pair to reach the orderer with
+    /// (tls-cert.pem, tls-key.pem); default: --identity.
+    #[arg(long, requires = "update_channel")]
+    tls_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -256,9 +271,67 @@ async fn start(a: StartArgs) -> Result<()> {
         let o = qcss_network::ops::Ops::new(registry.clone());
         tokio::spawn(qcss_network::ops::serve(l, o, std::future::pending()));
     }
-    qcss_ca::server::serve(Arc::new(auth), listener, &registry, shutdown_signal()).await?;
+    let auth = Arc::new(auth);
+    if let Some(p) = auth.config().publish_crls.clone() {
+        tokio::spawn(publish_crls(auth.clone(), p));
+    }
+    qcss_ca::server::serve(auth, listener, &registry, shutdown_signal()).await?;
     tracing::info!("qcss ca stopped");
     Ok(())
+}
+
+/// The CA's delegated publisher (`[publish_crls]`): whenever the CRL
+/// number moved past what it last published (and once at start, to catch
+/// up), it publishes the CA's CRLs into the channel as the delegated admin;
+/// a failure is logged and retried with backoff, up to every 30 s.
+async fn publish_crls(auth: Arc<Authority>, p: qcss_ca::config::PublishCrls) {
+    let base = std::time::Duration::from_millis(p.poll_ms.max(50));
+    tracing::info!(channel = %p.channel, orderer = %p.orderer, "publishing CRLs after every revocation");
+    let conn = crate::channel::OrdererConn::new(
+        p.orderer,
+        p.orderer_tls_roots,
+        p.admin_dir,
+        p.tls_dir,
+        p.channel,
+    );
+    let mut published = None;
+    let mut pause = base;
+    loop {
+        tokio::time::sleep(pause).await;
+        let a = auth.clone();
+        let crls = match tokio::task::spawn_blocking(move || {
+            let number = a.store().crl_number()?;
+            if published == Some(number) {
+                return Ok(None);
+            }
+            a.crls().map(Some)
+        })
+        .await
+        {
+            Ok(Ok(Some(c))) => c,
+            Ok(Ok(None)) => continue,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the CRLs to publish");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "CRL task failed");
+                continue;
+            }
+        };
+        let (sign, tls, number) = crls;
+        match crate::channel::publish_crls(&conn, vec![sign, tls]).await {
+            Ok(done) => {
+                tracing::info!(crl_number = number, "{done}");
+                published = Some(number);
+                pause = base;
+            }
+            Err(e) => {
+                tracing::warn!(crl_number = number, error = %format!("{e:#}"), "publishing CRLs failed; will retry");
+                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+            }
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -398,7 +471,29 @@ async fn revoke(a: RevokeArgs) -> Result<()> {
     if let Some(p) = a.crl_out {
         std::fs::write(&p, &r.crl_pem).with_context(|| format!("writing {}", p.display()))?;
     }
-    Ok(())
+    match (a.update_channel, a.orderer) {
+        (Some(channel), Some(orderer)) => {
+            let conn = crate::channel::OrdererConn::new(
+                orderer,
+                a.orderer_tls_root,
+                a.identity,
+                a.tls_dir,
+                channel,
+            );
+            let done = crate::channel::publish_crls(&conn, vec![r.crl_pem, r.tls_crl_pem])
+                .await
+                .context("revoked at the CA, but the channel still has the old CRLs")?;
+            println!("{done}");
+            Ok(())
+        }
+        _ => {
+            println!(
+                "revoked at the CA: channels accept these certificates until their CRLs are \
+                 updated (qcss channel update crl, --update-channel, or the CA's publish_crls)"
+            );
+            Ok(())
+        }
+    }
 }
 
 async fn crl(a: CrlArgs) -> Result<()> {

@@ -11,6 +11,11 @@
 //! qcss channel update sign --update update.json --identity admin1   # each admin
 //! qcss channel update submit --update update.json --orderer ... --identity admin1
 //! ```
+//!
+//! One change needs no round of signatures: `qcss channel update crl` puts
+//! an org's current CRLs (fetched from its CA) into the channel, signed by
+//! that org's admin alone (see `qcss_orderer::crl_update` for why that is
+//! safe, and docs/ca.md, "What happens when you revoke").
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +36,9 @@ pub enum UpdateCommand {
     /// Submit a signed update (optionally signing it first with --sign
     /// identities); prints the config block it became.
     Submit(SubmitArgs),
+    /// Put your org's current CRLs (from its CA, or files) into the channel:
+    /// one config update signed by your org's admin (--identity) alone.
+    Crl(CrlArgs),
 }
 
 /// How to reach an orderer, as whom.
@@ -99,6 +107,40 @@ pub struct SubmitArgs {
     sign: Vec<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct CrlArgs {
+    #[command(flatten)]
+    conn: OrdererConn,
+    /// Your org's CA (host:port): its CRLs (signing and TLS) are fetched, freshly signed.
+    #[arg(long, required_unless_present = "crl", conflicts_with = "crl")]
+    ca_url: Option<String>,
+    /// The CA's TLS root certificate (its home's tls-ca-cert.pem).
+    #[arg(long, requires = "ca_url")]
+    ca_tls_root: Option<PathBuf>,
+    /// CRL files (PEM) to publish instead of asking the CA; repeatable.
+    #[arg(long)]
+    crl: Vec<PathBuf>,
+}
+
+impl OrdererConn {
+    /// A connection described by other commands' flags (`qcss ca revoke --update-channel`).
+    pub(crate) fn new(
+        orderer: String,
+        tls_root: Vec<PathBuf>,
+        identity: PathBuf,
+        tls_dir: Option<PathBuf>,
+        channel: String,
+    ) -> Self {
+        OrdererConn {
+            orderer,
+            tls_root,
+            identity,
+            tls_dir,
+            channel,
+        }
+    }
+}
+
 /// `qcss channel config`.
 pub fn config(a: ConfigArgs) -> Result<()> {
     let (_, cfg) = runtime()?.block_on(fetch_current(&a.conn))?;
@@ -124,6 +166,7 @@ pub fn update(cmd: UpdateCommand) -> Result<()> {
         UpdateCommand::Create(a) => create(a),
         UpdateCommand::Sign(a) => sign(a),
         UpdateCommand::Submit(a) => submit(a),
+        UpdateCommand::Crl(a) => runtime()?.block_on(crl(a)),
     }
 }
 
@@ -172,17 +215,29 @@ fn submit(a: SubmitArgs) -> Result<()> {
         sign_update(&mut u, &load_identity(dir)?)?;
     }
     let submitter = load_identity(&a.conn.identity)?;
-    let (env, tx_id) = build_update_envelope(&u, &submitter)?;
-    let r = runtime()?.block_on(async {
-        let mut client = connect(&a.conn).await?;
-        client
-            .broadcast(vec![env])
-            .await
-            .map_err(|e| anyhow::anyhow!("broadcast failed: {}", e.message()))?
-            .into_iter()
-            .next()
-            .context("the orderer closed the stream without an answer")
-    })?;
+    let (tx_id, block) = runtime()?.block_on(broadcast_update(&a.conn, &u, &submitter))?;
+    println!(
+        "config update {tx_id} committed in block {block}: channel {} is at sequence {}",
+        u.channel_id, u.sequence
+    );
+    Ok(())
+}
+
+/// Broadcasts `update` as `submitter`; its tx id and the block it became.
+async fn broadcast_update(
+    conn: &OrdererConn,
+    update: &ConfigUpdate,
+    submitter: &SigningIdentity,
+) -> Result<(String, String)> {
+    let (env, tx_id) = build_update_envelope(update, submitter)?;
+    let mut client = connect(conn).await?;
+    let r = client
+        .broadcast(vec![env])
+        .await
+        .map_err(|e| anyhow::anyhow!("broadcast failed: {}", e.message()))?
+        .into_iter()
+        .next()
+        .context("the orderer closed the stream without an answer")?;
     let status = Status::try_from(r.status).unwrap_or(Status::Unknown);
     if status != Status::Success {
         bail!(
@@ -193,11 +248,83 @@ fn submit(a: SubmitArgs) -> Result<()> {
     }
     let block = qcss_network::envelope::ordered_block(&r.info)
         .map_or_else(|| r.info.clone(), |b| b.to_string());
-    println!(
-        "config update {tx_id} committed in block {block}: channel {} is at sequence {}",
-        u.channel_id, u.sequence
-    );
+    Ok((tx_id, block))
+}
+
+/// `qcss channel update crl`.
+async fn crl(a: CrlArgs) -> Result<()> {
+    let crls = match (&a.ca_url, &a.ca_tls_root) {
+        (Some(url), Some(root)) => {
+            let admin = load_identity(&a.conn.identity)?;
+            let mut ca = qcss_ca::client::CaClient::connect(url, &read(root)?, None).await?;
+            let info = ca.info().await?;
+            if info.msp_id != admin.msp_id.0 {
+                bail!(
+                    "the CA at {url} issues identities of {}, but --identity is an admin of {}",
+                    info.msp_id,
+                    admin.msp_id.0
+                );
+            }
+            let r = ca.crl().await?;
+            vec![r.crl_pem, r.tls_crl_pem]
+        }
+        (Some(_), None) => bail!("--ca-url needs --ca-tls-root (the CA's tls-ca-cert.pem)"),
+        _ => a
+            .crl
+            .iter()
+            .map(|p| {
+                String::from_utf8(read(p)?).with_context(|| format!("{} is not text", p.display()))
+            })
+            .collect::<Result<_>>()?,
+    };
+    println!("{}", publish_crls(&a.conn, crls).await?);
     Ok(())
+}
+
+/// Puts `crls` (PEM) in place of the CRLs of --identity's org in the
+/// channel: one config update, signed by that admin alone, submitted and
+/// waited for. Checks locally first what the orderers will check (so the
+/// admin reads why before anything is sent); if the channel already has
+/// lists with these numbers, changes nothing. Returns what it did, in words.
+pub(crate) async fn publish_crls(conn: &OrdererConn, crls: Vec<String>) -> Result<String> {
+    let admin = load_identity(&conn.identity)?;
+    let msp_id = admin.msp_id.0.clone();
+    // Another admin's update may take the sequence first: build it again.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (block, current) = fetch_current(conn).await?;
+        let Some(i) = current.orgs.iter().position(|o| o.msp.msp_id == msp_id) else {
+            bail!(
+                "{msp_id} (of --identity) is not a member of channel {}",
+                conn.channel
+            );
+        };
+        let org = &current.orgs[i];
+        let mut next = current.clone();
+        next.orgs[i].msp.crls = crls.clone();
+        if qcss_orderer::crl_update::already_in_force(org, &next.orgs[i]) {
+            return Ok(format!(
+                "channel {} already has these CRLs of {msp_id} (config block {block}); nothing to do",
+                conn.channel
+            ));
+        }
+        qcss_orderer::crl_update::check_crls(&current, org, &next.orgs[i])?;
+        let mut u = ConfigUpdate::propose(&current, next);
+        sign_update(&mut u, &admin)?;
+        match broadcast_update(conn, &u, &admin).await {
+            Ok((tx_id, at)) => {
+                return Ok(format!(
+                    "CRLs of {msp_id} in force on channel {} from block {at} (config update {tx_id}, sequence {})",
+                    conn.channel, u.sequence
+                ));
+            }
+            Err(e) if attempt < 3 && e.to_string().contains("but the channel is at sequence") => {
+                tracing::info!(error = %e, "the channel moved on; building the update again");
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// What an update changes, in a few lines for the admin to check.

@@ -4,6 +4,7 @@
 //! - [`identity`]: certificates as QCSS reads them — role (OU), attributes, key;
 //!   serialized and signing identities.
 //! - [`msp`]: an org's membership: chain, validity, key usage and CRL checks, cached.
+//! - [`crl`]: who signed a CRL and its number (what a CRL-only config update checks).
 //! - [`policy`]: signature and implicit-meta policies (`AND('Org1.peer', ...)`, `MAJORITY Admins`).
 //! - [`tls`]: mutual TLS for tonic servers (with CRLs, hot-reloadable) and clients.
 //! - [`store`]: the sled settings the peer's ledger and the orderer's store share.
@@ -21,6 +22,7 @@ pub mod block;
 pub mod certgen;
 pub mod channel;
 pub mod clock;
+pub mod crl;
 pub mod deliver;
 pub mod envelope;
 pub mod grpc;

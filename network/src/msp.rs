@@ -50,6 +50,18 @@ pub struct MspConfig {
     pub admins: Vec<String>,
 }
 
+impl MspConfig {
+    /// Every CA certificate of the org (PEM): signing and TLS, roots and
+    /// intermediates — the CAs whose CRLs it may publish.
+    pub fn ca_certs(&self) -> impl Iterator<Item = &String> {
+        self.root_certs
+            .iter()
+            .chain(&self.intermediate_certs)
+            .chain(&self.tls_root_certs)
+            .chain(&self.tls_intermediate_certs)
+    }
+}
+
 /// Why an identity is not accepted by an MSP.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

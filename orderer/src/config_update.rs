@@ -18,6 +18,11 @@
 //! LAST_CONFIG. The live channel (MSPs, CRLs, policies, batch parameters,
 //! TLS roots) is swapped when that block is applied.
 //!
+//! One exception to the Admins policy: an update that changes only one
+//! org's CRLs needs only that org's admins, and its CRLs must be that org's
+//! CAs' and newer than those in force (`crate::crl_update`). This is how a
+//! revocation reaches the channel in one block (`qcss channel update crl`).
+//!
 //! What may change: orgs (add, remove, replace MSPs and CRLs), peer
 //! endpoints, batch parameters, policies and the consenter set (add,
 //! remove, or renew a consenter's certificates; see [`check_consenters`]
@@ -28,11 +33,13 @@
 use prost::Message;
 use qcss_network::channel::{Channel, ChannelConfig, ChannelError};
 use qcss_network::identity::certs_from_pem;
-use qcss_network::policy::SignerInfo;
+use qcss_network::policy::{Policy, SignerInfo};
 use qcss_network::signing::{self, CryptoError};
 use qcss_network::{SigningIdentity, envelope};
 use qcss_proto::common::{Envelope, HeaderType, Status};
 use qcss_proto::msp::SerializedIdentity;
+
+use crate::crl_update::{self, CrlChange};
 
 /// Domain separation for admin signatures over an update.
 const SIGNING_DOMAIN: &[u8] = b"qcss.config_update/v1\n";
@@ -117,6 +124,23 @@ pub enum ConfigUpdateError {
         /// Who signed ("MSP role CN").
         signers: Vec<String>,
     },
+    /// A CRL-only update signed only by that org's admins (not by enough
+    /// for the channel's Admins policy) also changes something else.
+    #[error(
+        "config update signed only by {msp_id}'s admins may change nothing but {msp_id}'s CRLs, \
+         but it also changes {}; other changes need the channel's Admins policy",
+        also.join(", ")
+    )]
+    NotOnlyCrls {
+        /// The org whose admins signed.
+        msp_id: String,
+        /// What else it changes.
+        also: Vec<String>,
+    },
+    /// A CRL-only update whose CRLs are refused (see `crate::crl_update`):
+    /// which org and why.
+    #[error("config update: CRL refused: {0}")]
+    Crl(String),
     /// The new configuration does not build.
     #[error("config update: the new configuration is invalid: {0}")]
     InvalidConfig(#[from] ChannelError),
@@ -136,9 +160,9 @@ impl ConfigUpdateError {
     /// The Broadcast status this refusal is answered with.
     pub fn status(&self) -> Status {
         match self {
-            ConfigUpdateError::BadSignature { .. } | ConfigUpdateError::NotAuthorized { .. } => {
-                Status::Forbidden
-            }
+            ConfigUpdateError::BadSignature { .. }
+            | ConfigUpdateError::NotAuthorized { .. }
+            | ConfigUpdateError::NotOnlyCrls { .. } => Status::Forbidden,
             ConfigUpdateError::NotSupported(_) => Status::NotImplemented,
             ConfigUpdateError::Crypto(_) => Status::InternalServerError,
             _ => Status::BadRequest,
@@ -272,15 +296,49 @@ pub fn verify_update(
         names.push(format!("{} {} {}", v.msp_id, v.role, v.cert.common_name));
         signers.push(SignerInfo::from(&v));
     }
-    if !channel.admins_ok(&signers) {
-        return Err(ConfigUpdateError::NotAuthorized {
-            policy: current.policies.admins.clone(),
-            signers: names,
-        });
+    let admins = channel.admins_ok(&signers);
+    match crl_update::classify(current, &update.config) {
+        CrlChange::Only(msp_id) => {
+            // One org publishing its revocations: its own admins suffice.
+            if !admins && !org_admins_ok(channel, &msp_id, &signers) {
+                return Err(ConfigUpdateError::NotAuthorized {
+                    policy: format!(
+                        "{} or, for a change of {msp_id}'s CRLs only, OR('{msp_id}.admin')",
+                        current.policies.admins
+                    ),
+                    signers: names,
+                });
+            }
+            let org = |c: &'_ ChannelConfig| {
+                c.orgs
+                    .iter()
+                    .find(|o| o.msp.msp_id == msp_id)
+                    .cloned()
+                    .ok_or_else(|| ConfigUpdateError::Malformed(format!("no org {msp_id}")))
+            };
+            crl_update::check_crls(current, &org(current)?, &org(&update.config)?)?;
+        }
+        CrlChange::More { msp_id, also }
+            if !admins && org_admins_ok(channel, &msp_id, &signers) =>
+        {
+            return Err(ConfigUpdateError::NotOnlyCrls { msp_id, also });
+        }
+        _ if !admins => {
+            return Err(ConfigUpdateError::NotAuthorized {
+                policy: current.policies.admins.clone(),
+                signers: names,
+            });
+        }
+        _ => {}
     }
     let next = Channel::new(update.config.clone())?;
     check_consenters(channel, &next, at)?;
     Ok(next)
+}
+
+/// Whether `signers` satisfy org `msp_id`'s Admins policy (`OR('MSP.admin')`).
+fn org_admins_ok(channel: &Channel, msp_id: &str, signers: &[SignerInfo]) -> bool {
+    Policy::parse(&format!("OR('{msp_id}.admin')")).is_ok_and(|p| channel.evaluate(&p, signers))
 }
 
 /// Checks a change of the consenter set from `current` to `next` (already

@@ -28,6 +28,14 @@ impl TestOrg {
         }
     }
 
+    /// Org number `n` whose CA is named `ca_name` (CN and O).
+    pub fn with_ca_name(n: u32, ca_name: &str) -> Self {
+        TestOrg {
+            msp_id: format!("Org{n}MSP"),
+            ca: CertAuthority::new_root(ca_name, ca_name, 365).unwrap(),
+        }
+    }
+
     /// A fresh identity of this org in `role`.
     pub fn identity(&self, name: &str, role: Role) -> SigningIdentity {
         let key = SigningKey::generate().unwrap();
@@ -47,6 +55,15 @@ impl TestOrg {
             )
             .unwrap();
         SigningIdentity::new(MspId(self.msp_id.clone()), pem.into_bytes(), key).unwrap()
+    }
+
+    /// A CRL of this org's CA numbered `number` that revokes `revoked`.
+    pub fn crl(&self, number: u64, revoked: &[&SigningIdentity]) -> String {
+        let list: Vec<(Vec<u8>, i64, u8)> = revoked
+            .iter()
+            .map(|i| (hex::decode(&i.cert.serial_hex).unwrap(), 1_700_000_000, 1))
+            .collect();
+        self.ca.crl(number, &list, 7).unwrap()
     }
 
     /// Its entry in a channel configuration.

@@ -21,6 +21,7 @@ pub mod chain;
 pub mod client;
 pub mod config;
 pub mod config_update;
+pub mod crl_update;
 pub mod cutter;
 pub mod deliver;
 pub mod error;

@@ -186,6 +186,13 @@ impl CaNode {
         ]
     }
 
+    /// Stops it (SIGTERM) and starts it again on the same home, on a new
+    /// port, with further `qcss ca start` arguments.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        terminate(&mut self.child);
+        *self = CaNode::start_with(&self.home.clone(), 0, extra);
+    }
+
     /// Stops it with SIGTERM and waits for it to exit.
     pub fn stop(mut self) {
         terminate(&mut self.child);

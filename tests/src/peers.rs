@@ -68,7 +68,15 @@ fn enroll(dir: &Path, conn: &[String], name: &str, role: &str, kind: Option<&str
 impl TestOrg {
     fn start(dir: &Path, msp_id: &str) -> TestOrg {
         std::fs::create_dir_all(dir).expect("org dir");
-        let ca = CaNode::start_with(&dir.join("ca"), 0, &["--msp-id", msp_id]);
+        // Each org's CAs get their own names (ca.orgN, tls.ca.orgN): CRLs
+        // are told apart by their issuer's name.
+        let org = msp_id.trim_end_matches("MSP");
+        let name = format!("ca.{}", org.to_lowercase());
+        let ca = CaNode::start_with(
+            &dir.join("ca"),
+            0,
+            &["--msp-id", msp_id, "--name", &name, "--org", org],
+        );
         let conn = ca.conn_args();
         let s = ca.bootstrap_secret.clone().expect("fresh CA");
         let mut a = vec![

@@ -127,7 +127,7 @@ async fn invoke_and_query_round_trip_on_every_peer() {
             let root = std::fs::read(net.orgs[0].dir.join("ca/tls-ca-cert.pem")).unwrap();
             let ch = qcss_peer::client::connect(
                 &net.peer_addrs[0],
-                &[root.clone()],
+                std::slice::from_ref(&root),
                 (&tls_cert, &std::fs::read(c1.join("tls-key.pem")).unwrap()),
             )
             .await
