@@ -1131,7 +1131,7 @@ async fn run_point(t: &Arc<Target>, s: &Setup, cfg: &PointCfg, rates: (f64, f64)
                 let end = Instant::now();
                 let outcome = match r {
                     Ok(c) => Outcome::Committed(c.code),
-                    Err(e) => Outcome::Failed(e),
+                    Err(e) => Outcome::Failed(e.to_string()),
                 };
                 if timed {
                     recs.push(Rec {

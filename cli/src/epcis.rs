@@ -100,23 +100,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the async runtime")
 }
 
-/// The contract's message inside a Gateway error (`...: status 500: MSG`).
-fn contract_message(e: &str) -> &str {
-    let b = e.as_bytes();
-    for (i, _) in e.match_indices("status ") {
-        let d = &b[i + 7..];
-        if d.len() > 5 && d[..3].iter().all(u8::is_ascii_digit) && &d[3..5] == b": " {
-            return &e[i + 12..];
-        }
-    }
-    e
-}
-
 async fn evaluate(g: &mut GatewayClient, cc: &str, f: &str, arg: &str) -> Result<Value> {
     let bytes = g
         .evaluate(cc, f, &[arg.as_bytes()])
         .await
-        .map_err(|e| anyhow!("{f} {arg}: {}", contract_message(&e)))?;
+        .map_err(|e| anyhow!("{f} {arg}: {}", e.contract_message()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("{f}: the answer is not JSON"))
 }
 
@@ -778,7 +766,7 @@ fn import(a: ImportArgs) -> Result<()> {
                         }
                         Err(err) => {
                             refused += 1;
-                            println!("{what}: refused: {}", contract_message(&err));
+                            println!("{what}: refused: {}", err.contract_message());
                         }
                     }
                 }

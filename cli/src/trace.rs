@@ -185,9 +185,10 @@ fn refusal_verdict(message: &str) -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// Prints the verdict for a code the ledger refused and returns the error.
+/// Prints the verdict for a code the ledger refused (`reason`: the
+/// contract's own message, `ClientError::contract_message`) and returns the error.
 fn refused(code: &str, message: &str, json_out: bool) -> Result<()> {
-    let reason = contract_message(message);
+    let reason = message;
     if let Some((verdict, text)) = refusal_verdict(message) {
         if json_out {
             println!(
@@ -202,25 +203,6 @@ fn refused(code: &str, message: &str, json_out: bool) -> Result<()> {
         bail!("{verdict} code: {reason}");
     }
     bail!("{reason}")
-}
-
-/// The contract's message inside a Gateway error (`Aborted: evaluation
-/// failed on Org1MSP: status 500: ...`).
-fn contract_message(e: &str) -> &str {
-    let b = e.as_bytes();
-    for (i, _) in e.match_indices("status ") {
-        let d = &b[i + 7..];
-        if d.len() > 5 && d[..3].iter().all(u8::is_ascii_digit) && &d[3..5] == b": " {
-            return &e[i + 12..];
-        }
-    }
-    e.split_once(": ").map_or(e, |(code, rest)| {
-        if code.chars().all(|c| c.is_ascii_alphabetic()) {
-            rest
-        } else {
-            e
-        }
-    })
 }
 
 fn is_code(target: &str) -> bool {
@@ -240,8 +222,8 @@ pub fn run_trace(a: TraceArgs) -> Result<()> {
     })?;
     let bytes = match result {
         Ok(b) => b,
-        Err(e) if is_code(&a.target) => return refused(&a.target, &e, a.json),
-        Err(e) => bail!("{}", contract_message(&e)),
+        Err(e) if is_code(&a.target) => return refused(&a.target, &e.contract_message(), a.json),
+        Err(e) => bail!("{}", e.contract_message()),
     };
     let mut report: Value = serde_json::from_slice(&bytes).context("the trace is not JSON")?;
     if a.json {
@@ -300,7 +282,7 @@ fn run_graph(a: &TraceArgs) -> Result<()> {
         let mut g = a.conn.gateway().await?;
         g.evaluate(&a.chaincode, f, &[a.target.as_bytes()])
             .await
-            .map_err(|e| anyhow!("{}", contract_message(&e)))
+            .map_err(|e| anyhow!("{}", e.contract_message()))
     })?;
     let v: Value = serde_json::from_slice(&bytes).context("the graph is not JSON")?;
     if a.json {
@@ -383,7 +365,7 @@ pub fn run_scan(a: ScanArgs) -> Result<()> {
     })?;
     let c = match result {
         Ok(c) => c,
-        Err(e) => return refused(&a.code, &e, a.json),
+        Err(e) => return refused(&a.code, &e.contract_message(), a.json),
     };
     if c.code != TxValidationCode::Valid {
         bail!(
@@ -427,7 +409,7 @@ pub fn run_recall(a: RecallArgs) -> Result<()> {
         let mut g = a.conn.gateway().await?;
         g.submit(&a.chaincode, "recall", &[arg.as_bytes()])
             .await
-            .map_err(|e| anyhow!("{}", contract_message(&e).to_owned()))
+            .map_err(|e| anyhow!("{}", e.contract_message()))
     })?;
     if c.code != TxValidationCode::Valid {
         bail!(
@@ -628,7 +610,7 @@ fn register(a: RegisterArgs) -> Result<()> {
         let mut g = a.conn.gateway().await?;
         g.submit(&a.chaincode, "set_code_key", &[arg.as_bytes()])
             .await
-            .map_err(|e| anyhow!("{}", contract_message(&e).to_owned()))
+            .map_err(|e| anyhow!("{}", e.contract_message()))
     })?;
     if c.code != TxValidationCode::Valid {
         bail!(
@@ -1010,10 +992,6 @@ mod tests {
     fn refusals_are_classified() {
         let e = "Aborted: evaluation failed on Org1MSP: status 500: counterfeit code: the signature is not valid for batch x/y";
         assert_eq!(refusal_verdict(e).unwrap().0, "forged");
-        assert_eq!(
-            contract_message(e),
-            "counterfeit code: the signature is not valid for batch x/y"
-        );
         assert_eq!(
             refusal_verdict("serial 11 is beyond batch x's quantity 10")
                 .unwrap()

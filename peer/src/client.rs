@@ -7,6 +7,7 @@ use std::time::Duration;
 use prost::Message;
 use qcss_network::SigningIdentity;
 use qcss_network::envelope::creator_bytes;
+use qcss_network::signing::CryptoError;
 use qcss_proto::common::Envelope;
 use qcss_proto::common::Payload;
 use qcss_proto::gateway::gateway_client::GatewayClient as RawGateway;
@@ -22,6 +23,86 @@ use qcss_proto::protos::{
 use tonic::transport::Channel;
 
 use crate::endorser::build_proposal;
+
+/// Why a Gateway call failed. Callers tell a retryable failure
+/// ([`ClientError::is_retryable`]) from a final one, and read a contract's
+/// own refusal ([`ClientError::contract_message`]) without parsing text.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No connection to the peer.
+    #[error("cannot connect to peer {addr}: {source}")]
+    Connect {
+        /// The peer's address.
+        addr: String,
+        /// What the transport said.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// Signing a proposal or request failed (the key, or the random source).
+    #[error("signing: {0}")]
+    Sign(#[from] CryptoError),
+    /// The peer answered with a gRPC error (a contract's refusal arrives
+    /// this way, as the Gateway relays it).
+    #[error("{:?}: {}", .0.code(), .0.message())]
+    Status(#[from] tonic::Status),
+    /// The Gateway's answer lacks what it must carry.
+    #[error("the Gateway returned {0}")]
+    Malformed(&'static str),
+}
+
+impl ClientError {
+    /// The gRPC status, if the peer answered with one.
+    pub fn status(&self) -> Option<&tonic::Status> {
+        match self {
+            ClientError::Status(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again (later, or at another peer) may succeed: no
+    /// connection, or the peer or ordering service is busy or unavailable,
+    /// or an ABORTED that is not a contract's refusal (endorsements that
+    /// differed, an orderer that refused during a change). A contract's
+    /// refusal (ABORTED relaying its response) is final: the same proposal
+    /// gets the same answer.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Connect { .. } => true,
+            ClientError::Status(s) => match s.code() {
+                tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::ResourceExhausted => true,
+                tonic::Code::Aborted => relayed_reason(s.message()) == s.message(),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// What a person should read: for a chaincode refusal relayed by the
+    /// Gateway ("… status 400: reason"), the contract's reason alone;
+    /// otherwise the gRPC message (or the whole error).
+    pub fn contract_message(&self) -> String {
+        match self {
+            ClientError::Status(s) => relayed_reason(s.message()).to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The contract's reason inside a Gateway message that relays a chaincode
+/// response (`… chaincode response status 400: reason`), else the message.
+fn relayed_reason(m: &str) -> &str {
+    let b = m.as_bytes();
+    for (i, _) in m.match_indices("status ") {
+        let d = &b[i + 7..];
+        if d.len() > 5 && d[..3].iter().all(u8::is_ascii_digit) && &d[3..5] == b": " {
+            return &m[i + 12..];
+        }
+    }
+    m
+}
 
 /// What a submitted transaction came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,15 +131,14 @@ pub async fn connect(
     addr: &str,
     tls_roots: &[Vec<u8>],
     client_tls: (&[u8], &[u8]),
-) -> Result<Channel, String> {
+) -> Result<Channel, ClientError> {
     let tls = qcss_network::tls::client_tls_for_addr(tls_roots, Some(client_tls), addr);
     qcss_network::tls::connect(addr, tls)
         .await
-        .map_err(|e| format!("cannot connect to peer {addr}: {e}"))
-}
-
-fn status_text(s: &tonic::Status) -> String {
-    format!("{:?}: {}", s.code(), s.message())
+        .map_err(|source| ClientError::Connect {
+            addr: addr.to_owned(),
+            source,
+        })
 }
 
 impl GatewayClient {
@@ -85,7 +165,7 @@ impl GatewayClient {
         chaincode: &str,
         function: &str,
         args: &[&[u8]],
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, ClientError> {
         self.evaluate_args(chaincode, &full_args(function, args))
             .await
     }
@@ -95,9 +175,8 @@ impl GatewayClient {
         &mut self,
         chaincode: &str,
         all: &[A],
-    ) -> Result<Vec<u8>, String> {
-        let (proposal, tx_id) = build_proposal(&self.signer, &self.channel, chaincode, all)
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Vec<u8>, ClientError> {
+        let (proposal, tx_id) = build_proposal(&self.signer, &self.channel, chaincode, all)?;
         let r = self
             .inner
             .evaluate(EvaluateRequest {
@@ -107,7 +186,7 @@ impl GatewayClient {
                 target_organizations: vec![],
             })
             .await
-            .map_err(|s| status_text(&s))?
+            .map_err(ClientError::Status)?
             .into_inner();
         Ok(r.result.map(|r| r.payload).unwrap_or_default())
     }
@@ -121,7 +200,7 @@ impl GatewayClient {
         function: &str,
         args: &[&[u8]],
         orgs: &[String],
-    ) -> Result<(Envelope, String), String> {
+    ) -> Result<(Envelope, String), ClientError> {
         self.endorse_args(chaincode, &full_args(function, args), orgs)
             .await
     }
@@ -132,9 +211,8 @@ impl GatewayClient {
         chaincode: &str,
         all: &[A],
         orgs: &[String],
-    ) -> Result<(Envelope, String), String> {
-        let (proposal, tx_id) = build_proposal(&self.signer, &self.channel, chaincode, all)
-            .map_err(|e| e.to_string())?;
+    ) -> Result<(Envelope, String), ClientError> {
+        let (proposal, tx_id) = build_proposal(&self.signer, &self.channel, chaincode, all)?;
         let r = self
             .inner
             .endorse(EndorseRequest {
@@ -144,17 +222,17 @@ impl GatewayClient {
                 endorsing_organizations: orgs.to_vec(),
             })
             .await
-            .map_err(|s| status_text(&s))?
+            .map_err(ClientError::Status)?
             .into_inner();
         let mut env = r
             .prepared_transaction
-            .ok_or("the Gateway returned no prepared transaction")?;
-        env.signature = self.signer.sign(&env.payload).map_err(|e| e.to_string())?;
+            .ok_or(ClientError::Malformed("no prepared transaction"))?;
+        env.signature = self.signer.sign(&env.payload)?;
         Ok((env, tx_id))
     }
 
     /// Sends a signed transaction to the orderers through the Gateway.
-    pub async fn send(&mut self, env: Envelope, tx_id: &str) -> Result<(), String> {
+    pub async fn send(&mut self, env: Envelope, tx_id: &str) -> Result<(), ClientError> {
         self.inner
             .submit(SubmitRequest {
                 transaction_id: tx_id.to_owned(),
@@ -162,24 +240,27 @@ impl GatewayClient {
                 prepared_transaction: Some(env),
             })
             .await
-            .map_err(|s| status_text(&s))?;
+            .map_err(ClientError::Status)?;
         Ok(())
     }
 
     /// Waits until `tx_id` is committed; its code and block.
-    pub async fn commit_status(&mut self, tx_id: &str) -> Result<(TxValidationCode, u64), String> {
+    pub async fn commit_status(
+        &mut self,
+        tx_id: &str,
+    ) -> Result<(TxValidationCode, u64), ClientError> {
         let request = CommitStatusRequest {
             transaction_id: tx_id.to_owned(),
             channel_id: self.channel.clone(),
             identity: creator_bytes(&self.signer),
         }
         .encode_to_vec();
-        let signature = self.signer.sign(&request).map_err(|e| e.to_string())?;
+        let signature = self.signer.sign(&request)?;
         let r = self
             .inner
             .commit_status(SignedCommitStatusRequest { request, signature })
             .await
-            .map_err(|s| status_text(&s))?
+            .map_err(ClientError::Status)?
             .into_inner();
         let code =
             TxValidationCode::try_from(r.result).unwrap_or(TxValidationCode::InvalidOtherReason);
@@ -192,7 +273,7 @@ impl GatewayClient {
         chaincode: &str,
         function: &str,
         args: &[&[u8]],
-    ) -> Result<Committed, String> {
+    ) -> Result<Committed, ClientError> {
         self.submit_args(chaincode, &full_args(function, args), &[])
             .await
     }
@@ -204,7 +285,7 @@ impl GatewayClient {
         chaincode: &str,
         all: &[A],
         orgs: &[String],
-    ) -> Result<Committed, String> {
+    ) -> Result<Committed, ClientError> {
         let (env, tx_id) = self.endorse_args(chaincode, all, orgs).await?;
         let result = response_payload(&env).unwrap_or_default();
         self.send(env, &tx_id).await?;
@@ -224,7 +305,7 @@ impl GatewayClient {
         chaincode: &str,
         start: Option<u64>,
         after_tx_id: Option<&str>,
-    ) -> Result<tonic::Streaming<ChaincodeEventsResponse>, String> {
+    ) -> Result<tonic::Streaming<ChaincodeEventsResponse>, ClientError> {
         let position = match start {
             Some(n) => Pos::Specified(SeekSpecified { number: n }),
             None => Pos::NextCommit(SeekNextCommit {}),
@@ -239,12 +320,12 @@ impl GatewayClient {
             after_transaction_id: after_tx_id.unwrap_or_default().to_owned(),
         }
         .encode_to_vec();
-        let signature = self.signer.sign(&request).map_err(|e| e.to_string())?;
+        let signature = self.signer.sign(&request)?;
         Ok(self
             .inner
             .chaincode_events(SignedChaincodeEventsRequest { request, signature })
             .await
-            .map_err(|s| status_text(&s))?
+            .map_err(ClientError::Status)?
             .into_inner())
     }
 }
@@ -269,3 +350,25 @@ pub fn response_payload(env: &Envelope) -> Option<Vec<u8>> {
 
 /// How long clients wait for a peer by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_reasons_and_retryable_failures() {
+        let relayed = ClientError::Status(tonic::Status::aborted(
+            "failed to endorse: chaincode response status 400: batch LJ2026B is recalled",
+        ));
+        assert_eq!(relayed.contract_message(), "batch LJ2026B is recalled");
+        assert!(!relayed.is_retryable(), "a contract's refusal is final");
+        let differed = ClientError::Status(tonic::Status::aborted("endorsements differ"));
+        assert!(differed.is_retryable());
+        let plain = ClientError::Status(tonic::Status::permission_denied("not a member"));
+        assert_eq!(plain.contract_message(), "not a member");
+        assert!(!plain.is_retryable());
+        assert!(ClientError::Status(tonic::Status::unavailable("no leader")).is_retryable());
+        assert!(!ClientError::Malformed("x").is_retryable());
+    }
+}
+
