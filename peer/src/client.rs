@@ -371,4 +371,3 @@ mod tests {
         assert!(!ClientError::Malformed("x").is_retryable());
     }
 }
-

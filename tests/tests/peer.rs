@@ -324,7 +324,11 @@ async fn validation_codes_policies_and_lifecycle() {
 
     // Lifecycle: a chaincode nobody committed; an upgrade approved by two
     // of three orgs; a commit with one approval refused.
-    let e = g.submit("nothing", "get", &[b"x"]).await.unwrap_err().to_string();
+    let e = g
+        .submit("nothing", "get", &[b"x"])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not committed"), "{e}");
     net.deploy(
         "example",
@@ -380,7 +384,8 @@ async fn validation_codes_policies_and_lifecycle() {
     let e = g
         .submit("example", "put", &[b"big", &huge])
         .await
-        .unwrap_err().to_string();
+        .unwrap_err()
+        .to_string();
     assert!(!e.is_empty());
     let e = net.cli_err(
         &[
@@ -399,7 +404,8 @@ async fn validation_codes_policies_and_lifecycle() {
     let e = g
         .evaluate("example", "fail", &[b"no such lot"])
         .await
-        .unwrap_err().to_string();
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no such lot"), "{e}");
     assert_eq!(net.height(1), before, "nothing was ordered");
 }
@@ -534,7 +540,8 @@ async fn a_client_revoked_by_a_config_update_is_refused() {
     let e = g2
         .submit("example", "put", &[b"who", b"again"])
         .await
-        .unwrap_err().to_string();
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("revoked"), "{e}");
     // ... and what it signed before is refused by the ordering service.
     let e = g2.send(late, &late_id).await.unwrap_err().to_string();

@@ -250,7 +250,11 @@ async fn damaged_blocks_and_state_are_refused_reported_and_repaired() {
     );
     // Nothing is endorsed meanwhile: UNAVAILABLE, with the reason.
     let mut g3 = net.gateway(3).await;
-    let e = g3.evaluate("example", "get", &[b"k0"]).await.unwrap_err().to_string();
+    let e = g3
+        .evaluate("example", "get", &[b"k0"])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("does not endorse") && e.contains("ledger integrity"),
         "{e}"

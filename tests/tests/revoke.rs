@@ -188,18 +188,27 @@ async fn a_revocation_reaches_every_peer_in_one_block() {
     // Every peer refuses client2's next proposal, saying why.
     for n in 1..=net.peers.len() {
         let mut g = gateway(&net, n, &client2, &client1_tls).await.unwrap();
-        let e = g.evaluate("example", "get", &[b"who"]).await.unwrap_err().to_string();
+        let e = g
+            .evaluate("example", "get", &[b"who"])
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("revoked"), "peer {n} evaluate: {e}");
         let e = g
             .endorse("example", "put", &[b"who", b"again"], &[])
             .await
-            .unwrap_err().to_string();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("revoked"), "peer {n} endorse: {e}");
     }
     // Its own TLS certificate (revoked with it, in Org1's TLS CRL) is
     // refused at the handshake: the client sees only a broken transport.
     if let Ok(mut g) = gateway(&net, 2, &client2, &org1.dir.join("client2")).await {
-        let e = g.evaluate("example", "get", &[b"who"]).await.unwrap_err().to_string();
+        let e = g
+            .evaluate("example", "get", &[b"who"])
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("revoked"), "reached the endorser: {e}");
     }
     // What it had endorsed before is refused by the ordering service.

@@ -84,6 +84,15 @@ fn refused(e: &EndorseError) -> Status {
     }
 }
 
+/// `org: failure; org: failure`.
+fn joined(errors: &[(String, String)]) -> String {
+    errors
+        .iter()
+        .map(|(msp, m)| format!("{msp}: {m}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The chaincode's response inside a proposal response, if not a success.
 fn failure(r: &ProposalResponse) -> Option<String> {
     let resp = r.response.as_ref()?;
@@ -436,7 +445,8 @@ impl GatewayService {
         // This peer first: a chaincode error ends it here, with its message.
         let mut responses = Vec::new();
         let mut asked: Vec<String> = Vec::new();
-        let mut errors: Vec<String> = Vec::new();
+        // (org, what went wrong): kept apart, so the details need no parsing.
+        let mut errors: Vec<(String, String)> = Vec::new();
         let targets: Vec<String> = if req.endorsing_organizations.is_empty() {
             vec![own.clone()]
         } else {
@@ -468,19 +478,13 @@ impl GatewayService {
             for (msp, r) in remote_round(remote).await {
                 match r {
                     Ok(r) if failure(&r).is_none() => responses.push(r),
-                    Ok(r) => errors.push(format!("{msp}: {}", failure(&r).unwrap_or_default())),
-                    Err(e) => errors.push(format!("{msp}: {e}")),
+                    Ok(r) => errors.push((msp, failure(&r).unwrap_or_default())),
+                    Err(e) => errors.push((msp, e.to_string())),
                 }
             }
             if !errors.is_empty() {
-                let details = errors
-                    .iter()
-                    .map(|e| {
-                        let (msp, m) = e.split_once(": ").unwrap_or(("", e));
-                        self.detail(msp, m)
-                    })
-                    .collect();
-                let msg = format!("endorsement failed: {}", errors.join("; "));
+                let details = errors.iter().map(|(msp, m)| self.detail(msp, m)).collect();
+                let msg = format!("endorsement failed: {}", joined(&errors));
                 return Err(self.aborted(msg, details));
             }
         } else {
@@ -508,7 +512,7 @@ impl GatewayService {
                         if errors.is_empty() {
                             "none".into()
                         } else {
-                            errors.join("; ")
+                            joined(&errors)
                         }
                     )));
                 }
@@ -520,9 +524,9 @@ impl GatewayService {
                                 responses.push(r);
                                 endorsed.push(msp);
                             }
-                            Some(f) => errors.push(format!("{msp}: {f}")),
+                            Some(f) => errors.push((msp, f)),
                         },
-                        Err(e) => errors.push(format!("{msp}: {e}")),
+                        Err(e) => errors.push((msp, e.to_string())),
                     }
                 }
             }
