@@ -28,6 +28,17 @@ pub enum StoreError {
         /// Decoder error.
         err: CodecError,
     },
+    /// The directory was written by a build with another state format.
+    #[error(
+        "the store's state format is {found}, this build reads {want}: move the data directory \
+         away and restart, and the node syncs the chain again from its peers"
+    )]
+    Format {
+        /// This build's.
+        want: u32,
+        /// The directory's.
+        found: u32,
+    },
     /// The directory holds another chain.
     #[error("the store holds chain {found}, not {want}")]
     WrongChain {
@@ -41,6 +52,10 @@ pub enum StoreError {
 const CHAIN: &[u8] = b"M/chain";
 const LIB_STATE: &[u8] = b"M/lib";
 const CONFIRMED: &[u8] = b"M/confirmed";
+const FORMAT_KEY: &[u8] = b"M/format";
+/// The state's encoding: 1 before anchoring (no `consortia`), 2 since.
+/// A directory without the key but with a state is format 1.
+const FORMAT: u32 = 2;
 /// Local data is trusted more than network data, but a bound still applies.
 const MAX_STATE_BYTES: usize = 1 << 34;
 
@@ -90,6 +105,23 @@ impl Store {
             None => {
                 tree.insert(CHAIN, codec::encode(&chain_id))?;
             }
+        }
+        let found = match tree.get(FORMAT_KEY)? {
+            Some(v) => codec::decode::<u32>(&v, 4).map_err(|err| StoreError::Corrupt {
+                what: "format",
+                err,
+            })?,
+            None if tree.get(LIB_STATE)?.is_some() => 1,
+            None => {
+                tree.insert(FORMAT_KEY, codec::encode(&FORMAT))?;
+                FORMAT
+            }
+        };
+        if found != FORMAT {
+            return Err(StoreError::Format {
+                want: FORMAT,
+                found,
+            });
         }
         Ok(Self {
             tree,
@@ -348,6 +380,32 @@ mod tests {
     /// Killed after a block was stored but before what it finalized was
     /// recorded: reopening re-applies it, records the finalized blocks and
     /// leaves no gap in the irreversible index.
+    #[test]
+    fn a_store_of_the_old_state_format_is_refused_by_name() {
+        let kit = Kit::new();
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = run(&kit, dir.path(), 3, 0);
+        let chain_id = nodes[0].chain_id();
+        drop(nodes);
+        {
+            // What a build from before anchoring left: a state, no format key.
+            let db = retry(|| sled::open(dir.path()));
+            let tree = db.open_tree("dpos").unwrap();
+            tree.remove(super::FORMAT_KEY).unwrap();
+            db.flush().unwrap();
+        }
+        let e = loop {
+            match super::Store::open(dir.path(), chain_id, kit.params.max_block_bytes) {
+                Err(StoreError::Sled(_)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                other => break other.unwrap_err(),
+            }
+        };
+        assert!(matches!(e, StoreError::Format { want: 2, found: 1 }), "{e}");
+        assert!(e.to_string().contains("syncs the chain again"), "{e}");
+    }
+
     #[test]
     fn crash_between_block_write_and_finalize_recovers() {
         let kit = Kit::new();
