@@ -22,3 +22,6 @@ pub mod prevote;
 pub mod service;
 pub mod state_machine;
 pub mod types;
+
+#[cfg(test)]
+mod suite_tests;
