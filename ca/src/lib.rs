@@ -11,6 +11,7 @@
 //!
 //! The CA holds two roots: one for signing identities (MSP) and one for TLS.
 //! Start reading at [`authority::Authority::open`].
+#![warn(missing_docs)]
 
 pub mod authority;
 pub mod client;

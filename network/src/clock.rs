@@ -5,11 +5,17 @@
 /// A moment as a calendar date and wall-clock time in one zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalTime {
+    /// Year (proleptic Gregorian).
     pub year: i64,
+    /// Month, 1–12.
     pub month: u32,
+    /// Day of the month, 1–31.
     pub day: u32,
+    /// Hour, 0–23.
     pub hour: u32,
+    /// Minute, 0–59.
     pub minute: u32,
+    /// Second, 0–59.
     pub second: u32,
     /// The offset as given (`+08:00`, `Z`), or `UTC` when none or invalid.
     pub zone: String,

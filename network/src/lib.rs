@@ -17,6 +17,7 @@
 //!
 //! This crate does no networking of its own beyond building TLS configurations,
 //! and holds no ledger state. Start with [`msp::Msp::validate`] and [`tls::incoming`].
+#![warn(missing_docs)]
 
 pub mod block;
 pub mod certgen;

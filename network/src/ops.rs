@@ -1065,8 +1065,11 @@ struct RequestHead<'a> {
 pub enum HeadError {
     /// More than [`MAX_HEAD`] bytes without the blank line.
     TooLarge,
-    /// The client closed first; `empty` if it sent nothing.
-    Closed { empty: bool },
+    /// The client closed first.
+    Closed {
+        /// It sent nothing at all.
+        empty: bool,
+    },
     /// The socket failed.
     Io,
 }
@@ -1240,6 +1243,7 @@ pub fn split_head(head: &[u8]) -> Option<HeadParts<'_>> {
 /// A request head as [`split_head`] returns it.
 #[derive(Debug)]
 pub struct HeadParts<'a> {
+    /// The method (`GET`, `HEAD`, …).
     pub method: &'a str,
     /// The request target, query included.
     pub target: &'a str,

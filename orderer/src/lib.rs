@@ -15,6 +15,7 @@
 //! orderer never looks into proposals or read-write sets), and any ledger
 //! state other than blocks and the set of ordered tx ids.
 //! Start reading at [`node::run`].
+#![warn(missing_docs)]
 
 pub mod broadcast;
 pub mod chain;

@@ -39,6 +39,7 @@
 //! the ledger explorer and a read-only JSON API over HTTP(S). Start reading
 //! at `ledger/mod.rs`, then `endorser/mod.rs`, `validator/mod.rs` and
 //! `node/mod.rs`.
+#![warn(missing_docs)]
 
 pub mod client;
 pub mod endorser;

@@ -14,6 +14,7 @@
 //! or I/O. [`package`] is the package file, [`bench`] the benchmark,
 //! [`unit_code`] issues and checks unit codes offline (no ledger).
 //! Start at `runtime.rs`; the host functions are all in `host.rs`.
+#![warn(missing_docs)]
 
 pub mod bench;
 mod code_hash;

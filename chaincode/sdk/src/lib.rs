@@ -13,6 +13,7 @@
 //! every host call fails with a "no QCSS host" error.
 //!
 //! Start at [`Context`]; see `chaincode/contracts/example` for a full contract.
+#![warn(missing_docs)]
 
 mod args;
 mod composite;
