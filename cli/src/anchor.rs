@@ -31,7 +31,7 @@ use crate::wallet::{get_json, submit};
 
 /// `qcss anchor …`
 #[derive(Debug, Subcommand)]
-pub enum AnchorCommand {
+pub(crate) enum AnchorCommand {
     /// Register the consortium's anchor keys on the public chain (every key signs).
     Register(RegisterArgs),
     /// Run the bridge loop.
@@ -48,7 +48,7 @@ pub enum AnchorCommand {
 
 /// `qcss anchor register`
 #[derive(Debug, Args)]
-pub struct RegisterArgs {
+pub(crate) struct RegisterArgs {
     /// The consortium id (64 hex; `GET /api/anchor/status` on a peer gives it).
     #[arg(long)]
     pub consortium: String,
@@ -68,7 +68,7 @@ pub struct RegisterArgs {
 
 /// `qcss anchor start`
 #[derive(Debug, Args)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// The bridge's TOML configuration (docs/anchor.md).
     #[arg(long)]
     pub config: PathBuf,
@@ -80,7 +80,7 @@ pub struct StartArgs {
 /// The bridge's configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BridgeConfig {
+pub(crate) struct BridgeConfig {
     /// Each org's peer web address (host:port), whose `/api/anchor/sign` signs.
     pub peers: Vec<String>,
     /// Public-chain node APIs (host:port); the first that answers is used.
@@ -110,7 +110,7 @@ fn default_receipts() -> PathBuf {
 
 impl BridgeConfig {
     /// Reads the file; relative paths resolve against its folder.
-    pub fn load(path: &Path) -> Result<Self> {
+    pub(crate) fn load(path: &Path) -> Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut c: BridgeConfig =
@@ -139,7 +139,7 @@ impl BridgeConfig {
 
 /// One anchor, as the bridge records it once irreversible.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Receipt {
+pub(crate) struct Receipt {
     /// Anchor seq.
     pub seq: u64,
     /// Consortium blocks covered.
@@ -157,7 +157,7 @@ pub struct Receipt {
 }
 
 /// Runs `qcss anchor …`.
-pub fn run(cmd: AnchorCommand) -> Result<()> {
+pub(crate) fn run(cmd: AnchorCommand) -> Result<()> {
     match cmd {
         AnchorCommand::Register(a) => register(&a),
         AnchorCommand::Start(a) => {

@@ -56,7 +56,7 @@ const MAX_HEADERS: usize = 4_096;
 
 /// The public chain as a verifier trusts it: chain id, producer set, threshold.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     /// The public chain id.
     pub chain_id: Hash32,
     /// The schedule version the producers belong to.
@@ -74,7 +74,7 @@ pub struct Checkpoint {
 
 /// The consortium part of a proof.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ConsortiumPart {
+pub(crate) struct ConsortiumPart {
     /// The consortium id.
     pub consortium_id: Hash32,
     /// The transaction id.
@@ -95,7 +95,7 @@ pub struct ConsortiumPart {
 
 /// A consortium block header.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HeaderPart {
+pub(crate) struct HeaderPart {
     /// Block number.
     pub number: u64,
     /// Previous block's hash, hex.
@@ -106,7 +106,7 @@ pub struct HeaderPart {
 
 /// The anchor part.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AnchorPart {
+pub(crate) struct AnchorPart {
     /// The public anchor transaction's canonical bytes, hex.
     pub tx: String,
     /// The consortium's registered keys when it was accepted.
@@ -117,7 +117,7 @@ pub struct AnchorPart {
 
 /// The public part.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PublicPart {
+pub(crate) struct PublicPart {
     /// The block carrying the anchor.
     pub block: SignedHeader,
     /// Merkle path of the anchor transaction to the block's `tx_root`.
@@ -128,7 +128,7 @@ pub struct PublicPart {
 
 /// `AnchorProof` v1.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AnchorProof {
+pub(crate) struct AnchorProof {
     /// Format version (1).
     pub version: u32,
     /// Step 1.
@@ -143,7 +143,7 @@ pub struct AnchorProof {
 
 /// `qcss anchor checkpoint`
 #[derive(Debug, Args)]
-pub struct CheckpointArgs {
+pub(crate) struct CheckpointArgs {
     /// A public-chain node's API address.
     #[arg(long)]
     pub node: String,
@@ -157,7 +157,7 @@ pub struct CheckpointArgs {
 
 /// `qcss anchor prove`
 #[derive(Debug, Args)]
-pub struct ProveArgs {
+pub(crate) struct ProveArgs {
     /// The consortium transaction id.
     pub tx_id: String,
     /// A peer's web address (host:port).
@@ -173,7 +173,7 @@ pub struct ProveArgs {
 
 /// `qcss anchor verify`
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// The proof file.
     pub proof: PathBuf,
     /// The public chain checkpoint (`qcss anchor checkpoint`).
@@ -186,7 +186,7 @@ pub struct VerifyArgs {
 
 /// `qcss anchor audit`
 #[derive(Debug, Args)]
-pub struct AuditArgs {
+pub(crate) struct AuditArgs {
     /// The consortium id.
     #[arg(long)]
     pub consortium: String,
@@ -373,7 +373,7 @@ pub(crate) fn prove(a: &ProveArgs) -> Result<()> {
 
 /// A verified proof's facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// Consortium block number.
     pub block: u64,
     /// The transaction's channel-header time (unix seconds), if present.
@@ -395,7 +395,7 @@ pub struct Verdict {
 /// Why a proof failed: the step, and what broke.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("step {step} failed: {reason}")]
-pub struct ProofFailure {
+pub(crate) struct ProofFailure {
     /// `consortium-tx`, `mmr`, `anchor-tx`, `public-block` or `irreversible`.
     pub step: &'static str,
     /// What was wrong.
@@ -417,7 +417,7 @@ fn hex32(step: &'static str, what: &str, text: &str) -> Result<[u8; 32], ProofFa
 }
 
 /// Checks every step of `p` against `cp` (and `pinned` keys, if any).
-pub fn verify_proof(
+pub(crate) fn verify_proof(
     p: &AnchorProof,
     cp: &Checkpoint,
     pinned: &[Address],

@@ -22,7 +22,7 @@ mod bench_network;
 mod bench_peer;
 
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {
+pub(crate) enum BenchCommand {
     /// Signature, hash and identity-validation speed on one core: the crypto floor.
     Crypto(CryptoArgs),
     /// WebAssembly chaincode: cold and warm invocations/s, host-call overhead.
@@ -39,7 +39,7 @@ pub enum BenchCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct ChaincodeArgs {
+pub(crate) struct ChaincodeArgs {
     /// The contract to measure (must be the example contract or export the same functions).
     #[arg(long, default_value = "chaincode/contracts/build/example.wasm")]
     wasm: std::path::PathBuf,
@@ -52,7 +52,7 @@ pub struct ChaincodeArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CryptoArgs {
+pub(crate) struct CryptoArgs {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
@@ -64,7 +64,7 @@ pub struct CryptoArgs {
     json: bool,
 }
 
-pub fn run(cmd: BenchCommand) -> Result<()> {
+pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Crypto(a) => crypto(a),
         BenchCommand::Chaincode(a) => chaincode(a),
@@ -77,7 +77,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
 
 /// The figures of `qcss bench crypto`.
 #[derive(Debug, serde::Serialize)]
-pub struct CryptoReport {
+pub(crate) struct CryptoReport {
     /// ECDSA P-256 signatures per second (one core, low-S normalised).
     pub sign_per_sec: f64,
     /// ECDSA P-256 verifications per second (one core, includes key parse and low-S check).

@@ -28,7 +28,7 @@ use qcss_dpos::tx::{Tx, TxKind};
 use serde::Serialize;
 
 #[derive(Debug, Args)]
-pub struct ChainBenchArgs {
+pub(crate) struct ChainBenchArgs {
     /// Transfers in the applied block.
     #[arg(long, default_value_t = 10_000)]
     transfers: usize,
@@ -63,7 +63,7 @@ struct Report {
     sync_blocks_per_second: f64,
 }
 
-pub fn run(a: ChainBenchArgs) -> Result<()> {
+pub(super) fn run(a: ChainBenchArgs) -> Result<()> {
     let (apply_seconds, tps) = apply(a.transfers)?;
     let rt = tokio::runtime::Runtime::new()?;
     let fin = rt.block_on(finality(a.slot_ms, a.seconds))?;

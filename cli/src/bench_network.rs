@@ -53,7 +53,7 @@ use tokio::sync::Mutex;
 const BASE: &str = "https://q.example.com";
 
 #[derive(Debug, Args)]
-pub struct NetworkBenchArgs {
+pub(crate) struct NetworkBenchArgs {
     /// The directory of a network started with `qcss network up`.
     #[arg(long, default_value = "qcss-net")]
     dir: PathBuf,
@@ -110,7 +110,7 @@ pub struct NetworkBenchArgs {
 /// relative to the file. See bench/README.md for an example for Fabric.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Connection {
+pub(super) struct Connection {
     /// The channel.
     pub channel: String,
     /// The contract (must implement the traceability functions used here).
@@ -146,7 +146,7 @@ fn default_chaincode() -> String {
 /// One Gateway peer and the identities used through it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GatewayConn {
+pub(super) struct GatewayConn {
     /// `host:port` of the peer's Gateway.
     pub endpoint: String,
     /// The name to expect in the peer's TLS certificate (default: the host
@@ -176,7 +176,7 @@ pub struct GatewayConn {
 /// A signing identity.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IdentityConn {
+pub(super) struct IdentityConn {
     /// Its MSP id.
     pub msp_id: String,
     /// Certificate (PEM).
@@ -746,7 +746,7 @@ struct PointCfg {
 
 /// What one point measured.
 #[derive(Debug, Serialize)]
-pub struct Point {
+pub(super) struct Point {
     /// Clients (Gateway connections).
     pub clients: usize,
     /// Transactions in flight at most (clients × inflight).
@@ -783,7 +783,7 @@ pub struct Point {
 
 /// Latency percentiles, ms.
 #[derive(Debug, Default, Serialize, Clone)]
-pub struct Percentiles {
+pub(super) struct Percentiles {
     /// Median.
     pub p50: f64,
     /// 95th.
@@ -813,7 +813,7 @@ fn percentiles(v: &mut [f64]) -> Percentiles {
 
 /// Blocks committed during a point.
 #[derive(Debug, Default, Serialize)]
-pub struct BlockStats {
+pub(super) struct BlockStats {
     /// Block numbers read: first..=last.
     pub first: u64,
     /// Last block read.
@@ -837,7 +837,7 @@ pub struct BlockStats {
 /// The crypto floor: tx/s if this machine's cores did nothing but the
 /// signature work of each transaction.
 #[derive(Debug, Default, Serialize, Clone)]
-pub struct Floor {
+pub(super) struct Floor {
     /// ECDSA P-256 signatures per transaction across all processes.
     pub signs_per_tx: f64,
     /// ECDSA P-256 verifications per transaction across all processes.
@@ -1494,7 +1494,7 @@ fn svg(points: &[Point], title: &str) -> String {
     s
 }
 
-pub fn run(a: NetworkBenchArgs) -> Result<()> {
+pub(super) fn run(a: NetworkBenchArgs) -> Result<()> {
     if let Some(out) = &a.write_connection {
         let c = local_connection(&a.dir)?;
         std::fs::write(out, serde_json::to_vec_pretty(&c)?)?;

@@ -23,7 +23,7 @@ use qcss_proto::common::{Envelope, HeaderType, Status};
 use tokio_stream::StreamExt;
 
 #[derive(Debug, Args)]
-pub struct OrdererBenchArgs {
+pub(crate) struct OrdererBenchArgs {
     /// Client counts to sweep, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
     clients: Vec<usize>,
@@ -53,7 +53,7 @@ pub struct OrdererBenchArgs {
 
 /// One point of the sweep.
 #[derive(Debug, serde::Serialize)]
-pub struct Point {
+pub(crate) struct Point {
     /// Concurrent clients (one Broadcast stream each, spread over the nodes).
     pub clients: usize,
     /// Envelopes answered SUCCESS.
@@ -337,7 +337,7 @@ async fn stream_chunk(
     Ok((lat, failed + (n - i)))
 }
 
-pub fn run(a: OrdererBenchArgs) -> Result<()> {
+pub(crate) fn run(a: OrdererBenchArgs) -> Result<()> {
     let dir = match &a.dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("qcss-bench-orderer-{}", std::process::id())),

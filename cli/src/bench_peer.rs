@@ -12,7 +12,7 @@ use anyhow::{Result, anyhow};
 use clap::Args;
 
 #[derive(Debug, Args)]
-pub struct ValidateBenchArgs {
+pub(crate) struct ValidateBenchArgs {
     /// Transactions per block, comma-separated: one measurement each.
     #[arg(long, value_delimiter = ',', default_value = "100,500")]
     txs: Vec<usize>,
@@ -33,14 +33,14 @@ pub struct ValidateBenchArgs {
 
 /// One block size.
 #[derive(Debug, serde::Serialize)]
-pub struct ValidatePoint {
+pub(super) struct ValidatePoint {
     /// Validate + commit, as the committer runs it.
     pub validate: qcss_peer::validator::ValidateBenchReport,
     /// The ledger commit alone (same block size, one write per transaction).
     pub commit_only: qcss_peer::ledger::CommitBenchReport,
 }
 
-pub fn run(a: ValidateBenchArgs) -> Result<()> {
+pub(super) fn run(a: ValidateBenchArgs) -> Result<()> {
     let base = match &a.dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("qcss-bench-validate-{}", std::process::id())),

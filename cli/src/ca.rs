@@ -11,7 +11,7 @@ use qcss_network::{MspId, SigningIdentity};
 use qcss_proto::qcss::ca as pb;
 
 #[derive(Debug, Subcommand)]
-pub enum CaCommand {
+pub(crate) enum CaCommand {
     /// Run a CA server (creates its root, TLS CA and bootstrap admin on first start).
     Start(StartArgs),
     /// Register a new identity (signed by a registrar); prints its enrollment secret.
@@ -29,7 +29,7 @@ pub enum CaCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// TOML configuration file (see docs/ca.md); flags below override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -54,7 +54,7 @@ pub struct StartArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct Conn {
+pub(crate) struct Conn {
     /// CA address (host:port).
     #[arg(long, env = "QCSS_CA_URL", default_value = "127.0.0.1:7054")]
     url: String,
@@ -64,7 +64,7 @@ pub struct Conn {
 }
 
 #[derive(Debug, Args)]
-pub struct RegisterArgs {
+pub(crate) struct RegisterArgs {
     #[command(flatten)]
     conn: Conn,
     /// Directory with the registrar's cert.pem and key.pem.
@@ -94,7 +94,7 @@ pub struct RegisterArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct EnrollArgs {
+pub(crate) struct EnrollArgs {
     #[command(flatten)]
     conn: Conn,
     /// Registered name.
@@ -112,7 +112,7 @@ pub struct EnrollArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ReenrollArgs {
+pub(crate) struct ReenrollArgs {
     #[command(flatten)]
     conn: Conn,
     /// Directory with the current cert.pem and key.pem; replaced on success.
@@ -124,7 +124,7 @@ pub struct ReenrollArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RevokeArgs {
+pub(crate) struct RevokeArgs {
     #[command(flatten)]
     conn: Conn,
     /// Directory with the registrar's cert.pem and key.pem.
@@ -160,7 +160,7 @@ pub struct RevokeArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CrlArgs {
+pub(crate) struct CrlArgs {
     #[command(flatten)]
     conn: Conn,
     /// Write the signing-certificate CRL here.
@@ -172,7 +172,7 @@ pub struct CrlArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct InfoArgs {
+pub(crate) struct InfoArgs {
     #[command(flatten)]
     conn: Conn,
     /// Print JSON.
@@ -183,7 +183,7 @@ pub struct InfoArgs {
     out: Option<PathBuf>,
 }
 
-pub fn run(cmd: CaCommand) -> Result<()> {
+pub(crate) fn run(cmd: CaCommand) -> Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         match cmd {
@@ -335,7 +335,7 @@ async fn publish_crls(auth: Arc<Authority>, p: qcss_ca::config::PublishCrls) {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -25,7 +25,7 @@ use qcss_dpos::runner::ChainNode;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Subcommand)]
-pub enum ChainCommand {
+pub(crate) enum ChainCommand {
     /// Write a genesis file, its producer keys and the table-9 bucket keys.
     Genesis(GenesisArgs),
     /// Run a node (a producer if its configuration lists producer keys).
@@ -39,7 +39,7 @@ pub enum ChainCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct GenesisArgs {
+pub(crate) struct GenesisArgs {
     /// Folder to write `genesis.json`, `keys/producer-NN.json` and
     /// `keys/<bucket>.json` into (must not hold a genesis already).
     #[arg(long)]
@@ -59,7 +59,7 @@ pub struct GenesisArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct NodeArgs {
+pub(crate) struct NodeArgs {
     /// A node's API address (host:port). Default: $QCSS_CHAIN_NODE, else
     /// the first chain node of the network in --dir.
     #[arg(long)]
@@ -194,7 +194,7 @@ pub(crate) fn now_ms() -> u64 {
 /// A node's configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NodeConfig {
+pub(crate) struct NodeConfig {
     /// The genesis file (relative paths are relative to this file).
     pub genesis: PathBuf,
     /// Where the node keeps its chain (sled).
@@ -213,7 +213,7 @@ pub struct NodeConfig {
     pub producer_keys: Vec<PathBuf>,
 }
 
-pub fn run(cmd: ChainCommand) -> Result<()> {
+pub(crate) fn run(cmd: ChainCommand) -> Result<()> {
     match cmd {
         ChainCommand::Genesis(a) => {
             let w = write_genesis(&a, 31)?;

@@ -16,7 +16,7 @@ use qcss_proto::protos::TxValidationCode;
 use crate::peer::Conn;
 
 #[derive(Debug, Subcommand)]
-pub enum ChaincodeCommand {
+pub(crate) enum ChaincodeCommand {
     /// Wrap a wasm module into a package file (name, version, policy).
     Package(PackageArgs),
     /// Install a package on the peer (an admin of the peer's org).
@@ -30,7 +30,7 @@ pub enum ChaincodeCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct PackageArgs {
+pub(crate) struct PackageArgs {
     /// Chaincode name.
     #[arg(long)]
     name: String,
@@ -49,7 +49,7 @@ pub struct PackageArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct InstallArgs {
+pub(crate) struct InstallArgs {
     #[command(flatten)]
     conn: Conn,
     /// The package file (from `qcss chaincode package`).
@@ -57,7 +57,7 @@ pub struct InstallArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DefinitionArgs {
+pub(crate) struct DefinitionArgs {
     #[command(flatten)]
     conn: Conn,
     /// Chaincode name.
@@ -122,7 +122,7 @@ fn done(what: &str, c: &qcss_peer::client::Committed) -> Result<()> {
     Ok(())
 }
 
-pub fn run(cmd: ChaincodeCommand) -> Result<()> {
+pub(crate) fn run(cmd: ChaincodeCommand) -> Result<()> {
     if let ChaincodeCommand::Package(a) = &cmd {
         let wasm =
             std::fs::read(&a.wasm).with_context(|| format!("cannot read {}", a.wasm.display()))?;

@@ -28,7 +28,7 @@ use qcss_orderer::config_update::{ConfigUpdate, build_update_envelope, sign_upda
 use qcss_proto::common::Status;
 
 #[derive(Debug, Subcommand)]
-pub enum UpdateCommand {
+pub(crate) enum UpdateCommand {
     /// Write an unsigned update from the configuration in force to --config.
     Create(CreateArgs),
     /// Add the signature of the identity in --identity to an update file.
@@ -43,7 +43,7 @@ pub enum UpdateCommand {
 
 /// How to reach an orderer, as whom.
 #[derive(Debug, Args)]
-pub struct OrdererConn {
+pub(crate) struct OrdererConn {
     /// An orderer's address (host:port).
     #[arg(long)]
     orderer: String,
@@ -64,7 +64,7 @@ pub struct OrdererConn {
 }
 
 #[derive(Debug, Args)]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     #[command(flatten)]
     conn: OrdererConn,
     /// Write the configuration here instead of printing it.
@@ -73,7 +73,7 @@ pub struct ConfigArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     #[command(flatten)]
     conn: OrdererConn,
     /// The whole new configuration, JSON (its sequence is ignored).
@@ -85,7 +85,7 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct SignArgs {
+pub(crate) struct SignArgs {
     /// The update file; the signature is added to it.
     #[arg(long)]
     update: PathBuf,
@@ -95,7 +95,7 @@ pub struct SignArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct SubmitArgs {
+pub(crate) struct SubmitArgs {
     #[command(flatten)]
     conn: OrdererConn,
     /// The update file.
@@ -108,7 +108,7 @@ pub struct SubmitArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CrlArgs {
+pub(crate) struct CrlArgs {
     #[command(flatten)]
     conn: OrdererConn,
     /// Your org's CA (host:port): its CRLs (signing and TLS) are fetched, freshly signed.
@@ -142,7 +142,7 @@ impl OrdererConn {
 }
 
 /// `qcss channel config`.
-pub fn config(a: ConfigArgs) -> Result<()> {
+pub(crate) fn config(a: ConfigArgs) -> Result<()> {
     let (_, cfg) = runtime()?.block_on(fetch_current(&a.conn))?;
     let text = serde_json::to_string_pretty(&cfg)?;
     match a.out {
@@ -161,7 +161,7 @@ pub fn config(a: ConfigArgs) -> Result<()> {
 }
 
 /// `qcss channel update ...`.
-pub fn update(cmd: UpdateCommand) -> Result<()> {
+pub(crate) fn update(cmd: UpdateCommand) -> Result<()> {
     match cmd {
         UpdateCommand::Create(a) => create(a),
         UpdateCommand::Sign(a) => sign(a),

@@ -50,7 +50,7 @@ const QCSS_STEPS: &[&str] = &[
 
 /// `qcss epcis ...`.
 #[derive(Debug, Subcommand)]
-pub enum EpcisCommand {
+pub(crate) enum EpcisCommand {
     /// Write a batch's events (from `trace`) as an EPCIS 2.0 JSON-LD document.
     Export(ExportArgs),
     /// Record the events of an EPCIS 2.0 JSON document (`add_event`,
@@ -60,7 +60,7 @@ pub enum EpcisCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     #[command(flatten)]
     conn: Conn,
     /// The traceability chaincode's name on the channel.
@@ -75,7 +75,7 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     #[command(flatten)]
     conn: Conn,
     /// The traceability chaincode's name on the channel.
@@ -89,7 +89,7 @@ pub struct ImportArgs {
     batch: Option<String>,
 }
 
-pub fn run(cmd: EpcisCommand) -> Result<()> {
+pub(crate) fn run(cmd: EpcisCommand) -> Result<()> {
     match cmd {
         EpcisCommand::Export(a) => export(a),
         EpcisCommand::Import(a) => import(a),

@@ -29,7 +29,7 @@
 use serde_json::{Map, Value};
 
 /// The standard fields in the CBV's canonical order (after `eventType`).
-pub const ORDERED: [&str; 20] = [
+pub(crate) const ORDERED: [&str; 20] = [
     "eventTime",
     "eventTimeZoneOffset",
     "certificationInfo",
@@ -102,13 +102,13 @@ const SENSOR_METADATA: [&str; 8] = [
 
 /// The event hash id of `event` (an EPCIS 2.0 JSON-LD event); `prefixes`
 /// maps the document's `@context` prefixes (e.g. `qcss`) to their IRIs.
-pub fn event_hash(event: &Value, prefixes: &Map<String, Value>) -> String {
+pub(crate) fn event_hash(event: &Value, prefixes: &Map<String, Value>) -> String {
     let digest = qcss_network::signing::sha256(pre_hash(event, prefixes).as_bytes());
     format!("ni:///sha-256;{}?ver=CBV2.0", hex::encode(digest))
 }
 
 /// The canonical pre-hash string of `event` (see the module docs).
-pub fn pre_hash(event: &Value, prefixes: &Map<String, Value>) -> String {
+pub(crate) fn pre_hash(event: &Value, prefixes: &Map<String, Value>) -> String {
     let Some(fields) = event.as_object() else {
         return String::new();
     };
@@ -358,7 +358,7 @@ fn vocab(v: &str, prefix: &str) -> String {
 
 /// The value rules: trimmed, old CBV URNs as web URIs, numbers without
 /// trailing zeros, GS1 identifiers as canonical Digital Links.
-pub fn canon(v: &str) -> String {
+pub(crate) fn canon(v: &str) -> String {
     let v = v.trim();
     let mut s = v.to_owned();
     for (old, new) in [
@@ -494,7 +494,7 @@ fn epc_key(cp_ref: &str, total: usize, lead: bool) -> Option<String> {
 /// An EPC URN or a GS1 Digital Link (any resolver) as the canonical
 /// `https://id.gs1.org/…` link with only the finest key; `None` if `s` is
 /// neither (or not one of the schemes handled).
-pub fn normalise_gs1(s: &str) -> Option<String> {
+pub(crate) fn normalise_gs1(s: &str) -> Option<String> {
     if !s.contains('.') {
         return None;
     }

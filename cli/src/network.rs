@@ -38,12 +38,12 @@ use serde::{Deserialize, Serialize};
 use crate::network_status::{http_get, metric, tcp_open};
 
 /// The channel `network up` creates.
-pub const CHANNEL: &str = "qcss";
+pub(crate) const CHANNEL: &str = "qcss";
 /// The contract it deploys.
-pub const CONTRACT: &str = "traceability";
+pub(crate) const CONTRACT: &str = "traceability";
 
 #[derive(Debug, Subcommand)]
-pub enum NetworkCommand {
+pub(crate) enum NetworkCommand {
     /// Create (or resume) and start a local consortium.
     Up(UpArgs),
     /// Each node's health, the Raft leader, ledger heights, certificates.
@@ -53,14 +53,14 @@ pub enum NetworkCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct DirArgs {
+pub(crate) struct DirArgs {
     /// The network's directory.
     #[arg(long, default_value = "qcss-net")]
     dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     /// The network's directory (created if missing; resumed if it exists).
     #[arg(long, default_value = "qcss-net")]
     dir: PathBuf,
@@ -99,7 +99,7 @@ pub struct UpArgs {
 
 /// One org of the local network.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OrgInfo {
+pub(crate) struct OrgInfo {
     /// Short name (directory under `orgs/`).
     pub name: String,
     /// The address its nodes listen on.
@@ -129,7 +129,7 @@ pub struct OrgInfo {
 
 /// One orderer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OrdererInfo {
+pub(crate) struct OrdererInfo {
     /// Consenter id.
     pub id: u64,
     /// Hosting org (directory name).
@@ -142,7 +142,7 @@ pub struct OrdererInfo {
 
 /// What `up` created: `DIR/network.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NetworkInfo {
+pub(crate) struct NetworkInfo {
     /// The channel.
     pub channel: String,
     /// Orgs.
@@ -421,7 +421,7 @@ fn read(p: &Path) -> Result<String> {
     std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
 }
 
-pub fn run(cmd: NetworkCommand) -> Result<()> {
+pub(crate) fn run(cmd: NetworkCommand) -> Result<()> {
     match cmd {
         NetworkCommand::Up(a) => up(a),
         NetworkCommand::Status(a) => crate::network_status::status(&a.dir),

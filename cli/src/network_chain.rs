@@ -18,7 +18,7 @@ use qcss_dpos::tx::TxKind;
 
 /// One chain node of the local network.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChainNodeInfo {
+pub(crate) struct ChainNodeInfo {
     /// Process name (`chain1`, …) and config file stem.
     pub name: String,
     /// Peer-to-peer address.
@@ -35,7 +35,7 @@ pub struct ChainNodeInfo {
 
 /// The public chain of the local network (`chain` in network.json).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChainInfo {
+pub(crate) struct ChainInfo {
     /// Chain id (hex).
     pub chain_id: String,
     /// Its nodes.
@@ -50,7 +50,7 @@ pub struct ChainInfo {
 
 /// The consortium's anchoring on the local public chain.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AnchorInfo {
+pub(crate) struct AnchorInfo {
     /// The channel's consortium id (hex).
     pub consortium_id: String,
     /// The bridge's configuration (relative to DIR).
@@ -59,7 +59,7 @@ pub struct AnchorInfo {
 
 /// The demo's token movements.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChainDemo {
+pub(crate) struct ChainDemo {
     /// The consumer wallet it funded (key file, relative to DIR).
     pub consumer_key: String,
     /// Its address.
@@ -67,7 +67,7 @@ pub struct ChainDemo {
 }
 
 /// Writes the genesis, keys and node configurations under `DIR/chain`.
-pub fn create(
+pub(crate) fn create(
     dir: &Path,
     info: &NetworkInfo,
     nodes: usize,
@@ -156,7 +156,7 @@ pub fn create(
 }
 
 /// Starts the chain nodes not running and waits until each is healthy.
-pub fn start(
+pub(crate) fn start(
     dir: &Path,
     info: &NetworkInfo,
     chain: &ChainInfo,
@@ -195,7 +195,7 @@ pub fn start(
 
 /// The demo: the marketing bucket funds a consumer wallet with 1,000 QCSS,
 /// the consumer burns 5.
-pub fn demo(dir: &Path, chain: &ChainInfo) -> Result<ChainDemo> {
+pub(crate) fn demo(dir: &Path, chain: &ChainInfo) -> Result<ChainDemo> {
     let node = &chain.nodes[0].api;
     let marketing = read_key(&dir.join("chain/keys/marketing.json"))?;
     let consumer_path = dir.join("chain/keys/consumer.json");
@@ -236,7 +236,7 @@ pub fn demo(dir: &Path, chain: &ChainInfo) -> Result<ChainDemo> {
 }
 
 /// Lines for `network status`; false if a node is down or unhealthy.
-pub fn status(chain: &ChainInfo, running: impl Fn(&str) -> bool) -> bool {
+pub(crate) fn status(chain: &ChainInfo, running: impl Fn(&str) -> bool) -> bool {
     let mut healthy = true;
     for n in &chain.nodes {
         let h = http_get(&n.ops, "/healthz");
@@ -264,7 +264,7 @@ pub fn status(chain: &ChainInfo, running: impl Fn(&str) -> bool) -> bool {
 /// Points each peer's `[anchor]` at the first chain node's API, so its verify
 /// page and metrics show how far the ledger is anchored (takes effect when
 /// the peer next starts).
-pub fn link_peers(dir: &Path, info: &NetworkInfo, chain: &ChainInfo) -> Result<()> {
+pub(crate) fn link_peers(dir: &Path, info: &NetworkInfo, chain: &ChainInfo) -> Result<()> {
     let Some(api) = chain.nodes.first().map(|n| &n.api) else {
         return Ok(());
     };
@@ -294,7 +294,7 @@ const LOCAL_ANCHOR_EVERY: (u64, u64) = (10, 15);
 /// Registers the orgs' anchor keys on the public chain (paid by a bridge
 /// wallet the foundation bucket funds) and writes `anchor.toml`. `None` for
 /// a network whose peers have no anchor keys (created before anchoring).
-pub fn anchor_setup(
+pub(crate) fn anchor_setup(
     dir: &Path,
     orgs: &[crate::network::OrgInfo],
     chain: &ChainInfo,
@@ -382,7 +382,12 @@ pub fn anchor_setup(
 }
 
 /// Starts the bridge (process `anchor`) if it is not running.
-pub fn anchor_start(dir: &Path, info: &NetworkInfo, p: &Progress, pids: &mut Pids) -> Result<()> {
+pub(crate) fn anchor_start(
+    dir: &Path,
+    info: &NetworkInfo,
+    p: &Progress,
+    pids: &mut Pids,
+) -> Result<()> {
     let prefix = exec_prefix(info.exec_prefix.as_deref(), &info.orgs[0]);
     spawn(
         dir,

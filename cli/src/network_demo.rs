@@ -23,11 +23,11 @@ use crate::network::{CONTRACT, NetworkInfo, Progress, gateway};
 const CST: &str = "+08:00";
 
 /// Resolver base of the demo's unit codes.
-pub const BASE: &str = "https://q.example.com";
+pub(crate) const BASE: &str = "https://q.example.com";
 
 /// The codes the demo prints.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct DemoCodes {
+pub(crate) struct DemoCodes {
     /// A genuine code with a history.
     pub good: String,
     /// A genuine code of a recalled batch.
@@ -76,7 +76,7 @@ async fn call(g: &mut GatewayClient, f: &str, args: Value) -> Result<Value> {
 }
 
 /// Runs the story; fails if any step does.
-pub async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCodes> {
+pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<DemoCodes> {
     let org = |name: &str| {
         info.orgs
             .iter()

@@ -12,20 +12,20 @@ use qcss_network::channel::{Channel, ChannelConfig};
 use qcss_orderer::OrdererConfig;
 
 #[derive(Debug, Subcommand)]
-pub enum OrdererCommand {
+pub(crate) enum OrdererCommand {
     /// Run one orderer node (see docs/orderer.md for the config file).
     Start(StartArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// The node's TOML configuration.
     #[arg(long)]
     config: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ChannelCommand {
+pub(crate) enum ChannelCommand {
     /// Write a channel's genesis block from its configuration (JSON).
     Genesis(GenesisArgs),
     /// Print the channel configuration a config block carries, as JSON.
@@ -38,7 +38,7 @@ pub enum ChannelCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct GenesisArgs {
+pub(crate) struct GenesisArgs {
     /// The channel configuration, JSON (see docs/orderer.md).
     #[arg(long)]
     config: PathBuf,
@@ -48,18 +48,18 @@ pub struct GenesisArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// A block file.
     block: PathBuf,
 }
 
-pub fn run(cmd: OrdererCommand) -> Result<()> {
+pub(crate) fn run(cmd: OrdererCommand) -> Result<()> {
     match cmd {
         OrdererCommand::Start(a) => start(a),
     }
 }
 
-pub fn run_channel(cmd: ChannelCommand) -> Result<()> {
+pub(crate) fn run_channel(cmd: ChannelCommand) -> Result<()> {
     match cmd {
         ChannelCommand::Config(a) => crate::channel::config(a),
         ChannelCommand::Update(u) => crate::channel::update(u),

@@ -13,13 +13,13 @@ use qcss_peer::node::{PeerConfig, QSCC};
 use qcss_proto::protos::TxValidationCode;
 
 #[derive(Debug, Subcommand)]
-pub enum PeerCommand {
+pub(crate) enum PeerCommand {
     /// Run one peer (see docs/peer.md for the config file).
     Start(StartArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// The peer's TOML configuration.
     #[arg(long)]
     config: PathBuf,
@@ -34,7 +34,7 @@ pub struct StartArgs {
 /// client identity `--as` (default `user1`) under `orgs/{org}/`, and the
 /// network's channel. Explicit flags always win.
 #[derive(Debug, Args, Clone)]
-pub struct Conn {
+pub(crate) struct Conn {
     /// The peer's gRPC address (Gateway); default: the --org's peer.
     #[arg(long, env = "QCSS_PEER")]
     pub peer: Option<String>,
@@ -66,7 +66,7 @@ pub struct Conn {
 
 /// A [`Conn`] with its defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub peer: String,
     pub identity: PathBuf,
     pub channel: String,
@@ -81,7 +81,7 @@ impl Conn {
 
     /// The peer, identity and channel: as given, the rest from `--dir`'s
     /// network.json.
-    pub fn resolve(&self) -> Result<Resolved> {
+    pub(crate) fn resolve(&self) -> Result<Resolved> {
         if let (Some(peer), Some(identity), Some(channel)) =
             (&self.peer, &self.identity, &self.channel)
         {
@@ -145,12 +145,12 @@ impl Conn {
     }
 
     /// The channel (see [`Conn::resolve`]).
-    pub fn channel(&self) -> Result<String> {
+    pub(crate) fn channel(&self) -> Result<String> {
         Ok(self.resolve()?.channel)
     }
 
     /// A Gateway client.
-    pub async fn gateway(&self) -> Result<GatewayClient> {
+    pub(crate) async fn gateway(&self) -> Result<GatewayClient> {
         let r = self.resolve()?;
         let roots = if self.tls_roots.is_empty() {
             vec![Self::read(&r.identity.join("tls-ca.pem"))?]
@@ -182,7 +182,7 @@ fn load_signer(dir: &Path) -> Result<SigningIdentity> {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum TxCommand {
+pub(crate) enum TxCommand {
     /// Endorse, sign, submit and wait for commit; prints tx id, code, block.
     Invoke(CallArgs),
     /// Evaluate on the peer (nothing is ordered); prints the result.
@@ -190,7 +190,7 @@ pub enum TxCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct CallArgs {
+pub(crate) struct CallArgs {
     #[command(flatten)]
     conn: Conn,
     /// The chaincode.
@@ -222,7 +222,7 @@ fn printable(bytes: &[u8]) -> String {
     }
 }
 
-pub fn run(cmd: PeerCommand) -> Result<()> {
+pub(crate) fn run(cmd: PeerCommand) -> Result<()> {
     match cmd {
         PeerCommand::Start(a) => start(a),
     }
@@ -232,7 +232,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the async runtime")
 }
 
-pub fn run_tx(cmd: TxCommand) -> Result<()> {
+pub(crate) fn run_tx(cmd: TxCommand) -> Result<()> {
     runtime()?.block_on(async move {
         match cmd {
             TxCommand::Invoke(a) => {
@@ -272,7 +272,7 @@ pub fn run_tx(cmd: TxCommand) -> Result<()> {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum LedgerCommand {
+pub(crate) enum LedgerCommand {
     /// Height and the hash of the newest block.
     Info(Conn),
     /// One block, as JSON (header, transactions with codes).
@@ -286,7 +286,7 @@ pub enum LedgerCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct BlockArgs {
+pub(crate) struct BlockArgs {
     #[command(flatten)]
     conn: Conn,
     /// Block number.
@@ -294,7 +294,7 @@ pub struct BlockArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct TxArgs {
+pub(crate) struct TxArgs {
     #[command(flatten)]
     conn: Conn,
     /// Transaction id.
@@ -302,7 +302,7 @@ pub struct TxArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     #[command(flatten)]
     conn: Conn,
     /// Namespace (chaincode name).
@@ -313,7 +313,7 @@ pub struct HistoryArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// The peer's configuration (its data_dir is checked); the peer must be
     /// stopped.
     #[arg(long)]
@@ -330,7 +330,7 @@ async fn qscc(conn: &Conn, function: &str, args: &[&str]) -> Result<Vec<u8>> {
         .map_err(|e| anyhow!(e))
 }
 
-pub fn run_ledger(cmd: LedgerCommand) -> Result<()> {
+pub(crate) fn run_ledger(cmd: LedgerCommand) -> Result<()> {
     if let LedgerCommand::Verify(a) = cmd {
         let cfg = PeerConfig::load(&a.config)?;
         let ledger = qcss_peer::ledger::Ledger::open(&cfg.data_dir.join("ledger"))

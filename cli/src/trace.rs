@@ -23,7 +23,7 @@ const DEFAULT_CHAINCODE: &str = "traceability";
 
 /// `qcss trace TARGET`.
 #[derive(Debug, Args)]
-pub struct TraceArgs {
+pub(crate) struct TraceArgs {
     #[command(flatten)]
     conn: Conn,
     /// The traceability chaincode's name on the channel.
@@ -45,7 +45,7 @@ pub struct TraceArgs {
 
 /// `qcss codes ...`: one item, one code.
 #[derive(Debug, Subcommand)]
-pub enum CodesCommand {
+pub(crate) enum CodesCommand {
     /// Make a batch code key (Ed25519, PKCS#8, written 0600); prints its
     /// public key, to register with `qcss codes register` (`set_code_key`)
     /// or `register_batch`'s `code_key`.
@@ -61,14 +61,14 @@ pub enum CodesCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct KeygenArgs {
+pub(crate) struct KeygenArgs {
     /// Where to write the private key (refused if the file exists).
     #[arg(long)]
     out: PathBuf,
 }
 
 #[derive(Debug, Args)]
-pub struct IssueArgs {
+pub(crate) struct IssueArgs {
     /// The lot (AI 10), or the batch id `GTIN/LOT`.
     #[arg(long, alias = "lot")]
     batch: String,
@@ -97,7 +97,7 @@ pub struct IssueArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// The unit code URI.
     code: String,
     /// The batch's public key: 64 hex digits, or base64url (43 characters,
@@ -107,7 +107,7 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RegisterArgs {
+pub(crate) struct RegisterArgs {
     #[command(flatten)]
     conn: Conn,
     /// The traceability chaincode's name on the channel.
@@ -123,7 +123,7 @@ pub struct RegisterArgs {
 
 /// `qcss scan CODE --location L [--claim]`.
 #[derive(Debug, Args)]
-pub struct ScanArgs {
+pub(crate) struct ScanArgs {
     #[command(flatten)]
     conn: Conn,
     /// The traceability chaincode's name on the channel.
@@ -144,7 +144,7 @@ pub struct ScanArgs {
 
 /// `qcss recall BATCH --reason R`.
 #[derive(Debug, Args)]
-pub struct RecallArgs {
+pub(crate) struct RecallArgs {
     #[command(flatten)]
     conn: Conn,
     /// The traceability chaincode's name on the channel.
@@ -209,7 +209,7 @@ fn is_code(target: &str) -> bool {
     target.contains('?')
 }
 
-pub fn run_trace(a: TraceArgs) -> Result<()> {
+pub(crate) fn run_trace(a: TraceArgs) -> Result<()> {
     if a.upstream || a.downstream {
         return run_graph(&a);
     }
@@ -356,7 +356,7 @@ fn code_verdict(v: &Value) -> &'static str {
     }
 }
 
-pub fn run_scan(a: ScanArgs) -> Result<()> {
+pub(crate) fn run_scan(a: ScanArgs) -> Result<()> {
     let f = if a.claim { "claim" } else { "scan" };
     let arg = json!({"code": a.code, "location": a.location}).to_string();
     let result = runtime()?.block_on(async {
@@ -403,7 +403,7 @@ pub fn run_scan(a: ScanArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn run_recall(a: RecallArgs) -> Result<()> {
+pub(crate) fn run_recall(a: RecallArgs) -> Result<()> {
     let arg = json!({"batch": a.batch, "reason": a.reason}).to_string();
     let c = runtime()?.block_on(async {
         let mut g = a.conn.gateway().await?;
@@ -427,7 +427,7 @@ pub fn run_recall(a: RecallArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn run_codes(cmd: CodesCommand) -> Result<()> {
+pub(crate) fn run_codes(cmd: CodesCommand) -> Result<()> {
     match cmd {
         CodesCommand::Keygen(a) => keygen(&a),
         CodesCommand::Issue(a) => issue(&a),

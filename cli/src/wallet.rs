@@ -105,7 +105,7 @@ pub(crate) fn parse_amount(text: &str) -> Result<u64> {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum WalletCommand {
+pub(crate) enum WalletCommand {
     /// Create a key file (mode 0600) and print its address.
     New {
         /// Where to write the key.
@@ -180,7 +180,7 @@ pub enum WalletCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct TxArgs {
+pub(crate) struct TxArgs {
     /// The sender's key file.
     #[arg(long)]
     pub key: PathBuf,
@@ -198,7 +198,7 @@ pub struct TxArgs {
     pub node: NodeArgs,
 }
 
-pub fn run(cmd: WalletCommand) -> Result<()> {
+pub(crate) fn run(cmd: WalletCommand) -> Result<()> {
     match cmd {
         WalletCommand::New { key } => {
             let k = Keypair::generate().map_err(|_| anyhow!("the system random source failed"))?;

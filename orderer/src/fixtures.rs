@@ -10,10 +10,10 @@ use qcss_network::signing::SigningKey;
 use qcss_network::{MspId, Role, SigningIdentity};
 
 /// The channel of the fixtures.
-pub const CHANNEL: &str = "unit";
+pub(crate) const CHANNEL: &str = "unit";
 
 /// An org and its root CA.
-pub struct TestOrg {
+pub(crate) struct TestOrg {
     /// `OrgNMSP`.
     pub msp_id: String,
     ca: CertAuthority,
@@ -21,7 +21,7 @@ pub struct TestOrg {
 
 impl TestOrg {
     /// Org number `n`.
-    pub fn new(n: u32) -> Self {
+    pub(crate) fn new(n: u32) -> Self {
         TestOrg {
             msp_id: format!("Org{n}MSP"),
             ca: CertAuthority::new_root(&format!("ca.org{n}"), &format!("Org{n}"), 365).unwrap(),
@@ -29,7 +29,7 @@ impl TestOrg {
     }
 
     /// Org number `n` whose CA is named `ca_name` (CN and O).
-    pub fn with_ca_name(n: u32, ca_name: &str) -> Self {
+    pub(crate) fn with_ca_name(n: u32, ca_name: &str) -> Self {
         TestOrg {
             msp_id: format!("Org{n}MSP"),
             ca: CertAuthority::new_root(ca_name, ca_name, 365).unwrap(),
@@ -37,7 +37,7 @@ impl TestOrg {
     }
 
     /// A fresh identity of this org in `role`.
-    pub fn identity(&self, name: &str, role: Role) -> SigningIdentity {
+    pub(crate) fn identity(&self, name: &str, role: Role) -> SigningIdentity {
         let key = SigningKey::generate().unwrap();
         let profile = SigningProfile {
             name: name.into(),
@@ -58,7 +58,7 @@ impl TestOrg {
     }
 
     /// A CRL of this org's CA numbered `number` that revokes `revoked`.
-    pub fn crl(&self, number: u64, revoked: &[&SigningIdentity]) -> String {
+    pub(crate) fn crl(&self, number: u64, revoked: &[&SigningIdentity]) -> String {
         let list: Vec<(Vec<u8>, i64, u8)> = revoked
             .iter()
             .map(|i| (hex::decode(&i.cert.serial_hex).unwrap(), 1_700_000_000, 1))
@@ -67,7 +67,7 @@ impl TestOrg {
     }
 
     /// Its entry in a channel configuration.
-    pub fn org_config(&self) -> OrgConfig {
+    pub(crate) fn org_config(&self) -> OrgConfig {
         OrgConfig {
             msp: MspConfig {
                 msp_id: self.msp_id.clone(),
@@ -81,7 +81,7 @@ impl TestOrg {
 }
 
 /// A channel of `orgs` with one consenter, `orderer` (of the first org).
-pub fn channel_config(orgs: &[&TestOrg], orderer: &SigningIdentity) -> ChannelConfig {
+pub(crate) fn channel_config(orgs: &[&TestOrg], orderer: &SigningIdentity) -> ChannelConfig {
     let pem = String::from_utf8(orderer.cert_pem.clone()).unwrap();
     ChannelConfig {
         channel_id: CHANNEL.into(),

@@ -62,7 +62,7 @@ pub struct UnpackedProposal {
 
 /// Most arguments (function name included) a proposal may carry, and most
 /// transient entries: checked on the wire before anything is decoded.
-pub const MAX_ARGS: usize = 1024;
+pub(super) const MAX_ARGS: usize = 1024;
 
 impl UnpackedProposal {
     /// Decodes every layer of `signed`, checking only that each decodes and

@@ -15,9 +15,9 @@ use crate::ledger::testutil::{ChainBuilder, TestTx};
 use crate::ledger::{Ledger, LedgerError};
 
 /// Distinct keys the benchmark writes.
-pub const BENCH_KEYSPACE: u64 = 100_000;
+pub(super) const BENCH_KEYSPACE: u64 = 100_000;
 /// Size of each value written.
-pub const BENCH_VALUE_BYTES: usize = 100;
+pub(super) const BENCH_VALUE_BYTES: usize = 100;
 
 /// What [`bench_commit`] measured.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

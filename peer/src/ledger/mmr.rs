@@ -21,7 +21,7 @@ const LEAVES_KEY: &[u8] = b"leaves";
 
 /// Most blocks one sync appends before it lets the caller go on (it resumes
 /// at the next call): bounds the time a request can spend catching up.
-pub const MAX_SYNC_BLOCKS: u64 = 10_000;
+pub(super) const MAX_SYNC_BLOCKS: u64 = 10_000;
 
 /// Reads nodes from the `anchor_mmr` tree.
 struct TreeStore<'a>(&'a sled::Tree);

@@ -147,7 +147,7 @@ impl fmt::Display for Definition {
 
 /// `[A-Za-z0-9]+([-_][A-Za-z0-9]+)*`, at most 128 bytes: the package
 /// format's rule, which also keeps `_lifecycle` and `/` out.
-pub fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     name.len() <= MAX_LABEL
         && !name.is_empty()
         && name

@@ -10,12 +10,12 @@ use qcss_chaincode::{
 };
 
 /// The example contract built by `chaincode/build-contracts.sh`.
-pub fn example_wasm() -> Vec<u8> {
+pub(crate) fn example_wasm() -> Vec<u8> {
     contract_wasm("example")
 }
 
 /// Contract `name` as built by `chaincode/build-contracts.sh`.
-pub fn contract_wasm(name: &str) -> Vec<u8> {
+pub(crate) fn contract_wasm(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../contracts/build")
         .join(format!("{name}.wasm"));
@@ -30,12 +30,12 @@ pub fn contract_wasm(name: &str) -> Vec<u8> {
 
 /// A client of `msp` with the QCSS kinds `kinds` (each `=true`) and a
 /// stand-in certificate naming them.
-pub fn who(msp: &str, kinds: &[&str]) -> Caller {
+pub(crate) fn who(msp: &str, kinds: &[&str]) -> Caller {
     who_cert(msp, kinds, &format!("CERT OF {msp} {kinds:?}"))
 }
 
 /// [`who`] with `cert` as the text inside the PEM armour.
-pub fn who_cert(msp: &str, kinds: &[&str], cert: &str) -> Caller {
+pub(crate) fn who_cert(msp: &str, kinds: &[&str], cert: &str) -> Caller {
     Caller {
         msp_id: msp.into(),
         role: "client".into(),
@@ -48,13 +48,13 @@ pub fn who_cert(msp: &str, kinds: &[&str], cert: &str) -> Caller {
 }
 
 /// A runtime with the example installed.
-pub fn runtime(limits: Limits) -> (Runtime, CodeHash) {
+pub(crate) fn runtime(limits: Limits) -> (Runtime, CodeHash) {
     let rt = Runtime::new(limits);
     let code = rt.install(&example_wasm()).expect("example installs");
     (rt, code)
 }
 
-pub fn alice() -> Caller {
+pub(crate) fn alice() -> Caller {
     Caller {
         msp_id: "Org1MSP".into(),
         role: "client".into(),
@@ -66,7 +66,7 @@ pub fn alice() -> Caller {
     }
 }
 
-pub fn inv(function: &str, args: &[&str]) -> Invocation {
+pub(crate) fn inv(function: &str, args: &[&str]) -> Invocation {
     Invocation {
         namespace: "example".into(),
         function: function.into(),
@@ -80,7 +80,7 @@ pub fn inv(function: &str, args: &[&str]) -> Invocation {
     }
 }
 
-pub fn call(
+pub(crate) fn call(
     rt: &Runtime,
     code: &CodeHash,
     state: &MemoryState,
@@ -91,7 +91,7 @@ pub fn call(
 }
 
 /// Proves the runtime still works: a put and a get on a fresh state.
-pub fn still_serves(rt: &Runtime, code: &CodeHash) {
+pub(crate) fn still_serves(rt: &Runtime, code: &CodeHash) {
     let mut state = MemoryState::new();
     let sim = call(rt, code, &state, "put", &["alive", "yes"]).expect("put after a failure");
     state.apply(&sim, qcss_chaincode::Version { block: 1, tx: 0 });
