@@ -380,6 +380,34 @@ fn verify_page_explorer_and_api_on_a_demo_network() {
     assert!(html.contains(&format!("batch/{juice}/LJ2026B")), "{html}");
     println!("web screenshots: {}", shots.display());
 
+    // ------------------------------------------------------- slowloris
+    // 300 connections that never finish their request head (more than the
+    // 256 the server holds at once, and far more than one address's 32):
+    // a consumer's request is still answered, because a new connection
+    // evicts the oldest slow one instead of waiting behind it; the evicted
+    // ones are closed without an answer (they would get a 408 after the
+    // 5 s head timeout if they had kept their slot).
+    let slow: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&web).expect("connect");
+            s.write_all(b"GET /api/blocks HTTP/1.1\r\nHost: x\r\n")
+                .expect("partial head");
+            s
+        })
+        .collect();
+    let (s, _, _) = get(&web, "/api/blocks?limit=1");
+    assert_eq!(s, 200, "answered while 300 slow connections are open");
+    let mut first = &slow[0];
+    first.set_read_timeout(Some(Duration::from_secs(15))).ok();
+    let mut buf = Vec::new();
+    let _ = first.read_to_end(&mut buf);
+    assert!(
+        buf.is_empty(),
+        "the oldest slow connection was evicted, not kept until its timeout: {}",
+        String::from_utf8_lossy(&buf)
+    );
+    drop(slow);
+
     // ------------------------------------------------------- rate limit
     std::thread::sleep(Duration::from_secs(4)); // refill the bucket
     let mut limited = None;

@@ -38,6 +38,10 @@ pub struct WebSettings {
     /// Connections served at once; more wait in the listen backlog.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections one client IP may hold at once; a new one beyond it
+    /// evicts that address's oldest.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
     /// Contract answers cached per ledger height (0 = no cache).
     #[serde(default = "default_cache")]
     pub cache_entries: usize,
@@ -51,6 +55,9 @@ fn default_rate() -> u32 {
 }
 fn default_burst() -> u32 {
     60
+}
+fn default_max_connections_per_ip() -> usize {
+    32
 }
 fn default_max_connections() -> usize {
     256
@@ -73,6 +80,7 @@ impl WebSettings {
             rate_limit_per_sec: default_rate(),
             rate_limit_burst: default_burst(),
             max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
             cache_entries: default_cache(),
         }
     }

@@ -36,12 +36,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use qcss_network::slots::{SlotLimits, Slots};
 use qcss_network::tls::{ClientAuth, ServerTlsSettings};
 use qcss_network::{MspId, Role, SigningIdentity};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use crate::node::Peer;
 
@@ -176,22 +175,24 @@ fn tls_acceptor(
 
 /// Serves `web` on `listener` until `shutdown` resolves; connections in
 /// flight are then dropped.
+///
+/// Each connection runs in a slot (`qcss_network::slots`): at most
+/// `max_connections` at once and `max_connections_per_ip` from one address,
+/// and a new connection that finds a cap full evicts the oldest in it. A
+/// slowloris client that opens connections and never finishes a request
+/// therefore cannot keep a consumer's scan from being answered (with a
+/// plain semaphore it held every permit until each head timed out).
 pub async fn serve(listener: TcpListener, web: Arc<Web>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
-    let limit = Arc::new(Semaphore::new(web.settings.max_connections.max(1)));
-    let mut tasks = JoinSet::new();
+    let slots = Slots::new(SlotLimits {
+        total: web.settings.max_connections.max(1),
+        per_ip: web.settings.max_connections_per_ip.max(1),
+    });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, base = %web.base, tls = web.tls.is_some(), "web server listening");
     }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     loop {
-        while tasks.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            p = Arc::clone(&limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let (stream, addr) = tokio::select! {
             () = &mut shutdown => break,
             a = listener.accept() => match a {
@@ -205,21 +206,28 @@ pub async fn serve(listener: TcpListener, web: Arc<Web>, shutdown: impl Future<O
         };
         let _ = stream.set_nodelay(true);
         let web = web.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
-            match &web.tls {
-                Some(acceptor) => {
-                    let hs = tokio::time::timeout(http::READ_TIMEOUT, acceptor.accept(stream));
-                    if let Ok(Ok(tls)) = hs.await {
-                        connection(&web, tls, addr).await;
+        let mut stop = stop_rx.clone();
+        slots.spawn(addr.ip(), move |slot| async move {
+            let _slot = slot;
+            let serve = async {
+                match &web.tls {
+                    Some(acceptor) => {
+                        let hs = tokio::time::timeout(http::READ_TIMEOUT, acceptor.accept(stream));
+                        if let Ok(Ok(tls)) = hs.await {
+                            connection(&web, tls, addr).await;
+                        }
                     }
+                    None => connection(&web, stream, addr).await,
                 }
-                None => connection(&web, stream, addr).await,
+            };
+            tokio::select! {
+                () = serve => {}
+                _ = stop.changed() => {}
             }
         });
     }
-    tasks.shutdown().await;
-    tracing::info!("web server stopped");
+    let _ = stop_tx.send(true);
+    tracing::info!(evicted = slots.evicted(), "web server stopped");
 }
 
 async fn connection<S: AsyncRead + AsyncWrite + Unpin>(web: &Web, mut stream: S, addr: SocketAddr) {
