@@ -1,0 +1,161 @@
+//! Checking a file's chunks, and repairing them from another copy.
+
+use serde::Serialize;
+
+use crate::disk::{self, ReadFailure};
+use crate::{ChunkHash, Damage, Error, FileId, Manifest, Store};
+
+/// Somewhere chunks and manifests can be fetched from: another store on
+/// this machine, or (later) another org's peer over gRPC. The repairer
+/// checks everything it returns, so a source need not be trusted.
+pub trait ChunkSource {
+    /// The canonical manifest bytes of `id`.
+    fn manifest(&self, id: &FileId) -> Result<Vec<u8>, Error>;
+    /// The bytes of the chunk named `hash`.
+    fn chunk(&self, hash: &ChunkHash) -> Result<Vec<u8>, Error>;
+}
+
+/// A store serves only chunks it has verified.
+impl ChunkSource for Store {
+    fn manifest(&self, id: &FileId) -> Result<Vec<u8>, Error> {
+        self.manifest_bytes(id)
+    }
+
+    fn chunk(&self, hash: &ChunkHash) -> Result<Vec<u8>, Error> {
+        match self.chunk_verified(hash, None) {
+            Ok(b) => Ok(b),
+            Err(ReadFailure::Damaged(damage)) => Err(Error::SourceChunk {
+                hash: *hash,
+                damage,
+            }),
+            Err(ReadFailure::Io(e)) => Err(e),
+        }
+    }
+}
+
+/// One damaged chunk found by [`Store::verify`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DamagedChunk {
+    /// Its position in the file.
+    pub index: u32,
+    /// Its name.
+    pub hash: ChunkHash,
+    /// What is wrong.
+    #[serde(skip)]
+    pub damage: Damage,
+}
+
+/// What [`Store::verify`] found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// The file.
+    pub id: FileId,
+    /// Chunks checked.
+    pub chunks: u32,
+    /// Chunks missing or damaged.
+    pub damaged: Vec<DamagedChunk>,
+}
+
+impl VerifyReport {
+    /// Whether every chunk is whole.
+    pub fn is_intact(&self) -> bool {
+        self.damaged.is_empty()
+    }
+}
+
+/// What [`Store::repair`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RepairReport {
+    /// Chunks checked.
+    pub chunks: u32,
+    /// Chunks fetched and written.
+    pub fetched: u32,
+    /// Bytes fetched and written.
+    pub bytes_fetched: u64,
+    /// Whether the manifest itself was fetched.
+    pub manifest_fetched: bool,
+}
+
+impl Store {
+    /// Reads every chunk of a file and reports the damaged ones. Fails only
+    /// if the manifest is missing or damaged, or the disk fails.
+    pub fn verify(&self, id: &FileId) -> Result<VerifyReport, Error> {
+        let m = self.manifest(id)?;
+        let mut damaged = Vec::new();
+        for (i, hash) in m.chunks.iter().enumerate() {
+            let index = i as u32;
+            match self.chunk_verified(hash, Some(m.chunk_len(index))) {
+                Ok(_) => {}
+                Err(ReadFailure::Damaged(damage)) => damaged.push(DamagedChunk {
+                    index,
+                    hash: *hash,
+                    damage,
+                }),
+                Err(ReadFailure::Io(e)) => return Err(e),
+            }
+        }
+        Ok(VerifyReport {
+            id: *id,
+            chunks: m.chunks.len() as u32,
+            damaged,
+        })
+    }
+
+    /// Makes this store's copy of `id` whole again from `from`: fetches the
+    /// manifest if it is missing or damaged here, and every chunk missing
+    /// or damaged here, checking each against its hash and length before
+    /// writing it (atomically). A replica fetched this way is not charged
+    /// to any org's quota.
+    pub fn repair(&self, id: &FileId, from: &dyn ChunkSource) -> Result<RepairReport, Error> {
+        let mut report = RepairReport::default();
+        let (manifest, fetched_manifest) = match self.manifest(id) {
+            Ok(m) => (m, None),
+            Err(Error::NotFound(_) | Error::ManifestDamaged { .. } | Error::ManifestInvalid(_)) => {
+                let bytes = from.manifest(id)?;
+                let found = FileId::of_manifest(&bytes);
+                if found != *id {
+                    return Err(Error::ManifestDamaged { file: *id, found });
+                }
+                (Manifest::decode(&bytes, self.limits())?, Some(bytes))
+            }
+            Err(e) => return Err(e),
+        };
+        let layout = self.layout();
+        for (i, hash) in manifest.chunks.iter().enumerate() {
+            let index = i as u32;
+            let len = manifest.chunk_len(index);
+            report.chunks += 1;
+            match self.chunk_verified(hash, Some(len)) {
+                Ok(_) => continue,
+                Err(ReadFailure::Io(e)) => return Err(e),
+                Err(ReadFailure::Damaged(_)) => {}
+            }
+            let bytes = from.chunk(hash)?;
+            let found = ChunkHash::of(&bytes);
+            if found != *hash {
+                return Err(Error::SourceChunk {
+                    hash: *hash,
+                    damage: Damage::HashMismatch { found },
+                });
+            }
+            if bytes.len() as u64 != len {
+                // Unreachable unless SHA-256 collides; checked anyway.
+                return Err(Error::SourceChunk {
+                    hash: *hash,
+                    damage: Damage::Truncated {
+                        expected: len,
+                        found: bytes.len() as u64,
+                    },
+                });
+            }
+            disk::write_atomic(layout, &layout.chunk(hash), &bytes)?;
+            report.fetched += 1;
+            report.bytes_fetched += len;
+        }
+        if let Some(bytes) = fetched_manifest {
+            disk::write_atomic(layout, &layout.manifest(id), &bytes)?;
+            report.manifest_fetched = true;
+        }
+        Ok(report)
+    }
+}
