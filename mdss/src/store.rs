@@ -169,8 +169,11 @@ impl Store {
                     limit: limits.max_chunks,
                 });
             }
+            // Stop streaming once the file alone exceeds the quota; whether
+            // it fits beside what the org holds is decided at commit (a
+            // file it already holds is not charged again).
             if let Some(quota) = quota
-                && used.saturating_add(size) > quota
+                && size > quota
             {
                 return Err(Error::QuotaExceeded {
                     org: owner.clone(),
