@@ -72,28 +72,28 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
 /// fsyncs `dest`'s directory: after a crash `dest` is either absent or
 /// whole.
 pub(crate) fn write_atomic(layout: &Layout, dest: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = write_renamed(layout, dest, bytes)?;
+    sync_dir(&dir)
+}
+
+/// [`write_atomic`] without the directory fsync, which the caller does
+/// once per directory (given back) before anything depends on `dest`.
+pub(crate) fn write_renamed(layout: &Layout, dest: &Path, bytes: &[u8]) -> Result<PathBuf, Error> {
+    let dir = dest
+        .parent()
+        .ok_or_else(|| Error::io("write", dest)(std::io::ErrorKind::InvalidInput.into()))?;
     let tmp = layout.temp("write");
     let result = (|| {
         let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
         f.write_all(bytes).map_err(Error::io("write", &tmp))?;
         f.sync_all().map_err(Error::io("fsync", &tmp))?;
-        rename_into(&tmp, dest)
+        fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
+        fs::rename(&tmp, dest).map_err(Error::io("rename into", dest))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result
-}
-
-/// Renames `from` to `dest`, creating `dest`'s directory if needed, and
-/// fsyncs that directory.
-pub(crate) fn rename_into(from: &Path, dest: &Path) -> Result<(), Error> {
-    let dir = dest
-        .parent()
-        .ok_or_else(|| Error::io("rename into", dest)(std::io::ErrorKind::InvalidInput.into()))?;
-    fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
-    fs::rename(from, dest).map_err(Error::io("rename into", dest))?;
-    sync_dir(dir)
+    result.map(|()| dir.to_path_buf())
 }
 
 /// Why a verified read gave no bytes.

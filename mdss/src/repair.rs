@@ -1,5 +1,7 @@
 //! Checking a file's chunks, and repairing them from another copy.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use crate::disk::{self, ReadFailure};
@@ -121,6 +123,7 @@ impl Store {
             Err(e) => return Err(e),
         };
         let layout = self.layout();
+        let mut dirs = BTreeSet::new();
         for (i, hash) in manifest.chunks.iter().enumerate() {
             let index = i as u32;
             let len = manifest.chunk_len(index);
@@ -148,9 +151,13 @@ impl Store {
                     },
                 });
             }
-            disk::write_atomic(layout, &layout.chunk(hash), &bytes)?;
+            dirs.insert(disk::write_renamed(layout, &layout.chunk(hash), &bytes)?);
             report.fetched += 1;
             report.bytes_fetched += len;
+        }
+        // Chunks are durable before the manifest that names them.
+        for dir in &dirs {
+            disk::sync_dir(dir)?;
         }
         if let Some(bytes) = fetched_manifest {
             disk::write_atomic(layout, &layout.manifest(id), &bytes)?;
