@@ -173,6 +173,10 @@ pub enum Error {
         /// The chunk's position.
         index: u32,
     },
+    /// A repair kept finding chunks removed under it (the file, or one
+    /// sharing its chunks, was being deleted); try again.
+    #[error("file {0} changed while it was repaired")]
+    Contended(FileId),
     /// A confidential file's reader list is empty, too long or repeats an org.
     #[error("invalid readers: {0}")]
     InvalidReaders(String),

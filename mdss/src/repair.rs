@@ -7,20 +7,25 @@ use serde::Serialize;
 use crate::disk::{self, ReadFailure};
 use crate::{ChunkHash, Damage, Error, FileId, Manifest, Store};
 
+/// Fetch rounds before [`Store::repair`] gives up on a file that keeps
+/// losing chunks to concurrent deletes.
+const REPAIR_ATTEMPTS: usize = 3;
+
 /// Somewhere chunks and manifests can be fetched from: another store on
 /// this machine, or (later) another org's peer over gRPC. The repairer
 /// checks everything it returns, so a source need not be trusted.
 pub trait ChunkSource {
     /// The canonical manifest bytes of `id`.
-    fn manifest(&self, id: &FileId) -> Result<Vec<u8>, Error>;
+    fn manifest_bytes(&self, id: &FileId) -> Result<Vec<u8>, Error>;
     /// The bytes of the chunk named `hash`.
     fn chunk(&self, hash: &ChunkHash) -> Result<Vec<u8>, Error>;
 }
 
 /// A store serves only chunks it has verified.
 impl ChunkSource for Store {
-    fn manifest(&self, id: &FileId) -> Result<Vec<u8>, Error> {
-        self.manifest_bytes(id)
+    fn manifest_bytes(&self, id: &FileId) -> Result<Vec<u8>, Error> {
+        // The inherent method (same name, same answer).
+        Store::manifest_bytes(self, id)
     }
 
     fn chunk(&self, hash: &ChunkHash) -> Result<Vec<u8>, Error> {
@@ -109,11 +114,10 @@ impl Store {
     /// writing it (atomically). A replica fetched this way is not charged
     /// to any org's quota.
     pub fn repair(&self, id: &FileId, from: &dyn ChunkSource) -> Result<RepairReport, Error> {
-        let mut report = RepairReport::default();
         let (manifest, fetched_manifest) = match self.manifest(id) {
             Ok(m) => (m, None),
             Err(Error::NotFound(_) | Error::ManifestDamaged { .. } | Error::ManifestInvalid(_)) => {
-                let bytes = from.manifest(id)?;
+                let bytes = from.manifest_bytes(id)?;
                 let found = FileId::of_manifest(&bytes);
                 if found != *id {
                     return Err(Error::ManifestDamaged { file: *id, found });
@@ -122,12 +126,45 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
+        let mut report = RepairReport {
+            chunks: manifest.chunks.len() as u32,
+            ..RepairReport::default()
+        };
+        // Fetching runs without the store's lock (a source may be slow); a
+        // delete that removed a shared chunk meanwhile is caught by the
+        // check under the lock, and the fetch is redone.
+        for _ in 0..REPAIR_ATTEMPTS {
+            self.fetch_missing(&manifest, from, &mut report)?;
+            let _state = self.lock();
+            let layout = self.layout();
+            let whole = manifest.chunks.iter().enumerate().all(|(i, hash)| {
+                std::fs::metadata(layout.chunk(hash))
+                    .is_ok_and(|m| m.len() == manifest.chunk_len(i as u32))
+            });
+            if !whole {
+                continue;
+            }
+            if let Some(bytes) = &fetched_manifest {
+                disk::write_atomic(layout, &layout.manifest(id), bytes)?;
+                report.manifest_fetched = true;
+            }
+            return Ok(report);
+        }
+        Err(Error::Contended(*id))
+    }
+
+    /// Fetches every chunk of `manifest` missing or damaged here, checks
+    /// it, writes it, and fsyncs the directories written to.
+    fn fetch_missing(
+        &self,
+        manifest: &Manifest,
+        from: &dyn ChunkSource,
+        report: &mut RepairReport,
+    ) -> Result<(), Error> {
         let layout = self.layout();
         let mut dirs = BTreeSet::new();
         for (i, hash) in manifest.chunks.iter().enumerate() {
-            let index = i as u32;
-            let len = manifest.chunk_len(index);
-            report.chunks += 1;
+            let len = manifest.chunk_len(i as u32);
             match self.chunk_verified(hash, Some(len)) {
                 Ok(_) => continue,
                 Err(ReadFailure::Io(e)) => return Err(e),
@@ -159,10 +196,6 @@ impl Store {
         for dir in &dirs {
             disk::sync_dir(dir)?;
         }
-        if let Some(bytes) = fetched_manifest {
-            disk::write_atomic(layout, &layout.manifest(id), &bytes)?;
-            report.manifest_fetched = true;
-        }
-        Ok(report)
+        Ok(())
     }
 }

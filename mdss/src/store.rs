@@ -14,8 +14,7 @@ use crate::manifest::Encryption;
 use crate::reader::FileReader;
 use crate::{ChunkHash, Error, FileId, Limits, Manifest, MediaType, OrgId};
 
-/// A content-addressed file store in one directory (layout in
-/// [`disk`](crate) docs and the README). Cheap to clone; safe to share
+/// A content-addressed file store in one directory (layout in the README). Cheap to clone; safe to share
 /// between threads. One `Store` per directory: opening empties `tmp/`.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -32,7 +31,7 @@ struct Inner {
 }
 
 #[derive(Debug, Default)]
-struct State {
+pub(crate) struct State {
     /// Bytes charged to each org.
     usage: BTreeMap<OrgId, u64>,
 }
@@ -459,7 +458,7 @@ impl Store {
         disk::read_verified(&self.inner.layout.chunk(hash), hash, len)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves usage counters, which are
         // still meaningful; recover them.
         self.inner

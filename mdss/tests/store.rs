@@ -220,7 +220,7 @@ fn damaged_copies_are_refused_and_repaired() {
 struct Liar;
 
 impl ChunkSource for Liar {
-    fn manifest(&self, _: &FileId) -> Result<Vec<u8>, Error> {
+    fn manifest_bytes(&self, _: &FileId) -> Result<Vec<u8>, Error> {
         Ok(b"qcss/mdss/manifest/v1 garbage".to_vec())
     }
     fn chunk(&self, _: &ChunkHash) -> Result<Vec<u8>, Error> {
@@ -522,4 +522,55 @@ fn concurrent_puts_of_shared_chunks() {
     for (id, bytes) in &ids[1..] {
         assert_eq!(&read_all(store.get(id).unwrap()).unwrap(), bytes);
     }
+}
+
+/// A source that, while serving chunk i, removes chunk i+1 (cyclically)
+/// from the store being repaired, as a concurrent delete of a file sharing
+/// it would; it does so at most `times` times.
+struct Racing<'a> {
+    inner: &'a Store,
+    dest: PathBuf,
+    chunks: Vec<ChunkHash>,
+    times: std::cell::Cell<u32>,
+}
+
+impl ChunkSource for Racing<'_> {
+    fn manifest_bytes(&self, id: &FileId) -> Result<Vec<u8>, Error> {
+        self.inner.manifest_bytes(id)
+    }
+    fn chunk(&self, hash: &ChunkHash) -> Result<Vec<u8>, Error> {
+        let i = self.chunks.iter().position(|c| c == hash).unwrap();
+        let next = chunk_path(&self.dest, &self.chunks[(i + 1) % self.chunks.len()]);
+        if self.times.get() > 0 && fs::remove_file(next).is_ok() {
+            self.times.set(self.times.get() - 1);
+        }
+        self.inner.chunk(hash)
+    }
+}
+
+#[test]
+fn repair_redoes_chunks_removed_under_it() {
+    let dir_a = TempDir::new().unwrap();
+    let dir_b = TempDir::new().unwrap();
+    let a = open(dir_a.path());
+    let b = open(dir_b.path());
+    let bytes = data(300, 15);
+    let id = a.put(&org("Org1"), &bytes[..], &pdf()).unwrap();
+    let racing = |times| Racing {
+        inner: &a,
+        dest: dir_b.path().to_path_buf(),
+        chunks: a.manifest(&id).unwrap().chunks,
+        times: std::cell::Cell::new(times),
+    };
+    // Raced on every round: refused, and no manifest names missing chunks.
+    let raced = b.repair(&id, &racing(100));
+    assert!(
+        matches!(raced, Err(Error::Contended(f)) if f == id),
+        "{raced:?}"
+    );
+    assert!(!b.has(&id));
+    // Raced once: the next round fetches the chunk again.
+    let r = b.repair(&id, &racing(1)).unwrap();
+    assert!(r.manifest_fetched);
+    assert_eq!(read_all(b.get(&id).unwrap()).unwrap(), bytes);
 }
