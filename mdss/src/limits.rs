@@ -69,3 +69,23 @@ impl Limits {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_from_json() {
+        let l: Limits = serde_json::from_str(
+            r#"{"chunk_size": 4096, "default_quota": 10, "quotas": {"Org1MSP": 1000}}"#,
+        )
+        .unwrap();
+        assert_eq!(l.quota(&OrgId::new("Org1MSP").unwrap()), Some(1000));
+        assert_eq!(l.quota(&OrgId::new("Org2MSP").unwrap()), Some(10));
+        assert_eq!(l.max_chunks, Limits::default().max_chunks);
+        assert!(l.check().is_ok());
+        // Bad org ids and unknown fields are refused.
+        assert!(serde_json::from_str::<Limits>(r#"{"quotas": {"../x": 1}}"#).is_err());
+        assert!(serde_json::from_str::<Limits>(r#"{"chunksize": 1}"#).is_err());
+    }
+}

@@ -415,6 +415,23 @@ fn oversize_uploads_are_refused_and_leave_nothing() {
         Err(Error::TooManyChunks { limit: 10 })
     ));
     assert_eq!(count_files(few_dir.path()), 0);
+    // An upload whose reader fails midway.
+    struct Failing(usize);
+    impl Read for Failing {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::other("connection reset"));
+            }
+            let n = out.len().min(self.0);
+            out[..n].fill(1);
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+    assert!(matches!(
+        store.put(&org("Org1"), Failing(300), &pdf()),
+        Err(Error::Upload(_))
+    ));
     for sub in ["chunks", "manifests", "owners", "tmp"] {
         assert_eq!(count_files(&dir.path().join(sub)), 0, "{sub}");
     }
