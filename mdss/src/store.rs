@@ -256,9 +256,9 @@ impl Store {
         for dir in &dirs {
             disk::sync_dir(dir)?;
         }
-        let mpath = layout.manifest(&id);
-        if !mpath.exists() {
-            disk::write_atomic(layout, &mpath, bytes)?;
+        // Written unless a good copy is there (a damaged one is replaced).
+        if self.manifest_bytes(&id).is_err() {
+            disk::write_atomic(layout, &layout.manifest(&id), bytes)?;
         }
         if charged {
             disk::write_atomic(layout, &owner_path, &manifest.size.to_be_bytes())?;

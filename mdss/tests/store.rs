@@ -260,6 +260,10 @@ fn garbage_from_a_source_is_refused() {
     let r = b.repair(&id, &a).unwrap();
     assert!(r.manifest_fetched);
     assert_eq!(read_all(b.get(&id).unwrap()).unwrap(), data(200, 5));
+    // Uploading the file again also replaces a damaged manifest.
+    fs::write(&mpath, b"garbage").unwrap();
+    assert_eq!(b.put(&org("Org2"), &data(200, 5)[..], &pdf()).unwrap(), id);
+    assert_eq!(read_all(b.get(&id).unwrap()).unwrap(), data(200, 5));
     // An oversize manifest on disk is refused without being read whole.
     fs::write(&mpath, vec![0u8; 10 << 20]).unwrap();
     assert!(matches!(
