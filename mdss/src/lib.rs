@@ -28,8 +28,8 @@ mod store;
 
 pub use confidential::{OrgPublicKey, OrgSecretKey, PlainReader};
 pub use error::{Damage, Error, Result};
-pub use id::{ChunkHash, FileId, MediaType, OrgId};
-pub use limits::Limits;
+pub use id::{ChunkHash, FileId, MAX_MEDIA_TYPE_LEN, MAX_ORG_ID_LEN, MediaType, OrgId};
+pub use limits::{Limits, MAX_MANIFEST_BYTES};
 pub use manifest::Manifest;
 pub use reader::FileReader;
 pub use repair::{ChunkSource, DamagedChunk, RepairReport, VerifyReport};
