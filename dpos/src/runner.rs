@@ -500,7 +500,11 @@ mod tests {
     /// Garbage and oversize frames close the link; the node keeps serving.
     #[tokio::test]
     async fn garbage_and_oversize_frames_drop_the_peer() {
-        let kit = Kit::new();
+        // Genesis now: with the kit's genesis at 1970, a producer's first
+        // block would account ~7·10⁹ missed slots (it spun for minutes when
+        // the node's tick came before the test's last request on a busy machine).
+        let mut kit = Kit::new();
+        kit.genesis.genesis_time_ms = SystemClock.now_ms();
         let node = start(&kit, 0, vec![]).await;
         for frame in [
             [&5u32.to_be_bytes()[..], &[0xff; 5][..]].concat(),

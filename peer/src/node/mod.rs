@@ -465,6 +465,25 @@ pub async fn run(
         stop_rx.clone(),
     ));
     tokio::spawn(integrity::run_scrub(peer.clone(), stop_rx.clone()));
+    // The anchoring MMR catches up with blocks committed before this build
+    // indexed them (or lost with a cleared tree), off the async threads;
+    // afterwards the committer appends each block as it commits.
+    {
+        let ledger = peer.ledger.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut last = None;
+            loop {
+                match ledger.mmr_sync() {
+                    Ok(n) if n >= ledger.height() || last == Some(n) => break,
+                    Ok(n) => last = Some(n),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "anchor MMR catch-up stopped; the committer resumes it");
+                        break;
+                    }
+                }
+            }
+        });
+    }
     if let Some(api) = cfg.anchor.as_ref().and_then(|a| a.chain_api.clone()) {
         tokio::spawn(anchor_watch::run(peer.clone(), api, stop_rx.clone()));
     }

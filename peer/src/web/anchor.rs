@@ -79,7 +79,7 @@ pub(crate) fn this_consortium(web: &Web) -> Result<Hash32, Response> {
 }
 
 fn status(web: &Web) -> Result<Response, Response> {
-    let indexed = web.peer.ledger.mmr_sync().map_err(unavailable)?;
+    let indexed = web.peer.ledger.mmr_leaves().map_err(unavailable)?;
     let root = web.peer.ledger.mmr_root(indexed).map_err(unavailable)?;
     Ok(Response::json(
         200,
