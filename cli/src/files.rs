@@ -44,6 +44,9 @@ pub(crate) struct PutArgs {
     /// Its media type (`type/subtype`).
     #[arg(long = "media-type", default_value = "application/octet-stream")]
     media_type: String,
+    /// Serve it to anyone on the peer's web port (`GET /files/{id}`).
+    #[arg(long)]
+    public: bool,
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +199,7 @@ async fn put(a: PutArgs) -> Result<()> {
         part: Some(Part::Meta(PutMeta {
             media_type: a.media_type.clone(),
             size,
+            public: a.public,
         })),
     };
     let name = a.file.display().to_string();

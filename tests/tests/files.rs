@@ -31,6 +31,24 @@ fn content(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// `GET path` on `addr` with an optional `Range`: (head, body).
+fn http(addr: &str, path: &str, range: Option<&str>) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("web port");
+    let range = range.map(|r| format!("Range: {r}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{range}\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    (
+        String::from_utf8_lossy(&all[..split]).into_owned(),
+        all[split + 4..].to_vec(),
+    )
+}
+
 fn chunk_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for sub in std::fs::read_dir(dir).expect("chunks dir") {
@@ -53,11 +71,17 @@ fn put_get_repair_across_orgs_over_mtls() {
         },
     );
     // Restart the peers with small limits, to test them with small files.
+    let web = format!("127.0.0.1:{}", qcss_tests::free_port());
     for n in 1..=2 {
         net.kill_peer(n);
         let p = d.path().join(format!("peer{n}.toml"));
         let mut toml = std::fs::read_to_string(&p).unwrap();
         toml.push_str(FILES);
+        if n == 1 {
+            toml.push_str(&format!(
+                "\n[web]\nlisten = \"{web}\"\nidentity_dir = \"org1/client1\"\n"
+            ));
+        }
         std::fs::write(&p, toml).unwrap();
         net.start_peer(n);
     }
@@ -99,6 +123,50 @@ fn put_get_repair_across_orgs_over_mtls() {
         std::fs::read(d.path().join("range")).unwrap(),
         &data[65_000..135_000]
     );
+
+    // Not public: the web port does not reveal it.
+    let (head, _) = http(&web, &format!("/files/{id}"), None);
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    // A public file: whole, a range, a suffix range, a bad range.
+    std::fs::write(d.path().join("clip.mp4"), content(200_000, 9)).unwrap();
+    let clip = std::fs::read(d.path().join("clip.mp4")).unwrap();
+    let pid = net
+        .cli(
+            &[
+                "files",
+                "put",
+                "clip.mp4",
+                "--public",
+                "--media-type",
+                "video/mp4",
+            ],
+            &org1,
+        )
+        .trim()
+        .to_owned();
+    let (head, body) = http(&web, &format!("/files/{pid}"), None);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("Content-Type: video/mp4"), "{head}");
+    assert!(head.contains(&format!("ETag: \"{pid}\"")), "{head}");
+    assert_eq!(body, clip);
+    let (head, body) = http(&web, &format!("/files/{pid}"), Some("bytes=65530-131080"));
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    assert!(
+        head.contains("Content-Range: bytes 65530-131080/200000"),
+        "{head}"
+    );
+    assert_eq!(body, &clip[65_530..131_081]);
+    let (head, body) = http(&web, &format!("/files/{pid}"), Some("bytes=-10"));
+    assert!(
+        head.contains("Content-Range: bytes 199990-199999/200000"),
+        "{head}"
+    );
+    assert_eq!(body, &clip[199_990..]);
+    let (head, _) = http(&web, &format!("/files/{pid}"), Some("bytes=200000-"));
+    assert!(head.starts_with("HTTP/1.1 416"), "{head}");
+    assert!(head.contains("Content-Range: bytes */200000"), "{head}");
+    let (head, _) = http(&web, "/files/nothex", None);
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 
     // org2's peer does not have it; it copies it from org1's peer over mTLS.
     let e = net.cli_err(&["files", "get", &id, "--out", "nope"], &org2);
@@ -149,8 +217,9 @@ fn put_get_repair_across_orgs_over_mtls() {
         e.contains("ResourceExhausted") && e.contains("800000"),
         "{e}"
     );
-    // Quota: 300 000 + 600 000 fit in 1 000 000; 200 000 more do not.
-    std::fs::write(d.path().join("b"), content(600_000, 3)).unwrap();
+    // Quota: 300 000 + 200 000 (the clip) + 400 000 fit in 1 000 000;
+    // 200 000 more do not.
+    std::fs::write(d.path().join("b"), content(400_000, 3)).unwrap();
     net.cli(&["files", "put", "b"], &org1);
     std::fs::write(d.path().join("c"), content(200_000, 4)).unwrap();
     let e = net.cli_err(&["files", "put", "c"], &org1);

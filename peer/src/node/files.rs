@@ -10,6 +10,7 @@
 //! sent was checked against its chunk hash by the store first.
 
 use std::io::{self, Read};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -42,11 +43,35 @@ pub(crate) const PIECE: usize = 256 << 10;
 /// most 64 MiB, `qcss_mdss::MAX_MANIFEST_BYTES`), plus framing.
 pub(crate) const MAX_RESPONSE_BYTES: usize = qcss_mdss::MAX_MANIFEST_BYTES + 4096;
 
+/// The peer's file store and which of its files are public (served to
+/// anyone on the web port): an empty file `<dir>/public/<id>` per public
+/// file, written after the file is stored.
+#[derive(Debug)]
+pub struct PeerFiles {
+    /// The store.
+    pub store: Store,
+    public: PathBuf,
+}
+
+impl PeerFiles {
+    /// Whether `id` was uploaded as public.
+    pub fn is_public(&self, id: &FileId) -> bool {
+        self.public.join(id.to_hex()).is_file()
+    }
+
+    fn mark_public(&self, id: &FileId) -> io::Result<()> {
+        std::fs::create_dir_all(&self.public)?;
+        let path = self.public.join(id.to_hex());
+        std::fs::File::create(&path)?.sync_all()?;
+        std::fs::File::open(&self.public)?.sync_all()
+    }
+}
+
 /// Opens the peer's file store as `[files]` configures it.
 pub(crate) fn open_store(
     s: &FilesSettings,
     data_dir: &std::path::Path,
-) -> Result<Store, PeerError> {
+) -> Result<Arc<PeerFiles>, PeerError> {
     let dir = s.dir.clone().unwrap_or_else(|| data_dir.join("files"));
     let limits = Limits {
         chunk_size: s.chunk_bytes,
@@ -57,8 +82,12 @@ pub(crate) fn open_store(
     limits
         .check()
         .map_err(|e| PeerError::Config(format!("[files]: {e}")))?;
-    Store::open(&dir, limits)
-        .map_err(|e| PeerError::Config(format!("file store {}: {e}", dir.display())))
+    let store = Store::open(&dir, limits)
+        .map_err(|e| PeerError::Config(format!("file store {}: {e}", dir.display())))?;
+    Ok(Arc::new(PeerFiles {
+        store,
+        public: dir.join("public"),
+    }))
 }
 
 /// What a caller wants to do.
@@ -71,6 +100,7 @@ enum Access {
 /// The `qcss.mdss.Files` service.
 pub(crate) struct FilesService {
     peer: Arc<Peer>,
+    files: Arc<PeerFiles>,
     store: Store,
     /// One MSP per member org over its TLS CAs, for the channel config of
     /// this sequence.
@@ -78,10 +108,11 @@ pub(crate) struct FilesService {
 }
 
 impl FilesService {
-    pub(crate) fn new(peer: Arc<Peer>, store: Store) -> Self {
+    pub(crate) fn new(peer: Arc<Peer>, files: Arc<PeerFiles>) -> Self {
         FilesService {
             peer,
-            store,
+            store: files.store.clone(),
+            files,
             tls_msps: Mutex::new(None),
         }
     }
@@ -310,7 +341,14 @@ impl Files for FilesService {
             .await
             .map_err(|e| Status::internal(format!("store task: {e}")))?
             .map_err(status)?;
-        tracing::info!(file = %id, %org, size = meta.size, "file stored");
+        if meta.public {
+            let files = self.files.clone();
+            tokio::task::spawn_blocking(move || files.mark_public(&id))
+                .await
+                .map_err(|e| Status::internal(format!("store task: {e}")))?
+                .map_err(|e| Status::internal(format!("marking {id} public: {e}")))?;
+        }
+        tracing::info!(file = %id, %org, size = meta.size, public = meta.public, "file stored");
         Ok(Response::new(PutResponse {
             id: id.to_hex(),
             size: meta.size,

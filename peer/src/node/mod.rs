@@ -62,6 +62,7 @@ use crate::validator::commit_genesis;
 
 pub use anchor_watch::Anchored;
 pub use config::{AnchorSettings, FilesSettings, GatewaySettings, LedgerSettings, PeerConfig};
+pub use files::PeerFiles;
 pub use metrics::Metrics;
 pub use qscc::QSCC;
 pub use txinfo::{chaincode_events, filtered_block};
@@ -414,7 +415,7 @@ pub async fn run(
 ) -> Result<(), PeerError> {
     let peer = open(&cfg)?;
     let channel = peer.channel();
-    let store = files::open_store(&cfg.files, &cfg.data_dir)?;
+    let files = files::open_store(&cfg.files, &cfg.data_dir)?;
     let tls_settings = {
         let (cert, key) = (peer.tls.cert.clone(), peer.tls.key.clone());
         move |roots: Vec<Vec<u8>>, crls: Vec<Vec<u8>>| ServerTlsSettings {
@@ -434,8 +435,8 @@ pub async fn run(
         let web_listener = TcpListener::bind(&w.listen)
             .await
             .map_err(|e| PeerError::Network(format!("web listen {}: {e}", w.listen)))?;
-        let web =
-            crate::web::Web::new(peer.clone(), w).map_err(|e| PeerError::Config(e.to_string()))?;
+        let web = crate::web::Web::new(peer.clone(), w, Some(files.clone()))
+            .map_err(|e| PeerError::Config(e.to_string()))?;
         let mut rx = stop_rx.clone();
         tokio::spawn(crate::web::serve(web_listener, web, async move {
             let _ = rx.changed().await;
@@ -523,7 +524,7 @@ pub async fn run(
                 .max_encoding_message_size(usize::MAX),
         )
         .add_service(
-            FilesServer::new(files::FilesService::new(peer.clone(), store))
+            FilesServer::new(files::FilesService::new(peer.clone(), files))
                 .max_decoding_message_size(files::MAX_REQUEST_BYTES)
                 .max_encoding_message_size(files::MAX_RESPONSE_BYTES),
         )
