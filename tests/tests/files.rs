@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use qcss_network::certgen::{CertAuthority, random_serial, rcgen_key};
 use qcss_network::signing::SigningKey;
-use qcss_proto::qcss::mdss::FileRequest;
 use qcss_proto::qcss::mdss::files_client::FilesClient;
+use qcss_proto::qcss::mdss::put_request::Part;
+use qcss_proto::qcss::mdss::{FileRequest, PutMeta, PutRequest};
 use qcss_tests::peers::{CHANNEL, Network, NetworkOptions};
 
 /// 64 KiB chunks, files up to 800 000 bytes, 1 000 000 bytes per org.
@@ -276,6 +277,50 @@ fn put_get_repair_across_orgs_over_mtls() {
         }
     });
     assert!(refused);
+    // Garbage uploads from a member, over raw gRPC: data before the
+    // metadata, fewer and more bytes than declared.
+    let addr = net.peer_addrs[0].clone();
+    let dir = d.path().join("org1/client1");
+    let codes = rt.block_on(async move {
+        let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+        let (roots, cert, key) = (
+            read("tls-ca.pem"),
+            read("tls-cert.pem"),
+            read("tls-key.pem"),
+        );
+        let tls = qcss_network::tls::client_tls_for_addr(&[roots], Some((&cert, &key)), &addr);
+        let ch = qcss_network::tls::connect(&addr, tls).await.unwrap();
+        let mut c = FilesClient::new(ch);
+        let meta = |size| PutRequest {
+            part: Some(Part::Meta(PutMeta {
+                media_type: "text/plain".into(),
+                size,
+                public: false,
+            })),
+        };
+        let data = |n| PutRequest {
+            part: Some(Part::Data(vec![7u8; n])),
+        };
+        let mut codes = Vec::new();
+        for msgs in [
+            vec![data(10), meta(10)],
+            vec![meta(100), data(50)],
+            vec![meta(100), data(80), data(80)],
+        ] {
+            let r = c.put(tokio_stream::iter(msgs)).await;
+            codes.push(
+                r.map(|_| ())
+                    .map_err(|s| (s.code(), s.message().to_owned())),
+            );
+        }
+        codes
+    });
+    for c in &codes {
+        assert!(
+            matches!(c, Err((tonic::Code::InvalidArgument, _))),
+            "{codes:?}"
+        );
+    }
     // The members still work afterwards.
     net.cli(&["files", "stat", &id], &org1);
 }
