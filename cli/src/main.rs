@@ -20,6 +20,7 @@ mod chaincode;
 mod channel;
 mod epcis;
 mod epcis_hash;
+mod files;
 mod network;
 mod network_chain;
 mod network_demo;
@@ -92,6 +93,9 @@ enum Command {
     /// Anchoring on the public chain: the bridge, proofs, offline verification, audit.
     #[command(subcommand)]
     Anchor(anchor::AnchorCommand),
+    /// MDSS files on a peer: put, get, stat, verify, repair.
+    #[command(subcommand)]
+    Files(files::FilesCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -122,6 +126,7 @@ fn main() -> std::process::ExitCode {
         Command::Chain(c) => chain::run(c),
         Command::Wallet(w) => wallet::run(w),
         Command::Anchor(a) => anchor::run(a),
+        Command::Files(f) => files::run(f),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

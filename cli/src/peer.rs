@@ -151,6 +151,16 @@ impl Conn {
 
     /// A Gateway client.
     pub(crate) async fn gateway(&self) -> Result<GatewayClient> {
+        let (ch, r) = self.grpc().await?;
+        Ok(GatewayClient::new(
+            ch,
+            Arc::new(load_signer(&r.identity)?),
+            &r.channel,
+        ))
+    }
+
+    /// An mTLS gRPC channel to the peer, with the identity's TLS key.
+    pub(crate) async fn grpc(&self) -> Result<(tonic::transport::Channel, Resolved)> {
         let r = self.resolve()?;
         let roots = if self.tls_roots.is_empty() {
             vec![Self::read(&r.identity.join("tls-ca.pem"))?]
@@ -165,11 +175,7 @@ impl Conn {
         let ch = qcss_peer::client::connect(&r.peer, &roots, (&cert, &key))
             .await
             .map_err(|e| anyhow!(e))?;
-        Ok(GatewayClient::new(
-            ch,
-            Arc::new(load_signer(&r.identity)?),
-            &r.channel,
-        ))
+        Ok((ch, r))
     }
 }
 

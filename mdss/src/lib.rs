@@ -11,8 +11,9 @@
 //! fetch a file. Confidential files are sealed with AES-256-GCM under a
 //! per-file key wrapped for each reader org's X25519 key ([`confidential`]).
 //!
-//! No network here: gRPC/HTTP transport, peer wiring, the `qcss files` CLI
-//! and ledger references come later. Start at [`Store`].
+//! No network here: the peer serves a store over gRPC and HTTP
+//! (`peer/src/node/files.rs`, `docs/files.md`); ledger references come
+//! later. Start at [`Store`].
 #![warn(missing_docs)]
 
 pub mod confidential;

@@ -440,7 +440,7 @@ fn measure(config: &Path, page: &str) {
             settings.listen = "127.0.0.1:0".into();
             settings.rate_limit_per_sec = 0;
             settings.cache_entries = cache;
-            let web = qcss_peer::web::Web::new(peer.clone(), settings).expect("web");
+            let web = qcss_peer::web::Web::new(peer.clone(), settings, None).expect("web");
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -53,6 +53,31 @@ impl Default for LedgerSettings {
     }
 }
 
+/// The peer's file store, MDSS (`[files]`, see `docs/files.md`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesSettings {
+    /// Where the store lives; default `data_dir/files`.
+    pub dir: Option<PathBuf>,
+    /// Largest file accepted, bytes (default 4 GiB).
+    pub max_file_bytes: u64,
+    /// Bytes of uploads each org may keep here; none = unlimited.
+    pub quota_bytes_per_org: Option<u64>,
+    /// Bytes per chunk of new uploads (64 B to 64 MiB; default 1 MiB).
+    pub chunk_bytes: u32,
+}
+
+impl Default for FilesSettings {
+    fn default() -> Self {
+        FilesSettings {
+            dir: None,
+            max_file_bytes: 4 << 30,
+            quota_bytes_per_org: None,
+            chunk_bytes: 1 << 20,
+        }
+    }
+}
+
 /// One peer node.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +119,9 @@ pub struct PeerConfig {
     /// Background ledger checks.
     #[serde(default)]
     pub ledger: LedgerSettings,
+    /// The file store (MDSS).
+    #[serde(default)]
+    pub files: FilesSettings,
     /// The web server (verify page, explorer, JSON API); none if absent.
     #[serde(default)]
     pub web: Option<crate::web::WebSettings>,
@@ -143,6 +171,11 @@ impl PeerConfig {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if let Some(d) = c.files.dir.as_mut()
+            && d.is_relative()
+        {
+            *d = base.join(&*d);
         }
         if let Some(w) = c.web.as_mut() {
             w.resolve(base);

@@ -16,6 +16,8 @@
 //! - `integrity.rs` keeps the ledger sound: repairs damaged blocks from the
 //!   orderers, scrubs the ledger in the background, reopens the store after
 //!   a full disk;
+//! - `files.rs` is MDSS's `qcss.mdss.Files` (the peer's file store: put,
+//!   get, stat, verify, repair from another org's peer);
 //! - `metrics.rs` and the operations endpoint.
 //!
 //! Everything that waits for commits (CommitStatus, ChaincodeEvents,
@@ -27,6 +29,7 @@ mod committer;
 mod config;
 mod deliver;
 mod endorser_service;
+mod files;
 mod gateway;
 mod integrity;
 mod metrics;
@@ -48,6 +51,7 @@ use qcss_proto::common::Block;
 use qcss_proto::gateway::gateway_server::GatewayServer;
 use qcss_proto::protos::deliver_server::DeliverServer;
 use qcss_proto::protos::endorser_server::EndorserServer;
+use qcss_proto::qcss::mdss::files_server::FilesServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -57,7 +61,8 @@ use crate::lifecycle::Lifecycle;
 use crate::validator::commit_genesis;
 
 pub use anchor_watch::Anchored;
-pub use config::{AnchorSettings, GatewaySettings, LedgerSettings, PeerConfig};
+pub use config::{AnchorSettings, FilesSettings, GatewaySettings, LedgerSettings, PeerConfig};
+pub use files::PeerFiles;
 pub use metrics::Metrics;
 pub use qscc::QSCC;
 pub use txinfo::{chaincode_events, filtered_block};
@@ -410,6 +415,7 @@ pub async fn run(
 ) -> Result<(), PeerError> {
     let peer = open(&cfg)?;
     let channel = peer.channel();
+    let files = files::open_store(&cfg.files, &cfg.data_dir)?;
     let tls_settings = {
         let (cert, key) = (peer.tls.cert.clone(), peer.tls.key.clone());
         move |roots: Vec<Vec<u8>>, crls: Vec<Vec<u8>>| ServerTlsSettings {
@@ -429,8 +435,8 @@ pub async fn run(
         let web_listener = TcpListener::bind(&w.listen)
             .await
             .map_err(|e| PeerError::Network(format!("web listen {}: {e}", w.listen)))?;
-        let web =
-            crate::web::Web::new(peer.clone(), w).map_err(|e| PeerError::Config(e.to_string()))?;
+        let web = crate::web::Web::new(peer.clone(), w, Some(files.clone()))
+            .map_err(|e| PeerError::Config(e.to_string()))?;
         let mut rx = stop_rx.clone();
         tokio::spawn(crate::web::serve(web_listener, web, async move {
             let _ = rx.changed().await;
@@ -535,6 +541,11 @@ pub async fn run(
             DeliverServer::new(deliver::DeliverService::new(peer.clone()))
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            FilesServer::new(files::FilesService::new(peer.clone(), files))
+                .max_decoding_message_size(files::MAX_REQUEST_BYTES)
+                .max_encoding_message_size(files::MAX_RESPONSE_BYTES),
         )
         .serve_with_incoming_shutdown(incoming(listener, acceptor), async move {
             let _ = rx.changed().await;

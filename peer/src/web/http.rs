@@ -47,7 +47,7 @@ impl Request {
 #[derive(Debug, Clone)]
 pub(crate) struct Response {
     pub(crate) status: u16,
-    pub(crate) content_type: &'static str,
+    pub(crate) content_type: std::borrow::Cow<'static, str>,
     pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) body: Vec<u8>,
 }
@@ -63,7 +63,7 @@ impl Response {
     pub(crate) fn html(status: u16, body: String) -> Self {
         Response {
             status,
-            content_type: "text/html; charset=utf-8",
+            content_type: "text/html; charset=utf-8".into(),
             headers: vec![("Cache-Control", "no-store".into())],
             body: body.into_bytes(),
         }
@@ -72,7 +72,7 @@ impl Response {
     pub(crate) fn json(status: u16, value: &serde_json::Value) -> Self {
         Response {
             status,
-            content_type: "application/json",
+            content_type: "application/json".into(),
             headers: vec![("Cache-Control", "no-store".into())],
             body: value.to_string().into_bytes(),
         }
@@ -86,7 +86,7 @@ impl Response {
     pub(crate) fn text(status: u16, body: &str) -> Self {
         Response {
             status,
-            content_type: "text/plain; charset=utf-8",
+            content_type: "text/plain; charset=utf-8".into(),
             headers: Vec::new(),
             body: format!("{body}\n").into_bytes(),
         }
@@ -108,7 +108,7 @@ impl Response {
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n{PAGE_HEADERS}",
             self.status,
             reason_phrase(self.status),
-            self.content_type,
+            self.content_type.as_ref(),
             self.body.len(),
         );
         for (name, value) in &self.headers {

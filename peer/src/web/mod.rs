@@ -22,6 +22,7 @@ mod api;
 mod chain;
 mod config;
 mod explorer;
+mod files;
 mod graph;
 mod html;
 mod http;
@@ -74,6 +75,8 @@ pub struct Web {
     tls: Option<tokio_rustls::TlsAcceptor>,
     /// This org's anchor key (`[anchor]` in the peer's configuration).
     anchor_key: Option<ed25519_dalek::SigningKey>,
+    /// The peer's MDSS store, whose public files `/files/{id}` serves.
+    files: Option<Arc<crate::node::PeerFiles>>,
 }
 
 impl std::fmt::Debug for Web {
@@ -91,7 +94,11 @@ impl Web {
     /// a `peer` or `orderer` one, which the endorser would refuse as a
     /// proposer), the TLS pair if given, and registers the latency
     /// histograms in the peer's metrics.
-    pub fn new(peer: Arc<Peer>, settings: WebSettings) -> Result<Arc<Web>, WebError> {
+    pub fn new(
+        peer: Arc<Peer>,
+        settings: WebSettings,
+        files: Option<Arc<crate::node::PeerFiles>>,
+    ) -> Result<Arc<Web>, WebError> {
         let msp = settings
             .msp_id
             .clone()
@@ -136,6 +143,7 @@ impl Web {
             querier,
             tls,
             anchor_key,
+            files,
             peer,
             settings,
         }))
@@ -290,7 +298,7 @@ async fn route(web: &Web, req: &Request) -> Response {
     }
     if path == "/explorer.js" {
         let mut r = Response::text(200, "");
-        r.content_type = "text/javascript; charset=utf-8";
+        r.content_type = "text/javascript; charset=utf-8".into();
         r.body = explorer::SCRIPT.as_bytes().to_vec();
         return r.with_header("Cache-Control", "max-age=300");
     }
@@ -299,6 +307,9 @@ async fn route(web: &Web, req: &Request) -> Response {
     }
     if path.starts_with("/api/") {
         return api::route(web, req).await;
+    }
+    if let Some(id) = path.strip_prefix("/files/") {
+        return files::route(web, req, id).await;
     }
     if let Some(target) = verify::LinkTarget::parse(path) {
         return verify::page_for(web, req, target).await;

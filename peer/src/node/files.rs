@@ -1,0 +1,578 @@
+//! MDSS on the peer: the `qcss.mdss.Files` gRPC service over this peer's
+//! `qcss_mdss::Store`, and a `ChunkSource` that reads another org's peer
+//! over mutual TLS (what `Repair` uses).
+//!
+//! Callers are identified by their TLS client certificate alone (no signed
+//! request): it must chain to the TLS CA of a member org of the channel
+//! (the TLS layer already checked it chains to one of them; here we learn
+//! which). Reads need the channel's Readers policy, `Put` and `Repair` its
+//! Writers policy; an upload is charged to the caller's MSP id. Every byte
+//! sent was checked against its chunk hash by the store first.
+
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use qcss_mdss::{ChunkHash, ChunkSource, FileId, Limits, MediaType, OrgId, Store};
+use qcss_network::Role;
+use qcss_network::channel::Channel;
+use qcss_network::msp::{Msp, MspConfig, MspError};
+use qcss_network::policy::SignerInfo;
+use qcss_proto::qcss::mdss::files_client::FilesClient;
+use qcss_proto::qcss::mdss::files_server::Files;
+use qcss_proto::qcss::mdss::put_request::Part;
+use qcss_proto::qcss::mdss::{
+    ChunkRequest, ChunkResponse, DamagedChunk, FileRequest, GetRequest, GetResponse,
+    ManifestResponse, PutRequest, PutResponse, RepairRequest, RepairResponse, StatResponse,
+    VerifyResponse,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::node::{FilesSettings, Peer, PeerError};
+
+/// Largest message the service decodes: a `Put` data message (clients send
+/// [`PIECE`]-byte pieces) or a small request.
+pub(crate) const MAX_REQUEST_BYTES: usize = 1 << 20;
+/// Bytes per `Get` response message and per `Put` data message sent by
+/// clients.
+pub(crate) const PIECE: usize = 256 << 10;
+/// Largest response a client decodes: one chunk or one manifest (both at
+/// most 64 MiB, `qcss_mdss::MAX_MANIFEST_BYTES`), plus framing.
+pub(crate) const MAX_RESPONSE_BYTES: usize = qcss_mdss::MAX_MANIFEST_BYTES + 4096;
+
+/// The peer's file store and which of its files are public (served to
+/// anyone on the web port): an empty file `<dir>/public/<id>` per public
+/// file, written after the file is stored.
+#[derive(Debug)]
+pub struct PeerFiles {
+    /// The store.
+    pub store: Store,
+    public: PathBuf,
+}
+
+impl PeerFiles {
+    /// Whether `id` was uploaded as public.
+    pub fn is_public(&self, id: &FileId) -> bool {
+        self.public.join(id.to_hex()).is_file()
+    }
+
+    fn mark_public(&self, id: &FileId) -> io::Result<()> {
+        std::fs::create_dir_all(&self.public)?;
+        let path = self.public.join(id.to_hex());
+        std::fs::File::create(&path)?.sync_all()?;
+        std::fs::File::open(&self.public)?.sync_all()
+    }
+}
+
+/// Opens the peer's file store as `[files]` configures it.
+pub(crate) fn open_store(
+    s: &FilesSettings,
+    data_dir: &std::path::Path,
+) -> Result<Arc<PeerFiles>, PeerError> {
+    let dir = s.dir.clone().unwrap_or_else(|| data_dir.join("files"));
+    let limits = Limits {
+        chunk_size: s.chunk_bytes,
+        max_file_size: s.max_file_bytes,
+        default_quota: s.quota_bytes_per_org,
+        ..Limits::default()
+    };
+    limits
+        .check()
+        .map_err(|e| PeerError::Config(format!("[files]: {e}")))?;
+    let store = Store::open(&dir, limits)
+        .map_err(|e| PeerError::Config(format!("file store {}: {e}", dir.display())))?;
+    Ok(Arc::new(PeerFiles {
+        store,
+        public: dir.join("public"),
+    }))
+}
+
+/// What a caller wants to do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
+/// The `qcss.mdss.Files` service.
+pub(crate) struct FilesService {
+    peer: Arc<Peer>,
+    files: Arc<PeerFiles>,
+    store: Store,
+    /// One MSP per member org over its TLS CAs, for the channel config of
+    /// this sequence.
+    tls_msps: Mutex<Option<(u64, Arc<Vec<Msp>>)>>,
+}
+
+impl FilesService {
+    pub(crate) fn new(peer: Arc<Peer>, files: Arc<PeerFiles>) -> Self {
+        FilesService {
+            peer,
+            store: files.store.clone(),
+            files,
+            tls_msps: Mutex::new(None),
+        }
+    }
+
+    fn tls_msps(&self, channel: &Channel) -> Arc<Vec<Msp>> {
+        let sequence = channel.config().sequence;
+        let mut cache = self.tls_msps.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((s, msps)) = cache.as_ref()
+            && *s == sequence
+        {
+            return msps.clone();
+        }
+        let msps: Vec<Msp> = channel
+            .config()
+            .orgs
+            .iter()
+            .filter_map(|o| {
+                Msp::new(MspConfig {
+                    msp_id: o.msp.msp_id.clone(),
+                    root_certs: o.msp.tls_root_certs.clone(),
+                    intermediate_certs: o.msp.tls_intermediate_certs.clone(),
+                    crls: o.msp.crls.clone(),
+                    ..MspConfig::default()
+                })
+                .ok()
+            })
+            .collect();
+        let msps = Arc::new(msps);
+        *cache = Some((sequence, msps.clone()));
+        msps
+    }
+
+    /// The caller's org, if its TLS certificate is a member's and the
+    /// channel's Readers (or Writers) policy accepts it.
+    fn caller<T>(&self, req: &Request<T>, access: Access) -> Result<OrgId, Status> {
+        let der = req
+            .peer_certs()
+            .and_then(|c| c.first().map(|c| c.as_ref().to_vec()))
+            .ok_or_else(|| Status::unauthenticated("a TLS client certificate is required"))?;
+        let channel = self.peer.channel();
+        for msp in self.tls_msps(&channel).iter() {
+            // A TLS certificate need not carry a role OU; one that chains to
+            // the org's TLS CA but has none counts as a client.
+            let role = match msp.validate(&der) {
+                Ok(v) => v.role,
+                Err(MspError::NoRole { .. }) => Role::Client,
+                Err(_) => continue,
+            };
+            let msp_id = msp.id().0.clone();
+            let signer = SignerInfo::new(qcss_network::signing::sha256(&der), msp_id.clone(), role);
+            let ok = match access {
+                Access::Read => channel.readers_ok(&[signer]),
+                Access::Write => channel.writers_ok(&[signer]),
+            };
+            if !ok {
+                let policy = if access == Access::Read {
+                    "Readers"
+                } else {
+                    "Writers"
+                };
+                return Err(Status::permission_denied(format!(
+                    "a {} of {msp_id} does not satisfy the channel's {policy} policy",
+                    role.as_str()
+                )));
+            }
+            return OrgId::new(&msp_id).map_err(|e| Status::internal(e.to_string()));
+        }
+        Err(Status::permission_denied(
+            "the TLS client certificate is not issued by a member org's TLS CA",
+        ))
+    }
+}
+
+fn parse_id(s: &str) -> Result<FileId, Status> {
+    s.parse()
+        .map_err(|e: qcss_mdss::Error| Status::invalid_argument(format!("file id: {e}")))
+}
+
+/// A store error as a gRPC status that names what it concerns.
+fn status(e: qcss_mdss::Error) -> Status {
+    use qcss_mdss::Error as E;
+    let m = e.to_string();
+    match e {
+        E::NotFound(_) => Status::not_found(m),
+        E::ChunkDamaged { .. } | E::SourceChunk { .. } | E::ManifestDamaged { .. } => {
+            Status::data_loss(m)
+        }
+        E::TooLarge { .. } | E::TooManyChunks { .. } | E::QuotaExceeded { .. } => {
+            Status::resource_exhausted(m)
+        }
+        E::RangeOutOfBounds { .. } => Status::out_of_range(m),
+        E::Upload(_)
+        | E::InvalidHash(_)
+        | E::InvalidMediaType(_)
+        | E::InvalidOrgId(_)
+        | E::ManifestInvalid(_) => Status::invalid_argument(m),
+        _ => Status::internal(m),
+    }
+}
+
+/// An `io::Error` from a store reader: the store error inside, if any.
+fn io_status(e: io::Error) -> Status {
+    match e.into_inner() {
+        Some(inner) => match inner.downcast::<qcss_mdss::Error>() {
+            Ok(e) => status(*e),
+            Err(other) => Status::internal(other.to_string()),
+        },
+        None => Status::internal("read failed"),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, qcss_mdss::Error> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("store task: {e}")))?
+        .map_err(status)
+}
+
+/// The upload's data messages as a `Read`, refusing more or fewer bytes
+/// than declared.
+struct Upload {
+    rx: mpsc::Receiver<Result<Vec<u8>, String>>,
+    buf: Vec<u8>,
+    pos: usize,
+    declared: u64,
+    seen: u64,
+}
+
+impl Read for Upload {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.blocking_recv() {
+                Some(Ok(data)) => {
+                    self.seen += data.len() as u64;
+                    if self.seen > self.declared {
+                        return Err(io::Error::other(format!(
+                            "more data than the declared {} bytes",
+                            self.declared
+                        )));
+                    }
+                    self.buf = data;
+                    self.pos = 0;
+                }
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                None if self.seen == self.declared => return Ok(0),
+                None => {
+                    return Err(io::Error::other(format!(
+                        "the upload ended after {} of the declared {} bytes",
+                        self.seen, self.declared
+                    )));
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+type GetStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<GetResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Files for FilesService {
+    async fn put(
+        &self,
+        request: Request<Streaming<PutRequest>>,
+    ) -> Result<Response<PutResponse>, Status> {
+        let org = self.caller(&request, Access::Write)?;
+        let mut input = request.into_inner();
+        let meta = match input.message().await?.and_then(|m| m.part) {
+            Some(Part::Meta(meta)) => meta,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message of an upload must be its metadata",
+                ));
+            }
+        };
+        let media_type = MediaType::new(&meta.media_type).map_err(status)?;
+        let limits = self.store.limits();
+        if meta.size > limits.max_file_size {
+            return Err(Status::resource_exhausted(format!(
+                "a file of {} bytes is over this peer's limit of {} bytes",
+                meta.size, limits.max_file_size
+            )));
+        }
+        if let Some(quota) = limits.quota(&org) {
+            let used = self.store.usage(&org);
+            if used.saturating_add(meta.size) > quota {
+                return Err(Status::resource_exhausted(format!(
+                    "org {org} would exceed its quota of {quota} bytes ({used} used, adding {})",
+                    meta.size
+                )));
+            }
+        }
+        let (tx, rx) = mpsc::channel(4);
+        let upload = Upload {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+            declared: meta.size,
+            seen: 0,
+        };
+        let store = self.store.clone();
+        let owner = org.clone();
+        let job = tokio::task::spawn_blocking(move || store.put(&owner, upload, &media_type));
+        loop {
+            let item = match input.message().await {
+                Ok(Some(PutRequest {
+                    part: Some(Part::Data(d)),
+                })) => Ok(d),
+                Ok(Some(_)) => Err("only the first message of an upload may be metadata".into()),
+                Ok(None) => break,
+                Err(s) => Err(format!("upload stream: {}", s.message())),
+            };
+            let stop = item.is_err();
+            // The store stopped reading (limit, quota, error): its answer says why.
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+        }
+        drop(tx);
+        let id = job
+            .await
+            .map_err(|e| Status::internal(format!("store task: {e}")))?
+            .map_err(status)?;
+        if meta.public {
+            let files = self.files.clone();
+            tokio::task::spawn_blocking(move || files.mark_public(&id))
+                .await
+                .map_err(|e| Status::internal(format!("store task: {e}")))?
+                .map_err(|e| Status::internal(format!("marking {id} public: {e}")))?;
+        }
+        tracing::info!(file = %id, %org, size = meta.size, public = meta.public, "file stored");
+        Ok(Response::new(PutResponse {
+            id: id.to_hex(),
+            size: meta.size,
+        }))
+    }
+
+    async fn stat(&self, request: Request<FileRequest>) -> Result<Response<StatResponse>, Status> {
+        self.caller(&request, Access::Read)?;
+        let id = parse_id(&request.get_ref().id)?;
+        let store = self.store.clone();
+        let s = blocking(move || store.stat(&id)).await?;
+        Ok(Response::new(StatResponse {
+            id: s.id.to_hex(),
+            size: s.size,
+            plain_size: s.plain_size,
+            chunk_size: s.chunk_size,
+            chunks: s.chunks,
+            media_type: s.media_type.as_str().to_owned(),
+            confidential: s.readers.is_some(),
+            readers: s
+                .readers
+                .unwrap_or_default()
+                .iter()
+                .map(|o| o.as_str().to_owned())
+                .collect(),
+        }))
+    }
+
+    async fn manifest(
+        &self,
+        request: Request<FileRequest>,
+    ) -> Result<Response<ManifestResponse>, Status> {
+        self.caller(&request, Access::Read)?;
+        let id = parse_id(&request.get_ref().id)?;
+        let store = self.store.clone();
+        let manifest = blocking(move || store.manifest_bytes(&id)).await?;
+        Ok(Response::new(ManifestResponse { manifest }))
+    }
+
+    async fn get_chunk(
+        &self,
+        request: Request<ChunkRequest>,
+    ) -> Result<Response<ChunkResponse>, Status> {
+        self.caller(&request, Access::Read)?;
+        let hash: ChunkHash = request
+            .get_ref()
+            .hash
+            .parse()
+            .map_err(|e: qcss_mdss::Error| Status::invalid_argument(format!("chunk hash: {e}")))?;
+        let store = self.store.clone();
+        let data = blocking(move || ChunkSource::chunk(&store, &hash)).await?;
+        Ok(Response::new(ChunkResponse { data }))
+    }
+
+    type GetStream = GetStream;
+
+    async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetStream>, Status> {
+        self.caller(&request, Access::Read)?;
+        let r = request.into_inner();
+        let id = parse_id(&r.id)?;
+        let store = self.store.clone();
+        let reader = blocking(move || {
+            let size = store.stat(&id)?.size;
+            let len = if r.length == 0 {
+                size.saturating_sub(r.offset)
+            } else {
+                r.length
+            };
+            store.get_range(&id, r.offset, len)
+        })
+        .await?;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let mut reader = reader;
+            loop {
+                let mut buf = vec![0u8; PIECE];
+                let mut n = 0;
+                while n < PIECE {
+                    match reader.read(&mut buf[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(io_status(e)));
+                            return;
+                        }
+                    }
+                }
+                if n == 0 {
+                    return;
+                }
+                buf.truncate(n);
+                if tx.blocking_send(Ok(GetResponse { data: buf })).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn verify(
+        &self,
+        request: Request<FileRequest>,
+    ) -> Result<Response<VerifyResponse>, Status> {
+        self.caller(&request, Access::Read)?;
+        let id = parse_id(&request.get_ref().id)?;
+        let store = self.store.clone();
+        let report = blocking(move || store.verify(&id)).await?;
+        Ok(Response::new(VerifyResponse {
+            chunks: report.chunks,
+            damaged: report
+                .damaged
+                .iter()
+                .map(|d| DamagedChunk {
+                    index: d.index,
+                    hash: d.hash.to_hex(),
+                    damage: d.damage.to_string(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn repair(
+        &self,
+        request: Request<RepairRequest>,
+    ) -> Result<Response<RepairResponse>, Status> {
+        self.caller(&request, Access::Write)?;
+        let r = request.into_inner();
+        let id = parse_id(&r.id)?;
+        if self.peer.channel().msp(&r.from_msp_id).is_none() {
+            return Err(Status::invalid_argument(format!(
+                "{:?} is not a member org of the channel",
+                r.from_msp_id
+            )));
+        }
+        let endpoints = self.peer.peer_endpoints(&r.from_msp_id);
+        if endpoints.is_empty() {
+            return Err(Status::failed_precondition(format!(
+                "no peer endpoint is known for {}",
+                r.from_msp_id
+            )));
+        }
+        let mut errors = Vec::new();
+        for addr in endpoints {
+            let channel = match self.peer.connect(&addr).await {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let source = RemoteSource::new(channel, addr.clone());
+            let store = self.store.clone();
+            match blocking(move || store.repair(&id, &source)).await {
+                Ok(report) => {
+                    tracing::info!(file = %id, from = %addr, fetched = report.fetched, "file repaired");
+                    return Ok(Response::new(RepairResponse {
+                        chunks: report.chunks,
+                        fetched: report.fetched,
+                        bytes_fetched: report.bytes_fetched,
+                        manifest_fetched: report.manifest_fetched,
+                        from: addr,
+                    }));
+                }
+                Err(s) => {
+                    self.peer.disconnect(&addr).await;
+                    errors.push(format!("{addr}: {}", s.message()));
+                }
+            }
+        }
+        Err(Status::unavailable(format!(
+            "cannot repair {id} from {}: {}",
+            r.from_msp_id,
+            errors.join("; ")
+        )))
+    }
+}
+
+/// Another peer's store, read over mutual TLS. Blocking calls: use it from
+/// a blocking thread (the store's repair runs on one).
+pub(crate) struct RemoteSource {
+    client: FilesClient<tonic::transport::Channel>,
+    addr: String,
+    handle: tokio::runtime::Handle,
+}
+
+impl RemoteSource {
+    /// A source reading the peer at `addr` over `channel`. Must be created
+    /// inside a tokio runtime.
+    pub(crate) fn new(channel: tonic::transport::Channel, addr: String) -> Self {
+        RemoteSource {
+            client: FilesClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES),
+            addr,
+            handle: tokio::runtime::Handle::current(),
+        }
+    }
+
+    fn failed(&self, what: &str, s: &Status) -> qcss_mdss::Error {
+        qcss_mdss::Error::Io {
+            op: "fetch from peer",
+            path: std::path::PathBuf::from(&self.addr),
+            source: io::Error::other(format!("{what}: {:?}: {}", s.code(), s.message())),
+        }
+    }
+}
+
+impl ChunkSource for RemoteSource {
+    fn manifest_bytes(&self, id: &FileId) -> Result<Vec<u8>, qcss_mdss::Error> {
+        let mut c = self.client.clone();
+        let req = FileRequest { id: id.to_hex() };
+        match self.handle.block_on(c.manifest(req)) {
+            Ok(r) => Ok(r.into_inner().manifest),
+            Err(s) if s.code() == tonic::Code::NotFound => Err(qcss_mdss::Error::NotFound(*id)),
+            Err(s) => Err(self.failed(&format!("manifest of {id}"), &s)),
+        }
+    }
+
+    fn chunk(&self, hash: &ChunkHash) -> Result<Vec<u8>, qcss_mdss::Error> {
+        let mut c = self.client.clone();
+        let req = ChunkRequest {
+            hash: hash.to_hex(),
+        };
+        match self.handle.block_on(c.get_chunk(req)) {
+            Ok(r) => Ok(r.into_inner().data),
+            Err(s) => Err(self.failed(&format!("chunk {hash}"), &s)),
+        }
+    }
+}

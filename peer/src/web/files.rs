@@ -1,0 +1,162 @@
+//! `GET /files/{id}`: MDSS files uploaded as public, to anyone, with
+//! single `Range: bytes=…` requests (206, `Content-Range`; 416 for a range
+//! that cannot be satisfied), `ETag` = the id (content-addressed, so it
+//! never changes). Every byte was checked against its chunk hash by the
+//! store before it is sent; a damaged chunk fails the request (500, naming
+//! the chunk) and nothing of it is sent. A file that is not public,
+//! confidential or absent is a 404 alike: existence is not revealed.
+//!
+//! Bodies are whole in memory (the web server's shape), so one response
+//! carries at most [`MAX_BODY`] bytes: a larger range is shortened (206
+//! says which bytes came), a whole-file request of a larger file is a 413
+//! telling the client to use ranges.
+
+use std::io::Read;
+
+use qcss_mdss::FileId;
+
+use crate::web::Web;
+use crate::web::http::{Request, Response};
+
+/// Most bytes in one response.
+pub(crate) const MAX_BODY: u64 = 16 << 20;
+
+fn not_found() -> Response {
+    Response::text(404, "not found")
+}
+
+/// A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range over `size` bytes,
+/// as (start, length). `Err` when it cannot be satisfied or is malformed
+/// (several ranges included: not supported).
+fn parse_range(header: &str, size: u64) -> Result<(u64, u64), ()> {
+    let spec = header.trim().strip_prefix("bytes=").ok_or(())?.trim();
+    if spec.contains(',') {
+        return Err(());
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let num = |s: &str| -> Result<u64, ()> {
+        if s.is_empty() || s.len() > 20 || !s.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(());
+        }
+        s.parse().map_err(|_| ())
+    };
+    if a.is_empty() {
+        let n = num(b)?;
+        if n == 0 || size == 0 {
+            return Err(());
+        }
+        let n = n.min(size);
+        return Ok((size - n, n));
+    }
+    let start = num(a)?;
+    if start >= size {
+        return Err(());
+    }
+    let end = if b.is_empty() {
+        size - 1
+    } else {
+        num(b)?.min(size - 1)
+    };
+    if end < start {
+        return Err(());
+    }
+    Ok((start, end - start + 1))
+}
+
+pub(crate) async fn route(web: &Web, req: &Request, id: &str) -> Response {
+    let Some(files) = web.files.clone() else {
+        return not_found();
+    };
+    let Ok(id) = id.parse::<FileId>() else {
+        return not_found();
+    };
+    if !files.is_public(&id) {
+        return not_found();
+    }
+    let store = files.store.clone();
+    let stat = match tokio::task::spawn_blocking(move || store.stat(&id)).await {
+        Ok(Ok(s)) => s,
+        _ => return not_found(),
+    };
+    if stat.readers.is_some() {
+        return not_found();
+    }
+    let size = stat.size;
+    let (status, start, len) = match req.header("range") {
+        None if size > MAX_BODY => {
+            return Response::text(
+                413,
+                &format!(
+                    "{size} bytes: ask for ranges of at most {MAX_BODY} bytes (Range: bytes=a-b)"
+                ),
+            )
+            .with_header("Accept-Ranges", "bytes");
+        }
+        None => (200, 0, size),
+        Some(h) => match parse_range(h, size) {
+            Ok((start, len)) => (206, start, len.min(MAX_BODY)),
+            Err(()) => {
+                return Response::text(416, "range not satisfiable")
+                    .with_header("Content-Range", format!("bytes */{size}"));
+            }
+        },
+    };
+    let store = files.store.clone();
+    let read = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let mut r = store
+            .get_range(&id, start, len)
+            .map_err(|e| e.to_string())?;
+        let mut body = Vec::with_capacity(len as usize);
+        r.read_to_end(&mut body).map_err(|e| e.to_string())?;
+        Ok(body)
+    })
+    .await;
+    let body = match read {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            tracing::warn!(file = %id, error = %e, "a public file read failed");
+            return Response::text(500, &format!("this copy is damaged: {e}"));
+        }
+        Err(e) => return Response::text(500, &format!("read task: {e}")),
+    };
+    let mut r = Response::text(status, "")
+        .with_header("ETag", format!("\"{id}\""))
+        .with_header("Accept-Ranges", "bytes")
+        .with_header("Cache-Control", "public, max-age=31536000, immutable");
+    if status == 206 {
+        r = r.with_header(
+            "Content-Range",
+            format!("bytes {start}-{}/{size}", start + len - 1),
+        );
+    }
+    r.content_type = stat.media_type.as_str().to_owned().into();
+    r.body = body;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Ok((0, 10)));
+        assert_eq!(parse_range("bytes=90-", 100), Ok((90, 10)));
+        assert_eq!(parse_range("bytes=-5", 100), Ok((95, 5)));
+        assert_eq!(parse_range("bytes=-500", 100), Ok((0, 100)));
+        assert_eq!(parse_range("bytes=50-500", 100), Ok((50, 50)));
+        for bad in [
+            "bytes=100-",
+            "bytes=9-3",
+            "bytes=-0",
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=-",
+            "bytes=99999999999999999999999-",
+        ] {
+            assert_eq!(parse_range(bad, 100), Err(()), "{bad}");
+        }
+        assert_eq!(parse_range("bytes=0-", 0), Err(()));
+    }
+}
