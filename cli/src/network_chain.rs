@@ -258,6 +258,34 @@ pub(crate) fn status(chain: &ChainInfo, running: impl Fn(&str) -> bool) -> bool 
                 .unwrap_or_default()
         );
     }
+    if let Some(a) = &chain.anchor {
+        // The bridge has no port: its process, and the chain's record of
+        // the consortium's last anchor.
+        let up = running("anchor");
+        healthy &= up;
+        let last = chain.nodes.first().and_then(|n| {
+            crate::wallet::get_json::<qcss_dpos::api::ConsortiumView>(
+                &n.api,
+                &format!("/v1/consortium/{}", a.consortium_id),
+            )
+            .ok()
+        });
+        let what = match last.and_then(|v| v.consortium.last) {
+            Some(l) => format!(
+                "last anchor seq {}: consortium blocks 0…{} in public block {}",
+                l.seq,
+                l.mmr_size.saturating_sub(1),
+                l.height
+            ),
+            None => "no anchor yet".into(),
+        };
+        println!(
+            "{:<16} {}  consortium {}…  {what}",
+            "anchor",
+            if up { "up  " } else { "DOWN" },
+            &a.consortium_id[..16.min(a.consortium_id.len())]
+        );
+    }
     healthy
 }
 
