@@ -90,8 +90,8 @@ fn network_up_demo_status_trace_down_and_up_again() {
     );
 
     let status = qcss_ok(dir, &["network", "status", "--dir", "net"]);
-    // 4 CAs, 3 orderers, 4 peers, 3 public-chain nodes.
-    assert_eq!(status.matches("up  ").count(), 4 + 3 + 4 + 3, "{status}");
+    // 4 CAs, 3 orderers, 4 peers, 3 public-chain nodes, the anchoring bridge.
+    assert_eq!(status.matches("up  ").count(), 4 + 3 + 4 + 3 + 1, "{status}");
 
     let trace = |args: &[String]| {
         let a: Vec<&str> = std::iter::once("trace")
@@ -301,9 +301,9 @@ fn network_up_across_hosts_in_network_namespaces() {
     }
     assert!(!out.contains("peer 127.0.0.1"), "{out}");
     let status = qcss_ok(dir, &["network", "status", "--dir", "net"]);
-    // 4 CAs, 3 orderers, 4 peers, and 3 public-chain nodes on the first
-    // three orgs' hosts.
-    assert_eq!(status.matches("up  ").count(), 4 + 3 + 4 + 3, "{status}");
+    // 4 CAs, 3 orderers, 4 peers, 3 public-chain nodes on the first
+    // three orgs' hosts, and the anchoring bridge on the first org's.
+    assert_eq!(status.matches("up  ").count(), 4 + 3 + 4 + 3 + 1, "{status}");
     for (i, h) in hosts.iter().take(3).enumerate() {
         assert!(
             status.contains(&format!("chain{}", i + 1)) && status.contains(&format!("up    {h}:")),
