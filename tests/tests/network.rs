@@ -91,7 +91,11 @@ fn network_up_demo_status_trace_down_and_up_again() {
 
     let status = qcss_ok(dir, &["network", "status", "--dir", "net"]);
     // 4 CAs, 3 orderers, 4 peers, 3 public-chain nodes, the anchoring bridge.
-    assert_eq!(status.matches("up  ").count(), 4 + 3 + 4 + 3 + 1, "{status}");
+    assert_eq!(
+        status.matches("up  ").count(),
+        4 + 3 + 4 + 3 + 1,
+        "{status}"
+    );
 
     let trace = |args: &[String]| {
         let a: Vec<&str> = std::iter::once("trace")
@@ -303,7 +307,11 @@ fn network_up_across_hosts_in_network_namespaces() {
     let status = qcss_ok(dir, &["network", "status", "--dir", "net"]);
     // 4 CAs, 3 orderers, 4 peers, 3 public-chain nodes on the first
     // three orgs' hosts, and the anchoring bridge on the first org's.
-    assert_eq!(status.matches("up  ").count(), 4 + 3 + 4 + 3 + 1, "{status}");
+    assert_eq!(
+        status.matches("up  ").count(),
+        4 + 3 + 4 + 3 + 1,
+        "{status}"
+    );
     for (i, h) in hosts.iter().take(3).enumerate() {
         assert!(
             status.contains(&format!("chain{}", i + 1)) && status.contains(&format!("up    {h}:")),
