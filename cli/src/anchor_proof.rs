@@ -41,7 +41,7 @@ use qcss_dpos::api::{BlockView, ConsortiumView, StatusView};
 use qcss_dpos::block::SignedHeader;
 use qcss_dpos::hash::{merkle_path, merkle_root_from_path};
 use qcss_dpos::state::count_signers;
-use qcss_dpos::tx::{SignedTx, TxKind};
+use qcss_dpos::tx::{AnchorTx, SignedTx, TxKind};
 use qcss_proto::common::{BlockHeader, ChannelHeader, Envelope, Payload};
 
 use crate::anchor::PeerAnchorStatus;
@@ -266,23 +266,8 @@ pub(crate) fn build_proof(peer: &str, node: &str, tx_id: &str) -> Result<AnchorP
     // The newest irreversible anchor: walk back from the last one.
     let (mut height, mut seq) = (last.height, last.seq);
     let (block, index, size) = loop {
-        let b: BlockView = get_json(node, &format!("/v1/block/{height}"))?;
-        let found = b
-            .block
-            .txs
-            .iter()
-            .enumerate()
-            .find_map(|(i, t)| match &t.tx.kind {
-                TxKind::Anchor(x)
-                    if x.statement.consortium_id == ps.consortium_id && x.statement.seq == seq =>
-                {
-                    Some((i, x.statement.mmr_size, x.prev_anchor_height))
-                }
-                _ => None,
-            });
-        let Some((i, size, prev)) = found else {
-            bail!("public block {height} should hold anchor seq {seq} and does not");
-        };
+        let (b, i, x) = anchor_at(node, height, &ps.consortium_id, seq)?;
+        let (size, prev) = (x.statement.mmr_size, x.prev_anchor_height);
         if height <= st.lib_height {
             break (b, i, size);
         }
@@ -354,6 +339,34 @@ pub(crate) fn build_proof(peer: &str, node: &str, tx_id: &str) -> Result<AnchorP
             headers,
         },
     })
+}
+
+/// Public block `height`, the position in it of `consortium`'s anchor
+/// `seq`, and that anchor; an error if the block does not hold it.
+fn anchor_at(
+    node: &str,
+    height: u64,
+    consortium: &Hash32,
+    seq: u64,
+) -> Result<(BlockView, usize, AnchorTx)> {
+    let b: BlockView = get_json(node, &format!("/v1/block/{height}"))?;
+    let found = b
+        .block
+        .txs
+        .iter()
+        .enumerate()
+        .find_map(|(i, t)| match &t.tx.kind {
+            TxKind::Anchor(x)
+                if x.statement.consortium_id == *consortium && x.statement.seq == seq =>
+            {
+                Some((i, (**x).clone()))
+            }
+            _ => None,
+        });
+    let Some((i, x)) = found else {
+        bail!("public block {height} should hold anchor seq {seq} and does not");
+    };
+    Ok((b, i, x))
 }
 
 pub(crate) fn prove(a: &ProveArgs) -> Result<()> {
@@ -675,18 +688,7 @@ pub(crate) fn audit(a: &AuditArgs) -> Result<()> {
     let mut want_seq = last.seq;
     let mut later: Option<qcss_anchor::statement::Statement> = None;
     loop {
-        let b: BlockView = get_json(&a.node, &format!("/v1/block/{height}"))?;
-        let found = b.block.txs.iter().find_map(|t| match &t.tx.kind {
-            TxKind::Anchor(x)
-                if x.statement.consortium_id == consortium && x.statement.seq == want_seq =>
-            {
-                Some(x.clone())
-            }
-            _ => None,
-        });
-        let Some(x) = found else {
-            bail!("public block {height} should hold anchor seq {want_seq} and does not");
-        };
+        let (_, _, x) = anchor_at(&a.node, height, &consortium, want_seq)?;
         x.consistency
             .verify(&MMR, &x.statement.prev_root, &x.statement.mmr_root)
             .map_err(|e| anyhow!("anchor seq {want_seq}: consistency proof fails: {e}"))?;

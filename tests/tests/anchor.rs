@@ -137,22 +137,33 @@ fn last_anchor(node: &str, cid: &str) -> Value {
     json(node, &format!("/v1/consortium/{cid}"))["consortium"]["last"].clone()
 }
 
-/// A peer that lies: it serves the honest roots for sizes up to `fork_at`
-/// and roots over a history whose block `fork_at` was rewritten after.
-fn forged_peer(honest: &str, fork_at: u64, upto: u64) -> String {
+/// The MMR of the honest peer's first `size` blocks with block `fork_at`'s
+/// hash changed: a rewritten history.
+fn rewritten_history(honest: &str, fork_at: u64, size: u64) -> MemStore {
     let mut forged = MemStore::default();
-    for n in 0..upto {
+    for n in 0..size {
         let v = json(
             honest,
             &format!("/api/anchor/inclusion?block={n}&size={}", n + 1),
         );
-        let mut h = [0u8; 32];
-        hex::decode_to_slice(v["block_hash"].as_str().unwrap(), &mut h).unwrap();
+        let mut h: [u8; 32] = v["block_hash"]
+            .as_str()
+            .unwrap()
+            .parse::<Hash32>()
+            .unwrap()
+            .0;
         if n == fork_at {
             h[0] ^= 0xff;
         }
         forged.append(&MMR, block_leaf(n, &Hash32(h)));
     }
+    forged
+}
+
+/// A peer that lies: it serves the honest roots for sizes up to `fork_at`
+/// and roots over a history whose block `fork_at` was rewritten after.
+fn forged_peer(honest: &str, fork_at: u64, upto: u64) -> String {
+    let forged = rewritten_history(honest, fork_at, upto);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
@@ -499,23 +510,7 @@ fn anchors_proofs_crash_safety_refusals_and_audit() {
     assert_eq!(s, 422, "out of sequence: {body}");
     assert!(body.contains("is not the next"), "{body}");
     // Every org colludes to anchor a history whose block 2 was rewritten.
-    let mut rewritten = MemStore::default();
-    for n in 0..size {
-        let v = json(
-            &web,
-            &format!("/api/anchor/inclusion?block={n}&size={size}"),
-        );
-        let mut h: [u8; 32] = v["block_hash"]
-            .as_str()
-            .unwrap()
-            .parse::<Hash32>()
-            .unwrap()
-            .0;
-        if n == 2 {
-            h[0] ^= 1;
-        }
-        rewritten.append(&MMR, block_leaf(n, &Hash32(h)));
-    }
+    let rewritten = rewritten_history(&web, 2, size);
     let forged_proof = ConsistencyProof::build(&rewritten, &MMR, prev_size, size).unwrap();
     let (s, body) = submit(
         &node,

@@ -133,6 +133,22 @@ impl Ledger {
         Ok(self.checked_block(number)?.map(|(bytes, _)| bytes))
     }
 
+    /// Header hash of block `number` (Fabric's), the block checked as
+    /// [`Ledger::block_bytes`]; `None` past the tip.
+    pub fn block_hash(&self, number: u64) -> Result<Option<[u8; 32]>, LedgerError> {
+        let Some(block) = self.block(number)? else {
+            return Ok(None);
+        };
+        let header = block
+            .header
+            .as_ref()
+            .ok_or_else(|| LedgerError::CorruptBlock {
+                number,
+                reason: "no header".into(),
+            })?;
+        Ok(Some(qcss_proto::hash::block_header_hash(header)))
+    }
+
     /// Block `number`, decoded, with its validation codes in
     /// `metadata[TRANSACTIONS_FILTER]`; checked as [`Ledger::block_bytes`].
     pub fn block(&self, number: u64) -> Result<Option<Block>, LedgerError> {

@@ -12,7 +12,6 @@
 use qcss_anchor::Hash32;
 use qcss_anchor::mmr::{ConsistencyProof, InclusionProof, NodeStore, Peaks, Pos, peak_positions};
 use qcss_anchor::statement::{MMR, block_leaf};
-use qcss_proto::hash::block_header_hash;
 
 use crate::ledger::error::LedgerError;
 use crate::ledger::{Ledger, format};
@@ -79,18 +78,10 @@ impl Ledger {
             // are read and checked.
             let hash = match tip.last_hash {
                 Some(h) if n + 1 == height => h,
-                _ => {
-                    let Some(block) = self.block(n)? else {
-                        break;
-                    };
-                    let Some(header) = block.header.as_ref() else {
-                        return Err(LedgerError::CorruptBlock {
-                            number: n,
-                            reason: "no header".into(),
-                        });
-                    };
-                    block_header_hash(header)
-                }
+                _ => match self.block_hash(n)? {
+                    Some(h) => h,
+                    None => break,
+                },
             };
             let leaf = block_leaf(n, &Hash32(hash));
             let mut next = peaks.clone();
@@ -196,6 +187,7 @@ fn load_peaks(tree: &sled::Tree) -> Result<Peaks, LedgerError> {
 #[cfg(test)]
 mod tests {
     use qcss_anchor::mmr::MemStore;
+    use qcss_proto::hash::block_header_hash;
 
     use super::*;
     use crate::ledger::testutil::{ChainBuilder, TestTx};

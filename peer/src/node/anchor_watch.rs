@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qcss_anchor::Hash32;
-use qcss_anchor::statement::consortium_id;
-use qcss_proto::hash::block_header_hash;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -53,11 +51,9 @@ struct Status {
 }
 
 impl Peer {
-    /// This channel's consortium id (from its genesis block), once block 0 is read.
-    pub fn consortium_id(&self) -> Option<Hash32> {
-        let genesis = self.ledger.block(0).ok()??;
-        let hash = block_header_hash(genesis.header.as_ref()?);
-        Some(consortium_id(self.channel().id(), &Hash32(hash)))
+    /// This channel's consortium id (its name and genesis block hash).
+    pub fn consortium_id(&self) -> Hash32 {
+        self.consortium_id
     }
 
     /// The anchoring as last read from the public chain (none if not configured or not read yet).
@@ -87,30 +83,29 @@ pub(crate) async fn run(peer: Arc<Peer>, api: String, mut stop: watch::Receiver<
             "Committed blocks not yet covered by an irreversible anchor",
         )
         .ok();
+    let cid = peer.consortium_id();
     loop {
-        if let Some(cid) = peer.consortium_id() {
-            match read(&api, &cid).await {
-                Ok((last, lib)) => {
-                    let mut slot = peer.anchored.write().unwrap_or_else(|e| e.into_inner());
-                    let mut a = slot.clone().unwrap_or_default();
-                    a.public_lib = lib;
-                    a.latest = last.as_ref().map(|l| (l.seq, l.mmr_size));
-                    if let Some(l) = last.filter(|l| l.height <= lib) {
-                        a.irreversible = Some((l.seq, l.mmr_size, l.height));
-                    }
-                    let covered = a.irreversible.map_or(0, |i| i.1);
-                    *slot = Some(a);
-                    drop(slot);
-                    if let Some(g) = &blocks {
-                        g.set(covered as f64);
-                    }
-                    if let Some(g) = &lag {
-                        g.set(peer.height().saturating_sub(covered) as f64);
-                    }
+        match read(&api, &cid).await {
+            Ok((last, lib)) => {
+                let mut slot = peer.anchored.write().unwrap_or_else(|e| e.into_inner());
+                let mut a = slot.clone().unwrap_or_default();
+                a.public_lib = lib;
+                a.latest = last.as_ref().map(|l| (l.seq, l.mmr_size));
+                if let Some(l) = last.filter(|l| l.height <= lib) {
+                    a.irreversible = Some((l.seq, l.mmr_size, l.height));
                 }
-                Err(e) => {
-                    tracing::debug!(error = %e, api = %api, "cannot read anchoring from the public chain")
+                let covered = a.irreversible.map_or(0, |i| i.1);
+                *slot = Some(a);
+                drop(slot);
+                if let Some(g) = &blocks {
+                    g.set(covered as f64);
                 }
+                if let Some(g) = &lag {
+                    g.set(peer.height().saturating_sub(covered) as f64);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, api = %api, "cannot read anchoring from the public chain")
             }
         }
         tokio::select! {

@@ -114,6 +114,8 @@ pub struct Peer {
     repair_wake: Arc<tokio::sync::Notify>,
     /// Anchoring on the public chain, as `anchor_watch` last read it.
     anchored: RwLock<Option<anchor_watch::Anchored>>,
+    /// This channel's consortium id (its name and genesis block hash).
+    consortium_id: qcss_anchor::Hash32,
 }
 
 /// The committer's view of the ordering service.
@@ -324,6 +326,16 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
         .map_err(|e| e.to_string())
         .and_then(|c| Channel::new(c).map_err(|e| e.to_string()))
         .map_err(|e| PeerError::Config(format!("genesis block: {e}")))?;
+    // Anchoring names the channel by its name and genesis block hash.
+    let consortium_id = qcss_anchor::statement::consortium_id(
+        genesis_channel.id(),
+        &qcss_anchor::Hash32(
+            genesis
+                .header
+                .as_ref()
+                .map_or([0; 32], qcss_proto::hash::block_header_hash),
+        ),
+    );
 
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| PeerError::Config(format!("data dir {}: {e}", cfg.data_dir.display())))?;
@@ -369,6 +381,7 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
         submit_first: std::sync::Mutex::new(None),
         repair_wake,
         anchored: RwLock::new(None),
+        consortium_id,
     }))
 }
 

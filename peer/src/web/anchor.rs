@@ -71,13 +71,6 @@ fn number(req: &Request, name: &str) -> Result<u64, Response> {
         .ok_or_else(|| Response::json_error(400, &format!("{name} must be a number")))
 }
 
-/// The consortium id of this peer's channel (from its genesis block).
-pub(crate) fn this_consortium(web: &Web) -> Result<Hash32, Response> {
-    web.peer
-        .consortium_id()
-        .ok_or_else(|| Response::json_error(503, "no genesis block yet"))
-}
-
 fn status(web: &Web) -> Result<Response, Response> {
     let indexed = web.peer.ledger.mmr_leaves().map_err(unavailable)?;
     let root = web.peer.ledger.mmr_root(indexed).map_err(unavailable)?;
@@ -85,7 +78,7 @@ fn status(web: &Web) -> Result<Response, Response> {
         200,
         &json!({
             "channel": web.peer.channel().id(),
-            "consortium_id": this_consortium(web)?,
+            "consortium_id": web.peer.consortium_id(),
             "height": web.peer.height(),
             "mmr_size": indexed,
             "mmr_root": root,
@@ -109,12 +102,11 @@ fn statement(web: &Web, seq: u64, prev_size: u64, size: u64) -> Result<Statement
     let mmr_root = root(size)?;
     let prev_root = root(prev_size)?;
     let last = l
-        .block(size - 1)
+        .block_hash(size - 1)
         .map_err(unavailable)?
-        .and_then(|b| b.header.map(|h| block_header_hash(&h)))
         .ok_or_else(|| Response::json_error(404, "the last block is not readable"))?;
     Ok(Statement {
-        consortium_id: this_consortium(web)?,
+        consortium_id: web.peer.consortium_id(),
         seq,
         mmr_size: size,
         mmr_root,
@@ -187,9 +179,8 @@ fn inclusion(web: &Web, req: &Request) -> Result<Response, Response> {
         ));
     };
     let hash = l
-        .block(block)
+        .block_hash(block)
         .map_err(unavailable)?
-        .and_then(|b| b.header.map(|h| block_header_hash(&h)))
         .ok_or_else(|| Response::json_error(404, "the block is not readable"))?;
     Ok(Response::json(
         200,
