@@ -101,6 +101,22 @@ pub(crate) fn write_key(path: &Path, key: &Keypair) -> Result<()> {
     Ok(())
 }
 
+/// A fresh key from the system's random source.
+pub(crate) fn new_key() -> Result<Keypair> {
+    Keypair::generate().map_err(|_| anyhow!("the system random source failed"))
+}
+
+/// The key in `path`, or a fresh one written there (mode 0600) if the file
+/// does not hold one yet.
+pub(crate) fn read_or_new_key(path: &Path) -> Result<Keypair> {
+    if let Ok(k) = read_key(path) {
+        return Ok(k);
+    }
+    let k = new_key()?;
+    write_key(path, &k)?;
+    Ok(k)
+}
+
 /// Reads a key file and checks the secret gives the address it names.
 pub(crate) fn read_key(path: &Path) -> Result<Keypair> {
     let bytes = std::fs::read(path).with_context(|| format!("reading key {}", path.display()))?;
@@ -144,7 +160,6 @@ pub(crate) fn write_genesis(a: &GenesisArgs, producers: u32) -> Result<Written> 
     if a.slot_ms < 200 {
         bail!("--slot-ms must be at least 200");
     }
-    let new_key = || Keypair::generate().map_err(|_| anyhow!("the system random source failed"));
     let mut producer_keys = Vec::new();
     let mut initial = Vec::new();
     for i in 1..=producers {

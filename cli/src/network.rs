@@ -708,11 +708,7 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
         let id = format!("orgs/{}/peer0", o.name);
         // The org's anchor key: its peer signs anchor statements with it.
         let anchor_key = format!("orgs/{}/anchor-key.json", o.name);
-        crate::chain::write_key(
-            &dir.join(&anchor_key),
-            &qcss_dpos::address::Keypair::generate()
-                .map_err(|_| anyhow!("the system random source failed"))?,
-        )?;
+        crate::chain::write_key(&dir.join(&anchor_key), &crate::chain::new_key()?)?;
         let toml = format!(
             "msp_id = \"{}\"\nidentity_dir = \"{id}\"\ntls_cert = \"{id}/tls-cert.pem\"\ntls_key = \"{id}/tls-key.pem\"\n\
              genesis_block = \"genesis.block\"\ndata_dir = \"data/peer-{}\"\nlisten = \"{}\"\nops_listen = \"{}\"\n\n\

@@ -199,15 +199,7 @@ pub(crate) fn demo(dir: &Path, chain: &ChainInfo) -> Result<ChainDemo> {
     let node = &chain.nodes[0].api;
     let marketing = read_key(&dir.join("chain/keys/marketing.json"))?;
     let consumer_path = dir.join("chain/keys/consumer.json");
-    let consumer = match read_key(&consumer_path) {
-        Ok(k) => k,
-        Err(_) => {
-            let k = qcss_dpos::address::Keypair::generate()
-                .map_err(|_| anyhow::anyhow!("the system random source failed"))?;
-            crate::chain::write_key(&consumer_path, &k)?;
-            k
-        }
-    };
+    let consumer = crate::chain::read_or_new_key(&consumer_path)?;
     submit(
         node,
         &marketing,
@@ -347,15 +339,7 @@ pub(crate) fn anchor_setup(
         .ok_or_else(|| anyhow::anyhow!("no anchor status"))?;
     let node = &chain.nodes[0].api;
     let bridge_path = dir.join("chain/keys/bridge.json");
-    let bridge = match read_key(&bridge_path) {
-        Ok(k) => k,
-        Err(_) => {
-            let k = qcss_dpos::address::Keypair::generate()
-                .map_err(|_| anyhow::anyhow!("the system random source failed"))?;
-            crate::chain::write_key(&bridge_path, &k)?;
-            k
-        }
-    };
+    let bridge = crate::chain::read_or_new_key(&bridge_path)?;
     let registered =
         http_get(node, &format!("/v1/consortium/{consortium}")).is_some_and(|(s, _)| s == 200);
     if !registered {

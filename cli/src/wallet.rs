@@ -201,7 +201,7 @@ pub(crate) struct TxArgs {
 pub(crate) fn run(cmd: WalletCommand) -> Result<()> {
     match cmd {
         WalletCommand::New { key } => {
-            let k = Keypair::generate().map_err(|_| anyhow!("the system random source failed"))?;
+            let k = crate::chain::new_key()?;
             write_key(&key, &k)?;
             println!("{}", k.address());
             Ok(())

@@ -20,7 +20,7 @@ use qcss_anchor::mmr::{ConsistencyProof, MemStore};
 use qcss_anchor::statement::{MMR, Statement, block_leaf};
 use qcss_dpos::address::{Keypair, Sig};
 use qcss_dpos::tx::{AnchorTx, Tx, TxKind};
-use qcss_tests::{NetworkDown, demo_codes, http_get, qcss, qcss_bin, qcss_ok};
+use qcss_tests::{NetworkDown, demo_codes, http_get, http_post, qcss, qcss_bin, qcss_ok};
 use serde_json::Value;
 
 /// GETs JSON; a peer's web port rate-limits per IP, so a 429 waits and retries.
@@ -46,28 +46,6 @@ fn key(path: &Path) -> Keypair {
     Keypair::from_secret(s)
 }
 
-fn post_tx(node: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(node).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "POST /v1/tx HTTP/1.1\r\nHost: {node}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut s, &mut out).unwrap();
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
-    )
-}
-
 /// Signs and posts `kind` from `payer`; the node's answer.
 fn submit(node: &str, payer: &Keypair, kind: TxKind) -> (u16, String) {
     let st = json(node, "/v1/status");
@@ -80,7 +58,11 @@ fn submit(node: &str, payer: &Keypair, kind: TxKind) -> (u16, String) {
         expiry_slot: st["clock_slot"].as_u64().unwrap() + 60,
         kind,
     };
-    post_tx(node, &hex::encode(tx.sign(payer).encode()))
+    http_post(
+        node,
+        "/v1/tx",
+        hex::encode(tx.sign(payer).encode()).as_bytes(),
+    )
 }
 
 /// Runs the bridge once, until it anchored or found nothing new (a round

@@ -5,11 +5,10 @@
 //! catches up from its peers; a keyless node started from scratch syncs the
 //! whole chain; the API refuses garbage and oversize bodies.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use qcss_tests::{NodeProc, free_port, http_get, qcss_err, qcss_ok};
+use qcss_tests::{NodeProc, free_port, http_get, http_post, qcss_err, qcss_ok};
 
 struct ChainNode {
     name: String,
@@ -23,27 +22,6 @@ fn json(addr: &str, path: &str) -> serde_json::Value {
     let (status, body) = http_get(addr, path).expect("API answers");
     assert_eq!(status, 200, "{addr}{path}: {body}");
     serde_json::from_str(&body).expect("JSON")
-}
-
-fn post(addr: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    // The server may answer (413) and close before the whole body is sent.
-    let _ = s.write_all(body);
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (status, body)
 }
 
 fn status(n: &ChainNode) -> serde_json::Value {
@@ -244,16 +222,16 @@ fn chain_nodes_finalize_move_tokens_refuse_bad_transactions_and_resync() {
     let hist: serde_json::Value = serde_json::from_str(&hist).unwrap();
     let stx: qcss_dpos::tx::SignedTx = serde_json::from_value(hist[0]["tx"].clone())
         .expect("history holds the signed transaction");
-    let (s, body) = post(&api, "/v1/tx", hex_encode(&stx.encode()).as_bytes());
+    let (s, body) = http_post(&api, "/v1/tx", hex_encode(&stx.encode()).as_bytes());
     assert_eq!(s, 422, "{body}");
     assert!(body.contains("already used"), "{body}");
     // Garbage and oversize bodies.
-    let (s, body) = post(&api, "/v1/tx", b"zz-not-hex");
+    let (s, body) = http_post(&api, "/v1/tx", b"zz-not-hex");
     assert_eq!(s, 400, "{body}");
-    let (s, body) = post(&api, "/v1/tx", b"00ff");
+    let (s, body) = http_post(&api, "/v1/tx", b"00ff");
     assert_eq!(s, 400, "{body}");
     assert!(body.contains("transaction"), "{body}");
-    let (s, _) = post(&api, "/v1/tx", &vec![b'0'; 64 * 1024]);
+    let (s, _) = http_post(&api, "/v1/tx", &vec![b'0'; 64 * 1024]);
     assert_eq!(s, 413);
     let (s, body) = http_get(&api, "/v1/account/not-an-address").unwrap();
     assert_eq!(s, 400, "{body}");
