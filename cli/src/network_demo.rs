@@ -63,16 +63,50 @@ fn write_key(path: &Path, pkcs8: &[u8]) -> Result<()> {
     Ok(())
 }
 
-async fn call(g: &mut GatewayClient, f: &str, args: Value) -> Result<Value> {
-    let arg = args.to_string();
-    let c = g
-        .submit(CONTRACT, f, &[arg.as_bytes()])
-        .await
-        .map_err(|e| anyhow!("{f}: {e}"))?;
-    if c.code != TxValidationCode::Valid {
-        bail!("{f}: transaction {} is {}", c.tx_id, c.code.as_str_name());
+/// The story's steps, in order. Each step may go to another org's peer than
+/// the one before, and a submit returns once the transaction commits at the
+/// submitting org's peer only: so before a step, its peer is made to wait
+/// (Gateway `CommitStatus`, which blocks until that peer has committed the
+/// transaction) for the previous step's transaction. Without it a step could
+/// be endorsed against state that lacks the previous step (read after write
+/// across peers).
+#[derive(Default)]
+struct Story {
+    last_tx: Option<String>,
+}
+
+impl Story {
+    async fn call(&mut self, g: &mut GatewayClient, f: &str, args: Value) -> Result<Value> {
+        if let Some(tx) = &self.last_tx {
+            g.commit_status(tx).await.map_err(|e| {
+                anyhow!("{f}: waiting for the previous step {tx} at this peer: {e}")
+            })?;
+        }
+        let arg = args.to_string();
+        let c = g
+            .submit(CONTRACT, f, &[arg.as_bytes()])
+            .await
+            .map_err(|e| anyhow!("{f}: {e}"))?;
+        if c.code != TxValidationCode::Valid {
+            bail!("{f}: transaction {} is {}", c.tx_id, c.code.as_str_name());
+        }
+        self.last_tx = Some(c.tx_id);
+        Ok(serde_json::from_slice(&c.result).unwrap_or(Value::Null))
     }
-    Ok(serde_json::from_slice(&c.result).unwrap_or(Value::Null))
+
+    /// Waits until every peer behind `gs` has committed the last step, so
+    /// whoever reads after the story (a test, a consumer page) sees all of it
+    /// at any org.
+    async fn settle(&self, gs: &mut [&mut GatewayClient]) -> Result<()> {
+        if let Some(tx) = &self.last_tx {
+            for g in gs.iter_mut() {
+                g.commit_status(tx)
+                    .await
+                    .map_err(|e| anyhow!("waiting for the story's last step {tx}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Runs the story; fails if any step does.
@@ -95,18 +129,19 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
     let mut ship = gateway(dir, info, logistics, "user1").await?;
     let mut consumer = gateway(dir, info, logistics, "consumer1").await?;
 
+    let mut s = Story::default();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-    call(
+    s.call(
         &mut farm,
         "apply_permit",
         json!({"certificate_sha256": sha, "issuer": "CQC", "scope": "fruit and juice", "valid_until": now + 365 * 86_400}),
     )
     .await?;
-    call(
+    s.call(
         &mut reg,
         "approve_permit",
         json!({"msp": producer.msp_id, "reason": "ISO 22000 certificate checked"}),
@@ -115,13 +150,13 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
     p.step("  permit applied by ProducerMSP, approved by the regulator");
     let loquat = with_check_digit("0690123456001");
     let juice = with_check_digit("0690123456002");
-    call(
+    s.call(
         &mut farm,
         "register_product",
         json!({"gtin": loquat, "name": "Loquat, fresh", "category": "fruit", "spec": {"grade": "A"}}),
     )
     .await?;
-    call(
+    s.call(
         &mut farm,
         "register_product",
         json!({"gtin": juice, "name": "Loquat juice 330 ml", "category": "beverage"}),
@@ -132,21 +167,21 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
                "production_date": "2026-06-01", "site": "Suzhou orchard 3",
                "event_time_zone_offset": CST})
     };
-    call(
+    s.call(
         &mut farm,
         "register_batch",
         batch(&loquat, "H1", 1000, "KGM"),
     )
     .await?;
     let h1 = format!("{loquat}/H1");
-    call(
+    s.call(
         &mut farm,
         "add_event",
         json!({"target": h1, "biz_step": "harvesting", "read_point": "orchard 3", "event_time_zone_offset": CST}),
     )
     .await?;
     for (lot, qty) in [("LJ2026A", 600), ("LJ2026B", 300)] {
-        call(
+        s.call(
             &mut farm,
             "transform",
             json!({"transformation_id": format!("T-{lot}"),
@@ -160,7 +195,7 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
     let good_batch = format!("{juice}/LJ2026A");
     let bad_batch = format!("{juice}/LJ2026B");
     for step in ["sterilising", "filling"] {
-        call(
+        s.call(
             &mut farm,
             "add_event",
             json!({"target": good_batch, "biz_step": step, "read_point": "line 1",
@@ -168,13 +203,13 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
         )
         .await?;
     }
-    call(
+    s.call(
         &mut reg,
         "accredit_lab",
         json!({"msp": lab.msp_id, "name": "Zhejiang food lab", "scope": "GB 7101 beverages"}),
     )
     .await?;
-    call(
+    s.call(
         &mut labg,
         "record_inspection",
         json!({"batch": good_batch, "result": "pass", "standard": "GB 7101-2022", "report_sha256": sha,
@@ -195,7 +230,7 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
             .join(format!("{juice}-{lot}.key"));
         write_key(&file, &pkcs8)?;
         keys.push((b.clone(), file.display().to_string()));
-        call(
+        s.call(
             &mut farm,
             "set_code_key",
             json!({"batch": b, "public_key": key.public_key_b64url()}),
@@ -203,13 +238,13 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
         .await?;
         codes.push(issue_codes(&key, BASE, &juice, lot, 1..=24).map_err(|e| anyhow!("{e}"))?);
     }
-    call(
+    s.call(
         &mut farm,
         "add_event",
         json!({"target": good_batch, "biz_step": "shipping", "destination": logistics.msp_id, "event_time_zone_offset": CST}),
     )
     .await?;
-    call(
+    s.call(
         &mut ship,
         "add_event",
         json!({"target": good_batch, "biz_step": "receiving", "biz_location": "Hangzhou DC", "event_time_zone_offset": CST}),
@@ -217,18 +252,20 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
     .await?;
     p.step("  48 unit codes issued offline; LJ2026A shipped to and received by logistics");
     let good = codes[0][4].clone();
-    call(
+    s.call(
         &mut consumer,
         "scan",
         json!({"code": good, "location": "Hangzhou"}),
     )
     .await?;
-    call(
+    s.call(
         &mut reg,
         "recall",
         json!({"batch": bad_batch, "reason": "sediment found in retained samples", "event_time_zone_offset": CST}),
     )
     .await?;
+    s.settle(&mut [&mut farm, &mut reg, &mut labg, &mut ship])
+        .await?;
     p.step("  a consumer scanned a bottle; the regulator recalled LJ2026B");
     let recalled = codes[1][2].clone();
     // A forger copies a real code and changes the serial.
