@@ -129,24 +129,42 @@ pub fn sign_block(
 
 /// The orderer metadata of a block: last config block, and as consenter
 /// metadata the Raft term and index (8 bytes each, big-endian) and, when the
-/// leader stamped one, the block time (8 bytes, ms since the epoch).
+/// leader stamped one, the block time (8 bytes, ms since the epoch) followed
+/// by the anchoring MMR root over every earlier block (32 bytes, see
+/// [`block_mmr_root`]). The orderers sign this metadata, so they certify the
+/// root along with the block.
 pub fn orderer_metadata(
     last_config: u64,
     raft_term: u64,
     raft_index: u64,
     time_ms: Option<u64>,
+    mmr_root: Option<&[u8; 32]>,
 ) -> Vec<u8> {
-    let mut consenter = Vec::with_capacity(24);
+    let mut consenter = Vec::with_capacity(56);
     consenter.extend_from_slice(&raft_term.to_be_bytes());
     consenter.extend_from_slice(&raft_index.to_be_bytes());
     if let Some(t) = time_ms {
         consenter.extend_from_slice(&t.to_be_bytes());
+        if let Some(root) = mmr_root {
+            consenter.extend_from_slice(root);
+        }
     }
     OrdererBlockMetadata {
         last_config: Some(qcss_proto::common::LastConfig { index: last_config }),
         consenter_metadata: consenter,
     }
     .encode_to_vec()
+}
+
+/// The root, certified by the orderers in `block`'s signed metadata, of the
+/// anchoring Merkle mountain range (`qcss_anchor::statement::block_leaf`
+/// leaves) over blocks `0 … number − 1` — every block before this one, so
+/// the root never depends on the block that carries it. `None` for blocks
+/// cut before roots were carried, and for genesis blocks.
+pub fn block_mmr_root(block: &Block) -> Option<[u8; 32]> {
+    let md = block_signatures(block).ok()?;
+    let obm = OrdererBlockMetadata::decode(md.value.as_slice()).ok()?;
+    obm.consenter_metadata.get(24..56)?.try_into().ok()
 }
 
 /// The time the ordering leader stamped on `block` (ms since the epoch), if

@@ -20,6 +20,9 @@
 use std::sync::{Arc, RwLock};
 
 use prost::Message;
+use qcss_anchor::Hash32;
+use qcss_anchor::mmr::Peaks;
+use qcss_anchor::statement::{MMR, block_leaf};
 use qcss_network::SigningIdentity;
 use qcss_network::block::{
     self as blk, block_hash, config_envelope, new_block, orderer_metadata, sign_block,
@@ -49,6 +52,11 @@ const LAST_APPLIED: &[u8] = b"last_applied";
 const MEMBERSHIP: &[u8] = b"membership";
 const CONFIG: &[u8] = b"config";
 const LAST_CONFIG_BLOCK: &[u8] = b"last_config_block";
+/// The anchoring MMR's peaks over blocks `0..height` ([`encode_peaks`]),
+/// written with each block. Derived data: missing or stale (a data dir from
+/// before roots were carried, or a snapshot just installed) it is rebuilt
+/// from the blocks at the next apply.
+const MMR_PEAKS: &[u8] = b"mmr_peaks";
 /// The last snapshot built or installed (bincode of `SnapshotFile`).
 pub const SNAPSHOT: &[u8] = b"snapshot";
 /// The current snapshot as a reference: its Raft metadata, the chain state
@@ -82,6 +90,33 @@ pub struct SnapshotData {
     pub blocks: Vec<serde_bytes::ByteBuf>,
     /// Raw `sm_meta` entries (height, last hash, last applied, membership, config).
     pub meta: Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)>,
+}
+
+/// `leaves (8, BE) ‖ (level (1) ‖ hash (32))*`: at most 64 peaks.
+fn encode_peaks(p: &Peaks) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + 33 * p.peaks.len());
+    out.extend_from_slice(&p.leaves.to_be_bytes());
+    for (level, h) in &p.peaks {
+        out.push(*level);
+        out.extend_from_slice(&h.0);
+    }
+    out
+}
+
+/// The inverse of [`encode_peaks`]; `None` if malformed (then rebuilt).
+fn decode_peaks(b: &[u8]) -> Option<Peaks> {
+    let leaves = u64::from_be_bytes(b.get(..8)?.try_into().ok()?);
+    let rest = &b[8..];
+    if !rest.len().is_multiple_of(33) || rest.len() / 33 > 64 {
+        return None;
+    }
+    let peaks = rest
+        .chunks_exact(33)
+        .map(|c| (c[0], Hash32(c[1..].try_into().unwrap_or([0; 32]))))
+        .collect::<Vec<_>>();
+    // The peaks of `leaves` leaves are exactly its set bits, tallest first.
+    let levels: Vec<u8> = (0..64u8).rev().filter(|l| leaves >> l & 1 == 1).collect();
+    (peaks.iter().map(|p| p.0).collect::<Vec<_>>() == levels).then_some(Peaks { leaves, peaks })
 }
 
 fn u64_of(v: Option<sled::IVec>) -> u64 {
@@ -344,15 +379,24 @@ impl Chain {
             });
         }
         let last_config = u64_of(self.meta.get(LAST_CONFIG_BLOCK)?);
+        let mut peaks = self.mmr_peaks(height)?;
         let mut block = new_block(height, &prev, accepted);
         sign_block(
             &mut block,
             &self.signer,
-            orderer_metadata(last_config, raft.term, raft.index, raft.time_ms),
+            orderer_metadata(
+                last_config,
+                raft.term,
+                raft.index,
+                raft.time_ms,
+                Some(&peaks.root(&MMR).0),
+            ),
         )
         .map_err(|e| OrdererError::Store(format!("signing block {height}: {e}")))?;
         let bytes = block.encode_to_vec();
         let hash = block_hash(&block);
+        peaks.append(&MMR, block_leaf(height, &Hash32(hash)));
+        let peaks = encode_peaks(&peaks);
         (&self.blocks, &self.txids, &self.meta)
             .transaction(|(b, t, m)| {
                 b.insert(&height.to_be_bytes(), bytes.as_slice())?;
@@ -361,6 +405,7 @@ impl Chain {
                 }
                 m.insert(HEIGHT, &(height + 1).to_be_bytes())?;
                 m.insert(LAST_HASH, &hash)?;
+                m.insert(MMR_PEAKS, peaks.as_slice())?;
                 m.insert(LAST_APPLIED, last_applied)?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
@@ -413,15 +458,24 @@ impl Chain {
         };
         let config = channel.config().clone();
         let env = config_envelope(&config, raw, &tx_id);
+        let mut peaks = self.mmr_peaks(height)?;
         let mut block = new_block(height, prev, vec![env.encode_to_vec()]);
         sign_block(
             &mut block,
             &self.signer,
-            orderer_metadata(height, raft.term, raft.index, raft.time_ms),
+            orderer_metadata(
+                height,
+                raft.term,
+                raft.index,
+                raft.time_ms,
+                Some(&peaks.root(&MMR).0),
+            ),
         )
         .map_err(|e| OrdererError::Store(format!("signing block {height}: {e}")))?;
         let bytes = block.encode_to_vec();
         let hash = block_hash(&block);
+        peaks.append(&MMR, block_leaf(height, &Hash32(hash)));
+        let peaks = encode_peaks(&peaks);
         let config_json = config.to_json();
         (&self.blocks, &self.txids, &self.meta)
             .transaction(|(b, t, m)| {
@@ -434,6 +488,7 @@ impl Chain {
                 m.insert(LAST_APPLIED, last_applied)?;
                 m.insert(CONFIG, config_json.as_slice())?;
                 m.insert(LAST_CONFIG_BLOCK, &height.to_be_bytes())?;
+                m.insert(MMR_PEAKS, peaks.as_slice())?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(|e| OrdererError::Store(format!("storing config block {height}: {e:?}")))?;
@@ -448,6 +503,31 @@ impl Chain {
             rejected: Vec::new(),
             config: Some(config.sequence),
         })
+    }
+
+    /// The anchoring MMR's peaks over blocks `0..height`: as stored, or
+    /// rebuilt from the blocks when the stored ones are missing or stale.
+    fn mmr_peaks(&self, height: u64) -> Result<Peaks, OrdererError> {
+        if let Some(p) = self.meta.get(MMR_PEAKS)?.and_then(|v| decode_peaks(&v))
+            && p.leaves == height
+        {
+            return Ok(p);
+        }
+        let mut peaks = Peaks::default();
+        for n in 0..height {
+            let block = self
+                .block(n)?
+                .ok_or_else(|| OrdererError::Store(format!("block {n} missing")))?;
+            peaks.append(&MMR, block_leaf(n, &Hash32(block_hash(&block))));
+        }
+        tracing::info!(blocks = height, "anchoring MMR rebuilt from the blocks");
+        Ok(peaks)
+    }
+
+    /// The anchoring MMR root over blocks `0..height` as this orderer
+    /// computes it (what the next block's metadata will certify).
+    pub fn mmr_root(&self) -> Result<[u8; 32], OrdererError> {
+        Ok(self.mmr_peaks(self.height())?.root(&MMR).0)
     }
 
     /// Tells Deliver streams about new blocks.
@@ -565,6 +645,8 @@ impl Chain {
                 for (k, v) in &data.meta {
                     m.insert(k.as_slice(), v.as_slice())?;
                 }
+                // Rebuilt from the new blocks at the next apply.
+                m.remove(MMR_PEAKS)?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(|e| OrdererError::Store(format!("installing snapshot: {e:?}")))?;
@@ -857,5 +939,96 @@ mod tests {
         assert_eq!(follower.chain.last_config_block(), 2);
         assert!(config_rx.has_changed().unwrap());
         assert_eq!(*config_rx.borrow_and_update(), 1);
+    }
+
+    /// Issue 19: every block's signed metadata carries the anchoring MMR root
+    /// over the blocks before it (config blocks too), the same root an
+    /// independent full MMR gives; a follower that installed a snapshot, or
+    /// lost its stored peaks, rebuilds them and goes on certifying the same
+    /// roots.
+    #[test]
+    fn blocks_certify_the_mmr_root_of_every_earlier_block() {
+        use qcss_anchor::mmr::{MemStore, NodeStore, peak_positions};
+        use qcss_network::block::block_mmr_root;
+        let (org1, org2) = (TestOrg::new(1), TestOrg::new(2));
+        let admin = org1.identity("admin", Role::Admin);
+        let client = org1.identity("client", Role::Client);
+        let cfg = channel_config(&[&org1], &org1.identity("o1", Role::Orderer));
+        let genesis = genesis_block(&cfg);
+        let leader = node(&genesis, org1.identity("o1", Role::Orderer));
+        let now_ms = qcss_network::msp::unix_now() as u64 * 1000;
+        let tx = |i: u8| {
+            let e = envelope::build(&client, CHANNEL, HeaderType::EndorserTransaction, vec![i])
+                .unwrap()
+                .0;
+            Batch::stamped(vec![e.encode_to_vec()], now_ms)
+        };
+        let mut next = cfg.clone();
+        next.orgs.push(org2.org_config());
+        let mut u = ConfigUpdate::propose(&cfg, next);
+        sign_update(&mut u, &admin).unwrap();
+        let up = build_update_envelope(&u, &admin).unwrap().0;
+        let mut index = 0;
+        let mut apply = |c: &Chain, b: &Batch| {
+            index += 1;
+            assert!(c.apply_batch(b, 1, index, b"la").unwrap().block.is_some());
+        };
+        for i in 0..4 {
+            apply(&leader.chain, &tx(i));
+        }
+        apply(
+            &leader.chain,
+            &Batch::stamped(vec![up.encode_to_vec()], now_ms),
+        );
+        for i in 4..7 {
+            apply(&leader.chain, &tx(i));
+        }
+        let independent = |c: &Chain| {
+            let mut full = MemStore::default();
+            let mut roots = Vec::new();
+            for n in 0..c.height() {
+                let block = c.block(n).unwrap().unwrap();
+                let bag: Vec<Hash32> = peak_positions(n)
+                    .into_iter()
+                    .map(|p| full.node(p).unwrap().unwrap())
+                    .collect();
+                roots.push((n, block_mmr_root(&block), MMR.bag(&bag).0));
+                full.append(&MMR, block_leaf(n, &Hash32(block_hash(&block))));
+            }
+            roots
+        };
+        let roots = independent(&leader.chain);
+        assert_eq!(roots.len(), 9);
+        assert_eq!(roots[0].1, None, "the genesis block carries no root");
+        for (n, certified, computed) in &roots[1..] {
+            assert_eq!(certified.as_ref(), Some(computed), "block {n}");
+        }
+        assert!(is_config_block(&leader.chain.block(5).unwrap().unwrap()));
+
+        // A follower installs a snapshot; a third node loses its peaks.
+        let follower = node(&genesis, org1.identity("o2", Role::Orderer));
+        follower
+            .chain
+            .install(&leader.chain.snapshot_data().unwrap())
+            .unwrap();
+        leader.chain.meta.remove(MMR_PEAKS).unwrap();
+        leader
+            .chain
+            .meta
+            .insert(MMR_PEAKS, &b"garbage"[..])
+            .unwrap();
+        let more = tx(9);
+        for c in [&leader.chain, &follower.chain] {
+            let mut full = MemStore::default();
+            for n in 0..c.height() {
+                let hash = block_hash(&c.block(n).unwrap().unwrap());
+                full.append(&MMR, block_leaf(n, &Hash32(hash)));
+            }
+            assert_eq!(c.mmr_root().unwrap(), full.peaks.root(&MMR).0);
+            assert!(c.apply_batch(&more, 1, 100, b"lb").unwrap().block.is_some());
+        }
+        let (a, b) = (independent(&leader.chain), independent(&follower.chain));
+        assert_eq!(a, b);
+        assert_eq!(a[9].1.as_ref(), Some(&a[9].2));
     }
 }

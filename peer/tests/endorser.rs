@@ -982,7 +982,12 @@ fn refusals_map_to_status_families_and_fabric_style_responses() {
 fn next_block(net: &Net, envelopes: Vec<Vec<u8>>) -> qcss_proto::common::Block {
     let previous = net.ledger.last_block_hash().unwrap_or_default();
     let mut block = new_block(net.ledger.height(), &previous, envelopes);
-    sign_block(&mut block, &net.orderer, orderer_metadata(0, 1, 1, None)).unwrap();
+    sign_block(
+        &mut block,
+        &net.orderer,
+        orderer_metadata(0, 1, 1, None, None),
+    )
+    .unwrap();
     block
 }
 

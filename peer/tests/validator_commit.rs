@@ -45,7 +45,19 @@ fn env() -> Env {
         .unwrap();
     let codes = commit_block(&env.ledger, &block, &env.channel, &env.policies).unwrap();
     assert_eq!(codes, [Code::Valid]);
+    // Index the anchoring MMR as the peer's committer does after each block.
+    assert_eq!(env.ledger.mmr_sync().unwrap(), 2);
     env
+}
+
+/// The next block, signed by the orderer with `root` as the certified
+/// anchoring MMR root (with a block time, as Raft-ordered blocks have).
+fn with_root(e: &Env, root: &[u8; 32]) -> Block {
+    let prev = e.ledger.last_block_hash().unwrap();
+    let mut b = new_block(e.ledger.height(), &prev, vec![e.put("b", b"2")]);
+    let md = orderer_metadata(0, 1, 2, Some(1_700_000_000_000), Some(root));
+    sign_block(&mut b, e.net.orderer(), md).unwrap();
+    b
 }
 
 impl Env {
@@ -90,7 +102,7 @@ fn refused_blocks_change_nothing() {
                 let prev = e.ledger.last_block_hash().unwrap();
                 let mut b = new_block(e.ledger.height(), &prev, vec![e.put("b", b"2")]);
                 let client = e.net.client("Org1MSP").unwrap();
-                sign_block(&mut b, client, orderer_metadata(0, 1, 2, None)).unwrap();
+                sign_block(&mut b, client, orderer_metadata(0, 1, 2, None, None)).unwrap();
                 b
             },
             |err| matches!(err, ValidatorError::BlockRefused { .. }),
@@ -101,7 +113,7 @@ fn refused_blocks_change_nothing() {
                 let prev = e.ledger.last_block_hash().unwrap();
                 let mut b = new_block(e.ledger.height(), &prev, vec![e.put("b", b"2")]);
                 let rogue = e.net.issue("Org1MSP", "orderer9", Role::Orderer).unwrap();
-                sign_block(&mut b, &rogue, orderer_metadata(0, 1, 2, None)).unwrap();
+                sign_block(&mut b, &rogue, orderer_metadata(0, 1, 2, None, None)).unwrap();
                 b
             },
             |err| matches!(err, ValidatorError::BlockRefused { .. }),
@@ -146,6 +158,11 @@ fn refused_blocks_change_nothing() {
             |err| matches!(err, ValidatorError::Commit { number: 2, .. }),
         ),
         (
+            "certifies an anchoring MMR root this ledger does not give",
+            |e| with_root(e, &[9; 32]),
+            |err| matches!(err, ValidatorError::MmrRootMismatch { number: 2, .. }),
+        ),
+        (
             "no header",
             |e| {
                 let mut b = e.net.next_block(&e.ledger, vec![e.put("b", b"2")]).unwrap();
@@ -164,8 +181,9 @@ fn refused_blocks_change_nothing() {
         assert_eq!(e.fingerprint(), before, "{name}");
         assert_eq!(e.ledger.get_state("cc", "b").unwrap(), None, "{name}");
     }
-    // The good block still commits afterwards.
-    let block = e.net.next_block(&e.ledger, vec![e.put("b", b"2")]).unwrap();
+    // The good block still commits afterwards, certifying the right root.
+    let root = e.ledger.mmr_root(2).unwrap().unwrap();
+    let block = with_root(&e, &root.0);
     commit_block(&e.ledger, &block, &e.channel, &e.policies).unwrap();
     assert_eq!(e.ledger.height(), 3);
     drop(e.dir);

@@ -441,6 +441,12 @@ fn anchors_proofs_crash_safety_refusals_and_audit() {
     let status = json(&web, "/api/anchor/status");
     let size = status["mmr_size"].as_u64().unwrap();
     let root: Hash32 = serde_json::from_value(status["mmr_root"].clone()).unwrap();
+    // Every ordered block certifies, in the metadata the orderers sign, the
+    // root over the blocks before it: the peer's root is the orderers' too.
+    for n in [1, size / 2, size - 1] {
+        let r = json(&web, &format!("/api/anchor/root?size={n}"));
+        assert_eq!(r["certified_in_block"], r["root"], "block {n}: {r}");
+    }
     let consistency: ConsistencyProof = serde_json::from_value(json(
         &web,
         &format!("/api/anchor/consistency?from={prev_size}&to={size}"),

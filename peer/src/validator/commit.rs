@@ -53,6 +53,20 @@ pub fn commit_block_with<P: PolicyProvider + ?Sized>(
     let refused = |source| ValidatorError::BlockRefused { number, source };
     verify_block_signature(block, channel).map_err(refused)?;
     check_data_hash(block).map_err(refused)?;
+    // The anchoring root the orderers certified must be this ledger's own
+    // (checked once the MMR is indexed up to here: always, after start-up).
+    if let Some(certified) = qcss_network::block::block_mmr_root(block)
+        && let Some(ours) = ledger
+            .mmr_root(number)
+            .map_err(|source| ValidatorError::Commit { number, source })?
+        && ours.0 != certified
+    {
+        return Err(ValidatorError::MmrRootMismatch {
+            number,
+            certified: hex::encode(certified),
+            ours: ours.to_hex(),
+        });
+    }
     let validation = validate_next(ledger, block, channel, policies, options)?;
     ledger
         .commit(block, &validation.updates)

@@ -45,6 +45,21 @@ pub enum ValidatorError {
         #[source]
         source: BlockError,
     },
+    /// `commit_block`: the orderers certify, in the block's signed metadata,
+    /// an anchoring MMR root over the earlier blocks that is not the one this
+    /// peer's ledger gives: the ordering service's history and this ledger's
+    /// differ, so the block is not committed.
+    #[error(
+        "block {number} refused: the orderers certify MMR root {certified} over blocks 0…{number}−1, this ledger's is {ours}"
+    )]
+    MmrRootMismatch {
+        /// The block number.
+        number: u64,
+        /// The root in the block's metadata, hex.
+        certified: String,
+        /// This ledger's root over the same blocks, hex.
+        ours: String,
+    },
     /// `commit_block`: the block is not the ledger's next block, so it cannot
     /// be validated against the current state.
     #[error("block {number} refused: the ledger expects block {height}")]

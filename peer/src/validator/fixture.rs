@@ -267,7 +267,7 @@ impl Network {
         sign_block(
             &mut block,
             &self.orderer,
-            orderer_metadata(0, 1, number, None),
+            orderer_metadata(0, 1, number, None, None),
         )?;
         Ok(block)
     }

@@ -145,7 +145,21 @@ fn sign(web: &Web, req: &Request) -> Result<Response, Response> {
 fn root(web: &Web, req: &Request) -> Result<Response, Response> {
     let size = number(req, "size")?;
     match web.peer.ledger.mmr_root(size).map_err(unavailable)? {
-        Some(r) => Ok(Response::json(200, &json!({ "size": size, "root": r }))),
+        // Block `size`, once committed, carries the same root in the
+        // metadata the orderers signed: shown so anyone can compare.
+        Some(r) => {
+            let certified = web
+                .peer
+                .ledger
+                .block(size)
+                .map_err(unavailable)?
+                .and_then(|b| qcss_network::block::block_mmr_root(&b))
+                .map(hex::encode);
+            Ok(Response::json(
+                200,
+                &json!({ "size": size, "root": r, "certified_in_block": certified }),
+            ))
+        }
         None => Err(Response::json_error(
             404,
             "need size ≤ the blocks this peer committed",
