@@ -37,9 +37,10 @@ use qcss_anchor::Hash32;
 use qcss_anchor::mmr::InclusionProof;
 use qcss_anchor::statement::{MMR, block_leaf};
 use qcss_dpos::address::Address;
+use qcss_dpos::anchor_proof::{AnchorPart, PublicHalf, PublicPart, anchor_in};
 use qcss_dpos::api::{BlockView, ConsortiumView, StatusView};
 use qcss_dpos::block::SignedHeader;
-use qcss_dpos::hash::{merkle_path, merkle_root_from_path};
+use qcss_dpos::hash::merkle_root_from_path;
 use qcss_dpos::state::count_signers;
 use qcss_dpos::tx::{AnchorTx, SignedTx, TxKind};
 use qcss_proto::common::{BlockHeader, ChannelHeader, Envelope, Payload};
@@ -102,28 +103,6 @@ pub(crate) struct HeaderPart {
     pub previous_hash: String,
     /// Merkle root of the envelopes, hex.
     pub data_hash: String,
-}
-
-/// The anchor part.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct AnchorPart {
-    /// The public anchor transaction's canonical bytes, hex.
-    pub tx: String,
-    /// The consortium's registered keys when it was accepted.
-    pub keys: Vec<Address>,
-    /// Their quorum.
-    pub quorum: u16,
-}
-
-/// The public part.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct PublicPart {
-    /// The block carrying the anchor.
-    pub block: SignedHeader,
-    /// Merkle path of the anchor transaction to the block's `tx_root`.
-    pub tx_path: Vec<(bool, Hash32)>,
-    /// Headers after it, up to irreversibility.
-    pub headers: Vec<SignedHeader>,
 }
 
 /// `AnchorProof` v1.
@@ -254,31 +233,15 @@ struct PeerTx {
     mmr: InclusionProof,
 }
 
-/// Builds the proof of `tx_id` from a peer and a public-chain node.
+/// Builds the proof of `tx_id` from a peer and a public-chain node: the
+/// node gives the public half over its newest irreversible anchor
+/// (`/v1/consortium/{id}/proof`), the peer the transaction's block and its
+/// inclusion in the blocks that anchor covers.
 pub(crate) fn build_proof(peer: &str, node: &str, tx_id: &str) -> Result<AnchorProof> {
     let ps: PeerAnchorStatus = get_json(peer, "/api/anchor/status")?;
-    let view: ConsortiumView = get_json(node, &format!("/v1/consortium/{}", ps.consortium_id))
-        .context("the consortium on the public chain")?;
-    let Some(last) = view.consortium.last.clone() else {
-        bail!("the consortium has not anchored yet");
-    };
-    let st: StatusView = get_json(node, "/v1/status")?;
-    // The newest irreversible anchor: walk back from the last one.
-    let (mut height, mut seq) = (last.height, last.seq);
-    let (block, index, size) = loop {
-        let (b, i, x) = anchor_at(node, height, &ps.consortium_id, seq)?;
-        let (size, prev) = (x.statement.mmr_size, x.prev_anchor_height);
-        if height <= st.lib_height {
-            break (b, i, size);
-        }
-        if seq == 0 {
-            bail!(
-                "no anchor is irreversible yet (the first is in public block {height}, irreversible: {}); try again shortly",
-                st.lib_height
-            );
-        }
-        (height, seq) = (prev, seq - 1);
-    };
+    let half: PublicHalf = get_json(node, &format!("/v1/consortium/{}/proof", ps.consortium_id))
+        .context("the newest irreversible anchor on the public chain")?;
+    let size = half.mmr_size;
     let tx: PeerTx = get_json(
         peer,
         &format!(
@@ -291,30 +254,6 @@ pub(crate) fn build_proof(peer: &str, node: &str, tx_id: &str) -> Result<AnchorP
             "transaction {tx_id:.80} in the first {size} blocks (anchored and irreversible so far); the next anchor is due within the bridge's cadence"
         )
     })?;
-    let ids: Vec<Hash32> = block.block.txs.iter().map(SignedTx::id).collect();
-    let tx_path = merkle_path(&ids, index).ok_or_else(|| anyhow!("no Merkle path"))?;
-    // Headers until `threshold` distinct producers built on the block.
-    let mut seen: std::collections::BTreeSet<Address> = [block.block.header.producer].into();
-    let mut headers: Vec<SignedHeader> = Vec::new();
-    let mut from = block.block.header.height + 1;
-    while seen.len() < st.irreversible_threshold {
-        let batch: Vec<SignedHeader> =
-            get_json(node, &format!("/v1/headers?from={from}&count=128"))?;
-        if batch.is_empty() {
-            bail!("the public chain has not yet built enough blocks on the anchor");
-        }
-        for h in batch {
-            from = h.header.height + 1;
-            seen.insert(h.header.producer);
-            headers.push(h);
-            if seen.len() >= st.irreversible_threshold {
-                break;
-            }
-        }
-        if headers.len() > MAX_HEADERS {
-            bail!("more than {MAX_HEADERS} headers without irreversibility");
-        }
-    }
     Ok(AnchorProof {
         version: 1,
         consortium: ConsortiumPart {
@@ -328,16 +267,8 @@ pub(crate) fn build_proof(peer: &str, node: &str, tx_id: &str) -> Result<AnchorP
             header: tx.header,
         },
         mmr: tx.mmr,
-        anchor: AnchorPart {
-            tx: hex::encode(block.block.txs[index].encode()),
-            keys: view.consortium.keys,
-            quorum: view.consortium.quorum,
-        },
-        public: PublicPart {
-            block: block.block.signed_header(),
-            tx_path,
-            headers,
-        },
+        anchor: half.anchor,
+        public: half.public,
     })
 }
 
@@ -350,20 +281,7 @@ fn anchor_at(
     seq: u64,
 ) -> Result<(BlockView, usize, AnchorTx)> {
     let b: BlockView = get_json(node, &format!("/v1/block/{height}"))?;
-    let found = b
-        .block
-        .txs
-        .iter()
-        .enumerate()
-        .find_map(|(i, t)| match &t.tx.kind {
-            TxKind::Anchor(x)
-                if x.statement.consortium_id == *consortium && x.statement.seq == seq =>
-            {
-                Some((i, (**x).clone()))
-            }
-            _ => None,
-        });
-    let Some((i, x)) = found else {
+    let Some((i, x)) = anchor_in(&b.block, consortium, seq) else {
         bail!("public block {height} should hold anchor seq {seq} and does not");
     };
     Ok((b, i, x))

@@ -132,6 +132,7 @@ pub fn router(node: Arc<ChainNode>, genesis_name: String) -> axum::Router {
         .route("/v1/block/{height}", get(block))
         .route("/v1/headers", get(headers))
         .route("/v1/consortium/{id}", get(consortium))
+        .route("/v1/consortium/{id}/proof", get(consortium_proof))
         .route("/v1/tx", post(submit))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(Arc::new(Api {
@@ -385,6 +386,45 @@ async fn consortium(State(api): Shared, Path(id): Path<String>) -> Response {
             StatusCode::NOT_FOUND,
             format!("consortium {id} is not registered"),
         ),
+    }
+}
+
+/// `GET /v1/consortium/{id}/proof`: the public half of a proof over the
+/// newest irreversible anchor ([`crate::anchor_proof::PublicHalf`]); 404
+/// for an unknown consortium, 409 while no anchor is irreversible yet.
+async fn consortium_proof(State(api): Shared, Path(id): Path<String>) -> Response {
+    let Some(id) = (id.len() == 64)
+        .then(|| id.parse::<Hash32>().ok())
+        .flatten()
+    else {
+        return error(StatusCode::BAD_REQUEST, "a consortium id is 64 hex digits");
+    };
+    let node = api.node.clone();
+    let made = tokio::task::spawn_blocking(move || {
+        let (consortium, lib, threshold) = node.with_node(|n| {
+            (
+                n.head_state().consortia.get(&id).cloned(),
+                n.status().lib_height,
+                n.params().irreversible_threshold(),
+            )
+        });
+        let Some(c) = consortium else {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("consortium {id} is not registered"),
+            ));
+        };
+        crate::anchor_proof::public_half(&id, &c, lib, threshold, |h| {
+            node.with_node(|n| n.block_at(h))
+                .map(|b| b.map(|b| (*b).clone()))
+        })
+        .map_err(|e| (StatusCode::CONFLICT, e))
+    })
+    .await;
+    match made {
+        Ok(Ok(half)) => Json(half).into_response(),
+        Ok(Err((status, e))) => error(status, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 

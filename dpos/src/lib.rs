@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod anchor_proof;
 pub mod api;
 pub mod block;
 pub mod chain;

@@ -251,6 +251,14 @@ fn anchors_proofs_crash_safety_refusals_and_audit() {
         page.contains("id=\"anchored\"") && page.contains("anchored on the public QCSS chain"),
         "{page}"
     );
+    // Each event says whether it is anchored; anchored ones link their proof.
+    assert!(page.contains("class=\"tag anchored\""), "{page}");
+    let link = page
+        .split("href=\"")
+        .filter_map(|s| s.split('"').next())
+        .find(|l| l.starts_with("/api/anchor/proof?id="))
+        .expect("a proof link on the verify page")
+        .to_owned();
     let ops = info["orgs"][0]["peer_ops"].as_str().unwrap();
     let (_, metrics) = http_get(ops, "/metrics").unwrap();
     let anchored_blocks = metrics
@@ -319,6 +327,28 @@ fn anchors_proofs_crash_safety_refusals_and_audit() {
         verdict.contains(&format!("consortium block {}", anchored - 1)),
         "{verdict}"
     );
+    // The verify page's download is the same proof format, checked offline.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let downloaded = loop {
+        let (s, body) = http_get(&web, &link).unwrap();
+        if s == 200 {
+            break body;
+        }
+        assert!(s == 409 && Instant::now() < deadline, "{link}: {s} {body}");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    std::fs::write(net.join("page-proof.json"), &downloaded).unwrap();
+    let verdict = qcss_ok(
+        &net,
+        &[
+            "anchor",
+            "verify",
+            "page-proof.json",
+            "--public-checkpoint",
+            "cp.json",
+        ],
+    );
+    assert!(verdict.starts_with("VALID"), "{link}: {verdict}");
     let proof: Value =
         serde_json::from_slice(&std::fs::read(net.join("proof.json")).unwrap()).unwrap();
     let flip = |v: &mut Value| {

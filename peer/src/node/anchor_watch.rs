@@ -31,6 +31,24 @@ pub struct Anchored {
     pub public_lib: u64,
 }
 
+/// The public half of a proof over one irreversible anchor, as the chain
+/// node served it (`GET /v1/consortium/{id}/proof`): kept as JSON, for the
+/// peer passes it through into proof files and never relies on it (the
+/// verifier checks every step).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PublicHalf {
+    /// The anchor's sequence number.
+    pub seq: u64,
+    /// Consortium blocks it covers (`0 … mmr_size − 1`).
+    pub mmr_size: u64,
+    /// The public block carrying it.
+    pub height: u64,
+    /// The anchor step (the transaction, the keys and quorum).
+    pub anchor: serde_json::Value,
+    /// The public steps (block header, Merkle path, headers).
+    pub public: serde_json::Value,
+}
+
 #[derive(Deserialize)]
 struct Last {
     seq: u64,
@@ -63,6 +81,15 @@ impl Peer {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+
+    /// The public half of a proof over the newest irreversible anchor this
+    /// peer has read (none before the first, or when not following a chain).
+    pub fn anchor_proof_half(&self) -> Option<Arc<PublicHalf>> {
+        self.anchor_proof
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// Polls the chain until `stop`.
@@ -87,16 +114,34 @@ pub(crate) async fn run(peer: Arc<Peer>, api: String, mut stop: watch::Receiver<
     loop {
         match read(&api, &cid).await {
             Ok((last, lib)) => {
-                let mut slot = peer.anchored.write().unwrap_or_else(|e| e.into_inner());
-                let mut a = slot.clone().unwrap_or_default();
-                a.public_lib = lib;
-                a.latest = last.as_ref().map(|l| (l.seq, l.mmr_size));
-                if let Some(l) = last.filter(|l| l.height <= lib) {
-                    a.irreversible = Some((l.seq, l.mmr_size, l.height));
+                let (covered, irreversible_seq) = {
+                    let mut slot = peer.anchored.write().unwrap_or_else(|e| e.into_inner());
+                    let mut a = slot.clone().unwrap_or_default();
+                    a.public_lib = lib;
+                    a.latest = last.as_ref().map(|l| (l.seq, l.mmr_size));
+                    if let Some(l) = last.filter(|l| l.height <= lib) {
+                        a.irreversible = Some((l.seq, l.mmr_size, l.height));
+                    }
+                    let out = (
+                        a.irreversible.map_or(0, |i| i.1),
+                        a.irreversible.map(|i| i.0),
+                    );
+                    *slot = Some(a);
+                    out
+                };
+                // A new irreversible anchor: fetch its proof half once.
+                let have = peer.anchor_proof_half().map(|h| h.seq);
+                if irreversible_seq.is_some() && have != irreversible_seq {
+                    match get::<PublicHalf>(&api, &format!("/v1/consortium/{cid}/proof")).await {
+                        Ok(h) => {
+                            *peer.anchor_proof.write().unwrap_or_else(|e| e.into_inner()) =
+                                Some(Arc::new(h));
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "cannot read the anchor's proof half")
+                        }
+                    }
                 }
-                let covered = a.irreversible.map_or(0, |i| i.1);
-                *slot = Some(a);
-                drop(slot);
                 if let Some(g) = &blocks {
                     g.set(covered as f64);
                 }

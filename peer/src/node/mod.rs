@@ -114,6 +114,9 @@ pub struct Peer {
     repair_wake: Arc<tokio::sync::Notify>,
     /// Anchoring on the public chain, as `anchor_watch` last read it.
     anchored: RwLock<Option<anchor_watch::Anchored>>,
+    /// The public half of a proof over the newest irreversible anchor, as
+    /// the chain served it (for `/api/anchor/proof`).
+    anchor_proof: RwLock<Option<Arc<anchor_watch::PublicHalf>>>,
     /// This channel's consortium id (its name and genesis block hash).
     consortium_id: qcss_anchor::Hash32,
 }
@@ -381,6 +384,7 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
         submit_first: std::sync::Mutex::new(None),
         repair_wake,
         anchored: RwLock::new(None),
+        anchor_proof: RwLock::new(None),
         consortium_id,
     }))
 }

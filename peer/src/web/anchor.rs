@@ -54,6 +54,7 @@ pub(crate) fn route(web: &Web, what: &str, req: &Request) -> Response {
         "root" => root(web, req),
         "inclusion" => inclusion(web, req),
         "tx" => tx(web, req),
+        "proof" => proof(web, req),
         _ => return Response::json_error(404, "no such anchor API path (see docs/anchor.md)"),
     };
     r.unwrap_or_else(|e| e)
@@ -206,11 +207,22 @@ fn inclusion(web: &Web, req: &Request) -> Result<Response, Response> {
 const MAX_TX_ID: usize = 128;
 
 fn tx(web: &Web, req: &Request) -> Result<Response, Response> {
+    let id = tx_id_param(req)?;
+    let size = number(req, "size")?;
+    Ok(Response::json(200, &tx_part(web, id, size)?))
+}
+
+fn tx_id_param(req: &Request) -> Result<&str, Response> {
     let id = req.param("id").unwrap_or("");
     if id.is_empty() || id.len() > MAX_TX_ID {
         return Err(Response::json_error(400, "id must be a transaction id"));
     }
-    let size = number(req, "size")?;
+    Ok(id)
+}
+
+/// Transaction `id` in its block, and that block in the first `size`
+/// blocks' MMR: the consortium steps of a proof.
+fn tx_part(web: &Web, id: &str, size: u64) -> Result<serde_json::Value, Response> {
     let l = &web.peer.ledger;
     let Some(loc) = l.tx(id).map_err(unavailable)? else {
         return Err(Response::json_error(
@@ -236,22 +248,73 @@ fn tx(web: &Web, req: &Request) -> Result<Response, Response> {
         return Err(unavailable("tx index points past the block's data"));
     };
     let path = qcss_proto::hash::merkle_proof(&data.data, position);
-    Ok(Response::json(
-        200,
-        &json!({
+    Ok(json!({
+        "tx_id": id,
+        "code": loc.code.as_str_name(),
+        "envelope": hex::encode(envelope),
+        "position": position,
+        "tx_count": data.data.len(),
+        "data_path": path.siblings.iter().map(hex::encode).collect::<Vec<_>>(),
+        "header": {
+            "number": header.number,
+            "previous_hash": hex::encode(&header.previous_hash),
+            "data_hash": hex::encode(&header.data_hash),
+        },
+        "block_hash": hex::encode(block_header_hash(header)),
+        "mmr": mmr,
+    }))
+}
+
+/// `proof?id=TX`: the whole proof file of `qcss anchor prove` (format v1,
+/// docs/anchor.md), offered as a download: this ledger's steps for the
+/// transaction, and the public half of the newest irreversible anchor as
+/// the public chain served it. `qcss anchor verify` checks every step, so
+/// nothing here has to be trusted.
+fn proof(web: &Web, req: &Request) -> Result<Response, Response> {
+    let id = tx_id_param(req)?;
+    let Some(half) = web.peer.anchor_proof_half() else {
+        return Err(Response::json_error(
+            409,
+            "no irreversible anchor is known to this peer yet (it follows the public chain every few seconds)",
+        ));
+    };
+    let mut tx = tx_part(web, id, half.mmr_size).map_err(|e| {
+        if e.status == 404 {
+            Response::json_error(
+                409,
+                &format!(
+                    "the transaction is not in the blocks anchored so far (0–{}); the next anchor covers it",
+                    half.mmr_size.saturating_sub(1)
+                ),
+            )
+        } else {
+            e
+        }
+    })?;
+    let mmr = tx["mmr"].take();
+    let body = json!({
+        "version": 1,
+        "consortium": {
+            "consortium_id": web.peer.consortium_id(),
             "tx_id": id,
-            "code": loc.code.as_str_name(),
-            "envelope": hex::encode(envelope),
-            "position": position,
-            "tx_count": data.data.len(),
-            "data_path": path.siblings.iter().map(hex::encode).collect::<Vec<_>>(),
-            "header": {
-                "number": header.number,
-                "previous_hash": hex::encode(&header.previous_hash),
-                "data_hash": hex::encode(&header.data_hash),
-            },
-            "block_hash": hex::encode(block_header_hash(header)),
-            "mmr": mmr,
-        }),
+            "code": tx["code"],
+            "envelope": tx["envelope"],
+            "position": tx["position"],
+            "tx_count": tx["tx_count"],
+            "data_path": tx["data_path"],
+            "header": tx["header"],
+        },
+        "mmr": mmr,
+        "anchor": half.anchor,
+        "public": half.public,
+    });
+    let name: String = id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect();
+    Ok(Response::json(200, &body).with_header(
+        "Content-Disposition",
+        format!("attachment; filename=\"qcss-proof-{name}.json\""),
     ))
 }

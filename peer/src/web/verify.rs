@@ -96,11 +96,62 @@ pub(crate) async fn page_for(web: &Web, req: &Request, target: LinkTarget) -> Re
                 },
             };
             let units = input_units(web, &answer).await;
-            let (title, body) = render(lang, &names, &units, &answer, verdict);
+            let anchors = EventAnchors::of(web, &answer);
+            let (title, body) = render(lang, &names, &units, &anchors, &answer, verdict);
             Response::html(status, shell(web, &names, lang, &switch, &title, &body))
         }
         Err(e) => unavailable(web, &names, lang, &switch, &e),
     }
+}
+
+/// Most timeline events whose anchoring is looked up per page.
+const MAX_ANCHOR_LOOKUPS: usize = 200;
+
+/// Which of the shown events' transactions are in blocks covered by the
+/// newest irreversible anchor (each event's id is `{tx_id}:{n}`).
+#[derive(Debug, Default)]
+pub(crate) struct EventAnchors {
+    /// Blocks covered (`0 … covered − 1`); `None` when the peer does not
+    /// follow the public chain (then nothing is said per event).
+    covered: Option<u64>,
+    /// Block of each looked-up transaction.
+    blocks: BTreeMap<String, u64>,
+}
+
+impl EventAnchors {
+    fn of(web: &Web, answer: &Answer) -> Self {
+        let Some(a) = web.peer.anchored() else {
+            return Self::default();
+        };
+        let mut blocks = BTreeMap::new();
+        if let Answer::Json(v) = answer {
+            let events = v["timeline"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+            for e in events.iter().take(MAX_ANCHOR_LOOKUPS) {
+                if let Some(tx) = event_tx(e)
+                    && let Ok(Some(loc)) = web.peer.ledger.tx(tx)
+                {
+                    blocks.insert(tx.to_owned(), loc.block);
+                }
+            }
+        }
+        Self {
+            covered: Some(a.irreversible.map_or(0, |i| i.1)),
+            blocks,
+        }
+    }
+
+    /// `Some(true)`: anchored and irreversible; `Some(false)`: not yet;
+    /// `None`: unknown (not following the chain, or not looked up).
+    fn state(&self, e: &Value) -> Option<bool> {
+        let covered = self.covered?;
+        let block = self.blocks.get(event_tx(e)?)?;
+        Some(*block < covered)
+    }
+}
+
+/// The transaction an event was recorded in.
+fn event_tx(e: &Value) -> Option<&str> {
+    e["event_id"].as_str()?.rsplit_once(':').map(|(tx, _)| tx)
 }
 
 /// The unit of measure of the batch shown and of the batches its
@@ -226,6 +277,8 @@ struct Reader<'a> {
     names: &'a OrgNames,
     /// Units of measure by batch id (the batch shown, its inputs).
     units: &'a BTreeMap<String, String>,
+    /// Which events are anchored on the public chain.
+    anchors: &'a EventAnchors,
     /// The zone of times that record none (scans, recall, inspections):
     /// the batch's first event's, so they read like its events.
     zone: Option<String>,
@@ -287,6 +340,7 @@ pub(crate) fn render(
     lang: Lang,
     names: &OrgNames,
     units: &BTreeMap<String, String>,
+    anchors: &EventAnchors,
     answer: &Answer,
     verdict: Option<Verdict>,
 ) -> (String, String) {
@@ -301,6 +355,7 @@ pub(crate) fn render(
         lang,
         names,
         units,
+        anchors,
         zone: home_zone(v),
     };
     let mut out = String::new();
@@ -761,6 +816,19 @@ fn event_item(r: &Reader, e: &Value) -> String {
     if let Some(n) = e["attachments"].as_array().map(Vec::len).filter(|n| *n > 0) {
         s.push_str(&format!(" <span class=\"tag\">{}</span>", files(r.lang, n)));
     }
+    match (r.anchors.state(e), event_tx(e)) {
+        (Some(true), Some(tx)) => s.push_str(&format!(
+            " <span class=\"tag anchored\">{} · <a href=\"/api/anchor/proof?id={}\" download>{}</a></span>",
+            r.pick("anchored on the public chain", "已锚定在公链"),
+            crate::web::http::percent_encode(tx),
+            r.pick("proof", "证明文件"),
+        )),
+        (Some(false), _) => s.push_str(&format!(
+            " <span class=\"tag muted not-anchored\">{}</span>",
+            r.pick("not yet anchored", "尚未锚定")
+        )),
+        _ => {}
+    }
     s.push_str("</li>");
     s
 }
@@ -952,7 +1020,14 @@ mod tests {
             ("h/H1".to_owned(), "KGM".to_owned()),
             ("g/B".to_owned(), "H87".to_owned()),
         ]);
-        render(lang, &names(), &units, &Answer::Json(Arc::new(v)), verdict)
+        render(
+            lang,
+            &names(),
+            &units,
+            &EventAnchors::default(),
+            &Answer::Json(Arc::new(v)),
+            verdict,
+        )
     }
 
     #[test]
@@ -1051,6 +1126,46 @@ mod tests {
         assert!(zh.contains("已扫描 7 次"), "{zh}");
     }
 
+    /// Issue 19: each event says whether its transaction is in the blocks
+    /// the newest irreversible anchor covers, with the proof download for
+    /// those that are; nothing is said when the peer does not follow the
+    /// public chain.
+    #[test]
+    fn events_say_whether_they_are_anchored_with_a_proof_link() {
+        let mut v = report();
+        let ids = ["aa11:1", "bb22:1", "cc33:2"];
+        for (e, id) in v["timeline"].as_array_mut().unwrap().iter_mut().zip(ids) {
+            e["event_id"] = serde_json::json!(id);
+        }
+        let anchors = EventAnchors {
+            covered: Some(10),
+            blocks: BTreeMap::from([("aa11".to_owned(), 3), ("bb22".to_owned(), 10)]),
+        };
+        let (_, html) = render(
+            Lang::En,
+            &names(),
+            &BTreeMap::new(),
+            &anchors,
+            &Answer::Json(Arc::new(v.clone())),
+            None,
+        );
+        assert_eq!(html.matches("class=\"tag anchored\"").count(), 1, "{html}");
+        assert!(
+            html.contains("href=\"/api/anchor/proof?id=aa11\" download"),
+            "{html}"
+        );
+        assert_eq!(html.matches("not-anchored").count(), 1, "{html}");
+        let (_, html) = render(
+            Lang::En,
+            &names(),
+            &BTreeMap::new(),
+            &EventAnchors::default(),
+            &Answer::Json(Arc::new(v)),
+            None,
+        );
+        assert!(!html.contains("anchored"), "{html}");
+    }
+
     #[test]
     fn refusals_render_their_verdict_not_the_contracts_text() {
         let forged =
@@ -1060,6 +1175,7 @@ mod tests {
                 lang,
                 &names(),
                 &BTreeMap::new(),
+                &EventAnchors::default(),
                 &forged,
                 Some(Verdict::Forged),
             );
@@ -1072,6 +1188,7 @@ mod tests {
             Lang::Zh,
             &names(),
             &BTreeMap::new(),
+            &EventAnchors::default(),
             &Answer::Refused("x".repeat(10_000)),
             Some(Verdict::Malformed),
         );
