@@ -1,7 +1,8 @@
 //! [`ReadingProof`]: one reading and its inclusion proof in a state's
 //! range. Anyone holding the settled state (from the ledger) can check it.
 
-use qcss_anchor::mmr::{InclusionProof, MemStore};
+/// The MMR types a proof is made of and built from (a full in-memory range).
+pub use qcss_anchor::mmr::{InclusionProof, MemStore};
 use serde::{Deserialize, Serialize};
 
 use crate::reading::MMR;
