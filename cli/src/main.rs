@@ -21,6 +21,7 @@ mod channel;
 mod epcis;
 mod epcis_hash;
 mod files;
+mod iot;
 mod network;
 mod network_chain;
 mod network_demo;
@@ -74,6 +75,10 @@ enum Command {
     Ledger(peer::LedgerCommand),
     /// Trace a unit code or batch: its verified history on the ledger.
     Trace(trace::TraceArgs),
+    /// IoT state channels: simulate a device and a gateway, close, challenge,
+    /// settle, prove and verify a reading (docs/iot.md).
+    #[command(subcommand)]
+    Iot(iot::IotCommand),
     /// Unit codes (one item, one code): keygen, issue and verify offline; register.
     #[command(subcommand)]
     Codes(trace::CodesCommand),
@@ -119,6 +124,7 @@ fn main() -> std::process::ExitCode {
         Command::Tx(t) => peer::run_tx(t),
         Command::Ledger(l) => peer::run_ledger(l),
         Command::Trace(a) => trace::run_trace(a),
+        Command::Iot(c) => iot::run(c),
         Command::Codes(c) => trace::run_codes(c),
         Command::Scan(a) => trace::run_scan(a),
         Command::Recall(a) => trace::run_recall(a),

@@ -828,7 +828,18 @@ fn event_line(e: &Value) -> String {
     if let Some(n) = e["attachments"].as_array().map(Vec::len).filter(|n| *n > 0) {
         t.push_str(&format!(" ({n} attachment(s))"));
     }
-    if !e["data"].is_null() {
+    let ch = &e["data"]["iotChannel"];
+    if let Some(id) = ch["id"].as_str() {
+        // A settled IoT state channel (docs/iot.md): its summary, not its JSON.
+        t.push_str(&format!(
+            " IoT channel {}… settled: {} readings from {} (state seq {}, root {}…)",
+            id.get(..16).unwrap_or(id),
+            str_of(&ch["readings"]),
+            str_of(&e["data"]["device"]),
+            str_of(&ch["seq"]),
+            ch["root"].as_str().and_then(|r| r.get(..16)).unwrap_or("?"),
+        ));
+    } else if !e["data"].is_null() {
         let mut d = e["data"].to_string();
         if d.chars().count() > 100 {
             d = d.chars().take(97).chain("...".chars()).collect();

@@ -26,6 +26,7 @@ pub(crate) const IMPORTS: &[(&str, &[ValType], &[ValType])] = &[
     ("set_key_policy", &[I32, I32, I32, I32], &[]),
     ("caller", &[], &[I64]),
     ("tx_id", &[], &[I64]),
+    ("channel_id", &[], &[I64]),
     ("tx_timestamp", &[], &[I64]),
     ("tx_timestamp_nanos", &[], &[I32]),
     ("set_event", &[I32, I32, I32, I32], &[]),
@@ -162,6 +163,11 @@ pub(crate) fn linker<'a>(engine: &Engine) -> Result<Linker<TxContext<'a>>, Linke
     l.func_wrap(MODULE, "tx_id", |mut c: Cx<'_, 'a>| {
         call(&mut c, "tx_id", |_, cx, _| {
             Ok(cx.stage(cx.inv.tx_id.as_bytes().to_vec()))
+        })
+    })?;
+    l.func_wrap(MODULE, "channel_id", |mut c: Cx<'_, 'a>| {
+        call(&mut c, "channel_id", |_, cx, _| {
+            Ok(cx.stage(cx.inv.channel.as_bytes().to_vec()))
         })
     })?;
     l.func_wrap(MODULE, "tx_timestamp", |mut c: Cx<'_, 'a>| {

@@ -15,6 +15,10 @@ pub struct Invocation {
     pub args: Vec<Vec<u8>>,
     /// The transaction id.
     pub tx_id: String,
+    /// The channel (ledger) the proposal is for; the contract reads it with
+    /// `channel_id` (e.g. to bind signed data to this ledger).
+    #[serde(default)]
+    pub channel: String,
     /// The proposal's timestamp: the contract's only notion of time.
     pub timestamp: Timestamp,
     /// Who signed the proposal.

@@ -348,6 +348,7 @@ pub(crate) mod tests {
             function: function.into(),
             args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
             tx_id: "tx1".into(),
+            channel: "qcss".into(),
             timestamp: Timestamp {
                 seconds: 1_700_000_000,
                 nanos: 5,

@@ -485,6 +485,7 @@ mod tests {
             function: "f".into(),
             args: vec![],
             tx_id: "tx".into(),
+            channel: "qcss".into(),
             timestamp: Timestamp::default(),
             caller: Caller::default(),
         }

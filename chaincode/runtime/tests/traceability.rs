@@ -54,6 +54,7 @@ impl Ledger {
             function: f.into(),
             args: vec![arg.as_bytes().to_vec()],
             tx_id: format!("tx{:04}", self.block),
+            channel: "qcss".into(),
             timestamp: Timestamp {
                 seconds: self.now,
                 nanos: 0,
@@ -1027,4 +1028,242 @@ fn events_keep_the_zone_they_were_recorded_in() {
         b["event_time_zone_offset"] = json!(bad);
         l.refuse(&c.farm, "register_batch", b, "must be ±hh:mm");
     }
+}
+
+/// IoT state channels on the contract, with a clock the test controls:
+/// open (wrong ledger id and a second open refused), a stale unilateral
+/// close beaten by a challenge, a challenge after the deadline refused,
+/// settle with summary alerts, a proven reading's alert, equivocation
+/// evidence, and a cooperative close that settles at once.
+#[test]
+fn iot_state_channels_open_dispute_settle_and_alert() {
+    use qcss_iot::keys::Key;
+    use qcss_iot::params::gateway_identity;
+    use qcss_iot::reading::MMR;
+    use qcss_iot::{Channel, ChannelParams, Measure, Party, Reading, ReadingProof, Schema};
+
+    let (mut l, c, gtin) = setup();
+    let h1 = format!("{gtin}/H1");
+    let device_key = Key::from_secret([7; 32]);
+    let gateway_key = Key::from_secret([8; 32]);
+    let farm_device = who_cert("FarmMSP", &["device"], "COLD-ROOM-1");
+    l.refuse(
+        &c.farm,
+        "bind_device",
+        json!({"device": "t-1", "device_cert_pem": farm_device.cert_pem, "batch": h1, "channel_key": "zz"}),
+        "channel_key",
+    );
+    l.submit(
+        &c.farm,
+        "bind_device",
+        json!({"device": "t-1", "device_cert_pem": farm_device.cert_pem, "batch": h1,
+               "channel_key": device_key.public().to_string()}),
+    );
+    let schema = json!([{"type": "gs1:Temperature", "unit": "CEL", "min": 0.0, "max": 8.0}]);
+    let params = |nonce: u64, ledger: &str| ChannelParams {
+        ledger: ledger.into(),
+        device: "FarmMSP/t-1".into(),
+        device_key: device_key.public(),
+        gateway: gateway_identity("FarmMSP", &c.farm.cert_pem),
+        gateway_key: gateway_key.public(),
+        batch: h1.clone(),
+        schema: Schema(vec![Measure {
+            kind: "gs1:Temperature".into(),
+            unit: "CEL".into(),
+            min: Some(0.0),
+            max: Some(8.0),
+        }]),
+        challenge_secs: 600,
+        nonce,
+    };
+    let open = |nonce: u64, claimed: String| {
+        json!({"device": "FarmMSP/t-1", "batch": h1, "gateway_key": gateway_key.public().to_string(),
+               "schema": schema, "challenge_secs": 600, "nonce": nonce, "channel": claimed})
+    };
+    // The id the client computes for another ledger is refused.
+    l.refuse(
+        &c.farm,
+        "iot_open",
+        open(1, params(1, "other").id().to_string()),
+        "does not match the parameters on ledger qcss",
+    );
+    l.refuse(
+        &c.shipco,
+        "iot_open",
+        open(1, params(1, "qcss").id().to_string()),
+        "neither holds nor carries it",
+    );
+    let rec = l.submit(
+        &c.farm,
+        "iot_open",
+        open(1, params(1, "qcss").id().to_string()),
+    );
+    let id = params(1, "qcss").id();
+    assert_eq!(rec["id"], id.to_string());
+    assert_eq!(rec["status"], "open");
+    l.refuse(&c.farm, "iot_open", open(1, id.to_string()), "already open");
+
+    // Off the ledger: three updates, one reading (9.5 °C) out of limits.
+    let mut ch = Channel::open(params(1, "qcss")).unwrap();
+    let mut store = qcss_iot::proof::MemStore::default();
+    let mut all = Vec::new();
+    let mut signed = Vec::new();
+    for (u, temps) in [[4.0, 5.0], [9.5, 6.0], [3.0, 2.0]].iter().enumerate() {
+        let rs: Vec<Reading> = temps
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Reading {
+                seq: (2 * u + i) as u64,
+                time: T0 - 100 + (2 * u + i) as i64,
+                values: vec![*t],
+            })
+            .collect();
+        for r in &rs {
+            store.append(&MMR, r.leaf(&id));
+        }
+        all.extend(rs.iter().cloned());
+        let s = ch.apply(&rs, false).unwrap().clone();
+        signed.push(json!({
+            "state": hex(&s.encode()),
+            "device_sig": device_key.sign(&s, Party::Device).to_string(),
+            "gateway_sig": gateway_key.sign(&s, Party::Gateway).to_string(),
+        }));
+    }
+    let submit = |i: usize| json!({"channel": id.to_string(), "state": signed[i]});
+    // A state signed only by the device (the gateway's signature is the device's) is refused.
+    let mut forged = submit(0);
+    forged["state"]["gateway_sig"] = forged["state"]["device_sig"].clone();
+    l.refuse(&c.retailer, "iot_close", forged, "gateway signature");
+    // A stale unilateral close (seq 1) by anyone, beaten by seq 3.
+    let closing = l.submit(&c.retailer, "iot_close", submit(0));
+    assert_eq!(closing["status"], "closing");
+    assert_eq!(closing["deadline"], T0 + 600);
+    l.refuse_raw(&c.farm, "iot_settle", &id.to_string(), "runs until");
+    l.submit(&c.shipco, "iot_challenge", submit(2));
+    l.refuse(
+        &c.farm,
+        "iot_challenge",
+        submit(1),
+        "does not replace the registered seq 3",
+    );
+    l.now += 601;
+    l.refuse(&c.farm, "iot_challenge", submit(2), "challenge window");
+    let settled = l.submit_raw(&c.retailer, "iot_settle", &id.to_string());
+    let settled = payload(&settled);
+    assert_eq!(settled["status"], "settled");
+    assert_eq!(settled["state"]["state"], signed[2]["state"]);
+    assert_eq!(settled["alerts"], json!([0]));
+    let trace = l.query(&c.retailer, "trace", &h1);
+    assert_eq!(trace["alerts"][0]["reading"]["value"], 9.5);
+
+    // One reading, proven against the settled root.
+    let state = ch.state().clone();
+    let proof = |seq: usize| ReadingProof::build(&store, all[seq].clone(), state.count).unwrap();
+    let mut tampered = proof(2);
+    tampered.reading.values[0] = 9.6;
+    l.refuse(
+        &c.lab,
+        "iot_alert",
+        json!({"channel": id.to_string(), "proof": tampered}),
+        "inclusion proof",
+    );
+    l.refuse(
+        &c.lab,
+        "iot_alert",
+        json!({"channel": id.to_string(), "proof": proof(0)}),
+        "within the schema's limits",
+    );
+    let rec = l.submit(
+        &c.lab,
+        "iot_alert",
+        json!({"channel": id.to_string(), "proof": proof(2)}),
+    );
+    assert_eq!(rec["alerts"], json!([0, 1]));
+    l.refuse(
+        &c.lab,
+        "iot_alert",
+        json!({"channel": id.to_string(), "proof": proof(2)}),
+        "already raised",
+    );
+    let trace = l.query(&c.retailer, "trace", &h1);
+    assert_eq!(trace["alerts"].as_array().unwrap().len(), 2);
+
+    // Equivocation: the device signs two different states with seq 3.
+    let mut fork = Channel::open(params(1, "qcss")).unwrap();
+    fork.apply(&all[..2], false).unwrap();
+    fork.apply(&all[2..4], false).unwrap();
+    let other = fork
+        .apply(
+            &[Reading {
+                seq: 4,
+                time: T0,
+                values: vec![1.0],
+            }],
+            false,
+        )
+        .unwrap()
+        .clone();
+    assert_eq!(other.seq, state.seq);
+    let one = |s: &qcss_iot::State, k: &Key, p: Party| json!({"state": hex(&s.encode()), "sig": k.sign(s, p).to_string()});
+    let evidence = json!({"channel": id.to_string(), "party": "device",
+        "a": one(&state, &device_key, Party::Device), "b": one(&other, &device_key, Party::Device)});
+    let mut not_signed = evidence.clone();
+    not_signed["b"] = one(&other, &gateway_key, Party::Gateway);
+    l.refuse(&c.regulator, "iot_evidence", not_signed, "device signature");
+    let same = json!({"channel": id.to_string(), "party": "device",
+        "a": one(&state, &device_key, Party::Device), "b": one(&state, &device_key, Party::Device)});
+    l.refuse(&c.regulator, "iot_evidence", same, "same state");
+    let incident = l.submit(&c.regulator, "iot_evidence", evidence.clone());
+    assert_eq!(incident["against"], "FarmMSP/t-1");
+    l.refuse(&c.regulator, "iot_evidence", evidence, "already recorded");
+
+    // Cooperative close: a final state settles at once.
+    let rec = l.submit(
+        &c.farm,
+        "iot_open",
+        open(2, String::new())
+            .as_object()
+            .map(|o| {
+                let mut o = o.clone();
+                o.remove("channel");
+                Value::Object(o)
+            })
+            .unwrap(),
+    );
+    let id2 = params(2, "qcss").id();
+    assert_eq!(rec["id"], id2.to_string());
+    let mut ch2 = Channel::open(params(2, "qcss")).unwrap();
+    ch2.apply(
+        &[Reading {
+            seq: 0,
+            time: T0,
+            values: vec![5.0],
+        }],
+        false,
+    )
+    .unwrap();
+    let fin = ch2.apply(&[], true).unwrap().clone();
+    let coop = json!({"channel": id2.to_string(), "state": {
+        "state": hex(&fin.encode()),
+        "device_sig": device_key.sign(&fin, Party::Device).to_string(),
+        "gateway_sig": gateway_key.sign(&fin, Party::Gateway).to_string()}});
+    let rec = l.submit(&c.farm, "iot_close", coop.clone());
+    assert_eq!(rec["status"], "settled");
+    assert_eq!(rec["alerts"], json!([]));
+    l.refuse(&c.farm, "iot_close", coop, "is settled, not open");
+    // A state of channel 1 is no state of channel 2.
+    l.refuse(
+        &c.farm,
+        "iot_challenge",
+        json!({"channel": id2.to_string(), "state": signed[2]}),
+        "settled",
+    );
+    for (f, fuel) in &l.fuel {
+        eprintln!("fuel {f:<20} {fuel:>9}");
+    }
+    assert!(l.fuel["iot_alert"] < 5_000_000, "{:?}", l.fuel);
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -78,6 +78,7 @@ impl<'r> Ledger<'r> {
             function: f.into(),
             args: vec![arg.as_bytes().to_vec()],
             tx_id: format!("tx{:05}", self.block),
+            channel: "qcss".into(),
             timestamp: Timestamp {
                 seconds: T0,
                 nanos: 0,

@@ -199,6 +199,11 @@ impl Context {
         Ok(String::from_utf8(sys::tx_id_bytes()?)?)
     }
 
+    /// The channel (ledger) this transaction is for.
+    pub fn channel_id(&self) -> Result<String, Error> {
+        Ok(String::from_utf8(sys::channel_bytes()?)?)
+    }
+
     /// The proposal's timestamp.
     pub fn tx_timestamp(&self) -> Result<Timestamp, Error> {
         let (seconds, nanos) = sys::timestamp()?;

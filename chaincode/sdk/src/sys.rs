@@ -49,6 +49,7 @@ mod wasm {
         fn set_key_policy(key: *const u8, key_len: usize, pol: *const u8, pol_len: usize);
         fn caller() -> i64;
         fn tx_id() -> i64;
+        fn channel_id() -> i64;
         fn tx_timestamp() -> i64;
         fn tx_timestamp_nanos() -> i32;
         fn set_event(name: *const u8, name_len: usize, payload: *const u8, payload_len: usize);
@@ -113,6 +114,10 @@ mod wasm {
 
     pub(crate) fn tx_id_bytes() -> Result<Vec<u8>, Error> {
         Ok(staged(unsafe { tx_id() }).unwrap_or_default())
+    }
+
+    pub(crate) fn channel_bytes() -> Result<Vec<u8>, Error> {
+        Ok(staged(unsafe { channel_id() }).unwrap_or_default())
     }
 
     pub(crate) fn timestamp() -> Result<(i64, i32), Error> {
@@ -181,6 +186,9 @@ mod native {
         Err(no_host())
     }
     pub(crate) fn tx_id_bytes() -> Result<Vec<u8>, Error> {
+        Err(no_host())
+    }
+    pub(crate) fn channel_bytes() -> Result<Vec<u8>, Error> {
         Err(no_host())
     }
     pub(crate) fn timestamp() -> Result<(i64, i32), Error> {

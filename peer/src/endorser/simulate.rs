@@ -53,6 +53,7 @@ pub(crate) fn invocation(proposal: &UnpackedProposal, creator: &ValidatedIdentit
         function: proposal.function.clone(),
         args: proposal.args.clone(),
         tx_id: proposal.tx_id().to_owned(),
+        channel: proposal.channel_id().to_owned(),
         timestamp: proposal.timestamp,
         caller: caller(creator),
     }

@@ -237,7 +237,9 @@ pub fn add_event(ctx: &mut Context, e: Json<NewEvent>) -> Result<Json<Event>, Er
             event.source = s.map(|s| s.from);
             event.destination = Some(tx.msp().to_owned());
             // CBV: goods received are back in progress at the receiver.
-            event.disposition.get_or_insert_with(|| "in_progress".into());
+            event
+                .disposition
+                .get_or_insert_with(|| "in_progress".into());
             batch.custodian = tx.msp().to_owned();
         }
         _ => require_handler(&batch, &tx)?,

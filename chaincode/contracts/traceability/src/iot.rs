@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::events::require_handler;
 use crate::ids::{BatchId, check_text};
-use crate::model::{Alert, DeviceBinding, SensorReading};
+use crate::model::{Alert, Batch, DeviceBinding, SensorLimit, SensorReading};
 use crate::store::{Tx, append_event, batch_key, key, load, load_batch, save, save_batch};
 
 /// Most readings one transaction may carry.
@@ -24,6 +24,9 @@ pub struct Bind {
     batch: String,
     /// `batch` (default) or `shipment`: the binding ends when the current shipment is received.
     scope: Option<String>,
+    /// The device's Ed25519 public key (64 hex digits), provisioned at
+    /// manufacture, with which it co-signs IoT state channels (`iot_open`).
+    channel_key: Option<String>,
 }
 
 /// `bind_device`: the device's owner organisation, handling the batch,
@@ -39,6 +42,14 @@ pub fn bind_device(ctx: &mut Context, b: Json<Bind>) -> Result<Json<DeviceBindin
     if !b.device_cert_pem.contains("BEGIN CERTIFICATE") {
         return Err(Error::new("device_cert_pem must be a PEM certificate"));
     }
+    let channel_key = match b.channel_key {
+        Some(k) => Some(
+            k.parse::<qcss_iot::PublicKey>()
+                .map_err(|e| Error::new(format!("channel_key: {e}")))?
+                .to_string(),
+        ),
+        None => None,
+    };
     let batch = load_batch(ctx, &BatchId::parse(&b.batch)?)?;
     require_handler(&batch, &tx)?;
     let shipment = match b.scope.as_deref().unwrap_or("batch") {
@@ -64,6 +75,7 @@ pub fn bind_device(ctx: &mut Context, b: Json<Bind>) -> Result<Json<DeviceBindin
         shipment,
         bound_by: tx.msp().to_owned(),
         time: tx.now,
+        channel_key,
     };
     save(
         ctx,
@@ -152,30 +164,18 @@ pub fn submit_readings(ctx: &mut Context, r: Json<Readings>) -> Result<Json<Vec<
     event.sensors = r.readings;
     event.data = serde_json::json!({ "device": format!("{}/{}", binding.msp, binding.device) });
     append_event(ctx, &mut batch, &event)?;
+    let device = format!("{}/{}", binding.msp, binding.device);
     let mut raised = Vec::with_capacity(alerts.len());
     for (reading, limit) in alerts {
-        let mut alert_event = tx.event("ObjectEvent", &id, "sensor_reporting");
-        alert_event.action = Some("OBSERVE".to_owned());
-        alert_event.data = serde_json::json!({
-            "qualityAlert": {
-                "type": reading.kind, "value": reading.value, "unit": reading.unit,
-                "min": limit.min, "max": limit.max, "time": reading.time,
-            },
-            "device": format!("{}/{}", binding.msp, binding.device),
-        });
-        let alert = Alert {
-            batch: batch.id.clone(),
-            seq: batch.alerts,
-            device: format!("{}/{}", binding.msp, binding.device),
+        raised.push(raise_alert(
+            ctx,
+            &mut tx,
+            &mut batch,
+            &device,
             reading,
             limit,
-            event_id: alert_event.event_id.clone(),
-            record_time: tx.now,
-        };
-        append_event(ctx, &mut batch, &alert_event)?;
-        save(ctx, &batch_key("alert", &id, Some(batch.alerts))?, &alert)?;
-        batch.alerts += 1;
-        raised.push(alert);
+            serde_json::Value::Null,
+        )?);
     }
     save_batch(ctx, &batch)?;
     if raised.is_empty() {
@@ -184,4 +184,47 @@ pub fn submit_readings(ctx: &mut Context, r: Json<Readings>) -> Result<Json<Vec<
         ctx.set_event("QualityAlert", &raised)?;
     }
     Ok(Json(raised))
+}
+
+/// Records a quality alert for `reading` outside `limit` on `batch`: an
+/// alert record, an EPCIS ObjectEvent with the `qualityAlert` on the
+/// timeline (`extra` merged into its data), and the batch's alert count
+/// (the caller saves the batch). On-ledger readings and settled IoT
+/// channels raise the same alerts.
+pub fn raise_alert(
+    ctx: &mut Context,
+    tx: &mut Tx,
+    batch: &mut Batch,
+    device: &str,
+    reading: SensorReading,
+    limit: SensorLimit,
+    extra: serde_json::Value,
+) -> Result<Alert, Error> {
+    let id = BatchId::new(&batch.gtin, &batch.lot)?;
+    let mut alert_event = tx.event("ObjectEvent", &id, "sensor_reporting");
+    alert_event.action = Some("OBSERVE".to_owned());
+    let mut data = serde_json::json!({
+        "qualityAlert": {
+            "type": reading.kind, "value": reading.value, "unit": reading.unit,
+            "min": limit.min, "max": limit.max, "time": reading.time,
+        },
+        "device": device,
+    });
+    if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
+        d.extend(more);
+    }
+    alert_event.data = data;
+    let alert = Alert {
+        batch: batch.id.clone(),
+        seq: batch.alerts,
+        device: device.to_owned(),
+        reading,
+        limit,
+        event_id: alert_event.event_id.clone(),
+        record_time: tx.now,
+    };
+    append_event(ctx, batch, &alert_event)?;
+    save(ctx, &batch_key("alert", &id, Some(batch.alerts))?, &alert)?;
+    batch.alerts += 1;
+    Ok(alert)
 }

@@ -4,7 +4,8 @@
 //! (`catalog.rs`, with EPCIS transformations); batches carry EPCIS events
 //! and custody (`events.rs`), aggregation into cases and pallets
 //! (`aggregation.rs`), lab inspections endorsed by the lab's own peer
-//! (`inspection.rs`), IoT readings and quality alerts (`iot.rs`), unit
+//! (`inspection.rs`), IoT readings and quality alerts (`iot.rs`), IoT state channels settled
+//! from co-signed states (`iot_channel.rs`, with `qcss-iot`), unit
 //! codes verified with no per-unit record plus consumer scans with clone
 //! detection (`codes.rs`), recalls that run downstream (`recall.rs`), and
 //! trace and audit queries (`trace.rs`). `store.rs` has the key layout and
@@ -22,6 +23,7 @@ mod events;
 mod ids;
 mod inspection;
 mod iot;
+mod iot_channel;
 mod model;
 mod permit;
 mod recall;
@@ -36,6 +38,9 @@ use codes::{claim, scan, verify_code};
 use events::add_event;
 use inspection::{accredit_lab, record_inspection};
 use iot::{bind_device, submit_readings, unbind_device};
+use iot_channel::{
+    iot_alert, iot_challenge, iot_close, iot_evidence, iot_get_channel, iot_open, iot_settle,
+};
 use permit::{
     apply_permit, approve_permit, get_permit, reinstate_permit, reject_permit, suspend_permit,
 };
@@ -66,6 +71,13 @@ contract!(
     bind_device,
     unbind_device,
     submit_readings,
+    iot_open,
+    iot_close,
+    iot_challenge,
+    iot_settle,
+    iot_alert,
+    iot_evidence,
+    iot_get_channel,
     verify_code,
     scan,
     claim,

@@ -263,6 +263,9 @@ pub struct DeviceBinding {
     pub shipment: Option<String>,
     pub bound_by: String,
     pub time: i64,
+    /// The device's Ed25519 key for IoT state channels (hex), if provisioned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_key: Option<String>,
 }
 
 /// A case or pallet (SSCC) and what is packed in it.
