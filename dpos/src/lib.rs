@@ -23,6 +23,7 @@ pub mod codec;
 pub mod fork;
 pub mod hash;
 pub mod node;
+pub mod p2p;
 pub mod params;
 pub mod runner;
 pub mod schedule;
