@@ -339,9 +339,7 @@ impl TlsIdentity {
             .map_err(|e| io::Error::other(format!("making a TLS certificate: {e}")))?;
         Ok(Self {
             cert: ck.cert.der().clone(),
-            key: Arc::new(PrivateKeyDer::Pkcs8(
-                ck.signing_key.serialize_der().into(),
-            )),
+            key: Arc::new(PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into())),
         })
     }
 
@@ -368,10 +366,16 @@ impl TlsIdentity {
             std::fs::read(p).map_err(|e| named(p, e))
         };
         let cert = CertificateDer::from_pem_slice(&read(&cert_path)?).map_err(|e| {
-            io::Error::other(format!("{}: not a PEM certificate: {e}", cert_path.display()))
+            io::Error::other(format!(
+                "{}: not a PEM certificate: {e}",
+                cert_path.display()
+            ))
         })?;
         let key = PrivateKeyDer::from_pem_slice(&read(&key_path)?).map_err(|e| {
-            io::Error::other(format!("{}: not a PEM private key: {e}", key_path.display()))
+            io::Error::other(format!(
+                "{}: not a PEM private key: {e}",
+                key_path.display()
+            ))
         })?;
         Ok(Self {
             cert,
@@ -428,8 +432,7 @@ pub fn parse_pin(text: &str) -> Result<[u8; 32], String> {
             clean.len()
         ));
     }
-    hex::decode_to_slice(&clean, &mut out)
-        .map_err(|e| format!("cert_sha256 is not hex: {e}"))?;
+    hex::decode_to_slice(&clean, &mut out).map_err(|e| format!("cert_sha256 is not hex: {e}"))?;
     Ok(out)
 }
 
@@ -819,7 +822,10 @@ mod tests {
         let b = TlsIdentity::load_or_create(dir.path()).unwrap();
         assert_eq!(a.cert_sha256(), b.cert_sha256());
         for f in [CERT_FILE, KEY_FILE] {
-            let mode = std::fs::metadata(dir.path().join(f)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{f}");
         }
         // A key without its certificate is refused, not replaced.

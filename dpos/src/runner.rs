@@ -35,8 +35,8 @@ use crate::block::{Block, Confirmation};
 use crate::codec;
 use crate::node::{BlockOutcome, MAX_SYNC_BLOCKS, Node, Status as NodeStatus};
 use crate::p2p::{
-    self, Bucket, DialError, DropReason, Frame, HeadersReply, HeadersRequest, P2pClient,
-    P2pLimits, P2pServer, Peer, Shared, TlsIdentity,
+    self, Bucket, DialError, DropReason, Frame, HeadersReply, HeadersRequest, P2pClient, P2pLimits,
+    P2pServer, Peer, Shared, TlsIdentity,
 };
 use crate::tx::SignedTx;
 
@@ -388,10 +388,7 @@ type FrameStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<Frame, Status>
 impl p2p::P2p for Service {
     type LinkStream = FrameStream;
 
-    async fn link(
-        &self,
-        req: Request<Streaming<Frame>>,
-    ) -> Result<Response<FrameStream>, Status> {
+    async fn link(&self, req: Request<Streaming<Frame>>) -> Result<Response<FrameStream>, Status> {
         let remote = req.remote_addr();
         let Some(ip) = remote.map(|a| a.ip()) else {
             return Err(Status::failed_precondition("no remote address"));

@@ -203,7 +203,10 @@ async fn garbage_oversize_and_plain_tcp_are_dropped_and_the_node_keeps_going() {
     tls.write_all(&[0x5a; 4096]).await.unwrap();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "garbage over TLS: connection closed by the node");
+    assert!(
+        read.is_ok(),
+        "garbage over TLS: connection closed by the node"
+    );
 
     // 3. A well-formed gRPC frame that is not a Wire message.
     let (mut inbound, tx) = raw_link(addr, 1 << 20).await.unwrap();
@@ -331,7 +334,13 @@ async fn a_flooding_link_is_dropped_while_other_peers_keep_syncing() {
     // Sends until the node closes the link (at most 10,000 frames).
     let sender = tokio::spawn(async move {
         for _ in 0..10_000 {
-            if tx.send(Frame { data: flood.clone() }).await.is_err() {
+            if tx
+                .send(Frame {
+                    data: flood.clone(),
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -349,7 +358,11 @@ async fn a_flooding_link_is_dropped_while_other_peers_keep_syncing() {
     let nodes = [a, b];
     wait_for(&nodes, |st| st[1].lib_height >= target).await;
     assert_eq!(nodes[1].peer_links(), 1);
-    assert_eq!(dropped(&nodes[0], DropReason::RateLimited), 1, "only the flooder");
+    assert_eq!(
+        dropped(&nodes[0], DropReason::RateLimited),
+        1,
+        "only the flooder"
+    );
     let [a, b] = nodes;
     b.stop().await;
     a.stop().await;
