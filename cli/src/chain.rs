@@ -708,6 +708,35 @@ mod tests {
     }
 
     #[test]
+    fn peers_are_addresses_or_pinned_tables_and_mistakes_say_why() {
+        let base = "genesis = \"g.json\"\ndata_dir = \"d\"\nlisten = \"127.0.0.1:1\"\napi = \"127.0.0.1:2\"\nops = \"127.0.0.1:3\"\n";
+        let pin = "ab".repeat(32);
+        let text = format!(
+            "{base}peers = [\"10.0.0.6:7100\", {{ addr = \"node7:7100\", cert_sha256 = \"{pin}\" }}]\n[p2p]\nmax_links_per_ip = 2\n"
+        );
+        let cfg: NodeConfig = toml::from_str(&text).unwrap();
+        let peers: Vec<Peer> = cfg.peers.iter().map(|p| p.peer().unwrap()).collect();
+        assert_eq!(peers[0].cert_sha256, None);
+        assert_eq!(peers[1].addr, "node7:7100");
+        assert_eq!(peers[1].cert_sha256, Some([0xab; 32]));
+        assert_eq!(cfg.p2p.max_links_per_ip, 2);
+        assert_eq!(cfg.p2p.max_links, P2pLimits::default().max_links);
+        let short = format!("{base}peers = [{{ addr = \"a:1\", cert_sha256 = \"ab\" }}]\n");
+        let cfg: NodeConfig = toml::from_str(&short).unwrap();
+        let e = cfg.peers[0].peer().unwrap_err().to_string();
+        assert!(e.contains("64 hex digits"), "{e}");
+        let no_port = format!("{base}peers = [\"10.0.0.6\"]\n");
+        let cfg: NodeConfig = toml::from_str(&no_port).unwrap();
+        let e = cfg.peers[0].peer().unwrap_err().to_string();
+        assert!(e.contains("host:port"), "{e}");
+        let unknown = format!("{base}[p2p]\nmax_linkz = 1\n");
+        let e = toml::from_str::<NodeConfig>(&unknown)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_linkz"), "{e}");
+    }
+
+    #[test]
     fn health_names_what_is_wrong() {
         let ok = Snapshot {
             taken: true,

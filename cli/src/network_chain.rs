@@ -153,6 +153,12 @@ pub(crate) fn create(
             peers = peers.join(", "),
             keys = keys.join(", "),
         );
+        // Read back as `chain start` will: a format slip fails here, not
+        // in three node logs.
+        let cfg: crate::chain::NodeConfig = toml::from_str(&toml)?;
+        for peer in &cfg.peers {
+            peer.peer()?;
+        }
         std::fs::write(home.join(format!("{}.toml", n.name)), toml)?;
     }
     p.step(&format!(
