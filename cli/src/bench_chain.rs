@@ -21,8 +21,9 @@ use qcss_dpos::address::Keypair;
 use qcss_dpos::block::Block;
 use qcss_dpos::chain::{apply_block, scheduled_producer};
 use qcss_dpos::node::{Clock, Node, SystemClock, VirtualClock};
+use qcss_dpos::p2p::Peer;
 use qcss_dpos::params::{Allocation, COIN, Genesis, Params};
-use qcss_dpos::runner::ChainNode;
+use qcss_dpos::runner::{ChainNode, P2pConfig};
 use qcss_dpos::state::State;
 use qcss_dpos::tx::{Tx, TxKind};
 use serde::Serialize;
@@ -217,8 +218,13 @@ async fn finality(slot_ms: u64, seconds: u64) -> Result<Finality> {
             node.add_producer_key(k);
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let peers = nodes.iter().map(|n| n.local_addr).collect();
-        nodes.push(ChainNode::start(node, listener, peers)?);
+        let peers = nodes.iter().map(|n| Peer::from(n.local_addr)).collect();
+        nodes.push(ChainNode::start(
+            node,
+            listener,
+            peers,
+            P2pConfig::ephemeral()?,
+        )?);
     }
     let cpu0 = process_cpu_seconds();
     let t0 = Instant::now();
@@ -291,12 +297,17 @@ async fn sync(blocks: u64) -> Result<(f64, f64)> {
         .map_err(|e| anyhow!("{e}"))?;
     let target_lib = source.status().lib_height;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let server = ChainNode::start(source, listener, vec![])?;
+    let server = ChainNode::start(source, listener, vec![], P2pConfig::ephemeral()?)?;
     let fresh = Node::open(&dir.join("fresh"), &genesis, None, Arc::new(SystemClock))
         .map_err(|e| anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let t = Instant::now();
-    let client = ChainNode::start(fresh, listener, vec![server.local_addr])?;
+    let client = ChainNode::start(
+        fresh,
+        listener,
+        vec![server.local_addr.into()],
+        P2pConfig::ephemeral()?,
+    )?;
     let deadline = t + Duration::from_secs(120);
     while client.status().lib_height < target_lib {
         if Instant::now() > deadline {

@@ -9,7 +9,6 @@
 //! rule lives in `qcss-dpos`; this module reads files, parses arguments and
 //! prints.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,8 +19,9 @@ use clap::{Args, Subcommand};
 use qcss_dpos::address::{Address, Keypair};
 use qcss_dpos::api::StatusView;
 use qcss_dpos::node::{Node, SystemClock};
+use qcss_dpos::p2p::{self, P2pLimits, Peer, TlsIdentity};
 use qcss_dpos::params::{Genesis, Params, TABLE_9};
-use qcss_dpos::runner::ChainNode;
+use qcss_dpos::runner::{ChainNode, P2pConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Subcommand)]
@@ -220,12 +220,59 @@ pub(crate) struct NodeConfig {
     pub api: String,
     /// Operations address: `/healthz`, `/metrics`.
     pub ops: String,
-    /// Other nodes' peer-to-peer addresses, dialled and redialled.
+    /// Other nodes' peer-to-peer addresses, dialled and redialled over TLS:
+    /// `"host:port"`, or `{ addr = "host:port", cert_sha256 = "…" }` to
+    /// accept only the certificate with that SHA-256.
     #[serde(default)]
-    pub peers: Vec<String>,
+    pub peers: Vec<PeerEntry>,
     /// Producer key files this node signs with (none: a full node).
     #[serde(default)]
     pub producer_keys: Vec<PathBuf>,
+    /// Limits on peers (`[p2p]`; every key optional, defaults in docs/chain.md).
+    #[serde(default)]
+    pub p2p: P2pLimits,
+}
+
+/// One entry of `peers`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum PeerEntry {
+    /// `"host:port"`: any certificate (identity comes from block signatures).
+    Addr(String),
+    /// `{ addr = "host:port", cert_sha256 = "64 hex digits" }`.
+    Pinned(PinnedPeer),
+}
+
+/// A peer pinned to its TLS certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PinnedPeer {
+    /// `host:port`.
+    pub addr: String,
+    /// SHA-256 of the peer's certificate (`qcss chain start` prints it).
+    pub cert_sha256: String,
+}
+
+impl PeerEntry {
+    /// The peer to dial, its address checked for a port and its pin for
+    /// 64 hex digits.
+    pub(crate) fn peer(&self) -> Result<Peer> {
+        let (addr, pin) = match self {
+            PeerEntry::Addr(a) => (a, None),
+            PeerEntry::Pinned(p) => (&p.addr, Some(&p.cert_sha256)),
+        };
+        match addr.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+            _ => bail!("peer address {addr:?} must be host:port"),
+        }
+        let cert_sha256 = pin
+            .map(|p| p2p::parse_pin(p).map_err(|e| anyhow!("peer {addr}: {e}")))
+            .transpose()?;
+        Ok(Peer {
+            addr: addr.clone(),
+            cert_sha256,
+        })
+    }
 }
 
 pub(crate) fn run(cmd: ChainCommand) -> Result<()> {
@@ -292,13 +339,21 @@ fn start(config: &Path) -> Result<()> {
         }
         keys.push(key);
     }
-    let peers: Vec<SocketAddr> = cfg
+    let peers: Vec<Peer> = cfg
         .peers
         .iter()
-        .map(|p| p.parse().with_context(|| format!("peer address {p:?}")))
-        .collect::<Result<_>>()?;
+        .map(PeerEntry::peer)
+        .collect::<Result<_>>()
+        .with_context(|| format!("{}: peers", config.display()))?;
     let data = resolve(base, &cfg.data_dir);
     std::fs::create_dir_all(&data)?;
+    let identity = TlsIdentity::load_or_create(&data)
+        .map_err(|e| anyhow!("the node's TLS identity in {}: {e}", data.display()))?;
+    let cert_sha256 = identity.cert_sha256();
+    let p2p = P2pConfig {
+        identity,
+        limits: cfg.p2p.clone(),
+    };
     let mut keys = keys.into_iter();
     let mut node = Node::open(&data, &genesis, keys.next(), Arc::new(SystemClock))
         .map_err(|e| anyhow!("opening the chain in {}: {e}", data.display()))?;
@@ -317,12 +372,25 @@ fn start(config: &Path) -> Result<()> {
         let ops = tokio::net::TcpListener::bind(&cfg.ops)
             .await
             .with_context(|| format!("operations on {}", cfg.ops))?;
-        let chain = Arc::new(ChainNode::start(node, listener, peers.clone())?);
+        let expect_peers = !peers.is_empty();
+        let chain = Arc::new(
+            ChainNode::start(node, listener, peers, p2p)
+                .map_err(|e| anyhow!("{}: {e}", config.display()))?,
+        );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
-        tokio::spawn(refresh(chain.clone(), snapshot.clone(), stop_rx.clone()));
         let registry = metrics(&snapshot)?;
-        let expect_peers = !peers.is_empty();
+        let drops = registry.counter_vec(
+            "qcss_chain_p2p_dropped_links_total",
+            "Peer links dropped and connections refused, by reason (garbage, oversize, invalid_block, rate_limited, over_limit, banned, tls_handshake, pin_mismatch).",
+            &["reason"],
+        )?;
+        tokio::spawn(refresh(
+            chain.clone(),
+            snapshot.clone(),
+            drops,
+            stop_rx.clone(),
+        ));
         let health_snap = snapshot.clone();
         let ops_cfg = qcss_network::ops::Ops::new(registry)
             .with_health_check(move || health(&lock(&health_snap), expect_peers));
@@ -343,13 +411,14 @@ fn start(config: &Path) -> Result<()> {
             chain_id = %genesis.chain_id(),
             producers,
             listen = %cfg.listen,
+            cert_sha256 = %cert_sha256,
             api = %cfg.api,
             ops = %cfg.ops,
             "chain node started"
         );
         // Tests and supervisors wait for this line on stdout.
         println!(
-            "chain node ready: chain {} p2p {} api {} ops {} producers {producers}",
+            "chain node ready: chain {} p2p {} (TLS cert sha256 {cert_sha256}) api {} ops {} producers {producers}",
             genesis.chain_id(),
             cfg.listen,
             cfg.api,
@@ -394,8 +463,14 @@ fn lock(s: &Arc<Mutex<Snapshot>>) -> Snapshot {
 async fn refresh(
     chain: Arc<ChainNode>,
     snap: Arc<Mutex<Snapshot>>,
+    drops: qcss_network::ops::CounterVec,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut drops_seen = std::collections::HashMap::new();
+    for (reason, _) in chain.dropped_links() {
+        // Every reason shows from the first scrape, at 0.
+        drops.with(&[reason]).inc_by(0);
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
@@ -403,6 +478,14 @@ async fn refresh(
             _ = stop.changed() => return,
         }
         let links = chain.peer_links();
+        // The node counts since start; the counter moves by the difference.
+        for (reason, count) in chain.dropped_links() {
+            let seen = drops_seen.entry(reason).or_insert(0);
+            if count > *seen {
+                drops.with(&[reason]).inc_by(count - *seen);
+                *seen = count;
+            }
+        }
         let s = chain.with_node(|n| {
             let st = n.status();
             Snapshot {
@@ -622,6 +705,35 @@ mod tests {
         std::fs::write(&q, forged.to_string()).unwrap();
         let e = read_key(&q).unwrap_err().to_string();
         assert!(e.contains("belongs to"), "{e}");
+    }
+
+    #[test]
+    fn peers_are_addresses_or_pinned_tables_and_mistakes_say_why() {
+        let base = "genesis = \"g.json\"\ndata_dir = \"d\"\nlisten = \"127.0.0.1:1\"\napi = \"127.0.0.1:2\"\nops = \"127.0.0.1:3\"\n";
+        let pin = "ab".repeat(32);
+        let text = format!(
+            "{base}peers = [\"10.0.0.6:7100\", {{ addr = \"node7:7100\", cert_sha256 = \"{pin}\" }}]\n[p2p]\nmax_links_per_ip = 2\n"
+        );
+        let cfg: NodeConfig = toml::from_str(&text).unwrap();
+        let peers: Vec<Peer> = cfg.peers.iter().map(|p| p.peer().unwrap()).collect();
+        assert_eq!(peers[0].cert_sha256, None);
+        assert_eq!(peers[1].addr, "node7:7100");
+        assert_eq!(peers[1].cert_sha256, Some([0xab; 32]));
+        assert_eq!(cfg.p2p.max_links_per_ip, 2);
+        assert_eq!(cfg.p2p.max_links, P2pLimits::default().max_links);
+        let short = format!("{base}peers = [{{ addr = \"a:1\", cert_sha256 = \"ab\" }}]\n");
+        let cfg: NodeConfig = toml::from_str(&short).unwrap();
+        let e = cfg.peers[0].peer().unwrap_err().to_string();
+        assert!(e.contains("64 hex digits"), "{e}");
+        let no_port = format!("{base}peers = [\"10.0.0.6\"]\n");
+        let cfg: NodeConfig = toml::from_str(&no_port).unwrap();
+        let e = cfg.peers[0].peer().unwrap_err().to_string();
+        assert!(e.contains("host:port"), "{e}");
+        let unknown = format!("{base}[p2p]\nmax_linkz = 1\n");
+        let e = toml::from_str::<NodeConfig>(&unknown)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_linkz"), "{e}");
     }
 
     #[test]

@@ -108,6 +108,16 @@ pub(crate) fn create(
             org: org.name.clone(),
         });
     }
+    // Each node's TLS identity made now (in its data directory, where
+    // `chain start` would make it) so that every peer can be pinned.
+    let mut pins = Vec::new();
+    for n in &out {
+        let data = home.join(&n.name);
+        std::fs::create_dir_all(&data)?;
+        let id = qcss_dpos::p2p::TlsIdentity::load_or_create(&data)
+            .map_err(|e| anyhow::anyhow!("TLS identity of {}: {e}", n.name))?;
+        pins.push(id.cert_sha256());
+    }
     // Producer keys dealt round-robin: node k holds keys k, k+n, k+2n, …
     for (i, n) in out.clone().iter().enumerate() {
         let keys: Vec<String> = w
@@ -120,8 +130,9 @@ pub(crate) fn create(
         out[i].producers = keys.len();
         let peers: Vec<String> = out
             .iter()
-            .filter(|m| m.name != n.name)
-            .map(|m| format!("\"{}\"", m.p2p))
+            .zip(&pins)
+            .filter(|(m, _)| m.name != n.name)
+            .map(|(m, pin)| format!("{{ addr = \"{}\", cert_sha256 = \"{pin}\" }}", m.p2p))
             .collect();
         let toml = format!(
             "# A public-chain node (docs/chain.md). Paths are relative to this file.\n\
@@ -130,8 +141,11 @@ pub(crate) fn create(
              listen = \"{p2p}\"\n\
              api = \"{api}\"\n\
              ops = \"{ops}\"\n\
+             # Peers over TLS, pinned to the certificates in their data directories.\n\
              peers = [{peers}]\n\
-             producer_keys = [{keys}]\n",
+             producer_keys = [{keys}]\n\
+             # [p2p] limits (max_links, max_links_per_ip, msgs_per_sec, msg_burst,\n\
+             # bytes_per_sec, byte_burst, ban_secs): defaults in docs/chain.md.\n",
             name = n.name,
             p2p = n.p2p,
             api = n.api,
@@ -139,6 +153,12 @@ pub(crate) fn create(
             peers = peers.join(", "),
             keys = keys.join(", "),
         );
+        // Read back as `chain start` will: a format slip fails here, not
+        // in three node logs.
+        let cfg: crate::chain::NodeConfig = toml::from_str(&toml)?;
+        for peer in &cfg.peers {
+            peer.peer()?;
+        }
         std::fs::write(home.join(format!("{}.toml", n.name)), toml)?;
     }
     p.step(&format!(

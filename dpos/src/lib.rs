@@ -6,7 +6,8 @@
 //! A [`node::Node`] does no I/O besides its sled store: a caller drives it
 //! through `submit_tx`, `produce_if_scheduled`, `on_block`, `on_confirmation`
 //! — the deterministic simulator in [`sim`], or [`runner::ChainNode`] over
-//! tokio and plain TCP. No CLI, TLS, metrics or light-client endpoint here.
+//! tokio and gRPC with TLS ([`p2p`]). The CLI and metrics exposition live in
+//! the `qcss` binary; the JSON API (with light-client headers) is [`api`].
 //!
 //! Main types: [`params::Genesis`], [`tx::SignedTx`], [`state::State`] (pure
 //! transaction rules), [`chain::apply_block`] (pure block rules),
@@ -24,6 +25,7 @@ pub mod codec;
 pub mod fork;
 pub mod hash;
 pub mod node;
+pub mod p2p;
 pub mod params;
 pub mod runner;
 pub mod schedule;

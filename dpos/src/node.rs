@@ -678,7 +678,10 @@ impl Node {
     pub fn blocks_after(&self, height: u64) -> Result<Vec<Arc<Block>>, NodeError> {
         let mut out = Vec::new();
         let lib = self.fork.lib().height();
-        let mut h = height + 1;
+        // Saturating: `height` comes from a peer, and u64::MAX + 1 panicked
+        // the node's core task in debug builds (and served the whole chain
+        // from height 1 in release).
+        let mut h = height.saturating_add(1);
         while h <= lib && out.len() < MAX_SYNC_BLOCKS {
             let b = match &self.store {
                 Some(store) => store.block_at(h)?.map(Arc::new),

@@ -69,7 +69,17 @@ fn config(
         .iter()
         .map(|k| format!("\"keys/producer-{k:02}.json\""))
         .collect();
-    let peers: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
+    // `host:port`, or a pinned entry given as TOML (`{ addr = …, cert_sha256 = … }`).
+    let peers: Vec<String> = peers
+        .iter()
+        .map(|p| {
+            if p.starts_with('{') {
+                p.to_string()
+            } else {
+                format!("\"{p}\"")
+            }
+        })
+        .collect();
     let toml = format!(
         "genesis = \"genesis.json\"\ndata_dir = \"{name}\"\nlisten = \"{p2p}\"\napi = \"{api}\"\nops = \"{ops}\"\npeers = [{}]\nproducer_keys = [{}]\n",
         peers.join(", "),
@@ -256,14 +266,17 @@ fn chain_nodes_finalize_move_tokens_refuse_bad_transactions_and_resync() {
         100 * 100_000_000u64
     );
 
-    // A keyless node from scratch syncs the whole chain.
-    let fresh = config(
-        &chain,
-        "fresh",
-        &[],
-        &[&nodes[0].p2p, &nodes[1].p2p],
-        ports(),
+    // A keyless node from scratch syncs the whole chain over TLS, from one
+    // peer pinned to its certificate (made in its data directory on first
+    // start) and one not pinned.
+    let cert1 = qcss_dpos::p2p::TlsIdentity::load_or_create(&chain.join("node1"))
+        .unwrap()
+        .cert_sha256();
+    let pinned = format!(
+        "{{ addr = \"{}\", cert_sha256 = \"{cert1}\" }}",
+        nodes[0].p2p
     );
+    let fresh = config(&chain, "fresh", &[], &[&pinned, &nodes[1].p2p], ports());
     let _fresh = start(&fresh, d);
     let target = lib(&nodes[0]);
     wait_until(60, "the fresh node to sync", || lib(&fresh) >= target);
@@ -274,6 +287,44 @@ fn chain_nodes_finalize_move_tokens_refuse_bad_transactions_and_resync() {
             .as_array()
             .unwrap()
             .is_empty()
+    );
+    let (_, m) = http_get(&fresh.ops, "/metrics").unwrap();
+    assert!(
+        m.contains("qcss_chain_p2p_dropped_links_total{reason=\"garbage\"} 0"),
+        "{m}"
+    );
+
+    // Configuration mistakes are refused with their reason.
+    let bad_pin = config(
+        &chain,
+        "bad-pin",
+        &[],
+        &[&format!(
+            "{{ addr = \"{}\", cert_sha256 = \"abc\" }}",
+            nodes[0].p2p
+        )],
+        ports(),
+    );
+    let e = qcss_err(
+        d,
+        &[
+            "chain",
+            "start",
+            "--config",
+            bad_pin.config.to_str().unwrap(),
+        ],
+    );
+    assert!(e.contains("cert_sha256 must be 64 hex digits"), "{e}");
+    let unknown = chain.join("unknown.toml");
+    let text = std::fs::read_to_string(&fresh.config).unwrap() + "[p2p]\nmax_linkz = 3\n";
+    std::fs::write(&unknown, text).unwrap();
+    let e = qcss_err(
+        d,
+        &["chain", "start", "--config", unknown.to_str().unwrap()],
+    );
+    assert!(
+        e.contains("unknown field") && e.contains("max_linkz"),
+        "{e}"
     );
 }
 
