@@ -301,7 +301,7 @@ fn anchor_keys_registered_and_rotated_org_by_org() {
     let proposal: Value =
         serde_json::from_slice(&std::fs::read(d.join("reg.json")).unwrap()).unwrap();
     let mut t = proposal.clone();
-    t["quorum"] = Value::from(2);
+    t["quorum"] = Value::from(4);
     let mut t2 = proposal.clone();
     let stranger = Keypair::from_secret([42; 32]);
     t2["keys"][3] = Value::from(address(&stranger));
