@@ -353,7 +353,7 @@ impl Proposal {
                 .iter()
                 .find(|s| s.signer == *who && verify(who, digest, &s.sig))
             {
-                Some(s) => valid.push((i as u16, s.sig.clone())),
+                Some(s) => valid.push((i as u16, s.sig)),
                 None => missing.push(*who),
             }
         }

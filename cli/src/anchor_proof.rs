@@ -269,6 +269,15 @@ pub(crate) fn build_proof(peer: &str, node: &str, tx_id: &str) -> Result<AnchorP
         let (b, i, x) = anchor_at(node, height, &ps.consortium_id, seq)?;
         let (size, prev) = (x.statement.mmr_size, x.prev_anchor_height);
         if height <= st.lib_height {
+            // The proof carries the consortium's keys as they are now: an
+            // anchor signed before a key rotation would not verify with them.
+            let c = &view.consortium;
+            if count_signers(&c.keys, &x.statement.digest(), &x.sigs) < usize::from(c.quorum) {
+                bail!(
+                    "the newest irreversible anchor (seq {seq}) was signed by the key set before the rotation to key version {}; prove again once an anchor signed by the new keys is irreversible",
+                    c.key_version
+                );
+            }
             break (b, i, size);
         }
         if seq == 0 {
