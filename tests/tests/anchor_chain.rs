@@ -621,6 +621,13 @@ impl Drop for Bridge {
     }
 }
 
+fn r0_tx(path: &Path) -> String {
+    receipts(path)[0]["tx_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn receipts(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -760,6 +767,16 @@ fn an_orphaned_anchor_is_resubmitted_by_the_bridge() {
     );
     let log = std::fs::read_to_string(&bridge_log).unwrap();
     assert!(log.contains("orphaned"), "the bridge never noticed: {log}");
+    for l in log
+        .lines()
+        .filter(|l| l.contains("orphaned") || l.contains("anchored seq"))
+    {
+        eprintln!("bridge: {l}");
+    }
+    eprintln!(
+        "orphaned: seq 0 in transaction {orphan_tx} at minority height {orphan_height}; resubmitted as {}",
+        r0_tx(&receipts_file)
+    );
     let r = receipts(&receipts_file);
     assert_eq!(r[0]["seq"], 0, "{r:?}");
     let second = r[0]["tx_id"].as_str().unwrap().to_owned();
