@@ -6,7 +6,9 @@
 //!   stranger's key refused by `sign`, too few signatures refused locally
 //!   naming who is missing; a rotation signed by a quorum of the old keys
 //!   accepted, by a minority refused by the chain; after it an anchor
-//!   signed by the old keys is refused and one by the new keys accepted;
+//!   signed by the old keys is refused and one by the new keys accepted,
+//!   and the bridge (`anchor start --once`) anchors through peers holding
+//!   the new keys, not through peers still holding the old ones;
 //! - an orphaned anchor: the bridge submits through a minority node cut off
 //!   (by a byte-forwarding proxy in this process) from the majority; when
 //!   the link heals the minority's branch loses, the bridge notices and
@@ -493,6 +495,47 @@ fn anchor_keys_registered_and_rotated_org_by_org() {
         (last["seq"].as_u64(), last["mmr_size"].as_u64()),
         (Some(1), Some(9))
     );
+
+    // ------------------------------------------------ the bridge after the rotation
+    // It reads the key set from the chain each round: peers still signing
+    // with the old keys are not counted, peers with the new keys anchor.
+    history.grow(12);
+    let history = Arc::new(Mutex::new(history));
+    let bridge = |name: &str, keys: &[Keypair]| -> std::process::Output {
+        let peers: Vec<String> = keys
+            .iter()
+            .map(|k| format!("\"{}\"", stub_peer(cid_hash, k.clone(), history.clone())))
+            .collect();
+        let config = d.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "peers = [{}]\nchain_nodes = [\"{api}\"]\nkey = \"{payer_arg}\"\nreceipts = \"{name}.jsonl\"\n",
+                peers.join(", ")
+            ),
+        )
+        .unwrap();
+        qcss(
+            d,
+            &[
+                "anchor",
+                "start",
+                "--once",
+                "--config",
+                config.to_str().unwrap(),
+            ],
+        )
+    };
+    let o = bridge("old-peers", &old[..3]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("0 of 3 needed signatures"),
+        "{}",
+        stderr(&o)
+    );
+    let o = bridge("new-peers", &new[1..]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("anchored seq 2"), "{}", stdout(&o));
     eprintln!("anchor keys test: {:?}", started.elapsed());
 }
 
