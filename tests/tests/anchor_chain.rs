@@ -474,6 +474,25 @@ fn anchor_keys_registered_and_rotated_org_by_org() {
     // The rotation cannot be replayed.
     let o = submit("rot.json");
     assert!(stderr(&o).contains("propose again"), "{}", stderr(&o));
+    // And `sign --node` checks the proposal against the chain before signing.
+    let o = qcss(
+        d,
+        &[
+            "anchor",
+            "keyset",
+            "sign",
+            "rot.json",
+            "--key",
+            org_file(3, 1).to_str().unwrap(),
+            "--node",
+            api,
+        ],
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("propose again"),
+        "{}",
+        stderr(&o)
+    );
 
     // ------------------------------------------------ anchoring after the rotation
     history.grow(9);
