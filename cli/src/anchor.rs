@@ -1,7 +1,9 @@
 //! `qcss anchor …`: the anchoring bridge between the consortium and the
 //! public QCSS chain (docs/anchor.md).
 //!
-//! - `register`: registers the consortium's anchor keys on the public chain.
+//! - `register`: registers the consortium's anchor keys on the public chain
+//!   when every org's key file is at hand; `keyset propose|sign|submit`
+//!   (`anchor_keys.rs`) registers and rotates them org by org.
 //! - `start`: the bridge loop. Every `every_blocks` blocks or `every_secs`
 //!   seconds (whichever first, nothing when idle) it asks each org's peer
 //!   to sign the statement for the blocks committed so far, submits the
@@ -21,10 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use qcss_anchor::Hash32;
 use qcss_anchor::mmr::ConsistencyProof;
-use qcss_anchor::statement::{MMR, Statement, keys_digest};
-use qcss_dpos::address::{Address, Keypair, Sig};
+use qcss_anchor::statement::{MMR, Statement};
+use qcss_dpos::address::{Keypair, Sig};
 use qcss_dpos::api::{ConsortiumView, StatusView};
-use qcss_dpos::tx::{AnchorTx, KeySet, TxKind};
+use qcss_dpos::tx::{AnchorTx, TxKind};
 
 use crate::chain::read_key;
 use crate::wallet::{get_json, submit};
@@ -32,8 +34,11 @@ use crate::wallet::{get_json, submit};
 /// `qcss anchor …`
 #[derive(Debug, Subcommand)]
 pub(crate) enum AnchorCommand {
-    /// Register the consortium's anchor keys on the public chain (every key signs).
+    /// Register the consortium's anchor keys on the public chain, every key file at hand.
     Register(RegisterArgs),
+    /// Register or rotate the anchor keys org by org: propose, sign, submit.
+    #[command(subcommand)]
+    Keyset(crate::anchor_keys::KeysetCommand),
     /// Run the bridge loop.
     Start(StartArgs),
     /// Write the public chain's producer set as a checkpoint file for offline verification.
@@ -160,6 +165,7 @@ pub(crate) struct Receipt {
 pub(crate) fn run(cmd: AnchorCommand) -> Result<()> {
     match cmd {
         AnchorCommand::Register(a) => register(&a),
+        AnchorCommand::Keyset(c) => crate::anchor_keys::run(c),
         AnchorCommand::Start(a) => {
             let cfg = BridgeConfig::load(&a.config)?;
             let mut bridge = Bridge::new(cfg)?;
@@ -177,7 +183,9 @@ pub(crate) fn run(cmd: AnchorCommand) -> Result<()> {
     }
 }
 
-/// Registers `keys` (each signs: proof of possession) with `quorum`.
+/// Registers `keys` (each signs: proof of possession) with `quorum`: a
+/// registration proposal signed by every key at once
+/// ([`crate::anchor_keys`]).
 pub(crate) fn register_keys(
     node: &str,
     consortium: Hash32,
@@ -185,29 +193,7 @@ pub(crate) fn register_keys(
     quorum: u16,
     payer: &Keypair,
 ) -> Result<()> {
-    let addrs: Vec<Address> = keys.iter().map(Keypair::address).collect();
-    let raw: Vec<[u8; 32]> = addrs.iter().map(|a| a.0).collect();
-    let digest = keys_digest(&consortium, 0, &raw, quorum);
-    let sigs: Vec<(u16, Sig)> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (i as u16, k.sign(&digest)))
-        .collect();
-    let ks = KeySet {
-        consortium_id: consortium,
-        keys: addrs,
-        quorum,
-        sigs,
-    };
-    submit(
-        node,
-        payer,
-        TxKind::RegisterConsortium(Box::new(ks)),
-        None,
-        None,
-        true,
-    )?;
-    Ok(())
+    crate::anchor_keys::register_all(node, consortium, keys, quorum, payer)
 }
 
 fn register(a: &RegisterArgs) -> Result<()> {

@@ -11,6 +11,7 @@
 //! (`network` orchestrates processes, see its module comment).
 
 mod anchor;
+mod anchor_keys;
 mod anchor_proof;
 mod bench;
 mod bench_orderer;

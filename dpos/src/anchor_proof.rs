@@ -105,6 +105,17 @@ pub fn public_half<E: std::fmt::Display>(
             ));
         };
         if height <= lib {
+            // The proof carries the consortium's keys as they are now: an
+            // anchor signed before a key rotation would not verify with them.
+            let digest = x.statement.digest();
+            if crate::state::count_signers(&consortium.keys, &digest, &x.sigs)
+                < usize::from(consortium.quorum)
+            {
+                return Err(format!(
+                    "the newest irreversible anchor (seq {seq}) was signed by the key set before the rotation to key version {}; prove again once an anchor signed by the new keys is irreversible",
+                    consortium.key_version
+                ));
+            }
             break (b, i, x);
         }
         if seq == 0 {

@@ -468,7 +468,19 @@ fn anchors_proofs_crash_safety_refusals_and_audit() {
     let prev_size = last["mmr_size"].as_u64().unwrap();
     let prev_root: Hash32 = serde_json::from_value(last["mmr_root"].clone()).unwrap();
     new_blocks(dir, &good, 1);
-    let status = json(&web, "/api/anchor/status");
+    // The scan committed at logistics' peer; org 0's peer may not have it yet.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = json(&web, "/api/anchor/status");
+        if status["mmr_size"].as_u64().unwrap() > prev_size {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{web} never indexed a block past {prev_size}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let size = status["mmr_size"].as_u64().unwrap();
     let root: Hash32 = serde_json::from_value(status["mmr_root"].clone()).unwrap();
     // Every ordered block certifies, in the metadata the orderers sign, the
