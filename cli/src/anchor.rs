@@ -101,6 +101,24 @@ pub(crate) struct BridgeConfig {
     /// Receipts, one JSON object per line (appended; relative to the file).
     #[serde(default = "default_receipts")]
     pub receipts: PathBuf,
+    /// Where receipts are also recorded on the consortium ledger (system
+    /// chaincode `_anchor`); none: only in the file.
+    #[serde(default)]
+    pub gateway: Option<ReceiptGateway>,
+}
+
+/// The Gateway the bridge records ledger receipts through.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReceiptGateway {
+    /// The peer's gRPC address.
+    pub peer: String,
+    /// An identity folder as `qcss network up` writes them (`msp_id`,
+    /// `cert.pem`, `key.pem`, `tls-ca.pem`, `tls-cert.pem`, `tls-key.pem`);
+    /// relative to the file.
+    pub identity: PathBuf,
+    /// The channel.
+    pub channel: String,
 }
 
 fn default_every_blocks() -> u64 {
@@ -121,7 +139,11 @@ impl BridgeConfig {
         let mut c: BridgeConfig =
             toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut c.key, &mut c.receipts] {
+        let mut paths = vec![&mut c.key, &mut c.receipts];
+        if let Some(g) = c.gateway.as_mut() {
+            paths.push(&mut g.identity);
+        }
+        for p in paths {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -240,6 +262,8 @@ pub(crate) struct Bridge {
     key: Keypair,
     /// When the last anchor was submitted (or the bridge started).
     last_anchor: Instant,
+    /// The newest seq whose receipt is known to be on the ledger.
+    recorded: Option<u64>,
 }
 
 impl Bridge {
@@ -249,6 +273,7 @@ impl Bridge {
             cfg,
             key,
             last_anchor: Instant::now(),
+            recorded: None,
         })
     }
 
@@ -313,6 +338,26 @@ impl Bridge {
         let view: ConsortiumView = get_json(&node, &format!("/v1/consortium/{consortium}"))
             .with_context(|| format!("consortium {consortium} on the public chain"))?;
         let c = &view.consortium;
+        // The newest irreversible anchor's receipt on the ledger (also after
+        // a crash between irreversibility and the receipt). Best-effort: the
+        // peers endorse it only once they have seen the anchor irreversible
+        // themselves, so a refusal is retried at the next round.
+        if let (Some(g), Some(l)) = (&self.cfg.gateway, &c.last)
+            && l.height <= st.lib_height
+            && self.recorded != Some(l.seq)
+        {
+            match record_receipt(g, l) {
+                Ok(said) => {
+                    self.recorded = Some(l.seq);
+                    tracing::info!("{said}");
+                }
+                Err(e) => tracing::warn!(
+                    seq = l.seq,
+                    error = %format!("{e:#}"),
+                    "receipt not recorded on the ledger yet; retrying next round"
+                ),
+            }
+        }
         let quorum = usize::from(c.quorum);
         let (seq, prev_size, prev_root, prev_height) = match &c.last {
             None => (0, 0, MMR.empty_root(), 0),
@@ -332,6 +377,20 @@ impl Bridge {
                 false,
                 format!(
                     "nothing new: {prev_size} blocks anchored (seq {})",
+                    seq as i64 - 1
+                ),
+            ));
+        }
+        // A receipt is a block too: anchoring blocks that hold nothing but
+        // receipts would make the next receipt, and so on forever.
+        if self.cfg.gateway.is_some()
+            && size - prev_size <= RECEIPT_ONLY_SCAN
+            && only_receipts(&statuses[0].0, prev_size, size)
+        {
+            return Ok((
+                false,
+                format!(
+                    "nothing new: {prev_size} blocks anchored (seq {}), then only anchor receipts",
                     seq as i64 - 1
                 ),
             ));
@@ -476,6 +535,66 @@ impl Bridge {
             std::thread::sleep(Duration::from_millis((st.slot_ms / 2).clamp(100, 5_000)));
         }
     }
+}
+
+/// Most new blocks the bridge reads to tell whether they are only receipts
+/// (one receipt per anchor: a handful at most).
+const RECEIPT_ONLY_SCAN: u64 = 8;
+
+/// Whether blocks `from … to − 1` at `peer` hold only `_anchor`
+/// transactions (false when a block cannot be read: then anchor them).
+fn only_receipts(peer: &str, from: u64, to: u64) -> bool {
+    (from..to).all(|n| {
+        get_json::<serde_json::Value>(peer, &format!("/api/block/{n}")).is_ok_and(|b| {
+            b["transactions"].as_array().is_some_and(|txs| {
+                !txs.is_empty()
+                    && txs.iter().all(|t| {
+                        t["chaincode"].as_str() == Some(qcss_peer::lifecycle::ANCHOR_NAMESPACE)
+                    })
+            })
+        })
+    })
+}
+
+/// Records anchor `l`'s receipt on the consortium ledger through `g`,
+/// unless it is there already.
+fn record_receipt(g: &ReceiptGateway, l: &qcss_dpos::state::AnchorRecord) -> Result<String> {
+    let receipt = qcss_peer::node::AnchorReceipt {
+        seq: l.seq,
+        mmr_size: l.mmr_size,
+        mmr_root: l.mmr_root,
+        public_height: l.height,
+        public_tx_id: l.tx_id,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut client = crate::peer::gateway_at(&g.peer, &g.identity, &g.channel).await?;
+        let ns = qcss_peer::lifecycle::ANCHOR_NAMESPACE;
+        let seq = l.seq.to_string();
+        match client.evaluate(ns, "GetReceipt", &[seq.as_bytes()]).await {
+            Ok(_) => return Ok(format!("receipt of anchor seq {} is on the ledger", l.seq)),
+            Err(e) if e.to_string().contains("no receipt for anchor seq") => {}
+            Err(e) => bail!("reading the ledger's receipt: {e}"),
+        }
+        let arg = serde_json::to_vec(&receipt)?;
+        let c = client
+            .submit(ns, "RecordReceipt", &[&arg])
+            .await
+            .map_err(|e| anyhow!("RecordReceipt: {e}"))?;
+        if c.code != qcss_proto::protos::TxValidationCode::Valid {
+            bail!(
+                "receipt transaction {} is {}",
+                c.tx_id,
+                c.code.as_str_name()
+            );
+        }
+        Ok(format!(
+            "receipt of anchor seq {} recorded on the ledger in block {} (tx {})",
+            l.seq, c.block, c.tx_id
+        ))
+    })
 }
 
 /// `QCSS_ANCHOR_FAILPOINT=after-sign|after-submit|after-receipt` makes the

@@ -487,7 +487,8 @@ fn up(a: UpArgs) -> Result<()> {
         && !chain.nodes.is_empty()
     {
         if chain.anchor.is_none() {
-            chain.anchor = crate::network_chain::anchor_setup(&dir, &info.orgs, chain, &p)?;
+            chain.anchor =
+                crate::network_chain::anchor_setup(&dir, &info.orgs, &info.channel, chain, &p)?;
             std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
         }
         if let Some(chain) = &info.chain

@@ -337,6 +337,7 @@ const LOCAL_ANCHOR_EVERY: (u64, u64) = (10, 15);
 pub(crate) fn anchor_setup(
     dir: &Path,
     orgs: &[crate::network::OrgInfo],
+    channel: &str,
     chain: &ChainInfo,
     p: &Progress,
 ) -> Result<Option<AnchorInfo>> {
@@ -400,11 +401,21 @@ pub(crate) fn anchor_setup(
          key = \"chain/keys/bridge.json\"\n\
          every_blocks = {}\n\
          every_secs = {}\n\
-         receipts = \"anchor-receipts.jsonl\"\n",
+         receipts = \"anchor-receipts.jsonl\"\n\
+         \n\
+         # Receipts are also recorded on the ledger (system chaincode _anchor)\n\
+         # through this Gateway, as this identity.\n\
+         [gateway]\n\
+         peer = \"{}\"\n\
+         identity = \"orgs/{}/user1\"\n\
+         channel = \"{}\"\n",
         peers.join(", "),
         nodes.join(", "),
         LOCAL_ANCHOR_EVERY.0,
-        LOCAL_ANCHOR_EVERY.1
+        LOCAL_ANCHOR_EVERY.1,
+        orgs[0].peer,
+        orgs[0].name,
+        channel,
     );
     std::fs::write(dir.join("anchor.toml"), toml)?;
     Ok(Some(AnchorInfo {

@@ -179,6 +179,24 @@ impl Conn {
     }
 }
 
+/// A Gateway client at `peer` as the identity in `dir` (`msp_id`,
+/// `cert.pem`, `key.pem`, and `tls-ca.pem`, `tls-cert.pem`, `tls-key.pem`
+/// for mutual TLS), on `channel`.
+pub(crate) async fn gateway_at(peer: &str, dir: &Path, channel: &str) -> Result<GatewayClient> {
+    let read = |name: &str| {
+        std::fs::read(dir.join(name)).with_context(|| format!("reading {}/{name}", dir.display()))
+    };
+    let (roots, cert, key) = (
+        read("tls-ca.pem")?,
+        read("tls-cert.pem")?,
+        read("tls-key.pem")?,
+    );
+    let ch = qcss_peer::client::connect(peer, &[roots], (&cert, &key))
+        .await
+        .map_err(|e| anyhow!(e))?;
+    Ok(GatewayClient::new(ch, Arc::new(load_signer(dir)?), channel))
+}
+
 /// The signing identity enrolled in `dir`.
 fn load_signer(dir: &Path) -> Result<SigningIdentity> {
     let msp = std::fs::read_to_string(dir.join("msp_id"))

@@ -20,8 +20,8 @@ use qcss_anchor::mmr::{ConsistencyProof, MemStore};
 use qcss_anchor::statement::{MMR, Statement, block_leaf};
 use qcss_dpos::address::{Keypair, Sig};
 use qcss_dpos::tx::{AnchorTx, Tx, TxKind};
-use qcss_tests::{NetworkDown, demo_codes, http_get, http_post, qcss, qcss_bin, qcss_ok};
-use serde_json::Value;
+use qcss_tests::{NetworkDown, demo_codes, http_get, http_post, qcss, qcss_bin, qcss_err, qcss_ok};
+use serde_json::{Value, json};
 
 /// GETs JSON; a peer's web port rate-limits per IP, so a 429 waits and retries.
 fn json(addr: &str, path: &str) -> Value {
@@ -458,6 +458,109 @@ fn anchors_proofs_crash_safety_refusals_and_audit() {
         receipts.windows(2).all(|w| w[0] < w[1]),
         "receipts {receipts:?}"
     );
+
+    // ------------------------------------------------ receipts on the ledger
+    // Each bridge round records the newest irreversible anchor's receipt
+    // through the Gateway (system chaincode `_anchor`, endorsed by a majority
+    // of orgs' peers, each checking it against its own ledger and what it
+    // saw on the public chain).
+    let query = |f: &str, args: &str| {
+        qcss(
+            dir,
+            &[
+                "tx",
+                "query",
+                "--dir",
+                "net",
+                "--chaincode",
+                "_anchor",
+                "--fn",
+                f,
+                "--args",
+                args,
+            ],
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let ledger = loop {
+        let out = bridge_once(&net, None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let listed = query("ListReceipts", "[]");
+        let list: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap_or_default();
+        if list.last().is_some_and(|r| r["seq"] == Value::from(seq)) {
+            break list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no receipt of seq {seq} on the ledger: {text}{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    // Nothing else happens, so the receipt's block is not anchored (that
+    // would make another receipt, forever), once the peers indexed it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = bridge_once(&net, None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success() && !text.contains("anchored seq"),
+            "{text}"
+        );
+        if text.contains("only anchor receipts") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let newest = ledger.last().unwrap();
+    assert_eq!(newest["mmr_size"], last["mmr_size"], "{newest} vs {last}");
+    assert_eq!(newest["mmr_root"], last["mmr_root"], "{newest} vs {last}");
+    assert_eq!(
+        newest["public_height"], last["height"],
+        "{newest} vs {last}"
+    );
+    let got = query("GetReceipt", &format!("[\"{seq}\"]"));
+    assert!(got.status.success(), "{got:?}");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&got.stdout).unwrap(),
+        *newest
+    );
+    // A receipt the peers did not see on the chain, a forged root, and a
+    // second receipt for the same anchor are refused at endorsement.
+    let record = |r: &Value| {
+        qcss_err(
+            dir,
+            &[
+                "tx",
+                "invoke",
+                "--dir",
+                "net",
+                "--chaincode",
+                "_anchor",
+                "--fn",
+                "RecordReceipt",
+                "--args",
+                &json!([r.to_string()]).to_string(),
+            ],
+        )
+    };
+    let mut r = newest.clone();
+    let said = record(&r);
+    assert!(said.contains("already recorded"), "{said}");
+    r["seq"] = Value::from(seq + 100);
+    let said = record(&r);
+    assert!(said.contains("has not seen anchor seq"), "{said}");
+    let mut r = newest.clone();
+    let root = r["mmr_root"].as_str().unwrap();
+    r["mmr_root"] = Value::from(format!(
+        "{}{}",
+        if root.starts_with('0') { "1" } else { "0" },
+        &root[1..]
+    ));
+    let said = record(&r);
+    assert!(said.contains("MMR root over blocks"), "{said}");
 
     // ------------------------------------------------ the public chain refuses
     let org_keys: Vec<Keypair> = ["producer", "lab", "regulator", "logistics"]

@@ -268,6 +268,24 @@ impl Endorser {
         }
     }
 
+    /// Signs the result of a system chaincode `name` at `version` that the
+    /// peer ran natively (the anchoring receipts, `node/anchorscc.rs`).
+    pub(crate) fn sign_native(
+        &self,
+        proposal: &UnpackedProposal,
+        name_version: (&str, &str),
+        sim: &qcss_chaincode::Simulation,
+    ) -> Result<ProposalResponse, EndorseError> {
+        sign::endorsed_response(
+            &self.signer,
+            &self.endorser_bytes,
+            &proposal.proposal_hash,
+            name_version,
+            proposal.tx_id(),
+            sim,
+        )
+    }
+
     /// Runs a `_lifecycle` function natively and signs (or, for peer-local
     /// functions, just answers) the result.
     fn endorse_lifecycle(

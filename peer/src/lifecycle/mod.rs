@@ -53,6 +53,16 @@ pub use rules::{LIFECYCLE_NAMESPACE_POLICY, key_rule};
 
 /// The system namespace (and chaincode name) of the lifecycle.
 pub const LIFECYCLE_NAMESPACE: &str = "_lifecycle";
+
+/// The system namespace (and chaincode name) of the anchoring receipts the
+/// bridge records on the ledger; each peer runs it natively
+/// (`node/anchorscc.rs`) and endorses a receipt only after checking it
+/// against its own ledger and the public chain.
+pub const ANCHOR_NAMESPACE: &str = "_anchor";
+
+/// [`ANCHOR_NAMESPACE`]'s endorsement policy: a majority of the channel's
+/// orgs' peers must each have checked a receipt.
+pub const ANCHOR_NAMESPACE_POLICY: &str = "MAJORITY Endorsement";
 /// The version reported in the `ChaincodeAction` of lifecycle transactions
 /// (Fabric's system chaincodes report `syscc`).
 pub const LIFECYCLE_VERSION: &str = "syscc";
@@ -379,6 +389,9 @@ impl PolicyProvider for Lifecycle {
         if namespace == LIFECYCLE_NAMESPACE {
             return Some(self.namespace_policy.clone());
         }
+        if namespace == ANCHOR_NAMESPACE {
+            return Policy::parse(ANCHOR_NAMESPACE_POLICY).ok();
+        }
         self.committed
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -412,6 +425,8 @@ mod tests {
     #[test]
     fn constants_hold() {
         assert!(Policy::parse(LIFECYCLE_NAMESPACE_POLICY).is_ok());
+        assert!(Policy::parse(ANCHOR_NAMESPACE_POLICY).is_ok());
+        assert!(!definition::valid_name(ANCHOR_NAMESPACE));
         assert!(definitions_end().as_str() > "definitions/zzz");
         assert!(definitions_end().starts_with("definitions"));
         assert!(!definition::valid_name(LIFECYCLE_NAMESPACE));

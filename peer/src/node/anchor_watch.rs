@@ -53,8 +53,28 @@ pub struct PublicHalf {
 struct Last {
     seq: u64,
     mmr_size: u64,
+    mmr_root: Hash32,
     height: u64,
+    tx_id: Hash32,
 }
+
+/// An anchor this peer has seen irreversible on the public chain: what a
+/// receipt on the ledger must match (`anchorscc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeenAnchor {
+    /// Consortium blocks covered.
+    pub mmr_size: u64,
+    /// Their root.
+    pub mmr_root: Hash32,
+    /// The public block carrying it.
+    pub height: u64,
+    /// The public anchor transaction's id.
+    pub tx_id: Hash32,
+}
+
+/// Irreversible anchors remembered (newest kept): receipts are recorded
+/// within seconds of irreversibility, so a small window suffices.
+const SEEN_ANCHORS: usize = 256;
 #[derive(Deserialize)]
 struct Consortium {
     last: Option<Last>,
@@ -80,6 +100,15 @@ impl Peer {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Anchor `seq` as this peer saw it irreversible on the public chain.
+    pub fn anchor_seen(&self, seq: u64) -> Option<SeenAnchor> {
+        self.anchors_seen
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&seq)
+            .copied()
     }
 
     /// The public half of a proof over the newest irreversible anchor this
@@ -121,6 +150,19 @@ pub(crate) async fn run(peer: Arc<Peer>, api: String, mut stop: watch::Receiver<
                     a.latest = last.as_ref().map(|l| (l.seq, l.mmr_size));
                     if let Some(l) = last.filter(|l| l.height <= lib) {
                         a.irreversible = Some((l.seq, l.mmr_size, l.height));
+                        let mut seen = peer.anchors_seen.write().unwrap_or_else(|e| e.into_inner());
+                        seen.insert(
+                            l.seq,
+                            SeenAnchor {
+                                mmr_size: l.mmr_size,
+                                mmr_root: l.mmr_root,
+                                height: l.height,
+                                tx_id: l.tx_id,
+                            },
+                        );
+                        while seen.len() > SEEN_ANCHORS {
+                            seen.pop_first();
+                        }
                     }
                     let out = (
                         a.irreversible.map_or(0, |i| i.1),

@@ -61,6 +61,12 @@ pub(crate) async fn endorse_locally(
         Err(EndorseError::ChaincodeNotCommitted { chaincode, .. }) if chaincode == QSCC => {
             qscc::query(&p, &signed)
         }
+        // So is `_anchor` (the anchoring receipts), which it endorses.
+        Err(EndorseError::ChaincodeNotCommitted { chaincode, .. })
+            if chaincode == crate::lifecycle::ANCHOR_NAMESPACE =>
+        {
+            crate::node::anchorscc::endorse(&p, &signed)
+        }
         other => other,
     })
     .await

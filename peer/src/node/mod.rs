@@ -25,6 +25,7 @@
 //! listener can start at any block and never misses one.
 
 mod anchor_watch;
+mod anchorscc;
 mod committer;
 mod config;
 mod deliver;
@@ -61,6 +62,7 @@ use crate::lifecycle::Lifecycle;
 use crate::validator::commit_genesis;
 
 pub use anchor_watch::Anchored;
+pub use anchorscc::Receipt as AnchorReceipt;
 pub use config::{AnchorSettings, FilesSettings, GatewaySettings, LedgerSettings, PeerConfig};
 pub use files::PeerFiles;
 pub use metrics::Metrics;
@@ -117,6 +119,8 @@ pub struct Peer {
     /// The public half of a proof over the newest irreversible anchor, as
     /// the chain served it (for `/api/anchor/proof`).
     anchor_proof: RwLock<Option<Arc<anchor_watch::PublicHalf>>>,
+    /// Irreversible anchors seen on the public chain, by seq (bounded).
+    anchors_seen: RwLock<std::collections::BTreeMap<u64, anchor_watch::SeenAnchor>>,
     /// This channel's consortium id (its name and genesis block hash).
     consortium_id: qcss_anchor::Hash32,
 }
@@ -385,6 +389,7 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
         repair_wake,
         anchored: RwLock::new(None),
         anchor_proof: RwLock::new(None),
+        anchors_seen: RwLock::new(std::collections::BTreeMap::new()),
         consortium_id,
     }))
 }

@@ -6,7 +6,7 @@
 //! verifies that — for 100,000 readings at several update sizes. Prints a
 //! table and one JSON line.
 //!
-//! `cargo run --release -p qcss-iot --example bench`
+//! `cargo run --release -p qcss-iot --example iot_bench`
 
 use std::time::Instant;
 

@@ -2,7 +2,7 @@
 //! repair a whole file from a second store (issue 22 "Figures").
 //!
 //! ```text
-//! cargo run --release -p qcss-mdss --example bench [MiB, default 256] [dir]
+//! cargo run --release -p qcss-mdss --example mdss_bench [MiB, default 256] [dir]
 //! ```
 //!
 //! The file is pseudo-random (no chunk repeats, so nothing deduplicates);

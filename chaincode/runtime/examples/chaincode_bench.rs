@@ -2,7 +2,7 @@
 //! report (what `qcss bench chaincode` will print):
 //!
 //!     chaincode/build-contracts.sh
-//!     cargo run --release -p qcss-chaincode --example bench -- [seconds]
+//!     cargo run --release -p qcss-chaincode --example chaincode_bench -- [seconds]
 
 use std::{path::PathBuf, time::Duration};
 
