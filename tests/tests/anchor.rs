@@ -487,7 +487,7 @@ fn anchors_proofs_crash_safety_refusals_and_audit() {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let listed = query("ListReceipts", "[]");
         let list: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap_or_default();
-        if list.last().is_some_and(|r| r["seq"] == Value::from(seq)) {
+        if list.last().is_some_and(|r| r["seq"] == seq) {
             break list;
         }
         assert!(
