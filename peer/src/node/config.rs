@@ -65,6 +65,12 @@ pub struct FilesSettings {
     pub quota_bytes_per_org: Option<u64>,
     /// Bytes per chunk of new uploads (64 B to 64 MiB; default 1 MiB).
     pub chunk_bytes: u32,
+    /// Seconds between the file keeper's passes (scrub, repair, keep K
+    /// copies); 0 turns it off (default 600).
+    pub keep_secs: u64,
+    /// How many orgs keep each kind of file (default 2 of everything).
+    /// Every org should configure the same.
+    pub replication: qcss_mdss::Replication,
 }
 
 impl Default for FilesSettings {
@@ -74,6 +80,8 @@ impl Default for FilesSettings {
             max_file_bytes: 4 << 30,
             quota_bytes_per_org: None,
             chunk_bytes: 1 << 20,
+            keep_secs: 600,
+            replication: qcss_mdss::Replication::default(),
         }
     }
 }

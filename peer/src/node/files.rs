@@ -95,6 +95,9 @@ pub(crate) fn open_store(
 enum Access {
     Read,
     Write,
+    /// Writers, or a member org's peer (the keeper of another org asking
+    /// for a copy: `files_keeper.rs`).
+    Repair,
 }
 
 /// The `qcss.mdss.Files` service.
@@ -166,6 +169,7 @@ impl FilesService {
             let ok = match access {
                 Access::Read => channel.readers_ok(&[signer]),
                 Access::Write => channel.writers_ok(&[signer]),
+                Access::Repair => role == Role::Peer || channel.writers_ok(&[signer]),
             };
             if !ok {
                 let policy = if access == Access::Read {
@@ -474,7 +478,7 @@ impl Files for FilesService {
         &self,
         request: Request<RepairRequest>,
     ) -> Result<Response<RepairResponse>, Status> {
-        self.caller(&request, Access::Write)?;
+        self.caller(&request, Access::Repair)?;
         let r = request.into_inner();
         let id = parse_id(&r.id)?;
         if self.peer.channel().msp(&r.from_msp_id).is_none() {
@@ -483,47 +487,71 @@ impl Files for FilesService {
                 r.from_msp_id
             )));
         }
-        let endpoints = self.peer.peer_endpoints(&r.from_msp_id);
-        if endpoints.is_empty() {
-            return Err(Status::failed_precondition(format!(
-                "no peer endpoint is known for {}",
-                r.from_msp_id
-            )));
-        }
-        let mut errors = Vec::new();
-        for addr in endpoints {
-            let channel = match self.peer.connect(&addr).await {
-                Ok(c) => c,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-            let source = RemoteSource::new(channel, addr.clone());
-            let store = self.store.clone();
-            match blocking(move || store.repair(&id, &source)).await {
-                Ok(report) => {
-                    tracing::info!(file = %id, from = %addr, fetched = report.fetched, "file repaired");
-                    return Ok(Response::new(RepairResponse {
-                        chunks: report.chunks,
-                        fetched: report.fetched,
-                        bytes_fetched: report.bytes_fetched,
-                        manifest_fetched: report.manifest_fetched,
-                        from: addr,
-                    }));
-                }
-                Err(s) => {
-                    self.peer.disconnect(&addr).await;
-                    errors.push(format!("{addr}: {}", s.message()));
-                }
+        let (report, from) = repair_from_org(&self.peer, &self.store, id, &r.from_msp_id)
+            .await
+            .map_err(|e| match e {
+                RepairFailed::NoEndpoint(m) => Status::failed_precondition(m),
+                RepairFailed::Unavailable(m) => Status::unavailable(m),
+            })?;
+        Ok(Response::new(RepairResponse {
+            chunks: report.chunks,
+            fetched: report.fetched,
+            bytes_fetched: report.bytes_fetched,
+            manifest_fetched: report.manifest_fetched,
+            from,
+        }))
+    }
+}
+
+/// Why [`repair_from_org`] could not repair.
+pub(crate) enum RepairFailed {
+    /// No peer endpoint is known for the org.
+    NoEndpoint(String),
+    /// Every peer of the org failed (each one's reason joined).
+    Unavailable(String),
+}
+
+/// Makes this peer's copy of `id` whole from a peer of org `msp_id`
+/// (manifest too, if absent), trying the org's peers in turn; every byte is
+/// checked before it is written. Answers what was fetched and from where.
+pub(crate) async fn repair_from_org(
+    peer: &Peer,
+    store: &Store,
+    id: FileId,
+    msp_id: &str,
+) -> Result<(qcss_mdss::RepairReport, String), RepairFailed> {
+    let endpoints = peer.peer_endpoints(msp_id);
+    if endpoints.is_empty() {
+        return Err(RepairFailed::NoEndpoint(format!(
+            "no peer endpoint is known for {msp_id}"
+        )));
+    }
+    let mut errors = Vec::new();
+    for addr in endpoints {
+        let channel = match peer.connect(&addr).await {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let source = RemoteSource::new(channel, addr.clone());
+        let store = store.clone();
+        match blocking(move || store.repair(&id, &source)).await {
+            Ok(report) => {
+                tracing::info!(file = %id, from = %addr, fetched = report.fetched, "file repaired");
+                return Ok((report, addr));
+            }
+            Err(s) => {
+                peer.disconnect(&addr).await;
+                errors.push(format!("{addr}: {}", s.message()));
             }
         }
-        Err(Status::unavailable(format!(
-            "cannot repair {id} from {}: {}",
-            r.from_msp_id,
-            errors.join("; ")
-        )))
     }
+    Err(RepairFailed::Unavailable(format!(
+        "cannot repair {id} from {msp_id}: {}",
+        errors.join("; ")
+    )))
 }
 
 /// Another peer's store, read over mutual TLS. Blocking calls: use it from

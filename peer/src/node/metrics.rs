@@ -39,6 +39,14 @@ pub struct Metrics {
     /// Times a failed ledger store (e.g. a full disk) was seen on a reopen
     /// attempt.
     pub store_failures: Counter,
+    /// File keeper passes completed.
+    pub files_keeper_passes: Counter,
+    /// Damaged or incomplete file copies the keeper found here.
+    pub files_damage_found: Counter,
+    /// File copies the keeper repaired from another org.
+    pub files_repaired: Counter,
+    /// Copies the keeper had another org make (to reach K).
+    pub files_copies_requested: Counter,
 }
 
 const STATIC: &str = "metric names are static and valid";
@@ -124,6 +132,30 @@ impl Metrics {
                     "Attempts to reopen a failed ledger store (e.g. after a full disk)",
                 )
                 .expect(STATIC),
+            files_keeper_passes: registry
+                .counter(
+                    "qcss_peer_files_keeper_passes_total",
+                    "File keeper passes completed",
+                )
+                .expect(STATIC),
+            files_damage_found: registry
+                .counter(
+                    "qcss_peer_files_damage_found_total",
+                    "Damaged or incomplete file copies the keeper found on this peer",
+                )
+                .expect(STATIC),
+            files_repaired: registry
+                .counter(
+                    "qcss_peer_files_repaired_total",
+                    "File copies the keeper repaired from another org",
+                )
+                .expect(STATIC),
+            files_copies_requested: registry
+                .counter(
+                    "qcss_peer_files_copies_made_total",
+                    "Copies of a file the keeper had another org make, to keep its K copies",
+                )
+                .expect(STATIC),
             registry,
         }
     }
@@ -161,6 +193,24 @@ pub(crate) fn ops(peer: &Arc<Peer>) -> Ops {
         "qcss_peer_ledger_corrupt_blocks",
         "Blocks known to be damaged and not yet repaired",
         move || p.ledger.integrity().corrupt_blocks.len() as f64,
+    );
+    let p = peer.clone();
+    let _ = registry.gauge_fn(
+        "qcss_peer_files",
+        "Files in this peer's MDSS store, at the file keeper's last round",
+        move || p.files_status().files as f64,
+    );
+    let p = peer.clone();
+    let _ = registry.gauge_fn(
+        "qcss_peer_files_under_replicated",
+        "Files held by fewer orgs than their replication asks, at the keeper's last round",
+        move || p.files_status().under_replicated as f64,
+    );
+    let p = peer.clone();
+    let _ = registry.gauge_fn(
+        "qcss_peer_files_unrepaired",
+        "Files damaged here that no org could repair, at the keeper's last round",
+        move || p.files_status().unrepaired.len() as f64,
     );
     let p = peer.clone();
     Ops::new(registry).with_health_check(move || {
@@ -206,8 +256,17 @@ pub(crate) fn ops(peer: &Arc<Peer>) -> Ops {
                 f.message
             )),
         };
+        let kept = p.files_status();
+        let files = match kept.unrepaired.as_slice() {
+            [] => Ok(()),
+            [first, ..] => Err(format!(
+                "{} files damaged here and not repairable from any org (first: {first}); the file keeper retries every pass",
+                kept.unrepaired.len()
+            )),
+        };
         Health::new()
             .check("orderer", orderer)
+            .check("files", files)
             .check("ledger", behind)
             .check("ledger.integrity", integrity)
             .check("ledger.store", store)

@@ -31,6 +31,7 @@ mod config;
 mod deliver;
 mod endorser_service;
 mod files;
+mod files_keeper;
 mod gateway;
 mod integrity;
 mod metrics;
@@ -123,6 +124,8 @@ pub struct Peer {
     anchors_seen: RwLock<std::collections::BTreeMap<u64, anchor_watch::SeenAnchor>>,
     /// This channel's consortium id (its name and genesis block hash).
     consortium_id: qcss_anchor::Hash32,
+    /// What the file keeper's last complete round found.
+    files_keeper: RwLock<files_keeper::KeeperStatus>,
 }
 
 /// The committer's view of the ordering service.
@@ -390,6 +393,7 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
         anchored: RwLock::new(None),
         anchor_proof: RwLock::new(None),
         anchors_seen: RwLock::new(std::collections::BTreeMap::new()),
+        files_keeper: RwLock::new(files_keeper::KeeperStatus::default()),
         consortium_id,
     }))
 }
@@ -493,6 +497,12 @@ pub async fn run(
         stop_rx.clone(),
     ));
     tokio::spawn(integrity::run_scrub(peer.clone(), stop_rx.clone()));
+    tokio::spawn(files_keeper::run(
+        peer.clone(),
+        files.clone(),
+        cfg.files.clone(),
+        stop_rx.clone(),
+    ));
     // The anchoring MMR catches up with blocks committed before this build
     // indexed them (or lost with a cleared tree), off the async threads;
     // afterwards the committer appends each block as it commits.

@@ -1,0 +1,302 @@
+//! The file keeper: a background pass over this peer's MDSS store that
+//! (1) re-reads every file it holds and repairs damaged or missing chunks
+//! from another org's copy, and (2) keeps each file at the `[files]
+//! replication` number of orgs (K, per kind of file), asking orgs that
+//! should hold it and do not (a new org, or one that lost its copy) to
+//! fetch it from here.
+//!
+//! Which orgs must fetch is `qcss_mdss::Replication::plan`: rendezvous
+//! hashing over the channel's member orgs, so every holder computes the
+//! same plan, and an org that lost a file ranks where it ranked before and
+//! is asked again. Only one holder drives a file's replication — the holder
+//! whose MSP id sorts first — so K holders do not all ask at once (a fetch
+//! is idempotent anyway: it writes only what is missing). A file's kind is
+//! its media type (`video/mp4`) or, if `per_kind` does not list that, its
+//! top-level type (`video`).
+//!
+//! Bounded: at most [`FILES_PER_PASS`] files a pass (the next pass goes on
+//! where this one stopped), one file at a time, every remote call with a
+//! timeout.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use qcss_mdss::{FileId, OrgId, Replication, Store};
+use qcss_proto::qcss::mdss::files_client::FilesClient;
+use qcss_proto::qcss::mdss::{FileRequest, RepairRequest};
+use tokio::sync::watch;
+
+use crate::node::files::{MAX_RESPONSE_BYTES, PeerFiles, repair_from_org};
+use crate::node::{FilesSettings, Peer};
+
+/// Most files one pass looks at.
+pub(crate) const FILES_PER_PASS: usize = 256;
+/// How long one remote call (a `Stat`, or a `Repair` of up to a file) may take.
+const STAT_TIMEOUT: Duration = Duration::from_secs(10);
+const REPAIR_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What a round over the whole store found (for `/metrics` and `/healthz`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeeperStatus {
+    /// Files in the store.
+    pub(crate) files: u64,
+    /// Files whose copy here is damaged and could not be repaired from any org.
+    pub(crate) unrepaired: Vec<FileId>,
+    /// Files held by fewer orgs than their K after the pass.
+    pub(crate) under_replicated: u64,
+    /// When the round ended.
+    pub(crate) last_pass: Option<Instant>,
+}
+
+/// The kind a file's replication is looked up by.
+pub(crate) fn kind_of<'a>(r: &Replication, media_type: &'a str) -> &'a str {
+    if r.per_kind.contains_key(media_type) {
+        media_type
+    } else {
+        media_type.split('/').next().unwrap_or(media_type)
+    }
+}
+
+/// Runs passes every `keep_secs` until `stop` (never if it is 0).
+pub(crate) async fn run(
+    peer: Arc<Peer>,
+    files: Arc<PeerFiles>,
+    settings: FilesSettings,
+    mut stop: watch::Receiver<bool>,
+) {
+    if settings.keep_secs == 0 {
+        return;
+    }
+    let every = Duration::from_secs(settings.keep_secs);
+    let mut round = Round::default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        pass(&peer, &files.store, &settings.replication, &mut round).await;
+        peer.metrics.files_keeper_passes.inc();
+    }
+}
+
+/// A round over the whole store, in passes of at most [`FILES_PER_PASS`].
+#[derive(Default)]
+struct Round {
+    /// Where the next pass starts.
+    cursor: usize,
+    /// What this round found so far.
+    found: KeeperStatus,
+}
+
+/// One pass over at most [`FILES_PER_PASS`] files; at the end of a round
+/// what it found is published (`/metrics`, `/healthz`).
+async fn pass(peer: &Peer, store: &Store, replication: &Replication, round: &mut Round) {
+    let s = store.clone();
+    let ids = match tokio::task::spawn_blocking(move || s.list()).await {
+        Ok(Ok(ids)) => ids,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "file keeper: cannot list the store");
+            return;
+        }
+        Err(_) => return,
+    };
+    if round.cursor >= ids.len() {
+        round.cursor = 0;
+    }
+    let batch: Vec<FileId> = ids
+        .iter()
+        .skip(round.cursor)
+        .take(FILES_PER_PASS)
+        .copied()
+        .collect();
+    let me = peer.signer.msp_id.0.clone();
+    let members: Vec<String> = peer
+        .channel()
+        .config()
+        .orgs
+        .iter()
+        .map(|o| o.msp.msp_id.clone())
+        .collect();
+    for id in &batch {
+        if !scrub(peer, store, *id, &me, &members).await {
+            round.found.unrepaired.push(*id);
+        } else if !replicate(peer, store, replication, *id, &me, &members).await {
+            round.found.under_replicated += 1;
+        }
+    }
+    round.cursor += batch.len();
+    if round.cursor >= ids.len() {
+        let mut done = std::mem::take(&mut round.found);
+        done.files = ids.len() as u64;
+        done.last_pass = Some(Instant::now());
+        *peer
+            .files_keeper
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = done;
+        round.cursor = 0;
+    }
+}
+
+/// Re-reads `id` here; repairs it from the other orgs in turn if damaged.
+/// False if it stays damaged.
+async fn scrub(peer: &Peer, store: &Store, id: FileId, me: &str, members: &[String]) -> bool {
+    let s = store.clone();
+    let report = match tokio::task::spawn_blocking(move || s.verify(&id)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::warn!(file = %id, error = %e, "file keeper: cannot verify");
+            return false;
+        }
+        Err(_) => return false,
+    };
+    if report.is_intact() {
+        return true;
+    }
+    peer.metrics.files_damage_found.inc();
+    tracing::warn!(file = %id, damaged = report.damaged.len(), "file keeper: damaged copy; repairing");
+    for org in members.iter().filter(|m| *m != me) {
+        match repair_from_org(peer, store, id, org).await {
+            Ok((r, from)) => {
+                peer.metrics.files_repaired.inc();
+                tracing::info!(file = %id, %from, fetched = r.fetched, "file keeper: repaired");
+                return true;
+            }
+            Err(crate::node::files::RepairFailed::NoEndpoint(m))
+            | Err(crate::node::files::RepairFailed::Unavailable(m)) => {
+                tracing::debug!(file = %id, org = %org, error = %m, "file keeper: not from this org");
+            }
+        }
+    }
+    tracing::error!(file = %id, "file keeper: no org could repair this copy");
+    false
+}
+
+/// Makes sure `id` is held by its K orgs. False if it is not (and could
+/// not be made so this pass).
+async fn replicate(
+    peer: &Peer,
+    store: &Store,
+    replication: &Replication,
+    id: FileId,
+    me: &str,
+    members: &[String],
+) -> bool {
+    let s = store.clone();
+    let media = match tokio::task::spawn_blocking(move || s.manifest(&id)).await {
+        Ok(Ok(m)) => m.media_type.as_str().to_owned(),
+        _ => return false,
+    };
+    let mut holders: BTreeSet<String> = [me.to_owned()].into();
+    for org in members.iter().filter(|m| *m != me) {
+        if holds(peer, org, id).await == Some(true) {
+            holders.insert(org.clone());
+        }
+    }
+    let kind = kind_of(replication, &media);
+    let k = replication.copies(kind) as usize;
+    if holders.len() >= k {
+        return true;
+    }
+    // One holder drives: the first by MSP id.
+    if holders.first().map(String::as_str) != Some(me) {
+        return false;
+    }
+    let as_orgs =
+        |v: &[String]| -> Vec<OrgId> { v.iter().filter_map(|m| OrgId::new(m).ok()).collect() };
+    let member_ids = as_orgs(members);
+    let holder_ids: BTreeSet<OrgId> = as_orgs(&holders.iter().cloned().collect::<Vec<_>>())
+        .into_iter()
+        .collect();
+    let plan = replication.plan(kind, &id, &member_ids, &holder_ids);
+    let mut ok = plan.shortfall == 0;
+    for org in &plan.fetch {
+        match ask_to_fetch(peer, org.as_str(), id, me).await {
+            Ok(addr) => {
+                peer.metrics.files_copies_requested.inc();
+                tracing::info!(file = %id, org = %org.as_str(), peer = %addr, kind, copies = k, "file keeper: copy made");
+            }
+            Err(e) => {
+                ok = false;
+                tracing::warn!(file = %id, org = %org.as_str(), error = %e, "file keeper: cannot make a copy");
+            }
+        }
+    }
+    ok
+}
+
+/// Whether org `msp_id`'s peer holds `id`: `None` if no peer of it answered.
+async fn holds(peer: &Peer, msp_id: &str, id: FileId) -> Option<bool> {
+    for addr in peer.peer_endpoints(msp_id) {
+        let Ok(ch) = peer.connect(&addr).await else {
+            continue;
+        };
+        let mut c = FilesClient::new(ch).max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let req = FileRequest { id: id.to_hex() };
+        match tokio::time::timeout(STAT_TIMEOUT, c.stat(req)).await {
+            Ok(Ok(_)) => return Some(true),
+            Ok(Err(s)) if s.code() == tonic::Code::NotFound => return Some(false),
+            Ok(Err(s)) => tracing::debug!(%addr, error = %s.message(), "file keeper: stat"),
+            Err(_) => tracing::debug!(%addr, "file keeper: stat timed out"),
+        }
+        peer.disconnect(&addr).await;
+    }
+    None
+}
+
+/// Asks a peer of `msp_id` to fetch `id` from this org (`Repair`).
+async fn ask_to_fetch(peer: &Peer, msp_id: &str, id: FileId, me: &str) -> Result<String, String> {
+    let mut errors = Vec::new();
+    for addr in peer.peer_endpoints(msp_id) {
+        let ch = match peer.connect(&addr).await {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let mut c = FilesClient::new(ch).max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let req = RepairRequest {
+            id: id.to_hex(),
+            from_msp_id: me.to_owned(),
+        };
+        match tokio::time::timeout(REPAIR_TIMEOUT, c.repair(req)).await {
+            Ok(Ok(_)) => return Ok(addr),
+            Ok(Err(s)) => errors.push(format!("{addr}: {}", s.message())),
+            Err(_) => errors.push(format!("{addr}: no answer within {REPAIR_TIMEOUT:?}")),
+        }
+        peer.disconnect(&addr).await;
+    }
+    if errors.is_empty() {
+        errors.push("no peer endpoint known".into());
+    }
+    Err(errors.join("; "))
+}
+
+impl Peer {
+    /// What the file keeper's last complete round found.
+    pub(crate) fn files_status(&self) -> KeeperStatus {
+        self.files_keeper
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_is_the_media_type_if_listed_else_its_top_level_type() {
+        let mut r = Replication::default();
+        assert_eq!(kind_of(&r, "video/mp4"), "video");
+        assert_eq!(kind_of(&r, "application/pdf"), "application");
+        r.per_kind.insert("application/pdf".into(), 4);
+        r.per_kind.insert("video".into(), 1);
+        assert_eq!(kind_of(&r, "application/pdf"), "application/pdf");
+        assert_eq!(r.copies(kind_of(&r, "application/pdf")), 4);
+        assert_eq!(r.copies(kind_of(&r, "video/webm")), 1);
+        assert_eq!(r.copies(kind_of(&r, "image/png")), 2);
+    }
+}
