@@ -336,3 +336,31 @@ fn every_reading_proves_against_the_settled_root_and_no_other() {
         }
     }
 }
+
+#[test]
+fn small_order_keys_are_refused_and_the_list_is_right() {
+    use crate::params::SMALL_ORDER_KEYS;
+    // Each listed encoding is weak to ed25519-dalek (or does not decode).
+    for k in SMALL_ORDER_KEYS {
+        let weak = ed25519_dalek::VerifyingKey::from_bytes(&k).map_or(true, |vk| vk.is_weak());
+        assert!(weak, "{} is not a small-order key", hex::encode(k));
+    }
+    assert!(!Key::from_secret([1; 32]).public().is_small_order());
+    // A channel with one is refused, naming the party.
+    let mut p = params(1);
+    p.gateway_key = crate::PublicKey(SMALL_ORDER_KEYS[2]);
+    let e = p.check().unwrap_err().to_string();
+    assert!(
+        e.contains("gateway key") && e.contains("small-order"),
+        "{e}"
+    );
+    // The identity key: a signature anyone can make (R = identity, s = 0)
+    // is refused by the strict check the CLI uses.
+    let mut forged = [0u8; 64];
+    forged[0] = 1;
+    assert!(!verify(
+        &crate::PublicKey(SMALL_ORDER_KEYS[2]),
+        b"any",
+        &crate::Signature(forged)
+    ));
+}

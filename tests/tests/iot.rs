@@ -316,14 +316,40 @@ async fn iot_channels_settle_dispute_prove_and_alert() {
         &json!({"channel": params.id().to_string(), "state": foreign}),
     );
     assert!(err.contains("unknown IoT channel"), "{err}");
-    // The same state shown for a real channel names the mismatch.
+    // The same state shown for a real, open channel names the mismatch.
+    let mut open_real = open.clone();
+    open_real["nonce"] = json!(params.nonce + 1);
+    open_real["channel"] = Value::Null;
+    let args = json!([open_real]).to_string();
+    let opened = net.cli(
+        &[
+            "tx",
+            "invoke",
+            "--chaincode",
+            CC,
+            "--fn",
+            "iot_open",
+            "--args",
+            &args,
+        ],
+        &net.conn(1, "producer"),
+    );
+    assert!(opened.contains("VALID"), "{opened}");
+    let mut real: ChannelParams = serde_json::from_value(rec["params"].clone()).unwrap();
+    real.nonce = params.nonce + 1;
+    real.challenge_secs = 600;
+    let real_id = real.id().to_string();
+    assert_eq!(show(&net, &real_id)["status"], "open");
     let err = invoke_err(
         &net,
         "producer",
-        "iot_challenge",
-        &json!({"channel": small, "state": foreign}),
+        "iot_close",
+        &json!({"channel": real_id, "state": foreign}),
     );
-    assert!(err.contains("settled"), "{err}");
+    assert!(
+        err.contains("belongs to channel") && err.contains(&real_id),
+        "{err}"
+    );
 
     // 4. Equivocation: the device signed two different states with seq 3.
     let s = simulate(

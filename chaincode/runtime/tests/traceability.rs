@@ -1080,6 +1080,16 @@ fn iot_state_channels_open_dispute_settle_and_alert() {
         json!({"device": "FarmMSP/t-1", "batch": h1, "gateway_key": gateway_key.public().to_string(),
                "schema": schema, "challenge_secs": 600, "nonce": nonce, "channel": claimed})
     };
+    // The batch's limits bind the schema: no looser, same unit.
+    l.submit(&c.farm, "set_limits", json!({"batch": h1, "limits": [{"type": "gs1:Temperature", "unit": "CEL", "min": 0.0, "max": 8.0}]}));
+    let mut loose = open(1, params(1, "qcss").id().to_string());
+    loose["channel"] = Value::Null;
+    loose["schema"] = json!([{"type": "gs1:Temperature", "unit": "CEL", "min": 0.0, "max": 12.0}]);
+    l.refuse(&c.farm, "iot_open", loose.clone(), "looser than batch");
+    loose["schema"] = json!([{"type": "gs1:Temperature", "unit": "CEL", "max": 8.0}]);
+    l.refuse(&c.farm, "iot_open", loose.clone(), "looser than batch");
+    loose["schema"] = json!([{"type": "gs1:Temperature", "unit": "FAH", "min": 32.0, "max": 46.0}]);
+    l.refuse(&c.farm, "iot_open", loose, "is in FAH");
     // The id the client computes for another ledger is refused.
     l.refuse(
         &c.farm,

@@ -119,6 +119,7 @@ pub fn iot_open(ctx: &mut Context, o: Json<Open>) -> Result<Json<ChannelRecord>,
     if tx.msp() != binding.msp {
         require_handler(&batch, &tx)?;
     }
+    no_looser_than_batch(&o.schema, &batch)?;
     let params = ChannelParams {
         ledger: ctx.channel_id()?,
         device: o.device.clone(),
@@ -162,6 +163,32 @@ pub fn iot_open(ctx: &mut Context, o: Json<Open>) -> Result<Json<ChannelRecord>,
     save(ctx, &k, &rec)?;
     ctx.set_event("IotChannelOpened", &id.to_string())?;
     Ok(Json(rec))
+}
+
+/// A measure the batch has limits for must be in the same unit and no
+/// looser than them (the opener picks the schema: without this a channel
+/// could carry the batch's readings and never raise its alerts).
+fn no_looser_than_batch(schema: &Schema, batch: &crate::model::Batch) -> Result<(), Error> {
+    for l in &batch.limits {
+        let Some(m) = schema.0.iter().find(|m| m.kind == l.kind) else {
+            continue;
+        };
+        if m.unit != l.unit {
+            return Err(Error::new(format!(
+                "schema measure {} is in {}, but batch {}'s limit is in {}",
+                l.kind, m.unit, batch.id, l.unit
+            )));
+        }
+        let loose_min = l.min.is_some_and(|b| !m.min.is_some_and(|x| x >= b));
+        let loose_max = l.max.is_some_and(|b| !m.max.is_some_and(|x| x <= b));
+        if loose_min || loose_max {
+            return Err(Error::new(format!(
+                "schema measure {} allows {:?}…{:?}, looser than batch {}'s limits {:?}…{:?}: a channel's limits are the batch's or stricter",
+                l.kind, m.min, m.max, batch.id, l.min, l.max
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
