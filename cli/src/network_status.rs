@@ -309,6 +309,9 @@ pub(crate) fn print_summary(
                 n.name, n.api, n.ops, n.producers
             );
         }
+        if let Some(n) = chain.nodes.first() {
+            println!("  explorer:      http://{}/explorer", n.api);
+        }
         println!("  chain status:  {q} chain status{conn}");
         if let Some(d) = &chain.demo {
             println!(

@@ -11,6 +11,8 @@
 //! | `GET /v1/consortium/{id}` | an anchoring consortium: its keys, quorum, key version and last anchor |
 //! | `POST /v1/tx` | body: hex of a signed transaction's canonical bytes; answers its id |
 //!
+//! The same port serves the HTML explorer under `/explorer` (`explorer.rs`).
+//!
 //! Every input is bounded before it is parsed (path segments, query numbers,
 //! the body limit from `max_tx_bytes`); errors are `{"error": "…"}` with a
 //! 4xx status and never echo more than a bounded piece of the input.
@@ -136,9 +138,10 @@ pub fn router(node: Arc<ChainNode>, genesis_name: String) -> axum::Router {
         .route("/v1/tx", post(submit))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(Arc::new(Api {
-            node,
+            node: node.clone(),
             name: genesis_name,
         }))
+        .merge(crate::explorer::router(node))
 }
 
 struct Api {

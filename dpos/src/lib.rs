@@ -22,6 +22,7 @@ pub mod api;
 pub mod block;
 pub mod chain;
 pub mod codec;
+pub mod explorer;
 pub mod fork;
 pub mod hash;
 pub mod node;

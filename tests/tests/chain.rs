@@ -250,6 +250,47 @@ fn chain_nodes_finalize_move_tokens_refuse_bad_transactions_and_resync() {
     let headers = json(&api, "/v1/headers?from=1&count=3");
     assert_eq!(headers.as_array().map(Vec::len), Some(3), "{headers}");
 
+    // The explorer: the funding transfer on the account's page and in its
+    // block's; producers and candidates on the front page; search redirects.
+    let included = hist[0]["height"].as_u64().expect("height");
+    let (s, page) = http_get(&api, &format!("/explorer/account/{who}")).unwrap();
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("100.00000000 QCSS"), "{page}");
+    assert!(page.contains("transfer 100.00000000 QCSS to"), "{page}");
+    assert!(
+        page.contains(&format!("href=\"/explorer/block/{included}\"")),
+        "{page}"
+    );
+    let (s, page) = http_get(&api, &format!("/explorer/block/{included}")).unwrap();
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("transfer 100.00000000 QCSS"), "{page}");
+    let (s, page) = http_get(&api, "/explorer").unwrap();
+    assert_eq!(s, 200, "{page}");
+    assert!(
+        page.contains("Active producers") && page.contains("Newest blocks"),
+        "{page}"
+    );
+    let producer = &status(&nodes[0])["producers"][0]["address"];
+    assert!(page.contains(producer.as_str().unwrap()), "{page}");
+    let answer = raw_get(&api, &format!("/explorer/search?q={who}"));
+    assert!(
+        answer.starts_with("HTTP/1.1 303")
+            && answer.contains(&format!("location: /explorer/account/{who}")),
+        "{answer}"
+    );
+    for bad in [
+        "/explorer/account/qcss1nope",
+        "/explorer/block/x",
+        "/explorer/block/99999999",
+    ] {
+        let (s, page) = http_get(&api, bad).unwrap();
+        assert_eq!(s, 404, "{bad}: {page}");
+        assert!(!page.contains("<script"), "{page}");
+    }
+    let (s, page) = http_get(&api, "/explorer/search?q=%3Cscript%3E").unwrap();
+    assert_eq!(s, 404);
+    assert!(!page.contains("<script>"), "{page}");
+
     // Kill node 3 (10 keys): the other 21 keys still finalize.
     procs[2].take().unwrap().kill9();
     let lib_before = lib(&nodes[0]);
@@ -326,6 +367,21 @@ fn chain_nodes_finalize_move_tokens_refuse_bad_transactions_and_resync() {
         e.contains("unknown field") && e.contains("max_linkz"),
         "{e}"
     );
+}
+
+/// A GET's whole answer, head included.
+fn raw_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    buf
 }
 
 fn hex_encode(b: &[u8]) -> String {
