@@ -140,10 +140,14 @@ fn consumer(n: u32) -> Caller {
 }
 
 fn validators() -> Vec<Caller> {
-    [("RegulatorMSP", "VAL-1"), ("LabMSP", "VAL-2"), ("FactoryMSP", "VAL-3")]
-        .iter()
-        .map(|(m, c)| who_cert(m, &[], c))
-        .collect()
+    [
+        ("RegulatorMSP", "VAL-1"),
+        ("LabMSP", "VAL-2"),
+        ("FactoryMSP", "VAL-3"),
+    ]
+    .iter()
+    .map(|(m, c)| who_cert(m, &[], c))
+    .collect()
 }
 
 fn validator_json(c: &Caller) -> Value {
@@ -346,7 +350,10 @@ fn governance_needs_a_majority_of_member_orgs() {
     );
     match l.invoke(&consumer(1), "gov_get", "") {
         Err(InvokeError::Contract { message, .. }) => {
-            assert!(message.contains("an org admin must call gov_init first"), "{message}")
+            assert!(
+                message.contains("an org admin must call gov_init first"),
+                "{message}"
+            )
         }
         other => panic!("gov_get before genesis: {other:?}"),
     }
@@ -356,7 +363,12 @@ fn governance_needs_a_majority_of_member_orgs() {
         config(),
         "only an org admin (role admin)",
     );
-    l.refuse(&shop, "gov_init", config(), "ShopMSP is not a member listed");
+    l.refuse(
+        &shop,
+        "gov_init",
+        config(),
+        "ShopMSP is not a member listed",
+    );
     let mut bad = config();
     bad["index"] = json!({"w_producer": 5000});
     l.refuse(&factory, "gov_init", bad, "index weights must sum to 10000");
@@ -376,14 +388,32 @@ fn governance_needs_a_majority_of_member_orgs() {
     assert_eq!(p["status"], "pending");
     assert_eq!(p["approvals"], json!(["FactoryMSP"]));
     assert_eq!(l.query(&farm, "gov_get", "")["daily_limit"], 3);
-    l.refuse(&factory, "gov_approve", json!({"id": "p1"}), "already approved");
+    l.refuse(
+        &factory,
+        "gov_approve",
+        json!({"id": "p1"}),
+        "already approved",
+    );
     l.refuse(&shop, "gov_approve", json!({"id": "p1"}), "not a member");
-    l.refuse(&farm, "gov_approve", json!({"id": "nope"}), "unknown proposal nope");
+    l.refuse(
+        &farm,
+        "gov_approve",
+        json!({"id": "nope"}),
+        "unknown proposal nope",
+    );
     let p = l.submit(&farm, "gov_approve", json!({"id": "p1"}));
     assert_eq!(p["status"], "applied");
     let c = l.query(&farm, "gov_get", "");
-    assert_eq!((c["version"].clone(), c["daily_limit"].clone()), (json!(2), json!(5)));
-    l.refuse(&regulator, "gov_approve", json!({"id": "p1"}), "is applied, not pending");
+    assert_eq!(
+        (c["version"].clone(), c["daily_limit"].clone()),
+        (json!(2), json!(5))
+    );
+    l.refuse(
+        &regulator,
+        "gov_approve",
+        json!({"id": "p1"}),
+        "is applied, not pending",
+    );
 
     // Two proposals on version 2: the second to reach a majority is stale.
     let mut a = config();
@@ -400,8 +430,18 @@ fn governance_needs_a_majority_of_member_orgs() {
     // The epoch schedule is fixed; proposal ids are unique.
     let mut s = config();
     s["rewards"]["epoch_secs"] = json!(7200);
-    l.refuse(&factory, "gov_propose", json!({"id": "p4", "config": s}), "fixed at genesis");
-    l.refuse(&factory, "gov_propose", json!({"id": "p2", "config": config()}), "already exists");
+    l.refuse(
+        &factory,
+        "gov_propose",
+        json!({"id": "p4", "config": s}),
+        "fixed at genesis",
+    );
+    l.refuse(
+        &factory,
+        "gov_propose",
+        json!({"id": "p2", "config": config()}),
+        "already exists",
+    );
 }
 
 #[test]
@@ -427,10 +467,16 @@ fn evaluations_valid_rejected_and_lapsed() {
     // (3000·500 + 100·5000) / (500 + 100) = 3333 milli-points.
     assert_eq!(r["coefficient"], 3333);
     assert_eq!(term(&r, "uces"), (3333 - 1000) * 10_000 / 4000);
-    assert_eq!(r["refs"]["uces"]["ids"][0], format!("uces_eval/{}", w.unit(1)));
+    assert_eq!(
+        r["refs"]["uces"]["ids"][0],
+        format!("uces_eval/{}", w.unit(1))
+    );
     check_bounds(&r);
     let me = w.l.query(&alice, "uces_me", "");
-    assert_eq!((me["credit"].clone(), me["valid"].clone()), (json!(105), json!(1)));
+    assert_eq!(
+        (me["credit"].clone(), me["valid"].clone()),
+        (json!(105), json!(1))
+    );
 
     // Bob: two rejections of three (2·2 ≥ 3) reject it; credit drops, reward forfeited.
     w.evaluate(&bob, 2, 1);
@@ -439,27 +485,64 @@ fn evaluations_valid_rejected_and_lapsed() {
     assert_eq!(e["status"], "rejected");
     assert_eq!(e["reward_forfeited"], true);
     let me = w.l.query(&bob, "uces_me", "");
-    assert_eq!((me["credit"].clone(), me["rejected"].clone()), (json!(70), json!(1)));
-    assert_eq!(w.explain(&juice)["coefficient"], 3333, "a rejected evaluation does not count");
+    assert_eq!(
+        (me["credit"].clone(), me["rejected"].clone()),
+        (json!(70), json!(1))
+    );
+    assert_eq!(
+        w.explain(&juice)["coefficient"],
+        3333,
+        "a rejected evaluation does not count"
+    );
 
     // Carol: one approval, then the window lapses.
     w.evaluate(&carol, 3, 4);
     w.vote(&v[0], 3, true);
     let unit3 = w.unit(3);
-    w.l.refuse(&consumer(9), "uces_finalize", json!({"unit": unit3}), "is open until");
+    w.l.refuse(
+        &consumer(9),
+        "uces_finalize",
+        json!({"unit": unit3}),
+        "is open until",
+    );
     w.l.now += WINDOW;
-    w.l.refuse(&v[1], "uces_vote", json!({"unit": unit3, "approve": true}), "voting window");
-    let e = w.l.submit(&consumer(9), "uces_finalize", json!({"unit": unit3}));
-    assert_eq!((e["status"].clone(), e["reason"].clone()), (json!("rejected"), json!("window lapsed")));
-    w.l.refuse(&consumer(9), "uces_finalize", json!({"unit": unit3}), "already rejected");
+    w.l.refuse(
+        &v[1],
+        "uces_vote",
+        json!({"unit": unit3, "approve": true}),
+        "voting window",
+    );
+    let e =
+        w.l.submit(&consumer(9), "uces_finalize", json!({"unit": unit3}));
+    assert_eq!(
+        (e["status"].clone(), e["reason"].clone()),
+        (json!("rejected"), json!("window lapsed"))
+    );
+    w.l.refuse(
+        &consumer(9),
+        "uces_finalize",
+        json!({"unit": unit3}),
+        "already rejected",
+    );
 
     // Who sees what: the public view has no author, hashes or voters.
     let unit1 = w.unit(1);
     let public = w.l.query(&consumer(9), "uces_get", &unit1);
-    assert!(public.get("author").is_none() && public.get("text_sha256").is_none(), "{public}");
-    assert_eq!((public["approvals"].clone(), public["rejections"].clone()), (json!(2), json!(1)));
+    assert!(
+        public.get("author").is_none() && public.get("text_sha256").is_none(),
+        "{public}"
+    );
+    assert_eq!(
+        (public["approvals"].clone(), public["rejections"].clone()),
+        (json!(2), json!(1))
+    );
     let author_id = me_id(&mut w.l, &alice);
-    for reader in [alice.clone(), w.regulator.clone(), who_cert("AuditMSP", &["auditor"], "AUD"), v[1].clone()] {
+    for reader in [
+        alice.clone(),
+        w.regulator.clone(),
+        who_cert("AuditMSP", &["auditor"], "AUD"),
+        v[1].clone(),
+    ] {
         let full = w.l.query(&reader, "uces_get", &unit1);
         assert_eq!(full["author"], author_id.as_str(), "{}", reader.msp_id);
         assert_eq!(full["photo_sha256"], json!([SHA2]));
@@ -469,7 +552,10 @@ fn evaluations_valid_rejected_and_lapsed() {
 }
 
 fn me_id(l: &mut Ledger, who: &Caller) -> String {
-    l.query(who, "uces_me", "")["id"].as_str().unwrap().to_owned()
+    l.query(who, "uces_me", "")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
@@ -482,23 +568,62 @@ fn refusals_leave_no_trace() {
     let eval = |unit: &str| json!({"unit": unit, "scores": scores});
 
     // Not claimed: unknown unit, only scanned, claimed by someone else.
-    w.l.refuse(&alice, "uces_evaluate", eval(&unit1), "you have not claimed unit");
+    w.l.refuse(
+        &alice,
+        "uces_evaluate",
+        eval(&unit1),
+        "you have not claimed unit",
+    );
     let code1 = w.codes[0].clone();
-    w.l.submit(&alice, "scan", json!({"code": code1, "location": "Hangzhou"}));
-    w.l.refuse(&alice, "uces_evaluate", eval(&unit1), "you have not claimed unit");
+    w.l.submit(
+        &alice,
+        "scan",
+        json!({"code": code1, "location": "Hangzhou"}),
+    );
+    w.l.refuse(
+        &alice,
+        "uces_evaluate",
+        eval(&unit1),
+        "you have not claimed unit",
+    );
     w.claim(&bob, 1);
-    w.l.refuse(&alice, "uces_evaluate", eval(&unit1), "you have not claimed unit");
+    w.l.refuse(
+        &alice,
+        "uces_evaluate",
+        eval(&unit1),
+        "you have not claimed unit",
+    );
     // Not a consumer, or not real-name verified.
-    w.l.refuse(&w.lab.clone(), "uces_evaluate", eval(&unit1), "only a consumer identity");
+    w.l.refuse(
+        &w.lab.clone(),
+        "uces_evaluate",
+        eval(&unit1),
+        "only a consumer identity",
+    );
     let anonymous = who_cert("PlatformMSP", &["consumer"], "CONSUMER-2");
-    w.l.refuse(&anonymous, "uces_evaluate", eval(&unit1), "real_name=verified");
+    w.l.refuse(
+        &anonymous,
+        "uces_evaluate",
+        eval(&unit1),
+        "real_name=verified",
+    );
     // Bounds.
     let bad = json!({"unit": unit1, "scores": {"overall": 6, "quality": 4, "performance": 4, "authenticity": 4}});
-    w.l.refuse(&bob, "uces_evaluate", bad, "score overall must be 1 to 5, got 6");
+    w.l.refuse(
+        &bob,
+        "uces_evaluate",
+        bad,
+        "score overall must be 1 to 5, got 6",
+    );
     let bad = json!({"unit": unit1, "scores": scores, "photo_sha256": vec![SHA; 10]});
     w.l.refuse(&bob, "uces_evaluate", bad, "at most 9 photo hashes");
     let bad = json!({"unit": unit1, "scores": scores, "text_sha256": "great juice"});
-    w.l.refuse(&bob, "uces_evaluate", bad, "text_sha256 must be a SHA-256 digest");
+    w.l.refuse(
+        &bob,
+        "uces_evaluate",
+        bad,
+        "text_sha256 must be a SHA-256 digest",
+    );
     let bad = json!({"unit": unit1, "scores": scores, "text": "great juice"});
     w.l.refuse(&bob, "uces_evaluate", bad, "unknown field `text`");
 
@@ -507,12 +632,32 @@ fn refusals_leave_no_trace() {
     w.l.refuse(&bob, "uces_evaluate", eval(&unit1), "already evaluated");
 
     // Votes: non-validators (a validator's org with another certificate too), double votes.
-    w.l.refuse(&alice, "uces_vote", json!({"unit": unit1, "approve": true}), "is not a validator");
+    w.l.refuse(
+        &alice,
+        "uces_vote",
+        json!({"unit": unit1, "approve": true}),
+        "is not a validator",
+    );
     let impostor = who_cert("LabMSP", &[], "NOT-VAL-2");
-    w.l.refuse(&impostor, "uces_vote", json!({"unit": unit1, "approve": true}), "is not a validator");
+    w.l.refuse(
+        &impostor,
+        "uces_vote",
+        json!({"unit": unit1, "approve": true}),
+        "is not a validator",
+    );
     w.vote(&v[0], 1, true);
-    w.l.refuse(&v[0], "uces_vote", json!({"unit": unit1, "approve": false}), "already voted");
-    w.l.refuse(&v[0], "uces_vote", json!({"unit": w.unit(7), "approve": true}), "has no evaluation");
+    w.l.refuse(
+        &v[0],
+        "uces_vote",
+        json!({"unit": unit1, "approve": false}),
+        "already voted",
+    );
+    w.l.refuse(
+        &v[0],
+        "uces_vote",
+        json!({"unit": w.unit(7), "approve": true}),
+        "has no evaluation",
+    );
 
     // Daily limit (3): Bob's 4th evaluation today is refused, tomorrow it is accepted.
     for s in 2..=4 {
@@ -521,7 +666,12 @@ fn refusals_leave_no_trace() {
     w.evaluate(&bob, 2, 4);
     w.evaluate(&bob, 3, 4);
     let unit4 = w.unit(4);
-    w.l.refuse(&bob, "uces_evaluate", eval(&unit4), "daily evaluation limit reached: 3 of 3");
+    w.l.refuse(
+        &bob,
+        "uces_evaluate",
+        eval(&unit4),
+        "daily evaluation limit reached: 3 of 3",
+    );
     w.l.now += DAY;
     w.evaluate(&bob, 4, 4);
 }
@@ -564,9 +714,16 @@ fn rejections_cost_credit_and_bar_the_author() {
 fn index_moves_as_documented() {
     let mut w = world(true);
     let (juice, jb, raw) = (w.juice.clone(), w.jb.clone(), w.raw.clone());
-    w.l.refuse(&consumer(1), "index_get", json!(""), "neither a GTIN-14 nor");
+    w.l.refuse(
+        &consumer(1),
+        "index_get",
+        json!(""),
+        "neither a GTIN-14 nor",
+    );
     let r = w.l.invoke(&consumer(1), "index_get", &juice);
-    assert!(matches!(r, Err(InvokeError::Contract { message, .. }) if message.contains("no QCSS index")));
+    assert!(
+        matches!(r, Err(InvokeError::Contract { message, .. }) if message.contains("no QCSS index"))
+    );
 
     // A lab pass: certification (10000·1 + 5000·1) / 2 = 7500.
     w.inspect(&jb, true);
@@ -587,7 +744,10 @@ fn index_moves_as_documented() {
     let r = w.explain(&juice);
     assert_eq!(term(&r, "process"), 7000);
     assert_eq!(r["inputs"]["alerts"], 1);
-    assert_eq!(r["refs"]["process"]["ids"], json!([format!("alert/{jb}/0")]));
+    assert_eq!(
+        r["refs"]["process"]["ids"],
+        json!([format!("alert/{jb}/0")])
+    );
 
     // Raw material: the loquat lot passed before a transformation, fails after.
     w.inspect(&raw, true);
@@ -609,12 +769,20 @@ fn index_moves_as_documented() {
     w.l.submit(&factory, "recall", json!({"batch": jb, "reason": "sugar"}));
     assert_eq!(term(&w.explain(&juice), "producer"), 8000);
     let reg = w.regulator.clone();
-    w.l.submit(&reg, "suspend_permit", json!({"msp": "FactoryMSP", "reason": "false ISO"}));
+    w.l.submit(
+        &reg,
+        "suspend_permit",
+        json!({"msp": "FactoryMSP", "reason": "false ISO"}),
+    );
     let r = w.explain(&juice);
     assert_eq!(term(&r, "producer"), 0);
     assert_eq!(r["permit"]["status"], "suspended");
     assert_eq!(term(&w.explain("FactoryMSP"), "producer"), 0);
-    w.l.submit(&reg, "reinstate_permit", json!({"msp": "FactoryMSP", "reason": "checked"}));
+    w.l.submit(
+        &reg,
+        "reinstate_permit",
+        json!({"msp": "FactoryMSP", "reason": "checked"}),
+    );
     let r = w.explain(&juice);
     assert_eq!(term(&r, "producer"), 7000);
     check_bounds(&r);
@@ -679,7 +847,11 @@ fn run(w: &mut World, step: &Step) {
         }
         Step::Suspend | Step::Reinstate => {
             let reg = w.regulator.clone();
-            let f = if matches!(step, Step::Suspend) { "suspend_permit" } else { "reinstate_permit" };
+            let f = if matches!(step, Step::Suspend) {
+                "suspend_permit"
+            } else {
+                "reinstate_permit"
+            };
             w.l.submit(&reg, f, json!({"msp": "FactoryMSP", "reason": "audit"}));
         }
     }
@@ -724,7 +896,11 @@ fn chains(rng: &mut Rng) -> Vec<Vec<Step>> {
         let (mut y, mut no) = (0, 0);
         for (i, vote) in votes.into_iter().enumerate() {
             chain.push(Step::Vote(n, i, vote));
-            if vote { y += 1 } else { no += 1 }
+            if vote {
+                y += 1
+            } else {
+                no += 1
+            }
             if y * 2 > 3 || no * 2 >= 3 {
                 break;
             }
@@ -738,7 +914,9 @@ fn interleave(chains: &[Vec<Step>], rng: &mut Rng) -> Vec<Step> {
     let mut next = vec![0; chains.len()];
     let mut out = Vec::new();
     loop {
-        let open: Vec<usize> = (0..chains.len()).filter(|&i| next[i] < chains[i].len()).collect();
+        let open: Vec<usize> = (0..chains.len())
+            .filter(|&i| next[i] < chains[i].len())
+            .collect();
         if open.is_empty() {
             return out;
         }
@@ -760,12 +938,15 @@ fn timeless(mut r: Value) -> Value {
 
 #[test]
 fn index_is_bounded_and_the_same_in_any_order() {
+    let mut valid_evaluations = 0;
     for seed in [1u64, 7, 42] {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed);
         let chains = chains(&mut rng);
         let mut results: Vec<BTreeMap<&str, Value>> = Vec::new();
+        let mut orders = Vec::new();
         for order in 0..3 {
             let steps = interleave(&chains, &mut rng);
+            orders.push(format!("{steps:?}"));
             let mut w = world(true);
             for step in &steps {
                 run(&mut w, step);
@@ -777,7 +958,11 @@ fn index_is_bounded_and_the_same_in_any_order() {
             let loquat = gs1("0690123456001");
             let mut got = BTreeMap::new();
             let juice = w.juice.clone();
-            for (key, s) in [("juice", juice.as_str()), ("enterprise", "FactoryMSP"), ("loquat", loquat.as_str())] {
+            for (key, s) in [
+                ("juice", juice.as_str()),
+                ("enterprise", "FactoryMSP"),
+                ("loquat", loquat.as_str()),
+            ] {
                 let r = w.explain(s);
                 check_bounds(&r);
                 got.insert(key, timeless(r));
@@ -787,9 +972,20 @@ fn index_is_bounded_and_the_same_in_any_order() {
             }
             results.push(got);
         }
-        // Something happened: the juice index is not the empty one.
-        assert_ne!(results[0]["juice"]["inputs"]["readings"], 0, "seed {seed}");
+        // The orders differ, and the events moved the index.
+        assert!(
+            orders[0] != orders[1] || orders[1] != orders[2],
+            "seed {seed}"
+        );
+        let inputs = &results[0]["juice"]["inputs"];
+        assert_ne!(inputs["readings"], 0, "seed {seed}");
+        assert_ne!(
+            inputs["lab_pass"].as_u64().unwrap() + inputs["lab_fail"].as_u64().unwrap(),
+            0
+        );
+        valid_evaluations += inputs["uces_n"].as_u64().unwrap();
     }
+    assert!(valid_evaluations > 0, "no seed validated an evaluation");
 }
 
 fn keypair(n: u8) -> Ed25519KeyPair {
@@ -821,22 +1017,59 @@ fn binding_needs_the_address_keys_signature() {
     let refused = "signature over the binding message is not valid";
     for msg in [
         format!("qcss-reward-binding-v1\nother-channel\n{author}\n{address}"),
-        format!("qcss-reward-binding-v1\nqcss\n{}\n{address}", me_id(&mut w.l, &bob)),
+        format!(
+            "qcss-reward-binding-v1\nqcss\n{}\n{address}",
+            me_id(&mut w.l, &bob)
+        ),
         format!("qcss-reward-binding-v0\nqcss\n{author}\n{address}"),
     ] {
-        w.l.refuse(&alice, "bind_reward_address", json!({"address": address, "signature": sign(msg)}), refused);
+        w.l.refuse(
+            &alice,
+            "bind_reward_address",
+            json!({"address": address, "signature": sign(msg)}),
+            refused,
+        );
     }
-    let other = hex::encode(keypair(2).sign(format!("qcss-reward-binding-v1\nqcss\n{author}\n{address}").as_bytes()).as_ref());
-    w.l.refuse(&alice, "bind_reward_address", json!({"address": address, "signature": other}), refused);
-    w.l.refuse(&alice, "bind_reward_address", json!({"address": "ab", "signature": other}), "64 lowercase hex digits");
-    w.l.refuse(&alice, "bind_reward_address", json!({"address": address, "signature": "00"}), "128 hex digits");
+    let other = hex::encode(
+        keypair(2)
+            .sign(format!("qcss-reward-binding-v1\nqcss\n{author}\n{address}").as_bytes())
+            .as_ref(),
+    );
+    w.l.refuse(
+        &alice,
+        "bind_reward_address",
+        json!({"address": address, "signature": other}),
+        refused,
+    );
+    w.l.refuse(
+        &alice,
+        "bind_reward_address",
+        json!({"address": "ab", "signature": other}),
+        "64 lowercase hex digits",
+    );
+    w.l.refuse(
+        &alice,
+        "bind_reward_address",
+        json!({"address": address, "signature": "00"}),
+        "128 hex digits",
+    );
     let anonymous = who_cert("PlatformMSP", &["consumer"], "CONSUMER-1");
-    w.l.refuse(&anonymous, "bind_reward_address", json!({"address": address, "signature": other}), "real_name=verified");
+    w.l.refuse(
+        &anonymous,
+        "bind_reward_address",
+        json!({"address": address, "signature": other}),
+        "real_name=verified",
+    );
     assert_eq!(bind(&mut w.l, &alice, &key), address);
     // Bob cannot take Alice's address, even with its key's signature over his id.
     let bob_id = me_id(&mut w.l, &bob);
     let bob_sig = sign(format!("qcss-reward-binding-v1\nqcss\n{bob_id}\n{address}"));
-    w.l.refuse(&bob, "bind_reward_address", json!({"address": address, "signature": bob_sig}), "already bound to another identity");
+    w.l.refuse(
+        &bob,
+        "bind_reward_address",
+        json!({"address": address, "signature": bob_sig}),
+        "already bound to another identity",
+    );
 }
 
 /// The canonical encoding, written from README.md rather than from the contract.
@@ -876,10 +1109,21 @@ fn reward_epochs_hold_their_budget_under_a_surge() {
         w.l.submit(&bob, "scan", json!({"code": code2, "location": "Hangzhou"}));
     }
     w.claim(&carol, 3);
-    w.l.refuse(&alice, "rewards_epoch", json!({"epoch": 0}), "its batch is computed after it ends");
+    w.l.refuse(
+        &alice,
+        "rewards_epoch",
+        json!({"epoch": 0}),
+        "its batch is computed after it ends",
+    );
     w.l.now = T0 + EPOCH;
-    w.l.refuse(&alice, "rewards_epoch", json!({"epoch": 13_149}), "beyond the DApp pool");
-    let b0 = w.l.submit(&consumer(9), "rewards_epoch", json!({"epoch": 0}));
+    w.l.refuse(
+        &alice,
+        "rewards_epoch",
+        json!({"epoch": 13_149}),
+        "beyond the DApp pool",
+    );
+    let b0 =
+        w.l.submit(&consumer(9), "rewards_epoch", json!({"epoch": 0}));
     assert_eq!(b0["budget"], BUDGET);
     assert_eq!(b0["shrunk"], false);
     let mut expect = vec![(a_addr.clone(), 6 * RATE), (b_addr.clone(), RATE)];
@@ -888,14 +1132,23 @@ fn reward_epochs_hold_their_budget_under_a_surge() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["address"].as_str().unwrap().to_owned(), p["amount"].as_u64().unwrap()))
+        .map(|p| {
+            (
+                p["address"].as_str().unwrap().to_owned(),
+                p["amount"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(got, expect);
     let enc = encoding(0, &expect);
     assert_eq!(b0["encoding"], hex::encode(&enc));
     assert_eq!(b0["digest"], sha256_hex(&enc));
     // Computed once: asking again returns the stored batch and writes nothing.
-    let again = w.l.query(&consumer(8), "rewards_epoch", &json!({"epoch": 0}).to_string());
+    let again = w.l.query(
+        &consumer(8),
+        "rewards_epoch",
+        &json!({"epoch": 0}).to_string(),
+    );
     assert_eq!(again["digest"], b0["digest"]);
 
     // Epoch 1: a surge of 12 consumers, one point each, would cost 12 000
@@ -908,7 +1161,8 @@ fn reward_epochs_hold_their_budget_under_a_surge() {
         w.claim(&c, n as usize);
     }
     w.l.now = T0 + 2 * EPOCH;
-    let b1 = w.l.submit(&consumer(9), "rewards_epoch", json!({"epoch": 1}));
+    let b1 =
+        w.l.submit(&consumer(9), "rewards_epoch", json!({"epoch": 1}));
     assert_eq!(b1["shrunk"], true);
     assert_eq!(b1["points"], 12);
     let total = b1["total"].as_u64().unwrap();
@@ -921,7 +1175,12 @@ fn reward_epochs_hold_their_budget_under_a_surge() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["address"].as_str().unwrap().to_owned(), p["amount"].as_u64().unwrap()))
+        .map(|p| {
+            (
+                p["address"].as_str().unwrap().to_owned(),
+                p["amount"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(got, expect);
     assert_eq!(b1["digest"], sha256_hex(&encoding(1, &expect)));
