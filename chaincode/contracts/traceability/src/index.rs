@@ -24,11 +24,13 @@ use crate::uces::Evaluation;
 
 /// Records named per term in an index record (the smallest ids; the count
 /// is always complete).
-pub const MAX_REFS: usize = 16;
+pub const MAX_REFS: usize = 8;
 /// Products an enterprise record lists (and a permit change recomputes).
-pub const MAX_GTINS: usize = 16;
+/// With [`MAX_OUTPUTS`], bounds the records one call rewrites, so that
+/// each hook stays well inside the fuel budget (`tests/uces.rs`).
+pub const MAX_GTINS: usize = 8;
 /// Output batches an inspection credits as raw material.
-pub const MAX_OUTPUTS: usize = 16;
+pub const MAX_OUTPUTS: usize = 4;
 const NEUTRAL: u64 = ONE / 2;
 
 /// The counters every term is computed from.
@@ -80,11 +82,11 @@ pub struct PermitFacts {
     pub suspensions: u64,
 }
 
-/// A past value.
+/// A past value (the record's `tx_id` names the latest transaction; the
+/// history keeps no transaction ids, to keep the record small).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Point {
     pub time: i64,
-    pub tx_id: String,
     pub event: String,
     pub index: u64,
 }
@@ -195,20 +197,28 @@ fn add_refs(r: &mut IndexRecord, term: &str, ids: &[String]) {
     refs.ids.truncate(MAX_REFS);
 }
 
+/// Recomputes and saves `r`; `permits` caches the producers' permits.
 fn finish(
     ctx: &mut Context,
     tx: &Tx,
     cfg: &Config,
     r: &mut IndexRecord,
     event: &str,
+    permits: &mut BTreeMap<String, PermitFacts>,
 ) -> Result<(), Error> {
-    r.permit = permit_facts(ctx, &r.producer, tx.now)?;
+    r.permit = match permits.get(&r.producer) {
+        Some(p) => p.clone(),
+        None => {
+            let p = permit_facts(ctx, &r.producer, tx.now)?;
+            permits.insert(r.producer.clone(), p.clone());
+            p
+        }
+    };
     compute(cfg, r);
     r.updated_at = tx.now;
     r.tx_id = tx.tx_id.clone();
     r.history.push(Point {
         time: tx.now,
-        tx_id: tx.tx_id.clone(),
         event: event.to_owned(),
         index: r.index,
     });
@@ -235,32 +245,71 @@ fn load_record(
     )
 }
 
-/// Applies `f` to the inputs of `gtin` and of its owner enterprise, names
-/// `ids` behind `term`, and recomputes both.
-#[allow(clippy::too_many_arguments)]
-fn bump(
+/// What one event adds to one product's inputs.
+struct Change {
+    gtin: String,
+    term: &'static str,
+    ids: Vec<String>,
+    delta: Inputs,
+}
+
+impl Inputs {
+    fn add(&mut self, d: &Inputs) {
+        self.recalls += d.recalls;
+        self.raw_pass += d.raw_pass;
+        self.raw_fail += d.raw_fail;
+        self.readings += d.readings;
+        self.alerts += d.alerts;
+        self.lab_pass += d.lab_pass;
+        self.lab_fail += d.lab_fail;
+        self.uces_n += d.uces_n;
+        self.uces_w += d.uces_w;
+        self.uces_ws += d.uces_ws;
+    }
+}
+
+/// Adds `changes` to their products' inputs and to their owners'
+/// enterprise inputs, then recomputes and saves each record touched, once.
+fn apply(
     ctx: &mut Context,
     tx: &Tx,
     cfg: &Config,
-    gtin: &str,
     event: &str,
-    term: &str,
-    ids: &[String],
-    f: impl Fn(&mut Inputs),
+    changes: Vec<Change>,
 ) -> Result<(), Error> {
-    let owner = load_product(ctx, gtin)?.owner;
-    for (kind, subject) in [("gtin", gtin), ("enterprise", owner.as_str())] {
-        let mut r = load_record(ctx, kind, subject, &owner)?;
-        f(&mut r.inputs);
-        add_refs(&mut r, term, ids);
-        if kind == "enterprise"
-            && let Err(at) = r.gtins.binary_search(&gtin.to_owned())
-        {
-            // The smallest GTINs, whatever order they came in.
-            r.gtins.insert(at, gtin.to_owned());
-            r.gtins.truncate(MAX_GTINS);
+    let mut owners: BTreeMap<String, String> = BTreeMap::new();
+    let mut records: BTreeMap<(&'static str, String), IndexRecord> = BTreeMap::new();
+    for c in &changes {
+        let owner = match owners.get(&c.gtin) {
+            Some(o) => o.clone(),
+            None => {
+                let o = load_product(ctx, &c.gtin)?.owner;
+                owners.insert(c.gtin.clone(), o.clone());
+                o
+            }
+        };
+        for (kind, subject) in [("gtin", c.gtin.as_str()), ("enterprise", owner.as_str())] {
+            let k = (kind, subject.to_owned());
+            let r = match records.entry(k) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(load_record(ctx, kind, subject, &owner)?)
+                }
+            };
+            r.inputs.add(&c.delta);
+            add_refs(r, c.term, &c.ids);
+            if kind == "enterprise"
+                && let Err(at) = r.gtins.binary_search(&c.gtin)
+            {
+                // The smallest GTINs, whatever order they came in.
+                r.gtins.insert(at, c.gtin.clone());
+                r.gtins.truncate(MAX_GTINS);
+            }
         }
-        finish(ctx, tx, cfg, &mut r, event)?;
+    }
+    let mut permits = BTreeMap::new();
+    for (_, mut r) in records {
+        finish(ctx, tx, cfg, &mut r, event, &mut permits)?;
     }
     Ok(())
 }
@@ -274,6 +323,10 @@ struct LotCounts {
     ids: Vec<String>,
 }
 
+fn counts(pass: bool) -> (u64, u64) {
+    if pass { (1, 0) } else { (0, 1) }
+}
+
 /// An inspection of `batch` (already counted in `batch.inspections`).
 pub fn on_inspection(
     ctx: &mut Context,
@@ -285,21 +338,7 @@ pub fn on_inspection(
     let Some(cfg) = config(ctx)? else {
         return Ok(());
     };
-    let (p, f) = if pass { (1, 0) } else { (0, 1) };
-    let ids = [id.to_owned()];
-    bump(
-        ctx,
-        tx,
-        &cfg,
-        &batch.gtin,
-        "inspection",
-        "certification",
-        &ids,
-        |i| {
-            i.lab_pass += p;
-            i.lab_fail += f;
-        },
-    )?;
+    let (p, f) = counts(pass);
     let lk = key("qidx_lot", &[&batch.gtin, &batch.lot])?;
     let mut lot: LotCounts = load(ctx, &lk)?.unwrap_or_default();
     lot.pass += p;
@@ -308,24 +347,30 @@ pub fn on_inspection(
         lot.ids.push(id.to_owned());
     }
     save(ctx, &lk, &lot)?;
+    let mut changes = vec![Change {
+        gtin: batch.gtin.clone(),
+        term: "certification",
+        ids: vec![id.to_owned()],
+        delta: Inputs {
+            lab_pass: p,
+            lab_fail: f,
+            ..Inputs::default()
+        },
+    }];
     // Batches already made from this one: their products get the result.
     for out in batch.outputs.iter().take(MAX_OUTPUTS) {
-        let out = BatchId::parse(out)?;
-        bump(
-            ctx,
-            tx,
-            &cfg,
-            &out.gtin,
-            "upstream inspection",
-            "raw_material",
-            &ids,
-            |i| {
-                i.raw_pass += p;
-                i.raw_fail += f;
+        changes.push(Change {
+            gtin: BatchId::parse(out)?.gtin,
+            term: "raw_material",
+            ids: vec![id.to_owned()],
+            delta: Inputs {
+                raw_pass: p,
+                raw_fail: f,
+                ..Inputs::default()
             },
-        )?;
+        });
     }
-    Ok(())
+    apply(ctx, tx, &cfg, "inspection", changes)
 }
 
 /// A transformation made `output` from `inputs`: the inputs' inspections
@@ -339,31 +384,26 @@ pub fn on_transform(
     let Some(cfg) = config(ctx)? else {
         return Ok(());
     };
-    let (mut p, mut f, mut ids) = (0, 0, Vec::new());
+    let mut delta = Inputs::default();
+    let mut ids = Vec::new();
     for input in inputs {
         let lot: Option<LotCounts> = load(ctx, &key("qidx_lot", &[&input.gtin, &input.lot])?)?;
         if let Some(lot) = lot {
-            p += lot.pass;
-            f += lot.fail;
+            delta.raw_pass += lot.pass;
+            delta.raw_fail += lot.fail;
             ids.extend(lot.ids);
         }
     }
-    if p + f == 0 {
+    if delta.raw_pass + delta.raw_fail == 0 {
         return Ok(());
     }
-    bump(
-        ctx,
-        tx,
-        &cfg,
-        &output.gtin,
-        "transformation",
-        "raw_material",
-        &ids,
-        |i| {
-            i.raw_pass += p;
-            i.raw_fail += f;
-        },
-    )
+    let change = Change {
+        gtin: output.gtin.clone(),
+        term: "raw_material",
+        ids,
+        delta,
+    };
+    apply(ctx, tx, &cfg, "transformation", vec![change])
 }
 
 /// IoT readings and the alerts they raised on a batch of `gtin`.
@@ -377,11 +417,17 @@ pub fn on_readings(
     let Some(cfg) = config(ctx)? else {
         return Ok(());
     };
-    let a = alerts.len() as u64;
-    bump(ctx, tx, &cfg, gtin, "readings", "process", alerts, |i| {
-        i.readings += readings;
-        i.alerts += a;
-    })
+    let change = Change {
+        gtin: gtin.to_owned(),
+        term: "process",
+        ids: alerts.to_vec(),
+        delta: Inputs {
+            readings,
+            alerts: alerts.len() as u64,
+            ..Inputs::default()
+        },
+    };
+    apply(ctx, tx, &cfg, "readings", vec![change])
 }
 
 /// Recalled batches (the origin first, then downstream).
@@ -394,13 +440,19 @@ pub fn on_recall(ctx: &mut Context, tx: &Tx, batches: &[String]) -> Result<(), E
         let id = BatchId::parse(b)?;
         by_gtin.entry(id.gtin).or_default().push(b.clone());
     }
-    for (gtin, ids) in by_gtin {
-        let n = ids.len() as u64;
-        bump(ctx, tx, &cfg, &gtin, "recall", "producer", &ids, |i| {
-            i.recalls += n
-        })?;
-    }
-    Ok(())
+    let changes = by_gtin
+        .into_iter()
+        .map(|(gtin, ids)| Change {
+            gtin,
+            term: "producer",
+            delta: Inputs {
+                recalls: ids.len() as u64,
+                ..Inputs::default()
+            },
+            ids,
+        })
+        .collect();
+    apply(ctx, tx, &cfg, "recall", changes)
 }
 
 /// A valid evaluation of a unit of `eval.gtin`.
@@ -412,12 +464,18 @@ pub fn on_evaluation(
 ) -> Result<(), Error> {
     let w = u64::from(eval.weight.unwrap_or(0));
     let s = u64::from(eval.scores.overall) * 1_000;
-    let ids = [format!("uces_eval/{}", eval.unit)];
-    bump(ctx, tx, cfg, &eval.gtin, "evaluation", "uces", &ids, |i| {
-        i.uces_n += 1;
-        i.uces_w += w;
-        i.uces_ws += w * s;
-    })
+    let change = Change {
+        gtin: eval.gtin.clone(),
+        term: "uces",
+        ids: vec![format!("uces_eval/{}", eval.unit)],
+        delta: Inputs {
+            uces_n: 1,
+            uces_w: w,
+            uces_ws: w * s,
+            ..Inputs::default()
+        },
+    };
+    apply(ctx, tx, cfg, "evaluation", vec![change])
 }
 
 /// A permit change of `msp`: its enterprise record and (up to
@@ -429,11 +487,12 @@ pub fn on_permit(ctx: &mut Context, tx: &Tx, msp: &str) -> Result<(), Error> {
     let Some(mut ent) = load::<IndexRecord>(ctx, &record_key("enterprise", msp)?)? else {
         return Ok(());
     };
+    let mut permits = BTreeMap::new();
     for gtin in ent.gtins.clone() {
         let mut r = load_record(ctx, "gtin", &gtin, msp)?;
-        finish(ctx, tx, &cfg, &mut r, "permit")?;
+        finish(ctx, tx, &cfg, &mut r, "permit", &mut permits)?;
     }
-    finish(ctx, tx, &cfg, &mut ent, "permit")
+    finish(ctx, tx, &cfg, &mut ent, "permit", &mut permits)
 }
 
 fn subject(arg: &str) -> Result<(&'static str, &str), Error> {
