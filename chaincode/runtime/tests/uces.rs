@@ -853,6 +853,8 @@ fn index_hooks_stay_within_fuel_at_their_bounds() {
         w.inspect(&format!("{g}/B1"), true);
     }
     w.inspect(&raw, true);
+    let jb = w.jb.clone();
+    w.inspect(&jb, true);
     let credited: Vec<u64> = outputs
         .iter()
         .map(|g| w.explain(g)["inputs"]["raw_pass"].as_u64().unwrap())
