@@ -33,6 +33,8 @@ const SHA2: &str = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11
 const RATE: u64 = 100_000_000_000;
 /// 100 000 000 QCSS in base units over ceil(47 336 400 / 3600) = 13 149 epochs.
 const BUDGET: u64 = 10_000_000_000_000_000 / 13_149;
+/// The contract's hard cap on a reward batch (`governance::MAX_BATCH`).
+const MAX_BATCH: u32 = 128;
 
 struct Ledger {
     rt: Runtime,
@@ -879,6 +881,35 @@ fn index_hooks_stay_within_fuel_at_their_bounds() {
     w.l.check_fuel();
 }
 
+#[test]
+fn a_full_reward_batch_fits_in_the_fuel_budget() {
+    let mut w = world(false);
+    let mut c = config();
+    c["rewards"]["max_batch"] = json!(MAX_BATCH);
+    w.l.submit(&admin("FactoryMSP"), "gov_init", c);
+    for n in 0..MAX_BATCH {
+        let who = consumer(1000 + n);
+        bind(&mut w.l, &who, &keypair_n(n));
+        w.claim(&who, 1 + (n as usize % 60));
+    }
+    w.l.now = T0 + EPOCH;
+    let b =
+        w.l.submit(&consumer(9), "rewards_epoch", json!({"epoch": 0}));
+    assert_eq!(b["payouts"].as_array().unwrap().len(), MAX_BATCH as usize);
+    assert!(b["total"].as_u64().unwrap() <= BUDGET);
+    eprintln!(
+        "rewards_epoch of {MAX_BATCH}: {} fuel",
+        w.l.fuel["rewards_epoch"]
+    );
+    w.l.check_fuel();
+}
+
+fn keypair_n(n: u32) -> Ed25519KeyPair {
+    let mut seed = [7u8; 32];
+    seed[..4].copy_from_slice(&n.to_be_bytes());
+    Ed25519KeyPair::from_seed_unchecked(&seed).unwrap()
+}
+
 /// Steps of the order-independence test: chains whose steps must stay in
 /// order, interleaved at random.
 #[derive(Clone, Debug)]
@@ -1214,7 +1245,6 @@ fn reward_epochs_hold_their_budget_under_a_surge() {
         .collect();
     assert_eq!(got, expect);
     let enc = encoding(0, &expect);
-    assert_eq!(b0["encoding"], hex::encode(&enc));
     assert_eq!(b0["digest"], sha256_hex(&enc));
     // Computed once: asking again returns the stored batch and writes nothing.
     let again = w.l.query(
@@ -1234,6 +1264,25 @@ fn reward_epochs_hold_their_budget_under_a_surge() {
         w.claim(&c, n as usize);
     }
     w.l.now = T0 + 2 * EPOCH;
+    // A governed max_batch of 10 refuses the 12; back at 50 the batch is computed.
+    for (id, max) in [("small", 10), ("back", 50)] {
+        let mut c = config();
+        c["rewards"]["max_batch"] = json!(max);
+        w.l.submit(
+            &admin("FactoryMSP"),
+            "gov_propose",
+            json!({"id": id, "config": c}),
+        );
+        w.l.submit(&admin("FarmMSP"), "gov_approve", json!({"id": id}));
+        if max == 10 {
+            w.l.refuse(
+                &consumer(9),
+                "rewards_epoch",
+                json!({"epoch": 1}),
+                "more than max_batch = 10 rewarded addresses",
+            );
+        }
+    }
     let b1 =
         w.l.submit(&consumer(9), "rewards_epoch", json!({"epoch": 1}));
     assert_eq!(b1["shrunk"], true);

@@ -27,8 +27,10 @@ pub const DAPP_POOL: u128 = 100_000_000 * BASE_UNITS;
 pub const DAPP_POOL_SECS: i64 = 47_336_400;
 /// Fixed point of index terms and weights: 10 000 = 100.00 %.
 pub const ONE: u64 = 10_000;
-/// Most reward entries one epoch's batch may hold (hard cap on `max_batch`).
-pub const MAX_BATCH: u32 = 1000;
+/// Most reward entries one epoch's batch may hold (hard cap on
+/// `max_batch`): a batch of 128 costs ≈ 4.2 M fuel of the 10 M budget
+/// (`tests/uces.rs` `a_full_reward_batch_fits_in_the_fuel_budget`).
+pub const MAX_BATCH: u32 = 128;
 
 /// A validator: one vote per identity (its MSP and the SHA-256 of its
 /// certificate PEM, trimmed).
@@ -133,7 +135,7 @@ pub struct RewardParams {
     pub max_points: u64,
     /// Base units per point when the budget is not exhausted.
     pub rate: u64,
-    /// Most addresses in one epoch's batch (1..=1000).
+    /// Most addresses in one epoch's batch (1..=[`MAX_BATCH`]).
     pub max_batch: u32,
 }
 
@@ -146,7 +148,7 @@ impl Default for RewardParams {
             eval_points: 5,
             max_points: 100,
             rate: BASE_UNITS as u64,
-            max_batch: 500,
+            max_batch: MAX_BATCH,
         }
     }
 }

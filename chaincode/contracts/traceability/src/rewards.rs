@@ -9,7 +9,7 @@
 //! rate, every amount shrinks in proportion. Formula and encoding:
 //! README.md, "Rewards".
 
-use qcss_chaincode_sdk::{Context, Error, Json};
+use qcss_chaincode_sdk::{Context, Error, Json, partial_key_range, split_composite_key};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -30,12 +30,29 @@ pub struct Binding {
     pub tx_id: String,
 }
 
-/// `reward_act/{epoch:010}/{address}`: what an address earned points for.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `reward_act/{epoch:010}/{address}`: what an address earned points for,
+/// stored compactly as the ASCII text `{scans} {evals}` (an epoch's batch
+/// reads every row, so rows must be cheap to read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Activity {
-    pub address: String,
     pub scans: u64,
     pub evals: u64,
+}
+
+impl Activity {
+    fn decode(key: &str, bytes: &[u8]) -> Result<Self, Error> {
+        let bad = || Error::new(format!("malformed reward activity under {key:?}"));
+        let text = std::str::from_utf8(bytes).map_err(|_| bad())?;
+        let (s, e) = text.split_once(' ').ok_or_else(bad)?;
+        Ok(Activity {
+            scans: s.parse().map_err(|_| bad())?,
+            evals: e.parse().map_err(|_| bad())?,
+        })
+    }
+
+    fn encode(&self) -> String {
+        format!("{} {}", self.scans, self.evals)
+    }
 }
 
 /// The message the address key signs: `qcss-reward-binding-v1\n{channel}\n{author id}\n{address}`.
@@ -129,11 +146,13 @@ fn credit(
         return Ok(());
     };
     let k = key("reward_act", &[&format!("{epoch:010}"), &b.address])?;
-    let mut a: Activity = load(ctx, &k)?.unwrap_or_default();
-    a.address = b.address;
+    let mut a = match ctx.get_state_bytes(&k)? {
+        Some(bytes) => Activity::decode(&k, &bytes)?,
+        None => Activity::default(),
+    };
     a.scans += scans;
     a.evals += evals;
-    save(ctx, &k, &a)
+    ctx.put_state_bytes(&k, a.encode().as_bytes())
 }
 
 /// A consumer's scan or claim of `unit`: its first one earns scan points
@@ -185,8 +204,7 @@ pub struct RewardBatch {
     pub shrunk: bool,
     pub total: u64,
     pub payouts: Vec<Payout>,
-    /// The canonical encoding (hex) and its SHA-256 (hex).
-    pub encoding: String,
+    /// SHA-256 (hex) of the canonical encoding ([`encode`]).
     pub digest: String,
     pub config_version: u32,
 }
@@ -217,16 +235,21 @@ pub fn encode(channel: &str, b: &RewardBatch) -> Vec<u8> {
     out.extend_from_slice(&b.total.to_be_bytes());
     out.extend_from_slice(&(b.payouts.len() as u32).to_be_bytes());
     for p in &b.payouts {
-        // Addresses were checked as 64 hex digits when bound.
-        out.extend_from_slice(&hex::decode(&p.address).unwrap_or_default());
+        // Addresses were checked as 64 lowercase hex digits when bound.
+        let mut raw = [0u8; 32];
+        if hex::decode_to_slice(&p.address, &mut raw).is_err() {
+            raw = [0; 32];
+        }
+        out.extend_from_slice(&raw);
         out.extend_from_slice(&p.amount.to_be_bytes());
     }
     out
 }
 
 /// `rewards_epoch {"epoch"}`: anyone, once the epoch has ended: computes,
-/// stores and returns its batch; later calls return the stored batch.
-pub fn rewards_epoch(ctx: &mut Context, a: Json<EpochArgs>) -> Result<Json<RewardBatch>, Error> {
+/// stores and returns its batch (JSON [`RewardBatch`]); later calls return
+/// the stored bytes as they are.
+pub fn rewards_epoch(ctx: &mut Context, a: Json<EpochArgs>) -> Result<Vec<u8>, Error> {
     let tx = Tx::new(ctx)?;
     let cfg = require_config(ctx)?;
     let e = a.0.epoch;
@@ -246,12 +269,12 @@ pub fn rewards_epoch(ctx: &mut Context, a: Json<EpochArgs>) -> Result<Json<Rewar
         )));
     }
     let bk = key("reward_batch", &[&format!("{e:010}")])?;
-    if let Some(done) = load::<RewardBatch>(ctx, &bk)? {
-        return Ok(Json(done));
+    if let Some(done) = ctx.get_state_bytes(&bk)? {
+        return Ok(done);
     }
     let max = cfg.rewards.max_batch;
-    let page =
-        ctx.range_by_partial_key::<Activity>("reward_act", &[&format!("{e:010}")], max + 1)?;
+    let (from, to) = partial_key_range("reward_act", &[&format!("{e:010}")])?;
+    let page = ctx.range_bytes(&from, &to, max + 1)?;
     if page.rows.len() > max as usize || page.more {
         return Err(Error::new(format!(
             "epoch {e} has more than max_batch = {max} rewarded addresses: raise max_batch by governance (at most {})",
@@ -259,18 +282,25 @@ pub fn rewards_epoch(ctx: &mut Context, a: Json<EpochArgs>) -> Result<Json<Rewar
         )));
     }
     let r = &cfg.rewards;
-    let mut payouts: Vec<Payout> = page
-        .rows
-        .into_iter()
-        .map(|(_, a)| Payout {
-            points: (a.scans.saturating_mul(r.scan_points))
-                .saturating_add(a.evals.saturating_mul(r.eval_points))
-                .min(r.max_points),
-            address: a.address,
-            amount: 0,
-        })
-        .filter(|p| p.points > 0)
-        .collect();
+    let mut payouts = Vec::with_capacity(page.rows.len());
+    for (k, bytes) in &page.rows {
+        let a = Activity::decode(k, bytes)?;
+        let (_, mut attrs) = split_composite_key(k)?;
+        let address = attrs
+            .pop()
+            .filter(|_| attrs.len() == 1)
+            .ok_or_else(|| Error::new(format!("malformed reward activity key {k:?}")))?;
+        let points = (a.scans.saturating_mul(r.scan_points))
+            .saturating_add(a.evals.saturating_mul(r.eval_points))
+            .min(r.max_points);
+        if points > 0 {
+            payouts.push(Payout {
+                address,
+                points,
+                amount: 0,
+            });
+        }
+    }
     payouts.sort_by(|x, y| x.address.cmp(&y.address));
     let points: u64 = payouts.iter().map(|p| p.points).sum();
     let shrunk = points as u128 * r.rate as u128 > budget as u128;
@@ -291,14 +321,13 @@ pub fn rewards_epoch(ctx: &mut Context, a: Json<EpochArgs>) -> Result<Json<Rewar
         shrunk,
         total: payouts.iter().map(|p| p.amount).sum(),
         payouts,
-        encoding: String::new(),
         digest: String::new(),
         config_version: cfg.version,
     };
     let enc = encode(&ctx.channel_id()?, &batch);
     batch.digest = hex::encode(Sha256::digest(&enc));
-    batch.encoding = hex::encode(enc);
-    save(ctx, &bk, &batch)?;
+    let json = serde_json::to_vec(&batch)?;
+    ctx.put_state_bytes(&bk, &json)?;
     ctx.set_event("RewardBatch", &(&batch.epoch, &batch.digest))?;
-    Ok(Json(batch))
+    Ok(json)
 }
