@@ -449,6 +449,9 @@ pub fn gov_get(ctx: &mut Context, id: String) -> Result<Json<serde_json::Value>,
         let c = require_config(ctx)?;
         return Ok(Json(serde_json::to_value(c)?));
     }
+    if id.len() > 64 {
+        return Err(Error::new("proposal id is longer than 64 bytes"));
+    }
     let p: Proposal = load(ctx, &proposal_key(&id)?)?
         .ok_or_else(|| Error::new(format!("unknown proposal {id}")))?;
     Ok(Json(serde_json::to_value(p)?))
