@@ -910,6 +910,86 @@ fn keypair_n(n: u32) -> Ed25519KeyPair {
     Ed25519KeyPair::from_seed_unchecked(&seed).unwrap()
 }
 
+#[test]
+fn a_settled_iot_channel_moves_process_health() {
+    use qcss_iot::keys::Key;
+    use qcss_iot::params::gateway_identity;
+    use qcss_iot::{Channel, ChannelParams, Measure, Party, Reading, Schema};
+
+    let mut w = world(true);
+    let (factory, jb, juice) = (w.factory.clone(), w.jb.clone(), w.juice.clone());
+    let (device_key, gateway_key) = (Key::from_secret([7; 32]), Key::from_secret([8; 32]));
+    let sensor = who_cert("FactoryMSP", &["device"], "UHT-CHANNEL-1");
+    w.l.submit(
+        &factory,
+        "bind_device",
+        json!({"device": "t-1", "device_cert_pem": sensor.cert_pem, "batch": jb,
+               "channel_key": device_key.public().to_string()}),
+    );
+    let params = ChannelParams {
+        ledger: "qcss".into(),
+        device: "FactoryMSP/t-1".into(),
+        device_key: device_key.public(),
+        gateway: gateway_identity("FactoryMSP", &factory.cert_pem),
+        gateway_key: gateway_key.public(),
+        batch: jb.clone(),
+        schema: Schema(vec![Measure {
+            kind: "qcss:UHTTemperature".into(),
+            unit: "CEL".into(),
+            min: Some(135.0),
+            max: Some(150.0),
+        }]),
+        challenge_secs: 600,
+        nonce: 1,
+    };
+    let id = params.id();
+    w.l.submit(
+        &factory,
+        "iot_open",
+        json!({"device": "FactoryMSP/t-1", "batch": jb, "gateway_key": gateway_key.public().to_string(),
+               "schema": [{"type": "qcss:UHTTemperature", "unit": "CEL", "min": 135.0, "max": 150.0}],
+               "challenge_secs": 600, "nonce": 1, "channel": id.to_string()}),
+    );
+    // Off the ledger: four readings, one (120 °C) below the limit; a final state closes at once.
+    let mut ch = Channel::open(params).unwrap();
+    let readings: Vec<Reading> = [140.0, 141.0, 120.0, 142.0]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Reading {
+            seq: i as u64,
+            time: T0 - 100 + i as i64,
+            values: vec![*t],
+        })
+        .collect();
+    let s = ch.apply(&readings, true).unwrap().clone();
+    let state = json!({
+        "state": hex::encode(s.encode()),
+        "device_sig": device_key.sign(&s, Party::Device).to_string(),
+        "gateway_sig": gateway_key.sign(&s, Party::Gateway).to_string(),
+    });
+    let rec = w.l.submit(
+        &factory,
+        "iot_close",
+        json!({"channel": id.to_string(), "state": state}),
+    );
+    assert_eq!(rec["status"], "settled");
+    let r = w.explain(&juice);
+    assert_eq!(
+        (
+            r["inputs"]["readings"].clone(),
+            r["inputs"]["alerts"].clone()
+        ),
+        (json!(4), json!(1))
+    );
+    // (10000·3 + 5000) / 5.
+    assert_eq!(term(&r, "process"), 7000);
+    assert_eq!(
+        r["refs"]["process"]["ids"],
+        json!([format!("alert/{jb}/0")])
+    );
+    check_bounds(&r);
+}
+
 /// Steps of the order-independence test: chains whose steps must stay in
 /// order, interleaved at random.
 #[derive(Clone, Debug)]
