@@ -461,6 +461,42 @@ fn governance_needs_a_majority_of_member_orgs() {
         json!({"id": "p2", "config": config()}),
         "already exists",
     );
+
+    // Members change by governance too: with ShopMSP a fourth member, two
+    // approvals are half, not a majority; the third applies it.
+    let mut four = config();
+    four["orgs"] = json!(["FactoryMSP", "FarmMSP", "RegulatorMSP", "ShopMSP"]);
+    l.submit(&factory, "gov_propose", json!({"id": "p5", "config": four}));
+    assert_eq!(
+        l.submit(&farm, "gov_approve", json!({"id": "p5"}))["status"],
+        "applied"
+    );
+    let mut next = four_orgs();
+    next["daily_limit"] = json!(2);
+    l.submit(&shop, "gov_propose", json!({"id": "p6", "config": next}));
+    assert_eq!(
+        l.submit(&farm, "gov_approve", json!({"id": "p6"}))["status"],
+        "pending"
+    );
+    assert_eq!(
+        l.submit(&regulator, "gov_approve", json!({"id": "p6"}))["status"],
+        "applied"
+    );
+    let c = l.query(&farm, "gov_get", "");
+    assert_eq!(
+        (c["version"].clone(), c["daily_limit"].clone()),
+        (json!(5), json!(2))
+    );
+    assert_eq!(
+        l.query(&farm, "gov_get", "p6")["approvals"],
+        json!(["ShopMSP", "FarmMSP", "RegulatorMSP"])
+    );
+}
+
+fn four_orgs() -> Value {
+    let mut c = config();
+    c["orgs"] = json!(["FactoryMSP", "FarmMSP", "RegulatorMSP", "ShopMSP"]);
+    c
 }
 
 #[test]
