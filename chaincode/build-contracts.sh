@@ -6,11 +6,13 @@
 #   chaincode/build-contracts.sh            # from anywhere
 #
 # Installs the wasm32-unknown-unknown target with rustup when it is missing.
+# Builds into $CARGO_TARGET_DIR when it is set (one target dir per worktree),
+# else into chaincode/contracts/target.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 contracts="$here/contracts"
-target_dir="$contracts/target"
+target_dir="${CARGO_TARGET_DIR:-$contracts/target}"
 out_dir="$contracts/build"
 target=wasm32-unknown-unknown
 

@@ -339,6 +339,12 @@ pub fn transform(ctx: &mut Context, t: Json<Transformation>) -> Result<Json<Batc
     save(ctx, &tkey, &record)?;
     output.transformation_id = Some(t.transformation_id);
     save_batch(ctx, &output)?;
+    let input_ids = record
+        .inputs
+        .iter()
+        .map(|q| BatchId::parse(&q.batch))
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::index::on_transform(ctx, &tx, &BatchId::parse(&output.id)?, &input_ids)?;
     ctx.set_event("Transformed", &output.id)?;
     Ok(Json(output))
 }

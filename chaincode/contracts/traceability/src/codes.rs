@@ -179,8 +179,10 @@ fn record(ctx: &mut Context, a: ScanArgs, claiming: bool) -> Result<Json<Verific
     unit.last_scan = Some(scan.clone());
     if claiming && unit.claimed.is_none() {
         unit.claimed = Some(scan);
+        unit.claimed_by = Some(crate::uces::author_id(ctx, &tx)?);
     }
     save(ctx, &unit_key(&code.unit)?, &unit)?;
+    crate::rewards::note_scan(ctx, &tx, &unit.id)?;
     let result = verification(ctx, tx.now, batch, &unit)?;
     match &result.counterfeit_warning {
         Some(w) => ctx.set_event("CounterfeitWarning", &(&unit.id, w))?,

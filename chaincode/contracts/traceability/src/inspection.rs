@@ -185,6 +185,8 @@ pub fn record_inspection(
     });
     append_event(ctx, &mut batch, &event)?;
     save_batch(ctx, &batch)?;
+    let ref_id = format!("inspection/{}/{}", record.batch, record.seq);
+    crate::index::on_inspection(ctx, &tx, &batch, pass, &ref_id)?;
     ctx.set_event("InspectionRecorded", &record.batch)?;
     Ok(Json(record))
 }

@@ -161,6 +161,7 @@ pub fn submit_readings(ctx: &mut Context, r: Json<Readings>) -> Result<Json<Vec<
     }
     let mut event = tx.event("ObjectEvent", &id, "sensor_reporting");
     event.action = Some("OBSERVE".to_owned());
+    let raised_readings = r.readings.len() as u64;
     event.sensors = r.readings;
     event.data = serde_json::json!({ "device": format!("{}/{}", binding.msp, binding.device) });
     append_event(ctx, &mut batch, &event)?;
@@ -178,6 +179,11 @@ pub fn submit_readings(ctx: &mut Context, r: Json<Readings>) -> Result<Json<Vec<
         )?);
     }
     save_batch(ctx, &batch)?;
+    let alert_ids: Vec<String> = raised
+        .iter()
+        .map(|a| format!("alert/{}/{}", a.batch, a.seq))
+        .collect();
+    crate::index::on_readings(ctx, &tx, &batch.gtin, raised_readings, &alert_ids)?;
     if raised.is_empty() {
         ctx.set_event("ReadingsRecorded", &batch.id)?;
     } else {

@@ -333,6 +333,12 @@ fn settle(ctx: &mut Context, tx: &mut Tx, rec: &mut ChannelRecord) -> Result<(),
         rec.alerts.push(seq);
     }
     save_batch(ctx, &batch)?;
+    let alert_ids: Vec<String> = rec
+        .alerts
+        .iter()
+        .map(|seq| format!("alert/{}/{seq}", batch.id))
+        .collect();
+    crate::index::on_readings(ctx, tx, &batch.gtin, s.count, &alert_ids)?;
     rec.status = "settled".into();
     rec.settled_at = Some(tx.now);
     save(ctx, &channel_key(&rec.id)?, rec)?;
@@ -404,6 +410,11 @@ pub fn iot_alert(ctx: &mut Context, a: Json<ProvenReading>) -> Result<Json<Chann
         )?;
     }
     save_batch(ctx, &batch)?;
+    let alert_ids: Vec<String> = raised
+        .iter()
+        .map(|seq| format!("alert/{}/{seq}", batch.id))
+        .collect();
+    crate::index::on_readings(ctx, &tx, &batch.gtin, 0, &alert_ids)?;
     save(ctx, &done, &raised)?;
     rec.alerts.extend(raised);
     save(ctx, &channel_key(&id)?, &rec)?;

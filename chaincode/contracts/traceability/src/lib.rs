@@ -8,8 +8,12 @@
 //! from co-signed states (`iot_channel.rs`, with `qcss-iot`), unit
 //! codes verified with no per-unit record plus consumer scans with clone
 //! detection (`codes.rs`), recalls that run downstream (`recall.rs`), and
-//! trace and audit queries (`trace.rs`). `store.rs` has the key layout and
-//! the caller's facts; `ids.rs` parses GS1 identifiers.
+//! trace and audit queries (`trace.rs`). The consortium half of UCES:
+//! the governed config (`governance.rs`), consumer evaluations voted on by
+//! validators (`uces.rs`), the UCES coefficient and QCSS index per product
+//! and enterprise (`index.rs`), and reward bindings and epoch batches
+//! (`rewards.rs`). `store.rs` has the key layout and the caller's facts;
+//! `ids.rs` parses GS1 identifiers.
 //!
 //! Deliberately absent: clocks (the transaction timestamp is "now"),
 //! per-unit writes at issue time, and any edit of a recorded event —
@@ -20,15 +24,19 @@ mod aggregation;
 mod catalog;
 mod codes;
 mod events;
+mod governance;
 mod ids;
+mod index;
 mod inspection;
 mod iot;
 mod iot_channel;
 mod model;
 mod permit;
 mod recall;
+mod rewards;
 mod store;
 mod trace;
+mod uces;
 
 use aggregation::{container_contents, pack, unpack};
 use catalog::{
@@ -36,6 +44,8 @@ use catalog::{
 };
 use codes::{claim, scan, verify_code};
 use events::add_event;
+use governance::{gov_approve, gov_get, gov_init, gov_propose};
+use index::{index_explain, index_get};
 use inspection::{accredit_lab, record_inspection};
 use iot::{bind_device, submit_readings, unbind_device};
 use iot_channel::{
@@ -46,7 +56,9 @@ use permit::{
 };
 use qcss_chaincode_sdk::contract;
 use recall::recall;
+use rewards::{bind_reward_address, rewards_epoch};
 use trace::{audit, trace, trace_downstream, trace_upstream};
+use uces::{uces_evaluate, uces_finalize, uces_get, uces_me, uces_vote};
 
 contract!(
     apply_permit,
@@ -86,4 +98,17 @@ contract!(
     trace_upstream,
     trace_downstream,
     audit,
+    gov_init,
+    gov_propose,
+    gov_approve,
+    gov_get,
+    uces_evaluate,
+    uces_vote,
+    uces_finalize,
+    uces_get,
+    uces_me,
+    index_get,
+    index_explain,
+    bind_reward_address,
+    rewards_epoch,
 );

@@ -289,6 +289,10 @@ pub struct Unit {
     pub first_scan: Option<Scan>,
     pub last_scan: Option<Scan>,
     pub claimed: Option<Scan>,
+    /// Who claimed it, as a salted author id (`uces::author_id`): the
+    /// consumer who may evaluate it. Never a name or certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
     /// Why the code is suspected to be cloned (empty if not).
     pub clone_warnings: Vec<String>,
 }

@@ -154,6 +154,7 @@ fn decide(
         certificate_sha256: sha,
     });
     save(ctx, &k, &permit)?;
+    crate::index::on_permit(ctx, &tx, &permit.msp)?;
     ctx.set_event("PermitChanged", &permit.msp)?;
     Ok(Json(permit))
 }

@@ -73,6 +73,7 @@ pub fn recall(ctx: &mut Context, a: Json<RecallArgs>) -> Result<Json<Vec<String>
         queue.extend(batch.outputs.iter().rev().cloned());
         recalled.push(id);
     }
+    crate::index::on_recall(ctx, &tx, &recalled)?;
     ctx.set_event("Recalled", &recalled)?;
     Ok(Json(recalled))
 }

@@ -17,6 +17,12 @@
 //! | `aggregation/{sscc}/{seq:08}` | its AggregationEvents ([`Event`]) |
 //! | `unit/{gtin}/{lot}/{serial}` | [`Unit`] |
 //! | `device/{msp}/{name}` | [`DeviceBinding`] |
+//!
+//! UCES keeps its own keys (README.md, "Key layout"): `uces/config` and
+//! `uces_proposal/…` (`governance.rs`), `uces_eval/…`, `uces_author/…`,
+//! `uces_daily/…` (`uces.rs`), `qidx/…`, `qidx_lot/…` (`index.rs`),
+//! `reward_addr/…`, `reward_owner/…`, `uces_seen/…`, `reward_act/…`,
+//! `reward_batch/…` (`rewards.rs`).
 
 use qcss_chaincode_sdk::{Caller, Context, Error, create_composite_key};
 use serde::{Serialize, de::DeserializeOwned};
