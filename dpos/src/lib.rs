@@ -27,6 +27,7 @@ pub mod hash;
 pub mod node;
 pub mod p2p;
 pub mod params;
+pub mod rewards;
 pub mod runner;
 pub mod schedule;
 pub mod sim;
@@ -38,6 +39,8 @@ pub mod tx;
 mod anchor_tests;
 #[cfg(test)]
 mod chain_tests;
+#[cfg(test)]
+mod reward_tests;
 #[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
