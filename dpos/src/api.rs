@@ -357,10 +357,9 @@ fn touches(tx: &SignedTx, a: &Address) -> bool {
     match &tx.tx.kind {
         crate::tx::TxKind::Transfer { to, .. } => to == a,
         crate::tx::TxKind::Vote { producers } => producers.contains(a),
-        crate::tx::TxKind::RewardBatch(b) => b
-            .entries
-            .binary_search_by(|e| e.address.cmp(a))
-            .is_ok(),
+        crate::tx::TxKind::RewardBatch(b) => {
+            b.entries.binary_search_by(|e| e.address.cmp(a)).is_ok()
+        }
         _ => false,
     }
 }

@@ -285,8 +285,11 @@ impl Genesis {
                 label: label.to_string(),
                 address,
                 // The pool (100 M) is far below marketing's 300 M.
-                amount: (GENESIS_SUPPLY / 100 * pct)
-                    .saturating_sub(if label == "marketing" { pool } else { 0 }),
+                amount: (GENESIS_SUPPLY / 100 * pct).saturating_sub(if label == "marketing" {
+                    pool
+                } else {
+                    0
+                }),
             })
             .collect();
         if pool > 0 {

@@ -87,7 +87,11 @@ pub(crate) fn register_tx(kit: &Kit, st: &State, id: Hash32, slot: u64) -> Signe
         consortium_id: id,
         keys,
         quorum: 2,
-        sigs: k.iter().enumerate().map(|(i, k)| (i as u16, k.sign(&d))).collect(),
+        sigs: k
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i as u16, k.sign(&d)))
+            .collect(),
     };
     tx_at(
         kit,
@@ -100,7 +104,7 @@ pub(crate) fn register_tx(kit: &Kit, st: &State, id: Hash32, slot: u64) -> Signe
 
 /// A batch part signed by the org keys at `signers`.
 pub(crate) fn batch(
-    st: &State,
+    kit: &Kit,
     id: Hash32,
     (epoch, part, parts): (u64, u32, u32),
     entries: Vec<RewardEntry>,
@@ -116,7 +120,7 @@ pub(crate) fn batch(
         digest: Hash32([0; 32]),
         sigs: vec![],
     };
-    b.digest = b.compute_digest(&st.chain_id);
+    b.digest = b.compute_digest(&kit.genesis.chain_id());
     b.sigs = signers
         .iter()
         .map(|&i| (i, k[usize::from(i) % k.len()].sign(&b.digest)))
@@ -146,7 +150,13 @@ fn setup() -> (Kit, State) {
 
 /// Applies `b` at `slot` (payer user 0); on refusal asserts nothing changed.
 fn pay(kit: &Kit, st: &mut State, b: RewardBatch, slot: u64) -> Result<u64, TxError> {
-    let tx = tx_at(kit, st, &kit.users[0], slot, TxKind::RewardBatch(Box::new(b)));
+    let tx = tx_at(
+        kit,
+        st,
+        &kit.users[0],
+        slot,
+        TxKind::RewardBatch(Box::new(b)),
+    );
     let before = st.clone();
     let checked = st.check_tx(&tx, ctx(kit, slot));
     let r = st.apply_tx(&tx, ctx(kit, slot));
@@ -194,7 +204,7 @@ fn golden_reward_digest() {
     assert_eq!(d.0, by_spec);
     assert_eq!(
         hex::encode(d.0),
-        "GOLDEN",
+        "6ab2c32656174410a278a9fcd42fb759f4245fa75d156271abcb155942b64436",
         "the reward digest changed: a consortium-visible format change"
     );
     // Every field is bound.
@@ -213,7 +223,13 @@ fn a_batch_pays_into_locks_that_mature_after_seven_days_of_slots() {
     let pool_before = st.balance(&REWARD_POOL);
     let payer_before = st.balance(&kit.users[0].address());
     // Epoch 0 is slots 0..10: payable from slot 10.
-    let fee = pay(&kit, &mut st, batch(&st, CID, (0, 0, 1), entries.clone(), &[0, 2]), 10).unwrap();
+    let fee = pay(
+        &kit,
+        &mut st,
+        batch(&kit, CID, (0, 0, 1), entries.clone(), &[0, 2]),
+        10,
+    )
+    .unwrap();
     assert_eq!(fee, p.min_fee);
     assert_eq!(st.balance(&REWARD_POOL), pool_before - 40 * COIN);
     assert_eq!(st.balance(&kit.users[0].address()), payer_before - fee);
@@ -252,15 +268,25 @@ fn a_batch_pays_into_locks_that_mature_after_seven_days_of_slots() {
 fn every_refused_batch_has_its_error_and_changes_nothing() {
     let (kit, mut st) = setup();
     let e4 = consumers(0, 4, COIN);
-    let good = |st: &State| batch(st, CID, (0, 0, 1), e4.clone(), &[0, 1]);
+    let good = |kit: &Kit| batch(kit, CID, (0, 0, 1), e4.clone(), &[0, 1]);
     let mut cases: Vec<(&str, RewardBatch, u64, TxError)> = Vec::new();
-    let b = batch(&st, OUTSIDER, (0, 0, 1), e4.clone(), &[0, 1]);
-    cases.push(("not allowed", b, 10, TxError::NotARewardConsortium(OUTSIDER)));
-    let b = batch(&st, UNREGISTERED, (0, 0, 1), e4.clone(), &[0, 1]);
-    cases.push(("unregistered", b, 10, TxError::UnknownConsortium(UNREGISTERED)));
+    let b = batch(&kit, OUTSIDER, (0, 0, 1), e4.clone(), &[0, 1]);
+    cases.push((
+        "not allowed",
+        b,
+        10,
+        TxError::NotARewardConsortium(OUTSIDER),
+    ));
+    let b = batch(&kit, UNREGISTERED, (0, 0, 1), e4.clone(), &[0, 1]);
+    cases.push((
+        "unregistered",
+        b,
+        10,
+        TxError::UnknownConsortium(UNREGISTERED),
+    ));
     let under = |signers: &[u16], got| {
         (
-            batch(&st, CID, (0, 0, 1), e4.clone(), signers),
+            batch(&kit, CID, (0, 0, 1), e4.clone(), signers),
             TxError::Quorum {
                 what: "a reward batch",
                 need: 2,
@@ -278,7 +304,7 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
         cases.push((name, b, 10, e));
     }
     // A signature by a key that is not registered, under a registered index.
-    let mut b = good(&st);
+    let mut b = good(&kit);
     b.sigs[1].1 = Keypair::for_test("stranger", 0).sign(&b.digest);
     cases.push((
         "stranger's signature",
@@ -291,7 +317,7 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
         },
     ));
     // Signed as an anchor key set digest would be: the domain differs.
-    let mut b = good(&st);
+    let mut b = good(&kit);
     let want = b.digest;
     b.digest = keys_digest(&CID, 0, &[], 2);
     cases.push((
@@ -305,7 +331,7 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
     ));
     let mut unsorted = e4.clone();
     unsorted.swap(1, 2);
-    let b = batch(&st, CID, (0, 0, 1), unsorted, &[0, 1]);
+    let b = batch(&kit, CID, (0, 0, 1), unsorted, &[0, 1]);
     cases.push((
         "unsorted",
         b,
@@ -317,7 +343,7 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
     ));
     let mut dup = e4.clone();
     dup[2].address = dup[1].address;
-    let b = batch(&st, CID, (0, 0, 1), dup, &[0, 1]);
+    let b = batch(&kit, CID, (0, 0, 1), dup, &[0, 1]);
     cases.push((
         "duplicate",
         b,
@@ -329,7 +355,7 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
     ));
     let mut zero = e4.clone();
     zero[3].amount = 0;
-    let b = batch(&st, CID, (0, 0, 1), zero, &[0, 1]);
+    let b = batch(&kit, CID, (0, 0, 1), zero, &[0, 1]);
     cases.push((
         "zero",
         b,
@@ -347,7 +373,7 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
             amount: 1,
         },
     );
-    let b = batch(&st, CID, (0, 0, 1), hole, &[0, 1]);
+    let b = batch(&kit, CID, (0, 0, 1), hole, &[0, 1]);
     cases.push((
         "black hole",
         b,
@@ -357,10 +383,15 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
             reason: "pays the black hole or the pool itself",
         },
     ));
-    let b = batch(&st, CID, (0, 0, 1), consumers(0, 9, 1), &[0, 1]);
-    cases.push(("9 entries", b, 10, TxError::RewardBatchTooLarge { got: 9, max: 8 }));
+    let b = batch(&kit, CID, (0, 0, 1), consumers(0, 9, 1), &[0, 1]);
+    cases.push((
+        "9 entries",
+        b,
+        10,
+        TxError::RewardBatchTooLarge { got: 9, max: 8 },
+    ));
     for (part, parts) in [(0, 0), (1, 1), (0, 4)] {
-        let b = batch(&st, CID, (0, part, parts), e4.clone(), &[0, 1]);
+        let b = batch(&kit, CID, (0, part, parts), e4.clone(), &[0, 1]);
         cases.push((
             "parts out of range",
             b,
@@ -372,7 +403,7 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
             },
         ));
     }
-    let b = batch(&st, CID, (0, 1, 2), e4.clone(), &[0, 1]);
+    let b = batch(&kit, CID, (0, 1, 2), e4.clone(), &[0, 1]);
     cases.push((
         "starts with part 1",
         b,
@@ -386,7 +417,7 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
     ));
     cases.push((
         "epoch not over",
-        good(&st),
+        good(&kit),
         9,
         TxError::RewardEpochNotOver {
             epoch: 0,
@@ -394,7 +425,13 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
         },
     ));
     // Budget: 100 QCSS an epoch.
-    let b = batch(&st, CID, (0, 0, 1), consumers(0, 2, 50 * COIN + 1), &[0, 1]);
+    let b = batch(
+        &kit,
+        CID,
+        (0, 0, 1),
+        consumers(0, 2, 50 * COIN + 1),
+        &[0, 1],
+    );
     cases.push((
         "over budget",
         b,
@@ -411,28 +448,38 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
     }
 
     // Replay and gaps, after epoch 0 is paid.
-    pay(&kit, &mut st, good(&st), 10).unwrap();
+    pay(&kit, &mut st, good(&kit), 10).unwrap();
     assert_eq!(
-        pay(&kit, &mut st, good(&st), 20),
+        pay(&kit, &mut st, good(&kit), 20),
         Err(TxError::RewardEpochPaid {
             epoch: 0,
             last_paid: 0
         }),
         "the same epoch again"
     );
-    let b = batch(&st, CID, (2, 0, 1), e4.clone(), &[0, 1]);
+    let b = batch(&kit, CID, (2, 0, 1), e4.clone(), &[0, 1]);
     assert_eq!(
         pay(&kit, &mut st, b, 30),
         Err(TxError::RewardEpochGap { want: 1, got: 2 })
     );
     // The very same signed transaction cannot be included twice either.
-    let tx = tx_at(&kit, &st, &kit.users[0], 20, TxKind::RewardBatch(Box::new(batch(&st, CID, (1, 0, 1), vec![], &[0, 1]))));
+    let tx = tx_at(
+        &kit,
+        &st,
+        &kit.users[0],
+        20,
+        TxKind::RewardBatch(Box::new(batch(&kit, CID, (1, 0, 1), vec![], &[0, 1]))),
+    );
     st.apply_tx(&tx, ctx(&kit, 20)).unwrap();
     assert!(matches!(
         st.clone().apply_tx(&tx, ctx(&kit, 20)),
         Err(TxError::Replayed { .. })
     ));
-    assert_eq!(st.consortia[&CID].rewards.last_paid_epoch, Some(1), "an empty epoch closes it");
+    assert_eq!(
+        st.consortia[&CID].rewards.last_paid_epoch,
+        Some(1),
+        "an empty epoch closes it"
+    );
 
     // The pool's account: nobody sends from it or to it.
     let to_pool = tx_at(
@@ -445,7 +492,10 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
             amount: 1,
         },
     );
-    assert_eq!(st.clone().apply_tx(&to_pool, ctx(&kit, 20)), Err(TxError::ToRewardPool));
+    assert_eq!(
+        st.clone().apply_tx(&to_pool, ctx(&kit, 20)),
+        Err(TxError::ToRewardPool)
+    );
     let mut from_pool = tx_at(
         &kit,
         &st,
@@ -457,7 +507,10 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
         },
     );
     from_pool.tx.sender = REWARD_POOL;
-    assert_eq!(st.clone().apply_tx(&from_pool, ctx(&kit, 20)), Err(TxError::FromRewardPool));
+    assert_eq!(
+        st.clone().apply_tx(&from_pool, ctx(&kit, 20)),
+        Err(TxError::FromRewardPool)
+    );
     supply_ok(&kit, &st);
 }
 
@@ -467,22 +520,51 @@ fn an_epoch_in_parts_is_paid_once_all_parts_are_in_and_shares_one_budget() {
     // 24 consumers, sorted, in 3 parts of 8; 4 QCSS each = 96 of 100.
     let all = consumers(100, 24, 4 * COIN);
     let part = |i: usize| all[i * 8..(i + 1) * 8].to_vec();
-    pay(&kit, &mut st, batch(&st, CID, (0, 0, 3), part(0), &[1, 2]), 10).unwrap();
+    pay(
+        &kit,
+        &mut st,
+        batch(&kit, CID, (0, 0, 3), part(0), &[1, 2]),
+        10,
+    )
+    .unwrap();
     let r = &st.consortia[&CID].rewards;
     assert_eq!(r.last_paid_epoch, None, "not complete after part 0");
     assert_eq!(r.open.as_ref().map(|o| o.next_part), Some(1));
     // Part 2 before part 1, part 0 again, a different part count, and the
     // next epoch while this one is open: each refused.
     assert!(matches!(
-        pay(&kit, &mut st, batch(&st, CID, (0, 2, 3), part(2), &[1, 2]), 11),
-        Err(TxError::RewardPartOutOfOrder { want: 1, got: 2, .. })
+        pay(
+            &kit,
+            &mut st,
+            batch(&kit, CID, (0, 2, 3), part(2), &[1, 2]),
+            11
+        ),
+        Err(TxError::RewardPartOutOfOrder {
+            want: 1,
+            got: 2,
+            ..
+        })
     ));
     assert!(matches!(
-        pay(&kit, &mut st, batch(&st, CID, (0, 0, 3), part(0), &[1, 2]), 11),
-        Err(TxError::RewardPartOutOfOrder { want: 1, got: 0, .. })
+        pay(
+            &kit,
+            &mut st,
+            batch(&kit, CID, (0, 0, 3), part(0), &[1, 2]),
+            11
+        ),
+        Err(TxError::RewardPartOutOfOrder {
+            want: 1,
+            got: 0,
+            ..
+        })
     ));
     assert_eq!(
-        pay(&kit, &mut st, batch(&st, CID, (0, 1, 2), part(1), &[1, 2]), 11),
+        pay(
+            &kit,
+            &mut st,
+            batch(&kit, CID, (0, 1, 2), part(1), &[1, 2]),
+            11
+        ),
         Err(TxError::RewardParts {
             part: 1,
             parts: 2,
@@ -490,23 +572,48 @@ fn an_epoch_in_parts_is_paid_once_all_parts_are_in_and_shares_one_budget() {
         })
     );
     assert!(matches!(
-        pay(&kit, &mut st, batch(&st, CID, (1, 0, 1), vec![], &[1, 2]), 21),
-        Err(TxError::RewardPartOutOfOrder { epoch: 0, want: 1, .. })
+        pay(
+            &kit,
+            &mut st,
+            batch(&kit, CID, (1, 0, 1), vec![], &[1, 2]),
+            21
+        ),
+        Err(TxError::RewardPartOutOfOrder {
+            epoch: 0,
+            want: 1,
+            ..
+        })
     ));
     // A part that pays someone part 0 already paid (not after its last address).
     assert_eq!(
-        pay(&kit, &mut st, batch(&st, CID, (0, 1, 3), part(0), &[1, 2]), 11),
+        pay(
+            &kit,
+            &mut st,
+            batch(&kit, CID, (0, 1, 3), part(0), &[1, 2]),
+            11
+        ),
         Err(TxError::BadRewardEntry {
             index: 0,
             reason: "not after the previous part's last address"
         })
     );
-    pay(&kit, &mut st, batch(&st, CID, (0, 1, 3), part(1), &[1, 2]), 11).unwrap();
+    pay(
+        &kit,
+        &mut st,
+        batch(&kit, CID, (0, 1, 3), part(1), &[1, 2]),
+        11,
+    )
+    .unwrap();
     // The budget is per epoch across the parts: 64 paid, 36 left.
     let mut last = part(2);
     last[7].amount = 4 * COIN + 4 * COIN + 1;
     assert_eq!(
-        pay(&kit, &mut st, batch(&st, CID, (0, 2, 3), last, &[1, 2]), 12),
+        pay(
+            &kit,
+            &mut st,
+            batch(&kit, CID, (0, 2, 3), last, &[1, 2]),
+            12
+        ),
         Err(TxError::RewardOverBudget {
             epoch: 0,
             budget: 100 * COIN,
@@ -514,7 +621,13 @@ fn an_epoch_in_parts_is_paid_once_all_parts_are_in_and_shares_one_budget() {
             asked: u128::from(36 * COIN + 1),
         })
     );
-    pay(&kit, &mut st, batch(&st, CID, (0, 2, 3), part(2), &[1, 2]), 12).unwrap();
+    pay(
+        &kit,
+        &mut st,
+        batch(&kit, CID, (0, 2, 3), part(2), &[1, 2]),
+        12,
+    )
+    .unwrap();
     let r = &st.consortia[&CID].rewards;
     assert_eq!(r.last_paid_epoch, Some(0));
     assert_eq!(r.open, None);
@@ -537,16 +650,33 @@ fn the_pool_never_pays_more_than_it_holds() {
     assert_eq!(kit.params.rewards.epoch_budget(), 1_000 * COIN);
     let mut most = consumers(0, 2, 500 * COIN);
     most[1].amount -= 5;
-    pay(&kit, &mut st, batch(&st, CID, (0, 0, 1), most, &[0, 1]), 10).unwrap();
+    pay(
+        &kit,
+        &mut st,
+        batch(&kit, CID, (0, 0, 1), most, &[0, 1]),
+        10,
+    )
+    .unwrap();
     assert_eq!(st.balance(&REWARD_POOL), 5);
     assert_eq!(
-        pay(&kit, &mut st, batch(&st, CID, (1, 0, 1), consumers(5, 1, 6), &[0, 1]), 20),
+        pay(
+            &kit,
+            &mut st,
+            batch(&kit, CID, (1, 0, 1), consumers(5, 1, 6), &[0, 1]),
+            20
+        ),
         Err(TxError::RewardOverPool {
             remaining: 5,
             asked: 6
         })
     );
-    pay(&kit, &mut st, batch(&st, CID, (1, 0, 1), consumers(5, 1, 5), &[0, 1]), 20).unwrap();
+    pay(
+        &kit,
+        &mut st,
+        batch(&kit, CID, (1, 0, 1), consumers(5, 1, 5), &[0, 1]),
+        20,
+    )
+    .unwrap();
     assert_eq!(st.balance(&REWARD_POOL), 0);
     supply_ok(&kit, &st);
 }
@@ -555,8 +685,14 @@ fn the_pool_never_pays_more_than_it_holds() {
 fn size_limits_are_per_kind_and_checked_before_decoding() {
     let (kit, st) = setup();
     let p = &kit.params;
-    let big = batch(&st, CID, (0, 0, 1), consumers(0, 8, 1), &[0, 1]);
-    let tx = tx_at(&kit, &st, &kit.users[0], 10, TxKind::RewardBatch(Box::new(big)));
+    let big = batch(&kit, CID, (0, 0, 1), consumers(0, 8, 1), &[0, 1]);
+    let tx = tx_at(
+        &kit,
+        &st,
+        &kit.users[0],
+        10,
+        TxKind::RewardBatch(Box::new(big)),
+    );
     let bytes = tx.encode();
     assert!(bytes.len() > 400, "8 entries are 320 bytes alone");
     assert_eq!(SignedTx::decode_for(&bytes, p), Ok(tx.clone()));
@@ -596,7 +732,9 @@ fn white_paper_pool_is_carved_out_of_marketing() {
     assert_eq!(r.epochs(), 548);
     assert_eq!(r.epoch_budget(), 100_000_000 * COIN / 548);
     let buckets = std::array::from_fn(|i| Keypair::for_test("bucket", i as u64).address());
-    let producers = (0..31).map(|i| Keypair::for_test("p", i).address()).collect();
+    let producers = (0..31)
+        .map(|i| Keypair::for_test("p", i).address())
+        .collect();
     let g = crate::params::Genesis::white_paper("t", 0, p.clone(), buckets, producers);
     assert_eq!(g.check(), Ok(crate::params::GENESIS_SUPPLY));
     let st = State::genesis(&g).unwrap();

@@ -578,6 +578,9 @@ impl State {
         if stx.tx.sender.is_black_hole() {
             return Err(TxError::FromBlackHole);
         }
+        if stx.tx.sender == REWARD_POOL {
+            return Err(TxError::FromRewardPool);
+        }
         if !stx.signature_ok() {
             return Err(TxError::BadSignature(stx.id()));
         }
@@ -590,6 +593,9 @@ impl State {
     pub fn check_tx(&self, stx: &SignedTx, ctx: TxContext<'_>) -> Result<u64, TxError> {
         if stx.tx.sender.is_black_hole() {
             return Err(TxError::FromBlackHole);
+        }
+        if stx.tx.sender == REWARD_POOL {
+            return Err(TxError::FromRewardPool);
         }
         if !stx.signature_ok() {
             return Err(TxError::BadSignature(stx.id()));

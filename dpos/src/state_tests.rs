@@ -6,11 +6,11 @@ use crate::block::SignedHeader;
 use crate::chain::apply_block;
 use crate::hash::Hash32;
 use crate::params::COIN;
+use crate::reward_tests::{CID, batch, register_tx, reward_params};
+use crate::rewards::{REWARD_POOL, RewardEntry};
 use crate::sim::SimRng;
 use crate::state::{State, TxContext, TxError};
 use crate::testkit::Kit;
-use crate::reward_tests::{CID, batch, register_tx, reward_params};
-use crate::rewards::{REWARD_POOL, RewardEntry};
 use crate::tx::{Equivocation, SignedTx, Tx, TxKind};
 
 fn refused(state: &State, kit: &Kit, tx: &SignedTx, slot: u64) -> TxError {
@@ -315,7 +315,7 @@ fn evidence_marks_the_producer_once_and_bad_evidence_is_refused() {
 /// A random reward batch from the consortium of `reward_tests`: mostly the
 /// next epoch, sometimes a replay or a gap; mostly a quorum; entries to
 /// known and fresh accounts, mostly sorted and positive.
-fn random_batch(rng: &mut SimRng, st: &State, keys: &[Keypair]) -> TxKind {
+fn random_batch(rng: &mut SimRng, kit: &Kit, st: &State, keys: &[Keypair]) -> TxKind {
     let r = &st.consortia[&CID].rewards;
     let next = r.last_paid_epoch.map_or(0, |e| e + 1);
     let epoch = (next + rng.below(3)).saturating_sub(1);
@@ -338,7 +338,7 @@ fn random_batch(rng: &mut SimRng, st: &State, keys: &[Keypair]) -> TxKind {
         entries.dedup_by_key(|e| e.address);
     }
     let signers: Vec<u16> = (0..3).filter(|_| rng.below(4) != 0).collect();
-    TxKind::RewardBatch(Box::new(batch(st, CID, (epoch, 0, 1), entries, &signers)))
+    TxKind::RewardBatch(Box::new(batch(kit, CID, (epoch, 0, 1), entries, &signers)))
 }
 
 /// Random streams of valid and invalid transactions, reward batches among
@@ -373,7 +373,7 @@ fn supply_invariant_holds_over_random_transaction_streams() {
                     _ => rng.below(5 * COIN),
                 };
                 let kind = match rng.below(8) {
-                    7 => random_batch(&mut rng, &scratch, &keys),
+                    7 => random_batch(&mut rng, &kit, &scratch, &keys),
                     0..=2 => TxKind::Transfer { to, amount },
                     3 => TxKind::Burn { amount },
                     4 => TxKind::WithdrawRewards,
