@@ -201,7 +201,10 @@ pub(crate) fn write_genesis(a: &GenesisArgs, producers: u32) -> Result<Written> 
     rewards.period_slots = (3 * 365 * 86_400_000 / 2) / a.slot_ms;
     rewards.epoch_slots = a.reward_epoch_slots.unwrap_or(86_400_000 / a.slot_ms);
     if rewards.epoch_slots == 0 || rewards.epoch_slots > rewards.period_slots {
-        bail!("--reward-epoch-slots must be 1 … the 18 months' {} slots", rewards.period_slots);
+        bail!(
+            "--reward-epoch-slots must be 1 … the 18 months' {} slots",
+            rewards.period_slots
+        );
     }
     let params = Params {
         slot_ms: a.slot_ms,

@@ -131,6 +131,49 @@ pub struct AccountView {
     pub next_withdraw_slot: Option<u64>,
 }
 
+impl AccountView {
+    /// `address` as the state `s` has it (with `params` and the genesis
+    /// time for unlock times and the withdrawal rule).
+    pub fn at(
+        s: &crate::state::State,
+        address: Address,
+        params: &crate::params::Params,
+        genesis_time_ms: u64,
+    ) -> Self {
+        let account = s.accounts.get(&address).cloned().unwrap_or_default();
+        let locks: Vec<LockView> = account
+            .locked
+            .iter()
+            .map(|l| LockView {
+                amount: l.amount,
+                unlock_slot: l.unlock_slot,
+                unlock_time_ms: genesis_time_ms
+                    .saturating_add(l.unlock_slot.saturating_mul(params.slot_ms)),
+                matured: l.unlock_slot <= s.slot,
+            })
+            .collect();
+        // Every holding is ≤ the supply, which fits u64.
+        let sum = |m: bool| {
+            locks
+                .iter()
+                .filter(|l| l.matured == m)
+                .fold(0u64, |a, l| a.saturating_add(l.amount))
+        };
+        AccountView {
+            address,
+            producer: s.producers.get(&address).cloned(),
+            head_slot: s.slot,
+            matured: sum(true),
+            still_locked: sum(false),
+            next_withdraw_slot: account
+                .last_withdraw_slot
+                .map(|w| w.saturating_add(params.withdraw_interval_slots)),
+            locks,
+            account,
+        }
+    }
+}
+
 /// One locked amount in an [`AccountView`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LockView {
@@ -258,39 +301,9 @@ async fn account(State(api): Shared, Path(address): Path<String>) -> Response {
         Ok(a) => a,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let view = api.node.with_node(|n| {
-        let s = n.head_state();
-        let account = s.accounts.get(&address).cloned().unwrap_or_default();
-        let locks: Vec<LockView> = account
-            .locked
-            .iter()
-            .map(|l| LockView {
-                amount: l.amount,
-                unlock_slot: l.unlock_slot,
-                unlock_time_ms: n.slot_time_ms(l.unlock_slot),
-                matured: l.unlock_slot <= s.slot,
-            })
-            .collect();
-        // Every holding is ≤ the supply, which fits u64.
-        let sum = |m: bool| {
-            locks
-                .iter()
-                .filter(|l| l.matured == m)
-                .fold(0u64, |a, l| a.saturating_add(l.amount))
-        };
-        AccountView {
-            address,
-            producer: s.producers.get(&address).cloned(),
-            head_slot: s.slot,
-            matured: sum(true),
-            still_locked: sum(false),
-            next_withdraw_slot: account
-                .last_withdraw_slot
-                .map(|w| w.saturating_add(n.params().withdraw_interval_slots)),
-            locks,
-            account,
-        }
-    });
+    let view = api
+        .node
+        .with_node(|n| AccountView::at(n.head_state(), address, n.params(), n.genesis_time_ms()));
     Json(view).into_response()
 }
 

@@ -1,7 +1,9 @@
 //! The public QCSS chain: a DPoS node where token holders elect 31 producers
 //! that sign one block per slot in a per-round shuffled order, with
 //! production-implied irreversibility (explicit fast confirmations opt-in),
-//! and the QCSS token (transfers, burns, votes, locked rewards).
+//! and the QCSS token (transfers, burns, votes, locked rewards), including
+//! consumer rewards paid from the DApp reward pool in batches a consortium's
+//! anchor-key quorum signs ([`rewards`]).
 //!
 //! A [`node::Node`] does no I/O besides its sled store: a caller drives it
 //! through `submit_tx`, `produce_if_scheduled`, `on_block`, `on_confirmation`

@@ -279,12 +279,6 @@ impl Node {
         self.genesis_time_ms
     }
 
-    /// The start of `slot` in Unix ms (saturating).
-    pub fn slot_time_ms(&self, slot: u64) -> u64 {
-        self.genesis_time_ms
-            .saturating_add(slot.saturating_mul(self.params.slot_ms))
-    }
-
     /// The chain id.
     pub fn chain_id(&self) -> Hash32 {
         self.chain_id

@@ -247,6 +247,17 @@ fn a_batch_pays_into_locks_that_mature_after_seven_days_of_slots() {
     assert!(unlock >= 10 + p.reward_lock_slots, "never before 7 days");
     assert!(unlock < 10 + p.reward_lock_slots + p.reward_lock_slots / 7);
 
+    // The API's view: the lock with its unlock time on the chain's clock.
+    let v = crate::api::AccountView::at(&st, consumer.address(), p, 1_000_000);
+    assert_eq!(v.locks.len(), 1);
+    assert_eq!(v.locks[0].unlock_time_ms, 1_000_000 + unlock * p.slot_ms);
+    assert_eq!((v.matured, v.still_locked), (0, 10 * COIN));
+    let mut later = st.clone();
+    later.slot = unlock;
+    let v = crate::api::AccountView::at(&later, consumer.address(), p, 1_000_000);
+    assert!(v.locks[0].matured);
+    assert_eq!((v.matured, v.still_locked), (10 * COIN, 0));
+
     // The consumer withdraws with the existing rules: nothing before the
     // unlock slot, everything (less the fee) from it.
     let early = tx_at(&kit, &st, &consumer, unlock - 1, TxKind::WithdrawRewards);
@@ -261,6 +272,11 @@ fn a_batch_pays_into_locks_that_mature_after_seven_days_of_slots() {
     let acct = &st.accounts[&consumer.address()];
     assert_eq!(acct.balance, 10 * COIN - p.min_fee);
     assert!(acct.locked.is_empty());
+    let v = crate::api::AccountView::at(&st, consumer.address(), p, 0);
+    assert_eq!(
+        v.next_withdraw_slot,
+        Some(unlock + p.withdraw_interval_slots)
+    );
     supply_ok(&kit, &st);
 }
 
