@@ -440,6 +440,15 @@ fn every_refused_batch_has_its_error_and_changes_nothing() {
             payable_from_slot: 10,
         },
     ));
+    cases.push((
+        "a first epoch older than the last two ended",
+        good(&kit),
+        40,
+        TxError::RewardEpochTooOld {
+            epoch: 0,
+            oldest: 2,
+        },
+    ));
     // Budget: 100 QCSS an epoch.
     let b = batch(
         &kit,

@@ -261,6 +261,18 @@ impl State {
                 payable_from_slot: payable_from,
             });
         }
+        if progress.last_paid_epoch.is_none() && progress.open.is_none() {
+            // A consortium's first epoch is one of the last two ended (one
+            // epoch of grace for inclusion): it cannot claim the budget of
+            // epochs before it started paying.
+            let oldest = (ctx.slot / r.epoch_slots).saturating_sub(2);
+            if b.epoch < oldest {
+                return Err(TxError::RewardEpochTooOld {
+                    epoch: b.epoch,
+                    oldest,
+                });
+            }
+        }
         if let (Some(a), Some(first)) = (after, b.entries.first())
             && first.address <= a
         {

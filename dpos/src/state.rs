@@ -420,6 +420,14 @@ pub enum TxError {
         /// Given.
         got: u64,
     },
+    /// A consortium's first batch for an epoch older than the last two ended.
+    #[error("reward epoch {epoch} is too old for a first batch; the oldest allowed is {oldest}")]
+    RewardEpochTooOld {
+        /// Given.
+        epoch: u64,
+        /// Oldest allowed.
+        oldest: u64,
+    },
     /// Not the part expected next.
     #[error("expected part {want} of epoch {epoch}, got part {got} of epoch {got_epoch}")]
     RewardPartOutOfOrder {

@@ -315,9 +315,10 @@ fn evidence_marks_the_producer_once_and_bad_evidence_is_refused() {
 /// A random reward batch from the consortium of `reward_tests`: mostly the
 /// next epoch, sometimes a replay or a gap; mostly a quorum; entries to
 /// known and fresh accounts, mostly sorted and positive.
-fn random_batch(rng: &mut SimRng, kit: &Kit, st: &State, keys: &[Keypair]) -> TxKind {
+fn random_batch(rng: &mut SimRng, kit: &Kit, st: &State, keys: &[Keypair], slot: u64) -> TxKind {
     let r = &st.consortia[&CID].rewards;
-    let next = r.last_paid_epoch.map_or(0, |e| e + 1);
+    let first = (slot / kit.params.rewards.epoch_slots).saturating_sub(1);
+    let next = r.last_paid_epoch.map_or(first, |e| e + 1);
     let epoch = (next + rng.below(3)).saturating_sub(1);
     let mut entries: Vec<RewardEntry> = (0..rng.below(5))
         .map(|i| RewardEntry {
@@ -373,7 +374,7 @@ fn supply_invariant_holds_over_random_transaction_streams() {
                     _ => rng.below(5 * COIN),
                 };
                 let kind = match rng.below(8) {
-                    7 => random_batch(&mut rng, &kit, &scratch, &keys),
+                    7 => random_batch(&mut rng, &kit, &scratch, &keys, slot),
                     0..=2 => TxKind::Transfer { to, amount },
                     3 => TxKind::Burn { amount },
                     4 => TxKind::WithdrawRewards,
