@@ -4,16 +4,17 @@
 //! | method and path | answer |
 //! | --- | --- |
 //! | `GET /v1/status` | chain id and parameters, head, LIB, clock slot, this round's order, participation |
-//! | `GET /v1/account/{address}` | balance, nonce, locked rewards, votes, producer record |
+//! | `GET /v1/account/{address}` | balance, nonce, locked rewards (with unlock times, matured, next withdrawal), votes, producer record |
 //! | `GET /v1/account/{address}/history?blocks=N` | the address's transactions in the last N blocks (N ≤ 2,000) |
 //! | `GET /v1/block/{height}` | a block on this node's best chain |
 //! | `GET /v1/headers?from=H&count=N` | signed headers from H, N ≤ 512 (light clients) |
-//! | `GET /v1/consortium/{id}` | an anchoring consortium: its keys, quorum, key version and last anchor |
+//! | `GET /v1/consortium/{id}` | an anchoring consortium: its keys, quorum, key version, last anchor and reward progress (last paid epoch) |
 //! | `POST /v1/tx` | body: hex of a signed transaction's canonical bytes; answers its id |
 //!
 //! Every input is bounded before it is parsed (path segments, query numbers,
-//! the body limit from `max_tx_bytes`); errors are `{"error": "…"}` with a
-//! 4xx status and never echo more than a bounded piece of the input.
+//! the body limit from the largest transaction limit, then each kind's own);
+//! errors are `{"error": "…"}` with a 4xx status and never echo more than a
+//! bounded piece of the input.
 
 use std::sync::Arc;
 
