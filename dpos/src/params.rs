@@ -100,7 +100,7 @@ pub struct RewardParams {
     /// Length of one reward epoch in slots (epoch e = slots [e·L, (e+1)·L));
     /// epoch e can be paid from the first slot after it ends.
     pub epoch_slots: u64,
-    /// Entries in one batch part (bounded so a part fits `max_reward_tx_bytes`).
+    /// Entries in one batch part (a full part must fit `max_tx_bytes` below).
     pub max_entries: u32,
     /// Parts one epoch may be split into.
     pub max_parts: u32,
@@ -351,6 +351,13 @@ impl Genesis {
         if r.pool > 0 && (r.epoch_slots == 0 || r.period_slots == 0 || r.max_entries == 0) {
             return Err(GenesisError::Invalid(
                 "a reward pool needs an epoch length, a period and entries per part",
+            ));
+        }
+        // A full part: 40 bytes an entry, 66 a signature (31 keys at most),
+        // and the rest of the transaction well under 512 bytes.
+        if r.pool > 0 && u64::from(r.max_entries) * 40 + 31 * 66 + 512 > u64::from(r.max_tx_bytes) {
+            return Err(GenesisError::Invalid(
+                "a reward batch part of max_entries must fit rewards.max_tx_bytes",
             ));
         }
         if u64::from(r.max_tx_bytes) > u64::from(p.max_block_bytes) / 2 {

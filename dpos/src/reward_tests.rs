@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::address::{Address, BLACK_HOLE, Keypair};
 use crate::hash::Hash32;
-use crate::params::{COIN, Params, RewardParams};
+use crate::params::{COIN, GenesisError, Params, RewardParams};
 use crate::rewards::{REWARD_POOL, RewardBatch, RewardEntry, reward_digest};
 use crate::state::{State, TxContext, TxError};
 use crate::testkit::Kit;
@@ -769,7 +769,8 @@ fn white_paper_pool_is_carved_out_of_marketing() {
     let mut bad = g.clone();
     bad.params.rewards.pool += 1;
     assert!(bad.check().is_err());
-    // A 10,000-entry part with 31 signatures fits the batch limit.
-    let part = 10_000 * 40 + 31 * 66 + 400;
-    assert!(part < r.max_tx_bytes as usize);
+    // Entries per part that cannot fit the batch limit are refused.
+    let mut bad = g.clone();
+    bad.params.rewards.max_entries = 13_100;
+    assert!(matches!(bad.check(), Err(GenesisError::Invalid(_))));
 }
