@@ -637,6 +637,7 @@ mod tests {
             quorum: 2,
             key_version: 4,
             last: None,
+            rewards: Default::default(),
         };
         let mut p = Proposal::new(Hash32([1; 32]), new.clone(), 2, Some(&current)).unwrap();
         assert_eq!((p.kind, p.key_version, p.need), (Kind::Rotation, 5, 2));

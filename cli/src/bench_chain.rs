@@ -10,6 +10,14 @@
 //!    clock) is served by one node; a keyless node started from scratch
 //!    fetches it; blocks per second until it holds the served chain's LIB.
 //!
+//! 4. **Reward batch**: an epoch of N consumer rewards (default 100,000) in
+//!    parts of the white paper's 10,000 entries, each signed by 4 of 7
+//!    anchor keys: decoding and checking every part against the state
+//!    (`decode_for` + `check_tx`: sizes, entry rules, digest, quorum,
+//!    budget), then `apply_block` of the blocks holding them (two parts a
+//!    block: half a block each at most), timed separately.
+//!    `--rewards-only` runs just this one.
+//!
 //! Text or `--json`. Figures, not assertions: compare runs on one machine.
 
 use std::sync::Arc;
@@ -17,15 +25,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
-use qcss_dpos::address::Keypair;
+use qcss_anchor::statement::keys_digest;
+use qcss_dpos::address::{Address, Keypair};
 use qcss_dpos::block::Block;
 use qcss_dpos::chain::{apply_block, scheduled_producer};
+use qcss_dpos::hash::Hash32;
 use qcss_dpos::node::{Clock, Node, SystemClock, VirtualClock};
 use qcss_dpos::p2p::Peer;
 use qcss_dpos::params::{Allocation, COIN, Genesis, Params};
+use qcss_dpos::rewards::{REWARD_POOL, RewardBatch, RewardEntry};
 use qcss_dpos::runner::{ChainNode, P2pConfig};
 use qcss_dpos::state::State;
-use qcss_dpos::tx::{Tx, TxKind};
+use qcss_dpos::tx::{KeySet, Tx, TxKind};
 use serde::Serialize;
 
 #[derive(Debug, Args)]
@@ -42,9 +53,27 @@ pub(crate) struct ChainBenchArgs {
     /// Blocks in the chain the sync run fetches.
     #[arg(long, default_value_t = 2_000)]
     sync_blocks: u64,
+    /// Consumers paid in the reward-batch figure.
+    #[arg(long, default_value_t = 100_000)]
+    reward_consumers: usize,
+    /// Run only the reward-batch figure.
+    #[arg(long)]
+    rewards_only: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// The reward-batch figure.
+#[derive(Debug, Serialize)]
+struct RewardFigures {
+    consumers: usize,
+    parts: usize,
+    part_bytes_max: usize,
+    blocks: usize,
+    verify_seconds: f64,
+    apply_seconds: f64,
+    entries_per_second_applied: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,9 +91,29 @@ struct Report {
     sync_blocks: u64,
     sync_seconds: f64,
     sync_blocks_per_second: f64,
+    rewards: RewardFigures,
 }
 
 pub(super) fn run(a: ChainBenchArgs) -> Result<()> {
+    let rf = rewards(a.reward_consumers)?;
+    let reward_line = format!(
+        "rewards:  {} consumers in {} parts (≤ {} bytes each) checked (decode, rules, digest, 4-of-7 quorum) in {:.3} s; applied in {} blocks in {:.3} s = {:.0} entries/s",
+        rf.consumers,
+        rf.parts,
+        rf.part_bytes_max,
+        rf.verify_seconds,
+        rf.blocks,
+        rf.apply_seconds,
+        rf.entries_per_second_applied
+    );
+    if a.rewards_only {
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&rf)?);
+        } else {
+            println!("{reward_line}");
+        }
+        return Ok(());
+    }
     let (apply_seconds, tps) = apply(a.transfers)?;
     let rt = tokio::runtime::Runtime::new()?;
     let fin = rt.block_on(finality(a.slot_ms, a.seconds))?;
@@ -83,6 +132,7 @@ pub(super) fn run(a: ChainBenchArgs) -> Result<()> {
         sync_blocks: a.sync_blocks,
         sync_seconds,
         sync_blocks_per_second: bps,
+        rewards: rf,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -108,6 +158,7 @@ pub(super) fn run(a: ChainBenchArgs) -> Result<()> {
         "sync:     {} blocks from scratch in {:.2} s = {:.0} blocks/s",
         r.sync_blocks, r.sync_seconds, r.sync_blocks_per_second
     );
+    println!("{reward_line}");
     Ok(())
 }
 
@@ -120,21 +171,192 @@ fn genesis_with(
     let users: Vec<Keypair> = (0..n_users)
         .map(|i| Keypair::for_test("bench-u", i))
         .collect();
+    let mut allocations: Vec<Allocation> = users
+        .iter()
+        .map(|u| Allocation {
+            label: "user".into(),
+            address: u.address(),
+            amount: 1_000 * COIN,
+        })
+        .collect();
+    if params.rewards.pool > 0 {
+        allocations.push(Allocation {
+            label: "dapp_reward_pool".into(),
+            address: REWARD_POOL,
+            amount: params.rewards.pool,
+        });
+    }
     let g = Genesis {
         name: "bench".into(),
         genesis_time_ms: start_ms,
         params,
-        allocations: users
-            .iter()
-            .map(|u| Allocation {
-                label: "user".into(),
-                address: u.address(),
-                amount: 1_000 * COIN,
-            })
-            .collect(),
+        allocations,
         initial_producers: producers.iter().map(Keypair::address).collect(),
     };
     (g, users)
+}
+
+/// A block at `slot` on `state` by its scheduled producer.
+fn block_at(
+    state: &State,
+    params: &Params,
+    keys: &[Keypair],
+    slot: u64,
+    txs: Vec<qcss_dpos::tx::SignedTx>,
+) -> Result<Block> {
+    let (who, version) = scheduled_producer(state, slot, params);
+    let key = keys
+        .iter()
+        .find(|k| k.address() == who)
+        .context("a bench producer owns every slot")?;
+    Ok(Block::build(
+        key,
+        state.chain_id,
+        state.height + 1,
+        slot,
+        state.head_id,
+        version,
+        state.mmr.root(),
+        txs,
+    ))
+}
+
+fn rewards(consumers: usize) -> Result<RewardFigures> {
+    let cid = Hash32([0x5a; 32]);
+    let mut params = Params::white_paper();
+    params.rewards.consortia = vec![cid];
+    let r = params.rewards.clone();
+    let keys = producers();
+    let (genesis, users) = genesis_with(10, params.clone(), &keys, 0);
+    let mut state = State::genesis(&genesis).map_err(|e| anyhow!("{e}"))?;
+    let payer = &users[0];
+    let tx = |state: &State, nonce: u64, slot: u64, kind: TxKind| {
+        Tx {
+            chain_id: state.chain_id,
+            sender: payer.address(),
+            nonce,
+            fee: params.min_fee,
+            expiry_slot: slot,
+            kind,
+        }
+        .sign(payer)
+    };
+    // A 7-org consortium, quorum 4.
+    let orgs: Vec<Keypair> = (0..7).map(|i| Keypair::for_test("bench-org", i)).collect();
+    let addrs: Vec<_> = orgs.iter().map(Keypair::address).collect();
+    let raw: Vec<[u8; 32]> = addrs.iter().map(|a| a.0).collect();
+    let d = keys_digest(&cid, 0, &raw, 4);
+    let ks = KeySet {
+        consortium_id: cid,
+        keys: addrs,
+        quorum: 4,
+        sigs: orgs
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i as u16, k.sign(&d)))
+            .collect(),
+    };
+    let reg = tx(&state, 0, 1, TxKind::RegisterConsortium(Box::new(ks)));
+    let b = block_at(&state, &params, &keys, 1, vec![reg])?;
+    state = apply_block(&state, &b, &params).map_err(|e| anyhow!("{e}"))?;
+
+    let per = r.max_entries as usize;
+    let parts = consumers.div_ceil(per).max(1);
+    if parts > r.max_parts as usize {
+        anyhow::bail!(
+            "{consumers} consumers need {parts} parts of {per}; the chain allows {}",
+            r.max_parts
+        );
+    }
+    let amount = (r.epoch_budget() / consumers.max(1) as u64).max(1);
+    let mut entries: Vec<RewardEntry> = (0..consumers)
+        .map(|i| {
+            let mut a = [0u8; 32];
+            a[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            a[8..16].copy_from_slice(b"consumer");
+            RewardEntry {
+                address: Address(a),
+                amount,
+            }
+        })
+        .collect();
+    entries.sort_by_key(|e| e.address);
+    // Epoch 0 is over from slot `epoch_slots`.
+    let slot0 = r.epoch_slots;
+    let mut encoded = Vec::with_capacity(parts);
+    for (i, chunk) in entries.chunks(per).enumerate() {
+        let mut b = RewardBatch {
+            consortium_id: cid,
+            epoch: 0,
+            part: i as u32,
+            parts: parts as u32,
+            entries: chunk.to_vec(),
+            digest: Hash32([0; 32]),
+            sigs: vec![],
+        };
+        b.digest = b.compute_digest(&state.chain_id);
+        b.sigs = orgs[..4]
+            .iter()
+            .enumerate()
+            .map(|(k, o)| (k as u16, o.sign(&b.digest)))
+            .collect();
+        let stx = tx(
+            &state,
+            1 + i as u64,
+            slot0 + 10,
+            TxKind::RewardBatch(Box::new(b)),
+        );
+        encoded.push(stx.encode());
+    }
+    let part_bytes_max = encoded.iter().map(Vec::len).max().unwrap_or(0);
+
+    // Verify: decode under the size limits and check each part against the
+    // state it will meet (parts are sequential, so apply on a scratch copy).
+    let t = Instant::now();
+    let mut scratch = state.clone();
+    let mut txs = Vec::with_capacity(parts);
+    for bytes in &encoded {
+        let stx =
+            qcss_dpos::tx::SignedTx::decode_for(bytes, &params).map_err(|e| anyhow!("{e}"))?;
+        let ctx = qcss_dpos::state::TxContext {
+            params: &params,
+            slot: slot0,
+            height: scratch.height + 1,
+        };
+        scratch.check_tx(&stx, ctx).map_err(|e| anyhow!("{e}"))?;
+        scratch.apply_tx(&stx, ctx).map_err(|e| anyhow!("{e}"))?;
+        txs.push(stx);
+    }
+    let verify_seconds = t.elapsed().as_secs_f64();
+
+    // Apply: two parts a block (each part is at most half a block).
+    let mut blocks = Vec::new();
+    let mut s = state.clone();
+    for (i, pair) in txs.chunks(2).enumerate() {
+        let b = block_at(&s, &params, &keys, slot0 + i as u64, pair.to_vec())?;
+        s = apply_block(&s, &b, &params).map_err(|e| anyhow!("{e}"))?;
+        blocks.push(b);
+    }
+    let t = Instant::now();
+    let mut s = state.clone();
+    for b in &blocks {
+        s = apply_block(&s, b, &params).map_err(|e| anyhow!("{e}"))?;
+    }
+    let apply_seconds = t.elapsed().as_secs_f64();
+    s.supply_invariant(&params).map_err(|e| anyhow!(e))?;
+    let c = s.consortia.get(&cid).context("registered")?;
+    if c.rewards.last_paid_epoch != Some(0) {
+        anyhow::bail!("the epoch was not completed: {:?}", c.rewards);
+    }
+    Ok(RewardFigures {
+        consumers,
+        parts,
+        part_bytes_max,
+        blocks: blocks.len(),
+        verify_seconds,
+        apply_seconds,
+        entries_per_second_applied: consumers as f64 / apply_seconds,
+    })
 }
 
 fn producers() -> Vec<Keypair> {

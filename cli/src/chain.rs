@@ -56,6 +56,13 @@ pub(crate) struct GenesisArgs {
     /// Seconds from now to slot 0.
     #[arg(long, default_value_t = 10)]
     pub start_in: u64,
+    /// A consortium id (64 hex) allowed to pay consumer rewards from the
+    /// DApp reward pool; repeat for several. None: nobody can pay yet.
+    #[arg(long = "reward-consortium")]
+    pub reward_consortia: Vec<String>,
+    /// Reward epoch length in slots (default: one day of slots).
+    #[arg(long)]
+    pub reward_epoch_slots: Option<u64>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -178,9 +185,31 @@ pub(crate) fn write_genesis(a: &GenesisArgs, producers: u32) -> Result<Written> 
         buckets.push(k.address());
         bucket_keys.push((label.to_string(), p));
     }
+    if a.reward_consortia.len() > 64 {
+        bail!("at most 64 --reward-consortium");
+    }
+    let mut rewards = qcss_dpos::params::RewardParams::white_paper();
+    for c in &a.reward_consortia {
+        rewards.consortia.push(
+            c.trim()
+                .parse()
+                .map_err(|_| anyhow!("--reward-consortium must be 64 hex digits, not {c:.80?}"))?,
+        );
+    }
+    // 18 months and a day in this chain's slots (the white paper's numbers
+    // assume 30 s slots).
+    rewards.period_slots = (3 * 365 * 86_400_000 / 2) / a.slot_ms;
+    rewards.epoch_slots = a.reward_epoch_slots.unwrap_or(86_400_000 / a.slot_ms);
+    if rewards.epoch_slots == 0 || rewards.epoch_slots > rewards.period_slots {
+        bail!(
+            "--reward-epoch-slots must be 1 … the 18 months' {} slots",
+            rewards.period_slots
+        );
+    }
     let params = Params {
         slot_ms: a.slot_ms,
         epoch_rounds: a.epoch_rounds,
+        rewards,
         ..Params::white_paper()
     };
     let now = now_ms();

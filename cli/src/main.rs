@@ -29,6 +29,7 @@ mod network_demo;
 mod network_status;
 mod orderer;
 mod peer;
+mod rewards;
 mod trace;
 mod wallet;
 
@@ -99,6 +100,9 @@ enum Command {
     /// Anchoring on the public chain: the bridge, proofs, offline verification, audit.
     #[command(subcommand)]
     Anchor(anchor::AnchorCommand),
+    /// Consumer rewards from the public chain's DApp reward pool: sign and submit batches.
+    #[command(subcommand)]
+    Rewards(rewards::RewardsCommand),
     /// MDSS files on a peer: put, get, stat, verify, repair.
     #[command(subcommand)]
     Files(files::FilesCommand),
@@ -133,6 +137,7 @@ fn main() -> std::process::ExitCode {
         Command::Chain(c) => chain::run(c),
         Command::Wallet(w) => wallet::run(w),
         Command::Anchor(a) => anchor::run(a),
+        Command::Rewards(r) => rewards::run(r),
         Command::Files(f) => files::run(f),
     };
     match result {

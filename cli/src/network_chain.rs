@@ -93,6 +93,8 @@ pub(crate) fn create(
             epoch_rounds: 650,
             // Slot 0 a few seconds from now: the nodes are up by then.
             start_in: 3,
+            reward_consortia: Vec::new(),
+            reward_epoch_slots: None,
         },
         31,
     )?;

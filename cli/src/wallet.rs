@@ -220,19 +220,23 @@ pub(crate) fn run(cmd: WalletCommand) -> Result<()> {
             }
             println!("{who}");
             println!("  liquid   {}", qcss(v.account.balance));
-            let matured: u64 = v
-                .account
-                .locked
-                .iter()
-                .filter(|l| l.unlock_slot <= v.head_slot)
-                .map(|l| l.amount)
-                .sum();
-            let locked = v.account.locked_total();
             println!(
-                "  locked   {} ({} matured, withdrawable once per 30 days)",
-                qcss(u64::try_from(locked).unwrap_or(u64::MAX)),
-                qcss(matured)
+                "  locked   {} matured (withdrawable), {} still locked",
+                qcss(v.matured),
+                qcss(v.still_locked)
             );
+            for l in &v.locks {
+                println!(
+                    "           {:>22}  {} at slot {} ({})",
+                    qcss(l.amount),
+                    if l.matured { "unlocked" } else { "unlocks" },
+                    l.unlock_slot,
+                    utc(l.unlock_time_ms)
+                );
+            }
+            if let Some(next) = v.next_withdraw_slot.filter(|n| *n > v.head_slot) {
+                println!("  next withdrawal allowed at slot {next} (one per 30 days)");
+            }
             println!("  nonce    {}", v.account.nonce);
             if !v.account.votes.is_empty() {
                 println!("  votes for {} producers", v.account.votes.len());
@@ -269,7 +273,30 @@ pub(crate) fn run(cmd: WalletCommand) -> Result<()> {
             send(&tx, TxKind::Vote { producers })
         }
         WalletCommand::RegisterProducer { url, tx } => send(&tx, TxKind::RegisterProducer { url }),
-        WalletCommand::Withdraw { tx } => send(&tx, TxKind::WithdrawRewards),
+        WalletCommand::Withdraw { tx } => {
+            // The chain decides; this only explains a refusal in advance.
+            let addr = node_addr(&tx.node)?;
+            let me = read_key(&tx.key)?.address();
+            let v: AccountView = get_json(&addr, &format!("/v1/account/{me}"))?;
+            if let Some(next) = v.next_withdraw_slot.filter(|n| *n > v.head_slot) {
+                bail!(
+                    "withdrew already; the next withdrawal is allowed at slot {next} (one per 30 days)"
+                );
+            }
+            if v.matured == 0 {
+                match v.locks.first() {
+                    Some(l) => bail!(
+                        "nothing has unlocked yet; the first {} unlocks at slot {} ({})",
+                        qcss(l.amount),
+                        l.unlock_slot,
+                        utc(l.unlock_time_ms)
+                    ),
+                    None => bail!("{me} has no locked rewards"),
+                }
+            }
+            println!("withdrawing {}", qcss(v.matured));
+            send(&tx, TxKind::WithdrawRewards)
+        }
         WalletCommand::History {
             address,
             key,
@@ -337,7 +364,45 @@ fn describe(tx: &Tx, me: &Address) -> String {
             "anchored consortium {} seq {} ({} blocks)",
             a.statement.consortium_id, a.statement.seq, a.statement.mmr_size
         ),
+        TxKind::RewardBatch(b) => match b.entries.iter().find(|e| e.address == *me) {
+            Some(e) if tx.sender != *me => format!(
+                "rewarded {} (locked) by consortium {} for epoch {}",
+                qcss(e.amount),
+                b.consortium_id,
+                b.epoch
+            ),
+            _ => format!(
+                "submitted reward batch of consortium {}: epoch {}, part {} of {}, {} entries",
+                b.consortium_id,
+                b.epoch,
+                b.part + 1,
+                b.parts,
+                b.entries.len()
+            ),
+        },
     }
+}
+
+/// Unix ms as `YYYY-MM-DD HH:MM:SS UTC` (civil-from-days, proleptic Gregorian).
+pub(crate) fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's days-to-civil, for days since 1970-01-01 ≥ 0.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Builds, signs and submits a transaction, then (unless `--no-wait`)
@@ -477,5 +542,13 @@ mod tests {
             assert!(parse_amount(bad).is_err(), "{bad:?}");
         }
         assert_eq!(qcss(1_250_000_001), "12.50000001 QCSS");
+    }
+
+    #[test]
+    fn unlock_times_print_as_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        // 2024-02-29 12:34:56 UTC (a leap day).
+        assert_eq!(utc(1_709_210_096_000), "2024-02-29 12:34:56 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
     }
 }

@@ -4,18 +4,19 @@
 //! | method and path | answer |
 //! | --- | --- |
 //! | `GET /v1/status` | chain id and parameters, head, LIB, clock slot, this round's order, participation |
-//! | `GET /v1/account/{address}` | balance, nonce, locked rewards, votes, producer record |
+//! | `GET /v1/account/{address}` | balance, nonce, locked rewards (with unlock times, matured, next withdrawal), votes, producer record |
 //! | `GET /v1/account/{address}/history?blocks=N` | the address's transactions in the last N blocks (N ≤ 2,000) |
 //! | `GET /v1/block/{height}` | a block on this node's best chain |
 //! | `GET /v1/headers?from=H&count=N` | signed headers from H, N ≤ 512 (light clients) |
-//! | `GET /v1/consortium/{id}` | an anchoring consortium: its keys, quorum, key version and last anchor |
+//! | `GET /v1/consortium/{id}` | an anchoring consortium: its keys, quorum, key version, last anchor and reward progress (last paid epoch) |
 //! | `POST /v1/tx` | body: hex of a signed transaction's canonical bytes; answers its id |
 //!
 //! The same port serves the HTML explorer under `/explorer` (`explorer.rs`).
 //!
 //! Every input is bounded before it is parsed (path segments, query numbers,
-//! the body limit from `max_tx_bytes`); errors are `{"error": "…"}` with a
-//! 4xx status and never echo more than a bounded piece of the input.
+//! the body limit from the largest transaction limit, then each kind's own);
+//! errors are `{"error": "…"}` with a 4xx status and never echo more than a
+//! bounded piece of the input.
 
 use std::sync::Arc;
 
@@ -85,6 +86,14 @@ pub struct StatusView {
     pub burned: u64,
     /// Total minted as rewards, base units.
     pub minted: u64,
+    /// Unix ms of slot 0 (a slot's time is this + slot × slot_ms).
+    pub genesis_time_ms: u64,
+    /// What the DApp reward pool still holds, base units.
+    pub reward_pool: u64,
+    /// Most the pool pays per reward epoch, all consortia together.
+    pub reward_epoch_budget: u64,
+    /// Reward epoch length, slots.
+    pub reward_epoch_slots: u64,
 }
 
 /// One active producer in [`StatusView`].
@@ -109,6 +118,76 @@ pub struct AccountView {
     pub producer: Option<Producer>,
     /// The head slot the answer was read at.
     pub head_slot: u64,
+    /// Its locked rewards (block rewards, fees, consumer rewards) with
+    /// their unlock times, oldest first.
+    #[serde(default)]
+    pub locks: Vec<LockView>,
+    /// Locked amounts matured at the head slot: what `WithdrawRewards`
+    /// would move now (if the 30-day rule allows), base units.
+    #[serde(default)]
+    pub matured: u64,
+    /// Locked amounts not yet matured, base units.
+    #[serde(default)]
+    pub still_locked: u64,
+    /// First slot a withdrawal is allowed (None: any time).
+    #[serde(default)]
+    pub next_withdraw_slot: Option<u64>,
+}
+
+impl AccountView {
+    /// `address` as the state `s` has it (with `params` and the genesis
+    /// time for unlock times and the withdrawal rule).
+    pub fn at(
+        s: &crate::state::State,
+        address: Address,
+        params: &crate::params::Params,
+        genesis_time_ms: u64,
+    ) -> Self {
+        let account = s.accounts.get(&address).cloned().unwrap_or_default();
+        let locks: Vec<LockView> = account
+            .locked
+            .iter()
+            .map(|l| LockView {
+                amount: l.amount,
+                unlock_slot: l.unlock_slot,
+                unlock_time_ms: genesis_time_ms
+                    .saturating_add(l.unlock_slot.saturating_mul(params.slot_ms)),
+                matured: l.unlock_slot <= s.slot,
+            })
+            .collect();
+        // Every holding is ≤ the supply, which fits u64.
+        let sum = |m: bool| {
+            locks
+                .iter()
+                .filter(|l| l.matured == m)
+                .fold(0u64, |a, l| a.saturating_add(l.amount))
+        };
+        AccountView {
+            address,
+            producer: s.producers.get(&address).cloned(),
+            head_slot: s.slot,
+            matured: sum(true),
+            still_locked: sum(false),
+            next_withdraw_slot: account
+                .last_withdraw_slot
+                .map(|w| w.saturating_add(params.withdraw_interval_slots)),
+            locks,
+            account,
+        }
+    }
+}
+
+/// One locked amount in an [`AccountView`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockView {
+    /// Base units.
+    pub amount: u64,
+    /// First slot it can be withdrawn in.
+    pub unlock_slot: u64,
+    /// That slot's start, Unix ms (the chain's clock: genesis + slot × slot_ms).
+    pub unlock_time_ms: u64,
+    /// Whether it has matured at the head slot.
+    pub matured: bool,
 }
 
 /// One transaction in a history answer.
@@ -126,7 +205,11 @@ pub struct HistoryEntry {
 
 /// The API over a running node.
 pub fn router(node: Arc<ChainNode>, genesis_name: String) -> axum::Router {
-    let limit = node.with_node(|n| n.params().max_tx_bytes as usize) * 2 + 64;
+    let limit = node.with_node(|n| {
+        let p = n.params();
+        p.max_tx_bytes.max(p.rewards.max_tx_bytes) as usize
+    }) * 2
+        + 64;
     axum::Router::new()
         .route("/v1/status", get(status))
         .route("/v1/account/{address}", get(account))
@@ -208,6 +291,10 @@ async fn status(State(api): Shared) -> Response {
             local_producers: n.producer_addresses(),
             burned: head.burned,
             minted: head.minted,
+            genesis_time_ms: n.genesis_time_ms(),
+            reward_pool: head.balance(&crate::rewards::REWARD_POOL),
+            reward_epoch_budget: p.rewards.epoch_budget(),
+            reward_epoch_slots: p.rewards.epoch_slots,
         }
     });
     Json(view).into_response()
@@ -218,15 +305,9 @@ async fn account(State(api): Shared, Path(address): Path<String>) -> Response {
         Ok(a) => a,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let view = api.node.with_node(|n| {
-        let s = n.head_state();
-        AccountView {
-            address,
-            account: s.accounts.get(&address).cloned().unwrap_or_default(),
-            producer: s.producers.get(&address).cloned(),
-            head_slot: s.slot,
-        }
-    });
+    let view = api
+        .node
+        .with_node(|n| AccountView::at(n.head_state(), address, n.params(), n.genesis_time_ms()));
     Json(view).into_response()
 }
 
@@ -293,6 +374,9 @@ fn touches(tx: &SignedTx, a: &Address) -> bool {
     match &tx.tx.kind {
         crate::tx::TxKind::Transfer { to, .. } => to == a,
         crate::tx::TxKind::Vote { producers } => producers.contains(a),
+        crate::tx::TxKind::RewardBatch(b) => {
+            b.entries.binary_search_by(|e| e.address.cmp(a)).is_ok()
+        }
         _ => false,
     }
 }
@@ -443,7 +527,7 @@ pub struct ConsortiumView {
 }
 
 async fn submit(State(api): Shared, body: String) -> Response {
-    let max = api.node.with_node(|n| n.params().max_tx_bytes);
+    let params = api.node.with_node(|n| n.params().clone());
     let text = body.trim();
     let bytes = match hex::decode(text) {
         Ok(b) => b,
@@ -454,7 +538,7 @@ async fn submit(State(api): Shared, body: String) -> Response {
             );
         }
     };
-    let stx = match SignedTx::decode(&bytes, max) {
+    let stx = match SignedTx::decode_for(&bytes, &params) {
         Ok(t) => t,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("transaction: {e}")),
     };

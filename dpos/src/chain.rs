@@ -14,7 +14,7 @@ use crate::codec::CodecError;
 use crate::hash::{Hash32, merkle_root};
 use crate::params::Params;
 use crate::schedule::{ElectionRules, Schedule, elect, round_seed, shuffle};
-use crate::state::{Lock, Staged, State, TxContext, TxError};
+use crate::state::{Staged, State, TxContext, TxError};
 use crate::tx::SignedTx;
 
 /// Why a block was refused. The caller's state is unchanged in every case.
@@ -404,29 +404,10 @@ pub fn apply_block(parent: &State, block: &Block, params: &Params) -> Result<Sta
     s.minted += reward;
     // fees ≤ supply ≤ cap and reward ≤ cap − supply, so the sum fits u64.
     let earned = fees + reward;
-    let acct = s.accounts.entry(h.producer).or_default();
-    if earned > 0 {
-        // Unlock slots are rounded up to a multiple of a seventh of the lock
-        // period, and rewards with the same unlock slot share one entry:
-        // nothing unlocks early, at most a day late (white-paper numbers),
-        // and a producer holds about 8 entries instead of one per block.
-        let window = (params.reward_lock_slots / 7).max(1);
-        let unlock_slot = h
-            .slot
-            .saturating_add(params.reward_lock_slots)
-            .div_ceil(window)
-            .saturating_mul(window);
-        match acct.locked.last_mut() {
-            Some(last) if last.unlock_slot == unlock_slot => {
-                // earned ≤ the cap and so is every holding: the sum fits.
-                last.amount += earned;
-            }
-            _ => acct.locked.push(Lock {
-                unlock_slot,
-                amount: earned,
-            }),
-        }
-    }
+    s.accounts
+        .entry(h.producer)
+        .or_default()
+        .lock(h.slot, earned, params);
     let prod = s.producers.entry(h.producer).or_default();
     prod.owned_epoch += 1;
     prod.produced_total += 1;

@@ -237,7 +237,7 @@ fn golden_irreversibility() {
     assert_eq!(f.lib().id(), blocks[0].id());
     assert_eq!(
         f.lib().id().to_hex(),
-        "75c3b5ac69a5e7ea816120bb25b7f031495aa0361e2d3da9c2ed18a56fc1cf0e"
+        "0ea9618fbfb960efffc762c6761ec09cf7fd6ab93fe7e3d957d0d3f57dd94b38"
     );
     // Two confirmations of block 3 from producers other than its maker
     // finalize it at once.

@@ -1,7 +1,9 @@
 //! The public QCSS chain: a DPoS node where token holders elect 31 producers
 //! that sign one block per slot in a per-round shuffled order, with
 //! production-implied irreversibility (explicit fast confirmations opt-in),
-//! and the QCSS token (transfers, burns, votes, locked rewards).
+//! and the QCSS token (transfers, burns, votes, locked rewards), including
+//! consumer rewards paid from the DApp reward pool in batches a consortium's
+//! anchor-key quorum signs ([`rewards`]).
 //!
 //! A [`node::Node`] does no I/O besides its sled store: a caller drives it
 //! through `submit_tx`, `produce_if_scheduled`, `on_block`, `on_confirmation`
@@ -28,6 +30,7 @@ pub mod hash;
 pub mod node;
 pub mod p2p;
 pub mod params;
+pub mod rewards;
 pub mod runner;
 pub mod schedule;
 pub mod sim;
@@ -39,6 +42,8 @@ pub mod tx;
 mod anchor_tests;
 #[cfg(test)]
 mod chain_tests;
+#[cfg(test)]
+mod reward_tests;
 #[cfg(test)]
 mod sim_tests;
 #[cfg(test)]

@@ -274,6 +274,11 @@ impl Node {
         &self.params
     }
 
+    /// Unix time in ms of slot 0.
+    pub fn genesis_time_ms(&self) -> u64 {
+        self.genesis_time_ms
+    }
+
     /// The chain id.
     pub fn chain_id(&self) -> Hash32 {
         self.chain_id
@@ -316,6 +321,11 @@ impl Node {
 
     /// Checks a transaction against the head state and queues it.
     pub fn submit_tx(&mut self, stx: SignedTx) -> Result<Hash32, SubmitError> {
+        let max = stx.tx.kind.byte_limit(&self.params);
+        let bytes = stx.encode().len();
+        if bytes > max as usize {
+            return Err(TxError::TooLarge { bytes, max }.into());
+        }
         let head = self.fork.head().state.clone();
         let next_slot = self.slot_at(self.clock.now_ms()).max(head.slot) + 1;
         // Dry-run against a copy of the sender's view: nonce may be ahead of

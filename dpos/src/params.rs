@@ -27,6 +27,14 @@ pub const TABLE_9: [(&str, u64); 8] = [
     ("advisors", 3),
 ];
 
+/// The white paper's DApp reward pool: 100,000,000 QCSS for consumers'
+/// scans and valid evaluations, paid over 18 months. Carved out of table 9's
+/// "marketing" bucket (300 M → 200 M) by [`Genesis::white_paper`].
+pub const DAPP_REWARD_POOL: u64 = 100_000_000 * COIN;
+
+/// 18 months of 30 s slots: 1.5 × 365 days × 2,880 slots = 1,576,800.
+pub const EIGHTEEN_MONTHS_SLOTS: u64 = 3 * 365 * 24 * 120 / 2;
+
 /// Consensus parameters. All are part of the genesis and so of the chain id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Params {
@@ -75,6 +83,64 @@ pub struct Params {
     /// branches finalized (see dpos/README.md); production-implied
     /// irreversibility (≈ 2/3 of a round) stays safe there.
     pub fast_confirmations: bool,
+    /// The reward pool and the batches that pay from it (consumer rewards).
+    #[serde(default)]
+    pub rewards: RewardParams,
+}
+
+/// Parameters of the DApp reward pool (dpos/README.md, "Consumer rewards").
+/// All zero / empty (the serde default): no pool, no batch is accepted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewardParams {
+    /// The pool at genesis, base units; the genesis must allocate exactly
+    /// this to [`crate::rewards::REWARD_POOL`].
+    pub pool: u64,
+    /// Slots the pool is meant to last (18 months at 30 s slots).
+    pub period_slots: u64,
+    /// Length of one reward epoch in slots (epoch e = slots [e·L, (e+1)·L));
+    /// epoch e can be paid from the first slot after it ends.
+    pub epoch_slots: u64,
+    /// Entries in one batch part (a full part must fit `max_tx_bytes` below).
+    pub max_entries: u32,
+    /// Parts one epoch may be split into.
+    pub max_parts: u32,
+    /// Largest encoded reward-batch transaction, bytes (every other kind
+    /// stays under `max_tx_bytes`); at most half a block.
+    pub max_tx_bytes: u32,
+    /// Consortia allowed to pay from the pool (their anchor key set must
+    /// also be registered). Empty: nobody.
+    pub consortia: Vec<Hash32>,
+}
+
+impl RewardParams {
+    /// The white paper's pool: 100 M QCSS over 18 months, one epoch a day,
+    /// 10,000 entries a part (≈ 400 KB), up to 16 parts (160,000 consumers
+    /// an epoch), no consortium yet.
+    pub fn white_paper() -> Self {
+        Self {
+            pool: DAPP_REWARD_POOL,
+            period_slots: EIGHTEEN_MONTHS_SLOTS,
+            epoch_slots: 24 * 120,
+            max_entries: 10_000,
+            max_parts: 16,
+            max_tx_bytes: 512 * 1024,
+            consortia: Vec::new(),
+        }
+    }
+
+    /// Epochs the pool is spread over: ⌈period / epoch length⌉ (so the pool
+    /// never runs out faster than `period_slots`); 0 when there is no pool.
+    pub fn epochs(&self) -> u64 {
+        if self.epoch_slots == 0 {
+            return 0;
+        }
+        self.period_slots.div_ceil(self.epoch_slots)
+    }
+
+    /// Most one epoch may pay across all consortia: ⌊pool / epochs⌋.
+    pub fn epoch_budget(&self) -> u64 {
+        self.pool.checked_div(self.epochs()).unwrap_or(0)
+    }
 }
 
 impl Params {
@@ -107,6 +173,7 @@ impl Params {
             max_missed_pct: 50,
             vote_expiry_slots: 365 * 24 * 120,
             fast_confirmations: false,
+            rewards: RewardParams::white_paper(),
         }
     }
 
@@ -121,6 +188,8 @@ impl Params {
             reward_lock_slots: 2 * u64::from(n),
             withdraw_interval_slots: 4 * u64::from(n),
             max_expiry_slots: 1_000,
+            // No pool: a test that wants one sets it (and allocates it).
+            rewards: RewardParams::default(),
             ..Self::white_paper()
         }
     }
@@ -198,7 +267,9 @@ impl Genesis {
     }
 
     /// A white-paper genesis: 3,000,000,000 QCSS split as table 9 over the
-    /// eight given bucket accounts, in table order.
+    /// eight given bucket accounts, in table order, with `params.rewards.pool`
+    /// (100 M QCSS) carved out of "marketing" into the chain-held reward
+    /// pool [`crate::rewards::REWARD_POOL`].
     pub fn white_paper(
         name: &str,
         genesis_time_ms: u64,
@@ -206,15 +277,28 @@ impl Genesis {
         buckets: [Address; 8],
         initial_producers: Vec<Address>,
     ) -> Self {
-        let allocations = TABLE_9
+        let pool = params.rewards.pool;
+        let mut allocations: Vec<Allocation> = TABLE_9
             .iter()
             .zip(buckets)
             .map(|(&(label, pct), address)| Allocation {
                 label: label.to_string(),
                 address,
-                amount: GENESIS_SUPPLY / 100 * pct,
+                // The pool (100 M) is far below marketing's 300 M.
+                amount: (GENESIS_SUPPLY / 100 * pct).saturating_sub(if label == "marketing" {
+                    pool
+                } else {
+                    0
+                }),
             })
             .collect();
+        if pool > 0 {
+            allocations.push(Allocation {
+                label: "dapp_reward_pool".to_string(),
+                address: crate::rewards::REWARD_POOL,
+                amount: pool,
+            });
+        }
         Self {
             name: name.to_string(),
             genesis_time_ms,
@@ -251,6 +335,35 @@ impl Genesis {
         }
         if total > p.supply_cap {
             return Err(GenesisError::OverCap);
+        }
+        let r = &p.rewards;
+        let pooled: u64 = self
+            .allocations
+            .iter()
+            .filter(|a| a.address == crate::rewards::REWARD_POOL)
+            .map(|a| a.amount)
+            .sum();
+        if pooled != r.pool {
+            return Err(GenesisError::Invalid(
+                "the reward pool's allocations must equal params.rewards.pool",
+            ));
+        }
+        if r.pool > 0 && (r.epoch_slots == 0 || r.period_slots == 0 || r.max_entries == 0) {
+            return Err(GenesisError::Invalid(
+                "a reward pool needs an epoch length, a period and entries per part",
+            ));
+        }
+        // A full part: 40 bytes an entry, 66 a signature (31 keys at most),
+        // and the rest of the transaction well under 512 bytes.
+        if r.pool > 0 && u64::from(r.max_entries) * 40 + 31 * 66 + 512 > u64::from(r.max_tx_bytes) {
+            return Err(GenesisError::Invalid(
+                "a reward batch part of max_entries must fit rewards.max_tx_bytes",
+            ));
+        }
+        if u64::from(r.max_tx_bytes) > u64::from(p.max_block_bytes) / 2 {
+            return Err(GenesisError::Invalid(
+                "a reward batch may take at most half a block",
+            ));
         }
         Ok(total)
     }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::address::Address;
 use crate::hash::{Hash32, Mmr};
 use crate::params::{Genesis, GenesisError, Params};
+use crate::rewards::{REWARD_POOL, RewardPlan, RewardProgress};
 use crate::schedule::Schedule;
 use crate::tx::{AnchorTx, KeySet, SignedTx, TxKind};
 use qcss_anchor::statement::{MAX_KEYS, MMR as ANCHOR_MMR, keys_digest, majority};
@@ -62,6 +63,33 @@ impl Account {
     pub fn locked_total(&self) -> u128 {
         self.locked.iter().map(|l| u128::from(l.amount)).sum()
     }
+
+    /// Locks `amount` earned at `slot` for `reward_lock_slots` (producer
+    /// rewards, fees and consumer rewards alike). The unlock slot is rounded
+    /// up to a multiple of a seventh of the lock period, and amounts with
+    /// the same unlock slot share one entry: nothing unlocks early, at most
+    /// a day late (white-paper numbers), and an account holds about 8
+    /// entries however often it earns. The caller guarantees the sum fits:
+    /// every holding is bounded by the issued supply ≤ `supply_cap` ≤ u64::MAX.
+    pub(crate) fn lock(&mut self, slot: u64, amount: u64, params: &Params) {
+        if amount == 0 {
+            return;
+        }
+        let window = (params.reward_lock_slots / 7).max(1);
+        let unlock_slot = slot
+            .saturating_add(params.reward_lock_slots)
+            .div_ceil(window)
+            .saturating_mul(window);
+        match self.locked.last_mut() {
+            Some(last) if last.unlock_slot == unlock_slot => {
+                last.amount = last.amount.saturating_add(amount);
+            }
+            _ => self.locked.push(Lock {
+                unlock_slot,
+                amount,
+            }),
+        }
+    }
 }
 
 /// A producer or candidate.
@@ -96,6 +124,9 @@ pub struct Consortium {
     pub key_version: u64,
     /// The last accepted anchor.
     pub last: Option<AnchorRecord>,
+    /// Reward batches paid from the pool (consumer rewards).
+    #[serde(default)]
+    pub rewards: RewardProgress,
 }
 
 /// An accepted anchor, as the state remembers it.
@@ -167,6 +198,10 @@ pub struct State {
     pub schedule_lib_floor: u64,
     /// Consortia anchoring here, by consortium id.
     pub consortia: BTreeMap<Hash32, Consortium>,
+    /// Paid from the reward pool per reward epoch, all consortia together
+    /// (one entry per epoch anyone paid; checked against the epoch budget).
+    #[serde(default)]
+    pub reward_paid: BTreeMap<u64, u64>,
 }
 
 /// Why a transaction was refused. The state is unchanged in every case.
@@ -317,6 +352,122 @@ pub enum TxError {
     /// An anchor that does not extend the previous one.
     #[error("anchor does not extend the previous anchor: {0}")]
     AnchorNotExtending(String),
+    /// The reward pool's account never sends anything.
+    #[error("nothing can be sent from the reward pool")]
+    FromRewardPool,
+    /// The pool is filled at genesis only.
+    #[error("nothing can be sent to the reward pool")]
+    ToRewardPool,
+    /// The encoded transaction is over its kind's byte limit.
+    #[error("transaction is {bytes} bytes, at most {max} for its kind")]
+    TooLarge {
+        /// Encoded size.
+        bytes: usize,
+        /// Limit.
+        max: u32,
+    },
+    /// A batch from a consortium the genesis does not allow to pay from the
+    /// pool (or the chain has no pool).
+    #[error("consortium {0} may not pay from the reward pool")]
+    NotARewardConsortium(Hash32),
+    /// `part`/`parts` out of range, or `parts` differs from the epoch's first part.
+    #[error("reward batch part {part} of {parts} is invalid (at most {max} parts)")]
+    RewardParts {
+        /// Given part.
+        part: u32,
+        /// Given parts.
+        parts: u32,
+        /// The limit, or the parts the epoch's first part announced.
+        max: u32,
+    },
+    /// More entries than `rewards.max_entries` in one part.
+    #[error("reward batch has {got} entries, at most {max} per part")]
+    RewardBatchTooLarge {
+        /// Given.
+        got: usize,
+        /// Limit.
+        max: u32,
+    },
+    /// An entry that breaks the list rules.
+    #[error("reward entry {index}: {reason}")]
+    BadRewardEntry {
+        /// Position in the part.
+        index: usize,
+        /// Which rule.
+        reason: &'static str,
+    },
+    /// The batch's digest is not the digest of its content.
+    #[error("reward batch digest is {got}, its content hashes to {want}")]
+    RewardDigestMismatch {
+        /// Recomputed.
+        want: Hash32,
+        /// Given.
+        got: Hash32,
+    },
+    /// An epoch already paid (a replay).
+    #[error("reward epoch {epoch} is already paid (last paid {last_paid})")]
+    RewardEpochPaid {
+        /// Given.
+        epoch: u64,
+        /// The consortium's last paid epoch.
+        last_paid: u64,
+    },
+    /// An epoch that skips one.
+    #[error("reward epoch {got} skips ahead; next is {want}")]
+    RewardEpochGap {
+        /// Next epoch.
+        want: u64,
+        /// Given.
+        got: u64,
+    },
+    /// A consortium's first batch for an epoch older than the last two ended.
+    #[error("reward epoch {epoch} is too old for a first batch; the oldest allowed is {oldest}")]
+    RewardEpochTooOld {
+        /// Given.
+        epoch: u64,
+        /// Oldest allowed.
+        oldest: u64,
+    },
+    /// Not the part expected next.
+    #[error("expected part {want} of epoch {epoch}, got part {got} of epoch {got_epoch}")]
+    RewardPartOutOfOrder {
+        /// Epoch expected.
+        epoch: u64,
+        /// Part expected.
+        want: u32,
+        /// Epoch given.
+        got_epoch: u64,
+        /// Part given.
+        got: u32,
+    },
+    /// The epoch has not ended at this block's slot.
+    #[error("reward epoch {epoch} can be paid from slot {payable_from_slot}")]
+    RewardEpochNotOver {
+        /// Given.
+        epoch: u64,
+        /// First slot after the epoch.
+        payable_from_slot: u64,
+    },
+    /// The epoch's budget (pool / epochs) would be exceeded.
+    #[error("reward epoch {epoch}: budget {budget}, paid {paid}, batch asks {asked}")]
+    RewardOverBudget {
+        /// Epoch.
+        epoch: u64,
+        /// Budget per epoch.
+        budget: u64,
+        /// Paid in this epoch so far, all consortia.
+        paid: u64,
+        /// This batch's total.
+        asked: u128,
+    },
+    /// The pool holds less than the batch pays.
+    #[error("the reward pool holds {remaining}, the batch asks {asked}")]
+    RewardOverPool {
+        /// Pool balance.
+        remaining: u64,
+        /// This batch's total.
+        asked: u128,
+    },
 }
 
 /// What an accepted transaction writes.
@@ -326,6 +477,8 @@ struct Plan {
     burn: u64,
     producer_update: Option<(Address, Producer)>,
     consortium_update: Option<(Hash32, Consortium)>,
+    /// (epoch, total) of a reward batch.
+    reward: Option<(u64, u64)>,
     fee: u64,
 }
 
@@ -392,6 +545,7 @@ impl State {
             dpos_lib: 0,
             schedule_lib_floor: 0,
             consortia: BTreeMap::new(),
+            reward_paid: BTreeMap::new(),
         })
     }
 
@@ -432,6 +586,9 @@ impl State {
         if stx.tx.sender.is_black_hole() {
             return Err(TxError::FromBlackHole);
         }
+        if stx.tx.sender == REWARD_POOL {
+            return Err(TxError::FromRewardPool);
+        }
         if !stx.signature_ok() {
             return Err(TxError::BadSignature(stx.id()));
         }
@@ -444,6 +601,9 @@ impl State {
     pub fn check_tx(&self, stx: &SignedTx, ctx: TxContext<'_>) -> Result<u64, TxError> {
         if stx.tx.sender.is_black_hole() {
             return Err(TxError::FromBlackHole);
+        }
+        if stx.tx.sender == REWARD_POOL {
+            return Err(TxError::FromRewardPool);
         }
         if !stx.signature_ok() {
             return Err(TxError::BadSignature(stx.id()));
@@ -458,7 +618,7 @@ impl State {
         ctx: TxContext<'_>,
     ) -> Result<u64, TxError> {
         let plan = self.plan(stx, ctx)?;
-        Ok(self.commit(plan))
+        Ok(self.commit(plan, stx, ctx))
     }
 
     /// Every check, and the writes they allow, computed without writing.
@@ -468,6 +628,9 @@ impl State {
         // Envelope checks, all before any write.
         if tx.sender.is_black_hole() {
             return Err(TxError::FromBlackHole);
+        }
+        if tx.sender == REWARD_POOL {
+            return Err(TxError::FromRewardPool);
         }
         if tx.chain_id != self.chain_id {
             return Err(TxError::WrongChain {
@@ -528,10 +691,14 @@ impl State {
         let mut burn: u64 = 0;
         let mut producer_update: Option<(Address, Producer)> = None;
         let mut consortium_update: Option<(Hash32, Consortium)> = None;
+        let mut reward: Option<(u64, u64)> = None;
         match &tx.kind {
             TxKind::Transfer { to, amount } => {
                 if *amount == 0 {
                     return Err(TxError::ZeroAmount);
+                }
+                if *to == REWARD_POOL {
+                    return Err(TxError::ToRewardPool);
                 }
                 next.balance = need_fee(*amount)?;
                 if to.is_black_hole() {
@@ -669,6 +836,16 @@ impl State {
                 consortium_update = Some((a.statement.consortium_id, c));
                 next.balance = need_fee(0)?;
             }
+            TxKind::RewardBatch(b) => {
+                let RewardPlan {
+                    consortium,
+                    epoch,
+                    total,
+                } = self.plan_reward_batch(b, ctx)?;
+                next.balance = need_fee(0)?;
+                consortium_update = Some((b.consortium_id, consortium));
+                reward = Some((epoch, total));
+            }
         }
         Ok(Plan {
             sender: (tx.sender, next),
@@ -676,6 +853,7 @@ impl State {
             burn,
             producer_update,
             consortium_update,
+            reward,
             fee: tx.fee,
         })
     }
@@ -720,6 +898,7 @@ impl State {
                     quorum: ks.quorum,
                     key_version: 0,
                     last: None,
+                    rewards: RewardProgress::default(),
                 })
             }
             Some(c) => {
@@ -736,6 +915,7 @@ impl State {
                     quorum: ks.quorum,
                     key_version: version,
                     last: c.last.clone(),
+                    rewards: c.rewards.clone(),
                 })
             }
         }
@@ -812,7 +992,7 @@ impl State {
     }
 
     /// The writes of a plan; every overflow was checked when planning.
-    fn commit(&mut self, plan: Plan) -> u64 {
+    fn commit(&mut self, plan: Plan, stx: &SignedTx, ctx: TxContext<'_>) -> u64 {
         let (sender, next) = plan.sender;
         self.accounts.insert(sender, next);
         if let Some((to, amount)) = plan.credit {
@@ -824,6 +1004,19 @@ impl State {
         }
         if let Some((id, c)) = plan.consortium_update {
             self.consortia.insert(id, c);
+        }
+        if let (Some((epoch, total)), TxKind::RewardBatch(b)) = (plan.reward, &stx.tx.kind) {
+            // Planned: total ≤ the pool's balance and ≤ the epoch budget.
+            let pool = self.accounts.entry(REWARD_POOL).or_default();
+            pool.balance -= total;
+            let paid = self.reward_paid.entry(epoch).or_default();
+            *paid = paid.saturating_add(total);
+            for e in &b.entries {
+                self.accounts
+                    .entry(e.address)
+                    .or_default()
+                    .lock(ctx.slot, e.amount, ctx.params);
+            }
         }
         plan.fee
     }

@@ -6,6 +6,8 @@ use crate::block::SignedHeader;
 use crate::chain::apply_block;
 use crate::hash::Hash32;
 use crate::params::COIN;
+use crate::reward_tests::{CID, batch, register_tx, reward_params};
+use crate::rewards::{REWARD_POOL, RewardEntry};
 use crate::sim::SimRng;
 use crate::state::{State, TxContext, TxError};
 use crate::testkit::Kit;
@@ -310,19 +312,53 @@ fn evidence_marks_the_producer_once_and_bad_evidence_is_refused() {
     assert_eq!(refused(&s, &kit, &again, 1), TxError::EvidenceKnown(cheat));
 }
 
-/// Random streams of valid and invalid transactions, packed into blocks:
-/// after every block `Σ balances + Σ locked + burned == genesis + minted ≤ cap`,
-/// and every refused transaction left the state unchanged.
+/// A random reward batch from the consortium of `reward_tests`: mostly the
+/// next epoch, sometimes a replay or a gap; mostly a quorum; entries to
+/// known and fresh accounts, mostly sorted and positive.
+fn random_batch(rng: &mut SimRng, kit: &Kit, st: &State, keys: &[Keypair], slot: u64) -> TxKind {
+    let r = &st.consortia[&CID].rewards;
+    let first = (slot / kit.params.rewards.epoch_slots).saturating_sub(1);
+    let next = r.last_paid_epoch.map_or(first, |e| e + 1);
+    let epoch = (next + rng.below(3)).saturating_sub(1);
+    let mut entries: Vec<RewardEntry> = (0..rng.below(5))
+        .map(|i| RewardEntry {
+            address: if rng.below(2) == 0 {
+                keys[rng.below(keys.len() as u64) as usize].address()
+            } else {
+                Keypair::for_test("fresh", rng.below(1_000) + i).address()
+            },
+            amount: if rng.below(15) == 0 {
+                0
+            } else {
+                rng.below(30 * COIN)
+            },
+        })
+        .collect();
+    if rng.below(8) != 0 {
+        entries.sort_by_key(|e| e.address);
+        entries.dedup_by_key(|e| e.address);
+    }
+    let signers: Vec<u16> = (0..3).filter(|_| rng.below(4) != 0).collect();
+    TxKind::RewardBatch(Box::new(batch(kit, CID, (epoch, 0, 1), entries, &signers)))
+}
+
+/// Random streams of valid and invalid transactions, reward batches among
+/// them, packed into blocks: after every block `Σ balances + Σ locked +
+/// burned == genesis + minted ≤ cap` (the pool is an account), and every
+/// refused transaction left the state unchanged.
 #[test]
 fn supply_invariant_holds_over_random_transaction_streams() {
     for seed in 0..6u64 {
-        let kit = Kit::new();
+        let kit = Kit::with(reward_params());
         let mut rng = SimRng::new(seed);
         let mut st = kit.state();
+        let reg = register_tx(&kit, &st, CID, 1);
+        st = apply_block(&st, &kit.block(&st, 1, vec![reg]), &kit.params).unwrap();
         let mut keys: Vec<Keypair> = kit.users.clone();
         keys.extend(kit.producers.values().cloned());
         let mut accepted = 0;
-        for slot in 1..=60u64 {
+        let mut batches = 0;
+        for slot in 2..=60u64 {
             let mut scratch = st.clone();
             let mut txs = Vec::new();
             for _ in 0..rng.below(8) {
@@ -337,7 +373,8 @@ fn supply_invariant_holds_over_random_transaction_streams() {
                     1 => 0,
                     _ => rng.below(5 * COIN),
                 };
-                let kind = match rng.below(7) {
+                let kind = match rng.below(8) {
+                    7 => random_batch(&mut rng, &kit, &scratch, &keys, slot),
                     0..=2 => TxKind::Transfer { to, amount },
                     3 => TxKind::Burn { amount },
                     4 => TxKind::WithdrawRewards,
@@ -367,7 +404,10 @@ fn supply_invariant_holds_over_random_transaction_streams() {
                 let applied = scratch.apply_tx(&tx, ctx);
                 assert_eq!(checked, applied, "check_tx and apply_tx agree");
                 match applied {
-                    Ok(_) => txs.push(tx),
+                    Ok(_) => {
+                        batches += usize::from(matches!(tx.tx.kind, TxKind::RewardBatch(_)));
+                        txs.push(tx)
+                    }
                     Err(_) => assert_eq!(scratch, before, "refusal changed state"),
                 }
             }
@@ -381,6 +421,8 @@ fn supply_invariant_holds_over_random_transaction_streams() {
             "seed {seed}: the stream exercised too little ({accepted})"
         );
         assert!(st.minted > 0 && st.burned > 0);
+        assert!(batches > 0, "seed {seed}: no reward batch was accepted");
+        assert!(st.balance(&REWARD_POOL) < kit.params.rewards.pool);
     }
 }
 

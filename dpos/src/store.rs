@@ -53,9 +53,10 @@ const CHAIN: &[u8] = b"M/chain";
 const LIB_STATE: &[u8] = b"M/lib";
 const CONFIRMED: &[u8] = b"M/confirmed";
 const FORMAT_KEY: &[u8] = b"M/format";
-/// The state's encoding: 1 before anchoring (no `consortia`), 2 since.
-/// A directory without the key but with a state is format 1.
-const FORMAT: u32 = 2;
+/// The state's encoding: 1 before anchoring (no `consortia`), 2 with
+/// anchoring, 3 with consumer rewards (`reward_paid`, each consortium's
+/// reward progress). A directory without the key but with a state is format 1.
+const FORMAT: u32 = 3;
 /// Local data is trusted more than network data, but a bound still applies.
 const MAX_STATE_BYTES: usize = 1 << 34;
 
@@ -402,7 +403,7 @@ mod tests {
                 other => break other.unwrap_err(),
             }
         };
-        assert!(matches!(e, StoreError::Format { want: 2, found: 1 }), "{e}");
+        assert!(matches!(e, StoreError::Format { want: 3, found: 1 }), "{e}");
         assert!(e.to_string().contains("syncs the chain again"), "{e}");
     }
 

@@ -40,6 +40,13 @@ impl Kit {
             address: k.address(),
             amount: 10 * COIN,
         }));
+        if params.rewards.pool > 0 {
+            allocations.push(Allocation {
+                label: "dapp_reward_pool".into(),
+                address: crate::rewards::REWARD_POOL,
+                amount: params.rewards.pool,
+            });
+        }
         let genesis = Genesis {
             name: "kit".into(),
             genesis_time_ms: 0,

@@ -9,6 +9,8 @@ use crate::address::{Address, Keypair, Sig, verify};
 use crate::block::SignedHeader;
 use crate::codec::{self, CodecError};
 use crate::hash::{Hash32, domain, hash_parts};
+use crate::params::Params;
+pub use crate::rewards::{RewardBatch, RewardEntry};
 use qcss_anchor::mmr::ConsistencyProof;
 use qcss_anchor::statement::Statement;
 
@@ -67,6 +69,20 @@ pub enum TxKind {
     RegisterConsortium(Box<KeySet>),
     /// A consortium's anchor: its history's MMR root, extending the last one.
     Anchor(Box<AnchorTx>),
+    /// One part of a consortium's reward epoch, paid from the reward pool
+    /// into locks (signed by the consortium's anchor-key quorum).
+    RewardBatch(Box<RewardBatch>),
+}
+
+impl TxKind {
+    /// The largest encoding a signed transaction of this kind may have:
+    /// `rewards.max_tx_bytes` for a reward batch, `max_tx_bytes` otherwise.
+    pub fn byte_limit(&self, p: &Params) -> u32 {
+        match self {
+            TxKind::RewardBatch(_) => p.rewards.max_tx_bytes.max(p.max_tx_bytes),
+            _ => p.max_tx_bytes,
+        }
+    }
 }
 
 /// Two different headers signed by one producer for one slot.
@@ -150,6 +166,22 @@ impl SignedTx {
     /// Decodes network bytes; anything over `max_tx_bytes` is refused unread.
     pub fn decode(bytes: &[u8], max_tx_bytes: u32) -> Result<Self, CodecError> {
         codec::decode(bytes, max_tx_bytes as usize)
+    }
+
+    /// Decodes network bytes under the chain's limits: nothing over the
+    /// largest kind's limit is read, and the decoded transaction must be
+    /// within its own kind's limit ([`TxKind::byte_limit`]).
+    pub fn decode_for(bytes: &[u8], p: &Params) -> Result<Self, CodecError> {
+        let outer = p.max_tx_bytes.max(p.rewards.max_tx_bytes);
+        let stx: Self = codec::decode(bytes, outer as usize)?;
+        let limit = stx.tx.kind.byte_limit(p) as usize;
+        if bytes.len() > limit {
+            return Err(CodecError::Oversize {
+                len: bytes.len(),
+                limit,
+            });
+        }
+        Ok(stx)
     }
 }
 
