@@ -149,6 +149,15 @@ fn describe(tx: &SignedTx) -> String {
             esc(&short(&a.statement.consortium_id.to_string())),
             a.statement.mmr_size
         ),
+        TxKind::RewardBatch(r) => format!(
+            "consumer rewards of consortium <span class=\"mono\">{}</span>: epoch {}, part {} of {}, {} accounts, {} QCSS",
+            esc(&short(&r.consortium_id.to_string())),
+            r.epoch,
+            r.part + 1,
+            r.parts,
+            r.entries.len(),
+            qcss128(r.entries.iter().map(|e| u128::from(e.amount)).sum())
+        ),
     }
 }
 
