@@ -22,6 +22,7 @@ mod channel;
 mod epcis;
 mod epcis_hash;
 mod files;
+mod index;
 mod iot;
 mod network;
 mod network_chain;
@@ -100,6 +101,9 @@ enum Command {
     /// Anchoring on the public chain: the bridge, proofs, offline verification, audit.
     #[command(subcommand)]
     Anchor(anchor::AnchorCommand),
+    /// The QCSS index of a product (GTIN) or an enterprise: show, explain.
+    #[command(subcommand)]
+    Index(index::IndexCommand),
     /// Consumer rewards from the public chain's DApp reward pool: sign and submit batches.
     #[command(subcommand)]
     Rewards(rewards::RewardsCommand),
@@ -137,6 +141,7 @@ fn main() -> std::process::ExitCode {
         Command::Chain(c) => chain::run(c),
         Command::Wallet(w) => wallet::run(w),
         Command::Anchor(a) => anchor::run(a),
+        Command::Index(c) => index::run(c),
         Command::Rewards(r) => rewards::run(r),
         Command::Files(f) => files::run(f),
     };

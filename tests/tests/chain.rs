@@ -224,7 +224,12 @@ fn chain_nodes_finalize_move_tokens_refuse_bad_transactions_and_resync() {
             &api,
         ],
     );
-    assert!(e.contains("no reward has matured"), "{e}");
+    // (whether the producer has earned a block reward yet depends on timing)
+    assert!(
+        (e.contains("nothing has unlocked yet") && e.contains("unlocks at slot"))
+            || e.contains("has no locked rewards"),
+        "{e}"
+    );
     assert_eq!(json(&api, &format!("/v1/account/{who}")), before);
 
     // A replayed transaction: the funding transfer, resubmitted as it was.
@@ -241,8 +246,12 @@ fn chain_nodes_finalize_move_tokens_refuse_bad_transactions_and_resync() {
     let (s, body) = http_post(&api, "/v1/tx", b"00ff");
     assert_eq!(s, 400, "{body}");
     assert!(body.contains("transaction"), "{body}");
-    let (s, _) = http_post(&api, "/v1/tx", &vec![b'0'; 64 * 1024]);
+    // Over the largest kind's limit (a reward batch, 512 KiB): refused
+    // before it is read; under it but over a transfer's: refused by kind.
+    let (s, _) = http_post(&api, "/v1/tx", &vec![b'0'; 3 << 20]);
     assert_eq!(s, 413);
+    let (s, body) = http_post(&api, "/v1/tx", &vec![b'0'; 64 * 1024]);
+    assert_eq!(s, 400, "{body}");
     let (s, body) = http_get(&api, "/v1/account/not-an-address").unwrap();
     assert_eq!(s, 400, "{body}");
     let (s, _) = http_get(&api, "/v1/headers?from=1&count=100000").unwrap();

@@ -63,6 +63,20 @@ async fn loquat_juice_through_the_gateway_and_the_cli() {
         started.elapsed()
     );
 
+    // UCES and the QCSS index: the genesis config, set by Org1's admin
+    // (governed from here on by a majority of the three orgs' admins).
+    let genesis = json!({
+        "orgs": ["Org1MSP", "Org2MSP", "Org3MSP"],
+        "validators": [{"msp": "Org3MSP", "cert_sha256": "ab".repeat(32)}],
+        "vote_window_secs": 86_400,
+        "daily_limit": 3,
+        "penalties": {"credit_initial": 100, "credit_max": 200, "credit_gain": 5,
+                      "credit_penalty": 30, "bar_after": 2, "bar_secs": 86_400},
+        "rewards": {"epoch_secs": 86_400, "scan_points": 1, "eval_points": 5,
+                    "max_points": 100, "rate": 100_000_000, "max_batch": 50}
+    });
+    invoke(&net, 1, "admin", "gov_init", genesis);
+
     let mut producer = net.gateway_as(1, 1, "producer").await;
     let mut regulator = net.gateway_as(3, 3, "inspector").await;
     let mut driver = net.gateway_as(2, 2, "driver").await;
@@ -488,6 +502,51 @@ async fn loquat_juice_through_the_gateway_and_the_cli() {
     assert!(
         out.starts_with(&jb) && out.contains("<- ") && out.contains(&h1),
         "{out}"
+    );
+
+    // The QCSS index moved with the story (inspections, the recall), the
+    // same on every peer; `qcss index` prints it as terms that add up.
+    let shown = net.cli(&["index", "show", &juice], &consumer);
+    assert!(
+        shown.starts_with(&format!("QCSS index of gtin {juice}: ")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("contribution") && shown.contains("history"),
+        "{shown}"
+    );
+    let record: Value =
+        serde_json::from_str(&net.cli(&["index", "explain", &juice, "--json"], &consumer)).unwrap();
+    let terms = record["terms"].as_array().expect("terms");
+    assert_eq!(terms.len(), 5, "{record}");
+    let sum: u64 = terms
+        .iter()
+        .map(|t| t["contribution"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, record["index"].as_u64().unwrap(), "{record}");
+    assert!(
+        record["refs"].as_object().is_some_and(|r| !r.is_empty()),
+        "{record}"
+    );
+    for n in 2..=3 {
+        let other: Value = serde_json::from_str(&net.cli(
+            &["index", "explain", &juice, "--json"],
+            &net.conn(n, "client1"),
+        ))
+        .unwrap();
+        assert_eq!(other["index"], record["index"], "org{n}");
+        assert_eq!(other["inputs"], record["inputs"], "org{n}");
+    }
+    let shown = net.cli(&["index", "explain", "Org1MSP"], &consumer);
+    assert!(
+        shown.contains("QCSS index of enterprise Org1MSP"),
+        "{shown}"
+    );
+    assert!(shown.contains("records behind each term"), "{shown}");
+    let err = net.cli_err(&["index", "show", "Org9MSP"], &consumer);
+    assert!(
+        err.contains("index_get Org9MSP") && err.contains("no QCSS index"),
+        "{err}"
     );
 
     // Every peer holds the same story.
