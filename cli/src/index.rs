@@ -61,6 +61,14 @@ fn pct(v: &Value) -> String {
     }
 }
 
+/// Unix seconds as UTC time; anything else as it is.
+fn when(v: &Value) -> String {
+    match v.as_u64() {
+        Some(t) => crate::wallet::utc(t.saturating_mul(1000)),
+        None => text(v),
+    }
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -84,7 +92,7 @@ fn render(v: &Value, explain: bool) -> String {
             None => text(&v["coefficient"]),
         },
         text(&v["config_version"]),
-        text(&v["updated_at"])
+        when(&v["updated_at"])
     ));
     out.push_str(&format!(
         "\n{:<16} {:>9} {:>9} {:>13}\n",
@@ -129,7 +137,7 @@ fn render(v: &Value, explain: bool) -> String {
         for h in history {
             out.push_str(&format!(
                 "  {}  {:<24} {}\n",
-                text(&h["time"]),
+                when(&h["time"]),
                 text(&h["event"]),
                 pct(&h["index"])
             ));

@@ -134,6 +134,34 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
+    // UCES and the QCSS index (traceability README "UCES, the QCSS index
+    // and rewards"): the genesis config, set by the producer's admin; the
+    // regulator's user1 votes on evaluations. From here on every step that
+    // moves a product's index recomputes it (`qcss index show GTIN`).
+    let cert = std::fs::read_to_string(
+        dir.join("orgs")
+            .join(&regulator.name)
+            .join("user1/cert.pem"),
+    )
+    .context("the regulator's user1 certificate")?;
+    let validator = hex::encode(qcss_network::signing::sha256(cert.trim().as_bytes()));
+    let mut admin = gateway(dir, info, producer, "admin").await?;
+    s.call(
+        &mut admin,
+        "gov_init",
+        json!({
+            "orgs": info.orgs.iter().map(|o| o.msp_id.clone()).collect::<Vec<_>>(),
+            "validators": [{"msp": regulator.msp_id, "cert_sha256": validator}],
+            "vote_window_secs": 7 * 86_400,
+            "daily_limit": 3,
+            "penalties": {"credit_initial": 100, "credit_max": 200, "credit_gain": 5,
+                          "credit_penalty": 30, "bar_after": 3, "bar_secs": 30 * 86_400},
+            "rewards": {"epoch_secs": 86_400, "scan_points": 1, "eval_points": 5,
+                        "max_points": 100, "rate": 100_000_000, "max_batch": 128}
+        }),
+    )
+    .await?;
+    p.step("  UCES configured by ProducerMSP's admin (the regulator validates evaluations)");
     let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
     s.call(
         &mut farm,

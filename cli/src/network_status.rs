@@ -265,6 +265,11 @@ pub(crate) fn print_summary(
             println!("  genuine, with history:  {q} trace '{}'{conn}", d.good);
             println!("  recalled batch:         {q} trace '{}'{conn}", d.recalled);
             println!("  forged:                 {q} trace '{}'{conn}", d.forged);
+            // The juice's GTIN, from its code's Digital Link path.
+            if let Some(gtin) = d.good.split("/01/").nth(1).and_then(|r| r.get(..14)) {
+                println!("The juice's QCSS index and what it is made of:");
+                println!("  {q} index explain {gtin}{conn}");
+            }
             if !o.web.is_empty() {
                 let page = |c: &str| {
                     c.find("/01/")
