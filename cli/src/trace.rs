@@ -250,11 +250,14 @@ fn anchoring_line(conn: &crate::peer::Conn) -> Option<String> {
         return None;
     }
     let height = st["height"].as_u64().unwrap_or(0);
+    let due = a["next_due_secs"].as_u64().map_or_else(String::new, |s| {
+        format!(" The next anchor is due in about {s} s.")
+    });
     Some(match a["irreversible"].as_array() {
         Some(i) if i.len() == 3 => {
             let size = i[1].as_u64().unwrap_or(0);
             format!(
-                "Anchored: blocks 0…{} of {height} are fixed on the public QCSS chain (anchor {}, public block {}, irreversible){}; `qcss anchor prove TXID` gives a proof anyone can check offline.",
+                "Anchored: blocks 0…{} of {height} are fixed on the public QCSS chain (anchor {}, public block {}, irreversible){}; `qcss anchor prove TXID` gives a proof anyone can check offline.{due}",
                 size.saturating_sub(1),
                 i[0],
                 i[2],
@@ -265,7 +268,9 @@ fn anchoring_line(conn: &crate::peer::Conn) -> Option<String> {
                 }
             )
         }
-        _ => "Not yet anchored on the public QCSS chain; the bridge anchors within its cadence (anchor.toml).".to_owned(),
+        _ => format!(
+            "Not yet anchored on the public QCSS chain; the bridge anchors within its cadence (anchor.toml).{due}"
+        ),
     })
 }
 

@@ -562,6 +562,12 @@ fn anchors_proofs_crash_safety_refusals_and_audit() {
     let said = record(&r);
     assert!(said.contains("MMR root over blocks"), "{said}");
 
+    // Having seen several anchors come, the peer says when the next is due.
+    let status = json(&web, "/api/anchor/status");
+    assert!(status["anchored"]["next_due_secs"].is_u64(), "{status}");
+    let (_, page) = http_get(&web, page_path).unwrap();
+    assert!(page.contains("The next anchor is due in about"), "{page}");
+
     // ------------------------------------------------ the public chain refuses
     let org_keys: Vec<Keypair> = ["producer", "lab", "regulator", "logistics"]
         .iter()

@@ -29,6 +29,25 @@ pub struct Anchored {
     pub irreversible: Option<(u64, u64, u64)>,
     /// The public chain's last irreversible height.
     pub public_lib: u64,
+    /// When the next anchor is due, seconds from the last poll: the interval
+    /// between the last two new anchors this peer saw, minus the time since
+    /// the newer one (none until it has seen two). An estimate of the
+    /// bridge's cadence, which only the bridge's configuration knows.
+    pub next_due_secs: Option<u64>,
+}
+
+/// The next anchor's estimated due time from when this peer first saw the
+/// newest anchors (oldest first): the last interval, less the time since.
+pub(crate) fn next_due(seen: &[std::time::Instant], now: std::time::Instant) -> Option<u64> {
+    let [.., prev, last] = seen else {
+        return None;
+    };
+    let interval = last.saturating_duration_since(*prev);
+    Some(
+        interval
+            .saturating_sub(now.saturating_duration_since(*last))
+            .as_secs(),
+    )
 }
 
 /// The public half of a proof over one irreversible anchor, as the chain
@@ -140,14 +159,27 @@ pub(crate) async fn run(peer: Arc<Peer>, api: String, mut stop: watch::Receiver<
         )
         .ok();
     let cid = peer.consortium_id();
+    // When each of the last two new anchors was first seen (for next_due).
+    let mut new_at: Vec<(u64, std::time::Instant)> = Vec::new();
     loop {
         match read(&api, &cid).await {
             Ok((last, lib)) => {
+                let now = std::time::Instant::now();
+                if let Some(l) = &last
+                    && new_at.last().map(|x| x.0) != Some(l.seq)
+                {
+                    new_at.push((l.seq, now));
+                    if new_at.len() > 2 {
+                        new_at.remove(0);
+                    }
+                }
                 let (covered, irreversible_seq) = {
                     let mut slot = peer.anchored.write().unwrap_or_else(|e| e.into_inner());
                     let mut a = slot.clone().unwrap_or_default();
                     a.public_lib = lib;
                     a.latest = last.as_ref().map(|l| (l.seq, l.mmr_size));
+                    let times: Vec<std::time::Instant> = new_at.iter().map(|x| x.1).collect();
+                    a.next_due_secs = next_due(&times, now);
                     if let Some(l) = last.filter(|l| l.height <= lib) {
                         a.irreversible = Some((l.seq, l.mmr_size, l.height));
                         let mut seen = peer.anchors_seen.write().unwrap_or_else(|e| e.into_inner());
@@ -238,4 +270,22 @@ async fn get<T: serde::de::DeserializeOwned>(addr: &str, path: &str) -> Result<T
     tokio::time::timeout(Duration::from_secs(5), work)
         .await
         .map_err(|_| format!("{addr}{path}: no answer within 5 s"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::next_due;
+
+    #[test]
+    fn the_next_anchor_is_due_one_interval_after_the_last() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(60);
+        assert_eq!(next_due(&[], t1), None);
+        assert_eq!(next_due(&[t1], t1), None);
+        assert_eq!(next_due(&[t0, t1], t1 + Duration::from_secs(20)), Some(40));
+        // Overdue: due now, not negative.
+        assert_eq!(next_due(&[t0, t1], t1 + Duration::from_secs(90)), Some(0));
+    }
 }

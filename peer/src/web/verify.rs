@@ -227,22 +227,27 @@ fn anchoring_sentence(web: &Web, lang: Lang) -> String {
     let Some(a) = web.peer.anchored() else {
         return String::new();
     };
+    let due = match (a.next_due_secs, lang) {
+        (Some(s), Lang::En) => format!(" The next anchor is due in about {s} s."),
+        (Some(s), Lang::Zh) => format!("下一次锚定预计约 {s} 秒后。"),
+        (None, _) => String::new(),
+    };
     match (a.irreversible, lang) {
         (Some((seq, size, public)), Lang::En) => format!(
             "<span id=\"anchored\">Blocks 0–{} of this ledger are anchored on the public QCSS chain \
 (anchor {seq}, public block {public}, irreversible): the history shown cannot be rewritten unnoticed. \
-Blocks after that are covered by the next anchor.</span>",
+Blocks after that are covered by the next anchor.{due}</span>",
             size.saturating_sub(1)
         ),
         (Some((seq, size, public)), Lang::Zh) => format!(
             "<span id=\"anchored\">本账本第 0–{} 号区块已锚定在 QCSS 公链（锚定 {seq}，公链区块 {public}，不可逆），\
-所示历史无法被悄然改写；其后的区块将由下一次锚定覆盖。</span>",
+所示历史无法被悄然改写；其后的区块将由下一次锚定覆盖。{due}</span>",
             size.saturating_sub(1)
         ),
         (None, Lang::En) => {
-            "<span id=\"anchored\">Not yet anchored on the public QCSS chain.</span>".to_owned()
+            format!("<span id=\"anchored\">Not yet anchored on the public QCSS chain.{due}</span>")
         }
-        (None, Lang::Zh) => "<span id=\"anchored\">尚未锚定在 QCSS 公链。</span>".to_owned(),
+        (None, Lang::Zh) => format!("<span id=\"anchored\">尚未锚定在 QCSS 公链。{due}</span>"),
     }
 }
 
