@@ -291,16 +291,8 @@ impl Proposal {
 
     /// Reads and checks a proposal file.
     pub(crate) fn read(path: &Path) -> Result<(Self, Hash32)> {
-        use std::io::Read;
-        let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut bytes = Vec::new();
-        f.take(MAX_PROPOSAL_BYTES + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > MAX_PROPOSAL_BYTES {
-            bail!(
-                "{} is over {MAX_PROPOSAL_BYTES} bytes: not a key-set proposal",
-                path.display()
-            );
-        }
+        let bytes =
+            crate::whole_file::read_bounded(path, MAX_PROPOSAL_BYTES, ": not a key-set proposal")?;
         let p: Proposal = serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not a key-set proposal", path.display()))?;
         let digest = p.check().with_context(|| format!("{}", path.display()))?;
@@ -439,44 +431,14 @@ impl Proposal {
         )
     }
 
-    /// Writes the file atomically (a temporary file in the same folder,
-    /// synced, then renamed over it).
+    /// Writes the file: a new one, or the old one replaced atomically.
     fn write(&self, path: &Path, create_new: bool) -> Result<()> {
-        use std::io::Write;
         let body = serde_json::to_vec_pretty(self)?;
         if create_new {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-                .with_context(|| format!("writing {} (it must not exist yet)", path.display()))?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            return Ok(());
+            crate::whole_file::write_new(path, &body)
+        } else {
+            crate::whole_file::replace(path, &body)
         }
-        let name = path
-            .file_name()
-            .ok_or_else(|| anyhow!("{} names no file", path.display()))?;
-        let tmp = path.with_file_name(format!(
-            ".{}.{}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let result = (|| -> Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
     }
 }
 

@@ -348,7 +348,7 @@ impl Files {
 
     fn params(&self) -> Result<ChannelParams> {
         let p = self.dir.join("params.json");
-        let bytes = read_bounded(&p, 64 * 1024)?;
+        let bytes = crate::whole_file::read_bounded(&p, 64 * 1024, "")?;
         let params: ChannelParams =
             serde_json::from_slice(&bytes).with_context(|| format!("{}", p.display()))?;
         params
@@ -412,18 +412,6 @@ impl Files {
         }
         Ok((readings, store))
     }
-}
-
-fn read_bounded(p: &Path, max: u64) -> Result<Vec<u8>> {
-    let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
-    let mut out = Vec::new();
-    f.take(max + 1)
-        .read_to_end(&mut out)
-        .with_context(|| format!("reading {}", p.display()))?;
-    if out.len() as u64 > max {
-        bail!("{} is over {max} bytes", p.display());
-    }
-    Ok(out)
 }
 
 fn submit_stored(a: SubmitArgs, f: &str) -> Result<()> {
@@ -804,7 +792,7 @@ fn settled(conn: &Conn, cc: &str, channel: &str) -> Result<(ChannelParams, Signe
 }
 
 fn verify(a: VerifyArgs) -> Result<()> {
-    let bytes = read_bounded(&a.proof, MAX_PROOF_FILE)?;
+    let bytes = crate::whole_file::read_bounded(&a.proof, MAX_PROOF_FILE, "")?;
     let v: Value = serde_json::from_slice(&bytes).context("the proof file")?;
     let channel = v["channel"]
         .as_str()
@@ -859,7 +847,8 @@ fn alert(a: AlertArgs) -> Result<()> {
 fn evidence(a: EvidenceArgs) -> Result<()> {
     let party: Party = a.party.parse()?;
     let read = |p: &Path| -> Result<Value> {
-        serde_json::from_slice(&read_bounded(p, 4096)?).with_context(|| format!("{}", p.display()))
+        serde_json::from_slice(&crate::whole_file::read_bounded(p, 4096, "")?)
+            .with_context(|| format!("{}", p.display()))
     };
     let arg =
         json!({"channel": a.ch.id, "party": party, "a": read(&a.a)?, "b": read(&a.b)?}).to_string();

@@ -33,6 +33,7 @@ mod peer;
 mod rewards;
 mod trace;
 mod wallet;
+mod whole_file;
 
 use clap::{Parser, Subcommand};
 

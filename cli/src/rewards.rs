@@ -165,16 +165,11 @@ impl BatchFile {
 
     /// Reads and checks a batch file (size-limited before parsing).
     pub(crate) fn read(path: &Path) -> Result<(Self, Hash32)> {
-        use std::io::Read;
-        let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut bytes = Vec::new();
-        f.take(MAX_BATCH_FILE_BYTES + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > MAX_BATCH_FILE_BYTES {
-            bail!(
-                "{} is over {MAX_BATCH_FILE_BYTES} bytes: split the epoch into more parts",
-                path.display()
-            );
-        }
+        let bytes = crate::whole_file::read_bounded(
+            path,
+            MAX_BATCH_FILE_BYTES,
+            ": split the epoch into more parts",
+        )?;
         let b: BatchFile = serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not a reward batch file", path.display()))?;
         let d = b.check().with_context(|| format!("{}", path.display()))?;
@@ -248,31 +243,7 @@ impl BatchFile {
 
     /// Writes the file atomically (temporary file, synced, renamed).
     fn write(&self, path: &Path) -> Result<()> {
-        use std::io::Write;
-        let body = serde_json::to_vec_pretty(self)?;
-        let name = path
-            .file_name()
-            .ok_or_else(|| anyhow!("{} names no file", path.display()))?;
-        let tmp = path.with_file_name(format!(
-            ".{}.{}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let result = (|| -> Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        crate::whole_file::replace(path, &serde_json::to_vec_pretty(self)?)
     }
 }
 

@@ -386,6 +386,23 @@ pub fn rss_field(pid: u32, field: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// GETs JSON that must answer 200; a 429 (rate-limited) waits 500 ms and
+/// asks again, at most `retries_429` times.
+pub fn get_json(addr: &str, path: &str, retries_429: u32) -> serde_json::Value {
+    let mut tries = 0;
+    let (status, body) = loop {
+        let (status, body) = http_get(addr, path).expect("API answers");
+        if status == 429 && tries < retries_429 {
+            tries += 1;
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
+        break (status, body);
+    };
+    assert_eq!(status, 200, "{addr}{path}: {body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
 /// `GET http://addr/path` with a raw socket; returns (status, body).
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};

@@ -25,18 +25,7 @@ use serde_json::{Value, json};
 
 /// GETs JSON; a peer's web port rate-limits per IP, so a 429 waits and retries.
 fn json(addr: &str, path: &str) -> Value {
-    let mut tries = 0;
-    let (status, body) = loop {
-        let (status, body) = http_get(addr, path).expect("answers");
-        if status == 429 && tries < 30 {
-            tries += 1;
-            std::thread::sleep(Duration::from_millis(500));
-            continue;
-        }
-        break (status, body);
-    };
-    assert_eq!(status, 200, "{addr}{path}: {body}");
-    serde_json::from_str(&body).expect("JSON")
+    qcss_tests::get_json(addr, path, 30)
 }
 
 fn key(path: &Path) -> Keypair {

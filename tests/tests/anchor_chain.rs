@@ -33,18 +33,7 @@ use serde_json::Value;
 
 /// GETs JSON (a 429 waits and asks again).
 fn json(addr: &str, path: &str) -> Value {
-    let mut tries = 0;
-    let (status, body) = loop {
-        let (status, body) = http_get(addr, path).expect("API answers");
-        if status == 429 && tries < 20 {
-            tries += 1;
-            std::thread::sleep(Duration::from_millis(500));
-            continue;
-        }
-        break (status, body);
-    };
-    assert_eq!(status, 200, "{addr}{path}: {body}");
-    serde_json::from_str(&body).expect("JSON")
+    qcss_tests::get_json(addr, path, 20)
 }
 
 /// Polls every 200 ms until `cond`; fails after `secs` with `what`.

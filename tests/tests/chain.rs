@@ -19,9 +19,7 @@ struct ChainNode {
 }
 
 fn json(addr: &str, path: &str) -> serde_json::Value {
-    let (status, body) = http_get(addr, path).expect("API answers");
-    assert_eq!(status, 200, "{addr}{path}: {body}");
-    serde_json::from_str(&body).expect("JSON")
+    qcss_tests::get_json(addr, path, 0)
 }
 
 fn status(n: &ChainNode) -> serde_json::Value {
