@@ -771,7 +771,7 @@ fn check_attr(name: &str, value: &str) -> Result<(), CaError> {
     Ok(())
 }
 
-/// Parses and checks a CSR against the registration: valid signature, P-256
+/// Parses and checks a CSR against the registration: valid signature, P-256 or Ed25519
 /// key, and nothing asked for (CN, role OU, attributes) beyond what was
 /// registered (or, for Fabric CA's standard attributes, what the CA sets:
 /// the name, the role and the org `org`).
@@ -787,11 +787,8 @@ fn check_csr(pem: &str, rec: &IdentityRecord, org: &str) -> Result<CheckedCsr, C
         .map_err(|_| CaError::BadCsr("signature does not match its public key".into()))?;
     let info = &csr.certification_request_info;
     let spki = &info.subject_pki;
-    if spki.algorithm.algorithm != x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY
-        || spki.subject_public_key.data.len() != 65
-    {
-        return Err(CaError::BadCsr("key is not ECDSA P-256".into()));
-    }
+    qcss_network::identity::spki_key(spki)
+        .map_err(|_| CaError::BadCsr("key is neither ECDSA P-256 nor Ed25519".into()))?;
     for cn in info.subject.iter_common_name() {
         let cn = cn.as_str().unwrap_or_default();
         if cn != rec.name {

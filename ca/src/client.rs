@@ -8,7 +8,7 @@ use prost::Message;
 use qcss_network::SigningIdentity;
 use qcss_network::certgen::rcgen_key;
 use qcss_network::msp::unix_now;
-use qcss_network::signing::SigningKey;
+use qcss_network::signing::{KeyKind, SigningKey};
 use qcss_proto::qcss::ca as pb;
 use qcss_proto::qcss::ca::certificate_authority_client::CertificateAuthorityClient;
 use ring::rand::SecureRandom;
@@ -110,15 +110,22 @@ impl CaClient {
         Ok(self.inner.register(signed).await?.into_inner().secret)
     }
 
-    /// Enrolls `name` with `secret`, generating a new key; `hosts` non-empty
-    /// asks for a TLS certificate.
+    /// Enrolls `name` with `secret`, generating a new key of `kind`;
+    /// `hosts` non-empty asks for a TLS certificate (whose key is always
+    /// P-256: every TLS stack speaks it).
     pub async fn enroll(
         &mut self,
         name: &str,
         secret: &str,
         tls_hosts: Option<&[String]>,
+        kind: KeyKind,
     ) -> Result<Enrollment, ClientError> {
-        let key = SigningKey::generate().map_err(local)?;
+        let kind = if tls_hosts.is_some() {
+            KeyKind::P256
+        } else {
+            kind
+        };
+        let key = SigningKey::generate_kind(kind).map_err(local)?;
         let csr_pem = make_csr(&key, name)?;
         let resp = self
             .inner
@@ -147,13 +154,18 @@ impl CaClient {
         Ok(self.inner.enroll(req).await?.into_inner())
     }
 
-    /// Reenrolls `who` with a new key (`tls_hosts` for a TLS certificate).
+    /// Reenrolls `who` with a new key (`tls_hosts` for a TLS certificate):
+    /// of the same kind as its current signing key, P-256 for TLS.
     pub async fn reenroll(
         &mut self,
         who: &SigningIdentity,
         tls_hosts: Option<&[String]>,
     ) -> Result<Enrollment, ClientError> {
-        let key = SigningKey::generate().map_err(local)?;
+        let kind = match tls_hosts {
+            Some(_) => KeyKind::P256,
+            None => who.key().kind(),
+        };
+        let key = SigningKey::generate_kind(kind).map_err(local)?;
         let req = pb::ReenrollRequest {
             stamp: Some(stamp()?),
             csr_pem: make_csr(&key, &who.cert.common_name)?,

@@ -48,7 +48,7 @@ pub enum CaError {
         /// What the registrar may register.
         allowed: String,
     },
-    /// The CSR cannot be parsed, its signature is wrong or its key is not P-256.
+    /// The CSR cannot be parsed, its signature is wrong or its key is neither P-256 nor Ed25519.
     #[error("bad CSR: {0}")]
     BadCsr(String),
     /// The CSR asks for something the registration does not grant.

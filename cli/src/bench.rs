@@ -10,7 +10,7 @@ use qcss_network::Role;
 use qcss_network::certgen::{CertAuthority, SigningProfile, random_serial, rcgen_key};
 use qcss_network::identity::certs_from_pem;
 use qcss_network::msp::{Msp, MspConfig, unix_now};
-use qcss_network::signing::{self, SigningKey};
+use qcss_network::signing::{self, KeyKind, SigningKey};
 
 // The benches' own files, beside this one (declared here so that main.rs
 // needs no change).
@@ -82,6 +82,13 @@ pub(crate) struct CryptoReport {
     pub sign_per_sec: f64,
     /// ECDSA P-256 verifications per second (one core, includes key parse and low-S check).
     pub verify_per_sec: f64,
+    /// Ed25519 signatures per second (one core).
+    pub ed25519_sign_per_sec: f64,
+    /// Ed25519 verifications per second (one core, one at a time).
+    pub ed25519_verify_per_sec: f64,
+    /// Ed25519 verifications per second (one core) in batches of 64, as a
+    /// peer's validator checks a block's signatures.
+    pub ed25519_batch_verify_per_sec: f64,
     /// SHA-256 throughput over 1 KiB messages, MB/s.
     pub sha256_mb_per_sec: f64,
     /// Identity validations per second without the cache (chain, validity, CRL).
@@ -122,6 +129,24 @@ fn crypto(a: CryptoArgs) -> Result<()> {
     let verify_per_sec = rate(d, || {
         std::hint::black_box(signing::verify(key.public_key(), &msg, &sig).is_ok());
     });
+    let ed = SigningKey::generate_kind(KeyKind::Ed25519)?;
+    let ed_sig = ed.sign(&msg)?;
+    let ed25519_sign_per_sec = rate(d, || {
+        std::hint::black_box(ed.sign(std::hint::black_box(&msg)).ok());
+    });
+    let ed25519_verify_per_sec = rate(d, || {
+        std::hint::black_box(signing::verify(ed.public_key(), &msg, &ed_sig).is_ok());
+    });
+    const BATCH: usize = 64;
+    let ed25519_batch_verify_per_sec = BATCH as f64
+        * rate(d, || {
+            let mut b = signing::Ed25519Batch::new();
+            for _ in 0..BATCH {
+                // Queued: the key is well-formed and the signature 64 bytes.
+                let _ = b.queue(ed.public_key(), &msg, &ed_sig);
+            }
+            std::hint::black_box(b.verify().is_ok());
+        });
     let kib = vec![0xa5u8; 1024];
     let sha_rate = rate(d, || {
         std::hint::black_box(signing::sha256(std::hint::black_box(&kib)));
@@ -159,6 +184,9 @@ fn crypto(a: CryptoArgs) -> Result<()> {
     let r = CryptoReport {
         sign_per_sec,
         verify_per_sec,
+        ed25519_sign_per_sec,
+        ed25519_verify_per_sec,
+        ed25519_batch_verify_per_sec,
         sha256_mb_per_sec: sha_rate * 1024.0 / 1e6,
         identity_validate_cold_per_sec: cold,
         identity_validate_cached_per_sec: cached,
@@ -178,6 +206,21 @@ fn crypto(a: CryptoArgs) -> Result<()> {
             "  ECDSA P-256 verify        {:>12.0} /s  ({:.1} µs)",
             r.verify_per_sec,
             1e6 / r.verify_per_sec
+        );
+        println!(
+            "  Ed25519 sign              {:>12.0} /s  ({:.1} µs)",
+            r.ed25519_sign_per_sec,
+            1e6 / r.ed25519_sign_per_sec
+        );
+        println!(
+            "  Ed25519 verify            {:>12.0} /s  ({:.1} µs)",
+            r.ed25519_verify_per_sec,
+            1e6 / r.ed25519_verify_per_sec
+        );
+        println!(
+            "  Ed25519 verify, batch of 64{:>11.0} /s  ({:.1} µs)",
+            r.ed25519_batch_verify_per_sec,
+            1e6 / r.ed25519_batch_verify_per_sec
         );
         println!(
             "  SHA-256 (1 KiB messages)  {:>12.1} MB/s",

@@ -40,7 +40,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use prost::Message;
 use qcss_chaincode::unit_code::{BatchKey, issue_codes};
-use qcss_network::signing::{self, SigningKey};
+use qcss_network::signing::{self, KeyKind, SigningKey};
 use qcss_network::{MspId, SigningIdentity};
 use qcss_peer::client::GatewayClient;
 use qcss_proto::common::{Block, BlockchainInfo, Envelope, Payload};
@@ -295,6 +295,7 @@ fn load_connection(path: &Path) -> Result<Target> {
 /// unless already enrolled.
 fn ensure_identity(
     dir: &Path,
+    info: &crate::network::NetworkInfo,
     org: &crate::network::OrgInfo,
     who: &str,
     kind: &str,
@@ -304,14 +305,21 @@ fn ensure_identity(
     if out.join("cert.pem").exists() {
         return Ok(out);
     }
-    register_and_enroll(&odir, &org.ca, who, "client", kind, "localhost,127.0.0.1").with_context(
-        || {
-            format!(
-                "registering and enrolling {who} with {}'s CA (is the network up?)",
-                org.name
-            )
-        },
-    )?;
+    register_and_enroll(
+        &odir,
+        &org.ca,
+        who,
+        "client",
+        kind,
+        "localhost,127.0.0.1",
+        info.key_type,
+    )
+    .with_context(|| {
+        format!(
+            "registering and enrolling {who} with {}'s CA (is the network up?)",
+            org.name
+        )
+    })?;
     Ok(out)
 }
 
@@ -340,8 +348,8 @@ fn local_connection(dir: &Path) -> Result<Connection> {
     }
     let mut gateways = Vec::new();
     for o in &info.orgs {
-        let client = ensure_identity(&dir, o, "bench-client", "enterprise")?;
-        let consumer = ensure_identity(&dir, o, "bench-consumer", "consumer")?;
+        let client = ensure_identity(&dir, &info, o, "bench-client", "enterprise")?;
+        let consumer = ensure_identity(&dir, &info, o, "bench-consumer", "consumer")?;
         gateways.push(GatewayConn {
             endpoint: o.peer.clone(),
             server_name: None,
@@ -369,7 +377,7 @@ fn local_connection(dir: &Path) -> Result<Connection> {
         Some(r) => r,
         None => (
             0,
-            ensure_identity(&dir, &info.orgs[0], "bench-regulator", "regulator")?,
+            ensure_identity(&dir, &info, &info.orgs[0], "bench-regulator", "regulator")?,
         ),
     };
     // Every peer's Gateway submits to the Raft leader once a follower has
@@ -838,16 +846,22 @@ pub(super) struct BlockStats {
 /// signature work of each transaction.
 #[derive(Debug, Default, Serialize, Clone)]
 pub(super) struct Floor {
-    /// ECDSA P-256 signatures per transaction across all processes.
+    /// The identities' key type (`p256` or `ed25519`): the client's, as
+    /// `network up --key-type` gives every identity the same.
+    pub key_type: String,
+    /// Signatures per transaction across all processes.
     pub signs_per_tx: f64,
-    /// ECDSA P-256 verifications per transaction across all processes.
+    /// Verifications per transaction across all processes.
     pub verifies_per_tx: f64,
     /// How they are counted.
     pub breakdown: String,
-    /// The floor, tx/s.
+    /// The floor, tx/s, at the rates of `key_type`.
     pub floor_tx_per_sec: f64,
     /// Committed tx/s as a fraction of the floor.
     pub fraction_of_floor: f64,
+    /// The same counts at the other key type's rates: the floor this
+    /// machine would have with the other kind of identities.
+    pub other_key_type_floor_tx_per_sec: f64,
 }
 
 /// CPU time (user + system) of process `pid` so far, in clock ticks.
@@ -976,16 +990,16 @@ async fn read_blocks(
     Ok(s)
 }
 
-/// ECDSA P-256 signs and verifies per second over all cores, each thread
-/// running the project's `signing` code for `d`.
-fn crypto_all_cores(d: Duration) -> Result<(f64, f64, usize)> {
+/// Signs and verifies per second with keys of `kind` over all cores, each
+/// thread running the project's `signing` code for `d`.
+fn crypto_all_cores(d: Duration, kind: KeyKind) -> Result<(f64, f64, usize)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let run = |verify: bool| -> Result<f64> {
         let rates: Vec<Result<f64>> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..threads)
                 .map(|_| {
                     s.spawn(move || -> Result<f64> {
-                        let key = SigningKey::generate().map_err(|e| anyhow!("{e}"))?;
+                        let key = SigningKey::generate_kind(kind).map_err(|e| anyhow!("{e}"))?;
                         let msg = vec![0x5au8; 256];
                         let sig = key.sign(&msg).map_err(|e| anyhow!("{e}"))?;
                         let start = Instant::now();
@@ -1015,8 +1029,60 @@ fn crypto_all_cores(d: Duration) -> Result<(f64, f64, usize)> {
     Ok((run(false)?, run(true)?, threads))
 }
 
+/// Signs and verifies per second on all cores, for both key types, and
+/// which one the network's identities use.
+#[derive(Debug, Clone, Copy)]
+struct CryptoRates {
+    kind: KeyKind,
+    p256: (f64, f64),
+    ed25519: (f64, f64),
+}
+
+impl CryptoRates {
+    fn measure(d: Duration, kind: KeyKind) -> Result<(Self, usize)> {
+        let (s1, v1, cores) = crypto_all_cores(d, KeyKind::P256)?;
+        let (s2, v2, _) = crypto_all_cores(d, KeyKind::Ed25519)?;
+        Ok((
+            CryptoRates {
+                kind,
+                p256: (s1, v1),
+                ed25519: (s2, v2),
+            },
+            cores,
+        ))
+    }
+
+    fn of(&self, kind: KeyKind) -> (f64, f64) {
+        match kind {
+            KeyKind::P256 => self.p256,
+            KeyKind::Ed25519 => self.ed25519,
+        }
+    }
+
+    fn mean(&self, other: &Self) -> Self {
+        let m = |a: (f64, f64), b: (f64, f64)| ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
+        CryptoRates {
+            kind: self.kind,
+            p256: m(self.p256, other.p256),
+            ed25519: m(self.ed25519, other.ed25519),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "ECDSA P-256 sign {:.0}/s, verify {:.0}/s; Ed25519 sign {:.0}/s, verify {:.0}/s",
+            self.p256.0, self.p256.1, self.ed25519.0, self.ed25519.1
+        )
+    }
+}
+
 /// Signature operations per transaction, and the floor they imply.
-fn floor(t: &Target, blocks: &BlockStats, sign_rate: f64, verify_rate: f64, tps: f64) -> Floor {
+fn floor(t: &Target, blocks: &BlockStats, rates: &CryptoRates, tps: f64) -> Floor {
+    let (sign_rate, verify_rate) = rates.of(rates.kind);
+    let (other_sign, other_verify) = rates.of(match rates.kind {
+        KeyKind::P256 => KeyKind::Ed25519,
+        KeyKind::Ed25519 => KeyKind::P256,
+    });
     let e = if blocks.endorsements_per_tx > 0.0 {
         blocks.endorsements_per_tx
     } else {
@@ -1033,13 +1099,18 @@ fn floor(t: &Target, blocks: &BlockStats, sign_rate: f64, verify_rate: f64, tps:
     // request; the orderer(s) the envelope; every peer the creator and each
     // endorsement, and each block's orderer signature.
     let verifies = e + 1.0 + ov + p * (1.0 + e) + p / b;
-    let per_tx_secs = signs / sign_rate + verifies / verify_rate;
-    let f = if per_tx_secs > 0.0 {
-        1.0 / per_tx_secs
-    } else {
-        0.0
+    let at = |sign_rate: f64, verify_rate: f64| {
+        let per_tx_secs = signs / sign_rate + verifies / verify_rate;
+        if per_tx_secs > 0.0 && per_tx_secs.is_finite() {
+            1.0 / per_tx_secs
+        } else {
+            0.0
+        }
     };
+    let f = at(sign_rate, verify_rate);
     Floor {
+        key_type: rates.kind.to_string(),
+        other_key_type_floor_tx_per_sec: at(other_sign, other_verify),
         signs_per_tx: signs,
         verifies_per_tx: verifies,
         breakdown: format!(
@@ -1061,7 +1132,12 @@ fn classify(e: &str) -> String {
     cleaned.chars().take(120).collect()
 }
 
-async fn run_point(t: &Arc<Target>, s: &Setup, cfg: &PointCfg, rates: (f64, f64)) -> Result<Point> {
+async fn run_point(
+    t: &Arc<Target>,
+    s: &Setup,
+    cfg: &PointCfg,
+    rates: &CryptoRates,
+) -> Result<Point> {
     let lanes_n = cfg.clients * cfg.inflight;
     if lanes_n > s.lanes.len() {
         bail!(
@@ -1261,7 +1337,7 @@ async fn run_point(t: &Arc<Target>, s: &Setup, cfg: &PointCfg, rates: (f64, f64)
         }
     }
     let qp = percentiles(&mut qlat);
-    let fl = floor(t, &blocks, rates.0, rates.1, tps);
+    let fl = floor(t, &blocks, rates, tps);
     Ok(Point {
         clients: cfg.clients,
         in_flight: lanes_n,
@@ -1547,11 +1623,15 @@ pub(super) fn run(a: NetworkBenchArgs) -> Result<()> {
         target.channel,
         target.chaincode
     );
-    let (sign_rate, verify_rate, cores) =
-        crypto_all_cores(Duration::from_secs_f64(a.crypto_seconds.max(0.1)))?;
-    let (sign1, verify1) = (sign_rate, verify_rate);
+    let kind = target
+        .gateways
+        .first()
+        .map_or(KeyKind::P256, |g| g.client.key().kind());
+    let crypto_d = Duration::from_secs_f64(a.crypto_seconds.max(0.1));
+    let (rates1, cores) = CryptoRates::measure(crypto_d, kind)?;
     println!(
-        "crypto on all {cores} cores (network idle): ECDSA P-256 sign {sign_rate:.0}/s, verify {verify_rate:.0}/s"
+        "crypto on all {cores} cores (network idle): {}; the identities are {kind}",
+        rates1.describe()
     );
     let rt = tokio::runtime::Runtime::new()?;
     let mut points = rt.block_on(async {
@@ -1567,7 +1647,7 @@ pub(super) fn run(a: NetworkBenchArgs) -> Result<()> {
                 query_rate: a.query_rate,
                 mix,
             };
-            let p = run_point(&target, &s, &cfg, (sign_rate, verify_rate)).await?;
+            let p = run_point(&target, &s, &cfg, &rates1).await?;
             print_point(&p, cores);
             points.push(p);
         }
@@ -1575,25 +1655,22 @@ pub(super) fn run(a: NetworkBenchArgs) -> Result<()> {
     })?;
     // Again after the load, so the floor reflects the machine as shared
     // during the whole run; the floor uses the mean of both.
-    let (sign2, verify2, _) = crypto_all_cores(Duration::from_secs_f64(a.crypto_seconds.max(0.1)))?;
+    let (rates2, _) = CryptoRates::measure(crypto_d, kind)?;
     println!(
-        "crypto on all {cores} cores after the load: ECDSA P-256 sign {sign2:.0}/s, verify {verify2:.0}/s; the floor uses the mean"
+        "crypto on all {cores} cores after the load: {}; the floor uses the mean",
+        rates2.describe()
     );
-    let (sign_rate, verify_rate) = ((sign_rate + sign2) / 2.0, (verify_rate + verify2) / 2.0);
+    let rates = rates1.mean(&rates2);
     for p in &mut points {
-        p.floor = floor(
-            &target,
-            &p.blocks,
-            sign_rate,
-            verify_rate,
-            p.committed_tx_per_sec,
-        );
+        p.floor = floor(&target, &p.blocks, &rates, p.committed_tx_per_sec);
         println!(
-            "clients {:>3}: crypto floor {:.0} tx/s ({:.2} signs + {:.2} verifies per tx); committed {:.0} tx/s = {:.0}% of it",
+            "clients {:>3}: crypto floor {:.0} tx/s with {} identities ({:.2} signs + {:.2} verifies per tx; {:.0} tx/s with the other kind); committed {:.0} tx/s = {:.0}% of it",
             p.clients,
             p.floor.floor_tx_per_sec,
+            p.floor.key_type,
             p.floor.signs_per_tx,
             p.floor.verifies_per_tx,
+            p.floor.other_key_type_floor_tx_per_sec,
             p.committed_tx_per_sec,
             100.0 * p.floor.fraction_of_floor
         );
@@ -1644,8 +1721,12 @@ pub(super) fn run(a: NetworkBenchArgs) -> Result<()> {
             "count": a.count,
             "query_rate": a.query_rate,
             "machine": machine(),
-            "crypto": {"cores": cores, "sign_per_sec_all_cores": sign_rate, "verify_per_sec_all_cores": verify_rate,
-                       "before": {"sign": sign1, "verify": verify1}, "after": {"sign": sign2, "verify": verify2},
+            "crypto": {"cores": cores, "key_type": kind.as_str(),
+                       "sign_per_sec_all_cores": rates.of(kind).0, "verify_per_sec_all_cores": rates.of(kind).1,
+                       "p256": {"before": {"sign": rates1.p256.0, "verify": rates1.p256.1},
+                                "after": {"sign": rates2.p256.0, "verify": rates2.p256.1}},
+                       "ed25519": {"before": {"sign": rates1.ed25519.0, "verify": rates1.ed25519.1},
+                                   "after": {"sign": rates2.ed25519.0, "verify": rates2.ed25519.1}},
                        "seconds_each": a.crypto_seconds},
             "points": points,
         });

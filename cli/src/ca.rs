@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use qcss_ca::client::{CaClient, write_enrollment};
 use qcss_ca::{Authority, CaConfig};
+use qcss_network::signing::KeyKind;
 use qcss_network::{MspId, SigningIdentity};
 use qcss_proto::qcss::ca as pb;
 
@@ -109,6 +110,11 @@ pub(crate) struct EnrollArgs {
     /// Also enroll a TLS certificate for these hosts: tls-cert.pem, tls-key.pem, tls-ca.pem.
     #[arg(long, value_delimiter = ',')]
     tls_hosts: Vec<String>,
+    /// The signing key's type: p256 (ECDSA, what every Fabric client
+    /// speaks) or ed25519 (Fabric 3 clients; cheaper for every node to
+    /// verify). TLS keys are always P-256.
+    #[arg(long, default_value = "p256")]
+    key_type: KeyKind,
 }
 
 #[derive(Debug, Args)]
@@ -415,7 +421,7 @@ async fn register(a: RegisterArgs) -> Result<()> {
 async fn enroll(a: EnrollArgs) -> Result<()> {
     let mut client = connect(&a.conn).await?;
     let info = client.info().await?;
-    let e = client.enroll(&a.name, &a.secret, None).await?;
+    let e = client.enroll(&a.name, &a.secret, None, a.key_type).await?;
     write_enrollment(&a.out, "", &e)?;
     std::fs::write(a.out.join("msp_id"), format!("{}\n", info.msp_id))?;
     println!(
@@ -426,7 +432,7 @@ async fn enroll(a: EnrollArgs) -> Result<()> {
     );
     if !a.tls_hosts.is_empty() {
         let t = client
-            .enroll(&a.name, &a.secret, Some(&a.tls_hosts))
+            .enroll(&a.name, &a.secret, Some(&a.tls_hosts), KeyKind::P256)
             .await?;
         write_enrollment(&a.out, "tls-", &t)?;
         println!(

@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 
 use crate::identity::{ATTRIBUTES_OID, encode_attributes};
 use crate::role::Role;
-use crate::signing::SigningKey;
+use crate::signing::{KeyKind, SigningKey};
 
 /// Why a certificate could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,10 +105,11 @@ impl std::fmt::Debug for CertAuthority {
 /// Turns our key into rcgen's.
 pub fn rcgen_key(key: &SigningKey) -> Result<KeyPair, CertGenError> {
     let der = PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec());
-    Ok(KeyPair::from_pkcs8_der_and_sign_algo(
-        &der,
-        &rcgen::PKCS_ECDSA_P256_SHA256,
-    )?)
+    let alg = match key.kind() {
+        KeyKind::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        KeyKind::Ed25519 => &rcgen::PKCS_ED25519,
+    };
+    Ok(KeyPair::from_pkcs8_der_and_sign_algo(&der, alg)?)
 }
 
 /// A random positive 16-byte serial number.

@@ -44,8 +44,8 @@ pub enum IdentityError {
     /// The DER does not parse as X.509.
     #[error("malformed X.509 certificate: {0}")]
     Malformed(String),
-    /// The public key is not ECDSA P-256.
-    #[error("certificate key is not ECDSA P-256")]
+    /// The public key is neither ECDSA P-256 nor Ed25519.
+    #[error("certificate key is neither ECDSA P-256 nor Ed25519")]
     UnsupportedKey,
     /// The subject has an OU that is not a role, or several role OUs.
     #[error("certificate role: {0}")]
@@ -90,7 +90,9 @@ pub struct CertInfo {
     pub not_before: i64,
     /// End of validity, Unix seconds.
     pub not_after: i64,
-    /// Uncompressed P-256 public point.
+    /// The public key: an uncompressed P-256 point (65 bytes) or an
+    /// Ed25519 key (32 bytes); [`crate::signing::KeyKind::of_public_key`]
+    /// tells which.
     pub public_key: Vec<u8>,
     /// Whether the key-usage extension allows digitalSignature (true if absent).
     pub can_sign: bool,
@@ -110,15 +112,7 @@ impl CertInfo {
                 "trailing bytes after certificate".into(),
             ));
         }
-        let spki = cert.public_key();
-        let ec_oid = x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY;
-        if spki.algorithm.algorithm != ec_oid {
-            return Err(IdentityError::UnsupportedKey);
-        }
-        let public_key = spki.subject_public_key.data.to_vec();
-        if public_key.len() != 65 || public_key[0] != 4 {
-            return Err(IdentityError::UnsupportedKey);
-        }
+        let public_key = spki_key(cert.public_key())?;
         let subject = cert.subject();
         let common_name = subject
             .iter_common_name()
@@ -223,6 +217,29 @@ fn ip_to_string(ip: &[u8]) -> Option<String> {
             Some(std::net::Ipv6Addr::from(b).to_string())
         }
         _ => None,
+    }
+}
+
+/// The key of a SubjectPublicKeyInfo if it is one QCSS signs with: an
+/// uncompressed P-256 point or an Ed25519 key.
+pub fn spki_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<Vec<u8>, IdentityError> {
+    use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_SIG_ED25519};
+    let key = spki.subject_public_key.data.to_vec();
+    let alg = &spki.algorithm;
+    let p256 = alg.algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY
+        && alg
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok())
+            .is_none_or(|curve| curve == OID_EC_P256)
+        && key.len() == 65
+        && key[0] == 4;
+    // RFC 8410: the algorithm identifier has no parameters.
+    let ed25519 = alg.algorithm == OID_SIG_ED25519 && alg.parameters.is_none() && key.len() == 32;
+    if p256 || ed25519 {
+        Ok(key)
+    } else {
+        Err(IdentityError::UnsupportedKey)
     }
 }
 
@@ -337,7 +354,7 @@ impl SigningIdentity {
         Self::new(msp_id, cert_pem, key)
     }
 
-    /// Signs `msg` (SHA-256, ECDSA P-256, low-S DER).
+    /// Signs `msg` with the identity's key (see [`SigningKey::sign`]).
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.key.sign(msg)
     }

@@ -56,6 +56,7 @@ use qcss_proto::protos::{ProposalResponse, SignedProposal};
 use crate::ledger::Ledger;
 use crate::lifecycle::functions::{self, Answer};
 use crate::lifecycle::{LIFECYCLE_NAMESPACE, LIFECYCLE_VERSION, Lifecycle};
+use crate::validator::OwnSignatures;
 
 pub use client::{
     AssembleError, ProposalOptions, assemble_transaction, build_proposal, build_proposal_with,
@@ -86,6 +87,8 @@ pub struct Endorser {
     packages: RwLock<BTreeMap<String, BTreeSet<CodeHash>>>,
     /// The peer's lifecycle, if given: installs packages and knows them.
     lifecycle: Option<Arc<Lifecycle>>,
+    /// Every endorsement signed, for the validator to recognise.
+    own: Arc<OwnSignatures>,
 }
 
 impl std::fmt::Debug for Endorser {
@@ -119,7 +122,14 @@ impl Endorser {
             ledger,
             packages: RwLock::new(BTreeMap::new()),
             lifecycle: None,
+            own: Arc::new(OwnSignatures::new()),
         })
+    }
+
+    /// The endorsements this endorser signed, for
+    /// [`crate::validator::ValidateOptions::own`].
+    pub fn own_signatures(&self) -> Arc<OwnSignatures> {
+        self.own.clone()
     }
 
     /// Uses `definitions` (shared with the lifecycle) instead of an own table.
@@ -248,7 +258,7 @@ impl Endorser {
         let inv = invocation(&proposal, &creator);
         match simulate::simulate(&self.runtime, &definition.code_hash, &inv, &self.ledger)? {
             Outcome::Simulated(sim) => sign::endorsed_response(
-                &self.signer,
+                (&self.signer, &self.own),
                 &self.endorser_bytes,
                 &proposal.proposal_hash,
                 (&definition.name, &definition.version),
@@ -277,7 +287,7 @@ impl Endorser {
         sim: &qcss_chaincode::Simulation,
     ) -> Result<ProposalResponse, EndorseError> {
         sign::endorsed_response(
-            &self.signer,
+            (&self.signer, &self.own),
             &self.endorser_bytes,
             &proposal.proposal_hash,
             name_version,
@@ -304,7 +314,7 @@ impl Endorser {
         };
         match functions::run(&call, &self.ledger, self.lifecycle.as_deref())? {
             Answer::Endorse(sim) => sign::endorsed_response(
-                &self.signer,
+                (&self.signer, &self.own),
                 &self.endorser_bytes,
                 &proposal.proposal_hash,
                 (LIFECYCLE_NAMESPACE, LIFECYCLE_VERSION),

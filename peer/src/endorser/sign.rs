@@ -25,6 +25,7 @@ use qcss_proto::protos::{
 
 use crate::endorser::rwset::tx_rwset;
 use crate::endorser::{ChaincodeDefinition, EndorseError};
+use crate::validator::OwnSignatures;
 
 /// Fabric's `ProposalResponse.version`.
 const RESPONSE_VERSION: i32 = 1;
@@ -77,9 +78,9 @@ fn response(sim: &Simulation) -> Response {
 }
 
 /// The signed answer to a successful simulation of chaincode `name` at
-/// `version`.
+/// `version`; the signature is remembered in `own`.
 pub(crate) fn endorsed_response(
-    signer: &SigningIdentity,
+    (signer, own): (&SigningIdentity, &OwnSignatures),
     endorser: &[u8],
     proposal_hash: &[u8; 32],
     (name, version): (&str, &str),
@@ -99,6 +100,7 @@ pub(crate) fn endorsed_response(
         .map_err(|e| EndorseError::PeerIdentity {
             reason: format!("signing the proposal response of {tx_id:?} failed: {e}"),
         })?;
+    own.remember(&signed, &signature);
     Ok(ProposalResponse {
         version: RESPONSE_VERSION,
         timestamp: None,

@@ -142,12 +142,16 @@ pub(crate) async fn commit(peer: &Arc<Peer>, block: Block) -> Result<(), String>
     let started = Instant::now();
     let (block, result) = tokio::task::spawn_blocking(move || {
         let channel = p.channel();
+        let own = p.endorser.own_signatures();
         let r = commit_block_with(
             &p.ledger,
             &block,
             &channel,
             &*p.lifecycle,
-            ValidateOptions::default(),
+            ValidateOptions {
+                own: Some(&own),
+                ..ValidateOptions::default()
+            },
         );
         // The anchoring MMR follows the ledger; it is derived data, so a
         // failure here is logged and retried at the next block, never fatal.

@@ -129,7 +129,10 @@ pub fn bench_validate(
         built.push(block);
     }
 
-    let options = ValidateOptions { threads };
+    let options = ValidateOptions {
+        threads,
+        ..ValidateOptions::default()
+    };
     let (mut total, mut check, mut sequential, mut signature) = (
         Duration::ZERO,
         Duration::ZERO,

@@ -43,7 +43,7 @@ pub fn commit_block_with<P: PolicyProvider + ?Sized>(
     block: &Block,
     channel: &Channel,
     policies: &P,
-    options: ValidateOptions,
+    options: ValidateOptions<'_>,
 ) -> Result<Validation, ValidatorError> {
     let number = block
         .header
@@ -127,7 +127,7 @@ fn validate_next<P: PolicyProvider + ?Sized>(
     block: &Block,
     channel: &Channel,
     policies: &P,
-    options: ValidateOptions,
+    options: ValidateOptions<'_>,
 ) -> Result<Validation, ValidatorError> {
     let number = block
         .header

@@ -31,7 +31,6 @@ use std::collections::HashSet;
 use prost::Message;
 use qcss_network::Role;
 use qcss_network::policy::SignerInfo;
-use qcss_network::signing;
 use qcss_proto::common::ChannelHeader;
 use qcss_proto::msp::SerializedIdentity;
 use qcss_proto::protos::{
@@ -251,28 +250,35 @@ fn endorser<P: PolicyProvider + ?Sized>(
         .channel
         .msp(&id.mspid)
         .ok_or_else(|| format!("endorser MSP {:?} is not a channel member", id.mspid))?;
-    clock.time(|| {
-        let v = msp
-            .validate_serialized(&id.mspid, &id.id_bytes)
-            .map_err(|err| format!("endorser refused: {err}"))?;
-        if v.role != Role::Peer {
-            return Err(format!(
-                "endorser {} of {} has role {}, not peer",
-                v.cert.common_name, v.msp_id, v.role
-            ));
-        }
-        if seen.contains(&v.cert.id) {
-            return Ok(None);
-        }
-        let mut signed = Vec::with_capacity(prp.len() + e.endorser.len());
-        signed.extend_from_slice(prp);
-        signed.extend_from_slice(&e.endorser);
-        signing::verify(&v.cert.public_key, &signed, &e.signature).map_err(|err| {
+    let v = clock.time(|| {
+        msp.validate_serialized(&id.mspid, &id.id_bytes)
+            .map_err(|err| format!("endorser refused: {err}"))
+    })?;
+    if v.role != Role::Peer {
+        return Err(format!(
+            "endorser {} of {} has role {}, not peer",
+            v.cert.common_name, v.msp_id, v.role
+        ));
+    }
+    if seen.contains(&v.cert.id) {
+        return Ok(None);
+    }
+    let mut signed = Vec::with_capacity(prp.len() + e.endorser.len());
+    signed.extend_from_slice(prp);
+    signed.extend_from_slice(&e.endorser);
+    if checker
+        .own
+        .is_some_and(|own| own.take(&signed, &e.signature))
+    {
+        return Ok(Some(SignerInfo::from(&*v)));
+    }
+    clock
+        .verify(&v.cert.public_key, &signed, &e.signature)
+        .map_err(|err| {
             format!(
                 "endorsement by {} of {}: {err}",
                 v.cert.common_name, v.msp_id
             )
         })?;
-        Ok(Some(SignerInfo::from(&*v)))
-    })
+    Ok(Some(SignerInfo::from(&*v)))
 }

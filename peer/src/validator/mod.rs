@@ -29,6 +29,7 @@ mod endorsement;
 mod error;
 pub mod fixture;
 mod mvcc;
+mod own;
 mod policy;
 mod replay;
 mod rwset;
@@ -46,6 +47,7 @@ use qcss_proto::protos::TxValidationCode;
 pub use bench::{BenchError, ValidateBenchReport, bench_validate};
 pub use commit::{commit_block, commit_block_with, commit_genesis};
 pub use error::ValidatorError;
+pub use own::OwnSignatures;
 pub use policy::{
     KEY_POLICY_ENTRY, KeyRule, KeyWrite, PolicyProvider, StaticPolicies, decode_key_policy,
     encode_key_policy,
@@ -85,11 +87,14 @@ pub(crate) fn fail<T>(code: TxValidationCode, reason: impl Into<String>) -> Resu
 }
 
 /// How to validate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ValidateOptions {
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValidateOptions<'a> {
     /// Threads for the per-transaction checks; `0` = one per available core.
     /// Never more than the block has chunks of work.
     pub threads: usize,
+    /// Endorsements this peer signed itself: their signatures are not
+    /// verified again (the endorser's identity still is).
+    pub own: Option<&'a OwnSignatures>,
 }
 
 /// A validated block: the updates for the ledger and how long each phase took.
@@ -145,7 +150,7 @@ pub fn validate_block_with<S, P>(
     channel: &Channel,
     state: &S,
     policies: &P,
-    options: ValidateOptions,
+    options: ValidateOptions<'_>,
 ) -> Result<Validation, ValidatorError>
 where
     S: CommittedState + ?Sized,
@@ -168,6 +173,7 @@ where
         policies,
         block,
         time_ms: qcss_network::block::block_time_ms(block),
+        own: options.own,
     };
     let started = Instant::now();
     let (checked, threads, signature_time) = check_all(&checker, envelopes, options.threads);
@@ -291,8 +297,9 @@ fn check_all<P: PolicyProvider + ?Sized>(
     let threads = cores.min(envelopes.len().div_ceil(CHUNK)).max(1);
     let next = AtomicUsize::new(0);
     let work = || {
-        let mut clock = SigClock::default();
+        let mut clock = SigClock::batching();
         let mut out = Vec::new();
+        let mut queued = Vec::new();
         loop {
             let start = next.fetch_add(CHUNK, Ordering::Relaxed);
             if start >= envelopes.len() {
@@ -300,10 +307,31 @@ fn check_all<P: PolicyProvider + ?Sized>(
             }
             let end = (start + CHUNK).min(envelopes.len());
             for (i, env) in envelopes[start..end].iter().enumerate() {
+                clock.queued = false;
                 out.push((start + i, checker.check(env, &mut clock)));
+                if clock.queued {
+                    queued.push(out.len() - 1);
+                }
             }
         }
-        (out, clock.0)
+        // The Ed25519 signatures this worker accepted provisionally, checked
+        // at once; if any is bad, the transactions that queued one are
+        // checked again one signature at a time, which finds it and gives
+        // each its code exactly as if nothing had been batched.
+        if let Some(batch) = clock.batch.take() {
+            let started = Instant::now();
+            let all_good = batch.verify().is_ok();
+            clock.spent += started.elapsed();
+            if !all_good {
+                let mut eager = SigClock::default();
+                for k in queued {
+                    let i = out[k].0;
+                    out[k] = (i, checker.check(&envelopes[i], &mut eager));
+                }
+                clock.spent += eager.spent;
+            }
+        }
+        (out, clock.spent)
     };
     let parts: Vec<(Vec<(usize, CheckedTx)>, Duration)> = if threads == 1 {
         vec![work()]

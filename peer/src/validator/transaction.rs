@@ -50,6 +50,7 @@ use qcss_proto::protos::{
 };
 
 use crate::ledger::TxUpdate;
+use crate::validator::OwnSignatures;
 use crate::validator::endorsement::{self, Endorsed};
 use crate::validator::policy::PolicyProvider;
 use crate::validator::{Rejection, fail};
@@ -84,17 +85,64 @@ pub(crate) struct Checker<'a, P: PolicyProvider + ?Sized> {
     /// The time its ordering leader stamped on it, ms since the epoch
     /// ([`qcss_network::block::block_time_ms`]); None for older blocks.
     pub(crate) time_ms: Option<u64>,
+    /// Endorsements this peer signed itself (not verified again).
+    pub(crate) own: Option<&'a OwnSignatures>,
 }
 
-/// Accumulates time spent validating identities and verifying signatures.
+/// Where a worker's signature checks go, and the time they took.
+///
+/// Eager (the reference): every signature is verified when met. Batching:
+/// Ed25519 signatures are queued and provisionally accepted, and the worker
+/// checks the whole queue at the end of its share (`check_all` in `mod.rs`);
+/// if that batch fails, every transaction that queued a signature is
+/// checked again eagerly, so the verdicts are exactly the eager ones.
 #[derive(Debug, Default)]
-pub(crate) struct SigClock(pub(crate) Duration);
+pub(crate) struct SigClock {
+    /// Time spent validating identities and verifying signatures.
+    pub(crate) spent: Duration,
+    /// The queue, when batching.
+    pub(crate) batch: Option<signing::Ed25519Batch>,
+    /// Whether the transaction being checked queued a signature.
+    pub(crate) queued: bool,
+}
 
 impl SigClock {
+    /// Batches Ed25519 signatures.
+    pub(crate) fn batching() -> Self {
+        SigClock {
+            batch: Some(signing::Ed25519Batch::new()),
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
         let started = Instant::now();
         let out = f();
-        self.0 += started.elapsed();
+        self.spent += started.elapsed();
+        out
+    }
+
+    /// Verifies `sig` now, or queues it if this clock batches and the key
+    /// is Ed25519 (a malformed key or signature is refused at once).
+    pub(crate) fn verify(
+        &mut self,
+        public_key: &[u8],
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<(), signing::CryptoError> {
+        let started = Instant::now();
+        let out = match &mut self.batch {
+            Some(batch)
+                if signing::KeyKind::of_public_key(public_key)
+                    == Some(signing::KeyKind::Ed25519) =>
+            {
+                let queued = batch.queue(public_key, msg, sig);
+                self.queued |= queued.is_ok();
+                queued
+            }
+            _ => signing::verify(public_key, msg, sig),
+        };
+        self.spent += started.elapsed();
         out
     }
 }
@@ -194,14 +242,14 @@ impl<P: PolicyProvider + ?Sized> Checker<'_, P> {
                 id.mspid
             ))
         })?;
-        clock.time(|| {
-            let v = msp
-                .validate_serialized(&id.mspid, &id.id_bytes)
-                .map_err(|e| bad(format!("creator refused: {e}")))?;
-            signing::verify(&v.cert.public_key, payload, signature)
-                .map_err(|e| bad(format!("creator signature: {e}")))?;
-            Ok(SignerInfo::from(&*v))
-        })
+        let v = clock.time(|| {
+            msp.validate_serialized(&id.mspid, &id.id_bytes)
+                .map_err(|e| bad(format!("creator refused: {e}")))
+        })?;
+        clock
+            .verify(&v.cert.public_key, payload, signature)
+            .map_err(|e| bad(format!("creator signature: {e}")))?;
+        Ok(SignerInfo::from(&*v))
     }
 
     /// A config block's one CONFIG envelope: its configuration (read as
