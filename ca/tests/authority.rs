@@ -5,7 +5,7 @@
 use qcss_ca::authority::{Authority, signed_bytes};
 use qcss_ca::client::{make_csr, sign_request, stamp};
 use qcss_ca::{CaConfig, CaError};
-use qcss_network::signing::SigningKey;
+use qcss_network::signing::{KeyKind, SigningKey};
 use qcss_network::{MspId, SigningIdentity};
 use qcss_proto::qcss::ca as pb;
 
@@ -27,7 +27,16 @@ fn open() -> (Authority, String, tempfile::TempDir) {
 }
 
 fn enroll(auth: &Authority, name: &str, secret: &str) -> Result<SigningIdentity, CaError> {
-    let key = SigningKey::generate().unwrap();
+    enroll_kind(auth, name, secret, KeyKind::P256)
+}
+
+fn enroll_kind(
+    auth: &Authority,
+    name: &str,
+    secret: &str,
+    kind: KeyKind,
+) -> Result<SigningIdentity, CaError> {
+    let key = SigningKey::generate_kind(kind).unwrap();
     let issued = auth.enroll(&pb::EnrollRequest {
         name: name.into(),
         secret: secret.into(),
@@ -111,6 +120,32 @@ fn register_enroll_and_audit() {
         ]
     );
     assert!(log.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
+}
+
+/// An Ed25519 key in the CSR gets an Ed25519 certificate from the P-256
+/// CA; the identity signs, is a valid member of the CA's MSP, and can act
+/// as a registrar like any other.
+#[test]
+fn ed25519_identities_enroll_and_act() {
+    let ca = setup();
+    let req = pb::RegisterRequest {
+        stamp: Some(stamp().unwrap()),
+        name: "sub".into(),
+        role: "admin".into(),
+        registrar_roles: vec!["client".into()],
+        ..Default::default()
+    };
+    let secret = ca
+        .auth
+        .register(&sign_request(&ca.admin, "Register", &req).unwrap())
+        .unwrap();
+    let sub = enroll_kind(&ca.auth, "sub", &secret, KeyKind::Ed25519).unwrap();
+    assert_eq!(sub.cert.public_key.len(), 32);
+    assert_eq!(sub.key().kind(), KeyKind::Ed25519);
+    let sig = sub.sign(b"m").unwrap();
+    qcss_network::signing::verify(&sub.cert.public_key, b"m", &sig).unwrap();
+    // It signs a request the CA checks: a registration.
+    ca.auth.register(&reg(&sub, "c9", "client", &[])).unwrap();
 }
 
 #[test]

@@ -30,7 +30,7 @@ use qcss_network::channel::{
 use qcss_network::envelope::{compute_tx_id, creator_bytes, new_nonce};
 use qcss_network::identity::IdentityError;
 use qcss_network::msp::{MspConfig, unix_now};
-use qcss_network::signing::{CryptoError, SigningKey};
+use qcss_network::signing::{CryptoError, KeyKind, SigningKey};
 use qcss_network::{MspId, Role, SigningIdentity};
 use qcss_proto::common::{
     Block, ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader,
@@ -90,6 +90,7 @@ pub struct Network {
     orgs: Vec<Org>,
     orderer: SigningIdentity,
     config: ChannelConfig,
+    kind: KeyKind,
 }
 
 impl std::fmt::Debug for Network {
@@ -104,14 +105,14 @@ impl std::fmt::Debug for Network {
     }
 }
 
-/// Issues a signing identity of `msp_id` from `ca`.
+/// Issues a signing identity of `msp_id` from `ca`, with a key of `kind`.
 fn issue(
     ca: &CertAuthority,
     msp_id: &str,
-    name: &str,
-    role: Role,
+    (name, role): (&str, Role),
+    kind: KeyKind,
 ) -> Result<SigningIdentity, FixtureError> {
-    let key = SigningKey::generate()?;
+    let key = SigningKey::generate_kind(kind)?;
     let profile = SigningProfile {
         name: name.into(),
         org: msp_id.trim_end_matches("MSP").into(),
@@ -131,21 +132,31 @@ impl Network {
     /// each with its own root CA, a peer `peer0` and a client `client0`;
     /// one consenter, an orderer identity of the first org; default policies.
     pub fn new(channel_id: &str, msp_ids: &[&str]) -> Result<Network, FixtureError> {
+        Self::with_key_kind(channel_id, msp_ids, KeyKind::P256)
+    }
+
+    /// As [`Network::new`], every identity (and every one
+    /// [`Network::issue`] makes later) with a key of `kind`.
+    pub fn with_key_kind(
+        channel_id: &str,
+        msp_ids: &[&str],
+        kind: KeyKind,
+    ) -> Result<Network, FixtureError> {
         let mut orgs = Vec::with_capacity(msp_ids.len());
         for id in msp_ids {
             let org = id.trim_end_matches("MSP");
             let ca = CertAuthority::new_root(&format!("ca.{org}"), org, 365)?;
             orgs.push(Org {
                 msp_id: id.to_string(),
-                peer: issue(&ca, id, "peer0", Role::Peer)?,
-                client: issue(&ca, id, "client0", Role::Client)?,
+                peer: issue(&ca, id, ("peer0", Role::Peer), kind)?,
+                client: issue(&ca, id, ("client0", Role::Client), kind)?,
                 ca,
                 revoked: Vec::new(),
             });
         }
         let first = msp_ids.first().copied().unwrap_or("Org1MSP");
         let orderer = match orgs.first() {
-            Some(o) => issue(&o.ca, first, "orderer0", Role::Orderer)?,
+            Some(o) => issue(&o.ca, first, ("orderer0", Role::Orderer), kind)?,
             None => return Err(FixtureError::UnknownOrg(first.into())),
         };
         let cert = String::from_utf8_lossy(&orderer.cert_pem).into_owned();
@@ -179,6 +190,7 @@ impl Network {
             orgs,
             orderer,
             config,
+            kind,
         })
     }
 
@@ -226,7 +238,7 @@ impl Network {
         name: &str,
         role: Role,
     ) -> Result<SigningIdentity, FixtureError> {
-        issue(&self.org(msp_id)?.ca, msp_id, name, role)
+        issue(&self.org(msp_id)?.ca, msp_id, (name, role), self.kind)
     }
 
     /// Revokes `identity`: its org's CA issues a new CRL, which replaces the
