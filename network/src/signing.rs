@@ -127,6 +127,13 @@ impl std::str::FromStr for KeyKind {
     }
 }
 
+/// The DER of an RFC 8410 PKCS#8 v1 Ed25519 private key up to its 32-byte
+/// seed: `SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING
+/// { OCTET STRING seed } }`.
+const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
 enum Pair {
     P256(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
@@ -148,12 +155,23 @@ impl SigningKey {
     /// Generates a new random key of `kind`.
     pub fn generate_kind(kind: KeyKind) -> Result<Self, CryptoError> {
         let rng = SystemRandom::new();
-        let doc = match kind {
-            KeyKind::P256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng),
-            KeyKind::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng),
+        match kind {
+            KeyKind::P256 => {
+                let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                    .map_err(|_| CryptoError::Rng)?;
+                Self::from_pkcs8_der(doc.as_ref())
+            }
+            KeyKind::Ed25519 => {
+                // RFC 8410's PKCS#8 v1 form, written by hand: ring's own v2
+                // document tags the public key in a way OpenSSL (and so
+                // Node, which Fabric's Gateway client runs on) refuses.
+                let mut seed = [0u8; 32];
+                ring::rand::SecureRandom::fill(&rng, &mut seed).map_err(|_| CryptoError::Rng)?;
+                let mut der = ED25519_PKCS8_V1_PREFIX.to_vec();
+                der.extend_from_slice(&seed);
+                Self::from_pkcs8_der(&der)
+            }
         }
-        .map_err(|_| CryptoError::Rng)?;
-        Self::from_pkcs8_der(doc.as_ref())
     }
 
     /// Loads a PKCS#8 DER key: ECDSA P-256, or Ed25519 in PKCS#8 v1 (what
@@ -596,6 +614,9 @@ mod tests {
         let key = SigningKey::generate_kind(KeyKind::Ed25519).unwrap();
         assert_eq!(key.kind(), KeyKind::Ed25519);
         assert_eq!(key.public_key().len(), 32);
+        // Stored as RFC 8410's v1 document, which OpenSSL and Node read.
+        assert_eq!(key.pkcs8_der().len(), 48);
+        assert_eq!(key.pkcs8_der()[..16], ED25519_PKCS8_V1_PREFIX);
         assert_eq!(
             KeyKind::of_public_key(key.public_key()),
             Some(KeyKind::Ed25519)

@@ -6,9 +6,9 @@
 //! refusals (a VALID duplicate, say) all take part.
 
 use qcss_network::SigningIdentity;
-use qcss_network::signing::KeyKind;
 use qcss_network::channel::Channel;
 use qcss_network::policy::Policy;
+use qcss_network::signing::KeyKind;
 use qcss_network::{Role, envelope};
 use qcss_peer::ledger::{Ledger, Version};
 use qcss_peer::validator::fixture::{Network, Proposal, RwSet, endorse, sign_envelope};

@@ -157,7 +157,8 @@ async function main() {
         client,
         identity: { mspId: params.mspId, credentials },
         signer: signers.newPrivateKeySigner(privateKey),
-        hash: hash.sha256,
+        // Ed25519 signs the whole message; ECDSA signs its SHA-256.
+        hash: privateKey.asymmetricKeyType === 'ed25519' ? hash.none : hash.sha256,
         tlsClientCertificateHash,
         evaluateOptions: deadline,
         endorseOptions: deadline,

@@ -33,7 +33,12 @@ pub struct TestOrg {
     pub ca: CaNode,
 }
 
-fn enroll(dir: &Path, conn: &[String], name: &str, role: &str, kind: Option<&str>) {
+fn enroll(
+    dir: &Path,
+    conn: &[String],
+    (name, role, kind): (&str, &str, Option<&str>),
+    key_type: &str,
+) {
     let mut a = vec![
         "ca",
         "register",
@@ -60,6 +65,8 @@ fn enroll(dir: &Path, conn: &[String], name: &str, role: &str, kind: Option<&str
         name,
         "--tls-hosts",
         "localhost,127.0.0.1",
+        "--key-type",
+        key_type,
     ];
     e.extend(conn.iter().map(String::as_str));
     qcss_ok(dir, &e);
@@ -93,9 +100,9 @@ impl TestOrg {
         ];
         a.extend(conn.iter().map(String::as_str));
         qcss_ok(dir, &a);
-        enroll(dir, &conn, "peer1", "peer", None);
-        enroll(dir, &conn, "client1", "client", None);
-        enroll(dir, &conn, "client2", "client", None);
+        enroll(dir, &conn, ("peer1", "peer", None), "p256");
+        enroll(dir, &conn, ("client1", "client", None), "p256");
+        enroll(dir, &conn, ("client2", "client", None), "p256");
         TestOrg {
             msp_id: msp_id.into(),
             dir: dir.to_path_buf(),
@@ -105,7 +112,18 @@ impl TestOrg {
 
     /// Enrolls a further identity (with a TLS pair) in this org.
     pub fn enroll(&self, name: &str, role: &str, kind: Option<&str>) {
-        enroll(&self.dir, &self.ca.conn_args(), name, role, kind);
+        enroll(&self.dir, &self.ca.conn_args(), (name, role, kind), "p256");
+    }
+
+    /// As [`TestOrg::enroll`], with a signing key of `key_type` (`p256` or
+    /// `ed25519`).
+    pub fn enroll_key(&self, name: &str, role: &str, kind: Option<&str>, key_type: &str) {
+        enroll(
+            &self.dir,
+            &self.ca.conn_args(),
+            (name, role, kind),
+            key_type,
+        );
     }
 
     /// A signing identity of this org.
@@ -172,9 +190,8 @@ impl Network {
             enroll(
                 &orgs[0].dir,
                 &conn1,
-                &format!("orderer{i}"),
-                "orderer",
-                None,
+                (&format!("orderer{i}"), "orderer", None),
+                "p256",
             );
         }
         let orderer_addrs: Vec<String> = (0..3)

@@ -101,15 +101,17 @@ fn find_tx<'a>(blocks: &'a Value, tx_id: &Value) -> Option<(u64, &'a Value)> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fabric_node_client_drives_the_network() {
-    require_node_client();
-    let d = tempfile::tempdir().expect("tempdir");
-    let net = Network::start(d.path(), NetworkOptions::default());
+/// Runs gateway-check.js as `who` of the first org and checks everything it
+/// reports; returns the key and value it wrote and the emit's block.
+fn check_run(
+    net: &Network,
+    who: &str,
+    run_id: &str,
+    (key_type, curve): (&str, Option<&str>),
+) -> (String, String, u64) {
     let org1 = &net.orgs[0];
-    let client = org1.dir.join("client1");
+    let client = org1.dir.join(who);
     let file = |p: PathBuf| p.display().to_string();
-    let run_id = format!("t{}", std::process::id());
     let env = [
         ("PEER_ENDPOINT", net.peer_addrs[0].clone()),
         ("TLS_ROOT_CERT", file(org1.dir.join("ca/tls-ca-cert.pem"))),
@@ -120,16 +122,16 @@ async fn fabric_node_client_drives_the_network() {
         ("MSP_ID", org1.msp_id.clone()),
         ("CHANNEL", CHANNEL.to_string()),
         ("CHAINCODE", "example".to_string()),
-        ("RUN_ID", run_id.clone()),
+        ("RUN_ID", run_id.to_string()),
         ("TIMEOUT_MS", "30000".to_string()),
     ];
     let out = run_gateway_check(&env, Duration::from_secs(180));
     let show = serde_json::to_string_pretty(&out).unwrap_or_default();
     eprintln!("gateway-check.js: {show}");
 
-    // The CA's keys are P-256, read by node's crypto as they are.
-    assert_eq!(out["keyType"], "ec", "{show}");
-    assert_eq!(out["curve"], "prime256v1", "{show}");
+    // The CA's certificates' keys, read by node's crypto as they are.
+    assert_eq!(out["keyType"], key_type, "{show}");
+    assert_eq!(out["curve"].as_str(), curve, "{show}");
 
     // submitTransaction, then evaluateTransaction reads the value back.
     let key = format!("node-{run_id}");
@@ -243,14 +245,40 @@ async fn fabric_node_client_drives_the_network() {
     assert_eq!(ef["isGatewayError"], true, "{show}");
     assert!(carries(ef), "{show}");
 
+    (key, value, emit_block)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fabric_node_client_drives_the_network() {
+    require_node_client();
+    let d = tempfile::tempdir().expect("tempdir");
+    let net = Network::start(d.path(), NetworkOptions::default());
+    let org1 = &net.orgs[0];
+    // The same script as an ECDSA P-256 identity (what the CA issues by
+    // default) and as an Ed25519 one (Fabric 3's hash.none signer), in a
+    // network whose peers and orderers are P-256: every verifier takes both.
+    org1.enroll_key("edclient", "client", None, "ed25519");
+    let mut written = Vec::new();
+    for (who, key_type, curve) in [
+        ("client1", "ec", Some("prime256v1")),
+        ("edclient", "ed25519", None),
+    ] {
+        let run_id = format!("t{}{who}", std::process::id());
+        written.push(check_run(&net, who, &run_id, (key_type, curve)));
+    }
+    let (key, value, emit_block) = written.pop().expect("two runs");
+    let (key0, value0, _) = written.pop().expect("two runs");
+
     // What the Node client wrote is on every peer.
     net.wait_heights(emit_block + 1, Duration::from_secs(20));
     for n in 1..=3 {
         let mut g = net.gateway(n).await;
-        let v = g
-            .evaluate("example", "get", &[key.as_bytes()])
-            .await
-            .expect("get");
-        assert_eq!(v, value.as_bytes(), "peer {n}");
+        for (key, value) in [(&key0, &value0), (&key, &value)] {
+            let v = g
+                .evaluate("example", "get", &[key.as_bytes()])
+                .await
+                .expect("get");
+            assert_eq!(v, value.as_bytes(), "peer {n}");
+        }
     }
 }
