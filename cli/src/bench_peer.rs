@@ -22,6 +22,14 @@ pub(crate) struct ValidateBenchArgs {
     /// Check threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// The identities' key type: p256 or ed25519 (batch-verified).
+    #[arg(long, default_value = "p256")]
+    key_type: qcss_network::signing::KeyKind,
+    /// Validate as a peer whose own endorsements (one of the three
+    /// signatures) it recognises and does not verify again, as a running
+    /// peer does.
+    #[arg(long)]
+    own: bool,
     /// Working directory for the ledgers (a fresh temporary one if absent;
     /// removed afterwards).
     #[arg(long)]
@@ -51,8 +59,17 @@ pub(super) fn run(a: ValidateBenchArgs) -> Result<()> {
         let blocks = (a.total / txs).max(1) as u64;
         let vdir = base.join(format!("validate-{txs}"));
         let _ = std::fs::remove_dir_all(&vdir);
-        let validate = qcss_peer::validator::bench_validate(&vdir, blocks, txs, a.threads)
-            .map_err(|e| anyhow!("validate benchmark ({txs} tx/block): {e}"))?;
+        let validate = qcss_peer::validator::bench_validate(
+            &vdir,
+            blocks,
+            txs,
+            qcss_peer::validator::ValidateBenchOptions {
+                threads: a.threads,
+                key_kind: a.key_type,
+                own: a.own,
+            },
+        )
+        .map_err(|e| anyhow!("validate benchmark ({txs} tx/block): {e}"))?;
         let cdir = base.join(format!("commit-{txs}"));
         let _ = std::fs::remove_dir_all(&cdir);
         let commit_only = qcss_peer::ledger::bench_commit(&cdir, blocks, txs, 1)

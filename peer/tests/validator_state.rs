@@ -3,11 +3,12 @@
 //! (no timing assertions).
 
 use qcss_network::policy::Policy;
+use qcss_network::signing::KeyKind;
 use qcss_peer::ledger::{BlockUpdates, Version, Write};
 use qcss_peer::validator::fixture::{Network, RwSet};
 use qcss_peer::validator::{
-    MemoryState, StaticPolicies, ValidateOptions, bench_validate, encode_key_policy,
-    validate_block, validate_block_with,
+    MemoryState, StaticPolicies, ValidateBenchOptions, ValidateOptions, bench_validate,
+    encode_key_policy, validate_block, validate_block_with,
 };
 use qcss_proto::protos::TxValidationCode as Code;
 
@@ -129,7 +130,10 @@ fn same_updates_on_any_number_of_threads() {
             &channel,
             &state,
             &policies,
-            ValidateOptions { threads },
+            ValidateOptions {
+                threads,
+                ..ValidateOptions::default()
+            },
         )
         .unwrap()
         .updates
@@ -151,10 +155,19 @@ fn benchmark_runs_and_commits_everything() {
     let spec = std::env::var("QCSS_BENCH_VALIDATE").unwrap_or_else(|_| "2x12".into());
     let n: Vec<u64> = spec.split('x').map(|p| p.parse().unwrap()).collect();
     let (blocks, txs, threads) = (n[0], n[1] as usize, n.get(2).copied().unwrap_or(0));
-    let dir = tempfile::tempdir().unwrap();
-    let report = bench_validate(&dir.path().join("ledger"), blocks, txs, threads as usize).unwrap();
-    println!("{}", serde_json::to_string_pretty(&report).unwrap());
-    assert_eq!(report.height, blocks + 1);
-    assert_eq!((report.blocks, report.txs_per_block), (blocks, txs));
-    assert!(report.threads >= 1);
+    // Both key types, and a peer recognising its own endorsements: every
+    // transaction must still commit VALID (bench_validate checks).
+    for (key_kind, own) in [(KeyKind::P256, false), (KeyKind::Ed25519, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = ValidateBenchOptions {
+            threads: threads as usize,
+            key_kind,
+            own,
+        };
+        let report = bench_validate(&dir.path().join("ledger"), blocks, txs, opts).unwrap();
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+        assert_eq!(report.height, blocks + 1);
+        assert_eq!((report.blocks, report.txs_per_block), (blocks, txs));
+        assert!(report.threads >= 1);
+    }
 }

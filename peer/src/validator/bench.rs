@@ -12,12 +12,17 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use prost::Message;
 use qcss_network::policy::Policy;
+use qcss_network::signing::KeyKind;
+use qcss_proto::common::{Envelope, Payload};
+use qcss_proto::protos::{ChaincodeActionPayload, Transaction};
 
 use crate::ledger::{Ledger, LedgerError};
 use crate::validator::fixture::{FixtureError, Network, RwSet};
 use crate::validator::{
-    StaticPolicies, ValidateOptions, ValidatorError, commit_block_with, commit_genesis,
+    OwnSignatures, StaticPolicies, ValidateOptions, ValidatorError, commit_block_with,
+    commit_genesis,
 };
 
 /// Why the benchmark could not run.
@@ -85,16 +90,43 @@ pub struct ValidateBenchReport {
     pub height: u64,
 }
 
+/// How [`bench_validate`] runs besides the sizes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValidateBenchOptions {
+    /// Check threads (`0` = one per core).
+    pub threads: usize,
+    /// The identities' key type.
+    pub key_kind: KeyKind,
+    /// Validate as Org1's peer that signed its own endorsements: those are
+    /// recognised ([`OwnSignatures`]) and not verified again.
+    pub own: bool,
+}
+
+/// Org1's endorsement in `envelope`: the bytes it signed and its signature.
+fn first_endorsement(envelope: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let env = Envelope::decode(envelope).ok()?;
+    let payload = Payload::decode(env.payload.as_slice()).ok()?;
+    let tx = Transaction::decode(payload.data.as_slice()).ok()?;
+    let cap = ChaincodeActionPayload::decode(tx.actions.first()?.payload.as_slice()).ok()?;
+    let action = cap.action?;
+    let e = action.endorsements.first()?;
+    let mut signed = action.proposal_response_payload.clone();
+    signed.extend_from_slice(&e.endorser);
+    Some((signed, e.signature.clone()))
+}
+
 /// Validates and commits `blocks` blocks of `txs_per_block` transactions
-/// into a new ledger in `dir` (which must be empty or absent), with
-/// `threads` check threads (`0` = one per core), and reports throughput.
+/// into a new ledger in `dir` (which must be empty or absent), and reports
+/// throughput.
 pub fn bench_validate(
     dir: &Path,
     blocks: u64,
     txs_per_block: usize,
-    threads: usize,
+    opts: ValidateBenchOptions,
 ) -> Result<ValidateBenchReport, BenchError> {
-    let network = Network::new("bench", &["Org1MSP", "Org2MSP", "Org3MSP"])?;
+    let network =
+        Network::with_key_kind("bench", &["Org1MSP", "Org2MSP", "Org3MSP"], opts.key_kind)?;
+    let own = OwnSignatures::new();
     let channel = network.channel()?;
     let policy = Policy::parse("AND('Org1MSP.peer', 'Org2MSP.peer')")?;
     let policies = StaticPolicies::new().with("bench", policy);
@@ -122,6 +154,11 @@ pub fn bench_validate(
                 .endorsed_by(peer1)
                 .endorsed_by(peer2)
                 .build()?;
+            if opts.own
+                && let Some((signed, sig)) = first_endorsement(&tx.envelope)
+            {
+                own.remember(&signed, &sig);
+            }
             envelopes.push(tx.envelope);
         }
         let block = network.block(number, &previous, envelopes)?;
@@ -130,8 +167,8 @@ pub fn bench_validate(
     }
 
     let options = ValidateOptions {
-        threads,
-        ..ValidateOptions::default()
+        threads: opts.threads,
+        own: opts.own.then_some(&own),
     };
     let (mut total, mut check, mut sequential, mut signature) = (
         Duration::ZERO,

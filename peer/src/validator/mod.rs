@@ -44,7 +44,7 @@ use qcss_network::channel::Channel;
 use qcss_proto::common::Block;
 use qcss_proto::protos::TxValidationCode;
 
-pub use bench::{BenchError, ValidateBenchReport, bench_validate};
+pub use bench::{BenchError, ValidateBenchOptions, ValidateBenchReport, bench_validate};
 pub use commit::{commit_block, commit_block_with, commit_genesis};
 pub use error::ValidatorError;
 pub use own::OwnSignatures;
