@@ -787,8 +787,14 @@ fn check_csr(pem: &str, rec: &IdentityRecord, org: &str) -> Result<CheckedCsr, C
         .map_err(|_| CaError::BadCsr("signature does not match its public key".into()))?;
     let info = &csr.certification_request_info;
     let spki = &info.subject_pki;
-    qcss_network::identity::spki_key(spki)
-        .map_err(|_| CaError::BadCsr("key is neither ECDSA P-256 nor Ed25519".into()))?;
+    qcss_network::identity::spki_key(spki).map_err(|e| {
+        CaError::BadCsr(match e {
+            qcss_network::identity::IdentityError::WeakKey => {
+                "key is a weak or invalid Ed25519 key (anyone could sign for it)".into()
+            }
+            _ => "key is neither ECDSA P-256 nor Ed25519".into(),
+        })
+    })?;
     for cn in info.subject.iter_common_name() {
         let cn = cn.as_str().unwrap_or_default();
         if cn != rec.name {

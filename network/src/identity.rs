@@ -47,6 +47,11 @@ pub enum IdentityError {
     /// The public key is neither ECDSA P-256 nor Ed25519.
     #[error("certificate key is neither ECDSA P-256 nor Ed25519")]
     UnsupportedKey,
+    /// An Ed25519 key that is not a point of the curve or is one of its
+    /// small-order points, for which anyone can make signatures that verify:
+    /// a certificate for it would prove nothing about who signed.
+    #[error("certificate key is a weak or invalid Ed25519 key (anyone could sign for it)")]
+    WeakKey,
     /// The subject has an OU that is not a role, or several role OUs.
     #[error("certificate role: {0}")]
     BadRole(String),
@@ -236,6 +241,14 @@ pub fn spki_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<Vec<u8>, IdentityErro
         && key[0] == 4;
     // RFC 8410: the algorithm identifier has no parameters.
     let ed25519 = alg.algorithm == OID_SIG_ED25519 && alg.parameters.is_none() && key.len() == 32;
+    if ed25519 {
+        let point = curve25519_dalek::edwards::CompressedEdwardsY::from_slice(&key)
+            .ok()
+            .and_then(|c| c.decompress());
+        if point.is_none_or(|p| p.is_small_order()) {
+            return Err(IdentityError::WeakKey);
+        }
+    }
     if p256 || ed25519 {
         Ok(key)
     } else {

@@ -142,3 +142,59 @@ fn bad_config_is_named() {
 fn hex_serial(s: &[u8]) -> String {
     s.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A public key given as raw bytes, to certify keys no honest party has.
+struct RawEd25519([u8; 32]);
+
+impl rcgen::PublicKeyData for RawEd25519 {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ED25519
+    }
+}
+
+/// Ed25519 identities validate like P-256 ones; a certificate for a
+/// small-order Ed25519 key (for which anyone can make a signature that
+/// verifies) or for bytes that are not a point is refused, even from the
+/// org's own CA.
+#[test]
+fn ed25519_identities_validate_and_weak_keys_are_refused() {
+    use qcss_network::identity::IdentityError;
+    use qcss_network::signing::KeyKind;
+    let ca = CertAuthority::new_root("ca.org1", "Org1", 365).unwrap();
+    let msp = msp_for(&ca);
+    let profile = SigningProfile {
+        name: "ed1".into(),
+        org: "Org1".into(),
+        role: Role::Client,
+        attributes: BTreeMap::new(),
+    };
+    let key = SigningKey::generate_kind(KeyKind::Ed25519).unwrap();
+    let serial = qcss_network::certgen::random_serial().unwrap();
+    let pem = ca
+        .issue_signing(&profile, &rcgen_key(&key).unwrap(), &serial, 30)
+        .unwrap();
+    let der = certs_from_pem(pem.as_bytes()).unwrap().remove(0);
+    let v = msp.validate(&der).unwrap();
+    assert_eq!(v.cert.public_key, key.public_key());
+    let mut identity_point = [0u8; 32];
+    identity_point[0] = 1; // y = 1: the neutral element, order 1
+    let mut order_two = [0u8; 32];
+    // y = -1 mod p: the point of order 2.
+    order_two.copy_from_slice(
+        &hex::decode("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f").unwrap(),
+    );
+    let mut not_a_point = [0u8; 32];
+    not_a_point[0] = 2; // y = 2 has no x on the curve
+    for weak in [identity_point, order_two, not_a_point] {
+        let serial = qcss_network::certgen::random_serial().unwrap();
+        let pem = ca
+            .issue_signing(&profile, &RawEd25519(weak), &serial, 30)
+            .unwrap();
+        let der = certs_from_pem(pem.as_bytes()).unwrap().remove(0);
+        assert_eq!(CertInfo::from_der(&der), Err(IdentityError::WeakKey));
+        assert!(msp.validate(&der).is_err());
+    }
+}
