@@ -16,6 +16,8 @@ use qcss_network::signing::{self, KeyKind, SigningKey};
 // needs no change).
 #[path = "bench_chain.rs"]
 mod bench_chain;
+#[path = "bench_fabric_client.rs"]
+mod bench_fabric_client;
 #[path = "bench_network.rs"]
 mod bench_network;
 #[path = "bench_peer.rs"]
@@ -36,6 +38,9 @@ pub(crate) enum BenchCommand {
     Network(Box<bench_network::NetworkBenchArgs>),
     /// The public chain: transfers applied/s, time to finality, sync speed.
     Chain(bench_chain::ChainBenchArgs),
+    /// Fabric's own Node Gateway client driving a `network up` network:
+    /// tx/s, and the servers' CPU per committed transaction.
+    FabricClient(bench_fabric_client::FabricClientArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +77,7 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Validate(a) => bench_peer::run(a),
         BenchCommand::Network(a) => bench_network::run(*a),
         BenchCommand::Chain(a) => bench_chain::run(a),
+        BenchCommand::FabricClient(a) => bench_fabric_client::run(a),
     }
 }
 

@@ -173,6 +173,10 @@ pub(crate) struct NetworkInfo {
     /// before Ed25519 identities existed).
     #[serde(default)]
     pub key_type: KeyKind,
+    /// Whether the example contract is committed too, as `example`
+    /// (`qcss bench fabric-client` deploys it when it first runs).
+    #[serde(default)]
+    pub example_deployed: bool,
 }
 
 /// Reads `DIR/network.json`.
@@ -233,7 +237,7 @@ pub(crate) fn addr(host: &str) -> Result<String> {
     Ok(format!("{host}:{}", free_port()?))
 }
 
-fn abs(p: &Path) -> Result<PathBuf> {
+pub(crate) fn abs(p: &Path) -> Result<PathBuf> {
     if p.is_absolute() {
         Ok(p.to_path_buf())
     } else {
@@ -247,6 +251,13 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
+    /// Steps timed from now.
+    pub(crate) fn new() -> Self {
+        Progress {
+            started: Instant::now(),
+        }
+    }
+
     pub(crate) fn step(&self, what: &str) {
         println!("[{:6.1}s] {what}", self.started.elapsed().as_secs_f64());
     }
@@ -745,6 +756,7 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
         demo: None,
         chain: None,
         key_type: a.key_type,
+        example_deployed: false,
     };
     std::fs::write(dir.join("network.json"), serde_json::to_vec_pretty(&info)?)?;
     p.step("node configurations written (one TOML file per node)");
@@ -846,12 +858,25 @@ pub(crate) async fn gateway(
 
 /// Installs the contract on every peer, approves it by every org, commits.
 fn deploy(dir: &Path, info: &NetworkInfo, wasm: &Path, p: &Progress) -> Result<()> {
+    deploy_contract(dir, info, CONTRACT, wasm, p)
+}
+
+/// Installs `wasm` as chaincode `name` 1.0 on every peer, has every org
+/// approve it (default endorsement policy) and commits it, then waits until
+/// every peer has applied the definition.
+pub(crate) fn deploy_contract(
+    dir: &Path,
+    info: &NetworkInfo,
+    name: &str,
+    wasm: &Path,
+    p: &Progress,
+) -> Result<()> {
     let wasm = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-    let package = ChaincodePackage::new(CONTRACT, "1.0", "", wasm)?;
+    let package = ChaincodePackage::new(name, "1.0", "", wasm)?;
     let bytes = package.to_bytes();
-    std::fs::write(dir.join("traceability.pkg"), &bytes)?;
+    std::fs::write(dir.join(format!("{name}.pkg")), &bytes)?;
     let definition = Definition {
-        name: CONTRACT.into(),
+        name: name.into(),
         version: "1.0".into(),
         sequence: 1,
         code_hash: package.code_hash(),
@@ -865,7 +890,7 @@ fn deploy(dir: &Path, info: &NetworkInfo, wasm: &Path, p: &Progress) -> Result<(
                 .await
                 .map_err(|e| anyhow!("installing on {}'s peer: {e}", o.name))?;
         }
-        p.step("traceability contract installed on every peer");
+        p.step(&format!("{name} contract installed on every peer"));
         for o in &info.orgs {
             let mut g = gateway(dir, info, o, "admin").await?;
             let c = g

@@ -24,41 +24,15 @@
  */
 'use strict';
 
-const crypto = require('node:crypto');
-const fs = require('node:fs');
 const grpc = require('@grpc/grpc-js');
-const { checkpointers, connect, hash, signers, EndorseError, GatewayError, StatusCode } = require('@hyperledger/fabric-gateway');
+const { checkpointers, EndorseError, GatewayError, StatusCode } = require('@hyperledger/fabric-gateway');
 const { common, peer } = require('@hyperledger/fabric-protos');
+const { param, connectionParams, openGateway } = require('./connection');
 
 const utf8 = new TextDecoder();
 
-function param(name, fallback) {
-    const flag = `--${name.toLowerCase().replace(/_/g, '-')}=`;
-    const arg = process.argv.slice(2).find((a) => a.startsWith(flag));
-    const value = arg !== undefined ? arg.slice(flag.length) : process.env[name];
-    if (value !== undefined && value !== '') {
-        return value;
-    }
-    if (fallback !== undefined) {
-        return fallback;
-    }
-    throw new Error(`missing parameter ${name} (environment variable, or ${flag}VALUE)`);
-}
-
 const params = {
-    peerEndpoint: param('PEER_ENDPOINT'),
-    tlsRootCert: param('TLS_ROOT_CERT'),
-    cert: param('CERT'),
-    key: param('KEY'),
-    tlsCert: param('TLS_CERT'),
-    tlsKey: param('TLS_KEY'),
-    mspId: param('MSP_ID'),
-    channel: param('CHANNEL'),
-    chaincode: param('CHAINCODE'),
-    // Empty: connect to the endpoint's own host name.
-    hostAlias: param('HOST_ALIAS', ''),
-    // Per step, for calls and for waiting on events.
-    timeoutMs: Number(param('TIMEOUT_MS', '30000')),
+    ...connectionParams(),
     // Makes keys, event names and messages unique (and known to the caller).
     runId: param('RUN_ID', `${Date.now()}-${process.pid}`),
 };
@@ -134,37 +108,8 @@ function blockTransactions(block) {
 }
 
 async function main() {
-    const tlsRoot = fs.readFileSync(params.tlsRootCert);
-    const tlsCertPem = fs.readFileSync(params.tlsCert);
-    const tlsKeyPem = fs.readFileSync(params.tlsKey);
-    const credentials = fs.readFileSync(params.cert);
-    const privateKey = crypto.createPrivateKey(fs.readFileSync(params.key));
-
-    // mTLS: the peer requires a client certificate from a channel org's TLS CA.
-    const grpcOptions = params.hostAlias ? { 'grpc.ssl_target_name_override': params.hostAlias } : {};
-    const client = new grpc.Client(
-        params.peerEndpoint,
-        grpc.credentials.createSsl(tlsRoot, tlsKeyPem, tlsCertPem),
-        grpcOptions,
-    );
-    const tlsClientCertificateHash = crypto
-        .createHash('sha256')
-        .update(new crypto.X509Certificate(tlsCertPem).raw)
-        .digest();
-
+    const { client, gateway, privateKey } = openGateway(params);
     const deadline = () => ({ deadline: Date.now() + params.timeoutMs });
-    const gateway = connect({
-        client,
-        identity: { mspId: params.mspId, credentials },
-        signer: signers.newPrivateKeySigner(privateKey),
-        // Ed25519 signs the whole message; ECDSA signs its SHA-256.
-        hash: privateKey.asymmetricKeyType === 'ed25519' ? hash.none : hash.sha256,
-        tlsClientCertificateHash,
-        evaluateOptions: deadline,
-        endorseOptions: deadline,
-        submitOptions: deadline,
-        commitStatusOptions: deadline,
-    });
     const out = { keyType: privateKey.asymmetricKeyType, curve: privateKey.asymmetricKeyDetails?.namedCurve };
     try {
         const network = gateway.getNetwork(params.channel);
