@@ -317,11 +317,18 @@ impl Ed25519Batch {
     }
 
     /// Adds one signature. Fails at once, without adding it, if the key or
-    /// the signature is malformed.
+    /// the signature has the wrong length. The key is not decompressed here:
+    /// the batch decompresses each distinct key once when it verifies, and a
+    /// key that is not a curve point fails the batch (and then [`verify`]).
     pub fn queue(&mut self, public_key: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-        let (key, sig) = ed25519_parts(public_key, sig)?;
-        self.inner
-            .queue((ed25519_zebra::VerificationKeyBytes::from(key), sig, msg));
+        let key = <[u8; 32]>::try_from(public_key).map_err(|_| CryptoError::InvalidPublicKey)?;
+        let sig = <[u8; 64]>::try_from(sig)
+            .map_err(|_| CryptoError::MalformedSignature("an Ed25519 signature is 64 bytes"))?;
+        self.inner.queue((
+            ed25519_zebra::VerificationKeyBytes::from(key),
+            ed25519_zebra::Signature::from_bytes(&sig),
+            msg,
+        ));
         self.len += 1;
         Ok(())
     }
@@ -707,6 +714,12 @@ mod tests {
         assert!(b.queue(&[0u8; 31], b"m", &sigs[0]).is_err());
         assert!(b.queue(keys[0].public_key(), b"m", &sigs[0][..10]).is_err());
         assert!(b.is_empty());
+        // A key that is not a curve point fails the batch, as alone.
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        b.queue(&not_a_point, b"m", &sigs[0]).unwrap();
+        assert!(b.verify().is_err());
+        assert!(verify(&not_a_point, b"m", &sigs[0]).is_err());
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl SigClock {
     }
 
     /// Verifies `sig` now, or queues it if this clock batches and the key
-    /// is Ed25519 (a malformed key or signature is refused at once).
+    /// is Ed25519 (a key or signature of the wrong length is refused at once).
     pub(crate) fn verify(
         &mut self,
         public_key: &[u8],
