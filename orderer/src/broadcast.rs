@@ -11,17 +11,16 @@
 //! "not acknowledged, retry the same envelope" (a retry of one that was in
 //! fact ordered is refused as a duplicate tx id, never ordered twice).
 
-use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use prost::Message;
 use qcss_network::channel::Channel;
 use qcss_network::envelope::{self, EnvelopeError, compute_tx_id};
 use qcss_network::policy::SignerInfo;
 use qcss_proto::common::{Envelope, HeaderType, Status as FabStatus};
-use qcss_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use qcss_proto::orderer::atomic_broadcast_server::AtomicBroadcast;
 use qcss_proto::orderer::{BroadcastResponse, DeliverResponse};
 use tokio::sync::{mpsc, oneshot};
@@ -46,7 +45,7 @@ impl BroadcastService {
     }
 }
 
-fn resp(status: FabStatus, info: impl Into<String>) -> BroadcastResponse {
+pub(crate) fn resp(status: FabStatus, info: impl Into<String>) -> BroadcastResponse {
     BroadcastResponse {
         status: status as i32,
         info: info.into(),
@@ -169,13 +168,19 @@ async fn process_inner(shared: &Arc<Shared>, env: Envelope) -> BroadcastResponse
     let leader = shared.raft.metrics().borrow().current_leader;
     match leader {
         Some(l) if l == shared.node_id => match shared.leading() {
-            Ok(()) => order_here(shared, env, checked.kind, channel.config().sequence).await,
+            Ok(()) => {
+                let seq = channel.config().sequence;
+                order_here(shared, env.encode_to_vec(), checked.kind, seq).await
+            }
             Err(why) => resp(
                 FabStatus::ServiceUnavailable,
                 format!("not ordered, retry: {why}"),
             ),
         },
-        Some(l) => forward(shared, l, env).await,
+        Some(l) => {
+            let seq = channel.config().sequence;
+            crate::forward::forward(shared, l, &env, checked, seq).await
+        }
         None => resp(
             FabStatus::ServiceUnavailable,
             "no Raft leader at the moment; retry",
@@ -183,15 +188,17 @@ async fn process_inner(shared: &Arc<Shared>, env: Envelope) -> BroadcastResponse
     }
 }
 
-async fn order_here(
+/// Hands a checked envelope's bytes to the cutter (this node leads) and
+/// waits for its batch.
+pub(crate) async fn order_here(
     shared: &Arc<Shared>,
-    env: Envelope,
+    envelope: Vec<u8>,
     kind: Kind,
     config_seq: u64,
 ) -> BroadcastResponse {
     let (tx, rx) = oneshot::channel();
     let p = Pending {
-        envelope: env.encode_to_vec(),
+        envelope,
         kind,
         config_seq,
         reply: tx,
@@ -213,168 +220,9 @@ async fn order_here(
     }
 }
 
-/// Longest a forwarded envelope waits for the leader's answer. Normally the
-/// answer, or the end of the stream when the leader changes or dies, comes
-/// much sooner; this bounds the wait on a connection that silently hangs.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How often a forwarding stream checks that its target still leads.
-const FORWARD_POLL: Duration = Duration::from_millis(200);
-
-/// Envelopes one forwarding stream has outstanding at the leader, at most.
-const FORWARD_WINDOW: usize = 4096;
-
-type Forwarded = (Envelope, oneshot::Sender<BroadcastResponse>);
-
-/// A Broadcast stream to the leader, shared by all envelopes this follower
-/// forwards. Its task ends (and `tx` closes) when the stream fails or the
-/// leader changes; every envelope still waiting is then answered
-/// SERVICE_UNAVAILABLE, exactly once.
-pub struct Forwarder {
-    leader: u64,
-    tx: mpsc::Sender<Forwarded>,
-}
-
-async fn forward(shared: &Arc<Shared>, leader: u64, env: Envelope) -> BroadcastResponse {
-    shared.metrics.forwarded.inc();
-    let unavailable = |why: String| resp(FabStatus::ServiceUnavailable, why);
-    let tx = {
-        let mut slot = shared.forwarder.lock().await;
-        let reuse = slot
-            .as_ref()
-            .filter(|f| f.leader == leader && !f.tx.is_closed())
-            .map(|f| f.tx.clone());
-        match reuse {
-            Some(tx) => tx,
-            None => match start_forwarder(shared, leader).await {
-                Ok(f) => {
-                    let tx = f.tx.clone();
-                    *slot = Some(f);
-                    tx
-                }
-                Err(e) => return unavailable(format!("cannot reach leader {leader}: {e}; retry")),
-            },
-        }
-    };
-    let (rtx, rrx) = oneshot::channel();
-    if tx.send((env, rtx)).await.is_err() {
-        return unavailable(format!("lost the stream to leader {leader}; retry"));
-    }
-    match tokio::time::timeout(FORWARD_TIMEOUT, rrx).await {
-        // Tell the client where the leader is: the QCSS Gateway submits
-        // there next, saving this hop and this node's signature check.
-        Ok(Ok(mut r)) if r.status == FabStatus::Success as i32 => {
-            if let Some(addr) = consenter_address(shared, leader) {
-                r.info.push_str(&envelope::forwarded_note(leader, &addr));
-            }
-            r
-        }
-        Ok(Ok(r)) => r,
-        Ok(Err(_)) => unavailable(format!("lost the stream to leader {leader}; retry")),
-        Err(_) => unavailable(format!(
-            "leader {leader} did not answer within {FORWARD_TIMEOUT:?}; retry"
-        )),
-    }
-}
-
-/// The address of consenter `id` in the current channel configuration.
-fn consenter_address(shared: &Shared, id: u64) -> Option<String> {
-    shared
-        .channel()
-        .config()
-        .consenters
-        .iter()
-        .find(|c| c.id == id)
-        .map(|c| c.address.clone())
-}
-
-/// Largest BroadcastResponse a forwarder decodes from the leader.
-const FORWARD_RESPONSE_LIMIT: usize = 1024 * 1024;
-
-async fn start_forwarder(shared: &Arc<Shared>, leader: u64) -> Result<Forwarder, String> {
-    let addr = consenter_address(shared, leader)
-        .ok_or_else(|| format!("leader {leader} is not a consenter"))?;
-    let ch = shared.connect(&addr).await?;
-    // The leader answers BroadcastResponses (a status and a trimmed reason).
-    let mut client = AtomicBroadcastClient::new(ch)
-        .max_decoding_message_size(FORWARD_RESPONSE_LIMIT)
-        .max_encoding_message_size(usize::MAX);
-    let (etx, erx) = mpsc::channel::<Envelope>(FORWARD_WINDOW);
-    let responses = client
-        .broadcast(ReceiverStream::new(erx))
-        .await
-        .map_err(|e| e.message().to_string())?
-        .into_inner();
-    let (ftx, frx) = mpsc::channel::<Forwarded>(1024);
-    tokio::spawn(run_forwarder(shared.clone(), leader, frx, etx, responses));
-    Ok(Forwarder { leader, tx: ftx })
-}
-
-/// Moves envelopes onto the stream to `leader` and its answers back, in
-/// order, until the stream ends, the leader changes, or nothing is left to
-/// do; then answers everything still waiting with "retry".
-async fn run_forwarder(
-    shared: Arc<Shared>,
-    leader: u64,
-    mut frx: mpsc::Receiver<Forwarded>,
-    etx: mpsc::Sender<Envelope>,
-    mut responses: Streaming<BroadcastResponse>,
-) {
-    let mut waiting: VecDeque<oneshot::Sender<BroadcastResponse>> = VecDeque::new();
-    let mut poll = tokio::time::interval(FORWARD_POLL);
-    let mut input_open = true;
-    let why = loop {
-        tokio::select! {
-            f = frx.recv(), if input_open && waiting.len() < FORWARD_WINDOW => match f {
-                Some((env, reply)) => {
-                    // The stream answers in order: queue the reply first.
-                    waiting.push_back(reply);
-                    // Never blocks: at most FORWARD_WINDOW are outstanding.
-                    if etx.try_send(env).is_err() {
-                        break "the stream to the leader closed".to_string();
-                    }
-                }
-                None if waiting.is_empty() => break String::new(),
-                None => input_open = false,
-            },
-            r = responses.next() => match r {
-                Some(Ok(r)) => {
-                    if let Some(reply) = waiting.pop_front() {
-                        let _ = reply.send(r);
-                    }
-                    if !input_open && waiting.is_empty() {
-                        break String::new();
-                    }
-                }
-                Some(Err(e)) => break format!("the stream to the leader failed: {}", e.message()),
-                None => break "the leader ended the stream".to_string(),
-            },
-            _ = poll.tick() => {
-                let now = shared.raft.metrics().borrow().current_leader;
-                if now != Some(leader) {
-                    break format!("leadership moved from {leader} to {now:?}");
-                }
-            }
-        }
-    };
-    if !why.is_empty() {
-        tracing::info!(leader, reason = %why, waiting = waiting.len(), "forwarding stream closed");
-    }
-    // Nothing more enters; everything not answered gets an honest "retry":
-    // it may or may not have been ordered, but it was never acknowledged.
-    frx.close();
-    while let Ok((_, reply)) = frx.try_recv() {
-        waiting.push_back(reply);
-    }
-    for reply in waiting {
-        let _ = reply.send(resp(
-            FabStatus::ServiceUnavailable,
-            format!("not acknowledged by leader {leader} ({why}); retry"),
-        ));
-    }
-}
-
-type BroadcastStream = Pin<Box<dyn Stream<Item = Result<BroadcastResponse, Status>> + Send>>;
+/// A stream of answers, one per envelope, in order.
+pub(crate) type BroadcastStream =
+    Pin<Box<dyn Stream<Item = Result<BroadcastResponse, Status>> + Send>>;
 type DeliverStream = Pin<Box<dyn Stream<Item = Result<DeliverResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -386,53 +234,14 @@ impl AtomicBroadcast for BroadcastService {
         &self,
         req: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::BroadcastStream>, Status> {
-        let mut input = req.into_inner();
         let shared = self.shared.clone();
-        // Envelopes are processed concurrently but answered in order: the
-        // order of receivers in `order_q` is the order of envelopes.
-        // A message that does not decode ends the stream with its status
-        // (INVALID_ARGUMENT), after the answers to the envelopes before it.
-        let (order_q, mut order_rx) =
-            mpsc::channel::<oneshot::Receiver<Result<BroadcastResponse, Status>>>(4096);
-        let (out_tx, out_rx) = mpsc::channel(4096);
-        tokio::spawn(async move {
-            while let Some(item) = input.next().await {
-                let (tx, rx) = oneshot::channel();
-                let env = match item {
-                    Ok(e) => e,
-                    Err(status) => {
-                        tracing::debug!(error = %status, "broadcast stream ended with an error");
-                        if qcss_proto::codec::is_bad_message(&status) {
-                            let _ = tx.send(Err(status));
-                            let _ = order_q.send(rx).await;
-                        }
-                        break;
-                    }
-                };
-                if order_q.send(rx).await.is_err() {
-                    break;
-                }
+        Ok(Response::new(answer_in_order(
+            req.into_inner(),
+            move |env| {
                 let s = shared.clone();
-                tokio::spawn(async move {
-                    let _ = tx.send(Ok(process(&s, env).await));
-                });
-            }
-        });
-        tokio::spawn(async move {
-            while let Some(rx) = order_rx.recv().await {
-                let r = rx.await.unwrap_or_else(|_| {
-                    Ok(resp(
-                        FabStatus::InternalServerError,
-                        "envelope processing failed",
-                    ))
-                });
-                let last = r.is_err();
-                if out_tx.send(r).await.is_err() || last {
-                    break;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+                async move { process(&s, env).await }
+            },
+        )))
     }
 
     async fn deliver(
@@ -446,4 +255,57 @@ impl AtomicBroadcast for BroadcastService {
         tokio::spawn(crate::deliver::serve(self.shared.clone(), input, tls, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// Runs `process` on each message of `input` concurrently and answers them
+/// in order. A message that does not decode ends the stream with its status
+/// (INVALID_ARGUMENT), after the answers to the messages before it.
+pub(crate) fn answer_in_order<T, F, Fut>(mut input: Streaming<T>, process: F) -> BroadcastStream
+where
+    T: Send + 'static,
+    F: Fn(T) -> Fut + Send + 'static,
+    Fut: Future<Output = BroadcastResponse> + Send + 'static,
+{
+    // The order of receivers in `order_q` is the order of messages.
+    let (order_q, mut order_rx) =
+        mpsc::channel::<oneshot::Receiver<Result<BroadcastResponse, Status>>>(4096);
+    let (out_tx, out_rx) = mpsc::channel(4096);
+    tokio::spawn(async move {
+        while let Some(item) = input.next().await {
+            let (tx, rx) = oneshot::channel();
+            let msg = match item {
+                Ok(m) => m,
+                Err(status) => {
+                    tracing::debug!(error = %status, "broadcast stream ended with an error");
+                    if qcss_proto::codec::is_bad_message(&status) {
+                        let _ = tx.send(Err(status));
+                        let _ = order_q.send(rx).await;
+                    }
+                    break;
+                }
+            };
+            if order_q.send(rx).await.is_err() {
+                break;
+            }
+            let work = process(msg);
+            tokio::spawn(async move {
+                let _ = tx.send(Ok(work.await));
+            });
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(rx) = order_rx.recv().await {
+            let r = rx.await.unwrap_or_else(|_| {
+                Ok(resp(
+                    FabStatus::InternalServerError,
+                    "envelope processing failed",
+                ))
+            });
+            let last = r.is_err();
+            if out_tx.send(r).await.is_err() || last {
+                break;
+            }
+        }
+    });
+    Box::pin(ReceiverStream::new(out_rx))
 }

@@ -2,7 +2,9 @@
 //! `AtomicBroadcast` (Broadcast and Deliver), block cutting.
 //!
 //! An envelope's path: [`broadcast`] checks it (size, signature, creator's
-//! MSP and CRL, Writers policy, tx id) → the leader's [`cutter`] gathers a
+//! MSP and CRL, Writers policy, tx id) on whichever node received it (a
+//! follower then [`forward`]s its bytes to the leader, which does not check
+//! them again) → the leader's [`cutter`] gathers a
 //! batch → Raft replicates the batch ([`raft`]) → every node applies it in
 //! [`chain`], building the identical block → the sender gets SUCCESS →
 //! [`deliver`] streams the block to readers. A `CONFIG_UPDATE` envelope
@@ -28,6 +30,7 @@ pub mod deliver;
 pub mod error;
 #[cfg(test)]
 mod fixtures;
+pub mod forward;
 pub mod membership;
 pub mod metrics;
 pub mod node;

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub batches_cut: Counter,
     /// Envelopes this node, a follower, forwarded to the Raft leader.
     pub forwarded: Counter,
+    /// Envelopes followers forwarded to this node, as leader, already checked.
+    pub forwarded_in: Counter,
     /// Broadcast receive → SUCCESS, seconds.
     pub broadcast_latency: Histogram,
     /// Raft snapshots this node built (since it started).
@@ -40,6 +42,12 @@ impl Metrics {
                 .counter(
                     "qcss_orderer_forwarded_total",
                     "Envelopes this follower forwarded to the Raft leader",
+                )
+                .expect("metric names are static and valid"),
+            forwarded_in: registry
+                .counter(
+                    "qcss_orderer_forwarded_in_total",
+                    "Checked envelopes followers forwarded to this node as leader",
                 )
                 .expect("metric names are static and valid"),
             broadcast_latency: registry

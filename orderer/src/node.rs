@@ -12,15 +12,17 @@ use qcss_network::tls::{ClientAuth, ServerTlsSettings, TlsAcceptorHandle, incomi
 use qcss_network::{MspId, SigningIdentity};
 use qcss_proto::common::Block;
 use qcss_proto::orderer::atomic_broadcast_server::AtomicBroadcastServer;
+use qcss_proto::qcss::raft::forward_server::ForwardServer;
 use qcss_proto::qcss::raft::raft_server::RaftServer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::broadcast::{BroadcastService, Forwarder};
+use crate::broadcast::BroadcastService;
 use crate::chain::Chain;
 use crate::config::OrdererConfig;
 use crate::cutter::{self, Pending};
 use crate::error::OrdererError;
+use crate::forward::{ForwardService, Forwarder};
 use crate::metrics::Metrics;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Network, RaftNetworkConfig};
@@ -386,6 +388,14 @@ pub async fn run(
         .add_service(tonic::service::interceptor::InterceptedService::new(
             RaftServer::new(raft_service.clone())
                 .max_decoding_message_size(raft_message_limit(RAFT_MAX_PAYLOAD_ENTRIES))
+                .max_encoding_message_size(usize::MAX),
+            crate::raft::service::Admission(raft_service.clone()),
+        ))
+        // Followers' checked envelopes: consenters only, admitted before
+        // decoding; one envelope a message, so the clients' limit.
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            ForwardServer::new(ForwardService::new(shared.clone()))
+                .max_decoding_message_size(client_limit)
                 .max_encoding_message_size(usize::MAX),
             crate::raft::service::Admission(raft_service),
         ))

@@ -9,9 +9,11 @@
 
 use std::time::{Duration, Instant};
 
-use qcss_proto::qcss::raft::RaftMessage;
+use prost::Message;
+use qcss_proto::qcss::raft::forward_client::ForwardClient;
 use qcss_proto::qcss::raft::raft_client::RaftClient;
-use qcss_tests::chain::tx;
+use qcss_proto::qcss::raft::{ForwardedEnvelope, RaftMessage};
+use qcss_tests::chain::{all_blocks, tx, tx_id_of};
 use qcss_tests::cluster::{Cluster, ClusterOptions};
 
 const MIB: u64 = 1024 * 1024;
@@ -71,6 +73,43 @@ async fn oversize_and_unauthorised_messages_are_refused_before_they_are_buffered
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
     assert!(e.message().contains("not a consenter"), "{e}");
 
+    // 3. A member client posing as a follower: the leader orders what
+    // consenters forward without checking it again, so Forward admits
+    // consenters only. A forged envelope sent there is refused and never
+    // ordered.
+    let tls = qcss_network::tls::client_tls_for_addr(
+        &c.tls_roots(),
+        Some((
+            &std::fs::read(d.join("tls-cert.pem")).unwrap(),
+            &std::fs::read(d.join("tls-key.pem")).unwrap(),
+        )),
+        &c.addrs[leader - 1],
+    );
+    let ch = qcss_network::tls::connect(&c.addrs[leader - 1], tls)
+        .await
+        .unwrap();
+    let (mut forged, forged_id) = tx(&me, b"forged");
+    forged.signature = vec![0u8; 64];
+    let item = ForwardedEnvelope {
+        envelope: forged.encode_to_vec(),
+        tx_id: forged_id.clone(),
+        config_seq: 0,
+        config_update: false,
+    };
+    let e = match ForwardClient::new(ch)
+        .envelopes(tokio_stream::iter(vec![item]))
+        .await
+    {
+        Err(e) => e,
+        Ok(answers) => answers
+            .into_inner()
+            .message()
+            .await
+            .expect_err("a non-consenter's forwarded envelope must be refused"),
+    };
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+    assert!(e.message().contains("not a consenter"), "{e}");
+
     // Give the node a moment to account for anything it did buffer.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = peak(&c, follower);
@@ -87,14 +126,23 @@ async fn oversize_and_unauthorised_messages_are_refused_before_they_are_buffered
         grew / MIB
     );
 
-    // The cluster still orders.
-    let (ok, _) = tx(&me, b"still ordering");
+    // The cluster still orders, through a follower (forwarded to the
+    // leader), and the forged envelope is in no block.
+    let (ok, ok_id) = tx(&me, b"still ordering");
     let r = client.broadcast(vec![ok]).await.unwrap();
     assert_eq!(
         r[0].status,
         qcss_proto::common::Status::Success as i32,
         "{r:?}"
     );
+    let ids: Vec<String> = all_blocks(&c, follower)
+        .await
+        .iter()
+        .flat_map(|b| b.data.iter().flat_map(|d| d.data.iter()))
+        .map(|raw| tx_id_of(raw))
+        .collect();
+    assert!(ids.contains(&ok_id), "the forwarded envelope is ordered");
+    assert!(!ids.contains(&forged_id), "the forged envelope is not");
 }
 
 /// An orderer whose data directory fills up: its Raft core stops on the
