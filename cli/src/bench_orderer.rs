@@ -16,7 +16,7 @@ use prost::Message;
 use qcss_network::certgen::{CertAuthority, SigningProfile, random_serial, rcgen_key};
 use qcss_network::channel::{BatchConfig, ChannelConfig, ChannelPolicies, Consenter, OrgConfig};
 use qcss_network::msp::MspConfig;
-use qcss_network::signing::SigningKey;
+use qcss_network::signing::{KeyKind, SigningKey};
 use qcss_network::{MspId, Role, SigningIdentity, envelope};
 use qcss_orderer::client::OrdererClient;
 use qcss_proto::common::{Envelope, HeaderType, Status};
@@ -43,6 +43,10 @@ pub(crate) struct OrdererBenchArgs {
     /// Run once unpaced to find the peak, then at half of it for the latency target.
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// Signing key type of the client and the orderers (`p256` or
+    /// `ed25519`); TLS keys stay P-256.
+    #[arg(long, default_value = "p256")]
+    key_type: KeyKind,
     /// Working directory (identities, data, logs); a fresh temporary one if absent.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -100,9 +104,10 @@ fn identity(
     dir: &Path,
     name: &str,
     role: Role,
+    kind: KeyKind,
 ) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    let key = SigningKey::generate()?;
+    let key = SigningKey::generate_kind(kind)?;
     let profile = SigningProfile {
         name: name.into(),
         org: "Bench".into(),
@@ -137,9 +142,17 @@ fn start_cluster(dir: &Path, a: &OrdererBenchArgs) -> Result<Cluster> {
             &dir.join(format!("orderer{i}")),
             &format!("orderer{i}"),
             Role::Orderer,
+            a.key_type,
         )?;
     }
-    identity(&ca, &tls_ca, &dir.join("client"), "client", Role::Client)?;
+    identity(
+        &ca,
+        &tls_ca,
+        &dir.join("client"),
+        "client",
+        Role::Client,
+        a.key_type,
+    )?;
     let addrs: Vec<String> = (0..3)
         .map(|_| free_port().map(|p| format!("127.0.0.1:{p}")))
         .collect::<Result<_>>()?;
@@ -361,6 +374,9 @@ pub(crate) fn run(a: OrdererBenchArgs) -> Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        if !a.json {
+            println!("3 orderers, {} identities", a.key_type);
+        }
         let mut points = Vec::new();
         for &c in &a.clients {
             let envs = sign(&cluster, a.envelopes, a.payload, &format!("c{c}"))?;
@@ -379,7 +395,7 @@ pub(crate) fn run(a: OrdererBenchArgs) -> Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "nodes": 3, "payload_bytes": a.payload, "offered_rate": a.rate, "envelopes_per_point": a.envelopes,
+                "nodes": 3, "key_type": a.key_type.to_string(), "payload_bytes": a.payload, "offered_rate": a.rate, "envelopes_per_point": a.envelopes,
                 "max_message_count": a.max_message_count, "batch_timeout_ms": a.batch_timeout_ms,
                 "points": points,
             }))?

@@ -1,11 +1,13 @@
-//! The orderer's chain: blocks, the index of ordered tx ids, and the state
-//! Raft's state machine persists with them — all in one sled database, every
-//! applied batch one transaction.
+//! The orderer's chain: blocks and the state Raft's state machine persists
+//! with them — all in one sled database, every applied batch one
+//! transaction — and, in memory, the tx ids that could still be ordered
+//! again ([`crate::recent`]).
 //!
 //! Design (documented in ARCHITECTURE.md): the leader cuts *batches*; Raft
 //! replicates the batch; every node turns each committed batch into the
 //! block deterministically (number = height, previous hash = last block's
-//! hash, data = the batch minus envelopes whose tx id is already ordered).
+//! hash, data = the batch minus envelopes dated outside the time window of
+//! the batch's reference time or whose tx id is already ordered).
 //! Header and data are therefore byte-identical on every node. Each node
 //! signs the header it built (SIGNATURES metadata); the Raft term and index
 //! ride in the same metadata and are identical everywhere too.
@@ -17,7 +19,7 @@
 //! [`Chain::channel`] switches to the new configuration; if not, nothing is
 //! written but `last_applied`, identically on every node.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use prost::Message;
 use qcss_anchor::Hash32;
@@ -37,6 +39,7 @@ use tokio::sync::watch;
 use crate::config_update::{ConfigUpdate, envelope_time, verify_update};
 use crate::error::OrdererError;
 use crate::raft::types::{Batch, BatchOutcome, NodeId, Rejected};
+use crate::recent::RecentTxIds;
 
 /// Where a batch sits in the Raft log, and the time its leader stamped.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +55,10 @@ const LAST_APPLIED: &[u8] = b"last_applied";
 const MEMBERSHIP: &[u8] = b"membership";
 const CONFIG: &[u8] = b"config";
 const LAST_CONFIG_BLOCK: &[u8] = b"last_config_block";
+/// The reference time of the last applied batch, ms: the leader's stamp,
+/// but never earlier than the one before (a new leader's clock may be
+/// behind), so the time window only moves forward ([`crate::recent`]).
+const BATCH_TIME: &[u8] = b"batch_time";
 /// The anchoring MMR's peaks over blocks `0..height` ([`encode_peaks`]),
 /// written with each block. Derived data: missing or stale (a data dir from
 /// before roots were carried, or a snapshot just installed) it is rebuilt
@@ -69,8 +76,9 @@ pub const SNAPSHOT_REF: &[u8] = b"snapshot-ref";
 pub struct Chain {
     db: sled::Db,
     blocks: sled::Tree,
-    txids: sled::Tree,
     meta: sled::Tree,
+    /// Tx ids ordered with a timestamp still inside the time window.
+    recent: Mutex<RecentTxIds>,
     signer: Arc<SigningIdentity>,
     height_tx: watch::Sender<u64>,
     /// The live form of the stored CONFIG, swapped when a config block is
@@ -133,8 +141,12 @@ impl Chain {
         signer: Arc<SigningIdentity>,
     ) -> Result<Self, OrdererError> {
         let blocks = db.open_tree("blocks")?;
-        let txids = db.open_tree("txids")?;
         let meta = db.open_tree("sm_meta")?;
+        // The index of every tx id ever ordered, before the in-memory set
+        // replaced it; the set is rebuilt from the blocks below.
+        if db.drop_tree("txids")? {
+            tracing::info!("dropped the old tx-id index (replaced by the time-window set)");
+        }
         if blocks.is_empty() {
             let config = blk::config_from_block(genesis)
                 .map_err(|e| OrdererError::Config(format!("genesis block: {e}")))?;
@@ -161,17 +173,83 @@ impl Chain {
         let (height_tx, _) = watch::channel(height);
         let channel = Self::load_channel(&meta)?;
         let (config_tx, _) = watch::channel(channel.config().sequence);
-        Ok(Chain {
+        let chain = Chain {
             db: db.clone(),
             blocks,
-            txids,
             meta,
+            recent: Mutex::new(RecentTxIds::default()),
             signer,
             height_tx,
             channel: RwLock::new(Arc::new(channel)),
             previous: RwLock::new(None),
             config_tx,
+        };
+        chain.rebuild_recent()?;
+        Ok(chain)
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, RecentTxIds> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The reference time of the last applied batch (ms): as stored, or for
+    /// a store from before it was kept, the last block's time (0 if none).
+    fn batch_time(&self) -> Result<u64, OrdererError> {
+        if let Some(t) = self.meta.get(BATCH_TIME)? {
+            return Ok(u64_of(Some(t)));
+        }
+        let h = self.height();
+        Ok(match h.checked_sub(1) {
+            Some(last) => self
+                .block(last)?
+                .and_then(|b| blk::block_time_ms(&b))
+                .unwrap_or(0),
+            None => 0,
         })
+    }
+
+    /// Rebuilds the set of recent tx ids from the blocks: every tx id with
+    /// a timestamp at or after `T − w`. Such a tx sits in a block stamped
+    /// at or after `T − 2w`; blocks are read back from the tip until one is
+    /// older than `T − 3w` (slack for blocks cut before block times were
+    /// kept monotonic). A chain that has never had a stamped batch (T = 0)
+    /// is read whole; otherwise reading stops at the first block without a
+    /// time (cut by a version before block times: older than the window).
+    fn rebuild_recent(&self) -> Result<(), OrdererError> {
+        let t_ms = self.batch_time()?;
+        let w = self.channel().config().batch.tx_time_window_secs as i64;
+        let t = (t_ms / 1000) as i64;
+        let mut blocks = Vec::new();
+        let mut n = self.height();
+        while n > 1 {
+            n -= 1;
+            let Some(block) = self.block(n)? else { break };
+            match blk::block_time_ms(&block) {
+                Some(bt) if ((bt / 1000) as i64) < t - 3 * w => break,
+                None if t_ms > 0 => break,
+                _ => {}
+            }
+            let txs: Vec<(String, i64)> = block
+                .data
+                .map(|d| d.data)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|env| channel_header(env).ok())
+                .map(|ch| (ch.tx_id, ch.timestamp.map_or(0, |ts| ts.seconds)))
+                .filter(|(id, ts)| !id.is_empty() && *ts >= t - w)
+                .collect();
+            blocks.push(txs);
+        }
+        let mut recent = RecentTxIds::default();
+        for txs in blocks.iter().rev() {
+            recent.add_block(txs.iter().map(|(id, ts)| (id.as_str(), *ts)));
+        }
+        tracing::debug!(
+            tx_ids = recent.len(),
+            "recent tx ids rebuilt from the blocks"
+        );
+        *self.recent() = recent;
+        Ok(())
     }
 
     fn load_channel(meta: &sled::Tree) -> Result<Channel, OrdererError> {
@@ -267,9 +345,20 @@ impl Chain {
         }
     }
 
-    /// Whether a tx id is already in a block.
+    /// Whether a tx id is already in a block, as far as it matters: every
+    /// tx id ordered with a timestamp inside the time window answers true;
+    /// an older one may answer false, and the window refuses its copies
+    /// ([`crate::recent`]).
     pub fn has_tx(&self, tx_id: &str) -> bool {
-        !tx_id.is_empty() && self.txids.contains_key(tx_id.as_bytes()).unwrap_or(false)
+        self.recent().contains(tx_id)
+    }
+
+    /// Forgets tx ids no copy of which can pass the window at `time_ms`.
+    fn prune_recent(&self, time_ms: Option<u64>) {
+        if let Some(t) = time_ms {
+            let w = self.channel().config().batch.tx_time_window_secs;
+            self.recent().prune(t, w);
+        }
     }
 
     /// The current channel configuration.
@@ -318,7 +407,12 @@ impl Chain {
             .get(LAST_HASH)?
             .map(|v| v.to_vec())
             .unwrap_or_default();
-        let (envelopes, time_ms) = batch.split_time();
+        let (envelopes, stamped) = batch.split_time();
+        // Never earlier than the batch before (see BATCH_TIME).
+        let time_ms = match stamped {
+            Some(t) => Some(t.max(self.batch_time()?)),
+            None => None,
+        };
         let raft = RaftPos {
             term,
             index,
@@ -351,16 +445,16 @@ impl Chain {
                 ));
                 continue;
             }
-            // A transaction dated outside the window of the leader's clock is
+            // An envelope dated outside the window of the batch's time is
             // left out (issue 15: back-dated transactions defeated permits).
-            if ch.r#type == HeaderType::EndorserTransaction as i32
-                && let Some(now) = time_ms
+            // This is also what lets the duplicate check below forget old tx
+            // ids (crate::recent), so it holds for every type.
+            let secs = ch.timestamp.as_ref().map_or(0, |t| t.seconds);
+            if let Some(now) = time_ms
+                && let Err(why) = window.check_tx_time(secs, now)
             {
-                let secs = ch.timestamp.as_ref().map_or(0, |t| t.seconds);
-                if let Err(why) = window.check_tx_time(secs, now) {
-                    rejected.push(Rejected::bad(i, why));
-                    continue;
-                }
+                rejected.push(Rejected::bad(i, why));
+                continue;
             }
             let tx_id = ch.tx_id;
             if !tx_id.is_empty() && (self.has_tx(&tx_id) || !seen.insert(tx_id.clone())) {
@@ -368,10 +462,17 @@ impl Chain {
                 continue;
             }
             accepted.push(raw.to_vec());
-            tx_ids.push(tx_id);
+            tx_ids.push((tx_id, secs));
         }
+        let time_bytes = time_ms.map(u64::to_be_bytes);
         if accepted.is_empty() {
-            self.meta.insert(LAST_APPLIED, last_applied)?;
+            let mut b = sled::Batch::default();
+            b.insert(LAST_APPLIED, last_applied);
+            if let Some(t) = &time_bytes {
+                b.insert(BATCH_TIME, t);
+            }
+            self.meta.apply_batch(b)?;
+            self.prune_recent(time_ms);
             return Ok(BatchOutcome {
                 block: None,
                 rejected,
@@ -397,19 +498,23 @@ impl Chain {
         let hash = block_hash(&block);
         peaks.append(&MMR, block_leaf(height, &Hash32(hash)));
         let peaks = encode_peaks(&peaks);
-        (&self.blocks, &self.txids, &self.meta)
-            .transaction(|(b, t, m)| {
+        (&self.blocks, &self.meta)
+            .transaction(|(b, m)| {
                 b.insert(&height.to_be_bytes(), bytes.as_slice())?;
-                for id in tx_ids.iter().filter(|id| !id.is_empty()) {
-                    t.insert(id.as_bytes(), &height.to_be_bytes())?;
-                }
                 m.insert(HEIGHT, &(height + 1).to_be_bytes())?;
                 m.insert(LAST_HASH, &hash)?;
                 m.insert(MMR_PEAKS, peaks.as_slice())?;
                 m.insert(LAST_APPLIED, last_applied)?;
+                if let Some(t) = &time_bytes {
+                    m.insert(BATCH_TIME, t)?;
+                }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(|e| OrdererError::Store(format!("storing block {height}: {e:?}")))?;
+        // Only once the block is stored: the set never runs ahead of it.
+        self.recent()
+            .add_block(tx_ids.iter().map(|(id, ts)| (id.as_str(), *ts)));
+        self.prune_recent(time_ms);
         Ok(BatchOutcome {
             block: Some(height),
             rejected,
@@ -428,9 +533,15 @@ impl Chain {
         raft: RaftPos,
         last_applied: &[u8],
     ) -> Result<BatchOutcome, OrdererError> {
+        let time_bytes = raft.time_ms.map(u64::to_be_bytes);
         let refuse = |r: Rejected| -> Result<BatchOutcome, OrdererError> {
             tracing::info!(reason = %r.reason, "config update refused at apply");
-            self.meta.insert(LAST_APPLIED, last_applied)?;
+            let mut b = sled::Batch::default();
+            b.insert(LAST_APPLIED, last_applied);
+            if let Some(t) = &time_bytes {
+                b.insert(BATCH_TIME, t);
+            }
+            self.meta.apply_batch(b)?;
             Ok(BatchOutcome {
                 block: None,
                 rejected: vec![r],
@@ -445,6 +556,11 @@ impl Chain {
             Err(e) => return refuse(Rejected::bad(0, format!("malformed envelope: {e}"))),
         };
         let tx_id = opened.channel_header.tx_id.clone();
+        let tx_secs = opened
+            .channel_header
+            .timestamp
+            .as_ref()
+            .map_or(0, |t| t.seconds);
         if self.has_tx(&tx_id) {
             return refuse(Rejected::bad(0, format!("duplicate tx id {tx_id}")));
         }
@@ -477,11 +593,11 @@ impl Chain {
         peaks.append(&MMR, block_leaf(height, &Hash32(hash)));
         let peaks = encode_peaks(&peaks);
         let config_json = config.to_json();
-        (&self.blocks, &self.txids, &self.meta)
-            .transaction(|(b, t, m)| {
+        (&self.blocks, &self.meta)
+            .transaction(|(b, m)| {
                 b.insert(&height.to_be_bytes(), bytes.as_slice())?;
-                if !tx_id.is_empty() {
-                    t.insert(tx_id.as_bytes(), &height.to_be_bytes())?;
+                if let Some(t) = &time_bytes {
+                    m.insert(BATCH_TIME, t)?;
                 }
                 m.insert(HEIGHT, &(height + 1).to_be_bytes())?;
                 m.insert(LAST_HASH, &hash)?;
@@ -497,7 +613,17 @@ impl Chain {
             sequence = config.sequence,
             "channel configuration updated"
         );
+        let widened =
+            config.batch.tx_time_window_secs > self.channel().config().batch.tx_time_window_secs;
         self.set_channel(channel);
+        self.recent().add_block([(tx_id.as_str(), tx_secs)]);
+        if widened {
+            // Tx ids forgotten under the narrower window may pass the wider
+            // one: read them back from the blocks.
+            self.rebuild_recent()?;
+        } else {
+            self.prune_recent(raft.time_ms);
+        }
         Ok(BatchOutcome {
             block: Some(height),
             rejected: Vec::new(),
@@ -553,13 +679,14 @@ impl Chain {
     pub fn snapshot_state(
         &self,
     ) -> Result<(Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)>, u64), OrdererError> {
-        let keys: [&[u8]; 6] = [
+        let keys: [&[u8]; 7] = [
             HEIGHT,
             LAST_HASH,
             LAST_APPLIED,
             MEMBERSHIP,
             CONFIG,
             LAST_CONFIG_BLOCK,
+            BATCH_TIME,
         ];
         let meta: Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)> = self
             .meta
@@ -610,17 +737,9 @@ impl Chain {
 
     /// Replaces the chain with a snapshot's, atomically.
     pub fn install(&self, data: &SnapshotData) -> Result<(), OrdererError> {
-        let mut txs: Vec<(Vec<u8>, u64)> = Vec::new();
         for (n, raw) in data.blocks.iter().enumerate() {
-            let block = Block::decode(raw.as_slice())
+            Block::decode(raw.as_slice())
                 .map_err(|e| OrdererError::Store(format!("snapshot block {n}: {e}")))?;
-            for env in block.data.map(|d| d.data).unwrap_or_default() {
-                if let Ok(ch) = channel_header(&env)
-                    && !ch.tx_id.is_empty()
-                {
-                    txs.push((ch.tx_id.into_bytes(), n as u64));
-                }
-            }
         }
         let config = data
             .meta
@@ -631,17 +750,17 @@ impl Chain {
             .map_err(|e| OrdererError::Store(format!("snapshot config: {e}")))?;
         let channel = Channel::new(config)
             .map_err(|e| OrdererError::Store(format!("snapshot config: {e}")))?;
-        (&self.blocks, &self.txids, &self.meta)
-            .transaction(|(b, t, m)| {
+        (&self.blocks, &self.meta)
+            .transaction(|(b, m)| {
                 // sled transactions cannot clear a tree; the snapshot always
                 // covers every block we have (it is newer), so overwrite and
                 // remove what lies beyond it.
                 for (n, raw) in data.blocks.iter().enumerate() {
                     b.insert(&(n as u64).to_be_bytes(), raw.as_slice())?;
                 }
-                for (id, n) in &txs {
-                    t.insert(id.as_slice(), &n.to_be_bytes())?;
-                }
+                // A snapshot from before batch times were kept: derived
+                // from its last block instead of left at ours.
+                m.remove(BATCH_TIME)?;
                 for (k, v) in &data.meta {
                     m.insert(k.as_slice(), v.as_slice())?;
                 }
@@ -650,9 +769,9 @@ impl Chain {
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(|e| OrdererError::Store(format!("installing snapshot: {e:?}")))?;
-        // Blocks beyond the snapshot go, with their tx ids. (openraft installs
-        // a snapshot only beyond what this node has applied, so there are none
-        // unless the store was tampered with; never leave them half-indexed.)
+        // Blocks beyond the snapshot go. (openraft installs a snapshot only
+        // beyond what this node has applied, so there are none unless the
+        // store was tampered with.)
         let n = data.blocks.len() as u64;
         let beyond: Vec<sled::IVec> = self
             .blocks
@@ -660,18 +779,11 @@ impl Chain {
             .map(|kv| kv.map(|(k, _)| k))
             .collect::<Result<_, _>>()?;
         for k in beyond {
-            if let Some(raw) = self.blocks.remove(&k)?
-                && let Ok(block) = Block::decode(raw.as_ref())
-            {
-                for env in block.data.map(|d| d.data).unwrap_or_default() {
-                    if let Ok(ch) = channel_header(&env) {
-                        self.txids.remove(ch.tx_id.as_bytes())?;
-                    }
-                }
-            }
+            self.blocks.remove(&k)?;
         }
         self.db.flush()?;
         self.set_channel(channel);
+        self.rebuild_recent()?;
         self.notify();
         Ok(())
     }
@@ -782,10 +894,27 @@ mod tests {
         )
         .unwrap()
         .0;
+        let later = envelope::build(
+            &client,
+            CHANNEL,
+            HeaderType::EndorserTransaction,
+            b"b".to_vec(),
+        )
+        .unwrap()
+        .0;
         let now_ms = qcss_network::msp::unix_now() as u64 * 1000;
+        // Within the window: ordered, with the time.
+        let on_time = Batch::stamped(vec![fresh.encode_to_vec()], now_ms + 1_000);
+        let out = n.chain.apply_batch(&on_time, 1, 1, b"la").unwrap();
+        assert_eq!(out.block, Some(1), "{:?}", out.rejected);
+        let block = n.chain.block(1).unwrap().unwrap();
+        assert_eq!(
+            qcss_network::block::block_time_ms(&block),
+            Some(now_ms + 1_000)
+        );
         // Ordered 120 s after it was made: outside the 60 s default window.
-        let late = Batch::stamped(vec![fresh.encode_to_vec()], now_ms + 120_000);
-        let out = n.chain.apply_batch(&late, 1, 1, b"la").unwrap();
+        let late = Batch::stamped(vec![later.encode_to_vec()], now_ms + 120_000);
+        let out = n.chain.apply_batch(&late, 1, 2, b"la").unwrap();
         assert_eq!(out.block, None);
         assert_eq!(out.rejected.len(), 1);
         assert!(
@@ -793,20 +922,82 @@ mod tests {
             "{:?}",
             out.rejected
         );
-        // The same envelope within the window is ordered, with the time.
-        let on_time = Batch::stamped(vec![fresh.encode_to_vec()], now_ms + 1_000);
-        let out = n.chain.apply_batch(&on_time, 1, 2, b"la").unwrap();
-        assert_eq!(out.block, Some(1), "{:?}", out.rejected);
-        let block = n.chain.block(1).unwrap().unwrap();
-        assert_eq!(
-            qcss_network::block::block_time_ms(&block),
-            Some(now_ms + 1_000)
-        );
+        // A leader whose clock is behind cannot move the reference back:
+        // the same envelope stamped "now" is still 120 s late.
+        let behind = Batch::stamped(vec![later.encode_to_vec()], now_ms);
+        let out = n.chain.apply_batch(&behind, 2, 3, b"la").unwrap();
+        assert_eq!(out.block, None, "{:?}", out.rejected);
+        assert!(out.rejected[0].reason.contains("before the reference time"));
         assert_eq!(
             block.data.unwrap().data.len(),
             1,
             "the marker is not a transaction"
         );
+    }
+
+    /// The duplicate check without the old index (crate::recent): a tx id
+    /// is refused while its timestamp is in the window, a reopened chain
+    /// rebuilds the same answer from its blocks, and once the window has
+    /// moved past it the window itself refuses every copy.
+    #[test]
+    fn tx_ids_are_remembered_while_in_the_window_and_rebuilt_on_reopen() {
+        let org1 = TestOrg::new(1);
+        let client = org1.identity("client", Role::Client);
+        let cfg = channel_config(&[&org1], &org1.identity("o1", Role::Orderer));
+        let genesis = genesis_block(&cfg);
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let signer = Arc::new(org1.identity("o1", Role::Orderer));
+        let chain = Chain::open(&db, &genesis, signer.clone()).unwrap();
+        let (a, a_id) = envelope::build(
+            &client,
+            CHANNEL,
+            HeaderType::EndorserTransaction,
+            b"a".to_vec(),
+        )
+        .unwrap();
+        let a = a.encode_to_vec();
+        let now_ms = qcss_network::msp::unix_now() as u64 * 1000;
+        let out = chain
+            .apply_batch(&Batch::stamped(vec![a.clone()], now_ms + 1_000), 1, 1, b"1")
+            .unwrap();
+        assert_eq!(out.block, Some(1), "{:?}", out.rejected);
+        let dup = |c: &Chain, at: u64, index: u64| {
+            c.apply_batch(&Batch::stamped(vec![a.clone()], at), 1, index, b"x")
+                .unwrap()
+        };
+        let out = dup(&chain, now_ms + 2_000, 2);
+        assert_eq!(out.block, None);
+        assert!(
+            out.rejected[0].reason.contains("duplicate tx id"),
+            "{out:?}"
+        );
+        assert!(chain.has_tx(&a_id));
+
+        // A restarted node reads the same answer back from its blocks.
+        drop(chain);
+        let chain = Chain::open(&db, &genesis, signer).unwrap();
+        assert!(chain.has_tx(&a_id), "rebuilt from the blocks");
+        let out = dup(&chain, now_ms + 3_000, 3);
+        assert!(
+            out.rejected[0].reason.contains("duplicate tx id"),
+            "{out:?}"
+        );
+
+        // The window moves on (an empty batch 200 s later): the tx id is
+        // forgotten, and a copy is refused by the window instead.
+        let out = chain
+            .apply_batch(&Batch::stamped(vec![], now_ms + 200_000), 1, 4, b"4")
+            .unwrap();
+        assert_eq!(out.block, None);
+        assert!(!chain.has_tx(&a_id), "forgotten once outside the window");
+        let out = dup(&chain, now_ms + 201_000, 5);
+        assert_eq!(out.block, None);
+        assert!(
+            out.rejected[0].reason.contains("before the reference time"),
+            "{out:?}"
+        );
+        assert_eq!(chain.height(), 2, "ordered exactly once");
     }
 
     #[test]

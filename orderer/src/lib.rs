@@ -15,7 +15,7 @@
 //!
 //! Deliberately not here: decoding transactions beyond their headers (the
 //! orderer never looks into proposals or read-write sets), and any ledger
-//! state other than blocks and the set of ordered tx ids.
+//! state other than blocks and the tx ids still inside the time window.
 //! Start reading at [`node::run`].
 #![warn(missing_docs)]
 
@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod node;
 pub mod ops;
 pub mod raft;
+pub mod recent;
 
 pub use config::OrdererConfig;
 pub use error::OrdererError;
