@@ -135,8 +135,9 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     // UCES and the QCSS index (traceability README "UCES, the QCSS index
-    // and rewards"): the genesis config, set by the producer's admin; the
-    // regulator's user1 votes on evaluations. From here on every step that
+    // and rewards"): the genesis config, proposed by the producer's admin
+    // and approved by the lab's and the regulator's (a majority of the
+    // channel's orgs); the regulator's user1 votes on evaluations. From here on every step that
     // moves a product's index recomputes it (`qcss index show GTIN`).
     let cert = std::fs::read_to_string(
         dir.join("orgs")
@@ -161,7 +162,15 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
         }),
     )
     .await?;
-    p.step("  UCES configured by ProducerMSP's admin (the regulator validates evaluations)");
+    let genesis = json!({"id": format!("genesis-{}", producer.msp_id)});
+    for approver in [lab, regulator] {
+        let mut a = gateway(dir, info, approver, "admin").await?;
+        s.call(&mut a, "gov_approve", genesis.clone()).await?;
+    }
+    p.step(
+        "  UCES configured: proposed by ProducerMSP's admin, approved by LabMSP's and \
+         RegulatorMSP's (the regulator validates evaluations)",
+    );
     let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
     s.call(
         &mut farm,

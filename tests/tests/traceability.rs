@@ -63,8 +63,9 @@ async fn loquat_juice_through_the_gateway_and_the_cli() {
         started.elapsed()
     );
 
-    // UCES and the QCSS index: the genesis config, set by Org1's admin
-    // (governed from here on by a majority of the three orgs' admins).
+    // UCES and the QCSS index: the genesis config, proposed by Org1's admin
+    // and applied when Org2's approves (a majority of the channel's three
+    // orgs; governed from here on by a majority of the orgs it lists).
     let genesis = json!({
         "orgs": ["Org1MSP", "Org2MSP", "Org3MSP"],
         "validators": [{"msp": "Org3MSP", "cert_sha256": "ab".repeat(32)}],
@@ -76,6 +77,13 @@ async fn loquat_juice_through_the_gateway_and_the_cli() {
                     "max_points": 100, "rate": 100_000_000, "max_batch": 50}
     });
     invoke(&net, 1, "admin", "gov_init", genesis);
+    invoke(
+        &net,
+        2,
+        "admin",
+        "gov_approve",
+        json!({"id": "genesis-Org1MSP"}),
+    );
 
     let mut producer = net.gateway_as(1, 1, "producer").await;
     let mut regulator = net.gateway_as(3, 3, "inspector").await;

@@ -155,6 +155,7 @@ fn invocation(function: &str, args: &[&str]) -> Invocation {
         args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
         tx_id: "0".repeat(64),
         channel: "qcss".into(),
+        channel_orgs: Vec::new(),
         timestamp: Timestamp {
             seconds: 1_764_000_000,
             nanos: 0,

@@ -27,6 +27,7 @@ pub(crate) const IMPORTS: &[(&str, &[ValType], &[ValType])] = &[
     ("caller", &[], &[I64]),
     ("tx_id", &[], &[I64]),
     ("channel_id", &[], &[I64]),
+    ("channel_orgs", &[], &[I64]),
     ("tx_timestamp", &[], &[I64]),
     ("tx_timestamp_nanos", &[], &[I32]),
     ("set_event", &[I32, I32, I32, I32], &[]),
@@ -168,6 +169,13 @@ pub(crate) fn linker<'a>(engine: &Engine) -> Result<Linker<TxContext<'a>>, Linke
     l.func_wrap(MODULE, "channel_id", |mut c: Cx<'_, 'a>| {
         call(&mut c, "channel_id", |_, cx, _| {
             Ok(cx.stage(cx.inv.channel.as_bytes().to_vec()))
+        })
+    })?;
+    l.func_wrap(MODULE, "channel_orgs", |mut c: Cx<'_, 'a>| {
+        call(&mut c, "channel_orgs", |_, cx, _| {
+            // A JSON array of strings: serialising one cannot fail.
+            let json = serde_json::to_vec(&cx.inv.channel_orgs).unwrap_or_default();
+            Ok(cx.stage(json))
         })
     })?;
     l.func_wrap(MODULE, "tx_timestamp", |mut c: Cx<'_, 'a>| {

@@ -19,6 +19,13 @@ pub struct Invocation {
     /// `channel_id` (e.g. to bind signed data to this ledger).
     #[serde(default)]
     pub channel: String,
+    /// The channel's member organisations (MSP IDs, sorted) in the
+    /// configuration the endorser has in force; the contract reads them
+    /// with `channel_orgs` (e.g. so that governance cannot be set up by one
+    /// organisation naming only itself). Endorsers at the same config
+    /// agree; one behind gives a different answer, like any stale state.
+    #[serde(default)]
+    pub channel_orgs: Vec<String>,
     /// The proposal's timestamp: the contract's only notion of time.
     pub timestamp: Timestamp,
     /// Who signed the proposal.

@@ -349,6 +349,7 @@ pub(crate) mod tests {
             args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
             tx_id: "tx1".into(),
             channel: "qcss".into(),
+            channel_orgs: Vec::new(),
             timestamp: Timestamp {
                 seconds: 1_700_000_000,
                 nanos: 5,

@@ -486,6 +486,7 @@ mod tests {
             args: vec![],
             tx_id: "tx".into(),
             channel: "qcss".into(),
+            channel_orgs: Vec::new(),
             timestamp: Timestamp::default(),
             caller: Caller::default(),
         }

@@ -55,6 +55,7 @@ impl Ledger {
             args: vec![arg.as_bytes().to_vec()],
             tx_id: format!("tx{:04}", self.block),
             channel: "qcss".into(),
+            channel_orgs: Vec::new(),
             timestamp: Timestamp {
                 seconds: self.now,
                 nanos: 0,

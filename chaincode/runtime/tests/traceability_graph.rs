@@ -79,6 +79,7 @@ impl<'r> Ledger<'r> {
             args: vec![arg.as_bytes().to_vec()],
             tx_id: format!("tx{:05}", self.block),
             channel: "qcss".into(),
+            channel_orgs: Vec::new(),
             timestamp: Timestamp {
                 seconds: T0,
                 nanos: 0,

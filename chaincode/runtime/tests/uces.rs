@@ -22,6 +22,16 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
 
 const T0: i64 = 1_764_000_000;
+/// The channel's organisations, as the peer tells the contract.
+const CHANNEL_ORGS: [&str; 7] = [
+    "AuditMSP",
+    "FactoryMSP",
+    "FarmMSP",
+    "LabMSP",
+    "PlatformMSP",
+    "RegulatorMSP",
+    "ShopMSP",
+];
 const YEAR: i64 = 365 * 24 * 3600;
 const DAY: i64 = 86_400;
 const WINDOW: i64 = 3600;
@@ -71,6 +81,7 @@ impl Ledger {
             // As long as real transaction ids (hex SHA-256), so fuel is realistic.
             tx_id: format!("{:064x}", self.block),
             channel: "qcss".into(),
+            channel_orgs: CHANNEL_ORGS.iter().map(|o| o.to_string()).collect(),
             timestamp: Timestamp {
                 seconds: self.now,
                 nanos: 0,
@@ -210,7 +221,7 @@ fn world(genesis: bool) -> World {
     let lab = who_cert("LabMSP", &["lab"], "LAB");
     let device = who_cert("FactoryMSP", &["device"], "UHT-SENSOR-1");
     if genesis {
-        l.submit(&admin("FactoryMSP"), "gov_init", config());
+        set_genesis(&mut l, config());
     }
     l.submit(
         &factory,
@@ -394,11 +405,60 @@ fn governance_needs_a_majority_of_member_orgs() {
     let mut bad = config();
     bad["validators"] = json!([]);
     l.refuse(&factory, "gov_init", bad, "validators must list 1 to 64");
-    let c = l.submit(&factory, "gov_init", config());
+    let mut elsewhere = config();
+    elsewhere["orgs"] = json!(["FactoryMSP", "NowhereMSP"]);
+    l.refuse(
+        &factory,
+        "gov_init",
+        elsewhere,
+        "NowhereMSP is not a member of this channel",
+    );
+    // Genesis is governed too: one org naming only itself is one of the
+    // channel's seven, not a majority; it needs four.
+    let mut alone = config();
+    alone["orgs"] = json!(["ShopMSP"]);
+    alone["daily_limit"] = json!(99);
+    let p = l.submit(&shop, "gov_init", alone);
+    assert_eq!(
+        (p["id"].clone(), p["status"].clone()),
+        (json!("genesis-ShopMSP"), json!("pending"))
+    );
+    let p = l.submit(&factory, "gov_init", config());
+    assert_eq!(p["status"], "pending");
+    assert_eq!(p["config"]["version"], 1);
+    assert!(
+        l.invoke(&consumer(1), "gov_get", "").is_err(),
+        "not yet configured"
+    );
+    l.submit(&farm, "gov_approve", json!({"id": "genesis-FactoryMSP"}));
+    l.submit(
+        &regulator,
+        "gov_approve",
+        json!({"id": "genesis-FactoryMSP"}),
+    );
+    l.refuse(
+        &farm,
+        "gov_approve",
+        json!({"id": "genesis-FactoryMSP"}),
+        "already approved",
+    );
+    let p = l.submit(
+        &admin("AuditMSP"),
+        "gov_approve",
+        json!({"id": "genesis-FactoryMSP"}),
+    );
+    assert_eq!(p["status"], "applied");
+    let c = l.query(&farm, "gov_get", "");
     assert_eq!(c["version"], 1);
     assert_eq!(c["rewards"]["start"], T0);
+    assert_eq!(c["daily_limit"], 3);
     assert_eq!(c["index"]["w_uces"], 2500, "documented default weight");
     l.refuse(&farm, "gov_init", config(), "already configured");
+    // The competing genesis can no longer be applied.
+    assert_eq!(
+        l.submit(&factory, "gov_approve", json!({"id": "genesis-ShopMSP"}))["status"],
+        "stale"
+    );
 
     // One org of three is not a majority; two are.
     let mut next = config();
@@ -491,6 +551,27 @@ fn governance_needs_a_majority_of_member_orgs() {
         l.query(&farm, "gov_get", "p6")["approvals"],
         json!(["ShopMSP", "FarmMSP", "RegulatorMSP"])
     );
+}
+
+/// The genesis config `c`, proposed by FactoryMSP's admin and approved by
+/// the admins of three more of the channel's seven orgs (a majority).
+fn set_genesis(l: &mut Ledger, c: Value) {
+    let p = l.submit(&admin("FactoryMSP"), "gov_init", c);
+    assert_eq!(p["status"], "pending");
+    for msp in ["FarmMSP", "RegulatorMSP"] {
+        let p = l.submit(
+            &admin(msp),
+            "gov_approve",
+            json!({"id": "genesis-FactoryMSP"}),
+        );
+        assert_eq!(p["status"], "pending", "{msp}");
+    }
+    let p = l.submit(
+        &admin("LabMSP"),
+        "gov_approve",
+        json!({"id": "genesis-FactoryMSP"}),
+    );
+    assert_eq!(p["status"], "applied");
 }
 
 fn four_orgs() -> Value {
@@ -922,7 +1003,7 @@ fn a_full_reward_batch_fits_in_the_fuel_budget() {
     let mut w = world(false);
     let mut c = config();
     c["rewards"]["max_batch"] = json!(MAX_BATCH);
-    w.l.submit(&admin("FactoryMSP"), "gov_init", c);
+    set_genesis(&mut w.l, c);
     for n in 0..MAX_BATCH {
         let who = consumer(1000 + n);
         bind(&mut w.l, &who, &keypair_n(n));

@@ -204,6 +204,18 @@ impl Context {
         Ok(String::from_utf8(sys::channel_bytes()?)?)
     }
 
+    /// The channel's member organisations (MSP IDs, sorted), as the
+    /// endorsing peer's channel configuration lists them. Empty from a peer
+    /// that does not provide them.
+    pub fn channel_orgs(&self) -> Result<Vec<String>, Error> {
+        let json = sys::channel_orgs_json()?;
+        if json.is_empty() {
+            return Ok(Vec::new());
+        }
+        serde_json::from_slice(&json)
+            .map_err(|e| Error::new(format!("channel_orgs from the host: {e}")))
+    }
+
     /// The proposal's timestamp.
     pub fn tx_timestamp(&self) -> Result<Timestamp, Error> {
         let (seconds, nanos) = sys::timestamp()?;

@@ -50,6 +50,7 @@ mod wasm {
         fn caller() -> i64;
         fn tx_id() -> i64;
         fn channel_id() -> i64;
+        fn channel_orgs() -> i64;
         fn tx_timestamp() -> i64;
         fn tx_timestamp_nanos() -> i32;
         fn set_event(name: *const u8, name_len: usize, payload: *const u8, payload_len: usize);
@@ -118,6 +119,10 @@ mod wasm {
 
     pub(crate) fn channel_bytes() -> Result<Vec<u8>, Error> {
         Ok(staged(unsafe { channel_id() }).unwrap_or_default())
+    }
+
+    pub(crate) fn channel_orgs_json() -> Result<Vec<u8>, Error> {
+        Ok(staged(unsafe { channel_orgs() }).unwrap_or_default())
     }
 
     pub(crate) fn timestamp() -> Result<(i64, i32), Error> {
@@ -189,6 +194,9 @@ mod native {
         Err(no_host())
     }
     pub(crate) fn channel_bytes() -> Result<Vec<u8>, Error> {
+        Err(no_host())
+    }
+    pub(crate) fn channel_orgs_json() -> Result<Vec<u8>, Error> {
         Err(no_host())
     }
     pub(crate) fn timestamp() -> Result<(i64, i32), Error> {

@@ -255,7 +255,7 @@ impl Endorser {
             return self.endorse_lifecycle(&proposal, &creator, &channel);
         }
         let definition = self.runnable(&proposal.chaincode, channel.id())?;
-        let inv = invocation(&proposal, &creator);
+        let inv = invocation(&proposal, &creator, &channel);
         match simulate::simulate(&self.runtime, &definition.code_hash, &inv, &self.ledger)? {
             Outcome::Simulated(sim) => sign::endorsed_response(
                 (&self.signer, &self.own),

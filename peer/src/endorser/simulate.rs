@@ -47,13 +47,26 @@ pub fn caller(creator: &ValidatedIdentity) -> Caller {
 }
 
 /// The invocation `proposal` asks for, by `creator`.
-pub(crate) fn invocation(proposal: &UnpackedProposal, creator: &ValidatedIdentity) -> Invocation {
+pub(crate) fn invocation(
+    proposal: &UnpackedProposal,
+    creator: &ValidatedIdentity,
+    channel: &qcss_network::channel::Channel,
+) -> Invocation {
+    let mut channel_orgs: Vec<String> = channel
+        .config()
+        .orgs
+        .iter()
+        .map(|o| o.msp.msp_id.clone())
+        .collect();
+    channel_orgs.sort();
+    channel_orgs.dedup();
     Invocation {
         namespace: proposal.chaincode.clone(),
         function: proposal.function.clone(),
         args: proposal.args.clone(),
         tx_id: proposal.tx_id().to_owned(),
         channel: proposal.channel_id().to_owned(),
+        channel_orgs,
         timestamp: proposal.timestamp,
         caller: caller(creator),
     }

@@ -2,13 +2,18 @@
 //! `uces/config`, changed only by a proposal that admins of a majority of
 //! the member organisations approve.
 //!
-//! The contract cannot ask the peer for the channel's organisations, so the
-//! config carries the member list (`orgs`): the genesis config is set once
-//! by the first admin call (`gov_init`, an admin of an org it lists), and
-//! every later change — including of `orgs` — goes through `gov_propose` /
-//! `gov_approve`, applied when more than half of the *current* `orgs` have
-//! approved. A proposal names the config version it replaces, so a stale
-//! proposal cannot undo a newer change.
+//! The config carries the governing members (`orgs`), a subset of the
+//! channel's organisations (which the peer tells the contract:
+//! `channel_orgs`). The genesis config is a proposal too: `gov_init` by an
+//! admin of a channel org proposes it (`genesis-<MSP>`), and it is applied
+//! when admins of more than half of the *channel's* organisations have
+//! approved it with `gov_approve` — no single organisation can set up UCES
+//! alone by naming only itself (one that is the channel's only member
+//! can). Every later change — including of `orgs` — goes through
+//! `gov_propose` / `gov_approve`, applied when more than half of the
+//! *current* `orgs` have approved. A proposal names the config version it
+//! replaces (0 for a genesis), so a stale proposal cannot undo a newer
+//! change, and the first genesis to be applied makes the others stale.
 
 use qcss_chaincode_sdk::{Context, Error, Json};
 use serde::{Deserialize, Serialize};
@@ -309,8 +314,38 @@ fn require_admin(tx: &Tx, orgs: &[String], doing: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// `gov_init`: the genesis config, once, by an admin of an org it lists.
-pub fn gov_init(ctx: &mut Context, c: Json<Config>) -> Result<Json<Config>, Error> {
+/// The channel's organisations, as the endorsing peer lists them.
+fn channel_orgs(ctx: &mut Context) -> Result<Vec<String>, Error> {
+    let orgs = ctx.channel_orgs()?;
+    if orgs.is_empty() {
+        return Err(Error::new(
+            "the peer did not say which organisations the channel has (it predates channel_orgs); \
+             UCES governance needs them",
+        ));
+    }
+    Ok(orgs)
+}
+
+/// Refuses a config listing an organisation that is not on the channel.
+fn require_on_channel(c: &Config, channel: &[String]) -> Result<(), Error> {
+    match c.orgs.iter().find(|o| !channel.contains(o)) {
+        Some(o) => Err(Error::new(format!(
+            "config: organisation {o} is not a member of this channel"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The id of `msp`'s genesis proposal.
+fn genesis_id(msp: &str) -> String {
+    format!("genesis-{msp}")
+}
+
+/// `gov_init`: an admin of a channel org that the config lists proposes
+/// the genesis config (`genesis-<MSP>`, replacing that org's own pending
+/// one). Applied at once when that org alone is more than half of the
+/// channel, otherwise when enough other orgs' admins approve it.
+pub fn gov_init(ctx: &mut Context, c: Json<Config>) -> Result<Json<Proposal>, Error> {
     let tx = Tx::new(ctx)?;
     let mut c = c.0;
     if config(ctx)?.is_some() {
@@ -318,15 +353,28 @@ pub fn gov_init(ctx: &mut Context, c: Json<Config>) -> Result<Json<Config>, Erro
             "UCES is already configured: change it with gov_propose and gov_approve",
         ));
     }
-    require_admin(&tx, &c.orgs, "set the genesis UCES config")?;
+    let channel = channel_orgs(ctx)?;
+    require_admin(&tx, &channel, "propose the genesis UCES config")?;
+    require_admin(&tx, &c.orgs, "propose the genesis UCES config")?;
+    require_on_channel(&c, &channel)?;
     c.version = 1;
     if c.rewards.start == 0 {
         c.rewards.start = tx.now;
     }
     c.check()?;
-    save(ctx, &config_key()?, &c)?;
-    ctx.set_event("UcesConfigChanged", &c.version)?;
-    Ok(Json(c))
+    let mut proposal = Proposal {
+        id: genesis_id(tx.msp()),
+        base_version: 0,
+        config: c,
+        proposer: tx.msp().to_owned(),
+        approvals: vec![tx.msp().to_owned()],
+        status: "pending".into(),
+        created_at: tx.now,
+        decided_at: None,
+    };
+    apply_if_majority(ctx, &tx, &channel, &mut proposal)?;
+    save(ctx, &proposal_key(&proposal.id)?, &proposal)?;
+    Ok(Json(proposal))
 }
 
 #[derive(Deserialize)]
@@ -348,6 +396,13 @@ pub fn gov_propose(ctx: &mut Context, p: Json<Propose>) -> Result<Json<Proposal>
     require_admin(&tx, &current.orgs, "propose a UCES config change")?;
     check_text("id", &p.id, 64)?;
     check_msp(&p.id).map_err(|_| Error::new("proposal id must be A-Z a-z 0-9 . _ -"))?;
+    if p.id.starts_with("genesis-") {
+        return Err(Error::new(
+            "proposal ids starting with genesis- are gov_init's",
+        ));
+    }
+    let channel = channel_orgs(ctx)?;
+    require_on_channel(&p.config, &channel)?;
     let mut config = p.config;
     config.version = current.version + 1;
     if config.rewards.start == 0 {
@@ -376,7 +431,7 @@ pub fn gov_propose(ctx: &mut Context, p: Json<Propose>) -> Result<Json<Proposal>
         created_at: tx.now,
         decided_at: None,
     };
-    apply_if_majority(ctx, &tx, &current, &mut proposal)?;
+    apply_if_majority(ctx, &tx, &current.orgs, &mut proposal)?;
     save(ctx, &k, &proposal)?;
     Ok(Json(proposal))
 }
@@ -388,21 +443,26 @@ pub struct Approve {
 }
 
 /// `gov_approve`: an admin of another member org approves; the proposal is
-/// applied as soon as more than half of the member orgs approved.
+/// applied as soon as more than half of the member orgs approved (for a
+/// genesis proposal: of the channel's orgs).
 pub fn gov_approve(ctx: &mut Context, a: Json<Approve>) -> Result<Json<Proposal>, Error> {
     let tx = Tx::new(ctx)?;
-    let current = require_config(ctx)?;
-    require_admin(&tx, &current.orgs, "approve a UCES config change")?;
     let k = proposal_key(&a.0.id)?;
     let mut proposal: Proposal =
         load(ctx, &k)?.ok_or_else(|| Error::new(format!("unknown proposal {}", a.0.id)))?;
+    // Who governs: before genesis the channel's orgs, after it the config's.
+    let (version, members) = match config(ctx)? {
+        Some(c) => (c.version, c.orgs),
+        None => (0, channel_orgs(ctx)?),
+    };
+    require_admin(&tx, &members, "approve a UCES config change")?;
     if proposal.status != "pending" {
         return Err(Error::new(format!(
             "proposal {} is {}, not pending",
             proposal.id, proposal.status
         )));
     }
-    if proposal.base_version != current.version {
+    if proposal.base_version != version {
         proposal.status = "stale".into();
         proposal.decided_at = Some(tx.now);
         save(ctx, &k, &proposal)?;
@@ -416,23 +476,20 @@ pub fn gov_approve(ctx: &mut Context, a: Json<Approve>) -> Result<Json<Proposal>
         )));
     }
     proposal.approvals.push(tx.msp().to_owned());
-    apply_if_majority(ctx, &tx, &current, &mut proposal)?;
+    apply_if_majority(ctx, &tx, &members, &mut proposal)?;
     save(ctx, &k, &proposal)?;
     Ok(Json(proposal))
 }
 
+/// Applies `p` when more than half of `members` approved it.
 fn apply_if_majority(
     ctx: &mut Context,
     tx: &Tx,
-    current: &Config,
+    members: &[String],
     p: &mut Proposal,
 ) -> Result<(), Error> {
-    let members = p
-        .approvals
-        .iter()
-        .filter(|o| current.orgs.contains(o))
-        .count();
-    if members * 2 > current.orgs.len() {
+    let approved = p.approvals.iter().filter(|o| members.contains(o)).count();
+    if approved * 2 > members.len() {
         p.status = "applied".into();
         p.decided_at = Some(tx.now);
         save(ctx, &config_key()?, &p.config)?;

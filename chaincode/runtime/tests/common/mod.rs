@@ -73,6 +73,7 @@ pub(crate) fn inv(function: &str, args: &[&str]) -> Invocation {
         args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
         tx_id: "5f1c0a".into(),
         channel: "qcss".into(),
+        channel_orgs: Vec::new(),
         timestamp: Timestamp {
             seconds: 1_764_000_000,
             nanos: 123_456_789,
