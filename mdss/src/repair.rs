@@ -87,11 +87,29 @@ impl Store {
     /// Reads every chunk of a file and reports the damaged ones. Fails only
     /// if the manifest is missing or damaged, or the disk fails.
     pub fn verify(&self, id: &FileId) -> Result<VerifyReport, Error> {
+        let whole = self.verify_paced(id, &mut |_| true)?;
+        // A pace that never stops lets every chunk be read.
+        Ok(whole.unwrap_or(VerifyReport {
+            id: *id,
+            chunks: 0,
+            damaged: Vec::new(),
+        }))
+    }
+
+    /// [`Store::verify`], calling `pace` with each chunk's length after
+    /// reading it: a scrub sleeps there to hold a byte rate, and returns
+    /// false to stop (then `None`: the file was not read to its end).
+    pub fn verify_paced(
+        &self,
+        id: &FileId,
+        pace: &mut dyn FnMut(u64) -> bool,
+    ) -> Result<Option<VerifyReport>, Error> {
         let m = self.manifest(id)?;
         let mut damaged = Vec::new();
         for (i, hash) in m.chunks.iter().enumerate() {
             let index = i as u32;
-            match self.chunk_verified(hash, Some(m.chunk_len(index))) {
+            let len = m.chunk_len(index);
+            match self.chunk_verified(hash, Some(len)) {
                 Ok(_) => {}
                 Err(ReadFailure::Damaged(damage)) => damaged.push(DamagedChunk {
                     index,
@@ -100,12 +118,15 @@ impl Store {
                 }),
                 Err(ReadFailure::Io(e)) => return Err(e),
             }
+            if !pace(len) {
+                return Ok(None);
+            }
         }
-        Ok(VerifyReport {
+        Ok(Some(VerifyReport {
             id: *id,
             chunks: m.chunks.len() as u32,
             damaged,
-        })
+        }))
     }
 
     /// Makes this store's copy of `id` whole again from `from`: fetches the

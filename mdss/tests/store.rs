@@ -192,7 +192,29 @@ fn damaged_copies_are_refused_and_repaired() {
         })
     ));
 
+    // A paced verify sees every chunk's length, and stops when told.
+    let mut lens = Vec::new();
+    let paced = a
+        .verify_paced(&id, &mut |len| {
+            lens.push(len);
+            true
+        })
+        .unwrap()
+        .expect("read to the end");
+    assert_eq!(lens.iter().sum::<u64>(), bytes.len() as u64);
+    assert_eq!(lens.len(), 5);
+    let mut calls = 0;
+    let stopped = a
+        .verify_paced(&id, &mut |_| {
+            calls += 1;
+            calls < 2
+        })
+        .unwrap();
+    assert!(stopped.is_none(), "stopped after two chunks");
+    assert_eq!(calls, 2);
+
     let report = a.verify(&id).unwrap();
+    assert_eq!(report, paced);
     let damaged: Vec<(u32, Damage)> = report.damaged.iter().map(|d| (d.index, d.damage)).collect();
     assert_eq!(damaged.len(), 3);
     assert_eq!(

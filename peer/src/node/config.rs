@@ -68,6 +68,9 @@ pub struct FilesSettings {
     /// Seconds between the file keeper's passes (scrub, repair, keep K
     /// copies); 0 turns it off (default 600).
     pub keep_secs: u64,
+    /// The keeper's scrub reads at most this many MiB per second, on
+    /// average over a pass (default 32; 0 counts as 1).
+    pub scrub_mib_per_sec: u64,
     /// How many orgs keep each kind of file (default 2 of everything).
     /// Every org should configure the same.
     pub replication: qcss_mdss::Replication,
@@ -81,6 +84,7 @@ impl Default for FilesSettings {
             quota_bytes_per_org: None,
             chunk_bytes: 1 << 20,
             keep_secs: 600,
+            scrub_mib_per_sec: 32,
             replication: qcss_mdss::Replication::default(),
         }
     }

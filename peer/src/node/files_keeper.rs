@@ -16,7 +16,9 @@
 //!
 //! Bounded: at most [`FILES_PER_PASS`] files a pass (the next pass goes on
 //! where this one stopped), one file at a time, every remote call with a
-//! timeout.
+//! timeout, and the scrub's reads held to `[files] scrub_mib_per_sec` (a
+//! store of large videos would otherwise be re-read at full disk speed,
+//! starving the ledger's reads).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, PoisonError};
@@ -75,7 +77,15 @@ pub(crate) async fn run(
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
-        pass(&peer, &files.store, &settings.replication, &mut round).await;
+        let pacer = Pacer::new(settings.scrub_mib_per_sec, stop.clone());
+        pass(
+            &peer,
+            &files.store,
+            &settings.replication,
+            &mut round,
+            pacer,
+        )
+        .await;
         peer.metrics.files_keeper_passes.inc();
     }
 }
@@ -91,7 +101,13 @@ struct Round {
 
 /// One pass over at most [`FILES_PER_PASS`] files; at the end of a round
 /// what it found is published (`/metrics`, `/healthz`).
-async fn pass(peer: &Peer, store: &Store, replication: &Replication, round: &mut Round) {
+async fn pass(
+    peer: &Peer,
+    store: &Store,
+    replication: &Replication,
+    round: &mut Round,
+    mut pacer: Pacer,
+) {
     let s = store.clone();
     let ids = match tokio::task::spawn_blocking(move || s.list()).await {
         Ok(Ok(ids)) => ids,
@@ -119,7 +135,10 @@ async fn pass(peer: &Peer, store: &Store, replication: &Replication, round: &mut
         .map(|o| o.msp.msp_id.clone())
         .collect();
     for id in &batch {
-        if !scrub(peer, store, *id, &me, &members).await {
+        let Some(intact) = scrub(peer, store, *id, &me, &members, &mut pacer).await else {
+            return; // stopping
+        };
+        if !intact {
             round.found.unrepaired.push(*id);
         } else if !replicate(peer, store, replication, *id, &me, &members).await {
             round.found.under_replicated += 1;
@@ -138,20 +157,82 @@ async fn pass(peer: &Peer, store: &Store, replication: &Replication, round: &mut
     }
 }
 
-/// Re-reads `id` here; repairs it from the other orgs in turn if damaged.
-/// False if it stays damaged.
-async fn scrub(peer: &Peer, store: &Store, id: FileId, me: &str, members: &[String]) -> bool {
-    let s = store.clone();
-    let report = match tokio::task::spawn_blocking(move || s.verify(&id)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            tracing::warn!(file = %id, error = %e, "file keeper: cannot verify");
-            return false;
+/// Holds the scrub's reads to a byte rate, on average since the pass
+/// began, by sleeping on the blocking thread that reads (in slices, so that
+/// a peer stopping is not kept waiting).
+struct Pacer {
+    bytes_per_sec: f64,
+    started: Instant,
+    bytes: u64,
+    stop: watch::Receiver<bool>,
+}
+
+impl Pacer {
+    fn new(mib_per_sec: u64, stop: watch::Receiver<bool>) -> Self {
+        Pacer {
+            bytes_per_sec: mib_per_sec.max(1) as f64 * 1024.0 * 1024.0,
+            started: Instant::now(),
+            bytes: 0,
+            stop,
         }
-        Err(_) => return false,
+    }
+
+    /// How long to wait after `read` more bytes, `elapsed` into the pass.
+    fn due(&mut self, read: u64, elapsed: Duration) -> Duration {
+        self.bytes += read;
+        Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_sec).saturating_sub(elapsed)
+    }
+
+    /// Waits as [`Pacer::due`] says; false once the peer is stopping.
+    fn pace(&mut self, read: u64) -> bool {
+        let mut wait = self.due(read, self.started.elapsed());
+        while !wait.is_zero() {
+            if *self.stop.borrow() {
+                return false;
+            }
+            let slice = wait.min(Duration::from_millis(100));
+            std::thread::sleep(slice);
+            wait -= slice;
+        }
+        !*self.stop.borrow()
+    }
+}
+
+/// Re-reads `id` here at the pacer's rate; repairs it from the other orgs
+/// in turn if damaged. False if it stays damaged; `None` if the peer is
+/// stopping.
+async fn scrub(
+    peer: &Peer,
+    store: &Store,
+    id: FileId,
+    me: &str,
+    members: &[String],
+    pacer: &mut Pacer,
+) -> Option<bool> {
+    let s = store.clone();
+    // The pacer goes to the blocking thread and comes back with it.
+    let mut p = std::mem::replace(pacer, Pacer::new(1, pacer.stop.clone()));
+    let read = tokio::task::spawn_blocking(move || {
+        let r = s.verify_paced(&id, &mut |len| p.pace(len));
+        (r, p)
+    })
+    .await;
+    let report = match read {
+        Ok((r, p)) => {
+            *pacer = p;
+            match r {
+                Ok(Some(r)) => r,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::warn!(file = %id, error = %e, "file keeper: cannot verify");
+                    return Some(false);
+                }
+            }
+        }
+        Err(_) => return Some(false),
     };
     if report.is_intact() {
-        return true;
+        return Some(true);
     }
     peer.metrics.files_damage_found.inc();
     tracing::warn!(file = %id, damaged = report.damaged.len(), "file keeper: damaged copy; repairing");
@@ -160,7 +241,7 @@ async fn scrub(peer: &Peer, store: &Store, id: FileId, me: &str, members: &[Stri
             Ok((r, from)) => {
                 peer.metrics.files_repaired.inc();
                 tracing::info!(file = %id, %from, fetched = r.fetched, "file keeper: repaired");
-                return true;
+                return Some(true);
             }
             Err(crate::node::files::RepairFailed::NoEndpoint(m))
             | Err(crate::node::files::RepairFailed::Unavailable(m)) => {
@@ -169,7 +250,7 @@ async fn scrub(peer: &Peer, store: &Store, id: FileId, me: &str, members: &[Stri
         }
     }
     tracing::error!(file = %id, "file keeper: no org could repair this copy");
-    false
+    Some(false)
 }
 
 /// Makes sure `id` is held by its K orgs. False if it is not (and could
@@ -298,5 +379,34 @@ mod tests {
         assert_eq!(r.copies(kind_of(&r, "application/pdf")), 4);
         assert_eq!(r.copies(kind_of(&r, "video/webm")), 1);
         assert_eq!(r.copies(kind_of(&r, "image/png")), 2);
+    }
+
+    #[test]
+    fn the_pacer_holds_the_average_rate_since_the_pass_began() {
+        let (_tx, rx) = watch::channel(false);
+        let mib = 1024 * 1024;
+        let mut p = Pacer::new(2, rx.clone());
+        // 1 MiB at 2 MiB/s is due at 0.5 s: at once, wait 0.5 s.
+        assert_eq!(p.due(mib, Duration::ZERO), Duration::from_millis(500));
+        // 2 MiB in all is due at 1 s; 0.8 s have gone.
+        assert_eq!(
+            p.due(mib, Duration::from_millis(800)),
+            Duration::from_millis(200)
+        );
+        // Behind schedule (slow disk): no wait.
+        assert_eq!(p.due(mib, Duration::from_secs(5)), Duration::ZERO);
+        // 0 counts as 1 MiB/s.
+        let mut p = Pacer::new(0, rx);
+        assert_eq!(p.due(mib, Duration::ZERO), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_stopping_peer_is_not_kept_waiting_by_the_pacer() {
+        let (tx, rx) = watch::channel(false);
+        let mut p = Pacer::new(1, rx);
+        tx.send(true).unwrap();
+        let t = Instant::now();
+        assert!(!p.pace(64 * 1024 * 1024), "64 MiB at 1 MiB/s, but stopping");
+        assert!(t.elapsed() < Duration::from_secs(1));
     }
 }
