@@ -356,6 +356,22 @@ fn put_gives_the_exact_rwset_and_a_verifiable_endorsement() {
     assert_eq!(net.ledger.tx(&tx_id).unwrap(), None);
 }
 
+/// The Gateway's Evaluate: the same checks and the same answer as an
+/// endorsement, but unsigned (never a transaction), and a bad signature is
+/// still refused.
+#[test]
+fn an_evaluation_answers_like_an_endorsement_but_unsigned() {
+    let net = Net::new();
+    let (sp, _) = proposal(&net.client, &["put", "k1", "v1"]);
+    let endorsed = net.peer1.endorse(&sp).unwrap();
+    let evaluated = net.peer1.evaluate(&sp).unwrap();
+    assert_eq!(evaluated.response, endorsed.response);
+    assert!(evaluated.endorsement.is_none() && evaluated.payload.is_empty());
+    let mut forged = sp.clone();
+    forged.signature[10] ^= 1;
+    assert!(net.peer1.evaluate(&forged).is_err(), "checked like an endorsement");
+}
+
 #[test]
 fn reads_carry_committed_versions_and_deletes_are_marked() {
     let net = Net::new();

@@ -216,6 +216,17 @@ impl Endorser {
     /// otherwise chaincode committed and installed with the definition's
     /// code hash; run.
     pub fn endorse(&self, signed: &SignedProposal) -> Result<ProposalResponse, EndorseError> {
+        self.run(signed, true)
+    }
+
+    /// [`Endorser::endorse`] for a query (the Gateway's `Evaluate`): every
+    /// check the same, but a chaincode's answer comes back unsigned
+    /// ([`sign::evaluated_response`]).
+    pub fn evaluate(&self, signed: &SignedProposal) -> Result<ProposalResponse, EndorseError> {
+        self.run(signed, false)
+    }
+
+    fn run(&self, signed: &SignedProposal, sign: bool) -> Result<ProposalResponse, EndorseError> {
         let channel = self.channel();
         let proposal = UnpackedProposal::unpack(signed)?;
         proposal.check_header(&channel)?;
@@ -257,6 +268,7 @@ impl Endorser {
         let definition = self.runnable(&proposal.chaincode, channel.id())?;
         let inv = invocation(&proposal, &creator, &channel);
         match simulate::simulate(&self.runtime, &definition.code_hash, &inv, &self.ledger)? {
+            Outcome::Simulated(sim) if !sign => Ok(sign::evaluated_response(&sim)),
             Outcome::Simulated(sim) => sign::endorsed_response(
                 (&self.signer, &self.own),
                 &self.endorser_bytes,

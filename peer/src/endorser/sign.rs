@@ -114,6 +114,20 @@ pub(crate) fn endorsed_response(
     })
 }
 
+/// The answer to an evaluation (the Gateway's `Evaluate`): the contract's
+/// response only, neither signed nor remembered — it is never made into a
+/// transaction, and the signature was a P-256 sign per query for nothing.
+pub(crate) fn evaluated_response(sim: &Simulation) -> ProposalResponse {
+    ProposalResponse {
+        version: RESPONSE_VERSION,
+        timestamp: None,
+        response: Some(response(sim)),
+        payload: Vec::new(),
+        endorsement: None,
+        interest: None,
+    }
+}
+
 /// A peer-local answer (lifecycle install and installed-package queries):
 /// status 200 with `payload` in the response, no proposal response payload
 /// and no endorsement, so it cannot be made into a transaction.

@@ -42,6 +42,23 @@ pub(crate) async fn endorse_locally(
     peer: &Arc<Peer>,
     signed: SignedProposal,
 ) -> Result<Result<ProposalResponse, EndorseError>, Status> {
+    run_locally(peer, signed, true).await
+}
+
+/// [`endorse_locally`] for the Gateway's `Evaluate`: a chaincode's answer
+/// comes back unsigned (`Endorser::evaluate`).
+pub(crate) async fn evaluate_locally(
+    peer: &Arc<Peer>,
+    signed: SignedProposal,
+) -> Result<Result<ProposalResponse, EndorseError>, Status> {
+    run_locally(peer, signed, false).await
+}
+
+async fn run_locally(
+    peer: &Arc<Peer>,
+    signed: SignedProposal,
+    sign: bool,
+) -> Result<Result<ProposalResponse, EndorseError>, Status> {
     if let Some(why) = peer.ledger_problem() {
         // Ledger queries (qscc) still answer: a damaged block is refused
         // by the ledger itself, with its number.
@@ -55,19 +72,26 @@ pub(crate) async fn endorse_locally(
     }
     let p = peer.clone();
     let started = Instant::now();
-    let r = tokio::task::spawn_blocking(move || match p.endorser.endorse(&signed) {
-        // qscc is not a defined chaincode: the endorser has checked the
-        // proposal's header and signature by then; answer it natively.
-        Err(EndorseError::ChaincodeNotCommitted { chaincode, .. }) if chaincode == QSCC => {
-            qscc::query(&p, &signed)
+    let r = tokio::task::spawn_blocking(move || {
+        let r = if sign {
+            p.endorser.endorse(&signed)
+        } else {
+            p.endorser.evaluate(&signed)
+        };
+        match r {
+            // qscc is not a defined chaincode: the endorser has checked the
+            // proposal's header and signature by then; answer it natively.
+            Err(EndorseError::ChaincodeNotCommitted { chaincode, .. }) if chaincode == QSCC => {
+                qscc::query(&p, &signed)
+            }
+            // So is `_anchor` (the anchoring receipts), which it endorses.
+            Err(EndorseError::ChaincodeNotCommitted { chaincode, .. })
+                if chaincode == crate::lifecycle::ANCHOR_NAMESPACE =>
+            {
+                crate::node::anchorscc::endorse(&p, &signed)
+            }
+            other => other,
         }
-        // So is `_anchor` (the anchoring receipts), which it endorses.
-        Err(EndorseError::ChaincodeNotCommitted { chaincode, .. })
-            if chaincode == crate::lifecycle::ANCHOR_NAMESPACE =>
-        {
-            crate::node::anchorscc::endorse(&p, &signed)
-        }
-        other => other,
     })
     .await
     .map_err(|e| Status::internal(format!("endorsement task failed: {e}")));

@@ -49,7 +49,7 @@ use tonic::{Request, Response, Status};
 use crate::endorser::{
     AssembleError, EndorseError, Refusal, UnpackedProposal, prepare_transaction,
 };
-use crate::node::endorser_service::{MIN_HEIGHT_HEADER, endorse_locally};
+use crate::node::endorser_service::{MIN_HEIGHT_HEADER, endorse_locally, evaluate_locally};
 use crate::node::{Peer, chaincode_events};
 use crate::validator::{KeyRule, KeyWrite, PolicyProvider, decode_key_policy};
 
@@ -673,7 +673,7 @@ impl Gateway for GatewayService {
                     req.target_organizations[0].clone()
                 };
             let r = if org == self.peer.signer.msp_id.as_str() {
-                match endorse_locally(&self.peer, signed).await {
+                match evaluate_locally(&self.peer, signed).await {
                     Ok(Ok(r)) => r,
                     Ok(Err(e)) => return Err(refused(&e)),
                     Err(s) => return Err(s),
