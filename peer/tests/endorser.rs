@@ -369,7 +369,10 @@ fn an_evaluation_answers_like_an_endorsement_but_unsigned() {
     assert!(evaluated.endorsement.is_none() && evaluated.payload.is_empty());
     let mut forged = sp.clone();
     forged.signature[10] ^= 1;
-    assert!(net.peer1.evaluate(&forged).is_err(), "checked like an endorsement");
+    assert!(
+        net.peer1.evaluate(&forged).is_err(),
+        "checked like an endorsement"
+    );
 }
 
 #[test]

@@ -27,6 +27,23 @@ fn peak(c: &Cluster, id: usize) -> u64 {
     c.nodes[id - 1].as_ref().expect("node running").peak_rss()
 }
 
+/// An mTLS channel to orderer `id` with `client1`'s TLS certificate (a
+/// member client, not a consenter).
+async fn client_channel(c: &Cluster, id: usize) -> tonic::transport::Channel {
+    let d = c.dir.join("client1");
+    let tls = qcss_network::tls::client_tls_for_addr(
+        &c.tls_roots(),
+        Some((
+            &std::fs::read(d.join("tls-cert.pem")).unwrap(),
+            &std::fs::read(d.join("tls-key.pem")).unwrap(),
+        )),
+        &c.addrs[id - 1],
+    );
+    qcss_network::tls::connect(&c.addrs[id - 1], tls)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_and_unauthorised_messages_are_refused_before_they_are_buffered() {
     let dir = workdir();
@@ -51,18 +68,7 @@ async fn oversize_and_unauthorised_messages_are_refused_before_they_are_buffered
 
     // 2. 100 MiB of Raft AppendEntries from a non-consenter (a client's TLS
     // certificate): refused before its body is decoded.
-    let d = c.dir.join("client1");
-    let tls = qcss_network::tls::client_tls_for_addr(
-        &c.tls_roots(),
-        Some((
-            &std::fs::read(d.join("tls-cert.pem")).unwrap(),
-            &std::fs::read(d.join("tls-key.pem")).unwrap(),
-        )),
-        &c.addrs[follower - 1],
-    );
-    let ch = qcss_network::tls::connect(&c.addrs[follower - 1], tls)
-        .await
-        .unwrap();
+    let ch = client_channel(&c, follower).await;
     let mut raft = RaftClient::new(ch).max_encoding_message_size(usize::MAX);
     let e = raft
         .append_entries(RaftMessage {
@@ -77,17 +83,7 @@ async fn oversize_and_unauthorised_messages_are_refused_before_they_are_buffered
     // consenters forward without checking it again, so Forward admits
     // consenters only. A forged envelope sent there is refused and never
     // ordered.
-    let tls = qcss_network::tls::client_tls_for_addr(
-        &c.tls_roots(),
-        Some((
-            &std::fs::read(d.join("tls-cert.pem")).unwrap(),
-            &std::fs::read(d.join("tls-key.pem")).unwrap(),
-        )),
-        &c.addrs[leader - 1],
-    );
-    let ch = qcss_network::tls::connect(&c.addrs[leader - 1], tls)
-        .await
-        .unwrap();
+    let ch = client_channel(&c, leader).await;
     let (mut forged, forged_id) = tx(&me, b"forged");
     forged.signature = vec![0u8; 64];
     let item = ForwardedEnvelope {
