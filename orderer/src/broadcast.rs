@@ -166,21 +166,16 @@ async fn process_inner(shared: &Arc<Shared>, env: Envelope) -> BroadcastResponse
         );
     }
     let leader = shared.raft.metrics().borrow().current_leader;
+    let seq = channel.config().sequence;
     match leader {
         Some(l) if l == shared.node_id => match shared.leading() {
-            Ok(()) => {
-                let seq = channel.config().sequence;
-                order_here(shared, env.encode_to_vec(), checked.kind, seq).await
-            }
+            Ok(()) => order_here(shared, env.encode_to_vec(), checked.kind, seq).await,
             Err(why) => resp(
                 FabStatus::ServiceUnavailable,
                 format!("not ordered, retry: {why}"),
             ),
         },
-        Some(l) => {
-            let seq = channel.config().sequence;
-            crate::forward::forward(shared, l, &env, checked, seq).await
-        }
+        Some(l) => crate::forward::forward(shared, l, &env, checked, seq).await,
         None => resp(
             FabStatus::ServiceUnavailable,
             "no Raft leader at the moment; retry",

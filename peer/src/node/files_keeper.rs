@@ -160,6 +160,7 @@ async fn pass(
 /// Holds the scrub's reads to a byte rate, on average since the pass
 /// began, by sleeping on the blocking thread that reads (in slices, so that
 /// a peer stopping is not kept waiting).
+#[derive(Clone)]
 struct Pacer {
     bytes_per_sec: f64,
     started: Instant,
@@ -210,8 +211,9 @@ async fn scrub(
     pacer: &mut Pacer,
 ) -> Option<bool> {
     let s = store.clone();
-    // The pacer goes to the blocking thread and comes back with it.
-    let mut p = std::mem::replace(pacer, Pacer::new(1, pacer.stop.clone()));
+    // A copy goes to the blocking thread and comes back with its count (if
+    // the thread dies, the pass goes on at the same rate, uncounted).
+    let mut p = pacer.clone();
     let read = tokio::task::spawn_blocking(move || {
         let r = s.verify_paced(&id, &mut |len| p.pace(len));
         (r, p)

@@ -354,7 +354,7 @@ pub fn gov_init(ctx: &mut Context, c: Json<Config>) -> Result<Json<Proposal>, Er
         ));
     }
     let channel = channel_orgs(ctx)?;
-    require_admin(&tx, &channel, "propose the genesis UCES config")?;
+    // The caller's org among the config's, and those all on the channel.
     require_admin(&tx, &c.orgs, "propose the genesis UCES config")?;
     require_on_channel(&c, &channel)?;
     c.version = 1;
