@@ -8,6 +8,8 @@
 //!   new root: the consortium only appended).
 //! - [`statement`]: the anchor statement a quorum of the consortium's orgs
 //!   signs, and the consortium id that binds it to one channel.
+//! - [`reward`]: the digest the same quorum signs for a consumer reward
+//!   batch the public chain pays.
 //!
 //! No I/O here: peers keep the MMR's nodes in sled through [`mmr::NodeStore`],
 //! the public chain checks statements in `qcss-dpos`, and the bridge loop
@@ -16,6 +18,7 @@
 
 pub mod hash;
 pub mod mmr;
+pub mod reward;
 pub mod statement;
 
 pub use hash::{Hash32, hash_parts};

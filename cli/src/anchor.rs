@@ -194,6 +194,12 @@ pub(crate) fn run(cmd: AnchorCommand) -> Result<()> {
             if a.once {
                 let (_, out) = bridge.round(true)?;
                 println!("{out}");
+                // Rewards are a step of their own: anchoring succeeded.
+                match bridge.rewards_round() {
+                    Ok(Some(paid)) => println!("{paid}"),
+                    Ok(None) => {}
+                    Err(e) => eprintln!("rewards: {e:#}"),
+                }
                 return Ok(());
             }
             bridge.run_forever()
@@ -264,7 +270,15 @@ pub(crate) struct Bridge {
     last_anchor: Instant,
     /// The newest seq whose receipt is known to be on the ledger.
     recorded: Option<u64>,
+    /// The last reward step's failure, logged once until it changes.
+    reward_error: Option<String>,
+    /// When the reward step last ran.
+    reward_checked: Instant,
 }
+
+/// How often the reward step looks for an epoch to pay (epochs are a day
+/// long in production, a minute at the shortest).
+const REWARD_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 impl Bridge {
     pub(crate) fn new(cfg: BridgeConfig) -> Result<Self> {
@@ -274,6 +288,10 @@ impl Bridge {
             key,
             last_anchor: Instant::now(),
             recorded: None,
+            reward_error: None,
+            reward_checked: Instant::now()
+                .checked_sub(REWARD_CHECK_EVERY)
+                .unwrap_or_else(Instant::now),
         })
     }
 
@@ -292,8 +310,32 @@ impl Bridge {
                     tracing::warn!(error = %format!("{e:#}"), "anchor round failed; retrying")
                 }
             }
+            let due = self.reward_checked.elapsed() >= REWARD_CHECK_EVERY;
+            match if due { self.rewards_round() } else { Ok(None) } {
+                Ok(Some(msg)) => {
+                    self.reward_error = None;
+                    tracing::info!("{msg}")
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // Said once per reason: before UCES is configured every
+                    // round would say the same.
+                    let e = format!("{e:#}");
+                    if self.reward_error.as_ref() != Some(&e) {
+                        tracing::warn!(error = %e, "reward round failed; retrying");
+                        self.reward_error = Some(e);
+                    }
+                }
+            }
             std::thread::sleep(Duration::from_secs(1));
         }
+    }
+
+    /// The reward step ([`crate::anchor_rewards`]).
+    pub(crate) fn rewards_round(&mut self) -> Result<Option<String>> {
+        self.reward_checked = Instant::now();
+        let (node, st) = self.chain()?;
+        crate::anchor_rewards::pay_next(&self.cfg, &self.key, &node, &st)
     }
 
     /// The first chain node that answers, with its status.

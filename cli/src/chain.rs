@@ -63,6 +63,14 @@ pub(crate) struct GenesisArgs {
     /// Reward epoch length in slots (default: one day of slots).
     #[arg(long)]
     pub reward_epoch_slots: Option<u64>,
+    /// Slots a reward stays locked (default: the white paper's 7 days of
+    /// 30 s slots, 20,160). Shorter only to try rewards out on a test chain.
+    #[arg(long)]
+    pub reward_lock_slots: Option<u64>,
+    /// Least slots between two withdrawals of matured rewards (default:
+    /// 30 days of 30 s slots, 86,400).
+    #[arg(long)]
+    pub withdraw_interval_slots: Option<u64>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -206,11 +214,16 @@ pub(crate) fn write_genesis(a: &GenesisArgs, producers: u32) -> Result<Written> 
             rewards.period_slots
         );
     }
+    let wp = Params::white_paper();
     let params = Params {
         slot_ms: a.slot_ms,
         epoch_rounds: a.epoch_rounds,
         rewards,
-        ..Params::white_paper()
+        reward_lock_slots: a.reward_lock_slots.unwrap_or(wp.reward_lock_slots),
+        withdraw_interval_slots: a
+            .withdraw_interval_slots
+            .unwrap_or(wp.withdraw_interval_slots),
+        ..wp
     };
     let now = now_ms();
     // Slot 0 on a whole second, `start_in` from now.

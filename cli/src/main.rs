@@ -13,6 +13,7 @@
 mod anchor;
 mod anchor_keys;
 mod anchor_proof;
+mod anchor_rewards;
 mod bench;
 mod bench_orderer;
 mod ca;
@@ -32,6 +33,7 @@ mod orderer;
 mod peer;
 mod rewards;
 mod trace;
+mod uces;
 mod wallet;
 mod whole_file;
 
@@ -105,7 +107,10 @@ enum Command {
     /// The QCSS index of a product (GTIN) or an enterprise: show, explain.
     #[command(subcommand)]
     Index(index::IndexCommand),
-    /// Consumer rewards from the public chain's DApp reward pool: sign and submit batches.
+    /// UCES evaluations: evaluate a claimed unit, vote, finalize, show.
+    #[command(subcommand)]
+    Uces(uces::UcesCommand),
+    /// Consumer rewards from the public chain's DApp reward pool: bind an address, sign and submit batches.
     #[command(subcommand)]
     Rewards(rewards::RewardsCommand),
     /// MDSS files on a peer: put, get, stat, verify, repair.
@@ -143,6 +148,7 @@ fn main() -> std::process::ExitCode {
         Command::Wallet(w) => wallet::run(w),
         Command::Anchor(a) => anchor::run(a),
         Command::Index(c) => index::run(c),
+        Command::Uces(c) => uces::run(c),
         Command::Rewards(r) => rewards::run(r),
         Command::Files(f) => files::run(f),
     };

@@ -96,6 +96,19 @@ pub(crate) struct UpArgs {
     /// the production default; short here so a local chain moves).
     #[arg(long, default_value_t = 1_000)]
     chain_slot_ms: u64,
+    /// Consumer reward epochs, seconds (the demo's UCES config and the
+    /// public chain's reward epochs alike, so that they line up; a whole
+    /// number of chain slots, at least 60). Fixed when the chain is created.
+    #[arg(long, default_value_t = 86_400)]
+    reward_epoch_secs: u64,
+    /// Slots a reward stays locked on the public chain (default: the white
+    /// paper's 20,160); shorter only to try rewards out.
+    #[arg(long)]
+    reward_lock_slots: Option<u64>,
+    /// Least slots between two withdrawals of matured rewards (default: the
+    /// white paper's 86,400).
+    #[arg(long)]
+    withdraw_interval_slots: Option<u64>,
     /// The signing keys of every identity (admins, peers, orderers,
     /// users): p256 (ECDSA, what every Fabric client speaks) or ed25519
     /// (Fabric 3 clients; several times cheaper to verify, and peers
@@ -309,6 +322,11 @@ pub(crate) fn register_and_enroll(
     if !kinds.is_empty() {
         r.extend(["--kind", kinds]);
     }
+    // The demo's consumer is one whose real name the platform checked: it
+    // may bind a reward address and evaluate what it claimed (UCES).
+    if kinds.split(',').any(|k| k == "consumer") {
+        r.extend(["--attr", "real_name=verified"]);
+    }
     r.extend(conn);
     let secret = qcss(org_dir, &r)?;
     let mut e = vec![
@@ -491,8 +509,13 @@ fn up(a: UpArgs) -> Result<()> {
         info.chain = Some(crate::network_chain::create(
             &dir,
             &info,
-            a.chain_nodes,
-            a.chain_slot_ms,
+            &crate::network_chain::ChainShape {
+                nodes: a.chain_nodes,
+                slot_ms: a.chain_slot_ms,
+                reward_epoch_secs: a.reward_epoch_secs,
+                reward_lock_slots: a.reward_lock_slots,
+                withdraw_interval_slots: a.withdraw_interval_slots,
+            },
             &p,
         )?);
         std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;

@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use prost::Message;
+use qcss_anchor::Hash32;
 use serde::{Deserialize, Serialize};
 
 use crate::chain::{GenesisArgs, read_key, write_genesis};
@@ -46,6 +48,22 @@ pub(crate) struct ChainInfo {
     /// The anchoring bridge, once set up.
     #[serde(default)]
     pub anchor: Option<AnchorInfo>,
+    /// Unix ms of the chain's slot 0.
+    #[serde(default)]
+    pub genesis_time_ms: u64,
+    /// Its consumer reward epoch, seconds (0: a chain made before the
+    /// consortium could pay rewards on it).
+    #[serde(default)]
+    pub reward_epoch_secs: u64,
+}
+
+/// What `network up` asks of the public chain it creates.
+pub(crate) struct ChainShape {
+    pub nodes: usize,
+    pub slot_ms: u64,
+    pub reward_epoch_secs: u64,
+    pub reward_lock_slots: Option<u64>,
+    pub withdraw_interval_slots: Option<u64>,
 }
 
 /// The consortium's anchoring on the local public chain.
@@ -70,13 +88,36 @@ pub(crate) struct ChainDemo {
 pub(crate) fn create(
     dir: &Path,
     info: &NetworkInfo,
-    nodes: usize,
-    slot_ms: u64,
+    shape: &ChainShape,
     p: &Progress,
 ) -> Result<ChainInfo> {
+    let (nodes, slot_ms) = (shape.nodes, shape.slot_ms);
     if !(1..=31).contains(&nodes) {
         bail!("--chain-nodes must be 0..=31");
     }
+    let epoch_ms = shape.reward_epoch_secs.saturating_mul(1000);
+    if shape.reward_epoch_secs < 60 || slot_ms == 0 || !epoch_ms.is_multiple_of(slot_ms) {
+        bail!(
+            "--reward-epoch-secs must be at least 60 and a whole number of {slot_ms} ms slots, not {}",
+            shape.reward_epoch_secs
+        );
+    }
+    // The channel's consortium id: this chain lets it pay consumer rewards
+    // from the DApp pool (its anchor keys are registered once peers run).
+    let block = qcss_proto::common::Block::decode(
+        std::fs::read(dir.join("genesis.block"))
+            .context("the channel's genesis block")?
+            .as_slice(),
+    )
+    .context("the channel's genesis block does not decode")?;
+    let header = block
+        .header
+        .as_ref()
+        .ok_or_else(|| anyhow!("the channel's genesis block has no header"))?;
+    let consortium = qcss_anchor::statement::consortium_id(
+        &info.channel,
+        &Hash32(qcss_proto::hash::block_header_hash(header)),
+    );
     let home = dir.join("chain");
     if home.join("genesis.json").exists() {
         bail!(
@@ -93,8 +134,10 @@ pub(crate) fn create(
             epoch_rounds: 650,
             // Slot 0 a few seconds from now: the nodes are up by then.
             start_in: 3,
-            reward_consortia: Vec::new(),
-            reward_epoch_slots: None,
+            reward_consortia: vec![consortium.to_hex()],
+            reward_epoch_slots: Some(epoch_ms / slot_ms),
+            reward_lock_slots: shape.reward_lock_slots,
+            withdraw_interval_slots: shape.withdraw_interval_slots,
         },
         31,
     )?;
@@ -174,6 +217,8 @@ pub(crate) fn create(
         nodes: out,
         demo: None,
         anchor: None,
+        genesis_time_ms: w.genesis.genesis_time_ms,
+        reward_epoch_secs: shape.reward_epoch_secs,
     })
 }
 
@@ -406,7 +451,8 @@ pub(crate) fn anchor_setup(
          receipts = \"anchor-receipts.jsonl\"\n\
          \n\
          # Receipts are also recorded on the ledger (system chaincode _anchor)\n\
-         # through this Gateway, as this identity.\n\
+         # through this Gateway, as this identity; and ended consumer reward\n\
+         # epochs are computed there (rewards_epoch) before they are paid.\n\
          [gateway]\n\
          peer = \"{}\"\n\
          identity = \"orgs/{}/user1\"\n\

@@ -146,6 +146,15 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
     )
     .context("the regulator's user1 certificate")?;
     let validator = hex::encode(qcss_network::signing::sha256(cert.trim().as_bytes()));
+    // Reward epochs line up with the public chain's (same length, starting
+    // at its slot 0), so consortium epoch E is paid as the chain's epoch E
+    // (docs/anchor.md, "Consumer rewards").
+    let (reward_start, reward_epoch_secs) = match &info.chain {
+        Some(c) if c.reward_epoch_secs > 0 => {
+            ((c.genesis_time_ms / 1000) as i64, c.reward_epoch_secs)
+        }
+        _ => (0, 86_400),
+    };
     let mut admin = gateway(dir, info, producer, "admin").await?;
     s.call(
         &mut admin,
@@ -157,7 +166,8 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
             "daily_limit": 3,
             "penalties": {"credit_initial": 100, "credit_max": 200, "credit_gain": 5,
                           "credit_penalty": 30, "bar_after": 3, "bar_secs": 30 * 86_400},
-            "rewards": {"epoch_secs": 86_400, "scan_points": 1, "eval_points": 5,
+            "rewards": {"start": reward_start, "epoch_secs": reward_epoch_secs,
+                        "scan_points": 1, "eval_points": 5,
                         "max_points": 100, "rate": 100_000_000, "max_batch": 128}
         }),
     )
@@ -289,6 +299,19 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
     .await?;
     p.step("  48 unit codes issued offline; LJ2026A shipped to and received by logistics");
     let good = codes[0][4].clone();
+    // The consumer binds the public-chain wallet the chain demo funded: its
+    // first scan of each unit earns rewards, paid by the anchoring bridge
+    // once the epoch ends.
+    if let Some(cd) = info.chain.as_ref().and_then(|c| c.demo.as_ref()) {
+        let key = crate::chain::read_key(&dir.join(&cd.consumer_key))?;
+        let ident = dir.join("orgs").join(&logistics.name).join("consumer1");
+        let bind = crate::rewards::binding_args(&ident, &info.channel, &key)?;
+        s.call(&mut consumer, "bind_reward_address", bind).await?;
+        p.step(&format!(
+            "  consumer1 bound reward address {}",
+            key.address()
+        ));
+    }
     s.call(
         &mut consumer,
         "scan",

@@ -48,6 +48,88 @@ pub(crate) enum RewardsCommand {
     Sign(SignArgs),
     /// Check the signatures against the chain and submit the batch.
     Submit(SubmitArgs),
+    /// Bind a public-chain address to a real-name consumer identity (both
+    /// keys sign), so that its scans and valid evaluations earn rewards.
+    Bind(BindArgs),
+}
+
+/// `qcss rewards bind`
+#[derive(Debug, Args)]
+pub(crate) struct BindArgs {
+    #[command(flatten)]
+    pub conn: crate::peer::Conn,
+    /// The wallet key file of the address to bind (`qcss wallet new`).
+    #[arg(long)]
+    pub key: PathBuf,
+}
+
+/// The traceability contract's author id of an identity: SHA-256 of
+/// `qcss-uces-author-v1 NUL channel NUL msp NUL certificate PEM` (the
+/// contract's `uces::author_id`).
+pub(crate) fn author_id(channel: &str, msp: &str, cert_pem: &str) -> String {
+    let mut m = Vec::new();
+    for (i, part) in [channel, msp, cert_pem.trim()].iter().enumerate() {
+        if i == 0 {
+            m.extend_from_slice(b"qcss-uces-author-v1\0");
+        } else {
+            m.push(0);
+        }
+        m.extend_from_slice(part.as_bytes());
+    }
+    hex::encode(qcss_network::signing::sha256(&m))
+}
+
+/// The `bind_reward_address` argument for the identity enrolled in
+/// `identity` on `channel`, signed by `key` (traceability README, "Rewards").
+pub(crate) fn binding_args(
+    identity: &Path,
+    channel: &str,
+    key: &Keypair,
+) -> Result<serde_json::Value> {
+    let read = |name: &str| {
+        std::fs::read_to_string(identity.join(name))
+            .with_context(|| format!("reading {}/{name}", identity.display()))
+    };
+    let msp = read("msp_id")?;
+    let cert = read("cert.pem")?;
+    let address = hex::encode(key.address().0);
+    let author = author_id(channel, msp.trim(), &cert);
+    let message = format!("qcss-reward-binding-v1\n{channel}\n{author}\n{address}");
+    let sig = key
+        .sign_message(message.as_bytes())
+        .ok_or_else(|| anyhow!("the binding message is too short to sign"))?;
+    Ok(serde_json::json!({"address": address, "signature": hex::encode(sig.0)}))
+}
+
+fn bind(a: &BindArgs) -> Result<()> {
+    let key = read_key(&a.key)?;
+    let r = a.conn.resolve()?;
+    let args = binding_args(&r.identity, &r.channel, &key)?.to_string();
+    let rt = tokio::runtime::Runtime::new()?;
+    let c = rt.block_on(async {
+        let mut g = a.conn.gateway().await?;
+        g.submit(
+            crate::network::CONTRACT,
+            "bind_reward_address",
+            &[args.as_bytes()],
+        )
+        .await
+        .map_err(|e| anyhow!("bind_reward_address: {e}"))
+    })?;
+    if c.code != qcss_proto::protos::TxValidationCode::Valid {
+        bail!(
+            "bind_reward_address: transaction {} is {}",
+            c.tx_id,
+            c.code.as_str_name()
+        );
+    }
+    println!(
+        "{} bound to the identity in {} (transaction {}): its first scans and valid evaluations earn rewards from now on",
+        key.address(),
+        r.identity.display(),
+        c.tx_id
+    );
+    Ok(())
 }
 
 /// `qcss rewards sign`
@@ -270,6 +352,7 @@ fn chain_keys(node: &str, b: &BatchFile) -> Result<(Vec<Address>, u16)> {
 /// Runs `qcss rewards …`.
 pub(crate) fn run(cmd: RewardsCommand) -> Result<()> {
     match cmd {
+        RewardsCommand::Bind(a) => bind(&a),
         RewardsCommand::Sign(a) => {
             let key = read_key(&a.key)?;
             let (mut b, _) = BatchFile::read(&a.batch)?;

@@ -141,6 +141,13 @@ impl Keypair {
     pub fn sign(&self, digest: &crate::hash::Hash32) -> Sig {
         Sig(self.0.sign(&digest.0).to_bytes())
     }
+
+    /// Signs a message longer than a digest whose own text names what it is
+    /// (e.g. the consortium's reward binding, `qcss-reward-binding-v1\n…`):
+    /// never 32 bytes, so it cannot stand for a signed digest.
+    pub fn sign_message(&self, message: &[u8]) -> Option<Sig> {
+        (message.len() > 32).then(|| Sig(self.0.sign(message).to_bytes()))
+    }
 }
 
 impl fmt::Debug for Keypair {

@@ -94,6 +94,9 @@ pub struct StatusView {
     pub reward_epoch_budget: u64,
     /// Reward epoch length, slots.
     pub reward_epoch_slots: u64,
+    /// Consortia allowed to pay consumer rewards from the pool.
+    #[serde(default)]
+    pub reward_consortia: Vec<Hash32>,
 }
 
 /// One active producer in [`StatusView`].
@@ -295,6 +298,7 @@ async fn status(State(api): Shared) -> Response {
             reward_pool: head.balance(&crate::rewards::REWARD_POOL),
             reward_epoch_budget: p.rewards.epoch_budget(),
             reward_epoch_slots: p.rewards.epoch_slots,
+            reward_consortia: p.rewards.consortia.clone(),
         }
     });
     Json(view).into_response()

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::address::{Address, Sig};
-use crate::hash::{Hash32, hash_parts};
+use crate::hash::Hash32;
 use crate::state::{Consortium, State, TxContext, TxError, count_signers};
 
 /// The reward pool's account. These 32 bytes are ASCII, not a key anybody
@@ -21,8 +21,7 @@ use crate::state::{Consortium, State, TxContext, TxError, count_signers};
 /// only reward batches move its balance.
 pub const REWARD_POOL: Address = Address(*b"qcss/dapp-reward-pool/chain-held");
 
-/// Domain tag of the digest a consortium's quorum signs for a batch part.
-pub const REWARD_DOMAIN: &[u8] = b"QCSS-DPOS-REWARD-v1";
+pub use qcss_anchor::reward::REWARD_DOMAIN;
 
 /// One consumer's reward in a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,25 +89,8 @@ pub fn reward_digest(
     parts: u32,
     entries: &[RewardEntry],
 ) -> Hash32 {
-    let epoch = epoch.to_be_bytes();
-    let part = part.to_be_bytes();
-    let parts = parts.to_be_bytes();
-    let count = (entries.len() as u64).to_be_bytes();
-    let amounts: Vec<[u8; 8]> = entries.iter().map(|e| e.amount.to_be_bytes()).collect();
-    let mut v: Vec<&[u8]> = Vec::with_capacity(6 + 2 * entries.len());
-    v.extend([
-        &chain_id.0[..],
-        &consortium_id.0,
-        &epoch,
-        &part,
-        &parts,
-        &count,
-    ]);
-    for (e, a) in entries.iter().zip(&amounts) {
-        v.push(&e.address.0);
-        v.push(a);
-    }
-    hash_parts(REWARD_DOMAIN, &v)
+    let raw: Vec<([u8; 32], u64)> = entries.iter().map(|e| (e.address.0, e.amount)).collect();
+    qcss_anchor::reward::reward_digest(chain_id, consortium_id, epoch, part, parts, &raw)
 }
 
 /// A consortium's reward progress, kept in its [`Consortium`] record.

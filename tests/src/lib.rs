@@ -541,3 +541,27 @@ pub fn reference_event_hashes(file: &Path) -> Option<Vec<String>> {
             .collect(),
     )
 }
+
+/// Signs `kind` from `payer` as a public-chain transaction and posts it to
+/// the chain node's API at `node`: the node's answer (status, body).
+pub fn chain_submit(
+    node: &str,
+    payer: &qcss_dpos::address::Keypair,
+    kind: qcss_dpos::tx::TxKind,
+) -> (u16, String) {
+    let st = get_json(node, "/v1/status", 30);
+    let acct = get_json(node, &format!("/v1/account/{}", payer.address()), 30);
+    let tx = qcss_dpos::tx::Tx {
+        chain_id: serde_json::from_value(st["chain_id"].clone()).expect("chain id"),
+        sender: payer.address(),
+        nonce: acct["account"]["nonce"].as_u64().expect("nonce"),
+        fee: st["min_fee"].as_u64().expect("min fee"),
+        expiry_slot: st["clock_slot"].as_u64().expect("clock slot") + 60,
+        kind,
+    };
+    http_post(
+        node,
+        "/v1/tx",
+        hex::encode(tx.sign(payer).encode()).as_bytes(),
+    )
+}

@@ -19,8 +19,8 @@ use qcss_anchor::Hash32;
 use qcss_anchor::mmr::{ConsistencyProof, MemStore};
 use qcss_anchor::statement::{MMR, Statement, block_leaf};
 use qcss_dpos::address::{Keypair, Sig};
-use qcss_dpos::tx::{AnchorTx, Tx, TxKind};
-use qcss_tests::{NetworkDown, demo_codes, http_get, http_post, qcss, qcss_bin, qcss_err, qcss_ok};
+use qcss_dpos::tx::{AnchorTx, TxKind};
+use qcss_tests::{NetworkDown, demo_codes, http_get, qcss, qcss_bin, qcss_err, qcss_ok};
 use serde_json::{Value, json};
 
 /// GETs JSON; a peer's web port rate-limits per IP, so a 429 waits and retries.
@@ -37,21 +37,7 @@ fn key(path: &Path) -> Keypair {
 
 /// Signs and posts `kind` from `payer`; the node's answer.
 fn submit(node: &str, payer: &Keypair, kind: TxKind) -> (u16, String) {
-    let st = json(node, "/v1/status");
-    let acct = json(node, &format!("/v1/account/{}", payer.address()));
-    let tx = Tx {
-        chain_id: serde_json::from_value(st["chain_id"].clone()).unwrap(),
-        sender: payer.address(),
-        nonce: acct["account"]["nonce"].as_u64().unwrap(),
-        fee: st["min_fee"].as_u64().unwrap(),
-        expiry_slot: st["clock_slot"].as_u64().unwrap() + 60,
-        kind,
-    };
-    http_post(
-        node,
-        "/v1/tx",
-        hex::encode(tx.sign(payer).encode()).as_bytes(),
-    )
+    qcss_tests::chain_submit(node, payer, kind)
 }
 
 /// Runs the bridge once, until it anchored or found nothing new (a round

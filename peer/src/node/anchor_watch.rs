@@ -34,6 +34,24 @@ pub struct Anchored {
     /// the newer one (none until it has seen two). An estimate of the
     /// bridge's cadence, which only the bridge's configuration knows.
     pub next_due_secs: Option<u64>,
+    /// The chain's identity and reward schedule, as its status said.
+    pub chain: Option<ChainSchedule>,
+}
+
+/// What a peer needs of the public chain to sign a reward batch for it
+/// (`/api/rewards/sign`): read from `[anchor] chain_api`, the same node
+/// the peer already trusts for what is anchored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ChainSchedule {
+    /// The chain id (hash of its genesis): reward digests commit to it.
+    pub chain_id: Hash32,
+    /// Unix ms of slot 0.
+    pub genesis_time_ms: u64,
+    /// Slot length, ms.
+    pub slot_ms: u64,
+    /// Reward epoch length, slots (0: a chain without a reward pool).
+    #[serde(default)]
+    pub reward_epoch_slots: u64,
 }
 
 /// The next anchor's estimated due time from when this peer first saw the
@@ -105,6 +123,8 @@ struct View {
 #[derive(Deserialize)]
 struct Status {
     lib_height: u64,
+    #[serde(flatten)]
+    schedule: ChainSchedule,
 }
 
 impl Peer {
@@ -163,7 +183,7 @@ pub(crate) async fn run(peer: Arc<Peer>, api: String, mut stop: watch::Receiver<
     let mut new_at: Vec<(u64, std::time::Instant)> = Vec::new();
     loop {
         match read(&api, &cid).await {
-            Ok((last, lib)) => {
+            Ok((last, lib, schedule)) => {
                 let now = std::time::Instant::now();
                 if let Some(l) = &last
                     && new_at.last().map(|x| x.0) != Some(l.seq)
@@ -177,6 +197,7 @@ pub(crate) async fn run(peer: Arc<Peer>, api: String, mut stop: watch::Receiver<
                     let mut slot = peer.anchored.write().unwrap_or_else(|e| e.into_inner());
                     let mut a = slot.clone().unwrap_or_default();
                     a.public_lib = lib;
+                    a.chain = Some(schedule);
                     a.latest = last.as_ref().map(|l| (l.seq, l.mmr_size));
                     let times: Vec<std::time::Instant> = new_at.iter().map(|x| x.1).collect();
                     a.next_due_secs = next_due(&times, now);
@@ -234,11 +255,11 @@ pub(crate) async fn run(peer: Arc<Peer>, api: String, mut stop: watch::Receiver<
     }
 }
 
-async fn read(api: &str, cid: &Hash32) -> Result<(Option<Last>, u64), String> {
+async fn read(api: &str, cid: &Hash32) -> Result<(Option<Last>, u64, ChainSchedule), String> {
     let st: Status = get(api, "/v1/status").await?;
     match get::<View>(api, &format!("/v1/consortium/{cid}")).await {
-        Ok(v) => Ok((v.consortium.last, st.lib_height)),
-        Err(e) if e.starts_with("404") => Ok((None, st.lib_height)),
+        Ok(v) => Ok((v.consortium.last, st.lib_height, st.schedule)),
+        Err(e) if e.starts_with("404") => Ok((None, st.lib_height, st.schedule)),
         Err(e) => Err(e),
     }
 }

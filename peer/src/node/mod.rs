@@ -62,7 +62,7 @@ use crate::ledger::Ledger;
 use crate::lifecycle::Lifecycle;
 use crate::validator::commit_genesis;
 
-pub use anchor_watch::Anchored;
+pub use anchor_watch::{Anchored, ChainSchedule};
 pub use anchorscc::Receipt as AnchorReceipt;
 pub use config::{AnchorSettings, FilesSettings, GatewaySettings, LedgerSettings, PeerConfig};
 pub use files::PeerFiles;

@@ -23,6 +23,7 @@ pub(crate) async fn route(web: &Web, req: &Request) -> Response {
         ("verify", "") => verify(web, req).await,
         ("graph", batch) if !batch.is_empty() => graph_of(web, batch).await,
         ("anchor", what) => crate::web::anchor::route(web, what, req),
+        ("rewards", what) => crate::web::rewards::route(web, what, req).await,
         ("search", "") => match search(web, req.param("q").unwrap_or("")) {
             Some((kind, location)) => {
                 Response::json(200, &json!({"kind": kind, "location": location}))

@@ -28,6 +28,7 @@ mod html;
 mod http;
 mod limit;
 mod query;
+mod rewards;
 mod timing;
 mod units;
 mod verify;

@@ -56,7 +56,7 @@ use permit::{
 };
 use qcss_chaincode_sdk::contract;
 use recall::recall;
-use rewards::{bind_reward_address, rewards_epoch};
+use rewards::{bind_reward_address, rewards_epoch, rewards_get};
 use trace::{audit, trace, trace_downstream, trace_upstream};
 use uces::{uces_evaluate, uces_finalize, uces_get, uces_me, uces_vote};
 
@@ -111,4 +111,5 @@ contract!(
     index_explain,
     bind_reward_address,
     rewards_epoch,
+    rewards_get,
 );

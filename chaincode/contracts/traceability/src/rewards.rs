@@ -331,3 +331,24 @@ pub fn rewards_epoch(ctx: &mut Context, a: Json<EpochArgs>) -> Result<Vec<u8>, E
     ctx.set_event("RewardBatch", &(&batch.epoch, &batch.digest))?;
     Ok(json)
 }
+
+/// `rewards_get {"epoch"}`: read-only, for the anchoring bridge and the
+/// peers that sign batches for the public chain: the reward epoch schedule
+/// and epoch E's committed batch (`null` until `rewards_epoch` stored it).
+pub fn rewards_get(
+    ctx: &mut Context,
+    a: Json<EpochArgs>,
+) -> Result<Json<serde_json::Value>, Error> {
+    let cfg = require_config(ctx)?;
+    let e = a.0.epoch;
+    let batch = match ctx.get_state_bytes(&key("reward_batch", &[&format!("{e:010}")])?)? {
+        Some(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)?,
+        None => serde_json::Value::Null,
+    };
+    Ok(Json(serde_json::json!({
+        "epoch": e,
+        "start": cfg.rewards.start,
+        "epoch_secs": cfg.rewards.epoch_secs,
+        "batch": batch,
+    })))
+}

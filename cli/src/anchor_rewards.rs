@@ -1,0 +1,305 @@
+//! The bridge's reward step (docs/anchor.md, "Consumer rewards"): after
+//! each anchoring round, pay the consortium's next ended reward epoch on the
+//! public chain.
+//!
+//! 1. The chain says which of its reward epochs is next for this consortium
+//!    (the one after the last paid; at first, the oldest it still accepts).
+//! 2. Each org's peer signs that epoch's batch as its own ledger holds it
+//!    (`/api/rewards/sign`). A peer answers 404 while the consortium epoch's
+//!    batch is not committed: the bridge then asks the traceability
+//!    contract to compute it (`rewards_epoch`, through the receipt
+//!    Gateway), which it does only once the epoch has ended.
+//! 3. With a quorum of signatures over one digest the bridge submits the
+//!    `RewardBatch` and waits until the chain counts the epoch paid.
+//!
+//! Like anchoring, nothing here matters for safety: the chain pays each of
+//! its epochs once, only with a quorum of the registered keys, and each peer
+//! signs only what its ledger committed. A bridge killed at any step starts
+//! again from what the chain says.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+
+use qcss_anchor::Hash32;
+use qcss_dpos::address::{Address, Keypair, Sig};
+use qcss_dpos::api::{ConsortiumView, StatusView};
+use qcss_dpos::rewards::{RewardBatch, RewardEntry};
+use qcss_dpos::tx::TxKind;
+
+use crate::anchor::{BridgeConfig, ReceiptGateway};
+use crate::network_status::http;
+use crate::wallet::{get_json, submit};
+
+/// `/api/rewards/schedule`.
+#[derive(Debug, Deserialize)]
+struct Schedule {
+    consortium_id: Hash32,
+    first_chain_epoch: u64,
+}
+
+/// `/api/rewards/sign` (200).
+#[derive(Debug, Deserialize)]
+struct Signed {
+    chain_id: Hash32,
+    consortium_id: Hash32,
+    contract_epoch: u64,
+    chain_epoch: u64,
+    entries: Vec<(String, u64)>,
+    digest: Hash32,
+    key: String,
+    sig: String,
+}
+
+/// What one peer said about a chain epoch.
+enum Answer {
+    Signed(Box<Signed>),
+    /// The consortium epoch's batch is not committed on this peer.
+    NotComputed(u64),
+}
+
+fn ask(peer: &str, chain_epoch: u64) -> Result<Answer> {
+    let (status, body) = http(
+        peer,
+        "GET",
+        &format!("/api/rewards/sign?chain_epoch={chain_epoch}"),
+        None,
+        (Duration::from_secs(2), Duration::from_secs(30)),
+    )?;
+    let v: serde_json::Value =
+        serde_json::from_str(&body).with_context(|| format!("{peer}: not JSON"))?;
+    match status {
+        200 => Ok(Answer::Signed(Box::new(
+            serde_json::from_value(v).with_context(|| format!("{peer}: unexpected answer"))?,
+        ))),
+        404 if v["contract_epoch"].is_u64() => Ok(Answer::NotComputed(
+            v["contract_epoch"].as_u64().unwrap_or(0),
+        )),
+        _ => bail!(
+            "{peer}: {status} {:.300}",
+            v["error"].as_str().unwrap_or("(no reason given)")
+        ),
+    }
+}
+
+/// Asks the traceability contract to compute consortium epoch `e`'s batch.
+/// `Ok(false)`: the epoch has not ended yet.
+fn compute(g: &ReceiptGateway, e: u64) -> Result<bool> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut client = crate::peer::gateway_at(&g.peer, &g.identity, &g.channel).await?;
+        let arg = serde_json::json!({ "epoch": e }).to_string();
+        match client
+            .submit(crate::network::CONTRACT, "rewards_epoch", &[arg.as_bytes()])
+            .await
+        {
+            Ok(c) if c.code == qcss_proto::protos::TxValidationCode::Valid => Ok(true),
+            Ok(c) => bail!(
+                "rewards_epoch {e}: transaction {} is {}",
+                c.tx_id,
+                c.code.as_str_name()
+            ),
+            Err(err)
+                if err
+                    .to_string()
+                    .contains("its batch is computed after it ends") =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(anyhow!("rewards_epoch {e}: {err}")),
+        }
+    })
+}
+
+/// The chain's next reward epoch for a consortium that has paid `last`
+/// (none: its first, the oldest the chain still accepts, and never before
+/// the consortium's own first epoch).
+pub(crate) fn next_chain_epoch(
+    last: Option<u64>,
+    head_slot: u64,
+    epoch_slots: u64,
+    first: u64,
+) -> u64 {
+    match last {
+        Some(l) => l + 1,
+        None => (head_slot / epoch_slots.max(1))
+            .saturating_sub(2)
+            .max(first),
+    }
+}
+
+/// Pays the next ended reward epoch if it can. `Ok(None)`: nothing to do
+/// (no rewards on this chain for this consortium, or not yet due).
+pub(crate) fn pay_next(
+    cfg: &BridgeConfig,
+    payer: &Keypair,
+    node: &str,
+    st: &StatusView,
+) -> Result<Option<String>> {
+    let Some(g) = &cfg.gateway else {
+        return Ok(None);
+    };
+    if st.reward_epoch_slots == 0 || st.reward_consortia.is_empty() {
+        return Ok(None);
+    }
+    let mut why = None;
+    let sched: Schedule = cfg
+        .peers
+        .iter()
+        .find_map(|p| {
+            get_json(p, "/api/rewards/schedule")
+                .map_err(|e| why = Some(format!("{p}: {e:#}")))
+                .ok()
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "no peer gives the reward schedule ({})",
+                why.unwrap_or_default()
+            )
+        })?;
+    let cid = sched.consortium_id;
+    if !st.reward_consortia.contains(&cid) {
+        return Ok(None);
+    }
+    let view: ConsortiumView = get_json(node, &format!("/v1/consortium/{cid}"))
+        .with_context(|| format!("consortium {cid} on the public chain"))?;
+    let c = &view.consortium;
+    if let Some(o) = &c.rewards.open {
+        bail!(
+            "the chain's reward epoch {} is open at part {} of {}: this bridge pays an epoch in one part",
+            o.epoch,
+            o.next_part,
+            o.parts
+        );
+    }
+    let epoch = next_chain_epoch(
+        c.rewards.last_paid_epoch,
+        st.head_slot,
+        st.reward_epoch_slots,
+        sched.first_chain_epoch,
+    );
+    // The chain pays an epoch only after its last slot.
+    if st.head_slot < (epoch + 1).saturating_mul(st.reward_epoch_slots) {
+        return Ok(None);
+    }
+    let mut signed: Vec<Signed> = Vec::new();
+    for p in &cfg.peers {
+        match ask(p, epoch) {
+            Ok(Answer::Signed(s)) => signed.push(*s),
+            Ok(Answer::NotComputed(e)) => {
+                return Ok(compute(g, e)?.then(|| {
+                    format!("consortium reward epoch {e} computed; the chain's epoch {epoch} is paid next round")
+                }));
+            }
+            Err(e) => {
+                tracing::warn!(peer = %p, error = %format!("{e:#}"), "peer did not sign the reward batch")
+            }
+        }
+    }
+    // The digest most peers signed; each signature counts once per key.
+    let Some(first) = signed.first() else {
+        bail!("no peer signed the chain's reward epoch {epoch}");
+    };
+    let entries: Vec<RewardEntry> = first
+        .entries
+        .iter()
+        .map(|(a, amount)| {
+            let mut raw = [0u8; 32];
+            hex::decode_to_slice(a, &mut raw)
+                .map_err(|_| anyhow!("a payout address is not hex"))?;
+            Ok(RewardEntry {
+                address: Address(raw),
+                amount: *amount,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut batch = RewardBatch {
+        consortium_id: cid,
+        epoch,
+        part: 0,
+        parts: 1,
+        entries,
+        digest: Hash32::default(),
+        sigs: Vec::new(),
+    };
+    batch.digest = batch.compute_digest(&st.chain_id);
+    for s in &signed {
+        if (s.chain_id, s.consortium_id, s.chain_epoch) != (st.chain_id, cid, epoch)
+            || s.digest != batch.digest
+        {
+            tracing::error!(
+                key = %s.key,
+                digest = %s.digest,
+                ours = %batch.digest,
+                contract_epoch = s.contract_epoch,
+                "a peer signed another reward batch for this epoch; its signature is not used"
+            );
+            continue;
+        }
+        let Some(index) = c.keys.iter().position(|k| hex::encode(k.0) == s.key) else {
+            tracing::warn!(key = %s.key, "peer's anchor key is not registered");
+            continue;
+        };
+        let mut sig = [0u8; 64];
+        hex::decode_to_slice(&s.sig, &mut sig).map_err(|_| anyhow!("bad signature hex"))?;
+        if !batch.sigs.iter().any(|(i, _)| usize::from(*i) == index) {
+            batch.sigs.push((index as u16, Sig(sig)));
+        }
+    }
+    let quorum = usize::from(c.quorum);
+    if batch.sigs.len() < quorum {
+        bail!(
+            "the chain's reward epoch {epoch}: {} of {quorum} needed signatures",
+            batch.sigs.len()
+        );
+    }
+    batch.sigs.truncate(quorum);
+    let (n, total, contract_epoch) = (batch.entries.len(), batch.total(), first.contract_epoch);
+    let out = submit(
+        node,
+        payer,
+        TxKind::RewardBatch(Box::new(batch)),
+        None,
+        Some(&st.chain_id.to_hex()),
+        true,
+    )
+    .with_context(|| format!("submitting the reward batch of the chain's epoch {epoch}"))?;
+    // Wait until the chain counts it paid, so that the next round does not
+    // submit it again while it waits in the mempool.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let v: ConsortiumView = get_json(node, &format!("/v1/consortium/{cid}"))?;
+        if v.consortium.rewards.last_paid_epoch >= Some(epoch) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "reward batch {} of epoch {epoch} not in a block after 2 minutes",
+                out.id
+            );
+        }
+        std::thread::sleep(Duration::from_millis((st.slot_ms / 2).clamp(100, 5_000)));
+    }
+    Ok(Some(format!(
+        "paid consortium reward epoch {contract_epoch} as the chain's epoch {epoch}: {n} consumers, {total} base units, transaction {}",
+        out.id
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_chain_epoch;
+
+    #[test]
+    fn the_next_epoch_follows_the_last_paid_or_starts_at_the_oldest_accepted() {
+        assert_eq!(next_chain_epoch(Some(4), 10_000, 60, 0), 5);
+        // First payment at slot 600 (epoch 10): the chain takes 8 or 9.
+        assert_eq!(next_chain_epoch(None, 600, 60, 0), 8);
+        // …but never before the consortium's own first epoch.
+        assert_eq!(next_chain_epoch(None, 600, 60, 9), 9);
+        assert_eq!(next_chain_epoch(None, 30, 60, 0), 0);
+    }
+}
