@@ -87,9 +87,15 @@ fn render(v: &Value, explain: bool) -> String {
     );
     out.push_str(&format!(
         "UCES coefficient: {}   config version {}   updated at {}\n",
-        match v["coefficient"].as_i64() {
-            Some(c) => format!("{}.{:03} of 5", c / 1000, c % 1000),
-            None => text(&v["coefficient"]),
+        match (v["coefficient"].as_i64(), v["evaluations"].as_u64()) {
+            (Some(c), Some(n)) => format!(
+                "{}.{:03} of 5 from {n} valid evaluation{}",
+                c / 1000,
+                c % 1000,
+                if n == 1 { "" } else { "s" }
+            ),
+            (Some(c), None) => format!("{}.{:03} of 5", c / 1000, c % 1000),
+            _ => text(&v["coefficient"]),
         },
         text(&v["config_version"]),
         when(&v["updated_at"])
@@ -154,7 +160,7 @@ mod tests {
     fn a_record_reads_as_terms_that_add_up() {
         let v = serde_json::json!({
             "kind": "gtin", "subject": "06901234560015", "index": 7235,
-            "coefficient": 3412, "config_version": 2, "updated_at": 1764720000,
+            "coefficient": 3412, "evaluations": 2, "config_version": 2, "updated_at": 1764720000,
             "terms": [
                 {"name": "producer", "weight": 3000, "value": 8000, "contribution": 2400},
                 {"name": "uces", "weight": 2000, "value": 6824, "contribution": 1364}
@@ -167,7 +173,10 @@ mod tests {
             s.contains("QCSS index of gtin 06901234560015: 72.35 %"),
             "{s}"
         );
-        assert!(s.contains("UCES coefficient: 3.412 of 5"), "{s}");
+        assert!(
+            s.contains("UCES coefficient: 3.412 of 5 from 2 valid evaluations"),
+            "{s}"
+        );
         assert!(s.contains("producer"), "{s}");
         assert!(s.contains("30.00 %") && s.contains("24.00 %"), "{s}");
         assert!(s.contains("producer: 1 inspection/x/1"), "{s}");

@@ -217,6 +217,15 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
     for org in ["lab", "regulator", "logistics"] {
         assert_eq!(coefficient(org), after, "{org}'s peer");
     }
+    // The verify page shows it: the index, the coefficient with its one
+    // valid evaluation, a bar per term and the trend.
+    let web = info["orgs"][0]["web"].as_str().unwrap();
+    let (status, page) = qcss_tests::http_get(web, &good[good.find("/01/").unwrap()..]).unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"qcss-index\""), "{page}");
+    assert!(page.contains("from 1 valid evaluation<"), "{page}");
+    assert_eq!(page.matches("class=\"term\"").count(), 5, "{page}");
+    assert!(page.contains("<polyline"), "{page}");
 
     // ------------------------------------------------ a rejected evaluation
     run(&[

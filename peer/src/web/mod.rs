@@ -26,6 +26,7 @@ mod files;
 mod graph;
 mod html;
 mod http;
+mod index_card;
 mod limit;
 mod query;
 mod rewards;

@@ -97,10 +97,27 @@ pub(crate) async fn page_for(web: &Web, req: &Request, target: LinkTarget) -> Re
             };
             let units = input_units(web, &answer).await;
             let anchors = EventAnchors::of(web, &answer);
-            let (title, body) = render(lang, &names, &units, &anchors, &answer, verdict);
+            let index = index_card(web, lang, &answer).await;
+            let (title, body) = render(lang, &names, &units, &anchors, &answer, verdict, &index);
             Response::html(status, shell(web, &names, lang, &switch, &title, &body))
         }
         Err(e) => unavailable(web, &names, lang, &switch, &e),
+    }
+}
+
+/// The product's QCSS index card (nothing when the product has no index
+/// yet, UCES is not configured, or the query fails: the trace is what the
+/// page is for).
+async fn index_card(web: &Web, lang: Lang, answer: &Answer) -> String {
+    let Answer::Json(v) = answer else {
+        return String::new();
+    };
+    let Some(gtin) = v["product"]["gtin"].as_str() else {
+        return String::new();
+    };
+    match web.querier.evaluate("index_get", gtin).await {
+        Ok(Answer::Json(i)) => crate::web::index_card::card(lang, &i),
+        _ => String::new(),
     }
 }
 
@@ -348,6 +365,7 @@ pub(crate) fn render(
     anchors: &EventAnchors,
     answer: &Answer,
     verdict: Option<Verdict>,
+    index_card: &str,
 ) -> (String, String) {
     let v = match answer {
         Answer::Json(v) => v,
@@ -373,6 +391,7 @@ pub(crate) fn render(
         ));
     }
     product_card(&r, &mut out, v);
+    out.push_str(index_card);
     scans_card(&r, &mut out, &v["unit"]);
     timeline_card(&r, &mut out, &v["timeline"]);
     inspections_card(&r, &mut out, &v["inspections"]);
@@ -1032,6 +1051,7 @@ mod tests {
             &EventAnchors::default(),
             &Answer::Json(Arc::new(v)),
             verdict,
+            "",
         )
     }
 
@@ -1153,6 +1173,7 @@ mod tests {
             &anchors,
             &Answer::Json(Arc::new(v.clone())),
             None,
+            "",
         );
         assert_eq!(html.matches("class=\"tag anchored\"").count(), 1, "{html}");
         assert!(
@@ -1167,6 +1188,7 @@ mod tests {
             &EventAnchors::default(),
             &Answer::Json(Arc::new(v)),
             None,
+            "",
         );
         assert!(!html.contains("anchored"), "{html}");
     }
@@ -1183,6 +1205,7 @@ mod tests {
                 &EventAnchors::default(),
                 &forged,
                 Some(Verdict::Forged),
+                "",
             );
             assert!(html.contains("id=\"counterfeit\""), "{html}");
             assert!(html.contains("data-verdict=\"forged\""), "{html}");
@@ -1196,6 +1219,7 @@ mod tests {
             &EventAnchors::default(),
             &Answer::Refused("x".repeat(10_000)),
             Some(Verdict::Malformed),
+            "",
         );
         assert!(
             html.contains("不是 QCSS 产品码") && !html.contains("xxx"),

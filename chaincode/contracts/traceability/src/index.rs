@@ -520,6 +520,8 @@ pub struct IndexSummary {
     pub subject: String,
     pub index: u64,
     pub coefficient: u64,
+    /// Valid evaluations behind the coefficient.
+    pub evaluations: u64,
     pub terms: Vec<Term>,
     pub config_version: u32,
     pub updated_at: i64,
@@ -534,6 +536,7 @@ pub fn index_get(ctx: &mut Context, arg: String) -> Result<Json<IndexSummary>, E
         subject: r.subject,
         index: r.index,
         coefficient: r.coefficient,
+        evaluations: r.inputs.uces_n,
         terms: r.terms,
         config_version: r.config_version,
         updated_at: r.updated_at,
