@@ -22,6 +22,8 @@ mod bench_fabric_client;
 mod bench_network;
 #[path = "bench_peer.rs"]
 mod bench_peer;
+#[path = "bench_uces.rs"]
+mod bench_uces;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BenchCommand {
@@ -41,6 +43,9 @@ pub(crate) enum BenchCommand {
     /// Fabric's own Node Gateway client driving a `network up` network:
     /// tx/s, and the servers' CPU per committed transaction.
     FabricClient(bench_fabric_client::FabricClientArgs),
+    /// UCES on a running demo network: evaluations/s and votes/s through
+    /// the Gateway, latency, and the index records' MVCC conflicts.
+    Uces(bench_uces::UcesBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +83,7 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Network(a) => bench_network::run(*a),
         BenchCommand::Chain(a) => bench_chain::run(a),
         BenchCommand::FabricClient(a) => bench_fabric_client::run(a),
+        BenchCommand::Uces(a) => bench_uces::run(a),
     }
 }
 
