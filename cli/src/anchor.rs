@@ -274,7 +274,13 @@ pub(crate) struct Bridge {
     reward_error: Option<String>,
     /// When the reward step last ran.
     reward_checked: Instant,
+    /// When the index records were last folded.
+    index_folded: Instant,
 }
+
+/// How often the bridge folds the QCSS index records' old pending changes
+/// (the contract folds only changes older than 5 minutes).
+const INDEX_FOLD_EVERY: Duration = Duration::from_secs(60);
 
 /// How often the reward step looks for an epoch to pay (epochs are a day
 /// long in production, a minute at the shortest).
@@ -292,6 +298,7 @@ impl Bridge {
             reward_checked: Instant::now()
                 .checked_sub(REWARD_CHECK_EVERY)
                 .unwrap_or_else(Instant::now),
+            index_folded: Instant::now(),
         })
     }
 
@@ -308,6 +315,16 @@ impl Bridge {
                 Ok((false, msg)) => tracing::debug!("{msg}"),
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "anchor round failed; retrying")
+                }
+            }
+            if self.index_folded.elapsed() >= INDEX_FOLD_EVERY {
+                self.index_folded = Instant::now();
+                match crate::anchor_rewards::fold_index(&self.cfg) {
+                    Ok(Some(msg)) => tracing::info!("{msg}"),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "index fold failed; retrying")
+                    }
                 }
             }
             let due = self.reward_checked.elapsed() >= REWARD_CHECK_EVERY;

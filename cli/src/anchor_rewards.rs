@@ -1,6 +1,7 @@
-//! The bridge's reward step (docs/anchor.md, "Consumer rewards"): after
-//! each anchoring round, pay the consortium's next ended reward epoch on the
-//! public chain.
+//! The bridge's upkeep steps beside anchoring. The reward step (docs/anchor.md,
+//! "Consumer rewards"): after each anchoring round, pay the consortium's
+//! next ended reward epoch on the public chain. And every minute
+//! [`fold_index`]: fold the QCSS index records' old pending changes.
 //!
 //! 1. The chain says which of its reward epochs is next for this consortium
 //!    (the one after the last paid; at first, the oldest it still accepts).
@@ -287,6 +288,63 @@ pub(crate) fn pay_next(
         "paid consortium reward epoch {contract_epoch} as the chain's epoch {epoch}: {n} consumers, {total} base units, transaction {}",
         out.id
     )))
+}
+
+/// Folds per record and round at most (64 changes each).
+const MAX_FOLDS_PER_RECORD: usize = 16;
+
+/// Folds the QCSS index records that have old pending deltas
+/// (`index_pending`, then `index_fold` each; traceability README, "QCSS
+/// index"): keeps every read of an index within one fold of its records.
+/// `Ok(None)`: nothing to fold (or no Gateway configured).
+pub(crate) fn fold_index(cfg: &BridgeConfig) -> Result<Option<String>> {
+    let Some(g) = &cfg.gateway else {
+        return Ok(None);
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut client = crate::peer::gateway_at(&g.peer, &g.identity, &g.channel).await?;
+        let cc = crate::network::CONTRACT;
+        let subjects: Vec<String> = match client.evaluate(cc, "index_pending", &[b""]).await {
+            Ok(b) => serde_json::from_slice(&b).context("index_pending did not answer a list")?,
+            // A contract without index upkeep, or UCES not configured.
+            Err(e)
+                if e.to_string().contains("index_pending")
+                    || e.to_string().contains("not configured") =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(anyhow!("index_pending: {e}")),
+        };
+        if subjects.is_empty() {
+            return Ok(None);
+        }
+        let mut folded = 0u64;
+        for s in &subjects {
+            // A fold stores at most 64 changes: go on while more are old enough.
+            for _ in 0..MAX_FOLDS_PER_RECORD {
+                let c = client
+                    .submit(cc, "index_fold", &[s.as_bytes()])
+                    .await
+                    .map_err(|e| anyhow!("index_fold {s}: {e}"))?;
+                // Invalid (e.g. another bridge folded it first): next time.
+                if c.code != qcss_proto::protos::TxValidationCode::Valid {
+                    break;
+                }
+                let v: serde_json::Value = serde_json::from_slice(&c.result).unwrap_or_default();
+                folded += v["folded"].as_u64().unwrap_or(0);
+                if v["more"] != true {
+                    break;
+                }
+            }
+        }
+        Ok(Some(format!(
+            "folded {folded} pending changes into {} QCSS index records",
+            subjects.len()
+        )))
+    })
 }
 
 #[cfg(test)]

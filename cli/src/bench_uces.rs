@@ -237,8 +237,15 @@ pub(crate) fn run(a: UcesBenchArgs) -> Result<()> {
         let evaluations = phase(&mut lat, secs, c);
         // 2. Votes by the demo's validator, each retried until it commits.
         let val = dir.join("orgs").join(&regulator.name).join("user1");
+        // Votes in flight together are on different authors' evaluations
+        // (each author's credit record moves with each decided vote: that
+        // conflict is the author's, not the index's).
+        let order: Vec<String> = (0..PER_CONSUMER)
+            .flat_map(|k| (0..a.consumers).map(move |i| i * PER_CONSUMER + k))
+            .map(|j| units[j].clone())
+            .collect();
         let mut jobs = Vec::new();
-        for u in units {
+        for u in order {
             let (peer, val, channel) = (regulator.peer.clone(), val.clone(), channel.clone());
             jobs.push(async move {
                 let mut g = gateway_at(&peer, &val, &channel).await?;

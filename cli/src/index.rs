@@ -100,6 +100,11 @@ fn render(v: &Value, explain: bool) -> String {
         text(&v["config_version"]),
         when(&v["updated_at"])
     ));
+    if v["pending_more"] == true {
+        out.push_str(
+            "(more changes wait than one read folds: these figures lag until the bridge's `index_fold` catches up)\n",
+        );
+    }
     out.push_str(&format!(
         "\n{:<16} {:>9} {:>9} {:>13}\n",
         "term", "weight", "value", "contribution"

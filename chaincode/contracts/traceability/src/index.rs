@@ -1,7 +1,7 @@
 //! The QCSS index per product (GTIN) and per enterprise (producer MSP), and
 //! the UCES coefficient inside it: fixed point (10 000 = 100.00 %), integer
-//! arithmetic only, recomputed from stored sums on every event that moves
-//! it, so the same events in any order give the same index.
+//! arithmetic only, a pure function of the record's inputs, so the same
+//! events in any order give the same index.
 //!
 //! Each record (`qidx/gtin/{gtin}`, `qidx/enterprise/{msp}`) keeps its
 //! inputs (counters), the records behind each term (sorted, bounded), the
@@ -10,13 +10,27 @@
 //! come only from the governed config (`governance.rs`). Nothing is
 //! maintained before the config's genesis (`gov_init`): events before it
 //! do not count. Formulas: README.md, "QCSS index".
+//!
+//! **No hot keys.** An event never reads or rewrites a record: it writes a
+//! delta row (`qidx_d/{kind}/{subject}/{time:012}/{tx_id}/{n}`, a blind
+//! write), so concurrent events on one product or one enterprise never
+//! conflict under MVCC, and endorsers at different heights compute the
+//! same write set. A read (`index_get`, `index_explain`) folds the pending
+//! deltas into the stored record in key order (time, then tx id: the same
+//! on every peer whatever order the blocks came in) and computes the terms,
+//! the index and one history point per delta. `index_fold` stores that
+//! fold for deltas older than [`FOLD_AGE`] and deletes them (the anchoring
+//! bridge calls it; `index_pending` says which records have such deltas).
+//! Only old deltas are folded, so no event in flight can insert into the
+//! range a fold read (its timestamp is within the channel's time window of
+//! its block) and folds are never invalidated by events.
 
 use std::collections::BTreeMap;
 
-use qcss_chaincode_sdk::{Context, Error, Json};
+use qcss_chaincode_sdk::{Context, Error, Json, partial_key_range, split_composite_key};
 use serde::{Deserialize, Serialize};
 
-use crate::governance::{Config, ONE, config};
+use crate::governance::{Config, ONE, config, require_config};
 use crate::ids::{BatchId, check_gtin, check_msp};
 use crate::model::{Batch, Permit};
 use crate::store::{Tx, key, load, load_product, save};
@@ -31,6 +45,18 @@ pub const MAX_REFS: usize = 8;
 pub const MAX_GTINS: usize = 8;
 /// Output batches an inspection credits as raw material.
 pub const MAX_OUTPUTS: usize = 4;
+/// Deltas older than this (seconds before the folding transaction's time)
+/// are folded into their record by `index_fold`. Must exceed twice the
+/// channel's `tx_time_window_secs` (60 s by default) for folds never to be
+/// invalidated by events in flight; a fold invalidated is only retried.
+pub const FOLD_AGE: i64 = 300;
+/// Pending deltas a read folds (bounded by fuel: ≈ 50 k each); a record
+/// with more says so (`pending_more`) and shows the first ones folded.
+pub const MAX_PENDING: u32 = 64;
+/// Deltas one `index_fold` stores.
+pub const MAX_FOLD: u32 = 64;
+/// Records `index_pending` names at most.
+pub const MAX_PENDING_RECORDS: usize = 32;
 const NEUTRAL: u64 = ONE / 2;
 
 /// The counters every term is computed from.
@@ -197,36 +223,184 @@ fn add_refs(r: &mut IndexRecord, term: &str, ids: &[String]) {
     refs.ids.truncate(MAX_REFS);
 }
 
-/// Recomputes and saves `r`; `permits` caches the producers' permits.
-fn finish(
+/// One event's change to one record, as its delta row holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Delta {
+    /// The event (`inspection`, `evaluation`, …).
+    event: String,
+    /// The term its records belong to (empty: none, e.g. a permit change).
+    term: String,
+    gtin: String,
+    ids: Vec<String>,
+    inputs: Inputs,
+    tx_id: String,
+    time: i64,
+}
+
+impl Delta {
+    /// Compact text, one field a line (a read folds many deltas; JSON would
+    /// cost several times the fuel): event, term, gtin, time, tx id, the
+    /// ten input counters space-separated, then one record id a line.
+    fn encode(&self) -> String {
+        let i = &self.inputs;
+        let mut out = format!(
+            "{}\n{}\n{}\n{}\n{}\n{} {} {} {} {} {} {} {} {} {}",
+            self.event,
+            self.term,
+            self.gtin,
+            self.time,
+            self.tx_id,
+            i.recalls,
+            i.raw_pass,
+            i.raw_fail,
+            i.readings,
+            i.alerts,
+            i.lab_pass,
+            i.lab_fail,
+            i.uces_n,
+            i.uces_w,
+            i.uces_ws
+        );
+        for id in &self.ids {
+            out.push('\n');
+            // Record ids are ledger keys' parts, never multi-line.
+            out.push_str(&id.replace('\n', " "));
+        }
+        out
+    }
+
+    fn decode(key: &str, bytes: &[u8]) -> Result<Self, Error> {
+        let bad = || Error::new(format!("malformed index delta under {key:?}"));
+        let text = std::str::from_utf8(bytes).map_err(|_| bad())?;
+        let mut lines = text.split('\n');
+        let mut next = || lines.next().ok_or_else(bad);
+        let (event, term, gtin) = (next()?.to_owned(), next()?.to_owned(), next()?.to_owned());
+        let time: i64 = next()?.parse().map_err(|_| bad())?;
+        let tx_id = next()?.to_owned();
+        let mut n = [0u64; 10];
+        let mut counters = next()?.split(' ');
+        for v in &mut n {
+            *v = counters
+                .next()
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(bad)?;
+        }
+        let ids = lines.map(str::to_owned).collect();
+        Ok(Delta {
+            event,
+            term,
+            gtin,
+            ids,
+            inputs: Inputs {
+                recalls: n[0],
+                raw_pass: n[1],
+                raw_fail: n[2],
+                readings: n[3],
+                alerts: n[4],
+                lab_pass: n[5],
+                lab_fail: n[6],
+                uces_n: n[7],
+                uces_w: n[8],
+                uces_ws: n[9],
+            },
+            tx_id,
+            time,
+        })
+    }
+}
+
+fn put_delta(
     ctx: &mut Context,
-    tx: &Tx,
+    kind: &str,
+    subject: &str,
+    d: &Delta,
+    seq: usize,
+) -> Result<(), Error> {
+    ctx.put_state_bytes(&delta_key(kind, subject, d, seq)?, d.encode().as_bytes())
+}
+
+fn delta_key(kind: &str, subject: &str, d: &Delta, seq: usize) -> Result<String, Error> {
+    key(
+        "qidx_d",
+        &[
+            kind,
+            subject,
+            &format!("{:012}", d.time.max(0)),
+            &d.tx_id,
+            &format!("{seq:03}"),
+        ],
+    )
+}
+
+/// Folds deltas into `r` in order, recomputing it (permit as `permit`
+/// says) after each of the last `history` ones: the history keeps only
+/// their points, so the terms of earlier ones need not be computed.
+fn fold_all<'d>(
     cfg: &Config,
     r: &mut IndexRecord,
-    event: &str,
-    permits: &mut BTreeMap<String, PermitFacts>,
-) -> Result<(), Error> {
-    r.permit = match permits.get(&r.producer) {
-        Some(p) => p.clone(),
-        None => {
-            let p = permit_facts(ctx, &r.producer, tx.now)?;
-            permits.insert(r.producer.clone(), p.clone());
-            p
-        }
-    };
+    deltas: impl ExactSizeIterator<Item = &'d Delta>,
+    permit: &PermitFacts,
+) {
+    let skip = deltas.len().saturating_sub(cfg.index.history as usize);
+    for (n, d) in deltas.enumerate() {
+        fold_one(cfg, r, d, permit, n >= skip);
+    }
+}
+
+/// Folds delta `d` into `r`; with `point`, recomputes it (permit as
+/// `permit` says) and adds the history point.
+fn fold_one(cfg: &Config, r: &mut IndexRecord, d: &Delta, permit: &PermitFacts, point: bool) {
+    r.inputs.add(&d.inputs);
+    if !d.term.is_empty() {
+        add_refs(r, &d.term, &d.ids);
+    }
+    if r.kind == "enterprise"
+        && !d.gtin.is_empty()
+        && let Err(at) = r.gtins.binary_search(&d.gtin)
+    {
+        // The smallest GTINs, whatever order they came in.
+        r.gtins.insert(at, d.gtin.clone());
+        r.gtins.truncate(MAX_GTINS);
+    }
+    r.updated_at = d.time;
+    r.tx_id = d.tx_id.clone();
+    if !point {
+        return;
+    }
+    r.permit = permit.clone();
     compute(cfg, r);
-    r.updated_at = tx.now;
-    r.tx_id = tx.tx_id.clone();
     r.history.push(Point {
-        time: tx.now,
-        event: event.to_owned(),
+        time: d.time,
+        event: d.event.clone(),
         index: r.index,
     });
     let keep = cfg.index.history as usize;
     if r.history.len() > keep {
         r.history.drain(..r.history.len() - keep);
     }
-    save(ctx, &record_key(&r.kind, &r.subject)?, r)
+}
+
+/// Deltas of `(kind, subject)` in key order, older than `before` when given;
+/// at most `limit`, and whether there are more.
+fn pending(
+    ctx: &mut Context,
+    kind: &str,
+    subject: &str,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<(Vec<(String, Delta)>, bool), Error> {
+    let (from, mut to) = partial_key_range("qidx_d", &[kind, subject])?;
+    if let Some(t) = before {
+        to = key("qidx_d", &[kind, subject, &format!("{:012}", t.max(0))])?;
+    }
+    let page = ctx.range_bytes(&from, &to, limit + 1)?;
+    let more = page.more || page.rows.len() > limit as usize;
+    let mut out = Vec::with_capacity(page.rows.len().min(limit as usize));
+    for (k, bytes) in page.rows.into_iter().take(limit as usize) {
+        let d = Delta::decode(&k, &bytes)?;
+        out.push((k, d));
+    }
+    Ok((out, more))
 }
 
 fn load_record(
@@ -268,18 +442,18 @@ impl Inputs {
     }
 }
 
-/// Adds `changes` to their products' inputs and to their owners'
-/// enterprise inputs, then recomputes and saves each record touched, once.
+/// Writes each change as a delta row of its product's record and of its
+/// owner's enterprise record (blind writes: no record is read).
 fn apply(
     ctx: &mut Context,
     tx: &Tx,
-    cfg: &Config,
+    _cfg: &Config,
     event: &str,
     changes: Vec<Change>,
 ) -> Result<(), Error> {
     let mut owners: BTreeMap<String, String> = BTreeMap::new();
-    let mut records: BTreeMap<(&'static str, String), IndexRecord> = BTreeMap::new();
-    for c in &changes {
+    let mut seq = 0;
+    for c in changes {
         let owner = match owners.get(&c.gtin) {
             Some(o) => o.clone(),
             None => {
@@ -288,28 +462,19 @@ fn apply(
                 o
             }
         };
+        let d = Delta {
+            event: event.to_owned(),
+            term: c.term.to_owned(),
+            gtin: c.gtin.clone(),
+            ids: c.ids,
+            inputs: c.delta,
+            tx_id: tx.tx_id.clone(),
+            time: tx.now,
+        };
         for (kind, subject) in [("gtin", c.gtin.as_str()), ("enterprise", owner.as_str())] {
-            let k = (kind, subject.to_owned());
-            let r = match records.entry(k) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(load_record(ctx, kind, subject, &owner)?)
-                }
-            };
-            r.inputs.add(&c.delta);
-            add_refs(r, c.term, &c.ids);
-            if kind == "enterprise"
-                && let Err(at) = r.gtins.binary_search(&c.gtin)
-            {
-                // The smallest GTINs, whatever order they came in.
-                r.gtins.insert(at, c.gtin.clone());
-                r.gtins.truncate(MAX_GTINS);
-            }
+            put_delta(ctx, kind, subject, &d, seq)?;
+            seq += 1;
         }
-    }
-    let mut permits = BTreeMap::new();
-    for (_, mut r) in records {
-        finish(ctx, tx, cfg, &mut r, event, &mut permits)?;
     }
     Ok(())
 }
@@ -478,21 +643,42 @@ pub fn on_evaluation(
     apply(ctx, tx, cfg, "evaluation", vec![change])
 }
 
-/// A permit change of `msp`: its enterprise record and (up to
-/// [`MAX_GTINS`]) products are recomputed.
+/// A permit change of `msp`: a point in the history of its enterprise
+/// record and of (up to [`MAX_GTINS`]) its products (reads compute every
+/// term with the permit as it is at the time of the read).
 pub fn on_permit(ctx: &mut Context, tx: &Tx, msp: &str) -> Result<(), Error> {
-    let Some(cfg) = config(ctx)? else {
+    if config(ctx)?.is_none() {
         return Ok(());
-    };
-    let Some(mut ent) = load::<IndexRecord>(ctx, &record_key("enterprise", msp)?)? else {
-        return Ok(());
-    };
-    let mut permits = BTreeMap::new();
-    for gtin in ent.gtins.clone() {
-        let mut r = load_record(ctx, "gtin", &gtin, msp)?;
-        finish(ctx, tx, &cfg, &mut r, "permit", &mut permits)?;
     }
-    finish(ctx, tx, &cfg, &mut ent, "permit", &mut permits)
+    // Its products: those of the stored record and of pending deltas (a
+    // permit change is rare; reading the pending range here only risks
+    // this transaction, never the events'.)
+    let stored: Option<IndexRecord> = load(ctx, &record_key("enterprise", msp)?)?;
+    let (deltas, _) = pending(ctx, "enterprise", msp, None, MAX_PENDING)?;
+    if stored.is_none() && deltas.is_empty() {
+        return Ok(());
+    }
+    let mut gtins: Vec<String> = stored.map(|r| r.gtins).unwrap_or_default();
+    for (_, d) in deltas {
+        if !d.gtin.is_empty()
+            && let Err(at) = gtins.binary_search(&d.gtin)
+        {
+            gtins.insert(at, d.gtin);
+            gtins.truncate(MAX_GTINS);
+        }
+    }
+    let d = Delta {
+        event: "permit".into(),
+        tx_id: tx.tx_id.clone(),
+        time: tx.now,
+        ..Delta::default()
+    };
+    let mut seq = 0;
+    for gtin in &gtins {
+        put_delta(ctx, "gtin", gtin, &d, seq)?;
+        seq += 1;
+    }
+    put_delta(ctx, "enterprise", msp, &d, seq)
 }
 
 fn subject(arg: &str) -> Result<(&'static str, &str), Error> {
@@ -507,10 +693,100 @@ fn subject(arg: &str) -> Result<(&'static str, &str), Error> {
     }
 }
 
-fn read(ctx: &mut Context, arg: &str) -> Result<IndexRecord, Error> {
+/// The record as of now: the stored one with every pending delta folded
+/// in (at most [`MAX_PENDING`]); how many were folded, and whether more wait.
+fn read(ctx: &mut Context, arg: &str) -> Result<(IndexRecord, u64, bool), Error> {
     let (kind, s) = subject(arg)?;
-    load(ctx, &record_key(kind, s)?)?
-        .ok_or_else(|| Error::new(format!("no QCSS index for {kind} {s} yet")))
+    let stored: Option<IndexRecord> = load(ctx, &record_key(kind, s)?)?;
+    let (deltas, more) = pending(ctx, kind, s, None, MAX_PENDING)?;
+    if stored.is_none() && deltas.is_empty() {
+        return Err(Error::new(format!("no QCSS index for {kind} {s} yet")));
+    }
+    let mut r = match stored {
+        Some(r) => r,
+        None => {
+            let producer = if kind == "gtin" {
+                load_product(ctx, s)?.owner
+            } else {
+                s.to_owned()
+            };
+            load_record(ctx, kind, s, &producer)?
+        }
+    };
+    let now = Tx::new(ctx)?.now;
+    let cfg = require_config(ctx)?;
+    let permit = permit_facts(ctx, &r.producer, now)?;
+    fold_all(&cfg, &mut r, deltas.iter().map(|(_, d)| d), &permit);
+    // The permit as it is now, also when nothing is pending.
+    if r.permit != permit || r.config_version != cfg.version {
+        r.permit = permit;
+        compute(&cfg, &mut r);
+    }
+    Ok((r, deltas.len() as u64, more))
+}
+
+/// `index_fold GTIN|MSP` (anyone): stores the record with its deltas older
+/// than [`FOLD_AGE`] folded in (at most [`MAX_FOLD`]) and deletes them.
+pub fn index_fold(ctx: &mut Context, arg: String) -> Result<Json<serde_json::Value>, Error> {
+    let tx = Tx::new(ctx)?;
+    let cfg = require_config(ctx)?;
+    let (kind, s) = subject(&arg)?;
+    let (deltas, more) = pending(ctx, kind, s, Some(tx.now - FOLD_AGE), MAX_FOLD)?;
+    if !deltas.is_empty() {
+        let mut r = match load::<IndexRecord>(ctx, &record_key(kind, s)?)? {
+            Some(r) => r,
+            None => {
+                let producer = if kind == "gtin" {
+                    load_product(ctx, s)?.owner
+                } else {
+                    s.to_owned()
+                };
+                load_record(ctx, kind, s, &producer)?
+            }
+        };
+        // The permit as it was at each delta's time would need its
+        // history; the fold uses the permit now (reads do the same).
+        let permit = permit_facts(ctx, &r.producer, tx.now)?;
+        fold_all(&cfg, &mut r, deltas.iter().map(|(_, d)| d), &permit);
+        for (k, _) in &deltas {
+            ctx.delete_state(k)?;
+        }
+        save(ctx, &record_key(kind, s)?, &r)?;
+    }
+    Ok(Json(serde_json::json!({
+        "kind": kind,
+        "subject": s,
+        "folded": deltas.len(),
+        "more": more,
+    })))
+}
+
+/// `index_pending ""` (anyone): up to [`MAX_PENDING_RECORDS`] records that
+/// have deltas old enough for `index_fold`, as `["GTIN or MSP", …]`.
+pub fn index_pending(ctx: &mut Context, _unused: String) -> Result<Json<Vec<String>>, Error> {
+    let tx = Tx::new(ctx)?;
+    let cutoff = format!("{:012}", (tx.now - FOLD_AGE).max(0));
+    let (mut cursor, end) = partial_key_range("qidx_d", &[])?;
+    let mut out = Vec::new();
+    // One row per record: its oldest delta; then skip past the record.
+    for _ in 0..MAX_PENDING_RECORDS * 2 {
+        let page = ctx.range_bytes(&cursor, &end, 1)?;
+        let Some((k, _)) = page.rows.into_iter().next() else {
+            break;
+        };
+        let (_, attrs) = split_composite_key(&k)?;
+        let [kind, subject, time, ..] = attrs.as_slice() else {
+            return Err(Error::new(format!("malformed index delta key {k:?}")));
+        };
+        if *time < cutoff {
+            out.push(subject.clone());
+            if out.len() >= MAX_PENDING_RECORDS {
+                break;
+            }
+        }
+        cursor = partial_key_range("qidx_d", &[kind, subject])?.1;
+    }
+    Ok(Json(out))
 }
 
 /// What `index_get` shows.
@@ -526,12 +802,19 @@ pub struct IndexSummary {
     pub config_version: u32,
     pub updated_at: i64,
     pub history: Vec<Point>,
+    /// Events folded in at this read (not yet stored by `index_fold`).
+    pub pending: u64,
+    /// More events wait than one read folds: the figures lag until
+    /// `index_fold` catches up.
+    pub pending_more: bool,
 }
 
 /// `index_get GTIN|MSP`: the index, its terms and history (anyone).
 pub fn index_get(ctx: &mut Context, arg: String) -> Result<Json<IndexSummary>, Error> {
-    let r = read(ctx, &arg)?;
+    let (r, pending, pending_more) = read(ctx, &arg)?;
     Ok(Json(IndexSummary {
+        pending,
+        pending_more,
         kind: r.kind,
         subject: r.subject,
         index: r.index,
@@ -547,5 +830,5 @@ pub fn index_get(ctx: &mut Context, arg: String) -> Result<Json<IndexSummary>, E
 /// `index_explain GTIN|MSP`: the whole record — inputs, permit facts, the
 /// records behind each term, terms with weights and contributions (anyone).
 pub fn index_explain(ctx: &mut Context, arg: String) -> Result<Json<IndexRecord>, Error> {
-    read(ctx, &arg).map(Json)
+    read(ctx, &arg).map(|(r, _, _)| Json(r))
 }

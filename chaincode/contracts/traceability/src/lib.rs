@@ -45,7 +45,7 @@ use catalog::{
 use codes::{claim, scan, verify_code};
 use events::add_event;
 use governance::{gov_approve, gov_get, gov_init, gov_propose};
-use index::{index_explain, index_get};
+use index::{index_explain, index_fold, index_get, index_pending};
 use inspection::{accredit_lab, record_inspection};
 use iot::{bind_device, submit_readings, unbind_device};
 use iot_channel::{
@@ -109,6 +109,8 @@ contract!(
     uces_me,
     index_get,
     index_explain,
+    index_fold,
+    index_pending,
     bind_reward_address,
     rewards_epoch,
     rewards_get,
