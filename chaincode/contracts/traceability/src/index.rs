@@ -693,6 +693,25 @@ fn subject(arg: &str) -> Result<(&'static str, &str), Error> {
     }
 }
 
+/// `stored`, or a new empty record of `(kind, s)` (a product's producer is
+/// its owner, an enterprise's itself).
+fn stored_or_new(
+    ctx: &mut Context,
+    kind: &str,
+    s: &str,
+    stored: Option<IndexRecord>,
+) -> Result<IndexRecord, Error> {
+    if let Some(r) = stored {
+        return Ok(r);
+    }
+    let producer = if kind == "gtin" {
+        load_product(ctx, s)?.owner
+    } else {
+        s.to_owned()
+    };
+    load_record(ctx, kind, s, &producer)
+}
+
 /// The record as of now: the stored one with every pending delta folded
 /// in (at most [`MAX_PENDING`]); how many were folded, and whether more wait.
 fn read(ctx: &mut Context, arg: &str) -> Result<(IndexRecord, u64, bool), Error> {
@@ -702,17 +721,7 @@ fn read(ctx: &mut Context, arg: &str) -> Result<(IndexRecord, u64, bool), Error>
     if stored.is_none() && deltas.is_empty() {
         return Err(Error::new(format!("no QCSS index for {kind} {s} yet")));
     }
-    let mut r = match stored {
-        Some(r) => r,
-        None => {
-            let producer = if kind == "gtin" {
-                load_product(ctx, s)?.owner
-            } else {
-                s.to_owned()
-            };
-            load_record(ctx, kind, s, &producer)?
-        }
-    };
+    let mut r = stored_or_new(ctx, kind, s, stored)?;
     let now = Tx::new(ctx)?.now;
     let cfg = require_config(ctx)?;
     let permit = permit_facts(ctx, &r.producer, now)?;
@@ -733,17 +742,8 @@ pub fn index_fold(ctx: &mut Context, arg: String) -> Result<Json<serde_json::Val
     let (kind, s) = subject(&arg)?;
     let (deltas, more) = pending(ctx, kind, s, Some(tx.now - FOLD_AGE), MAX_FOLD)?;
     if !deltas.is_empty() {
-        let mut r = match load::<IndexRecord>(ctx, &record_key(kind, s)?)? {
-            Some(r) => r,
-            None => {
-                let producer = if kind == "gtin" {
-                    load_product(ctx, s)?.owner
-                } else {
-                    s.to_owned()
-                };
-                load_record(ctx, kind, s, &producer)?
-            }
-        };
+        let stored = load(ctx, &record_key(kind, s)?)?;
+        let mut r = stored_or_new(ctx, kind, s, stored)?;
         // The permit as it was at each delta's time would need its
         // history; the fold uses the permit now (reads do the same).
         let permit = permit_facts(ctx, &r.producer, tx.now)?;
