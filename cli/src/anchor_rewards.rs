@@ -187,21 +187,34 @@ pub(crate) fn pay_next(
         return Ok(None);
     }
     let mut signed: Vec<Signed> = Vec::new();
+    let mut not_computed = None;
     for p in &cfg.peers {
         match ask(p, epoch) {
             Ok(Answer::Signed(s)) => signed.push(*s),
-            Ok(Answer::NotComputed(e)) => {
-                return Ok(compute(g, e)?.then(|| {
-                    format!("consortium reward epoch {e} computed; the chain's epoch {epoch} is paid next round")
-                }));
-            }
+            Ok(Answer::NotComputed(e)) => not_computed = Some(e),
             Err(e) => {
                 tracing::warn!(peer = %p, error = %format!("{e:#}"), "peer did not sign the reward batch")
             }
         }
     }
-    // The digest most peers signed; each signature counts once per key.
-    let Some(first) = signed.first() else {
+    // No peer has the batch: the contract computes it (once the epoch has
+    // ended). A peer merely behind the others is waited for, not answered
+    // with another transaction.
+    if signed.is_empty()
+        && let Some(e) = not_computed
+    {
+        return Ok(compute(g, e)?.then(|| {
+            format!(
+                "consortium reward epoch {e} computed; the chain's epoch {epoch} is paid next round"
+            )
+        }));
+    }
+    // The batch the most peers signed (a peer with another history is
+    // outvoted, whichever order the peers are listed in).
+    let Some(first) = signed
+        .iter()
+        .max_by_key(|s| signed.iter().filter(|o| o.digest == s.digest).count())
+    else {
         bail!("no peer signed the chain's reward epoch {epoch}");
     };
     let entries: Vec<RewardEntry> = first
