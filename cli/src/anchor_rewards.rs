@@ -305,6 +305,8 @@ pub(crate) fn pay_next(
 
 /// Folds per record and round at most (64 changes each).
 const MAX_FOLDS_PER_RECORD: usize = 16;
+/// Pages of `index_pending` read per round (32 records each at most).
+const MAX_PENDING_PAGES: usize = 32;
 
 /// Folds the QCSS index records that have old pending deltas
 /// (`index_pending`, then `index_fold` each; traceability README, "QCSS
@@ -320,17 +322,36 @@ pub(crate) fn fold_index(cfg: &BridgeConfig) -> Result<Option<String>> {
     rt.block_on(async {
         let mut client = crate::peer::gateway_at(&g.peer, &g.identity, &g.channel).await?;
         let cc = crate::network::CONTRACT;
-        let subjects: Vec<String> = match client.evaluate(cc, "index_pending", &[b""]).await {
-            Ok(b) => serde_json::from_slice(&b).context("index_pending did not answer a list")?,
-            // A contract without index upkeep, or UCES not configured.
-            Err(e)
-                if e.to_string().contains("index_pending")
-                    || e.to_string().contains("not configured") =>
+        // Every record with old changes, page by page.
+        let mut subjects: Vec<String> = Vec::new();
+        let mut after = String::new();
+        for _ in 0..MAX_PENDING_PAGES {
+            let v: serde_json::Value = match client
+                .evaluate(cc, "index_pending", &[after.as_bytes()])
+                .await
             {
-                return Ok(None);
+                Ok(b) => serde_json::from_slice(&b).context("index_pending did not answer JSON")?,
+                // A contract without index upkeep, or UCES not configured.
+                Err(e)
+                    if e.to_string().contains("index_pending")
+                        || e.to_string().contains("not configured") =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(anyhow!("index_pending: {e}")),
+            };
+            subjects.extend(
+                v["records"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(str::to_owned)),
+            );
+            match v["next"].as_str() {
+                Some(n) => after = n.to_owned(),
+                None => break,
             }
-            Err(e) => return Err(anyhow!("index_pending: {e}")),
-        };
+        }
         if subjects.is_empty() {
             return Ok(None);
         }

@@ -1014,11 +1014,14 @@ fn concurrent_index_events_share_no_key_and_folding_keeps_the_answer() {
     assert_eq!(before["evaluations"], 2);
     assert!(before["pending"].as_u64().unwrap() > 0, "{before}");
     // Nothing is old enough to fold yet.
-    assert_eq!(w.l.query(&consumer(9), "index_pending", ""), json!([]));
+    assert_eq!(
+        w.l.query(&consumer(9), "index_pending", "")["records"],
+        json!([])
+    );
     // Later: both records are pending; folding stores the same answer.
     w.l.now += 301;
     let pending = w.l.query(&consumer(9), "index_pending", "");
-    let listed: Vec<&str> = pending
+    let listed: Vec<&str> = pending["records"]
         .as_array()
         .unwrap()
         .iter()
@@ -1028,12 +1031,28 @@ fn concurrent_index_events_share_no_key_and_folding_keeps_the_answer() {
         listed.contains(&"FactoryMSP") && listed.contains(&juice.as_str()),
         "{pending}"
     );
+    assert_eq!(pending["next"], Value::Null, "all records seen: {pending}");
+    // Paging: after the enterprise record come only products' records.
+    let rest =
+        w.l.query(&consumer(9), "index_pending", "enterprise/FactoryMSP");
+    let rest_listed = rest["records"].as_array().unwrap();
+    assert!(
+        rest_listed.contains(&json!(juice)) && !rest_listed.contains(&json!("FactoryMSP")),
+        "{rest}"
+    );
+    let e =
+        w.l.invoke(&consumer(9), "index_pending", "nonsense")
+            .unwrap_err();
+    assert!(e.to_string().contains("index_pending takes"), "{e}");
     for s in [juice.as_str(), "FactoryMSP"] {
         let f = w.l.submit_raw(&consumer(9), "index_fold", s);
         assert!(f["folded"].as_u64().unwrap() > 0, "{f}");
         assert_eq!(f["more"], false);
     }
-    assert_eq!(w.l.query(&consumer(9), "index_pending", ""), json!([]));
+    assert_eq!(
+        w.l.query(&consumer(9), "index_pending", "")["records"],
+        json!([])
+    );
     let after = w.l.query(&consumer(9), "index_get", &juice);
     assert_eq!(after["pending"], 0);
     for field in ["index", "coefficient", "evaluations", "terms", "history"] {

@@ -761,17 +761,29 @@ pub fn index_fold(ctx: &mut Context, arg: String) -> Result<Json<serde_json::Val
     })))
 }
 
-/// `index_pending ""` (anyone): up to [`MAX_PENDING_RECORDS`] records that
-/// have deltas old enough for `index_fold`, as `["GTIN or MSP", …]`.
-pub fn index_pending(ctx: &mut Context, _unused: String) -> Result<Json<Vec<String>>, Error> {
+/// `index_pending ""` or `index_pending "{kind}/{subject}"` (anyone): up to
+/// [`MAX_PENDING_RECORDS`] records (GTINs and MSP ids) that have deltas old
+/// enough for `index_fold`, looking from the start or after the record
+/// named, and where to look next: `{"records": […], "next": "kind/subject"
+/// | null}` (null: the end was reached).
+pub fn index_pending(ctx: &mut Context, after: String) -> Result<Json<serde_json::Value>, Error> {
     let tx = Tx::new(ctx)?;
     let cutoff = format!("{:012}", (tx.now - FOLD_AGE).max(0));
     let (mut cursor, end) = partial_key_range("qidx_d", &[])?;
+    if let Some((kind, subject)) = after.split_once('/') {
+        cursor = partial_key_range("qidx_d", &[kind, subject])?.1;
+    } else if !after.is_empty() {
+        return Err(Error::new(
+            "index_pending takes \"\" or \"{kind}/{subject}\"",
+        ));
+    }
     let mut out = Vec::new();
+    let mut next = None;
     // One row per record: its oldest delta; then skip past the record.
     for _ in 0..MAX_PENDING_RECORDS * 2 {
         let page = ctx.range_bytes(&cursor, &end, 1)?;
         let Some((k, _)) = page.rows.into_iter().next() else {
+            next = None;
             break;
         };
         let (_, attrs) = split_composite_key(&k)?;
@@ -780,13 +792,14 @@ pub fn index_pending(ctx: &mut Context, _unused: String) -> Result<Json<Vec<Stri
         };
         if *time < cutoff {
             out.push(subject.clone());
-            if out.len() >= MAX_PENDING_RECORDS {
-                break;
-            }
         }
         cursor = partial_key_range("qidx_d", &[kind, subject])?.1;
+        next = Some(format!("{kind}/{subject}"));
+        if out.len() >= MAX_PENDING_RECORDS {
+            break;
+        }
     }
-    Ok(Json(out))
+    Ok(Json(serde_json::json!({"records": out, "next": next})))
 }
 
 /// What `index_get` shows.
