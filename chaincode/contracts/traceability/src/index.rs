@@ -332,6 +332,17 @@ fn delta_key(kind: &str, subject: &str, d: &Delta, seq: usize) -> Result<String,
     )
 }
 
+/// Adds `gtin` (if any) to an enterprise's product list: the
+/// [`MAX_GTINS`] smallest, whatever order they came in.
+fn add_gtin(gtins: &mut Vec<String>, gtin: &str) {
+    if !gtin.is_empty()
+        && let Err(at) = gtins.binary_search_by(|g| g.as_str().cmp(gtin))
+    {
+        gtins.insert(at, gtin.to_owned());
+        gtins.truncate(MAX_GTINS);
+    }
+}
+
 /// Folds deltas into `r` in order, recomputing it (permit as `permit`
 /// says) after each of the last `history` ones: the history keeps only
 /// their points, so the terms of earlier ones need not be computed.
@@ -354,13 +365,8 @@ fn fold_one(cfg: &Config, r: &mut IndexRecord, d: &Delta, permit: &PermitFacts, 
     if !d.term.is_empty() {
         add_refs(r, &d.term, &d.ids);
     }
-    if r.kind == "enterprise"
-        && !d.gtin.is_empty()
-        && let Err(at) = r.gtins.binary_search(&d.gtin)
-    {
-        // The smallest GTINs, whatever order they came in.
-        r.gtins.insert(at, d.gtin.clone());
-        r.gtins.truncate(MAX_GTINS);
+    if r.kind == "enterprise" {
+        add_gtin(&mut r.gtins, &d.gtin);
     }
     r.updated_at = d.time;
     r.tx_id = d.tx_id.clone();
@@ -403,22 +409,6 @@ fn pending(
     Ok((out, more))
 }
 
-fn load_record(
-    ctx: &mut Context,
-    kind: &str,
-    subject: &str,
-    producer: &str,
-) -> Result<IndexRecord, Error> {
-    Ok(
-        load(ctx, &record_key(kind, subject)?)?.unwrap_or_else(|| IndexRecord {
-            kind: kind.into(),
-            subject: subject.into(),
-            producer: producer.into(),
-            ..IndexRecord::default()
-        }),
-    )
-}
-
 /// What one event adds to one product's inputs.
 struct Change {
     gtin: String,
@@ -444,13 +434,7 @@ impl Inputs {
 
 /// Writes each change as a delta row of its product's record and of its
 /// owner's enterprise record (blind writes: no record is read).
-fn apply(
-    ctx: &mut Context,
-    tx: &Tx,
-    _cfg: &Config,
-    event: &str,
-    changes: Vec<Change>,
-) -> Result<(), Error> {
+fn apply(ctx: &mut Context, tx: &Tx, event: &str, changes: Vec<Change>) -> Result<(), Error> {
     let mut owners: BTreeMap<String, String> = BTreeMap::new();
     let mut seq = 0;
     for c in changes {
@@ -500,9 +484,9 @@ pub fn on_inspection(
     pass: bool,
     id: &str,
 ) -> Result<(), Error> {
-    let Some(cfg) = config(ctx)? else {
+    if config(ctx)?.is_none() {
         return Ok(());
-    };
+    }
     let (p, f) = counts(pass);
     let lk = key("qidx_lot", &[&batch.gtin, &batch.lot])?;
     let mut lot: LotCounts = load(ctx, &lk)?.unwrap_or_default();
@@ -535,7 +519,7 @@ pub fn on_inspection(
             },
         });
     }
-    apply(ctx, tx, &cfg, "inspection", changes)
+    apply(ctx, tx, "inspection", changes)
 }
 
 /// A transformation made `output` from `inputs`: the inputs' inspections
@@ -546,9 +530,9 @@ pub fn on_transform(
     output: &BatchId,
     inputs: &[BatchId],
 ) -> Result<(), Error> {
-    let Some(cfg) = config(ctx)? else {
+    if config(ctx)?.is_none() {
         return Ok(());
-    };
+    }
     let mut delta = Inputs::default();
     let mut ids = Vec::new();
     for input in inputs {
@@ -568,7 +552,7 @@ pub fn on_transform(
         ids,
         delta,
     };
-    apply(ctx, tx, &cfg, "transformation", vec![change])
+    apply(ctx, tx, "transformation", vec![change])
 }
 
 /// IoT readings and the alerts they raised on a batch of `gtin`.
@@ -579,9 +563,9 @@ pub fn on_readings(
     readings: u64,
     alerts: &[String],
 ) -> Result<(), Error> {
-    let Some(cfg) = config(ctx)? else {
+    if config(ctx)?.is_none() {
         return Ok(());
-    };
+    }
     let change = Change {
         gtin: gtin.to_owned(),
         term: "process",
@@ -592,14 +576,14 @@ pub fn on_readings(
             ..Inputs::default()
         },
     };
-    apply(ctx, tx, &cfg, "readings", vec![change])
+    apply(ctx, tx, "readings", vec![change])
 }
 
 /// Recalled batches (the origin first, then downstream).
 pub fn on_recall(ctx: &mut Context, tx: &Tx, batches: &[String]) -> Result<(), Error> {
-    let Some(cfg) = config(ctx)? else {
+    if config(ctx)?.is_none() {
         return Ok(());
-    };
+    }
     let mut by_gtin: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for b in batches {
         let id = BatchId::parse(b)?;
@@ -617,16 +601,11 @@ pub fn on_recall(ctx: &mut Context, tx: &Tx, batches: &[String]) -> Result<(), E
             ids,
         })
         .collect();
-    apply(ctx, tx, &cfg, "recall", changes)
+    apply(ctx, tx, "recall", changes)
 }
 
 /// A valid evaluation of a unit of `eval.gtin`.
-pub fn on_evaluation(
-    ctx: &mut Context,
-    tx: &Tx,
-    cfg: &Config,
-    eval: &Evaluation,
-) -> Result<(), Error> {
+pub fn on_evaluation(ctx: &mut Context, tx: &Tx, eval: &Evaluation) -> Result<(), Error> {
     let w = u64::from(eval.weight.unwrap_or(0));
     let s = u64::from(eval.scores.overall) * 1_000;
     let change = Change {
@@ -640,7 +619,7 @@ pub fn on_evaluation(
             ..Inputs::default()
         },
     };
-    apply(ctx, tx, cfg, "evaluation", vec![change])
+    apply(ctx, tx, "evaluation", vec![change])
 }
 
 /// A permit change of `msp`: a point in the history of its enterprise
@@ -659,13 +638,8 @@ pub fn on_permit(ctx: &mut Context, tx: &Tx, msp: &str) -> Result<(), Error> {
         return Ok(());
     }
     let mut gtins: Vec<String> = stored.map(|r| r.gtins).unwrap_or_default();
-    for (_, d) in deltas {
-        if !d.gtin.is_empty()
-            && let Err(at) = gtins.binary_search(&d.gtin)
-        {
-            gtins.insert(at, d.gtin);
-            gtins.truncate(MAX_GTINS);
-        }
+    for (_, d) in &deltas {
+        add_gtin(&mut gtins, &d.gtin);
     }
     let d = Delta {
         event: "permit".into(),
@@ -709,7 +683,12 @@ fn stored_or_new(
     } else {
         s.to_owned()
     };
-    load_record(ctx, kind, s, &producer)
+    Ok(IndexRecord {
+        kind: kind.into(),
+        subject: s.into(),
+        producer,
+        ..IndexRecord::default()
+    })
 }
 
 /// The record as of now: the stored one with every pending delta folded

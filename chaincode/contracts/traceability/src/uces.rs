@@ -335,7 +335,7 @@ fn decide(
         eval.status = "valid".into();
         eval.weight = Some(a.credit);
         a.valid += 1;
-        crate::index::on_evaluation(ctx, tx, cfg, eval)?;
+        crate::index::on_evaluation(ctx, tx, eval)?;
         crate::rewards::note_evaluation(ctx, tx, cfg, &eval.author)?;
         a.credit = (a.credit + p.credit_gain).min(p.credit_max);
         ctx.set_event("EvaluationValid", &eval.unit)?;
