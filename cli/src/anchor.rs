@@ -246,6 +246,23 @@ fn register(a: &RegisterArgs) -> Result<()> {
     Ok(())
 }
 
+/// A peer's signature (key and signature in hex, as the peers' `/api/anchor/sign`
+/// and `/api/rewards/sign` answer) as the chain takes it: the key's index
+/// among the registered `keys`, and the signature. `None`: the key is not
+/// registered.
+pub(crate) fn registered_sig(
+    keys: &[qcss_dpos::address::Address],
+    key: &str,
+    sig: &str,
+) -> Result<Option<(u16, Sig)>> {
+    let Some(index) = keys.iter().position(|k| hex::encode(k.0) == key) else {
+        return Ok(None);
+    };
+    let mut raw = [0u8; 64];
+    hex::decode_to_slice(sig, &mut raw).map_err(|_| anyhow!("bad signature hex"))?;
+    Ok(Some((index as u16, Sig(raw))))
+}
+
 /// What one peer's `/api/anchor/status` says.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct PeerAnchorStatus {
@@ -492,14 +509,12 @@ impl Bridge {
                 );
                 continue;
             }
-            let Some(index) = c.keys.iter().position(|k| hex::encode(k.0) == s.key) else {
+            let Some(sig) = registered_sig(&c.keys, &s.key, &s.sig).with_context(|| p.clone())?
+            else {
                 tracing::warn!(peer = %p, key = %s.key, "peer's anchor key is not registered");
                 continue;
             };
-            let mut sig = [0u8; 64];
-            hex::decode_to_slice(&s.sig, &mut sig)
-                .map_err(|_| anyhow!("{p}: bad signature hex"))?;
-            sigs.push((index as u16, Sig(sig)));
+            sigs.push(sig);
         }
         let Some(statement) = agreed else {
             bail!("no peer signed");

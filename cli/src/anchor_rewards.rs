@@ -24,12 +24,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
 use qcss_anchor::Hash32;
-use qcss_dpos::address::{Address, Keypair, Sig};
+use qcss_dpos::address::{Address, Keypair};
 use qcss_dpos::api::{ConsortiumView, StatusView};
 use qcss_dpos::rewards::{RewardBatch, RewardEntry};
 use qcss_dpos::tx::TxKind;
 
-use crate::anchor::{BridgeConfig, ReceiptGateway};
+use crate::anchor::{BridgeConfig, ReceiptGateway, registered_sig};
 use crate::network_status::http;
 use crate::wallet::{get_json, submit};
 
@@ -253,14 +253,12 @@ pub(crate) fn pay_next(
             );
             continue;
         }
-        let Some(index) = c.keys.iter().position(|k| hex::encode(k.0) == s.key) else {
+        let Some((index, sig)) = registered_sig(&c.keys, &s.key, &s.sig)? else {
             tracing::warn!(key = %s.key, "peer's anchor key is not registered");
             continue;
         };
-        let mut sig = [0u8; 64];
-        hex::decode_to_slice(&s.sig, &mut sig).map_err(|_| anyhow!("bad signature hex"))?;
-        if !batch.sigs.iter().any(|(i, _)| usize::from(*i) == index) {
-            batch.sigs.push((index as u16, Sig(sig)));
+        if !batch.sigs.iter().any(|(i, _)| *i == index) {
+            batch.sigs.push((index, sig));
         }
     }
     let quorum = usize::from(c.quorum);

@@ -22,7 +22,6 @@ use qcss_iot::wire::{MAX_UPDATE_READINGS, Message};
 use qcss_iot::{
     Channel, ChannelId, ChannelParams, Party, Reading, ReadingProof, Schema, SignedState, State,
 };
-use qcss_proto::protos::TxValidationCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -259,26 +258,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the async runtime")
 }
 
-/// Submits `f(arg)`; its JSON result, or the contract's refusal as the error.
+/// Submits `f(arg)`; its JSON result with `_block` and `_tx_id`, or the
+/// contract's refusal as the error.
 fn tx(conn: &Conn, cc: &str, f: &str, arg: &[u8]) -> Result<Value> {
-    let c = runtime()?.block_on(async {
-        let mut g = conn.gateway().await?;
-        g.submit(cc, f, &[arg])
-            .await
-            .map_err(|e| anyhow!("{f}: {}", e.contract_message()))
-    })?;
-    if c.code != TxValidationCode::Valid {
-        bail!(
-            "the {f} transaction {} is invalid: {}",
-            c.tx_id,
-            c.code.as_str_name()
-        );
-    }
-    let mut v: Value = if c.result.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&c.result).with_context(|| format!("{f}'s result"))?
-    };
+    let (c, mut v) = conn.submit_json(cc, f, arg)?;
     if let Value::Object(o) = &mut v {
         o.insert("_block".into(), json!(c.block));
         o.insert("_tx_id".into(), json!(c.tx_id));
@@ -287,13 +270,7 @@ fn tx(conn: &Conn, cc: &str, f: &str, arg: &[u8]) -> Result<Value> {
 }
 
 fn query(conn: &Conn, cc: &str, f: &str, arg: &str) -> Result<Value> {
-    let r = runtime()?.block_on(async {
-        let mut g = conn.gateway().await?;
-        g.evaluate(cc, f, &[arg.as_bytes()])
-            .await
-            .map_err(|e| anyhow!("{f}: {}", e.contract_message()))
-    })?;
-    serde_json::from_slice(&r).with_context(|| format!("{f}'s result"))
+    conn.evaluate_json(cc, f, arg.as_bytes())
 }
 
 fn print_record(v: &Value) {

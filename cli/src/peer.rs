@@ -149,6 +149,52 @@ impl Conn {
         Ok(self.resolve()?.channel)
     }
 
+    /// Submits `f(arg)` to `cc` and waits for its commit: the committed
+    /// transaction and its JSON result (null when empty). The contract's
+    /// refusal, or an invalid commit, is the error.
+    pub(crate) fn submit_json(
+        &self,
+        cc: &str,
+        f: &str,
+        arg: &[u8],
+    ) -> Result<(qcss_peer::client::Committed, serde_json::Value)> {
+        let c = tokio::runtime::Runtime::new()
+            .context("starting the async runtime")?
+            .block_on(async {
+                let mut g = self.gateway().await?;
+                g.submit(cc, f, &[arg])
+                    .await
+                    .map_err(|e| anyhow!("{f}: {}", e.contract_message()))
+            })?;
+        if c.code != TxValidationCode::Valid {
+            bail!(
+                "the {f} transaction {} is invalid: {}",
+                c.tx_id,
+                c.code.as_str_name()
+            );
+        }
+        let v = if c.result.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&c.result).with_context(|| format!("{f}'s result"))?
+        };
+        Ok((c, v))
+    }
+
+    /// Evaluates `f(arg)` on the peer (nothing is ordered): its JSON result,
+    /// or the contract's refusal as the error.
+    pub(crate) fn evaluate_json(&self, cc: &str, f: &str, arg: &[u8]) -> Result<serde_json::Value> {
+        let r = tokio::runtime::Runtime::new()
+            .context("starting the async runtime")?
+            .block_on(async {
+                let mut g = self.gateway().await?;
+                g.evaluate(cc, f, &[arg])
+                    .await
+                    .map_err(|e| anyhow!("{f}: {}", e.contract_message()))
+            })?;
+        serde_json::from_slice(&r).with_context(|| format!("{f}'s result"))
+    }
+
     /// A Gateway client.
     pub(crate) async fn gateway(&self) -> Result<GatewayClient> {
         let (ch, r) = self.grpc().await?;

@@ -67,15 +67,15 @@ pub(crate) struct BindArgs {
 /// `qcss-uces-author-v1 NUL channel NUL msp NUL certificate PEM` (the
 /// contract's `uces::author_id`).
 pub(crate) fn author_id(channel: &str, msp: &str, cert_pem: &str) -> String {
-    let mut m = Vec::new();
-    for (i, part) in [channel, msp, cert_pem.trim()].iter().enumerate() {
-        if i == 0 {
-            m.extend_from_slice(b"qcss-uces-author-v1\0");
-        } else {
-            m.push(0);
-        }
-        m.extend_from_slice(part.as_bytes());
-    }
+    let m = [
+        b"qcss-uces-author-v1\0".as_slice(),
+        channel.as_bytes(),
+        b"\0",
+        msp.as_bytes(),
+        b"\0",
+        cert_pem.trim().as_bytes(),
+    ]
+    .concat();
     hex::encode(qcss_network::signing::sha256(&m))
 }
 
@@ -105,24 +105,11 @@ fn bind(a: &BindArgs) -> Result<()> {
     let key = read_key(&a.key)?;
     let r = a.conn.resolve()?;
     let args = binding_args(&r.identity, &r.channel, &key)?.to_string();
-    let rt = tokio::runtime::Runtime::new()?;
-    let c = rt.block_on(async {
-        let mut g = a.conn.gateway().await?;
-        g.submit(
-            crate::network::CONTRACT,
-            "bind_reward_address",
-            &[args.as_bytes()],
-        )
-        .await
-        .map_err(|e| anyhow!("bind_reward_address: {e}"))
-    })?;
-    if c.code != qcss_proto::protos::TxValidationCode::Valid {
-        bail!(
-            "bind_reward_address: transaction {} is {}",
-            c.tx_id,
-            c.code.as_str_name()
-        );
-    }
+    let (c, _) = a.conn.submit_json(
+        crate::network::CONTRACT,
+        "bind_reward_address",
+        args.as_bytes(),
+    )?;
     println!(
         "{} bound to the identity in {} (transaction {}): its first scans and valid evaluations earn rewards from now on",
         key.address(),

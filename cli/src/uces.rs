@@ -11,7 +11,6 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use qcss_chaincode::unit_code::UnitCode;
-use qcss_proto::protos::TxValidationCode;
 
 use crate::network::CONTRACT;
 use crate::peer::Conn;
@@ -123,29 +122,11 @@ fn file_sha256(p: &PathBuf) -> Result<String> {
 
 /// Submits (or evaluates) `function(arg)` and returns the contract's JSON.
 fn call(conn: &Conn, function: &str, arg: &str, write: bool) -> Result<Value> {
-    let rt = tokio::runtime::Runtime::new()?;
-    let bytes = rt.block_on(async {
-        let mut g = conn.gateway().await?;
-        if !write {
-            return g
-                .evaluate(CONTRACT, function, &[arg.as_bytes()])
-                .await
-                .map_err(|e| anyhow!("{function}: {}", e.contract_message()));
-        }
-        let c = g
-            .submit(CONTRACT, function, &[arg.as_bytes()])
-            .await
-            .map_err(|e| anyhow!("{function}: {}", e.contract_message()))?;
-        if c.code != TxValidationCode::Valid {
-            bail!(
-                "{function}: transaction {} is {}",
-                c.tx_id,
-                c.code.as_str_name()
-            );
-        }
-        Ok(c.result)
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| anyhow!("{function} did not answer JSON: {e}"))
+    if write {
+        Ok(conn.submit_json(CONTRACT, function, arg.as_bytes())?.1)
+    } else {
+        conn.evaluate_json(CONTRACT, function, arg.as_bytes())
+    }
 }
 
 /// Runs `qcss uces …`.

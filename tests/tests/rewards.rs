@@ -124,6 +124,16 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
         v["coefficient"].as_u64().expect("coefficient")
     };
     let before = coefficient("producer");
+    // Binding again from the CLI (both keys sign) keeps the same address.
+    let bound = run(&[
+        "rewards",
+        "bind",
+        "--key",
+        wallet.to_str().unwrap(),
+        "--as",
+        "consumer1",
+    ]);
+    assert!(bound.contains(&addr) && bound.contains("bound"), "{bound}");
 
     // A second unit of the good lot, issued offline with the batch key.
     let key_file = net.join(format!("orgs/producer/codes/{gtin}-LJ2026A.key"));
