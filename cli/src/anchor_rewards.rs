@@ -5,13 +5,17 @@
 //!
 //! 1. The chain says which of its reward epochs is next for this consortium
 //!    (the one after the last paid; at first, the oldest it still accepts).
-//! 2. Each org's peer signs that epoch's batch as its own ledger holds it
-//!    (`/api/rewards/sign`). A peer answers 404 while the consortium epoch's
-//!    batch is not committed: the bridge then asks the traceability
-//!    contract to compute it (`rewards_epoch`, through the receipt
-//!    Gateway), which it does only once the epoch has ended.
+//!    An epoch is paid in parts; an epoch the chain holds open goes on
+//!    at its next part.
+//! 2. Each org's peer signs that part of the epoch's batch as its own
+//!    ledger holds it (`/api/rewards/sign`). A peer answers 404 while the
+//!    consortium epoch's batch is not complete: the bridge then asks the
+//!    traceability contract to freeze it (`rewards_epoch`, one page a
+//!    transaction, through the receipt Gateway), which it does only once
+//!    the epoch has ended.
 //! 3. With a quorum of signatures over one digest the bridge submits the
-//!    `RewardBatch` and waits until the chain counts the epoch paid.
+//!    part as a `RewardBatch`, waits until the chain counts it, and goes on
+//!    with the next part until the epoch is paid.
 //!
 //! Like anchoring, nothing here matters for safety: the chain pays each of
 //! its epochs once, only with a quorum of the registered keys, and each peer
@@ -47,6 +51,8 @@ struct Signed {
     consortium_id: Hash32,
     contract_epoch: u64,
     chain_epoch: u64,
+    part: u32,
+    parts: u32,
     entries: Vec<(String, u64)>,
     digest: Hash32,
     key: String,
@@ -56,15 +62,15 @@ struct Signed {
 /// What one peer said about a chain epoch.
 enum Answer {
     Signed(Box<Signed>),
-    /// The consortium epoch's batch is not committed on this peer.
+    /// The consortium epoch's batch is not complete on this peer.
     NotComputed(u64),
 }
 
-fn ask(peer: &str, chain_epoch: u64) -> Result<Answer> {
+fn ask(peer: &str, chain_epoch: u64, part: u32) -> Result<Answer> {
     let (status, body) = http(
         peer,
         "GET",
-        &format!("/api/rewards/sign?chain_epoch={chain_epoch}"),
+        &format!("/api/rewards/sign?chain_epoch={chain_epoch}&part={part}"),
         None,
         (Duration::from_secs(2), Duration::from_secs(30)),
     )?;
@@ -84,34 +90,51 @@ fn ask(peer: &str, chain_epoch: u64) -> Result<Answer> {
     }
 }
 
-/// Asks the traceability contract to compute consortium epoch `e`'s batch.
-/// `Ok(false)`: the epoch has not ended yet.
-fn compute(g: &ReceiptGateway, e: u64) -> Result<bool> {
+/// Transactions of `rewards_epoch` one round submits at most (one page each).
+const MAX_PAGES_PER_ROUND: u32 = 64;
+
+/// Asks the traceability contract to freeze consortium epoch `e`'s batch,
+/// page after page. `Ok(None)`: the epoch has not ended yet; else the
+/// pages frozen so far and whether the batch is complete.
+fn compute(g: &ReceiptGateway, e: u64) -> Result<Option<(u64, bool)>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let mut client = crate::peer::gateway_at(&g.peer, &g.identity, &g.channel).await?;
         let arg = serde_json::json!({ "epoch": e }).to_string();
-        match client
-            .submit(crate::network::CONTRACT, "rewards_epoch", &[arg.as_bytes()])
-            .await
-        {
-            Ok(c) if c.code == qcss_proto::protos::TxValidationCode::Valid => Ok(true),
-            Ok(c) => bail!(
-                "rewards_epoch {e}: transaction {} is {}",
-                c.tx_id,
-                c.code.as_str_name()
-            ),
-            Err(err)
-                if err
-                    .to_string()
-                    .contains("its batch is computed after it ends") =>
+        let mut progress = None;
+        for _ in 0..MAX_PAGES_PER_ROUND {
+            let c = match client
+                .submit(crate::network::CONTRACT, "rewards_epoch", &[arg.as_bytes()])
+                .await
             {
-                Ok(false)
+                Ok(c) => c,
+                Err(err)
+                    if err
+                        .to_string()
+                        .contains("its batch is computed after it ends") =>
+                {
+                    return Ok(None);
+                }
+                Err(err) => return Err(anyhow!("rewards_epoch {e}: {err}")),
+            };
+            if c.code != qcss_proto::protos::TxValidationCode::Valid {
+                bail!(
+                    "rewards_epoch {e}: transaction {} is {}",
+                    c.tx_id,
+                    c.code.as_str_name()
+                );
             }
-            Err(err) => Err(anyhow!("rewards_epoch {e}: {err}")),
+            let v: serde_json::Value = serde_json::from_slice(&c.result)
+                .with_context(|| format!("rewards_epoch {e} did not answer JSON"))?;
+            let done = v["complete"] == true;
+            progress = Some((v["pages"].as_u64().unwrap_or(0), done));
+            if done {
+                break;
+            }
         }
+        Ok(progress)
     })
 }
 
@@ -132,8 +155,26 @@ pub(crate) fn next_chain_epoch(
     }
 }
 
-/// Pays the next ended reward epoch if it can. `Ok(None)`: nothing to do
-/// (no rewards on this chain for this consortium, or not yet due).
+/// Asks every peer to sign `part` of the chain's `epoch`: the signatures,
+/// and the consortium epoch of a peer that has no complete batch yet.
+fn collect(cfg: &BridgeConfig, epoch: u64, part: u32) -> (Vec<Signed>, Option<u64>) {
+    let mut signed: Vec<Signed> = Vec::new();
+    let mut not_computed = None;
+    for p in &cfg.peers {
+        match ask(p, epoch, part) {
+            Ok(Answer::Signed(s)) => signed.push(*s),
+            Ok(Answer::NotComputed(e)) => not_computed = Some(e),
+            Err(e) => {
+                tracing::warn!(peer = %p, error = %format!("{e:#}"), "peer did not sign the reward batch")
+            }
+        }
+    }
+    (signed, not_computed)
+}
+
+/// Pays the next ended reward epoch (or the rest of the one the chain holds
+/// open) if it can. `Ok(None)`: nothing to do (no rewards on this chain for
+/// this consortium, or not yet due).
 pub(crate) fn pay_next(
     cfg: &BridgeConfig,
     payer: &Keypair,
@@ -167,55 +208,77 @@ pub(crate) fn pay_next(
     }
     let view: ConsortiumView = get_json(node, &format!("/v1/consortium/{cid}"))
         .with_context(|| format!("consortium {cid} on the public chain"))?;
-    let c = &view.consortium;
-    if let Some(o) = &c.rewards.open {
-        bail!(
-            "the chain's reward epoch {} is open at part {} of {}: this bridge pays an epoch in one part",
-            o.epoch,
-            o.next_part,
-            o.parts
-        );
-    }
-    let epoch = next_chain_epoch(
-        c.rewards.last_paid_epoch,
-        st.head_slot,
-        st.reward_epoch_slots,
-        sched.first_chain_epoch,
-    );
-    // The chain pays an epoch only after its last slot.
-    if st.head_slot < (epoch + 1).saturating_mul(st.reward_epoch_slots) {
-        return Ok(None);
-    }
-    let mut signed: Vec<Signed> = Vec::new();
-    let mut not_computed = None;
-    for p in &cfg.peers {
-        match ask(p, epoch) {
-            Ok(Answer::Signed(s)) => signed.push(*s),
-            Ok(Answer::NotComputed(e)) => not_computed = Some(e),
-            Err(e) => {
-                tracing::warn!(peer = %p, error = %format!("{e:#}"), "peer did not sign the reward batch")
+    let (epoch, mut part) = match &view.consortium.rewards.open {
+        Some(o) => (o.epoch, o.next_part),
+        None => {
+            let epoch = next_chain_epoch(
+                view.consortium.rewards.last_paid_epoch,
+                st.head_slot,
+                st.reward_epoch_slots,
+                sched.first_chain_epoch,
+            );
+            // The chain pays an epoch only after its last slot.
+            if st.head_slot < (epoch + 1).saturating_mul(st.reward_epoch_slots) {
+                return Ok(None);
             }
+            (epoch, 0)
+        }
+    };
+    let (mut n, mut total, mut ids) = (0usize, 0u128, Vec::new());
+    let mut contract_epoch = None;
+    loop {
+        let (signed, not_computed) = collect(cfg, epoch, part);
+        // No peer has the batch: the contract freezes it (once the epoch
+        // has ended). A peer merely behind the others is waited for, not
+        // answered with another transaction.
+        if signed.is_empty()
+            && part == 0
+            && let Some(e) = not_computed
+        {
+            return Ok(compute(g, e)?.map(|(pages, done)| {
+                format!(
+                    "consortium reward epoch {e}: {pages} pages frozen{}; the chain's epoch {epoch} is paid next round",
+                    if done { ", complete" } else { " so far" }
+                )
+            }));
+        }
+        let (p, parts) = pay_part(node, payer, st, cid, epoch, part, &signed)?;
+        n += p.0;
+        total += p.1;
+        ids.push(p.2);
+        contract_epoch = contract_epoch.or(signed.first().map(|s| s.contract_epoch));
+        part += 1;
+        if part >= parts {
+            break;
         }
     }
-    // No peer has the batch: the contract computes it (once the epoch has
-    // ended). A peer merely behind the others is waited for, not answered
-    // with another transaction.
-    if signed.is_empty()
-        && let Some(e) = not_computed
-    {
-        return Ok(compute(g, e)?.then(|| {
-            format!(
-                "consortium reward epoch {e} computed; the chain's epoch {epoch} is paid next round"
-            )
-        }));
-    }
+    Ok(Some(format!(
+        "paid consortium reward epoch {} as the chain's epoch {epoch}: {n} consumers, {total} base units, {} transaction(s) ending {}",
+        contract_epoch.unwrap_or_default(),
+        ids.len(),
+        ids.last().map(String::as_str).unwrap_or("-")
+    )))
+}
+
+/// Submits `part` of the chain's `epoch` with the quorum of `signed` over
+/// the digest most of them signed, and waits until the chain counts it.
+/// Returns (entries, total, transaction id) and the epoch's parts.
+fn pay_part(
+    node: &str,
+    payer: &Keypair,
+    st: &StatusView,
+    cid: Hash32,
+    epoch: u64,
+    part: u32,
+    signed: &[Signed],
+) -> Result<((usize, u128, String), u32)> {
     // The batch the most peers signed (a peer with another history is
     // outvoted, whichever order the peers are listed in).
     let Some(first) = signed
         .iter()
         .max_by_key(|s| signed.iter().filter(|o| o.digest == s.digest).count())
     else {
-        bail!("no peer signed the chain's reward epoch {epoch}");
+        bail!("no peer signed part {part} of the chain's reward epoch {epoch}");
     };
     let entries: Vec<RewardEntry> = first
         .entries
@@ -233,15 +296,18 @@ pub(crate) fn pay_next(
     let mut batch = RewardBatch {
         consortium_id: cid,
         epoch,
-        part: 0,
-        parts: 1,
+        part,
+        parts: first.parts,
         entries,
         digest: Hash32::default(),
         sigs: Vec::new(),
     };
     batch.digest = batch.compute_digest(&st.chain_id);
-    for s in &signed {
-        if (s.chain_id, s.consortium_id, s.chain_epoch) != (st.chain_id, cid, epoch)
+    let view: ConsortiumView = get_json(node, &format!("/v1/consortium/{cid}"))?;
+    let c = &view.consortium;
+    for s in signed {
+        if (s.chain_id, s.consortium_id, s.chain_epoch, s.part, s.parts)
+            != (st.chain_id, cid, epoch, part, batch.parts)
             || s.digest != batch.digest
         {
             tracing::error!(
@@ -264,12 +330,12 @@ pub(crate) fn pay_next(
     let quorum = usize::from(c.quorum);
     if batch.sigs.len() < quorum {
         bail!(
-            "the chain's reward epoch {epoch}: {} of {quorum} needed signatures",
+            "the chain's reward epoch {epoch} part {part}: {} of {quorum} needed signatures",
             batch.sigs.len()
         );
     }
     batch.sigs.truncate(quorum);
-    let (n, total, contract_epoch) = (batch.entries.len(), batch.total(), first.contract_epoch);
+    let (n, total, parts) = (batch.entries.len(), batch.total(), batch.parts);
     let out = submit(
         node,
         payer,
@@ -278,27 +344,31 @@ pub(crate) fn pay_next(
         Some(&st.chain_id.to_hex()),
         true,
     )
-    .with_context(|| format!("submitting the reward batch of the chain's epoch {epoch}"))?;
-    // Wait until the chain counts it paid, so that the next round does not
+    .with_context(|| {
+        format!("submitting part {part} of the reward batch of the chain's epoch {epoch}")
+    })?;
+    // Wait until the chain counts it, so that the next round does not
     // submit it again while it waits in the mempool.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let v: ConsortiumView = get_json(node, &format!("/v1/consortium/{cid}"))?;
-        if v.consortium.rewards.last_paid_epoch >= Some(epoch) {
+        let r = &v.consortium.rewards;
+        let counted = r.last_paid_epoch >= Some(epoch)
+            || r.open
+                .as_ref()
+                .is_some_and(|o| o.epoch == epoch && o.next_part > part);
+        if counted {
             break;
         }
         if Instant::now() > deadline {
             bail!(
-                "reward batch {} of epoch {epoch} not in a block after 2 minutes",
+                "reward batch {} (epoch {epoch} part {part}) not in a block after 2 minutes",
                 out.id
             );
         }
         std::thread::sleep(Duration::from_millis((st.slot_ms / 2).clamp(100, 5_000)));
     }
-    Ok(Some(format!(
-        "paid consortium reward epoch {contract_epoch} as the chain's epoch {epoch}: {n} consumers, {total} base units, transaction {}",
-        out.id
-    )))
+    Ok(((n, total, out.id.to_hex()), parts))
 }
 
 /// Folds per record and round at most (64 changes each).

@@ -71,6 +71,11 @@ pub(crate) struct GenesisArgs {
     /// 30 days of 30 s slots, 86,400).
     #[arg(long)]
     pub withdraw_interval_slots: Option<u64>,
+    /// Entries in one part of a reward batch (default: the white paper's
+    /// 10,000; an epoch is paid in up to 16 parts). Smaller only to try
+    /// epochs paid in several parts out on a test chain.
+    #[arg(long)]
+    pub reward_part_entries: Option<u32>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -208,6 +213,15 @@ pub(crate) fn write_genesis(a: &GenesisArgs, producers: u32) -> Result<Written> 
     // assume 30 s slots).
     rewards.period_slots = (3 * 365 * 86_400_000 / 2) / a.slot_ms;
     rewards.epoch_slots = a.reward_epoch_slots.unwrap_or(86_400_000 / a.slot_ms);
+    if let Some(n) = a.reward_part_entries {
+        if n == 0 || n > rewards.max_entries {
+            bail!(
+                "--reward-part-entries must be 1 … {} (what fits a reward transaction)",
+                rewards.max_entries
+            );
+        }
+        rewards.max_entries = n;
+    }
     if rewards.epoch_slots == 0 || rewards.epoch_slots > rewards.period_slots {
         bail!(
             "--reward-epoch-slots must be 1 … the 18 months' {} slots",

@@ -109,6 +109,10 @@ pub(crate) struct UpArgs {
     /// white paper's 86,400).
     #[arg(long)]
     withdraw_interval_slots: Option<u64>,
+    /// Entries in one part of a reward batch on the public chain (default:
+    /// the white paper's 10,000); fewer only to try epochs paid in parts.
+    #[arg(long)]
+    reward_part_entries: Option<u32>,
     /// The signing keys of every identity (admins, peers, orderers,
     /// users): p256 (ECDSA, what every Fabric client speaks) or ed25519
     /// (Fabric 3 clients; several times cheaper to verify, and peers
@@ -515,6 +519,7 @@ fn up(a: UpArgs) -> Result<()> {
                 reward_epoch_secs: a.reward_epoch_secs,
                 reward_lock_slots: a.reward_lock_slots,
                 withdraw_interval_slots: a.withdraw_interval_slots,
+                reward_part_entries: a.reward_part_entries,
             },
             &p,
         )?);

@@ -55,6 +55,10 @@ pub(crate) struct ChainInfo {
     /// consortium could pay rewards on it).
     #[serde(default)]
     pub reward_epoch_secs: u64,
+    /// Entries in one part of its reward batches (0: a chain made before
+    /// this was recorded; the white paper's 10,000).
+    #[serde(default)]
+    pub reward_part_entries: u32,
 }
 
 /// What `network up` asks of the public chain it creates.
@@ -64,6 +68,7 @@ pub(crate) struct ChainShape {
     pub reward_epoch_secs: u64,
     pub reward_lock_slots: Option<u64>,
     pub withdraw_interval_slots: Option<u64>,
+    pub reward_part_entries: Option<u32>,
 }
 
 /// The consortium's anchoring on the local public chain.
@@ -138,6 +143,7 @@ pub(crate) fn create(
             reward_epoch_slots: Some(epoch_ms / slot_ms),
             reward_lock_slots: shape.reward_lock_slots,
             withdraw_interval_slots: shape.withdraw_interval_slots,
+            reward_part_entries: shape.reward_part_entries,
         },
         31,
     )?;
@@ -219,6 +225,7 @@ pub(crate) fn create(
         anchor: None,
         genesis_time_ms: w.genesis.genesis_time_ms,
         reward_epoch_secs: shape.reward_epoch_secs,
+        reward_part_entries: w.genesis.params.rewards.max_entries,
     })
 }
 

@@ -155,6 +155,12 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
         }
         _ => (0, 86_400),
     };
+    // A page of the contract's batch (`max_batch` addresses) must fit in one
+    // part of the chain's (its peers sign whole pages a part).
+    let max_batch = match &info.chain {
+        Some(c) if c.reward_part_entries > 0 => c.reward_part_entries.min(128),
+        _ => 128,
+    };
     let mut admin = gateway(dir, info, producer, "admin").await?;
     s.call(
         &mut admin,
@@ -168,7 +174,7 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
                           "credit_penalty": 30, "bar_after": 3, "bar_secs": 30 * 86_400},
             "rewards": {"start": reward_start, "epoch_secs": reward_epoch_secs,
                         "scan_points": 1, "eval_points": 5,
-                        "max_points": 100, "rate": 100_000_000, "max_batch": 128}
+                        "max_points": 100, "rate": 100_000_000, "max_batch": max_batch}
         }),
     )
     .await?;

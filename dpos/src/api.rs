@@ -94,6 +94,12 @@ pub struct StatusView {
     pub reward_epoch_budget: u64,
     /// Reward epoch length, slots.
     pub reward_epoch_slots: u64,
+    /// Entries in one reward batch part.
+    #[serde(default)]
+    pub reward_max_entries: u32,
+    /// Parts one reward epoch may be split into.
+    #[serde(default)]
+    pub reward_max_parts: u32,
     /// Consortia allowed to pay consumer rewards from the pool.
     #[serde(default)]
     pub reward_consortia: Vec<Hash32>,
@@ -298,6 +304,8 @@ async fn status(State(api): Shared) -> Response {
             reward_pool: head.balance(&crate::rewards::REWARD_POOL),
             reward_epoch_budget: p.rewards.epoch_budget(),
             reward_epoch_slots: p.rewards.epoch_slots,
+            reward_max_entries: p.rewards.max_entries,
+            reward_max_parts: p.rewards.max_parts,
             reward_consortia: p.rewards.consortia.clone(),
         }
     });

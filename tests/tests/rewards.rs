@@ -15,8 +15,12 @@
 //!   (1 QCSS a point: two first scans and one valid evaluation), locked; the
 //!   lock matures and the consumer withdraws, once (a second withdrawal
 //!   within the interval is refused);
-//! - a replayed batch (quorum-signed, already paid) and an under-signed
-//!   batch are refused by the chain.
+//! - with one-entry parts on the chain (`--reward-part-entries 1`, so the
+//!   demo freezes pages of one address), a second real-name consumer binds
+//!   a wallet, both scan in one epoch, and the bridge pays that epoch in two
+//!   parts, each signed by every org's peer from its own ledger;
+//! - a replayed batch (quorum-signed, already paid), an under-signed batch
+//!   and a part out of order are refused by the chain.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -87,6 +91,8 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
             "21",
             "--withdraw-interval-slots",
             "100000",
+            "--reward-part-entries",
+            "1",
         ],
     );
     assert!(out.contains("consumer1 bound reward address"), "{out}");
@@ -297,6 +303,127 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
     let after_w = liquid(&json(&node, &format!("/v1/account/{addr}")));
     assert!(after_w > before_w + 6 * QCSS, "{before_w} -> {after_w}");
 
+    // ------------------------------------------------ an epoch paid in two parts
+    let logistics = net.join("orgs/logistics");
+    let ca = info["orgs"][3]["ca"].as_str().unwrap();
+    let ca_conn = ["--url", ca, "--tls-root", "ca/tls-ca-cert.pem"];
+    let mut reg = vec![
+        "ca",
+        "register",
+        "--identity",
+        "admin",
+        "--name",
+        "consumer2",
+        "--role",
+        "client",
+        "--kind",
+        "consumer",
+        "--attr",
+        "real_name=verified",
+    ];
+    reg.extend(ca_conn);
+    let secret = qcss_ok(&logistics, &reg);
+    let mut enroll = vec![
+        "ca",
+        "enroll",
+        "--name",
+        "consumer2",
+        "--secret",
+        secret.trim(),
+        "--out",
+        "consumer2",
+        "--tls-hosts",
+        "localhost",
+    ];
+    enroll.extend(ca_conn);
+    qcss_ok(&logistics, &enroll);
+    let wallet2 = net.join("consumer2-wallet.json");
+    qcss_ok(dir, &["wallet", "new", "--key", wallet2.to_str().unwrap()]);
+    let addr2 = key(&wallet2).address().to_string();
+    run(&[
+        "rewards",
+        "bind",
+        "--key",
+        wallet2.to_str().unwrap(),
+        "--as",
+        "consumer2",
+    ]);
+    let fresh = qcss_ok(
+        dir,
+        &[
+            "codes",
+            "issue",
+            "--batch",
+            &format!("{gtin}/LJ2026A"),
+            "--from",
+            "10",
+            "--to",
+            "11",
+            "--key",
+            key_file.to_str().unwrap(),
+            "--base",
+            "https://q.example.com",
+        ],
+    );
+    let fresh: Vec<&str> = fresh
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(fresh.len(), 2, "{fresh:?}");
+    // Both first scans in one epoch: start right after an epoch begins.
+    let epoch_slots = json(&node, "/v1/status")["reward_epoch_slots"]
+        .as_u64()
+        .unwrap();
+    let slot = || json(&node, "/v1/status")["head_slot"].as_u64().unwrap();
+    let two = wait_for(120, "the start of a reward epoch", || {
+        let s = slot();
+        (s % epoch_slots < 10).then_some(s / epoch_slots)
+    });
+    for (code, who) in [(fresh[0], "consumer1"), (fresh[1], "consumer2")] {
+        run(&["scan", code, "--location", "Hangzhou", "--as", who]);
+    }
+    assert_eq!(slot() / epoch_slots, two, "both scans within one epoch");
+    wait_for(240, "1 QCSS locked for each consumer", || {
+        (locked(&node, &addr) == QCSS && locked(&node, &addr2) == QCSS).then_some(())
+    });
+    // Every peer splits that epoch into two parts of one entry each.
+    let peers: Vec<String> = info["orgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["web"].as_str().unwrap().to_owned())
+        .collect();
+    for p in &peers {
+        let part = |n: u32| json(p, &format!("/api/rewards/sign?chain_epoch={two}&part={n}"));
+        let (p0, p1) = (part(0), part(1));
+        assert_eq!(
+            (p0["parts"].as_u64(), p1["parts"].as_u64()),
+            (Some(2), Some(2)),
+            "{p0}"
+        );
+        let mut got = vec![
+            p0["entries"][0][0].as_str().unwrap().to_owned(),
+            p1["entries"][0][0].as_str().unwrap().to_owned(),
+        ];
+        assert_eq!(p0["entries"].as_array().unwrap().len(), 1, "{p0}");
+        assert!(got[0] < got[1], "parts in address order");
+        got.sort();
+        let mut want = vec![
+            hex::encode(consumer.address().0),
+            hex::encode(key(&wallet2).address().0),
+        ];
+        want.sort();
+        assert_eq!(got, want);
+        let (s, body) =
+            qcss_tests::http_get(p, &format!("/api/rewards/sign?chain_epoch={two}&part=2"))
+                .unwrap();
+        assert!(
+            s == 400 && body.contains("part 2 of an epoch in 2 parts"),
+            "{s} {body}"
+        );
+    }
+
     // ------------------------------------------------ replay and under-signed
     // The bridge stops here: the next epoch is driven by hand.
     let pids: Value =
@@ -306,12 +433,6 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
         .args(["-9", &pid.to_string()])
         .status()
         .unwrap();
-    let peers: Vec<String> = info["orgs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["web"].as_str().unwrap().to_owned())
-        .collect();
     let view = json(&node, &format!("/v1/consortium/{cid}"));
     let last_paid = view["consortium"]["rewards"]["last_paid_epoch"]
         .as_u64()
@@ -347,8 +468,8 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
         RewardBatch {
             consortium_id: serde_json::from_value(first["consortium_id"].clone()).unwrap(),
             epoch: first["chain_epoch"].as_u64().unwrap(),
-            part: 0,
-            parts: 1,
+            part: first["part"].as_u64().unwrap() as u32,
+            parts: first["parts"].as_u64().unwrap() as u32,
             entries,
             digest: serde_json::from_value::<Hash32>(first["digest"].clone()).unwrap(),
             sigs,
@@ -373,8 +494,6 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
     let next = last_paid + 1;
     let sched = json(&peers[0], "/api/rewards/schedule");
     let e = next - sched["first_chain_epoch"].as_u64().unwrap();
-    let st = json(&node, "/v1/status");
-    let epoch_slots = st["reward_epoch_slots"].as_u64().unwrap();
     wait_for(150, "the next reward epoch to end", || {
         let st = json(&node, "/v1/status");
         (st["head_slot"].as_u64().unwrap() >= (next + 1) * epoch_slots).then_some(())
@@ -405,13 +524,25 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
         s >= 400 && body.contains("valid signatures from distinct keys, got 1"),
         "under-signed: {s} {body}"
     );
-    // Nothing was paid for it; nothing more than earned for the consumer.
+    // A part the chain does not expect next is refused before any signature
+    // is looked at.
+    let st = json(&node, "/v1/status");
+    let chain_id: Hash32 = serde_json::from_value(st["chain_id"].clone()).unwrap();
+    let mut early = batch_of(&[&signed[0]]);
+    (early.part, early.parts, early.sigs) = (1, 2, Vec::new());
+    early.digest = early.compute_digest(&chain_id);
+    let (s, body) = chain_submit(&node, &payer, TxKind::RewardBatch(Box::new(early)));
+    assert!(
+        s >= 400 && body.contains(&format!("expected part 0 of epoch {next}")),
+        "out of order: {s} {body}"
+    );
+    // Nothing was paid for it; nothing more than earned for the consumers.
     let view = json(&node, &format!("/v1/consortium/{cid}"));
     assert_eq!(
         view["consortium"]["rewards"]["last_paid_epoch"].as_u64(),
         Some(last_paid)
     );
-    assert_eq!(locked(&node, &addr), 0);
+    assert_eq!((locked(&node, &addr), locked(&node, &addr2)), (QCSS, QCSS));
     let e = refuse(&["wallet", "withdraw", "--key", wallet.to_str().unwrap()]);
     assert!(
         e.contains("nothing") || e.contains("next withdrawal"),

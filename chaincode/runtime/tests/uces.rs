@@ -1149,24 +1149,36 @@ fn index_hooks_stay_within_fuel_at_their_bounds() {
 }
 
 #[test]
-fn a_full_reward_batch_fits_in_the_fuel_budget() {
+fn reward_pages_fit_in_the_fuel_budget() {
     let mut w = world(false);
     let mut c = config();
     c["rewards"]["max_batch"] = json!(MAX_BATCH);
     set_genesis(&mut w.l, c);
-    for n in 0..MAX_BATCH {
-        let who = consumer(1000 + n);
-        bind(&mut w.l, &who, &keypair_n(n));
-        w.claim(&who, 1 + (n as usize % 60));
+    // Two full pages and a short one.
+    let n = 2 * MAX_BATCH + 3;
+    for i in 0..n {
+        let who = consumer(1000 + i);
+        bind(&mut w.l, &who, &keypair_n(i));
+        w.claim(&who, 1 + (i as usize % 60));
     }
     w.l.now = T0 + EPOCH;
-    let b =
-        w.l.submit(&consumer(9), "rewards_epoch", json!({"epoch": 0}));
-    assert_eq!(b["payouts"].as_array().unwrap().len(), MAX_BATCH as usize);
-    assert!(b["total"].as_u64().unwrap() <= BUDGET);
+    for page in 1..=3 {
+        let p =
+            w.l.submit(&consumer(9), "rewards_epoch", json!({"epoch": 0}));
+        assert_eq!(p["pages"], page);
+        assert_eq!(p["complete"], page == 3, "{p}");
+    }
+    let b = w.l.query(
+        &consumer(9),
+        "rewards_get",
+        &json!({"epoch": 0}).to_string(),
+    );
+    assert_eq!(b["batch"]["count"], n);
+    assert_eq!(b["batch"]["max_page"], MAX_BATCH);
+    assert_eq!(reward_entries(&mut w.l, 0, 0, 3).len(), n as usize);
     eprintln!(
-        "rewards_epoch of {MAX_BATCH}: {} fuel",
-        w.l.fuel["rewards_epoch"]
+        "rewards_epoch of a {MAX_BATCH}-address page: {} fuel; rewards_get of one: {} fuel",
+        w.l.fuel["rewards_epoch"], w.l.fuel["rewards_get"]
     );
     w.l.check_fuel();
 }
@@ -1524,23 +1536,53 @@ fn binding_needs_the_address_keys_signature() {
     );
 }
 
-/// The canonical encoding, written from README.md rather than from the contract.
-fn encoding(epoch: u64, payouts: &[(String, u64)]) -> Vec<u8> {
-    let start = T0 + epoch as i64 * EPOCH;
-    let mut e = b"QCSS-REWARDS-V1\0".to_vec();
+/// The batch digest, written from README.md rather than from the contract:
+/// a SHA-256 chain over the pages of (address, points), then the totals.
+fn batch_digest(epoch: u64, pages: &[&[(String, u64)]], points: u64, count: u64) -> String {
+    let mut e = b"QCSS-REWARDS-V2\0".to_vec();
     e.extend_from_slice(&4u16.to_be_bytes());
     e.extend_from_slice(b"qcss");
     e.extend_from_slice(&epoch.to_be_bytes());
+    let mut chain = digest(&SHA256, &e).as_ref().to_vec();
+    for page in pages {
+        let mut e = chain.clone();
+        e.extend_from_slice(&(page.len() as u32).to_be_bytes());
+        for (a, p) in *page {
+            e.extend_from_slice(&hex::decode(a).unwrap());
+            e.extend_from_slice(&p.to_be_bytes());
+        }
+        chain = digest(&SHA256, &e).as_ref().to_vec();
+    }
+    let start = T0 + epoch as i64 * EPOCH;
+    let mut e = chain;
     e.extend_from_slice(&start.to_be_bytes());
     e.extend_from_slice(&(start + EPOCH).to_be_bytes());
     e.extend_from_slice(&BUDGET.to_be_bytes());
-    e.extend_from_slice(&payouts.iter().map(|p| p.1).sum::<u64>().to_be_bytes());
-    e.extend_from_slice(&(payouts.len() as u32).to_be_bytes());
-    for (a, amount) in payouts {
-        e.extend_from_slice(&hex::decode(a).unwrap());
-        e.extend_from_slice(&amount.to_be_bytes());
+    e.extend_from_slice(&RATE.to_be_bytes());
+    e.extend_from_slice(&points.to_be_bytes());
+    e.extend_from_slice(&count.to_be_bytes());
+    e.extend_from_slice(&(pages.len() as u32).to_be_bytes());
+    sha256_hex(&e)
+}
+
+/// `rewards_get`'s entries of `pages` pages from `page` as (address, amount).
+fn reward_entries(l: &mut Ledger, epoch: u64, page: u32, pages: u32) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for n in page..page + pages {
+        let v = l.query(
+            &consumer(8),
+            "rewards_get",
+            &json!({"epoch": epoch, "page": n}).to_string(),
+        );
+        out.extend(
+            v["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_str().unwrap().to_owned(), p[1].as_u64().unwrap())),
+        );
     }
-    e
+    out
 }
 
 #[test]
@@ -1574,33 +1616,44 @@ fn reward_epochs_hold_their_budget_under_a_surge() {
         json!({"epoch": 13_149}),
         "beyond the DApp pool",
     );
-    let b0 =
+    // Before anything is frozen there is no batch and no entries.
+    let none = w.l.query(
+        &consumer(8),
+        "rewards_get",
+        &json!({"epoch": 0, "page": 0}).to_string(),
+    );
+    assert_eq!(
+        (none["batch"].is_null(), none["entries"].clone()),
+        (true, json!([]))
+    );
+    let p0 =
         w.l.submit(&consumer(9), "rewards_epoch", json!({"epoch": 0}));
+    assert_eq!(p0["complete"], true);
+    let b0 = &p0["batch"];
     assert_eq!(b0["budget"], BUDGET);
     assert_eq!(b0["shrunk"], false);
-    let mut expect = vec![(a_addr.clone(), 6 * RATE), (b_addr.clone(), RATE)];
-    expect.sort();
-    let got: Vec<(String, u64)> = b0["payouts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["address"].as_str().unwrap().to_owned(),
-                p["amount"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(got, expect);
-    let enc = encoding(0, &expect);
-    assert_eq!(b0["digest"], sha256_hex(&enc));
-    // Computed once: asking again returns the stored batch and writes nothing.
+    assert_eq!(
+        (b0["points"].as_u64(), b0["pages"].as_u64()),
+        (Some(7), Some(1))
+    );
+    let mut points = vec![(a_addr.clone(), 6), (b_addr.clone(), 1)];
+    points.sort();
+    let expect: Vec<(String, u64)> = points.iter().map(|(a, p)| (a.clone(), p * RATE)).collect();
+    assert_eq!(reward_entries(&mut w.l, 0, 0, 1), expect);
+    assert_eq!(b0["digest"], batch_digest(0, &[&points], 7, 2));
+    // Complete: asking again returns the stored batch and writes nothing.
     let again = w.l.query(
         &consumer(8),
         "rewards_epoch",
         &json!({"epoch": 0}).to_string(),
     );
-    assert_eq!(again["digest"], b0["digest"]);
+    assert_eq!(again["batch"]["digest"], b0["digest"]);
+    w.l.refuse(
+        &consumer(8),
+        "rewards_get",
+        json!({"epoch": 0, "page": 1}),
+        "epoch 0 has 1 pages; there is no page 1",
+    );
 
     // Epoch 1: a surge of 12 consumers, one point each, would cost 12 000
     // QCSS at the full rate, more than the epoch's ~7 605 QCSS: each gets
@@ -1611,48 +1664,62 @@ fn reward_epochs_hold_their_budget_under_a_surge() {
         addrs.push(bind(&mut w.l, &c, &keypair(n as u8)));
         w.claim(&c, n as usize);
     }
+    addrs.sort();
     w.l.now = T0 + 2 * EPOCH;
-    // A governed max_batch of 10 refuses the 12; back at 50 the batch is computed.
-    for (id, max) in [("small", 10), ("back", 50)] {
-        let mut c = config();
-        c["rewards"]["max_batch"] = json!(max);
-        w.l.submit(
-            &admin("FactoryMSP"),
-            "gov_propose",
-            json!({"id": id, "config": c}),
+    // A governed max_batch of 5 freezes the 12 in three pages.
+    let mut c = config();
+    c["rewards"]["max_batch"] = json!(5);
+    w.l.submit(
+        &admin("FactoryMSP"),
+        "gov_propose",
+        json!({"id": "small", "config": c}),
+    );
+    w.l.submit(&admin("FarmMSP"), "gov_approve", json!({"id": "small"}));
+    for (pages, complete) in [(1, false), (2, false), (3, true)] {
+        let p =
+            w.l.submit(&consumer(9), "rewards_epoch", json!({"epoch": 1}));
+        assert_eq!(
+            (p["pages"].as_u64(), p["complete"].as_bool()),
+            (Some(pages), Some(complete))
         );
-        w.l.submit(&admin("FarmMSP"), "gov_approve", json!({"id": id}));
-        if max == 10 {
-            w.l.refuse(
-                &consumer(9),
-                "rewards_epoch",
-                json!({"epoch": 1}),
-                "more than max_batch = 10 rewarded addresses",
+        if !complete {
+            // Not complete: no batch, no entries, and the tally shows progress.
+            let g = w.l.query(
+                &consumer(8),
+                "rewards_get",
+                &json!({"epoch": 1, "page": 0}).to_string(),
             );
+            assert_eq!(
+                (g["batch"].is_null(), g["tally"]["pages"].as_u64()),
+                (true, Some(pages))
+            );
+            assert_eq!(g["entries"], json!([]));
         }
     }
-    let b1 =
-        w.l.submit(&consumer(9), "rewards_epoch", json!({"epoch": 1}));
+    let b1 = w.l.query(
+        &consumer(8),
+        "rewards_get",
+        &json!({"epoch": 1}).to_string(),
+    );
+    let b1 = &b1["batch"];
     assert_eq!(b1["shrunk"], true);
-    assert_eq!(b1["points"], 12);
-    let total = b1["total"].as_u64().unwrap();
-    assert!(total <= BUDGET && total > BUDGET - 12, "{total}");
+    assert_eq!(
+        (b1["points"].as_u64(), b1["max_page"].as_u64()),
+        (Some(12), Some(5))
+    );
     let each = BUDGET / 12;
     assert!(each < RATE);
-    addrs.sort();
-    let expect: Vec<(String, u64)> = addrs.into_iter().map(|a| (a, each)).collect();
-    let got: Vec<(String, u64)> = b1["payouts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["address"].as_str().unwrap().to_owned(),
-                p["amount"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let expect: Vec<(String, u64)> = addrs.iter().map(|a| (a.clone(), each)).collect();
+    let got = reward_entries(&mut w.l, 1, 0, 3);
     assert_eq!(got, expect);
-    assert_eq!(b1["digest"], sha256_hex(&encoding(1, &expect)));
+    assert!(got.iter().map(|e| e.1).sum::<u64>() <= BUDGET);
+    // Any run of pages is the same slice of the whole.
+    assert_eq!(reward_entries(&mut w.l, 1, 1, 1), expect[5..10].to_vec());
+    assert_eq!(reward_entries(&mut w.l, 1, 2, 1), expect[10..].to_vec());
+    let ones: Vec<(String, u64)> = addrs.iter().map(|a| (a.clone(), 1)).collect();
+    assert_eq!(
+        b1["digest"],
+        batch_digest(1, &[&ones[..5], &ones[5..10], &ones[10..]], 12, 12)
+    );
     w.l.check_fuel();
 }

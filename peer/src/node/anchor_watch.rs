@@ -52,6 +52,12 @@ pub struct ChainSchedule {
     /// Reward epoch length, slots (0: a chain without a reward pool).
     #[serde(default)]
     pub reward_epoch_slots: u64,
+    /// Entries in one part of a reward batch (0: not said, an older chain).
+    #[serde(default)]
+    pub reward_max_entries: u32,
+    /// Parts one reward epoch may be split into.
+    #[serde(default)]
+    pub reward_max_parts: u32,
 }
 
 /// The next anchor's estimated due time from when this peer first saw the

@@ -6,7 +6,12 @@
 //! | path | answer |
 //! | --- | --- |
 //! | `schedule` | how consortium reward epochs map onto the chain's: `first_chain_epoch` k (consortium epoch E is the chain's E + k), or 409 with why they do not line up |
-//! | `sign?chain_epoch=C` | the chain's batch for its epoch C (consortium epoch C − k), signed with this org's anchor key; 404 with `contract_epoch` while that epoch's batch is not committed |
+//! | `sign?chain_epoch=C&part=P` | part P (default 0) of the chain's batch for its epoch C (consortium epoch C − k), signed with this org's anchor key, with `parts`; 404 with `contract_epoch` while that epoch's batch is not complete on this ledger |
+//!
+//! A part of the chain's batch is a run of whole pages of the contract's
+//! batch: as many as fit the chain's `max_entries` at the epoch's largest
+//! page, so every peer splits an epoch the same way from what its ledger
+//! committed and the chain's parameters.
 //!
 //! As with anchor statements, the peer signs nothing a caller hands it: the
 //! batch is the one the traceability contract committed on this peer's
@@ -25,10 +30,6 @@ use crate::node::ChainSchedule;
 use crate::web::Web;
 use crate::web::http::{Request, Response};
 use crate::web::query::Answer;
-
-/// Most entries in one signed part (the public chain's `max_entries`; the
-/// contract's `max_batch` is far below it).
-const MAX_ENTRIES: usize = 10_000;
 
 /// Answers `/api/rewards/{what}`.
 pub(crate) async fn route(web: &Web, what: &str, req: &Request) -> Response {
@@ -63,11 +64,16 @@ struct Schedule {
     epoch_secs: i64,
 }
 
-/// `rewards_get {"epoch": e}` on this peer's ledger.
-async fn rewards_get(web: &Web, e: u64) -> Result<std::sync::Arc<Value>, Response> {
+/// `rewards_get {"epoch": e, "page"?}` on this peer's ledger.
+async fn rewards_get(
+    web: &Web,
+    e: u64,
+    page: Option<u32>,
+) -> Result<std::sync::Arc<Value>, Response> {
+    let args = json!({ "epoch": e, "page": page }).to_string();
     let answer = web
         .querier
-        .evaluate("rewards_get", &json!({ "epoch": e }).to_string())
+        .evaluate("rewards_get", &args)
         .await
         .map_err(|err| {
             tracing::warn!(error = %err, "rewards_get failed");
@@ -88,7 +94,7 @@ async fn schedule(web: &Web) -> Result<Schedule, Response> {
         )
         .with_header("Retry-After", "5"));
     };
-    let v = rewards_get(web, 0).await?;
+    let v = rewards_get(web, 0, None).await?;
     let start = v["start"].as_i64().unwrap_or(-1);
     let epoch_secs = v["epoch_secs"].as_i64().unwrap_or(0);
     let first_chain_epoch =
@@ -139,32 +145,54 @@ pub(crate) fn chain_epoch(
         .ok_or_else(|| "epoch out of range".into())
 }
 
-/// The batch's payouts as the chain's entries: 32-byte address, amount.
-fn entries(batch: &Value) -> Result<Vec<([u8; 32], u64)>, String> {
-    let payouts = batch["payouts"]
-        .as_array()
-        .ok_or("the stored batch has no payouts")?;
-    if payouts.len() > MAX_ENTRIES {
+/// How an epoch of `pages` pages (the largest `max_page` entries) splits
+/// into parts of the chain's batch: `(pages per part, parts)`, or why it
+/// does not fit the chain's `max_entries` × `max_parts`.
+pub(crate) fn split(
+    pages: u32,
+    max_page: u32,
+    max_entries: u32,
+    max_parts: u32,
+) -> Result<(u32, u32), String> {
+    if max_entries == 0 || max_parts == 0 {
+        return Err("the public chain does not say how large a reward batch part may be".into());
+    }
+    let per_part = max_entries / max_page.max(1);
+    if per_part == 0 {
         return Err(format!(
-            "{} payouts; a signed part holds at most {MAX_ENTRIES}",
-            payouts.len()
+            "a page of {max_page} entries is larger than the public chain's parts of {max_entries}"
         ));
     }
-    let mut out: Vec<([u8; 32], u64)> = Vec::with_capacity(payouts.len());
-    for (i, p) in payouts.iter().enumerate() {
+    let parts = pages.div_ceil(per_part).max(1);
+    if parts > max_parts {
+        return Err(format!(
+            "{pages} pages of up to {max_page} entries need {parts} parts; the public chain \
+             takes at most {max_parts} parts of {max_entries} entries an epoch"
+        ));
+    }
+    Ok((per_part, parts))
+}
+
+/// Appends entries `[[address, amount], …]` as the chain's: 32-byte
+/// address, amount > 0, strictly ascending (also after what `out` holds).
+fn entries(list: &Value, out: &mut Vec<([u8; 32], u64)>) -> Result<(), String> {
+    let list = list.as_array().ok_or("the batch has no entries")?;
+    let mut last = out.last().map(|e| e.0);
+    for (i, p) in list.iter().enumerate() {
         let mut a = [0u8; 32];
-        hex::decode_to_slice(p["address"].as_str().unwrap_or(""), &mut a)
-            .map_err(|_| format!("payout {i}: the address is not 64 hex digits"))?;
-        let amount = p["amount"]
+        hex::decode_to_slice(p[0].as_str().unwrap_or(""), &mut a)
+            .map_err(|_| format!("entry {i}: the address is not 64 hex digits"))?;
+        let amount = p[1]
             .as_u64()
             .filter(|&v| v > 0)
-            .ok_or_else(|| format!("payout {i}: the amount is not a positive integer"))?;
-        if out.last().is_some_and(|l| l.0 >= a) {
-            return Err(format!("payout {i}: addresses are not strictly ascending"));
+            .ok_or_else(|| format!("entry {i}: the amount is not a positive integer"))?;
+        if last.is_some_and(|l| l >= a) {
+            return Err(format!("entry {i}: addresses are not strictly ascending"));
         }
+        last = Some(a);
         out.push((a, amount));
     }
-    Ok(out)
+    Ok(())
 }
 
 async fn sign(web: &Web, req: &Request) -> Result<Response, Response> {
@@ -178,6 +206,12 @@ async fn sign(web: &Web, req: &Request) -> Result<Response, Response> {
         .param("chain_epoch")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Response::json_error(400, "chain_epoch must be a number"))?;
+    let part: u32 = match req.param("part") {
+        None => 0,
+        Some(p) => p
+            .parse()
+            .map_err(|_| Response::json_error(400, "part must be a number"))?,
+    };
     let s = schedule(web).await?;
     let Some(e) = c.checked_sub(s.first_chain_epoch) else {
         return Err(Response::json_error(
@@ -188,23 +222,56 @@ async fn sign(web: &Web, req: &Request) -> Result<Response, Response> {
             ),
         ));
     };
-    let v = rewards_get(web, e).await?;
+    let v = rewards_get(web, e, None).await?;
     let batch = &v["batch"];
     if batch.is_null() {
         return Err(Response::json(
             404,
             &json!({
                 "error": format!(
-                    "consortium reward epoch {e} (the chain's {c}) has no committed batch yet: \
-                     rewards_epoch computes it once the epoch ended"
+                    "consortium reward epoch {e} (the chain's {c}) has no complete batch yet \
+                     ({} pages frozen): rewards_epoch freezes it page by page once the epoch ended",
+                    v["tally"]["pages"].as_u64().unwrap_or(0)
                 ),
                 "contract_epoch": e,
             }),
         ));
     }
-    let list = entries(batch).map_err(|m| Response::json_error(409, &m))?;
+    let num = |f: &str| u32::try_from(batch[f].as_u64().unwrap_or(0)).unwrap_or(u32::MAX);
+    let (pages, max_page) = (num("pages"), num("max_page"));
+    let (per_part, parts) = split(
+        pages,
+        max_page,
+        s.chain.reward_max_entries,
+        s.chain.reward_max_parts,
+    )
+    .map_err(|m| Response::json_error(409, &m))?;
+    if part >= parts {
+        return Err(Response::json_error(
+            400,
+            &format!("part {part} of an epoch in {parts} parts"),
+        ));
+    }
+    // This part's pages (parts are runs of pages in address order, so each
+    // starts after the one before, as the chain requires).
+    let first = part * per_part;
+    let mut list: Vec<([u8; 32], u64)> = Vec::new();
+    for page in first..(first + per_part).min(pages) {
+        let got = rewards_get(web, e, Some(page)).await?;
+        entries(&got["entries"], &mut list).map_err(|m| Response::json_error(409, &m))?;
+    }
+    if list.len() > s.chain.reward_max_entries as usize {
+        return Err(Response::json_error(
+            409,
+            &format!(
+                "part {part} has {} entries; the chain takes {}",
+                list.len(),
+                s.chain.reward_max_entries
+            ),
+        ));
+    }
     let cid = web.peer.consortium_id();
-    let digest = qcss_anchor::reward::reward_digest(&s.chain.chain_id, &cid, c, 0, 1, &list);
+    let digest = qcss_anchor::reward::reward_digest(&s.chain.chain_id, &cid, c, part, parts, &list);
     let sig = key.sign(&digest.0);
     Ok(Response::json(
         200,
@@ -213,8 +280,8 @@ async fn sign(web: &Web, req: &Request) -> Result<Response, Response> {
             "consortium_id": cid,
             "contract_epoch": e,
             "chain_epoch": c,
-            "part": 0,
-            "parts": 1,
+            "part": part,
+            "parts": parts,
             "entries": list.iter().map(|(a, n)| json!([hex::encode(a), n])).collect::<Vec<_>>(),
             "contract_digest": batch["digest"],
             "digest": digest,
@@ -234,6 +301,8 @@ mod tests {
             genesis_time_ms: 1_000_000,
             slot_ms: 1_000,
             reward_epoch_slots: 60,
+            reward_max_entries: 10,
+            reward_max_parts: 16,
         }
     }
 
@@ -262,20 +331,42 @@ mod tests {
     }
 
     #[test]
-    fn payouts_must_be_sorted_positive_and_well_formed() {
-        let ok = json!({"payouts": [
-            {"address": "01".repeat(32), "amount": 5},
-            {"address": "02".repeat(32), "amount": 1},
-        ]});
-        assert_eq!(entries(&ok).unwrap().len(), 2);
-        let unsorted = json!({"payouts": [
-            {"address": "02".repeat(32), "amount": 5},
-            {"address": "01".repeat(32), "amount": 1},
-        ]});
-        assert!(entries(&unsorted).unwrap_err().contains("ascending"));
-        let zero = json!({"payouts": [{"address": "01".repeat(32), "amount": 0}]});
-        assert!(entries(&zero).unwrap_err().contains("positive"));
-        let bad = json!({"payouts": [{"address": "zz", "amount": 1}]});
-        assert!(entries(&bad).unwrap_err().contains("64 hex"));
+    fn epochs_split_into_whole_pages_per_part() {
+        // 10,000-entry parts, pages of 128: 78 pages a part.
+        assert_eq!(split(782, 128, 10_000, 16), Ok((78, 11)));
+        assert_eq!(split(0, 0, 10_000, 16), Ok((10_000, 1)));
+        assert_eq!(split(3, 5, 10, 16), Ok((2, 2)));
+        assert!(split(3, 5, 10, 1).unwrap_err().contains("at most 1 parts"));
+        assert!(split(1, 128, 100, 16).unwrap_err().contains("larger than"));
+        assert!(split(1, 1, 0, 0).is_err());
+    }
+
+    #[test]
+    fn entries_must_be_sorted_positive_and_well_formed() {
+        let mut out = Vec::new();
+        let ok = json!([["01".repeat(32), 5], ["02".repeat(32), 1]]);
+        entries(&ok, &mut out).unwrap();
+        assert_eq!(out.len(), 2);
+        // A next read must go on after the last.
+        let again = json!([["02".repeat(32), 5]]);
+        assert!(entries(&again, &mut out).unwrap_err().contains("ascending"));
+        let unsorted = json!([["02".repeat(32), 5], ["01".repeat(32), 1]]);
+        assert!(
+            entries(&unsorted, &mut Vec::new())
+                .unwrap_err()
+                .contains("ascending")
+        );
+        let zero = json!([["01".repeat(32), 0]]);
+        assert!(
+            entries(&zero, &mut Vec::new())
+                .unwrap_err()
+                .contains("positive")
+        );
+        let bad = json!([["zz", 1]]);
+        assert!(
+            entries(&bad, &mut Vec::new())
+                .unwrap_err()
+                .contains("64 hex")
+        );
     }
 }

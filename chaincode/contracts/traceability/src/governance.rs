@@ -32,9 +32,10 @@ pub const DAPP_POOL: u128 = 100_000_000 * BASE_UNITS;
 pub const DAPP_POOL_SECS: i64 = 47_336_400;
 /// Fixed point of index terms and weights: 10 000 = 100.00 %.
 pub const ONE: u64 = 10_000;
-/// Most reward entries one epoch's batch may hold (hard cap on
-/// `max_batch`): a batch of 128 costs ≈ 4.2 M fuel of the 10 M budget
-/// (`tests/uces.rs` `a_full_reward_batch_fits_in_the_fuel_budget`).
+/// Most addresses in one page of an epoch's reward batch (hard cap on
+/// `max_batch`; an epoch has any number of pages): freezing a page of 128
+/// costs ≈ 4.3 M fuel of the 10 M budget, reading it back ≈ 3.5 M
+/// (`tests/uces.rs` `reward_pages_fit_in_the_fuel_budget`).
 pub const MAX_BATCH: u32 = 128;
 
 /// A validator: one vote per identity (its MSP and the SHA-256 of its
@@ -140,7 +141,8 @@ pub struct RewardParams {
     pub max_points: u64,
     /// Base units per point when the budget is not exhausted.
     pub rate: u64,
-    /// Most addresses in one epoch's batch (1..=[`MAX_BATCH`]).
+    /// Addresses per page of an epoch's batch, one `rewards_epoch`
+    /// transaction each (1..=[`MAX_BATCH`]).
     pub max_batch: u32,
 }
 
