@@ -1723,3 +1723,152 @@ fn reward_epochs_hold_their_budget_under_a_surge() {
     );
     w.l.check_fuel();
 }
+
+impl Ledger {
+    /// Median wall time (µs) and fuel of `f` simulated `runs` times on the
+    /// current state (never committed: each run does the same work).
+    fn time(&mut self, caller: &Caller, f: &str, arg: &str, runs: usize) -> Value {
+        let mut us = Vec::with_capacity(runs);
+        let mut fuel = 0;
+        for _ in 0..runs {
+            let t = std::time::Instant::now();
+            let sim = self
+                .invoke(caller, f, arg)
+                .unwrap_or_else(|e| panic!("{f} {arg}: {e}"));
+            us.push(t.elapsed().as_secs_f64() * 1e6);
+            assert!(sim.response.status < 400, "{f}: {}", sim.response.message);
+            fuel = sim.fuel_used;
+        }
+        us.sort_by(f64::total_cmp);
+        json!({"fuel": fuel, "us_median": (us[runs / 2] * 10.0).round() / 10.0, "runs": runs})
+    }
+}
+
+/// The cost of each event that moves the QCSS index, of index reads and
+/// folds, and of a reward page, in fuel and µs (the median of 31
+/// simulations on one state). Prints JSON; no assertion on time. Run it
+/// with `--release` for figures worth quoting (wasmi runs several times
+/// slower in a debug build):
+///
+/// `cargo test --release -p qcss-chaincode --test uces -- --ignored --nocapture index_and_reward_costs`
+#[test]
+#[ignore = "a benchmark: run with --release --ignored"]
+fn index_and_reward_costs() {
+    const RUNS: usize = 31;
+    let mut w = world(true);
+    let mut out = serde_json::Map::new();
+    let (lab, raw, jb, juice) = (w.lab.clone(), w.raw.clone(), w.jb.clone(), w.juice.clone());
+    let inspection = |batch: &str| {
+        json!({"batch": batch, "result": "pass", "standard": "GB 7101", "report_sha256": SHA,
+               "measurements": [{"name": "sugar", "value": 9.0, "unit": "g/100ml", "max": 12.0}]})
+        .to_string()
+    };
+    // An inspection of a lot of one product; of a raw lot in 7 products
+    // (it credits 4 of them, the bound).
+    out.insert(
+        "record_inspection_one_product".into(),
+        w.l.time(&lab, "record_inspection", &inspection(&jb), RUNS),
+    );
+    let factory = w.factory.clone();
+    for n in 0..7 {
+        let g = gs1(&format!("069012345610{n}"));
+        w.l.submit(
+            &factory,
+            "register_product",
+            json!({"gtin": g, "name": format!("Blend {n}"), "category": "beverage"}),
+        );
+        w.l.submit(
+            &factory,
+            "transform",
+            json!({"transformation_id": format!("T{n}"), "inputs": [{"batch": raw, "quantity": 1}],
+                   "output": {"gtin": g, "lot": "B1", "quantity": 1, "uom": "H87",
+                              "production_date": "2025-06-02", "site": "Suzhou"}}),
+        );
+    }
+    out.insert(
+        "record_inspection_raw_lot_in_7_products".into(),
+        w.l.time(&lab, "record_inspection", &inspection(&raw), RUNS),
+    );
+    // A claim (first scan: reward points), an evaluation, the deciding vote.
+    let alice = consumer(1);
+    bind(&mut w.l, &alice, &keypair(1));
+    let claim = json!({"code": w.codes[0], "location": "Hangzhou"}).to_string();
+    out.insert("claim".into(), w.l.time(&alice, "claim", &claim, RUNS));
+    w.claim(&alice, 1);
+    let eval = json!({"unit": w.unit(1), "scores": {"overall": 5, "quality": 4, "performance": 3, "authenticity": 5},
+                      "text_sha256": SHA, "photo_sha256": [SHA2]})
+    .to_string();
+    out.insert(
+        "uces_evaluate".into(),
+        w.l.time(&alice, "uces_evaluate", &eval, RUNS),
+    );
+    w.evaluate(&alice, 1, 5);
+    let v = validators();
+    w.vote(&v[0], 1, true);
+    let vote = json!({"unit": w.unit(1), "approve": true}).to_string();
+    out.insert(
+        "uces_vote_deciding".into(),
+        w.l.time(&v[1], "uces_vote", &vote, RUNS),
+    );
+    // Reads with few pending changes and with the 64 a read folds at most;
+    // a fold of 64.
+    let anyone = consumer(9);
+    w.inspect(&jb, true);
+    out.insert(
+        "index_get_few_pending".into(),
+        w.l.time(&anyone, "index_get", &juice, RUNS),
+    );
+    for n in 0..70 {
+        w.inspect(&jb, n % 5 != 0);
+    }
+    out.insert(
+        "index_get_64_pending".into(),
+        w.l.time(&anyone, "index_get", &juice, RUNS),
+    );
+    w.l.now += 301;
+    out.insert(
+        "index_fold_64".into(),
+        w.l.time(&anyone, "index_fold", &juice, RUNS),
+    );
+    // A reward page of 128 addresses: frozen, then read back.
+    for n in 0..MAX_BATCH {
+        let who = consumer(1000 + n);
+        bind(&mut w.l, &who, &keypair_n(n));
+        w.claim(&who, 2 + (n as usize % 58));
+    }
+    let mut c = config();
+    c["rewards"]["max_batch"] = json!(MAX_BATCH);
+    w.l.submit(
+        &admin("FactoryMSP"),
+        "gov_propose",
+        json!({"id": "pages", "config": c}),
+    );
+    w.l.submit(&admin("FarmMSP"), "gov_approve", json!({"id": "pages"}));
+    let e = (w.l.now - T0) / EPOCH;
+    w.l.now = T0 + 10 * EPOCH;
+    let arg = json!({"epoch": e}).to_string();
+    out.insert(
+        "rewards_epoch_page_of_128".into(),
+        w.l.time(&anyone, "rewards_epoch", &arg, RUNS),
+    );
+    // 129 addresses (alice too): a full page, then one more.
+    while w.l.submit(&anyone, "rewards_epoch", json!({"epoch": e}))["complete"] != true {}
+    out.insert(
+        "rewards_get_page".into(),
+        w.l.time(
+            &anyone,
+            "rewards_get",
+            &json!({"epoch": e, "page": 0}).to_string(),
+            RUNS,
+        ),
+    );
+    out.insert(
+        "profile".into(),
+        json!(if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }),
+    );
+    println!("{}", serde_json::to_string_pretty(&out).unwrap());
+}
