@@ -19,8 +19,9 @@
 //!   demo freezes pages of one address), a second real-name consumer binds
 //!   a wallet, both scan in one epoch, and the bridge pays that epoch in two
 //!   parts, each signed by every org's peer from its own ledger;
-//! - a replayed batch (quorum-signed, already paid), an under-signed batch
-//!   and a part out of order are refused by the chain.
+//! - a replayed batch (quorum-signed, already paid), an under-signed batch,
+//!   a part out of order and a batch over the epoch's budget are refused
+//!   by the chain.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -535,6 +536,22 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
     assert!(
         s >= 400 && body.contains(&format!("expected part 0 of epoch {next}")),
         "out of order: {s} {body}"
+    );
+    // A batch asking more than the epoch's budget is refused before any
+    // signature is looked at (the amounts come from the ledger; here one
+    // consumer is given the whole budget and one base unit more).
+    let budget = st["reward_epoch_budget"].as_u64().unwrap();
+    let mut greedy = batch_of(&[&signed[0]]);
+    greedy.entries = vec![RewardEntry {
+        address: consumer.address(),
+        amount: budget + 1,
+    }];
+    greedy.sigs = Vec::new();
+    greedy.digest = greedy.compute_digest(&chain_id);
+    let (s, body) = chain_submit(&node, &payer, TxKind::RewardBatch(Box::new(greedy)));
+    assert!(
+        s >= 400 && body.contains(&format!("budget {budget}, paid 0, batch asks {}", budget + 1)),
+        "over budget: {s} {body}"
     );
     // Nothing was paid for it; nothing more than earned for the consumers.
     let view = json(&node, &format!("/v1/consortium/{cid}"));
