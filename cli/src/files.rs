@@ -112,7 +112,7 @@ pub(crate) fn run(cmd: FilesCommand) -> Result<()> {
                     "id": s.id, "size": s.size, "plain_size": s.plain_size,
                     "chunk_size": s.chunk_size, "chunks": s.chunks,
                     "media_type": s.media_type, "confidential": s.confidential,
-                    "readers": s.readers,
+                    "readers": s.readers, "public": s.public,
                 });
                 println!("{}", serde_json::to_string_pretty(&json)?);
                 Ok(())
@@ -204,21 +204,24 @@ async fn put(a: PutArgs) -> Result<()> {
     };
     let name = a.file.display().to_string();
     let reader = tokio::spawn(async move {
+        // The content's SHA-256: what the ledger records for the file.
+        let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
         if tx.send(meta).await.is_err() {
-            return Ok(());
+            return Ok(None);
         }
         loop {
             let mut buf = vec![0u8; PIECE];
             let n = file.read(&mut buf).await?;
             if n == 0 {
-                return Ok::<(), std::io::Error>(());
+                return Ok::<_, std::io::Error>(Some(hex::encode(sha.finish())));
             }
             buf.truncate(n);
+            sha.update(&buf);
             let msg = PutRequest {
                 part: Some(Part::Data(buf)),
             };
             if tx.send(msg).await.is_err() {
-                return Ok(());
+                return Ok(None);
             }
         }
     });
@@ -227,11 +230,23 @@ async fn put(a: PutArgs) -> Result<()> {
         .await
         .map_err(|s| refused(&format!("put {name}"), s))?
         .into_inner();
-    reader
+    let sha = reader
         .await
         .context("reader task")?
         .with_context(|| format!("reading {name}"))?;
     println!("{}", r.id);
+    if let Some(sha) = sha {
+        // On stderr: stdout stays the id alone, for scripts.
+        eprintln!(
+            "stored {name} as {}; content SHA-256 {sha} (the hash to record on the ledger{})",
+            r.id,
+            if a.public {
+                "; public files are also served at /files/sha256/{hex}"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(())
 }
 
@@ -274,4 +289,31 @@ async fn get(a: GetArgs) -> Result<()> {
         .with_context(|| format!("renaming {} to {}", part.display(), a.out.display()))?;
     eprintln!("{total} bytes written to {}", a.out.display());
     Ok(())
+}
+
+/// Puts `bytes` into the store of the peer behind `ch` (metadata first,
+/// then pieces) and returns the file id: for `network up --demo`.
+pub(crate) async fn put_bytes(
+    ch: tonic::transport::Channel,
+    bytes: &[u8],
+    media_type: &str,
+    public: bool,
+) -> Result<String> {
+    let mut c = FilesClient::new(ch).max_decoding_message_size(MAX_RESPONSE);
+    let mut msgs = vec![PutRequest {
+        part: Some(Part::Meta(PutMeta {
+            media_type: media_type.to_owned(),
+            size: bytes.len() as u64,
+            public,
+        })),
+    }];
+    msgs.extend(bytes.chunks(PIECE).map(|p| PutRequest {
+        part: Some(Part::Data(p.to_vec())),
+    }));
+    let r = c
+        .put(tokio_stream::iter(msgs))
+        .await
+        .map_err(|s| refused("put", s))?
+        .into_inner();
+    Ok(r.id)
 }

@@ -16,7 +16,7 @@ use qcss_peer::client::GatewayClient;
 use qcss_proto::protos::TxValidationCode;
 use serde_json::{Value, json};
 
-use crate::network::{CONTRACT, NetworkInfo, Progress, gateway};
+use crate::network::{CONTRACT, NetworkInfo, OrgInfo, Progress, gateway};
 
 /// The demo's sites are in China: every event records China Standard Time
 /// as its EPCIS `eventTimeZoneOffset`.
@@ -262,15 +262,33 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
         json!({"msp": lab.msp_id, "name": "Zhejiang food lab", "scope": "GB 7101 beverages"}),
     )
     .await?;
+    // The lab's report is a file off the ledger (MDSS): put as public on
+    // every org's peer, so any verify page links it; the ledger records its
+    // SHA-256, which each peer checked when it stored the file.
+    let report = format!(
+        "Inspection report\n\nLab: {}\nBatch: {good_batch}\nStandard: GB 7101-2022 (beverages)\n\
+         total_sugar: 9.8 g/100ml (limits 5.0 - 12.0): pass\nResult: PASS\n",
+        lab.msp_id
+    );
+    let report_sha = hex::encode(qcss_network::signing::sha256(report.as_bytes()));
+    for org in &info.orgs {
+        let ch = files_channel(dir, org, lab, "user1").await?;
+        crate::files::put_bytes(ch, report.as_bytes(), "text/plain", true)
+            .await
+            .with_context(|| format!("putting the lab report on {}'s peer", org.name))?;
+    }
     s.call(
         &mut labg,
         "record_inspection",
-        json!({"batch": good_batch, "result": "pass", "standard": "GB 7101-2022", "report_sha256": sha,
+        json!({"batch": good_batch, "result": "pass", "standard": "GB 7101-2022", "report_sha256": report_sha,
                "measurements": [{"name": "total_sugar", "value": 9.8, "unit": "g/100ml", "min": 5.0, "max": 12.0}],
                "event_time_zone_offset": CST}),
     )
     .await?;
-    p.step("  lab accredited; LJ2026A inspected (pass), endorsed by the lab's peer");
+    p.step(
+        "  lab accredited; LJ2026A inspected (pass), endorsed by the lab's peer; its report is a \
+         public MDSS file on every peer (/files/sha256/…)",
+    );
     // Unit codes: one key per batch, registered on-chain; codes offline.
     let mut codes = Vec::new();
     let mut keys = Vec::new();
@@ -342,4 +360,22 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
         forged,
         keys,
     })
+}
+
+/// An mTLS channel to `org`'s peer as `who` of `as_org` (its TLS pair),
+/// trusting `org`'s TLS CA.
+async fn files_channel(
+    dir: &Path,
+    org: &OrgInfo,
+    as_org: &OrgInfo,
+    who: &str,
+) -> Result<tonic::transport::Channel> {
+    let d = dir.join("orgs").join(&as_org.name).join(who);
+    let root = std::fs::read(dir.join("orgs").join(&org.name).join("ca/tls-ca-cert.pem"))?;
+    let cert = std::fs::read(d.join("tls-cert.pem"))?;
+    let key = std::fs::read(d.join("tls-key.pem"))?;
+    let ch = qcss_peer::client::connect(&org.peer, &[root], (&cert, &key))
+        .await
+        .map_err(|e| anyhow!(e))?;
+    Ok(ch)
 }

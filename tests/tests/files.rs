@@ -168,6 +168,25 @@ fn put_get_repair_across_orgs_over_mtls() {
     assert!(head.contains("Content-Range: bytes */200000"), "{head}");
     let (head, _) = http(&web, "/files/nothex", None);
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    // By the content's SHA-256 (what the ledger records for a report or an
+    // attachment): the public file; not the private one, nor garbage.
+    let clip_sha = hex::encode(qcss_network::signing::sha256(&clip));
+    let (head, body) = http(&web, &format!("/files/sha256/{clip_sha}"), None);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains(&format!("ETag: \"{pid}\"")), "{head}");
+    assert_eq!(body, clip);
+    let data_sha = hex::encode(qcss_network::signing::sha256(&data));
+    for path in [
+        format!("/files/sha256/{data_sha}"),
+        format!("/files/sha256/{}", "0".repeat(64)),
+        "/files/sha256/../../etc/passwd".to_owned(),
+    ] {
+        let (head, _) = http(&web, &path, None);
+        assert!(head.starts_with("HTTP/1.1 404"), "{path}: {head}");
+    }
+    let stat: serde_json::Value =
+        serde_json::from_str(&net.cli(&["files", "stat", &pid], &org1)).unwrap();
+    assert_eq!(stat["public"], true);
 
     // org2's peer does not have it; it copies it from org1's peer over mTLS.
     let e = net.cli_err(&["files", "get", &id, "--out", "nope"], &org2);
@@ -323,4 +342,13 @@ fn put_get_repair_across_orgs_over_mtls() {
     }
     // The members still work afterwards.
     net.cli(&["files", "stat", &id], &org1);
+
+    // A copy repaired from a peer that serves it publicly is public too;
+    // one repaired from a private copy is not.
+    net.cli(&["files", "repair", &pid, "--from-org", "Org1MSP"], &org2);
+    let stat = |id: &str| -> serde_json::Value {
+        serde_json::from_str(&net.cli(&["files", "stat", id], &org2)).unwrap()
+    };
+    assert_eq!(stat(&pid)["public"], true);
+    assert_eq!(stat(&id)["public"], false);
 }

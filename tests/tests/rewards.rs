@@ -550,7 +550,11 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
     greedy.digest = greedy.compute_digest(&chain_id);
     let (s, body) = chain_submit(&node, &payer, TxKind::RewardBatch(Box::new(greedy)));
     assert!(
-        s >= 400 && body.contains(&format!("budget {budget}, paid 0, batch asks {}", budget + 1)),
+        s >= 400
+            && body.contains(&format!(
+                "budget {budget}, paid 0, batch asks {}",
+                budget + 1
+            )),
         "over budget: {s} {body}"
     );
     // Nothing was paid for it; nothing more than earned for the consumers.

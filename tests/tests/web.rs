@@ -279,6 +279,23 @@ fn verify_page_explorer_and_api_on_a_demo_network() {
             "the good code's page lacks {seen:?}:\n{html}"
         );
     }
+    // The lab's report, an MDSS file the ledger records by SHA-256: linked
+    // and marked as matching, and what the link serves hashes to it.
+    assert!(html.contains("hash verified"), "{html}");
+    let report_sha = t["inspections"][0]["report_sha256"]
+        .as_str()
+        .expect("report hash");
+    assert!(
+        html.contains(&format!("href=\"/files/sha256/{report_sha}\"")),
+        "{html}"
+    );
+    let (s, report) = qcss_tests::http_get(&web, &format!("/files/sha256/{report_sha}")).unwrap();
+    assert_eq!(s, 200);
+    assert!(report.contains("Inspection report"), "{report}");
+    assert_eq!(
+        hex::encode(qcss_network::signing::sha256(report.as_bytes())),
+        report_sha
+    );
     screenshot(&format!("{good_url}&lang=en"), "good.png");
     let zh = dom(&format!("{good_url}&lang=zh"));
     for seen in ["正品码", "杀菌", "检验报告", "此前已扫描 1 次"] {

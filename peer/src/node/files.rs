@@ -44,13 +44,22 @@ pub(crate) const PIECE: usize = 256 << 10;
 pub(crate) const MAX_RESPONSE_BYTES: usize = qcss_mdss::MAX_MANIFEST_BYTES + 4096;
 
 /// The peer's file store and which of its files are public (served to
-/// anyone on the web port): an empty file `<dir>/public/<id>` per public
-/// file, written after the file is stored.
+/// anyone on the web port): a file `<dir>/public/<id>` per public file,
+/// holding the SHA-256 of its content (hex), and `<dir>/public-sha256/<sha>`
+/// holding the id, so that a hash the ledger records (an inspection's
+/// `report_sha256`, an attachment's `sha256`) finds the file. Both are
+/// written after the file is stored, the index first.
 #[derive(Debug)]
 pub struct PeerFiles {
     /// The store.
     pub store: Store,
     public: PathBuf,
+    by_sha256: PathBuf,
+}
+
+/// Whether `s` is a SHA-256 in lowercase hex.
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 impl PeerFiles {
@@ -59,11 +68,72 @@ impl PeerFiles {
         self.public.join(id.to_hex()).is_file()
     }
 
-    fn mark_public(&self, id: &FileId) -> io::Result<()> {
-        std::fs::create_dir_all(&self.public)?;
-        let path = self.public.join(id.to_hex());
-        std::fs::File::create(&path)?.sync_all()?;
-        std::fs::File::open(&self.public)?.sync_all()
+    /// The public file whose content hashes to `sha256` (lowercase hex), if
+    /// this peer holds one. Blocking (reads two small files).
+    pub fn public_by_sha256(&self, sha256: &str) -> Option<FileId> {
+        if !is_sha256_hex(sha256) {
+            return None;
+        }
+        let id: FileId = std::fs::read_to_string(self.by_sha256.join(sha256))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        (self.is_public(&id) && self.store.has(&id)).then_some(id)
+    }
+
+    /// Marks `id` public: reads it once (every chunk checked against the
+    /// manifest) to hash its content, indexes that hash, then writes the
+    /// marker. Returns the content's SHA-256 (hex).
+    pub(crate) fn mark_public(&self, id: &FileId) -> io::Result<String> {
+        let mut r = self.store.get(id).map_err(io::Error::other)?;
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            ctx.update(&buf[..n]);
+        }
+        let sha = hex::encode(ctx.finish());
+        for (dir, name, content) in [
+            (&self.by_sha256, sha.as_str(), id.to_hex()),
+            (&self.public, id.to_hex().as_str(), sha.clone()),
+        ] {
+            std::fs::create_dir_all(dir)?;
+            let tmp = dir.join(format!("{name}.tmp"));
+            std::fs::write(&tmp, content.as_bytes())?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, dir.join(name))?;
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(sha)
+    }
+
+    /// Indexes public files marked before markers held their hash (empty
+    /// markers). Returns how many it indexed.
+    fn index_old_markers(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.public) else {
+            return 0;
+        };
+        let mut n = 0;
+        for e in entries.flatten() {
+            let empty = e.metadata().map(|m| m.len() == 0).unwrap_or(false);
+            let id = e
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<FileId>().ok());
+            if let (true, Some(id)) = (empty, id) {
+                match self.mark_public(&id) {
+                    Ok(_) => n += 1,
+                    Err(err) => {
+                        tracing::warn!(file = %id, error = %err, "cannot index a public file")
+                    }
+                }
+            }
+        }
+        n
     }
 }
 
@@ -84,10 +154,16 @@ pub(crate) fn open_store(
         .map_err(|e| PeerError::Config(format!("[files]: {e}")))?;
     let store = Store::open(&dir, limits)
         .map_err(|e| PeerError::Config(format!("file store {}: {e}", dir.display())))?;
-    Ok(Arc::new(PeerFiles {
+    let files = PeerFiles {
         store,
         public: dir.join("public"),
-    }))
+        by_sha256: dir.join("public-sha256"),
+    };
+    let indexed = files.index_old_markers();
+    if indexed > 0 {
+        tracing::info!(files = indexed, "indexed public files by content hash");
+    }
+    Ok(Arc::new(files))
 }
 
 /// What a caller wants to do.
@@ -372,6 +448,7 @@ impl Files for FilesService {
             chunks: s.chunks,
             media_type: s.media_type.as_str().to_owned(),
             confidential: s.readers.is_some(),
+            public: s.readers.is_none() && self.files.is_public(&s.id),
             readers: s
                 .readers
                 .unwrap_or_default()
@@ -493,6 +570,20 @@ impl Files for FilesService {
                 RepairFailed::NoEndpoint(m) => Status::failed_precondition(m),
                 RepairFailed::Unavailable(m) => Status::unavailable(m),
             })?;
+        // A public file stays public where it is copied to (the keeper's
+        // replication is a Repair asked of this peer).
+        if !self.files.is_public(&id) && self.source_says_public(&from, &id).await {
+            let files = self.files.clone();
+            match tokio::task::spawn_blocking(move || files.mark_public(&id)).await {
+                Ok(Ok(_)) => {
+                    tracing::info!(file = %id, %from, "repaired copy is public, as its source")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(file = %id, error = %e, "cannot mark a repaired copy public")
+                }
+                Err(e) => tracing::warn!(file = %id, error = %e, "store task"),
+            }
+        }
         Ok(Response::new(RepairResponse {
             chunks: report.chunks,
             fetched: report.fetched,
@@ -500,6 +591,23 @@ impl Files for FilesService {
             manifest_fetched: report.manifest_fetched,
             from,
         }))
+    }
+}
+
+impl FilesService {
+    /// Whether the peer at `addr` holds `id` as a public (not confidential) file.
+    async fn source_says_public(&self, addr: &str, id: &FileId) -> bool {
+        let Ok(channel) = self.peer.connect(addr).await else {
+            return false;
+        };
+        let mut c = FilesClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
+        match c.stat(FileRequest { id: id.to_hex() }).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                r.public && !r.confidential
+            }
+            Err(_) => false,
+        }
     }
 }
 

@@ -1,4 +1,6 @@
-//! `GET /files/{id}`: MDSS files uploaded as public, to anyone, with
+//! `GET /files/{id}` and `GET /files/sha256/{hex}` (the public file whose
+//! content has that SHA-256: the hash the ledger records for a report, a
+//! certificate or an attachment): MDSS files uploaded as public, to anyone, with
 //! single `Range: bytes=…` requests (206, `Content-Range`; 416 for a range
 //! that cannot be satisfied), `ETag` = the id (content-addressed, so it
 //! never changes). Every byte was checked against its chunk hash by the
@@ -67,8 +69,18 @@ pub(crate) async fn route(web: &Web, req: &Request, id: &str) -> Response {
     let Some(files) = web.files.clone() else {
         return not_found();
     };
-    let Ok(id) = id.parse::<FileId>() else {
-        return not_found();
+    let id = match id.strip_prefix("sha256/") {
+        Some(sha) => {
+            let (f, sha) = (files.clone(), sha.to_owned());
+            match tokio::task::spawn_blocking(move || f.public_by_sha256(&sha)).await {
+                Ok(Some(id)) => id,
+                _ => return not_found(),
+            }
+        }
+        None => match id.parse::<FileId>() {
+            Ok(id) => id,
+            Err(_) => return not_found(),
+        },
     };
     if !files.is_public(&id) {
         return not_found();

@@ -98,7 +98,10 @@ pub(crate) async fn page_for(web: &Web, req: &Request, target: LinkTarget) -> Re
             let units = input_units(web, &answer).await;
             let anchors = EventAnchors::of(web, &answer);
             let index = index_card(web, lang, &answer).await;
-            let (title, body) = render(lang, &names, &units, &anchors, &answer, verdict, &index);
+            let files = PublicFiles::of(web, &answer).await;
+            let (title, body) = render(
+                lang, &names, &units, &anchors, &files, &answer, verdict, &index,
+            );
             Response::html(status, shell(web, &names, lang, &switch, &title, &body))
         }
         Err(e) => unavailable(web, &names, lang, &switch, &e),
@@ -118,6 +121,71 @@ async fn index_card(web: &Web, lang: Lang, answer: &Answer) -> String {
     match web.querier.evaluate("index_get", gtin).await {
         Ok(Answer::Json(i)) => crate::web::index_card::card(lang, &i),
         _ => String::new(),
+    }
+}
+
+/// Most file hashes looked up per page.
+const MAX_FILE_LOOKUPS: usize = 64;
+
+/// The files the trace references by content hash (inspection reports,
+/// event attachments) that this peer holds as public MDSS files: those are
+/// linked (`/files/sha256/{hex}`) and marked as matching the ledger.
+#[derive(Debug, Default)]
+pub(crate) struct PublicFiles {
+    /// SHA-256 (hex) → (media type, size).
+    found: BTreeMap<String, (String, u64)>,
+}
+
+impl PublicFiles {
+    async fn of(web: &Web, answer: &Answer) -> Self {
+        let (Some(files), Answer::Json(v)) = (web.files.clone(), answer) else {
+            return Self::default();
+        };
+        let mut wanted = BTreeSet::new();
+        for i in v["inspections"].as_array().into_iter().flatten() {
+            if let Some(h) = i["report_sha256"].as_str() {
+                wanted.insert(h.to_owned());
+            }
+        }
+        for e in v["timeline"].as_array().into_iter().flatten() {
+            for a in e["attachments"].as_array().into_iter().flatten() {
+                if let Some(h) = a["sha256"].as_str() {
+                    wanted.insert(h.to_owned());
+                }
+            }
+        }
+        let wanted: Vec<String> = wanted.into_iter().take(MAX_FILE_LOOKUPS).collect();
+        let found = tokio::task::spawn_blocking(move || {
+            let mut found = BTreeMap::new();
+            for h in wanted {
+                if let Some(id) = files.public_by_sha256(&h)
+                    && let Ok(st) = files.store.stat(&id)
+                {
+                    found.insert(h, (st.media_type.as_str().to_owned(), st.size));
+                }
+            }
+            found
+        })
+        .await
+        .unwrap_or_default();
+        Self { found }
+    }
+
+    /// A file entry, for tests.
+    #[cfg(test)]
+    pub(crate) fn with(sha256: &str, media_type: &str, size: u64) -> Self {
+        Self {
+            found: BTreeMap::from([(sha256.to_owned(), (media_type.to_owned(), size))]),
+        }
+    }
+}
+
+/// "1.2 MB", "830 KB", "12 B".
+fn size_text(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{} KB", n / 1_000),
+        n => format!("{n} B"),
     }
 }
 
@@ -301,12 +369,29 @@ struct Reader<'a> {
     units: &'a BTreeMap<String, String>,
     /// Which events are anchored on the public chain.
     anchors: &'a EventAnchors,
+    /// Which referenced files this peer serves.
+    files: &'a PublicFiles,
     /// The zone of times that record none (scans, recall, inspections):
     /// the batch's first event's, so they read like its events.
     zone: Option<String>,
 }
 
 impl Reader<'_> {
+    /// A link to the public file with content hash `sha256`, marked as
+    /// matching the ledger, or `None` when this peer does not serve one.
+    fn file_link(&self, sha256: &str, label: &str) -> Option<String> {
+        let (media, size) = self.files.found.get(sha256)?;
+        Some(format!(
+            "<a href=\"/files/sha256/{}\">{}</a> <span class=\"tag VALID\" title=\"SHA-256 {}\">✓ {}</span> <span class=\"muted\">{} · {}</span>",
+            esc(sha256),
+            esc(label),
+            esc(sha256),
+            self.pick("hash verified", "哈希已验证"),
+            esc(media),
+            size_text(*size)
+        ))
+    }
+
     fn pick<'s>(&self, en: &'s str, zh: &'s str) -> &'s str {
         self.lang.pick(en, zh)
     }
@@ -358,11 +443,15 @@ pub(crate) fn files(lang: Lang, n: usize) -> String {
 
 /// The page body for a `trace` answer: (title, HTML). A refusal is shown
 /// by its verdict alone: the contract's (English) message is not.
+// Every input a page is made of, each looked up by `page_for` (tests pass
+// their own): a struct of them would only be unpacked again here.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn render(
     lang: Lang,
     names: &OrgNames,
     units: &BTreeMap<String, String>,
     anchors: &EventAnchors,
+    files: &PublicFiles,
     answer: &Answer,
     verdict: Option<Verdict>,
     index_card: &str,
@@ -379,6 +468,7 @@ pub(crate) fn render(
         names,
         units,
         anchors,
+        files,
         zone: home_zone(v),
     };
     let mut out = String::new();
@@ -839,6 +929,13 @@ fn event_item(r: &Reader, e: &Value) -> String {
     }
     if let Some(n) = e["attachments"].as_array().map(Vec::len).filter(|n| *n > 0) {
         s.push_str(&format!(" <span class=\"tag\">{}</span>", files(r.lang, n)));
+        for a in e["attachments"].as_array().into_iter().flatten() {
+            let sha = text(&a["sha256"]);
+            let name = a["name"].as_str().unwrap_or(r.pick("attachment", "附件"));
+            if let Some(link) = r.file_link(&sha, name) {
+                s.push_str(&format!("<br>{link}"));
+            }
+        }
     }
     match (r.anchors.state(e), event_tx(e)) {
         (Some(true), Some(tx)) => s.push_str(&format!(
@@ -923,11 +1020,15 @@ fn inspections_card(r: &Reader, out: &mut String, inspections: &Value) {
             }
             out.push_str("</tbody></table>");
         }
-        out.push_str(&format!(
-            "<p class=\"muted mono\">{} {}</p>",
-            r.pick("report SHA-256", "报告 SHA-256"),
-            esc(&text(&i["report_sha256"]))
-        ));
+        let sha = text(&i["report_sha256"]);
+        match r.file_link(&sha, r.pick("inspection report", "检验报告")) {
+            Some(link) => out.push_str(&format!("<p>{link}</p>")),
+            None => out.push_str(&format!(
+                "<p class=\"muted mono\">{} {}</p>",
+                r.pick("report SHA-256", "报告 SHA-256"),
+                esc(&sha)
+            )),
+        }
     }
     out.push_str("</section>");
 }
@@ -1049,10 +1150,54 @@ mod tests {
             &names(),
             &units,
             &EventAnchors::default(),
+            &PublicFiles::default(),
             &Answer::Json(Arc::new(v)),
             verdict,
             "",
         )
+    }
+
+    #[test]
+    fn files_this_peer_serves_are_linked_and_marked_as_matching_the_ledger() {
+        let sha = "ab".repeat(32);
+        let mut v = report();
+        v["inspections"][0]["report_sha256"] = serde_json::json!(sha);
+        v["timeline"][1]["attachments"] =
+            serde_json::json!([{"sha256": sha, "name": "UHT <log>"}, {"sha256": "cd".repeat(32)}]);
+        let render_with = |lang, files: &PublicFiles| {
+            render(
+                lang,
+                &names(),
+                &BTreeMap::new(),
+                &EventAnchors::default(),
+                files,
+                &Answer::Json(Arc::new(v.clone())),
+                None,
+                "",
+            )
+            .1
+        };
+        let files = PublicFiles::with(&sha, "application/pdf", 1_234_567);
+        let html = render_with(Lang::En, &files);
+        let link = format!("<a href=\"/files/sha256/{sha}\">");
+        assert_eq!(
+            html.matches(&link).count(),
+            2,
+            "report and one attachment: {html}"
+        );
+        assert!(html.contains(">inspection report</a>"), "{html}");
+        assert!(html.contains(">UHT &lt;log&gt;</a>"), "escaped: {html}");
+        assert_eq!(html.matches("✓ hash verified").count(), 2, "{html}");
+        assert!(html.contains("application/pdf · 1.2 MB"), "{html}");
+        let zh = render_with(Lang::Zh, &files);
+        assert!(zh.contains("✓ 哈希已验证"), "{zh}");
+        // Not served here: the hash only, no claim.
+        let html = render_with(Lang::En, &PublicFiles::default());
+        assert!(
+            !html.contains("/files/sha256/") && !html.contains("hash verified"),
+            "{html}"
+        );
+        assert!(html.contains(&format!("report SHA-256 {sha}")), "{html}");
     }
 
     #[test]
@@ -1171,6 +1316,7 @@ mod tests {
             &names(),
             &BTreeMap::new(),
             &anchors,
+            &PublicFiles::default(),
             &Answer::Json(Arc::new(v.clone())),
             None,
             "",
@@ -1186,6 +1332,7 @@ mod tests {
             &names(),
             &BTreeMap::new(),
             &EventAnchors::default(),
+            &PublicFiles::default(),
             &Answer::Json(Arc::new(v)),
             None,
             "",
@@ -1203,6 +1350,7 @@ mod tests {
                 &names(),
                 &BTreeMap::new(),
                 &EventAnchors::default(),
+                &PublicFiles::default(),
                 &forged,
                 Some(Verdict::Forged),
                 "",
@@ -1217,6 +1365,7 @@ mod tests {
             &names(),
             &BTreeMap::new(),
             &EventAnchors::default(),
+            &PublicFiles::default(),
             &Answer::Refused("x".repeat(10_000)),
             Some(Verdict::Malformed),
             "",
