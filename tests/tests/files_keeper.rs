@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use qcss_tests::http_get;
 use qcss_tests::peers::{Network, NetworkOptions};
 
-const FILES: &str = "\n[files]\nchunk_bytes = 65536\nkeep_secs = 1\n\
+const FILES: &str = "\n[files]\nchunk_bytes = 65536\nkeep_secs = 1\nrescrub_secs = 2\n\
                      [files.replication]\ndefault_copies = 3\n\
                      [files.replication.per_kind]\nvideo = 1\n";
 const ORGS: usize = 4;

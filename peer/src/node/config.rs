@@ -71,6 +71,10 @@ pub struct FilesSettings {
     /// The keeper's scrub reads at most this many MiB per second, on
     /// average over a pass (default 32; 0 counts as 1).
     pub scrub_mib_per_sec: u64,
+    /// A file the keeper re-read intact (or repaired) is not re-read again
+    /// for this many seconds (default 86,400: once a day); 0 re-reads every
+    /// file every pass. Every read by a client is still checked.
+    pub rescrub_secs: u64,
     /// How many orgs keep each kind of file (default 2 of everything).
     /// Every org should configure the same.
     pub replication: qcss_mdss::Replication,
@@ -85,6 +89,7 @@ impl Default for FilesSettings {
             chunk_bytes: 1 << 20,
             keep_secs: 600,
             scrub_mib_per_sec: 32,
+            rescrub_secs: 86_400,
             replication: qcss_mdss::Replication::default(),
         }
     }

@@ -20,7 +20,7 @@
 //! store of large videos would otherwise be re-read at full disk speed,
 //! starving the ledger's reads).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -71,7 +71,10 @@ pub(crate) async fn run(
         return;
     }
     let every = Duration::from_secs(settings.keep_secs);
-    let mut round = Round::default();
+    let mut round = Round {
+        rescrub: Duration::from_secs(settings.rescrub_secs),
+        ..Round::default()
+    };
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -97,6 +100,19 @@ struct Round {
     cursor: usize,
     /// What this round found so far.
     found: KeeperStatus,
+    /// When each file was last found intact (read whole, or repaired) by
+    /// this process: a restarted peer re-reads everything once.
+    verified: HashMap<FileId, Instant>,
+    /// How long a file found intact is not re-read (`[files] rescrub_secs`).
+    rescrub: Duration,
+}
+
+/// Whether a file last found intact at `last` is due for another read.
+fn due_for_scrub(last: Option<Instant>, now: Instant, rescrub: Duration) -> bool {
+    match last {
+        None => true,
+        Some(t) => now.saturating_duration_since(t) >= rescrub,
+    }
 }
 
 /// One pass over at most [`FILES_PER_PASS`] files; at the end of a round
@@ -134,9 +150,21 @@ async fn pass(
         .iter()
         .map(|o| o.msp.msp_id.clone())
         .collect();
+    round.verified.retain(|id, _| ids.binary_search(id).is_ok());
     for id in &batch {
-        let Some(intact) = scrub(peer, store, *id, &me, &members, &mut pacer).await else {
-            return; // stopping
+        let now = Instant::now();
+        let intact = if due_for_scrub(round.verified.get(id).copied(), now, round.rescrub) {
+            let Some(intact) = scrub(peer, store, *id, &me, &members, &mut pacer).await else {
+                return; // stopping
+            };
+            if intact {
+                round.verified.insert(*id, now);
+            } else {
+                round.verified.remove(id);
+            }
+            intact
+        } else {
+            true
         };
         if !intact {
             round.found.unrepaired.push(*id);
@@ -369,6 +397,20 @@ impl Peer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_found_intact_is_not_re_read_until_rescrub_has_passed() {
+        let t0 = Instant::now();
+        let day = Duration::from_secs(86_400);
+        assert!(due_for_scrub(None, t0, day), "never read: due");
+        assert!(!due_for_scrub(
+            Some(t0),
+            t0 + Duration::from_secs(3_600),
+            day
+        ));
+        assert!(due_for_scrub(Some(t0), t0 + day, day));
+        assert!(due_for_scrub(Some(t0), t0, Duration::ZERO), "0: every pass");
+    }
 
     #[test]
     fn a_kind_is_the_media_type_if_listed_else_its_top_level_type() {
