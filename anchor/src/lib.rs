@@ -15,6 +15,9 @@
 //! the public chain checks statements in `qcss-dpos`, and the bridge loop
 //! and proof files live in the CLI (`qcss anchor …`).
 #![warn(missing_docs)]
+// Unwraps only in tests (clippy.toml allows them there): a node reports
+// what went wrong instead of panicking.
+#![deny(clippy::unwrap_used)]
 
 pub mod hash;
 pub mod mmr;

@@ -12,6 +12,9 @@
 //! The CA holds two roots: one for signing identities (MSP) and one for TLS.
 //! Start reading at [`authority::Authority::open`].
 #![warn(missing_docs)]
+// Unwraps only in tests (clippy.toml allows them there): a node reports
+// what went wrong instead of panicking.
+#![deny(clippy::unwrap_used)]
 
 pub mod authority;
 pub mod client;

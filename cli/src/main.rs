@@ -10,6 +10,10 @@
 //! arguments, reads files and prints; the work is in the library crates
 //! (`network` orchestrates processes, see its module comment).
 
+// Unwraps only in tests (clippy.toml allows them there): a command says
+// what went wrong instead of panicking.
+#![deny(clippy::unwrap_used)]
+
 mod anchor;
 mod anchor_keys;
 mod anchor_proof;

@@ -17,6 +17,9 @@
 //! [`store::Store`] (sled). Start reading at [`chain::apply_block`], then
 //! [`fork::ForkDb::insert`]; `dpos/README.md` records the design decisions.
 #![warn(missing_docs)]
+// Unwraps only in tests (clippy.toml allows them there): a node reports
+// what went wrong instead of panicking.
+#![deny(clippy::unwrap_used)]
 
 pub mod address;
 pub mod anchor_proof;

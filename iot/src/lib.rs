@@ -22,6 +22,9 @@
 //! `keys`, verifying with its host's Ed25519) runs the dispute rules.
 //! Start at [`Channel::apply`]. The protocol is in `docs/iot.md`.
 #![warn(missing_docs)]
+// Unwraps only in tests (clippy.toml allows them there): a node reports
+// what went wrong instead of panicking.
+#![deny(clippy::unwrap_used)]
 
 pub mod channel;
 mod encode;

@@ -15,6 +15,9 @@
 //! (`peer/src/node/files.rs`, `docs/files.md`); ledger references come
 //! later. Start at [`Store`].
 #![warn(missing_docs)]
+// Unwraps only in tests (clippy.toml allows them there): a node reports
+// what went wrong instead of panicking.
+#![deny(clippy::unwrap_used)]
 
 pub mod confidential;
 mod disk;

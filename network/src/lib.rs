@@ -18,6 +18,9 @@
 //! This crate does no networking of its own beyond building TLS configurations,
 //! and holds no ledger state. Start with [`msp::Msp::validate`] and [`tls::incoming`].
 #![warn(missing_docs)]
+// Unwraps only in tests (clippy.toml allows them there): a node reports
+// what went wrong instead of panicking.
+#![deny(clippy::unwrap_used)]
 
 pub mod block;
 pub mod certgen;

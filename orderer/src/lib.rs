@@ -18,6 +18,9 @@
 //! state other than blocks and the tx ids still inside the time window.
 //! Start reading at [`node::run`].
 #![warn(missing_docs)]
+// Unwraps only in tests (clippy.toml allows them there): a node reports
+// what went wrong instead of panicking.
+#![deny(clippy::unwrap_used)]
 
 pub mod broadcast;
 pub mod chain;

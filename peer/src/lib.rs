@@ -40,6 +40,9 @@
 //! at `ledger/mod.rs`, then `endorser/mod.rs`, `validator/mod.rs` and
 //! `node/mod.rs`.
 #![warn(missing_docs)]
+// Unwraps only in tests (clippy.toml allows them there): a node reports
+// what went wrong instead of panicking.
+#![deny(clippy::unwrap_used)]
 
 pub mod client;
 pub mod endorser;

@@ -15,6 +15,9 @@
 //! [`unit_code`] issues and checks unit codes offline (no ledger).
 //! Start at `runtime.rs`; the host functions are all in `host.rs`.
 #![warn(missing_docs)]
+// Unwraps only in tests (clippy.toml allows them there): a node reports
+// what went wrong instead of panicking.
+#![deny(clippy::unwrap_used)]
 
 pub mod bench;
 mod code_hash;

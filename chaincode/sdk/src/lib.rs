@@ -14,6 +14,9 @@
 //!
 //! Start at [`Context`]; see `chaincode/contracts/example` for a full contract.
 #![warn(missing_docs)]
+// Unwraps only in tests (clippy.toml allows them there): a node reports
+// what went wrong instead of panicking.
+#![deny(clippy::unwrap_used)]
 
 mod args;
 mod composite;
