@@ -865,6 +865,23 @@ fn start_all(dir: &Path, info: &NetworkInfo, p: &Progress, pids: &mut Pids) -> R
     Ok(())
 }
 
+/// An mTLS channel to `org`'s peer with the TLS pair of `who` of `as_org`,
+/// trusting `org`'s TLS CA.
+pub(crate) async fn peer_channel(
+    dir: &Path,
+    org: &OrgInfo,
+    as_org: &OrgInfo,
+    who: &str,
+) -> Result<tonic::transport::Channel> {
+    let d = dir.join("orgs").join(&as_org.name).join(who);
+    let root = std::fs::read(dir.join("orgs").join(&org.name).join("ca/tls-ca-cert.pem"))?;
+    let cert = std::fs::read(d.join("tls-cert.pem"))?;
+    let key = std::fs::read(d.join("tls-key.pem"))?;
+    qcss_peer::client::connect(&org.peer, &[root], (&cert, &key))
+        .await
+        .map_err(|e| anyhow!(e))
+}
+
 /// A Gateway client to `org`'s peer as `who` of that org.
 pub(crate) async fn gateway(
     dir: &Path,
@@ -873,12 +890,7 @@ pub(crate) async fn gateway(
     who: &str,
 ) -> Result<GatewayClient> {
     let d = dir.join("orgs").join(&org.name).join(who);
-    let root = std::fs::read(dir.join("orgs").join(&org.name).join("ca/tls-ca-cert.pem"))?;
-    let cert = std::fs::read(d.join("tls-cert.pem"))?;
-    let key = std::fs::read(d.join("tls-key.pem"))?;
-    let ch = qcss_peer::client::connect(&org.peer, &[root], (&cert, &key))
-        .await
-        .map_err(|e| anyhow!(e))?;
+    let ch = peer_channel(dir, org, org, who).await?;
     let signer = SigningIdentity::load_dir(MspId(org.msp_id.clone()), &d)
         .map_err(|e| anyhow!("{}: {e}", d.display()))?;
     Ok(GatewayClient::new(ch, Arc::new(signer), &info.channel))

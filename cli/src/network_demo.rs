@@ -16,7 +16,7 @@ use qcss_peer::client::GatewayClient;
 use qcss_proto::protos::TxValidationCode;
 use serde_json::{Value, json};
 
-use crate::network::{CONTRACT, NetworkInfo, OrgInfo, Progress, gateway};
+use crate::network::{CONTRACT, NetworkInfo, Progress, gateway};
 
 /// The demo's sites are in China: every event records China Standard Time
 /// as its EPCIS `eventTimeZoneOffset`.
@@ -272,7 +272,7 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
     );
     let report_sha = hex::encode(qcss_network::signing::sha256(report.as_bytes()));
     for org in &info.orgs {
-        let ch = files_channel(dir, org, lab, "user1").await?;
+        let ch = crate::network::peer_channel(dir, org, lab, "user1").await?;
         crate::files::put_bytes(ch, report.as_bytes(), "text/plain", true)
             .await
             .with_context(|| format!("putting the lab report on {}'s peer", org.name))?;
@@ -360,22 +360,4 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
         forged,
         keys,
     })
-}
-
-/// An mTLS channel to `org`'s peer as `who` of `as_org` (its TLS pair),
-/// trusting `org`'s TLS CA.
-async fn files_channel(
-    dir: &Path,
-    org: &OrgInfo,
-    as_org: &OrgInfo,
-    who: &str,
-) -> Result<tonic::transport::Channel> {
-    let d = dir.join("orgs").join(&as_org.name).join(who);
-    let root = std::fs::read(dir.join("orgs").join(&org.name).join("ca/tls-ca-cert.pem"))?;
-    let cert = std::fs::read(d.join("tls-cert.pem"))?;
-    let key = std::fs::read(d.join("tls-key.pem"))?;
-    let ch = qcss_peer::client::connect(&org.peer, &[root], (&cert, &key))
-        .await
-        .map_err(|e| anyhow!(e))?;
-    Ok(ch)
 }

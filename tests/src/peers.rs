@@ -418,17 +418,21 @@ impl Network {
         self.wait_heights(h, Duration::from_secs(30));
     }
 
-    /// A Gateway client to org `n`'s peer as `who` of org `m`.
-    pub async fn gateway_as(&self, n: usize, m: usize, who: &str) -> GatewayClient {
-        let org = &self.orgs[m - 1];
-        let d = org.dir.join(who);
+    /// An mTLS channel to org `n`'s peer with the TLS pair of `who` of org `m`.
+    pub async fn channel_as(&self, n: usize, m: usize, who: &str) -> tonic::transport::Channel {
+        let d = self.orgs[m - 1].dir.join(who);
         let root = std::fs::read(self.orgs[n - 1].dir.join("ca/tls-ca-cert.pem")).expect("root");
         let cert = std::fs::read(d.join("tls-cert.pem")).expect("tls cert");
         let key = std::fs::read(d.join("tls-key.pem")).expect("tls key");
-        let ch = qcss_peer::client::connect(&self.peer_addrs[n - 1], &[root], (&cert, &key))
+        qcss_peer::client::connect(&self.peer_addrs[n - 1], &[root], (&cert, &key))
             .await
-            .expect("connect to peer");
-        GatewayClient::new(ch, Arc::new(org.identity(who)), CHANNEL)
+            .expect("connect to peer")
+    }
+
+    /// A Gateway client to org `n`'s peer as `who` of org `m`.
+    pub async fn gateway_as(&self, n: usize, m: usize, who: &str) -> GatewayClient {
+        let ch = self.channel_as(n, m, who).await;
+        GatewayClient::new(ch, Arc::new(self.orgs[m - 1].identity(who)), CHANNEL)
     }
 
     /// A Gateway client to org `n`'s peer as its `client1`.

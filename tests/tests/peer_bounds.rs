@@ -22,19 +22,7 @@ fn peak(net: &Network, n: usize) -> u64 {
 }
 
 async fn raw_gateway(net: &Network, n: usize) -> RawGateway<tonic::transport::Channel> {
-    let d = net.orgs[n - 1].dir.join("client1");
-    let root = std::fs::read(net.orgs[n - 1].dir.join("ca/tls-ca-cert.pem")).unwrap();
-    let ch = qcss_peer::client::connect(
-        &net.peer_addrs[n - 1],
-        &[root],
-        (
-            &std::fs::read(d.join("tls-cert.pem")).unwrap(),
-            &std::fs::read(d.join("tls-key.pem")).unwrap(),
-        ),
-    )
-    .await
-    .expect("connect");
-    RawGateway::new(ch)
+    RawGateway::new(net.channel_as(n, n, "client1").await)
         .max_encoding_message_size(usize::MAX)
         .max_decoding_message_size(usize::MAX)
 }

@@ -83,18 +83,7 @@ async fn deliver(net: &Network, n: usize, from: u64, to: u64) -> (Vec<u64>, Opti
         false,
     )
     .unwrap();
-    let d = org.dir.join("client1");
-    let root = std::fs::read(org.dir.join("ca/tls-ca-cert.pem")).unwrap();
-    let ch = qcss_peer::client::connect(
-        &net.peer_addrs[n - 1],
-        &[root],
-        (
-            &std::fs::read(d.join("tls-cert.pem")).unwrap(),
-            &std::fs::read(d.join("tls-key.pem")).unwrap(),
-        ),
-    )
-    .await
-    .unwrap();
+    let ch = net.channel_as(n, n, "client1").await;
     let mut stream = DeliverClient::new(ch)
         .deliver(tokio_stream::iter(vec![env]))
         .await

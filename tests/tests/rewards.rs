@@ -142,26 +142,34 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
     ]);
     assert!(bound.contains(&addr) && bound.contains("bound"), "{bound}");
 
-    // A second unit of the good lot, issued offline with the batch key.
     let key_file = net.join(format!("orgs/producer/codes/{gtin}-LJ2026A.key"));
-    let issued = qcss_ok(
-        dir,
-        &[
-            "codes",
-            "issue",
-            "--batch",
-            &format!("{gtin}/LJ2026A"),
-            "--from",
-            "9",
-            "--to",
-            "9",
-            "--key",
-            key_file.to_str().unwrap(),
-            "--base",
-            "https://q.example.com",
-        ],
-    );
-    let other = issued.trim().to_owned();
+    // Unit codes `from..=to` of the good lot, issued offline with the batch key.
+    let issue = |from: &str, to: &str| -> Vec<String> {
+        qcss_ok(
+            dir,
+            &[
+                "codes",
+                "issue",
+                "--batch",
+                &format!("{gtin}/LJ2026A"),
+                "--from",
+                from,
+                "--to",
+                to,
+                "--key",
+                key_file.to_str().unwrap(),
+                "--base",
+                "https://q.example.com",
+            ],
+        )
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+    };
+    // A second unit of the good lot.
+    let other = issue("9", "9").remove(0);
     fn evaluate<'a>(code: &'a str, who: &[&'a str]) -> Vec<&'a str> {
         let mut a = vec![
             "uces",
@@ -349,28 +357,7 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
         "--as",
         "consumer2",
     ]);
-    let fresh = qcss_ok(
-        dir,
-        &[
-            "codes",
-            "issue",
-            "--batch",
-            &format!("{gtin}/LJ2026A"),
-            "--from",
-            "10",
-            "--to",
-            "11",
-            "--key",
-            key_file.to_str().unwrap(),
-            "--base",
-            "https://q.example.com",
-        ],
-    );
-    let fresh: Vec<&str> = fresh
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let fresh = issue("10", "11");
     assert_eq!(fresh.len(), 2, "{fresh:?}");
     // Both first scans in one epoch: start right after an epoch begins.
     let epoch_slots = json(&node, "/v1/status")["reward_epoch_slots"]
@@ -381,7 +368,7 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
         let s = slot();
         (s % epoch_slots < 10).then_some(s / epoch_slots)
     });
-    for (code, who) in [(fresh[0], "consumer1"), (fresh[1], "consumer2")] {
+    for (code, who) in [(&fresh[0], "consumer1"), (&fresh[1], "consumer2")] {
         run(&["scan", code, "--location", "Hangzhou", "--as", who]);
     }
     assert_eq!(slot() / epoch_slots, two, "both scans within one epoch");

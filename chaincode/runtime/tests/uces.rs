@@ -1095,12 +1095,8 @@ fn a_read_folds_at_most_its_bound_within_fuel() {
     w.l.check_fuel();
 }
 
-#[test]
-fn index_hooks_stay_within_fuel_at_their_bounds() {
-    // The raw lot goes into 7 products (9 with index records, beyond the 8
-    // an enterprise lists); its inspection credits the first 4 outputs; a
-    // permit change recomputes 8 products.
-    let mut w = world(true);
+/// Seven products, each made from the raw lot (lot `B1` of each); their GTINs.
+fn blends_of_the_raw_lot(w: &mut World) -> Vec<String> {
     let (factory, raw) = (w.factory.clone(), w.raw.clone());
     let mut outputs = Vec::new();
     for n in 0..7 {
@@ -1119,6 +1115,17 @@ fn index_hooks_stay_within_fuel_at_their_bounds() {
         );
         outputs.push(g);
     }
+    outputs
+}
+
+#[test]
+fn index_hooks_stay_within_fuel_at_their_bounds() {
+    // The raw lot goes into 7 products (9 with index records, beyond the 8
+    // an enterprise lists); its inspection credits the first 4 outputs; a
+    // permit change recomputes 8 products.
+    let mut w = world(true);
+    let raw = w.raw.clone();
+    let outputs = blends_of_the_raw_lot(&mut w);
     for g in &outputs {
         w.inspect(&format!("{g}/B1"), true);
     }
@@ -1769,22 +1776,7 @@ fn index_and_reward_costs() {
         "record_inspection_one_product".into(),
         w.l.time(&lab, "record_inspection", &inspection(&jb), RUNS),
     );
-    let factory = w.factory.clone();
-    for n in 0..7 {
-        let g = gs1(&format!("069012345610{n}"));
-        w.l.submit(
-            &factory,
-            "register_product",
-            json!({"gtin": g, "name": format!("Blend {n}"), "category": "beverage"}),
-        );
-        w.l.submit(
-            &factory,
-            "transform",
-            json!({"transformation_id": format!("T{n}"), "inputs": [{"batch": raw, "quantity": 1}],
-                   "output": {"gtin": g, "lot": "B1", "quantity": 1, "uom": "H87",
-                              "production_date": "2025-06-02", "site": "Suzhou"}}),
-        );
-    }
+    blends_of_the_raw_lot(&mut w);
     out.insert(
         "record_inspection_raw_lot_in_7_products".into(),
         w.l.time(&lab, "record_inspection", &inspection(&raw), RUNS),
