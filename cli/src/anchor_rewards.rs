@@ -31,6 +31,7 @@ use qcss_anchor::Hash32;
 use qcss_dpos::address::{Address, Keypair};
 use qcss_dpos::api::{ConsortiumView, StatusView};
 use qcss_dpos::rewards::{RewardBatch, RewardEntry};
+use qcss_dpos::state::Consortium;
 use qcss_dpos::tx::TxKind;
 
 use crate::anchor::{BridgeConfig, ReceiptGateway, registered_sig};
@@ -242,10 +243,19 @@ pub(crate) fn pay_next(
                 )
             }));
         }
-        let (p, parts) = pay_part(node, payer, st, cid, epoch, part, &signed)?;
-        n += p.0;
-        total += p.1;
-        ids.push(p.2);
+        let p = pay_part(
+            node,
+            payer,
+            st,
+            &view.consortium,
+            cid,
+            (epoch, part),
+            &signed,
+        )?;
+        n += p.entries;
+        total += p.total;
+        ids.push(p.tx_id);
+        let parts = p.parts;
         contract_epoch = contract_epoch.or(signed.first().map(|s| s.contract_epoch));
         part += 1;
         if part >= parts {
@@ -260,18 +270,28 @@ pub(crate) fn pay_next(
     )))
 }
 
+/// One part paid.
+struct Paid {
+    entries: usize,
+    /// Base units.
+    total: u128,
+    tx_id: String,
+    /// The parts its epoch is split into.
+    parts: u32,
+}
+
 /// Submits `part` of the chain's `epoch` with the quorum of `signed` over
-/// the digest most of them signed, and waits until the chain counts it.
-/// Returns (entries, total, transaction id) and the epoch's parts.
+/// the digest most of them signed (keys and quorum from `c`, the
+/// consortium as the chain holds it), and waits until the chain counts it.
 fn pay_part(
     node: &str,
     payer: &Keypair,
     st: &StatusView,
+    c: &Consortium,
     cid: Hash32,
-    epoch: u64,
-    part: u32,
+    (epoch, part): (u64, u32),
     signed: &[Signed],
-) -> Result<((usize, u128, String), u32)> {
+) -> Result<Paid> {
     // The batch the most peers signed (a peer with another history is
     // outvoted, whichever order the peers are listed in).
     let Some(first) = signed
@@ -303,8 +323,6 @@ fn pay_part(
         sigs: Vec::new(),
     };
     batch.digest = batch.compute_digest(&st.chain_id);
-    let view: ConsortiumView = get_json(node, &format!("/v1/consortium/{cid}"))?;
-    let c = &view.consortium;
     for s in signed {
         if (s.chain_id, s.consortium_id, s.chain_epoch, s.part, s.parts)
             != (st.chain_id, cid, epoch, part, batch.parts)
@@ -368,7 +386,12 @@ fn pay_part(
         }
         std::thread::sleep(Duration::from_millis((st.slot_ms / 2).clamp(100, 5_000)));
     }
-    Ok(((n, total, out.id.to_hex()), parts))
+    Ok(Paid {
+        entries: n,
+        total,
+        tx_id: out.id.to_hex(),
+        parts,
+    })
 }
 
 /// Folds per record and round at most (64 changes each).

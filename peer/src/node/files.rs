@@ -83,8 +83,8 @@ impl PeerFiles {
     }
 
     /// Marks `id` public: reads it once (every chunk checked against the
-    /// manifest) to hash its content, indexes that hash, then writes the
-    /// marker. Returns the content's SHA-256 (hex).
+    /// manifest) to hash its content, then records it as
+    /// [`PeerFiles::record_public`] does. Returns the content's SHA-256 (hex).
     pub(crate) fn mark_public(&self, id: &FileId) -> io::Result<String> {
         let mut r = self.store.get(id).map_err(io::Error::other)?;
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -97,9 +97,17 @@ impl PeerFiles {
             ctx.update(&buf[..n]);
         }
         let sha = hex::encode(ctx.finish());
+        self.record_public(id, &sha)?;
+        Ok(sha)
+    }
+
+    /// Marks `id`, whose content hashes to `sha256` (hex), public: the
+    /// index first, then the marker.
+    fn record_public(&self, id: &FileId, sha256: &str) -> io::Result<()> {
+        let id_hex = id.to_hex();
         for (dir, name, content) in [
-            (&self.by_sha256, sha.as_str(), id.to_hex()),
-            (&self.public, id.to_hex().as_str(), sha.clone()),
+            (&self.by_sha256, sha256, id_hex.as_str()),
+            (&self.public, id_hex.as_str(), sha256),
         ] {
             std::fs::create_dir_all(dir)?;
             let tmp = dir.join(format!("{name}.tmp"));
@@ -108,7 +116,7 @@ impl PeerFiles {
             std::fs::rename(&tmp, dir.join(name))?;
             std::fs::File::open(dir)?.sync_all()?;
         }
-        Ok(sha)
+        Ok(())
     }
 
     /// Indexes public files marked before markers held their hash (empty
@@ -401,6 +409,10 @@ impl Files for FilesService {
         let store = self.store.clone();
         let owner = org.clone();
         let job = tokio::task::spawn_blocking(move || store.put(&owner, upload, &media_type));
+        // The content's SHA-256, of exactly the bytes the store was given
+        // (the id it answers covers the same bytes): a public file is
+        // indexed by it without reading it back.
+        let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
         loop {
             let item = match input.message().await {
                 Ok(Some(PutRequest {
@@ -410,6 +422,9 @@ impl Files for FilesService {
                 Ok(None) => break,
                 Err(s) => Err(format!("upload stream: {}", s.message())),
             };
+            if let Ok(d) = &item {
+                sha.update(d);
+            }
             let stop = item.is_err();
             // The store stopped reading (limit, quota, error): its answer says why.
             if tx.send(item).await.is_err() || stop {
@@ -422,8 +437,8 @@ impl Files for FilesService {
             .map_err(|e| Status::internal(format!("store task: {e}")))?
             .map_err(status)?;
         if meta.public {
-            let files = self.files.clone();
-            tokio::task::spawn_blocking(move || files.mark_public(&id))
+            let (files, sha) = (self.files.clone(), hex::encode(sha.finish()));
+            tokio::task::spawn_blocking(move || files.record_public(&id, &sha))
                 .await
                 .map_err(|e| Status::internal(format!("store task: {e}")))?
                 .map_err(|e| Status::internal(format!("marking {id} public: {e}")))?;
