@@ -6,9 +6,13 @@
 //! 2. **Finality**: three `ChainNode`s on 127.0.0.1 holding the 31 producer
 //!    keys (11/10/10), as `network up` runs them; for every block, the time
 //!    from its slot's start until node 1 saw it irreversible.
-//! 3. **Sync**: a chain of B blocks built offline (all 31 keys, virtual
-//!    clock) is served by one node; a keyless node started from scratch
-//!    fetches it; blocks per second until it holds the served chain's LIB.
+//! 3. **Sync**: a chain of B blocks over a genesis of A accounts (default
+//!    10,000: a state the size of a reward epoch's consumers) built offline
+//!    (all 31 keys, virtual clock) is served by one node; a keyless node
+//!    started from scratch fetches it; blocks per second until it holds the
+//!    served chain's LIB. Run twice against the same server: storing a state
+//!    checkpoint every 256 irreversible blocks (what nodes do) and on every
+//!    finalize (what they did before), with the ratio.
 //!
 //! 4. **Reward batch**: an epoch of N consumer rewards (default 100,000) in
 //!    parts of the white paper's 10,000 entries, each signed by 4 of 7
@@ -36,6 +40,7 @@ use qcss_dpos::params::{Allocation, COIN, Genesis, Params};
 use qcss_dpos::rewards::{REWARD_POOL, RewardBatch, RewardEntry};
 use qcss_dpos::runner::{ChainNode, P2pConfig};
 use qcss_dpos::state::State;
+use qcss_dpos::store::CHECKPOINT_EVERY;
 use qcss_dpos::tx::{KeySet, Tx, TxKind};
 use serde::Serialize;
 
@@ -53,6 +58,9 @@ pub(crate) struct ChainBenchArgs {
     /// Blocks in the chain the sync run fetches.
     #[arg(long, default_value_t = 2_000)]
     sync_blocks: u64,
+    /// Accounts in the sync run's genesis state.
+    #[arg(long, default_value_t = 10_000)]
+    sync_accounts: u64,
     /// Consumers paid in the reward-batch figure.
     #[arg(long, default_value_t = 100_000)]
     reward_consumers: usize,
@@ -89,8 +97,11 @@ struct Report {
     finality_slots_mean: f64,
     producer_cpu_percent_of_one_core: f64,
     sync_blocks: u64,
+    sync_accounts: u64,
     sync_seconds: f64,
     sync_blocks_per_second: f64,
+    sync_seconds_checkpoint_every_block: f64,
+    sync_speedup: f64,
     rewards: RewardFigures,
 }
 
@@ -117,7 +128,7 @@ pub(super) fn run(a: ChainBenchArgs) -> Result<()> {
     let (apply_seconds, tps) = apply(a.transfers)?;
     let rt = tokio::runtime::Runtime::new()?;
     let fin = rt.block_on(finality(a.slot_ms, a.seconds))?;
-    let (sync_seconds, bps) = rt.block_on(sync(a.sync_blocks))?;
+    let sync = rt.block_on(sync(a.sync_blocks, a.sync_accounts))?;
     let r = Report {
         transfers: a.transfers,
         apply_seconds,
@@ -130,8 +141,11 @@ pub(super) fn run(a: ChainBenchArgs) -> Result<()> {
         finality_slots_mean: fin.mean * 1000.0 / a.slot_ms as f64,
         producer_cpu_percent_of_one_core: fin.cpu_percent,
         sync_blocks: a.sync_blocks,
-        sync_seconds,
-        sync_blocks_per_second: bps,
+        sync_accounts: a.sync_accounts,
+        sync_seconds: sync.seconds,
+        sync_blocks_per_second: sync.blocks as f64 / sync.seconds,
+        sync_seconds_checkpoint_every_block: sync.seconds_every_block,
+        sync_speedup: sync.seconds_every_block / sync.seconds,
         rewards: rf,
     };
     if a.json {
@@ -155,8 +169,14 @@ pub(super) fn run(a: ChainBenchArgs) -> Result<()> {
         r.producer_cpu_percent_of_one_core
     );
     println!(
-        "sync:     {} blocks from scratch in {:.2} s = {:.0} blocks/s",
-        r.sync_blocks, r.sync_seconds, r.sync_blocks_per_second
+        "sync:     {} blocks over {} accounts from scratch in {:.2} s = {:.0} blocks/s \
+         (state checkpoint every 256 blocks; every block: {:.2} s, {:.1}× slower)",
+        r.sync_blocks,
+        r.sync_accounts,
+        r.sync_seconds,
+        r.sync_blocks_per_second,
+        r.sync_seconds_checkpoint_every_block,
+        r.sync_speedup
     );
     println!("{reward_line}");
     Ok(())
@@ -488,14 +508,22 @@ async fn finality(slot_ms: u64, seconds: u64) -> Result<Finality> {
     })
 }
 
-async fn sync(blocks: u64) -> Result<(f64, f64)> {
+/// The sync figure: seconds to fetch the served chain's LIB with the
+/// default checkpoint interval and with a checkpoint every block.
+struct Sync {
+    blocks: u64,
+    seconds: f64,
+    seconds_every_block: f64,
+}
+
+async fn sync(blocks: u64, accounts: u64) -> Result<Sync> {
     let mut params = Params::white_paper();
     params.slot_ms = 1_000;
     let keys = producers();
     let dir = tempdir()?;
     // Slot 0 far enough back that `blocks` slots have passed.
     let start = SystemClock.now_ms() - (blocks + 2) * params.slot_ms;
-    let (genesis, _) = genesis_with(10, params.clone(), &keys, start);
+    let (genesis, _) = genesis_with(accounts, params.clone(), &keys, start);
     let clock = VirtualClock::default();
     {
         let mut it = keys.iter().cloned();
@@ -520,31 +548,44 @@ async fn sync(blocks: u64) -> Result<(f64, f64)> {
     let target_lib = source.status().lib_height;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let server = ChainNode::start(source, listener, vec![], P2pConfig::ephemeral()?)?;
-    let fresh = Node::open(&dir.join("fresh"), &genesis, None, Arc::new(SystemClock))
+    let mut seconds = Vec::new();
+    for (name, every) in [("fresh", CHECKPOINT_EVERY), ("fresh-every-block", 1)] {
+        let fresh = Node::open_checkpointing(
+            &dir.join(name),
+            &genesis,
+            None,
+            Arc::new(SystemClock),
+            every,
+        )
         .map_err(|e| anyhow!("{e}"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let t = Instant::now();
-    let client = ChainNode::start(
-        fresh,
-        listener,
-        vec![server.local_addr.into()],
-        P2pConfig::ephemeral()?,
-    )?;
-    let deadline = t + Duration::from_secs(120);
-    while client.status().lib_height < target_lib {
-        if Instant::now() > deadline {
-            return Err(anyhow!(
-                "sync did not reach height {target_lib} within 120 s (at {})",
-                client.status().lib_height
-            ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let t = Instant::now();
+        let client = ChainNode::start(
+            fresh,
+            listener,
+            vec![server.local_addr.into()],
+            P2pConfig::ephemeral()?,
+        )?;
+        let deadline = t + Duration::from_secs(600);
+        while client.status().lib_height < target_lib {
+            if Instant::now() > deadline {
+                return Err(anyhow!(
+                    "sync did not reach height {target_lib} within 600 s (at {})",
+                    client.status().lib_height
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        seconds.push(t.elapsed().as_secs_f64());
+        client.stop().await;
     }
-    let secs = t.elapsed().as_secs_f64();
-    client.stop().await;
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
-    Ok((secs, target_lib as f64 / secs))
+    Ok(Sync {
+        blocks: target_lib,
+        seconds: seconds[0],
+        seconds_every_block: seconds[1],
+    })
 }
 
 fn tempdir() -> Result<std::path::PathBuf> {

@@ -197,9 +197,22 @@ impl Node {
         key: Option<Keypair>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, NodeError> {
+        Self::open_checkpointing(dir, genesis, key, clock, crate::store::CHECKPOINT_EVERY)
+    }
+
+    /// [`Node::open`], writing a state checkpoint every `every` irreversible
+    /// blocks (see [`crate::store`]).
+    pub fn open_checkpointing(
+        dir: &Path,
+        genesis: &Genesis,
+        key: Option<Keypair>,
+        clock: Arc<dyn Clock>,
+        every: u64,
+    ) -> Result<Self, NodeError> {
         let gstate = State::genesis(genesis)?;
-        let store = Store::open(dir, gstate.chain_id, genesis.params.max_block_bytes)?;
-        let Some(loaded) = store.load()? else {
+        let store = Store::open(dir, gstate.chain_id, genesis.params.max_block_bytes)?
+            .with_checkpoint_every(every);
+        let Some(loaded) = store.load(&genesis.params)? else {
             store.init(&gstate)?;
             return Ok(Self::from_parts(
                 genesis,

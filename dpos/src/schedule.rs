@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
 use crate::hash::{Hash32, domain, hash_parts};
-use crate::state::{Account, Producer};
+use crate::state::{Accounts, Producer};
 
 /// An elected producer set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +73,7 @@ pub struct ElectionRules {
 /// equivocation evidence, then (liveness over punishment, only when nobody
 /// else exists) to any previous producer. Returns the sorted set.
 pub fn elect(
-    accounts: &BTreeMap<Address, Account>,
+    accounts: &Accounts,
     producers: &BTreeMap<Address, Producer>,
     previous: &[Address],
     rules: &ElectionRules,
@@ -125,6 +125,7 @@ pub fn elect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::Account;
 
     fn addrs(n: u8) -> Vec<Address> {
         (0..n).map(|i| Address([i; 32])).collect()
@@ -179,7 +180,7 @@ mod tests {
                 },
             );
         }
-        let mut accounts = BTreeMap::new();
+        let mut accounts = Accounts::new();
         let voter = |bal, votes: Vec<Address>| Account {
             balance: bal,
             votes,
@@ -222,7 +223,7 @@ mod tests {
             vote_slot,
             ..Account::default()
         };
-        let accounts = BTreeMap::from([
+        let accounts = Accounts::from_iter([
             (Address([100; 32]), voter(100, a, 0)),
             (Address([101; 32]), voter(10, b, 900)),
         ]);

@@ -157,6 +157,12 @@ pub struct Staged {
     pub height: u64,
 }
 
+/// Every account by address, in address order. Persistent: the fork database
+/// keeps one state per reversible block, and each block's clone shares every
+/// account it does not touch (a `BTreeMap` clone copied them all: with
+/// 100,000 accounts, 40% of a syncing node's time in clone and drop).
+pub type Accounts = imbl::OrdMap<Address, Account>;
+
 /// The whole state after a block (or at genesis).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -169,7 +175,7 @@ pub struct State {
     /// Id of the last applied block (the chain id at genesis).
     pub head_id: Hash32,
     /// Accounts.
-    pub accounts: BTreeMap<Address, Account>,
+    pub accounts: Accounts,
     /// Producers and candidates.
     pub producers: BTreeMap<Address, Producer>,
     /// Supply at genesis.
@@ -499,7 +505,7 @@ impl State {
     pub fn genesis(g: &Genesis) -> Result<Self, GenesisError> {
         let supply = g.check()?;
         let chain_id = g.chain_id();
-        let mut accounts: BTreeMap<Address, Account> = BTreeMap::new();
+        let mut accounts = Accounts::new();
         for a in &g.allocations {
             let acct = accounts.entry(a.address).or_default();
             // check() bounded the sum of all allocations.

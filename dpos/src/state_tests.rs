@@ -463,3 +463,30 @@ fn rewards_share_lock_entries_by_day_and_never_unlock_early() {
         assert_eq!(total, slots.len() as u64 * kit.params.reward_at(1));
     }
 }
+
+/// `State::accounts` became a persistent map; its encoding must be the
+/// `BTreeMap`'s byte for byte, or every stored checkpoint (format 3) and
+/// every state digest would change.
+#[test]
+fn accounts_encode_as_the_btree_map_they_replaced() {
+    use crate::state::{Account, Accounts};
+    let mut rng = SimRng::new(7);
+    let mut old = std::collections::BTreeMap::new();
+    for i in 0..500u64 {
+        let mut a = [0u8; 32];
+        a[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
+        let acct = Account {
+            balance: rng.next_u64() % 1_000_000,
+            nonce: i,
+            votes: vec![Address([i as u8; 32])],
+            vote_slot: i * 3,
+            ..Account::default()
+        };
+        old.insert(Address(a), acct);
+    }
+    let new: Accounts = old.clone().into_iter().collect();
+    let bytes = crate::codec::encode(&new);
+    assert_eq!(bytes, crate::codec::encode(&old));
+    let back: Accounts = crate::codec::decode(&bytes, 1 << 24).unwrap();
+    assert_eq!(back, new);
+}

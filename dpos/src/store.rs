@@ -1,17 +1,33 @@
 //! Durable storage in sled: every block, the irreversible chain by height,
-//! the state at the last irreversible block (LIB), and which blocks are
-//! still reversible. Reopening rebuilds the fork database from the LIB state
-//! by re-applying the reversible blocks, so nothing above the LIB needs an
-//! undo log and a node killed at any moment restarts consistent: each write
-//! is one atomic sled batch.
+//! a checkpoint of the state at an irreversible block, and which blocks are
+//! still reversible. Reopening rebuilds the state at the last irreversible
+//! block (LIB) by re-applying the irreversible blocks after the checkpoint,
+//! then the fork database by re-applying the reversible blocks, so nothing
+//! above the LIB needs an undo log and a node killed at any moment restarts
+//! consistent: each write is one atomic sled batch.
+//!
+//! The checkpoint is rewritten only every [`CHECKPOINT_EVERY`] irreversible
+//! blocks, not on every finalize: the state grows with every account (a
+//! reward epoch adds one per consumer), and encoding all of it per block
+//! made a syncing node's cost per block grow with the state instead of the
+//! block (`qcss bench chain`, sync figure with `--sync-accounts`).
 
 use std::path::Path;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::block::Block;
+use crate::chain::{BlockError, apply_block};
 use crate::codec::{self, CodecError};
 use crate::hash::Hash32;
+use crate::params::Params;
 use crate::state::State;
+
+/// Irreversible blocks between two state checkpoints: a restart re-applies
+/// at most this many blocks (at 30-s slots about two hours of chain; see
+/// `reopening_replays_at_most_a_checkpoint_interval` for the cost).
+pub const CHECKPOINT_EVERY: u64 = 256;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +54,27 @@ pub enum StoreError {
         want: u32,
         /// The directory's.
         found: u32,
+    },
+    /// An irreversible block after the checkpoint no longer applies to it:
+    /// the directory is damaged.
+    #[error(
+        "stored irreversible block {height} does not apply to the stored state: {err}; move \
+         the data directory away and restart, and the node syncs the chain again from its peers"
+    )]
+    Replay {
+        /// Its height.
+        height: u64,
+        /// Why it does not apply.
+        err: Box<BlockError>,
+    },
+    /// The height index names a block the directory does not hold.
+    #[error(
+        "stored irreversible block {height} is missing; move the data directory away and \
+         restart, and the node syncs the chain again from its peers"
+    )]
+    MissingBlock {
+        /// Its height.
+        height: u64,
     },
     /// The directory holds another chain.
     #[error("the store holds chain {found}, not {want}")]
@@ -70,6 +107,9 @@ pub struct Store {
     tree: sled::Tree,
     _db: sled::Db,
     max_block_bytes: u32,
+    /// Height of the state in `M/lib`.
+    checkpoint: Arc<AtomicU64>,
+    checkpoint_every: u64,
 }
 
 /// What a reopened store holds.
@@ -128,19 +168,41 @@ impl Store {
             tree,
             _db: db,
             max_block_bytes,
+            checkpoint: Arc::new(AtomicU64::new(0)),
+            checkpoint_every: CHECKPOINT_EVERY,
         })
     }
 
-    /// The stored chain, or `None` for a fresh store.
-    pub fn load(&self) -> Result<Option<Loaded>, StoreError> {
+    /// Checkpoints every `n` irreversible blocks instead of
+    /// [`CHECKPOINT_EVERY`] (tests; 1 writes the state on every finalize).
+    pub fn with_checkpoint_every(mut self, n: u64) -> Self {
+        self.checkpoint_every = n.max(1);
+        self
+    }
+
+    /// The stored chain, or `None` for a fresh store: the checkpoint with
+    /// every irreversible block after it re-applied (`params` are the
+    /// chain's), and the reversible blocks.
+    pub fn load(&self, params: &Params) -> Result<Option<Loaded>, StoreError> {
         let Some(v) = self.tree.get(LIB_STATE)? else {
             return Ok(None);
         };
-        let lib_state: State =
+        let mut lib_state: State =
             codec::decode(&v, MAX_STATE_BYTES).map_err(|err| StoreError::Corrupt {
-                what: "LIB state",
+                what: "state checkpoint",
                 err,
             })?;
+        self.checkpoint.store(lib_state.height, Ordering::Relaxed);
+        while let Some(id) = self.irreversible_id(lib_state.height + 1)? {
+            let height = lib_state.height + 1;
+            let b = self
+                .block(&id)?
+                .ok_or(StoreError::MissingBlock { height })?;
+            lib_state = apply_block(&lib_state, &b, params).map_err(|err| StoreError::Replay {
+                height: b.header.height,
+                err: Box::new(err),
+            })?;
+        }
         let lib_block = self.block(&lib_state.head_id)?;
         let mut pending = Vec::new();
         for kv in self.tree.scan_prefix(b"P/") {
@@ -169,8 +231,10 @@ impl Store {
         }))
     }
 
-    /// Writes the genesis state as the LIB state.
+    /// Writes the genesis state as the first checkpoint.
     pub fn init(&self, genesis_state: &State) -> Result<(), StoreError> {
+        self.checkpoint
+            .store(genesis_state.height, Ordering::Relaxed);
         self.tree.insert(LIB_STATE, codec::encode(genesis_state))?;
         self.tree.flush()?;
         Ok(())
@@ -188,13 +252,21 @@ impl Store {
 
     /// The irreversible block at `height`.
     pub fn block_at(&self, height: u64) -> Result<Option<Block>, StoreError> {
+        match self.irreversible_id(height)? {
+            Some(id) => self.block(&id),
+            None => Ok(None),
+        }
+    }
+
+    fn irreversible_id(&self, height: u64) -> Result<Option<Hash32>, StoreError> {
         match self.tree.get(key(b"H/", &height.to_be_bytes()))? {
             Some(v) => {
-                let id = codec::decode::<Hash32>(&v, 32).map_err(|err| StoreError::Corrupt {
-                    what: "height index",
-                    err,
-                })?;
-                self.block(&id)
+                codec::decode::<Hash32>(&v, 32)
+                    .map(Some)
+                    .map_err(|err| StoreError::Corrupt {
+                        what: "height index",
+                        err,
+                    })
             }
             None => Ok(None),
         }
@@ -212,7 +284,8 @@ impl Store {
 
     /// Records that `blocks` became irreversible with `lib_state` the state
     /// after the last of them, and forgets reversible blocks not in `keep`.
-    /// One atomic batch, flushed.
+    /// `lib_state` is written as the new checkpoint when the last one is
+    /// [`CHECKPOINT_EVERY`] blocks old. One atomic batch, flushed.
     pub fn finalize(
         &self,
         lib_state: &State,
@@ -241,9 +314,19 @@ impl Store {
                 batch.remove(key(b"B/", &id.0));
             }
         }
-        batch.insert(LIB_STATE, codec::encode(lib_state));
+        let checkpoint = lib_state.height
+            >= self
+                .checkpoint
+                .load(Ordering::Relaxed)
+                .saturating_add(self.checkpoint_every);
+        if checkpoint {
+            batch.insert(LIB_STATE, codec::encode(lib_state));
+        }
         self.tree.apply_batch(batch)?;
         self.tree.flush()?;
+        if checkpoint {
+            self.checkpoint.store(lib_state.height, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -271,6 +354,17 @@ mod tests {
     /// slots, delivering every block and (until `confirm_until`) every
     /// confirmation to every node.
     fn run(kit: &Kit, dir: &std::path::Path, slots: u64, confirm_until: u64) -> Vec<Node> {
+        run_every(kit, dir, slots, confirm_until, super::CHECKPOINT_EVERY)
+    }
+
+    /// [`run`], node 0 checkpointing every `every` irreversible blocks.
+    fn run_every(
+        kit: &Kit,
+        dir: &std::path::Path,
+        slots: u64,
+        confirm_until: u64,
+        every: u64,
+    ) -> Vec<Node> {
         let clock = VirtualClock::default();
         let keys: Vec<_> = kit.producers.values().cloned().collect();
         let mut nodes: Vec<Node> = keys
@@ -279,7 +373,7 @@ mod tests {
             .map(|(i, k)| {
                 let c = Arc::new(clock.clone());
                 if i == 0 {
-                    Node::open(dir, &kit.genesis, Some(k.clone()), c).unwrap()
+                    Node::open_checkpointing(dir, &kit.genesis, Some(k.clone()), c, every).unwrap()
                 } else {
                     Node::in_memory(&kit.genesis, Some(k.clone()), c).unwrap()
                 }
@@ -378,9 +472,65 @@ mod tests {
         assert!(wrong(&r), "{:?}", r.err());
     }
 
-    /// Killed after a block was stored but before what it finalized was
-    /// recorded: reopening re-applies it, records the finalized blocks and
-    /// leaves no gap in the irreversible index.
+    /// The state is written every `every` irreversible blocks; reopening
+    /// re-applies the irreversible blocks after it and gets the same LIB and
+    /// head state, whatever the interval.
+    #[test]
+    fn reopening_replays_the_blocks_after_the_checkpoint() {
+        let kit = Kit::new();
+        for every in [1, 3, 7, super::CHECKPOINT_EVERY] {
+            let dir = tempfile::tempdir().unwrap();
+            let nodes = run_every(&kit, dir.path(), 20, 17, every);
+            let before = nodes[0].status();
+            let state = nodes[0].head_state().clone();
+            let lib_state = nodes[0].fork().lib().state.clone();
+            let chain_id = nodes[0].chain_id();
+            drop(nodes);
+            let checkpoint = {
+                let db = retry(|| sled::open(dir.path()));
+                let tree = db.open_tree("dpos").unwrap();
+                let v = tree.get(super::LIB_STATE).unwrap().unwrap();
+                crate::codec::decode::<crate::state::State>(&v, super::MAX_STATE_BYTES)
+                    .unwrap()
+                    .height
+            };
+            assert!(
+                checkpoint <= before.lib_height && before.lib_height - checkpoint < every,
+                "every {every}: checkpoint at {checkpoint}, LIB {}",
+                before.lib_height
+            );
+            let store =
+                retry(|| super::Store::open(dir.path(), chain_id, kit.params.max_block_bytes));
+            let loaded = store.load(&kit.params).unwrap().unwrap();
+            assert_eq!(loaded.lib_state, *lib_state, "every {every}");
+            drop(loaded);
+            drop(store);
+            let clock = Arc::new(VirtualClock::default());
+            let reopened = retry(|| {
+                Node::open_checkpointing(dir.path(), &kit.genesis, None, clock.clone(), every)
+            });
+            assert_eq!(reopened.status(), before, "every {every}");
+            assert_eq!(reopened.head_state(), &state, "every {every}");
+        }
+    }
+
+    /// An irreversible block after the checkpoint that is gone is a damaged
+    /// directory, said by height, not a shorter chain.
+    #[test]
+    fn a_missing_block_after_the_checkpoint_is_refused_by_height() {
+        let kit = Kit::new();
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = run_every(&kit, dir.path(), 20, 17, 1_000);
+        let chain_id = nodes[0].chain_id();
+        let id = nodes[0].irreversible_id(5).unwrap().unwrap();
+        drop(nodes);
+        let store = retry(|| super::Store::open(dir.path(), chain_id, kit.params.max_block_bytes));
+        store.tree.remove(super::key(b"B/", &id.0)).unwrap();
+        let e = store.load(&kit.params).unwrap_err();
+        assert!(matches!(e, StoreError::MissingBlock { height: 5 }), "{e}");
+        assert!(e.to_string().contains("syncs the chain again"), "{e}");
+    }
+
     #[test]
     fn a_store_of_the_old_state_format_is_refused_by_name() {
         let kit = Kit::new();
@@ -407,6 +557,9 @@ mod tests {
         assert!(e.to_string().contains("syncs the chain again"), "{e}");
     }
 
+    /// Killed after a block was stored but before what it finalized was
+    /// recorded: reopening re-applies it, records the finalized blocks and
+    /// leaves no gap in the irreversible index.
     #[test]
     fn crash_between_block_write_and_finalize_recovers() {
         let kit = Kit::new();
