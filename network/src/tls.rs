@@ -193,6 +193,152 @@ impl TlsAcceptorHandle {
     }
 }
 
+/// A node's TLS certificate (chain) and key, as PEM read from its files.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsPair {
+    /// The certificate chain, leaf first.
+    pub cert_pem: Vec<u8>,
+    /// The private key.
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsPair")
+    }
+}
+
+impl TlsPair {
+    /// Reads a pair from its files (no checks: see [`TlsPair::check`]).
+    pub fn read(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, TlsError> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| TlsError::Io {
+                path: p.display().to_string(),
+                message: e.to_string(),
+            })
+        };
+        Ok(TlsPair {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        })
+    }
+
+    /// What a node checks before it serves a new pair: both parse, the key
+    /// belongs to the leaf certificate, and the leaf is valid at `now` (Unix
+    /// seconds). Returns the leaf.
+    pub fn check(&self, now: i64) -> Result<CertInfo, TlsError> {
+        let chain = parse_certs("TLS certificate", &self.cert_pem)?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| TlsError::BadPem {
+            what: "TLS key",
+            message: e.to_string(),
+        })?;
+        rustls::sign::CertifiedKey::from_der(chain, key, &provider()).map_err(|e| {
+            TlsError::BadPem {
+                what: "TLS key",
+                message: format!("does not belong to the TLS certificate ({e})"),
+            }
+        })?;
+        let leaf = CertInfo::from_pem(&self.cert_pem).map_err(|e| TlsError::BadPem {
+            what: "TLS certificate",
+            message: e.to_string(),
+        })?;
+        if leaf.not_after <= now {
+            return Err(TlsError::BadPem {
+                what: "TLS certificate",
+                message: format!("expired at Unix time {}", leaf.not_after),
+            });
+        }
+        if leaf.not_before > now + 300 {
+            return Err(TlsError::BadPem {
+                what: "TLS certificate",
+                message: format!("not valid before Unix time {}", leaf.not_before),
+            });
+        }
+        Ok(leaf)
+    }
+}
+
+/// Watches a node's TLS files so that a renewed certificate is served
+/// without a restart: every `every`, and at once on SIGHUP, it rereads
+/// `cert` and `key`; a pair that differs from the one in use and passes
+/// [`TlsPair::check`] goes to `apply` (which swaps it in for new
+/// connections; established ones keep theirs). A pair that fails is logged
+/// once per content, with the reason, and the node keeps the pair it has:
+/// a half-written renewal never takes a node's TLS down.
+pub fn watch_pair<F>(
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    current: TlsPair,
+    every: Duration,
+    apply: F,
+) where
+    F: Fn(TlsPair, CertInfo) + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGHUP handler: TLS files are reread on a timer only");
+                None
+            }
+        };
+        let mut current = current;
+        let mut refused: Option<TlsPair> = None;
+        let mut unreadable = false;
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            match hup.as_mut() {
+                Some(h) => {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = h.recv() => {}
+                    }
+                }
+                None => {
+                    tick.tick().await;
+                }
+            }
+            let pair = match TlsPair::read(&cert, &key) {
+                Ok(p) => {
+                    unreadable = false;
+                    p
+                }
+                Err(e) => {
+                    if !unreadable {
+                        tracing::error!(error = %e, "cannot reread the TLS files; keeping the pair in use");
+                    }
+                    unreadable = true;
+                    continue;
+                }
+            };
+            if pair == current || refused.as_ref() == Some(&pair) {
+                continue;
+            }
+            match pair.check(crate::msp::unix_now()) {
+                Ok(leaf) => {
+                    tracing::info!(
+                        serial = %leaf.serial_hex,
+                        not_after = leaf.not_after,
+                        "TLS certificate renewed: serving the new one on new connections"
+                    );
+                    apply(pair.clone(), leaf);
+                    current = pair;
+                    refused = None;
+                }
+                Err(e) => {
+                    tracing::error!(
+                        error = %e,
+                        cert = %cert.display(),
+                        "the TLS files changed but cannot be used; keeping the pair in use"
+                    );
+                    refused = Some(pair);
+                }
+            }
+        }
+    });
+}
+
 /// Handshakes in progress at once, in all and from one address; a new one
 /// past either cap evicts the oldest (see [`crate::slots`]).
 const MAX_HANDSHAKES: usize = 1024;

@@ -130,6 +130,11 @@ pub struct PeerConfig {
     /// this many days.
     #[serde(default = "default_warn_days")]
     pub cert_warn_days: u64,
+    /// How often, in seconds, the peer rereads `tls_cert` and `tls_key`; a
+    /// renewed pair is served from then on without a restart (SIGHUP
+    /// rereads at once).
+    #[serde(default = "default_tls_reload_secs")]
+    pub tls_reload_secs: u64,
     /// Gateway settings.
     #[serde(default)]
     pub gateway: GatewaySettings,
@@ -160,6 +165,10 @@ pub struct AnchorSettings {
     /// page and `/metrics` read how far the consortium is anchored. Optional.
     #[serde(default)]
     pub chain_api: Option<String>,
+}
+
+fn default_tls_reload_secs() -> u64 {
+    30
 }
 
 fn default_warn_days() -> u64 {

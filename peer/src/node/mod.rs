@@ -47,7 +47,7 @@ use prost::Message;
 use qcss_chaincode::{Limits, Runtime};
 use qcss_network::block::{config_from_block, is_config_block};
 use qcss_network::channel::Channel;
-use qcss_network::tls::{ClientAuth, ServerTlsSettings, TlsAcceptorHandle, incoming};
+use qcss_network::tls::{ClientAuth, ServerTlsSettings, TlsAcceptorHandle, TlsPair, incoming};
 use qcss_network::{MspId, SigningIdentity};
 use qcss_proto::common::Block;
 use qcss_proto::gateway::gateway_server::GatewayServer;
@@ -84,14 +84,6 @@ pub enum PeerError {
     Network(String),
 }
 
-/// The TLS material this peer uses as a client (towards orderers and other
-/// peers). The roots follow the channel configuration.
-#[derive(Debug, Clone)]
-pub(crate) struct ClientTls {
-    pub(crate) cert: Vec<u8>,
-    pub(crate) key: Vec<u8>,
-}
-
 /// State shared by the peer's services and its committer.
 pub struct Peer {
     pub(crate) cfg: PeerConfig,
@@ -102,7 +94,10 @@ pub struct Peer {
     channel: RwLock<Arc<Channel>>,
     /// The ledger height after each commit.
     pub(crate) height: watch::Sender<u64>,
-    pub(crate) tls: ClientTls,
+    /// This peer's TLS pair: served, and presented when it calls orderers
+    /// and other peers (the roots follow the channel configuration).
+    /// Replaced when the files are renewed (`tls::watch_pair`).
+    pub(crate) tls: RwLock<TlsPair>,
     pub(crate) metrics: Metrics,
     /// Which orderer the committer pulls from and how far the ordering
     /// service is known to be (for `/healthz`).
@@ -263,9 +258,10 @@ impl Peer {
             return Ok(c.clone());
         }
         let (roots, _) = self.channel().tls_roots_and_crls();
+        let pair = self.tls();
         let tls = qcss_network::tls::client_tls_for_addr(
             &roots,
-            Some((self.tls.cert.as_slice(), self.tls.key.as_slice())),
+            Some((pair.cert_pem.as_slice(), pair.key_pem.as_slice())),
             addr,
         );
         let ch = qcss_network::tls::connect_node(addr, tls)
@@ -276,6 +272,14 @@ impl Peer {
             .await
             .insert(addr.to_owned(), ch.clone());
         Ok(ch)
+    }
+
+    /// The TLS pair in use.
+    pub(crate) fn tls(&self) -> TlsPair {
+        self.tls
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Forgets the cached channel to `addr` (after a failure), so the next
@@ -316,9 +320,9 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
             .map_err(|e| PeerError::Config(format!("identity {}: {e}", cfg.identity_dir.display())))
     };
     let signer = Arc::new(load()?);
-    let tls = ClientTls {
-        cert: read(&cfg.tls_cert)?,
-        key: read(&cfg.tls_key)?,
+    let tls = TlsPair {
+        cert_pem: read(&cfg.tls_cert)?,
+        key_pem: read(&cfg.tls_key)?,
     };
     let genesis = Block::decode(read(&cfg.genesis_block)?.as_slice()).map_err(|e| {
         PeerError::Config(format!(
@@ -384,7 +388,7 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
         lifecycle,
         channel: RwLock::new(channel),
         height,
-        tls,
+        tls: RwLock::new(tls),
         metrics,
         pull: RwLock::new(PullStatus::default()),
         connections: tokio::sync::Mutex::new(HashMap::new()),
@@ -442,18 +446,15 @@ pub async fn run(
     let peer = open(&cfg)?;
     let channel = peer.channel();
     let files = files::open_store(&cfg.files, &cfg.data_dir)?;
-    let tls_settings = {
-        let (cert, key) = (peer.tls.cert.clone(), peer.tls.key.clone());
-        move |roots: Vec<Vec<u8>>, crls: Vec<Vec<u8>>| ServerTlsSettings {
-            cert_pem: cert.clone(),
-            key_pem: key.clone(),
+    let tls_settings =
+        |pair: TlsPair, (roots, crls): (Vec<Vec<u8>>, Vec<Vec<u8>>)| ServerTlsSettings {
+            cert_pem: pair.cert_pem,
+            key_pem: pair.key_pem,
             client_roots_pem: roots,
             crls_pem: crls,
             client_auth: ClientAuth::Required,
-        }
-    };
-    let (roots, crls) = channel.tls_roots_and_crls();
-    let acceptor = TlsAcceptorHandle::new(&tls_settings(roots, crls))
+        };
+    let acceptor = TlsAcceptorHandle::new(&tls_settings(peer.tls(), channel.tls_roots_and_crls()))
         .map_err(|e| PeerError::Network(e.to_string()))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -480,8 +481,7 @@ pub async fn run(
                     continue;
                 }
                 sequence = channel.config().sequence;
-                let (roots, crls) = channel.tls_roots_and_crls();
-                match acceptor.reload(&tls_settings(roots, crls)) {
+                match acceptor.reload(&tls_settings(peer.tls(), channel.tls_roots_and_crls())) {
                     Ok(()) => tracing::info!(sequence, "TLS roots and CRLs reloaded"),
                     Err(e) => tracing::error!(error = %e, "cannot reload TLS"),
                 }
@@ -526,10 +526,37 @@ pub async fn run(
         tokio::spawn(anchor_watch::run(peer.clone(), api, stop_rx.clone()));
     }
     let mut certs = vec![("signing".to_owned(), peer.signer.cert.not_after)];
-    if let Ok(tls) = qcss_network::identity::CertInfo::from_pem(&peer.tls.cert) {
+    if let Ok(tls) = qcss_network::identity::CertInfo::from_pem(&peer.tls().cert_pem) {
         certs.push(("tls".to_owned(), tls.not_after));
     }
-    qcss_network::ops::watch_cert_expiry(&peer.metrics.registry, certs, cfg.cert_warn_days);
+    let expiry =
+        qcss_network::ops::watch_cert_expiry(&peer.metrics.registry, certs, cfg.cert_warn_days);
+    // A renewed TLS pair (`qcss ca reenroll --tls-hosts`) is served on new
+    // connections and used for new outgoing ones, without a restart.
+    {
+        let (peer, acceptor) = (peer.clone(), acceptor.clone());
+        qcss_network::tls::watch_pair(
+            cfg.tls_cert.clone(),
+            cfg.tls_key.clone(),
+            peer.tls(),
+            Duration::from_secs(cfg.tls_reload_secs.max(1)),
+            move |pair, leaf| {
+                let settings = tls_settings(pair.clone(), peer.channel().tls_roots_and_crls());
+                if let Err(e) = acceptor.reload(&settings) {
+                    tracing::error!(error = %e, "cannot serve the renewed TLS pair");
+                    return;
+                }
+                *peer
+                    .tls
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = pair;
+                expiry.set("tls", leaf.not_after);
+                // Outgoing channels are made anew with the new pair.
+                let peer = peer.clone();
+                tokio::spawn(async move { peer.connections.lock().await.clear() });
+            },
+        );
+    }
     if let Some(ops) = ops {
         let o = metrics::ops(&peer);
         let mut rx = stop_rx.clone();
