@@ -498,3 +498,47 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, TlsError> {
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{TlsError, TlsPair};
+
+    fn pair(not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -> TlsPair {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        p.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+        p.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let cert = p.self_signed(&key).unwrap();
+        TlsPair {
+            cert_pem: cert.pem().into_bytes(),
+            key_pem: key.serialize_pem().into_bytes(),
+        }
+    }
+
+    fn refused(p: &TlsPair) -> String {
+        match p.check(crate::msp::unix_now()) {
+            Err(e @ TlsError::BadPem { .. }) => e.to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// What a node checks before it serves renewed TLS files.
+    #[test]
+    fn a_renewed_pair_must_match_and_be_valid_now() {
+        let good = pair((2020, 1, 1), (2100, 1, 1));
+        assert!(good.check(crate::msp::unix_now()).is_ok());
+        let other = pair((2020, 1, 1), (2100, 1, 1));
+        let mismatched = TlsPair {
+            cert_pem: good.cert_pem.clone(),
+            key_pem: other.key_pem,
+        };
+        assert!(refused(&mismatched).contains("does not belong"));
+        assert!(refused(&pair((2020, 1, 1), (2021, 1, 1))).contains("expired"));
+        assert!(refused(&pair((2099, 1, 1), (2100, 1, 1))).contains("not valid before"));
+        let half_written = TlsPair {
+            cert_pem: good.cert_pem[..good.cert_pem.len() / 2].to_vec(),
+            key_pem: good.key_pem,
+        };
+        assert!(refused(&half_written).contains("TLS certificate"));
+    }
+}
