@@ -261,10 +261,13 @@ impl TlsPair {
 /// Watches a node's TLS files so that a renewed certificate is served
 /// without a restart: every `every`, and at once on SIGHUP, it rereads
 /// `cert` and `key`; a pair that differs from the one in use and passes
-/// [`TlsPair::check`] goes to `apply` (which swaps it in for new
-/// connections; established ones keep theirs). A pair that fails is logged
-/// once per content, with the reason, and the node keeps the pair it has:
-/// a half-written renewal never takes a node's TLS down.
+/// [`TlsPair::check`] goes to `apply`, which swaps it in for new connections
+/// (established ones keep theirs) or says why not yet (an orderer waits
+/// until the channel configuration names its new certificate); a pair not
+/// taken yet is offered again on every reread. A pair that fails the check,
+/// or is not taken yet, is logged once per content with the reason, and the
+/// node keeps the pair it has: a half-written renewal never takes a node's
+/// TLS down.
 pub fn watch_pair<F>(
     cert: std::path::PathBuf,
     key: std::path::PathBuf,
@@ -272,7 +275,7 @@ pub fn watch_pair<F>(
     every: Duration,
     apply: F,
 ) where
-    F: Fn(TlsPair, CertInfo) + Send + 'static,
+    F: Fn(TlsPair, CertInfo) -> Result<(), String> + Send + 'static,
 {
     tokio::spawn(async move {
         let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -284,6 +287,7 @@ pub fn watch_pair<F>(
         };
         let mut current = current;
         let mut refused: Option<TlsPair> = None;
+        let mut waiting: Option<TlsPair> = None;
         let mut unreadable = false;
         let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -317,14 +321,26 @@ pub fn watch_pair<F>(
             }
             match pair.check(crate::msp::unix_now()) {
                 Ok(leaf) => {
-                    tracing::info!(
-                        serial = %leaf.serial_hex,
-                        not_after = leaf.not_after,
-                        "TLS certificate renewed: serving the new one on new connections"
-                    );
-                    apply(pair.clone(), leaf);
-                    current = pair;
-                    refused = None;
+                    let serial = leaf.serial_hex.clone();
+                    let not_after = leaf.not_after;
+                    match apply(pair.clone(), leaf) {
+                        Ok(()) => {
+                            tracing::info!(
+                                serial = %serial,
+                                not_after,
+                                "TLS certificate renewed: serving the new one on new connections"
+                            );
+                            current = pair;
+                            refused = None;
+                            waiting = None;
+                        }
+                        Err(why) => {
+                            if waiting.as_ref() != Some(&pair) {
+                                tracing::warn!(serial = %serial, reason = %why, "renewed TLS certificate not in use yet");
+                                waiting = Some(pair);
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::error!(

@@ -81,6 +81,15 @@ pub struct OrdererConfig {
     /// this many days.
     #[serde(default = "default_warn_days")]
     pub cert_warn_days: u64,
+    /// How often, in seconds, the node rereads `tls_cert` and `tls_key`; a
+    /// renewed pair is served and presented from then on without a restart
+    /// (SIGHUP rereads at once).
+    #[serde(default = "default_tls_reload_secs")]
+    pub tls_reload_secs: u64,
+}
+
+fn default_tls_reload_secs() -> u64 {
+    30
 }
 
 fn default_warn_days() -> u64 {

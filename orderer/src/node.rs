@@ -8,7 +8,7 @@ use std::sync::Arc;
 use openraft::BasicNode;
 use prost::Message;
 use qcss_network::channel::Channel;
-use qcss_network::tls::{ClientAuth, ServerTlsSettings, TlsAcceptorHandle, incoming};
+use qcss_network::tls::{ClientAuth, ServerTlsSettings, TlsAcceptorHandle, TlsPair, incoming};
 use qcss_network::{MspId, SigningIdentity};
 use qcss_proto::common::Block;
 use qcss_proto::orderer::atomic_broadcast_server::AtomicBroadcastServer;
@@ -98,12 +98,7 @@ impl Shared {
     /// Opens an mTLS channel to another orderer, with HTTP/2 keep-alives so
     /// a peer that silently disappears is noticed within seconds.
     pub async fn connect(&self, addr: &str) -> Result<tonic::transport::Channel, String> {
-        let tls = qcss_network::tls::client_tls_for_addr(
-            &self.tls.roots(),
-            Some((self.tls.tls_cert.as_slice(), self.tls.tls_key.as_slice())),
-            addr,
-        );
-        qcss_network::tls::connect_node(addr, tls).await
+        qcss_network::tls::connect_node(addr, self.tls.client_tls(addr)).await
     }
 }
 
@@ -173,8 +168,10 @@ pub async fn run(
             OrdererError::Config(format!("identity {}: {e}", cfg.identity_dir.display()))
         })?;
     let signer = Arc::new(signer);
-    let tls_cert = read(&cfg.tls_cert)?;
-    let tls_key = read(&cfg.tls_key)?;
+    let tls_pair = TlsPair {
+        cert_pem: read(&cfg.tls_cert)?,
+        key_pem: read(&cfg.tls_key)?,
+    };
     let genesis = Block::decode(read(&cfg.genesis_block)?.as_slice()).map_err(|e| {
         OrdererError::Config(format!(
             "genesis block {}: {e}",
@@ -213,11 +210,7 @@ pub async fn run(
     };
     check_identity(&cfg, &signer, &channel, join.as_deref())?;
     let (roots, crls) = channel.tls_roots_and_crls();
-    let tls = RaftNetworkConfig {
-        tls_roots: Arc::new(std::sync::RwLock::new(roots.clone())),
-        tls_cert: tls_cert.clone(),
-        tls_key: tls_key.clone(),
-    };
+    let tls = RaftNetworkConfig::new(roots.clone(), tls_pair.clone());
 
     let log_store = LogStore::open(&db)?;
     let pristine = log_store.is_pristine();
@@ -313,21 +306,61 @@ pub async fn run(
     }
     crate::ops::register(&shared, &registry);
     let mut certs = vec![("signing".to_owned(), signer.cert.not_after)];
-    if let Ok(tls) = qcss_network::CertInfo::from_pem(&tls_cert) {
+    if let Ok(tls) = qcss_network::CertInfo::from_pem(&tls_pair.cert_pem) {
         certs.push(("tls".to_owned(), tls.not_after));
     }
-    qcss_network::ops::watch_cert_expiry(&registry, certs, cfg.cert_warn_days);
+    let expiry = qcss_network::ops::watch_cert_expiry(&registry, certs, cfg.cert_warn_days);
     tokio::spawn(cutter::run(shared.clone(), cut_rx));
 
-    let tls_settings = move |roots: Vec<Vec<u8>>, crls: Vec<Vec<u8>>| ServerTlsSettings {
-        cert_pem: tls_cert.clone(),
-        key_pem: tls_key.clone(),
+    let tls_settings = |pair: TlsPair, roots: Vec<Vec<u8>>, crls: Vec<Vec<u8>>| ServerTlsSettings {
+        cert_pem: pair.cert_pem,
+        key_pem: pair.key_pem,
         client_roots_pem: roots,
         crls_pem: crls,
         client_auth: ClientAuth::Required,
     };
-    let acceptor = TlsAcceptorHandle::new(&tls_settings(roots, crls))
+    let acceptor = TlsAcceptorHandle::new(&tls_settings(tls_pair.clone(), roots, crls))
         .map_err(|e| OrdererError::Network(e.to_string()))?;
+    // A renewed TLS pair (`qcss ca reenroll --tls-hosts`) is served on new
+    // connections and presented on the next call to every consenter, without
+    // a restart.
+    {
+        let (a, c, raft_tls) = (acceptor.clone(), chain.clone(), tls.clone());
+        let node_id = cfg.node_id;
+        qcss_network::tls::watch_pair(
+            cfg.tls_cert.clone(),
+            cfg.tls_key.clone(),
+            tls_pair,
+            std::time::Duration::from_secs(cfg.tls_reload_secs.max(1)),
+            move |pair, leaf| {
+                // The other consenters admit Raft traffic by the certificate
+                // the channel configuration names for this node (and, until
+                // the next change, the one it named before): switch when it
+                // names the new one, not earlier.
+                let channel = c.channel();
+                let named = channel
+                    .config()
+                    .consenters
+                    .iter()
+                    .find(|k| k.id == node_id)
+                    .and_then(|k| qcss_network::CertInfo::from_pem(k.tls_cert_pem.as_bytes()).ok())
+                    .is_some_and(|k| k.der == leaf.der);
+                if !named {
+                    return Err(format!(
+                        "the channel configuration does not name it for consenter {node_id} yet: \
+                         update the consenter's tls_cert_pem (qcss channel update), then it is \
+                         used at the next reread"
+                    ));
+                }
+                let (roots, crls) = channel.tls_roots_and_crls();
+                a.reload(&tls_settings(pair.clone(), roots, crls))
+                    .map_err(|e| format!("cannot serve it: {e}"))?;
+                raft_tls.set_pair(pair);
+                expiry.set("tls", leaf.not_after);
+                Ok(())
+            },
+        );
+    }
     // A config block (or an installed snapshot) may bring new orgs' TLS
     // roots or new CRLs: the next handshake uses them.
     let mut config_rx = chain.watch_config();
@@ -337,7 +370,7 @@ pub async fn run(
             let channel = c.channel();
             let (roots, crls) = channel.tls_roots_and_crls();
             raft_tls.set_roots(roots.clone());
-            match a.reload(&tls_settings(roots, crls)) {
+            match a.reload(&tls_settings(raft_tls.pair(), roots, crls)) {
                 Ok(()) => tracing::info!(
                     sequence = channel.config().sequence,
                     "TLS roots and CRLs reloaded from the channel config"

@@ -1,15 +1,20 @@
-//! A peer's TLS certificate renewed in place: `qcss ca reenroll
-//! --tls-hosts` writes a new pair into the peer's directory, SIGHUP (or the
-//! `tls_reload_secs` timer) makes the running peer serve it on new
-//! connections and present it to the orderers, with no restart; a pair whose
-//! key is not the certificate's is refused with the reason and the old pair
-//! stays in service.
+//! TLS certificates renewed in place: `qcss ca reenroll --tls-hosts` writes
+//! a new pair into a node's directory, SIGHUP (or the `tls_reload_secs`
+//! timer) makes the running node serve it on new connections and present it
+//! on new outgoing ones, with no restart: a peer (towards the orderers) and
+//! every orderer of the cluster in turn. The other consenters admit an
+//! orderer by the TLS certificate the channel configuration names for it, so
+//! an orderer keeps its old pair until a config update names the new one,
+//! then switches (its Raft clients reconnect with it). A pair whose key is
+//! not the certificate's is refused with the reason and the old pair stays
+//! in service.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use qcss_tests::peers::{Network, NetworkOptions};
+use qcss_network::channel::ChannelConfig;
+use qcss_tests::peers::{CHANNEL, Network, NetworkOptions};
 use qcss_tests::qcss_ok;
 
 /// The leaf certificate the server at `addr` presents, as PEM, read with
@@ -42,6 +47,81 @@ fn leaf(file: &Path) -> String {
         .expect("a certificate")
         + "-----END CERTIFICATE-----".len();
     pem[pem.find("-----BEGIN").expect("a certificate")..e].to_string()
+}
+
+/// Reenrolls the TLS pair of `name` (a directory of the org) in place.
+fn reenroll_tls(org: &qcss_tests::peers::TestOrg, name: &str) -> String {
+    let mut a = vec![
+        "ca",
+        "reenroll",
+        "--identity",
+        name,
+        "--tls-hosts",
+        "localhost,127.0.0.1",
+    ];
+    let conn = org.ca.conn_args();
+    a.extend(conn.iter().map(String::as_str));
+    let before = leaf(&org.dir.join(name).join("tls-cert.pem"));
+    qcss_ok(&org.dir, &a);
+    let after = leaf(&org.dir.join(name).join("tls-cert.pem"));
+    assert_ne!(after, before, "reenroll wrote a new certificate for {name}");
+    after
+}
+
+/// A config update, signed by Org1's admin (the only org), that names
+/// `cert` as consenter `id`'s TLS certificate.
+fn name_consenter_cert(net: &Network, id: u64, cert: &str) {
+    let conn = |args: &[&str]| {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(
+            [
+                "--orderer",
+                net.orderer_addrs[0].as_str(),
+                "--tls-root",
+                "org1/ca/tls-ca-cert.pem",
+                "--identity",
+                "org1/admin",
+                "--tls-dir",
+                "org1/client1",
+                "--channel",
+                CHANNEL,
+            ]
+            .map(String::from),
+        );
+        v
+    };
+    let run = |args: Vec<String>| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        qcss_ok(&net.dir, &a)
+    };
+    run(conn(&["channel", "config", "--out", "current.json"]));
+    let mut next =
+        ChannelConfig::from_json(&std::fs::read(net.dir.join("current.json")).expect("config"))
+            .expect("current.json");
+    let k = next
+        .consenters
+        .iter_mut()
+        .find(|k| k.id == id)
+        .expect("consenter");
+    k.tls_cert_pem = format!("{cert}\n");
+    std::fs::write(net.dir.join("next.json"), next.to_json()).expect("next.json");
+    let out = run(conn(&[
+        "channel",
+        "update",
+        "create",
+        "--config",
+        "next.json",
+        "--out",
+        "update.json",
+    ]));
+    assert!(out.contains(&format!("~ consenter {id} certificates")), "{out}");
+    run(
+        ["channel", "update", "sign", "--update", "update.json", "--identity", "org1/admin"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let out = run(conn(&["channel", "update", "submit", "--update", "update.json"]));
+    assert!(out.contains("committed in block"), "{out}");
 }
 
 fn hup(pid: u32) {
@@ -102,19 +182,7 @@ fn a_peer_serves_a_renewed_tls_pair_without_a_restart() {
     assert!(invoke("S").contains("code: VALID"));
 
     // Renew the pair with the org's CA, in place; tell the peer.
-    let mut a = vec![
-        "ca",
-        "reenroll",
-        "--identity",
-        "peer1",
-        "--tls-hosts",
-        "localhost,127.0.0.1",
-    ];
-    let conn = org.ca.conn_args();
-    a.extend(conn.iter().map(String::as_str));
-    qcss_ok(&org.dir, &a);
-    let new = leaf(&peer_dir.join("tls-cert.pem"));
-    assert_ne!(new, old, "reenroll wrote a new certificate");
+    let new = reenroll_tls(org, "peer1");
     hup(pid);
     wait_served(&addr, &client, &new, "after SIGHUP");
     // New client connections, and the peer's own to the orderers (a
@@ -142,5 +210,33 @@ fn a_peer_serves_a_renewed_tls_pair_without_a_restart() {
     assert_eq!(served_cert(&addr, &client), new, "still the good pair");
     assert!(invoke("L").contains("code: VALID"));
     std::fs::write(peer_dir.join("tls-key.pem"), good_key).expect("restore");
-    assert!(net.peers[0].is_some(), "never restarted");
+
+    // Every orderer in turn: renewed files wait for the channel
+    // configuration; once it names the new certificate the orderer serves
+    // it, and whichever leads, the cluster keeps ordering over connections
+    // made with the renewed pairs.
+    let orderer_log = |i: usize| {
+        std::fs::read_to_string(net.dir.join(format!("orderer{i}.log"))).unwrap_or_default()
+    };
+    for i in 1..=3 {
+        let addr = net.orderer_addrs[i - 1].clone();
+        let opid = net.orderers[i - 1].as_ref().expect("orderer running").pid();
+        let old = served_cert(&addr, &client);
+        let new = reenroll_tls(org, &format!("orderer{i}"));
+        hup(opid);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !orderer_log(i).contains("does not name it for consenter") {
+            assert!(Instant::now() < deadline, "orderer{i} did not say it waits");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(served_cert(&addr, &client), old, "orderer{i} waits");
+        name_consenter_cert(&net, i as u64, &new);
+        hup(opid);
+        wait_served(&addr, &client, &new, &format!("orderer{i}"));
+        assert!(invoke(&format!("O{i}")).contains("code: VALID"));
+    }
+    assert!(
+        net.peers[0].as_ref().map(|p| p.pid()) == Some(pid),
+        "never restarted"
+    );
 }

@@ -542,10 +542,9 @@ pub async fn run(
             Duration::from_secs(cfg.tls_reload_secs.max(1)),
             move |pair, leaf| {
                 let settings = tls_settings(pair.clone(), peer.channel().tls_roots_and_crls());
-                if let Err(e) = acceptor.reload(&settings) {
-                    tracing::error!(error = %e, "cannot serve the renewed TLS pair");
-                    return;
-                }
+                acceptor
+                    .reload(&settings)
+                    .map_err(|e| format!("cannot serve it: {e}"))?;
                 *peer
                     .tls
                     .write()
@@ -554,6 +553,7 @@ pub async fn run(
                 // Outgoing channels are made anew with the new pair.
                 let peer = peer.clone();
                 tokio::spawn(async move { peer.connections.lock().await.clear() });
+                Ok(())
             },
         );
     }
