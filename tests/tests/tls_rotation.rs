@@ -114,13 +114,28 @@ fn name_consenter_cert(net: &Network, id: u64, cert: &str) {
         "--out",
         "update.json",
     ]));
-    assert!(out.contains(&format!("~ consenter {id} certificates")), "{out}");
-    run(
-        ["channel", "update", "sign", "--update", "update.json", "--identity", "org1/admin"]
-            .map(String::from)
-            .to_vec(),
+    assert!(
+        out.contains(&format!("~ consenter {id} certificates")),
+        "{out}"
     );
-    let out = run(conn(&["channel", "update", "submit", "--update", "update.json"]));
+    run([
+        "channel",
+        "update",
+        "sign",
+        "--update",
+        "update.json",
+        "--identity",
+        "org1/admin",
+    ]
+    .map(String::from)
+    .to_vec());
+    let out = run(conn(&[
+        "channel",
+        "update",
+        "submit",
+        "--update",
+        "update.json",
+    ]));
     assert!(out.contains("committed in block"), "{out}");
 }
 
@@ -238,5 +253,76 @@ fn a_peer_serves_a_renewed_tls_pair_without_a_restart() {
     assert!(
         net.peers[0].as_ref().map(|p| p.pid()) == Some(pid),
         "never restarted"
+    );
+}
+
+/// A peer put back in service with a TLS certificate that has already
+/// expired: clients refuse it, naming the expiry; the pair is renewed with
+/// the CA (reenrolling is signed with the signing identity, not the TLS
+/// key) and the running peer serves it, without another restart.
+#[test]
+fn a_peer_whose_tls_certificate_expired_is_renewed_in_place() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut net = Network::start(
+        tmp.path(),
+        NetworkOptions {
+            orgs: 1,
+            ..NetworkOptions::default()
+        },
+    );
+    let org_dir = net.orgs[0].dir.clone();
+    let peer_dir = org_dir.join("peer1");
+    let client = org_dir.join("client1");
+    // An expired certificate for the peer's own key, from the org's TLS CA.
+    let key_pem = std::fs::read_to_string(peer_dir.join("tls-key.pem")).expect("key");
+    let key = rcgen::KeyPair::from_pem(&key_pem).expect("peer TLS key");
+    let ca_key = rcgen::KeyPair::from_pem(
+        &std::fs::read_to_string(org_dir.join("ca/tls-ca-key.pem")).expect("TLS CA key"),
+    )
+    .expect("TLS CA key");
+    let ca_pem = std::fs::read_to_string(org_dir.join("ca/tls-ca-cert.pem")).expect("TLS CA");
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).expect("issuer");
+    let mut p = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("params");
+    p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2025, 1, 1);
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "peer1");
+    let expired = p.signed_by(&key, &issuer).expect("expired cert").pem();
+    net.kill_peer(1);
+    std::fs::write(peer_dir.join("tls-cert.pem"), &expired).expect("write");
+    net.start_peer(1);
+    let pid = net.peers[0].as_ref().expect("peer").pid();
+    let invoke = || {
+        net.cli_any(
+            &[
+                "tx",
+                "invoke",
+                "--chaincode",
+                "example",
+                "--fn",
+                "put",
+                "--args",
+                r#"["size","XS"]"#,
+            ],
+            &net.conn(1, "client1"),
+        )
+    };
+    let (ok, out, err) = invoke();
+    assert!(
+        !ok,
+        "a client accepted an expired server certificate: {out}"
+    );
+    assert!(err.to_lowercase().contains("expired"), "{err}");
+
+    let new = reenroll_tls(&net.orgs[0], "peer1");
+    hup(pid);
+    wait_served(&net.peer_addrs[0], &client, &new, "after renewal");
+    let (ok, out, err) = invoke();
+    assert!(ok && out.contains("code: VALID"), "{out}\n{err}");
+    assert_eq!(
+        net.peers[0].as_ref().map(|p| p.pid()),
+        Some(pid),
+        "no restart"
     );
 }

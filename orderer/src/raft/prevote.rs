@@ -268,9 +268,7 @@ fn randomised((min, max): (u64, u64), node_id: NodeId) -> Duration {
 
 fn connect(tls: &RaftNetworkConfig, addr: &str) -> RaftClient<Channel> {
     let ch = Endpoint::from_shared(format!("https://{addr}"))
-        .and_then(|e| {
-            e.tls_config(tls.client_tls(addr))
-        })
+        .and_then(|e| e.tls_config(tls.client_tls(addr)))
         .map(|e| e.connect_timeout(Duration::from_secs(2)).connect_lazy());
     match ch {
         Ok(ch) => RaftClient::new(ch),
