@@ -100,6 +100,19 @@ pub struct Authority {
     nonces: Mutex<HashMap<Vec<u8>, i64>>,
 }
 
+impl Authority {
+    /// Renews the CA server's own TLS certificate when it expires within a
+    /// day (as at start); true when it wrote a new pair, which the server
+    /// then serves without a restart (`server::serve` checks hourly).
+    pub fn renew_server_tls(&self) -> Result<bool, CaError> {
+        let _w = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ensure_server_tls(&self.cfg, &HomeLayout::new(&self.cfg.home), &self.tls_ca)
+    }
+}
+
 impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authority")
@@ -875,12 +888,13 @@ fn audit(actor: &str, action: &str, subject: &str, detail: &str) -> AuditEvent {
     }
 }
 
-/// Issues the CA server's TLS certificate if missing or if its hosts changed.
+/// Issues the CA server's TLS certificate if missing, if its hosts changed
+/// or if it expires within a day; says whether it issued one.
 fn ensure_server_tls(
     cfg: &CaConfig,
     l: &HomeLayout,
     tls_ca: &CertAuthority,
-) -> Result<(), CaError> {
+) -> Result<bool, CaError> {
     if l.server_tls_cert.exists() && l.server_tls_key.exists() {
         let pem = read(&l.server_tls_cert)?;
         let current =
@@ -888,7 +902,7 @@ fn ensure_server_tls(
         let fresh = current.not_after > unix_now() + 86400;
         let named = |h: &String| current.sans.iter().any(|s| s.eq_ignore_ascii_case(h));
         if fresh && cfg.tls_hosts.iter().all(named) {
-            return Ok(());
+            return Ok(false);
         }
     }
     let key = signing::SigningKey::generate().map_err(setup("key"))?;
@@ -909,5 +923,5 @@ fn ensure_server_tls(
     write_public(&l.server_tls_cert, &cert)?;
     // Sanity: what we wrote parses.
     certs_from_pem(cert.as_bytes()).map_err(setup("server TLS certificate"))?;
-    Ok(())
+    Ok(true)
 }

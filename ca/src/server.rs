@@ -130,6 +130,9 @@ impl CertificateAuthority for CaService {
     }
 }
 
+/// How often the server checks whether its TLS certificate needs renewing.
+const SERVER_TLS_CHECK: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The TLS settings of the CA server, from its home.
 pub fn tls_settings(auth: &Authority) -> Result<ServerTlsSettings, CaError> {
     let l = HomeLayout::new(&auth.config().home);
@@ -155,6 +158,31 @@ pub async fn serve(
 ) -> Result<(), CaError> {
     let tls = TlsAcceptorHandle::new(&tls_settings(&auth)?)
         .map_err(|e| CaError::Setup(format!("TLS: {e}")))?;
+    // The server's own TLS certificate is renewed in place before it
+    // expires, as at start, and served on new connections: a CA left running
+    // for its certificate's lifetime never lets it lapse.
+    {
+        let (auth, tls) = (auth.clone(), tls.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SERVER_TLS_CHECK).await;
+                let renewed = auth.renew_server_tls().and_then(|renewed| {
+                    if renewed {
+                        tls.reload(&tls_settings(&auth)?)
+                            .map_err(|e| CaError::Setup(format!("TLS: {e}")))?;
+                    }
+                    Ok(renewed)
+                });
+                match renewed {
+                    Ok(true) => tracing::info!("server TLS certificate renewed and in use"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot renew the server TLS certificate")
+                    }
+                }
+            }
+        });
+    }
     let max = auth.config().max_request_bytes;
     let svc = CertificateAuthorityServer::new(CaService::new(auth, registry))
         .max_decoding_message_size(max)

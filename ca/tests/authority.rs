@@ -493,3 +493,36 @@ fn csr_with(key: &SigningKey, cn: &str, ou: Option<&str>, attr: Option<(&str, &s
     }
     params.serialize_request(&kp).unwrap().pem().unwrap()
 }
+
+/// The server's own TLS certificate is renewed while the CA runs when it
+/// expires within a day, and left alone otherwise.
+#[test]
+fn the_server_tls_certificate_is_renewed_before_it_expires() {
+    let (auth, _secret, dir) = open();
+    let home = dir.path().join("ca");
+    assert!(!auth.renew_server_tls().unwrap(), "a fresh one is kept");
+    // Replace it by one from the same TLS CA that expires in an hour.
+    let read = |f: &str| std::fs::read_to_string(home.join(f)).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(
+        &read("tls-ca-cert.pem"),
+        rcgen::KeyPair::from_pem(&read("tls-ca-key.pem")).unwrap(),
+    )
+    .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    p.not_after = soon.into();
+    let cert_file = auth_server_cert(&home);
+    std::fs::write(&cert_file, p.signed_by(&key, &issuer).unwrap().pem()).unwrap();
+    let before = std::fs::read(&cert_file).unwrap();
+    assert!(auth.renew_server_tls().unwrap(), "renewed");
+    let after = std::fs::read(&cert_file).unwrap();
+    assert_ne!(after, before);
+    let info = qcss_network::CertInfo::from_pem(&after).unwrap();
+    assert!(info.not_after > qcss_network::msp::unix_now() + 86_400);
+    assert!(!auth.renew_server_tls().unwrap(), "and then kept");
+}
+
+fn auth_server_cert(home: &std::path::Path) -> std::path::PathBuf {
+    qcss_ca::authority::HomeLayout::new(home).server_tls_cert
+}
