@@ -16,9 +16,9 @@ use prost::Message;
 use qcss_network::certgen::{CertAuthority, SigningProfile, random_serial, rcgen_key};
 use qcss_network::channel::{BatchConfig, ChannelConfig, ChannelPolicies, Consenter, OrgConfig};
 use qcss_network::msp::MspConfig;
+use qcss_network::orderer_client::OrdererClient;
 use qcss_network::signing::{KeyKind, SigningKey};
 use qcss_network::{MspId, Role, SigningIdentity, envelope};
-use qcss_orderer::client::OrdererClient;
 use qcss_proto::common::{Envelope, HeaderType, Status};
 use tokio_stream::StreamExt;
 

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use qcss_network::channel::ChannelConfig;
+use qcss_network::orderer_client::OrdererClient;
 use qcss_network::{MspId, SigningIdentity};
-use qcss_orderer::client::OrdererClient;
 use qcss_orderer::config_update::{ConfigUpdate, build_update_envelope, sign_update};
 use qcss_proto::common::Status;
 

@@ -34,6 +34,7 @@ pub mod identity;
 pub mod log_limit;
 pub mod msp;
 pub mod ops;
+pub mod orderer_client;
 pub mod policy;
 pub mod ports;
 pub mod role;

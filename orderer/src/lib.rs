@@ -24,7 +24,6 @@
 
 pub mod broadcast;
 pub mod chain;
-pub mod client;
 pub mod config;
 pub mod config_update;
 pub mod crl_update;

@@ -13,7 +13,7 @@ use qcss_network::block::{
 };
 use qcss_network::channel::Channel;
 use qcss_network::envelope;
-use qcss_orderer::client::Seek;
+use qcss_network::orderer_client::Seek;
 use qcss_orderer::config_update::{ConfigUpdate, envelope_time, verify_update};
 use qcss_proto::common::{Block, Envelope, HeaderType};
 

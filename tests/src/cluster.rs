@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use qcss_network::channel::{BatchConfig, ChannelConfig, ChannelPolicies, Consenter, OrgConfig};
 use qcss_network::msp::MspConfig;
+use qcss_network::orderer_client::OrdererClient;
 use qcss_network::{MspId, SigningIdentity};
-use qcss_orderer::client::OrdererClient;
 
 use crate::load::Connector;
 use crate::netns::Netns;

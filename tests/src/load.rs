@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use qcss_orderer::client::OrdererClient;
+use qcss_network::orderer_client::OrdererClient;
 use qcss_proto::common::{Envelope, Status};
 
 /// How to reach the orderers (cheap to clone into tasks).

@@ -9,7 +9,7 @@ use qcss_network::SigningIdentity;
 use qcss_network::block::{block_hash, check_data_hash, config_from_block, verify_block_signature};
 use qcss_network::channel::{BatchConfig, Channel};
 use qcss_network::envelope;
-use qcss_orderer::client::Seek;
+use qcss_network::orderer_client::Seek;
 use qcss_proto::common::{Block, Envelope, HeaderType, Status};
 use qcss_tests::cluster::{CHANNEL, Cluster, ClusterOptions};
 use tokio_stream::StreamExt;

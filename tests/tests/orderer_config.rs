@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use qcss_network::SigningIdentity;
 use qcss_network::block::{config_from_block, is_config_block, last_config_index};
 use qcss_network::channel::{BatchConfig, ChannelConfig};
-use qcss_orderer::client::OrdererClient;
+use qcss_network::orderer_client::OrdererClient;
 use qcss_orderer::config_update::{ConfigUpdate, build_update_envelope, sign_update};
 use qcss_proto::common::{Envelope, Status};
 use qcss_proto::orderer::BroadcastResponse;

@@ -246,7 +246,8 @@ fn follower_restarted_after_compaction_installs_a_snapshot() {
         let me = c.identity("client1");
         let mut acked = Vec::new();
         let mut client = c.client(leader, "client1").await;
-        let mut send = async |client: &mut qcss_orderer::client::OrdererClient, tag: String| {
+        let mut send = async |client: &mut qcss_network::orderer_client::OrdererClient,
+                              tag: String| {
             let envs: Vec<(Envelope, String)> = (0..5)
                 .map(|i| tx(&me, format!("{tag}-{i}").as_bytes()))
                 .collect();

@@ -98,11 +98,11 @@ async fn invoke_and_query_round_trip_on_every_peer() {
         use qcss_proto::protos::deliver_response::Type;
         let client1 = net.orgs[0].identity("client1");
         let seek = |hash: Option<Vec<u8>>| {
-            let mut env = qcss_orderer::client::seek_envelope(
+            let mut env = qcss_network::orderer_client::seek_envelope(
                 &client1,
                 qcss_tests::peers::CHANNEL,
-                qcss_orderer::client::Seek::Oldest,
-                qcss_orderer::client::Seek::Oldest,
+                qcss_network::orderer_client::Seek::Oldest,
+                qcss_network::orderer_client::Seek::Oldest,
                 false,
             )
             .unwrap();
@@ -472,7 +472,7 @@ async fn killed_peer_and_killed_orderer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_revoked_by_a_config_update_is_refused() {
     use qcss_network::channel::ChannelConfig;
-    use qcss_orderer::client::OrdererClient;
+    use qcss_network::orderer_client::OrdererClient;
     use qcss_orderer::config_update::{ConfigUpdate, build_update_envelope, sign_update};
 
     let d = tmp();

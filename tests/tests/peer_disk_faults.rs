@@ -70,7 +70,7 @@ fn plain(text: &str) -> String {
 /// Blocks `from..=to` from org `n`'s peer `Deliver` as its `client1`: the
 /// numbers delivered, and the status the stream ended with, if an error.
 async fn deliver(net: &Network, n: usize, from: u64, to: u64) -> (Vec<u64>, Option<tonic::Status>) {
-    use qcss_orderer::client::{Seek, seek_envelope};
+    use qcss_network::orderer_client::{Seek, seek_envelope};
     use qcss_proto::protos::deliver_client::DeliverClient;
     use qcss_proto::protos::deliver_response::Type;
     let org = &net.orgs[n - 1];

@@ -12,7 +12,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use qcss_network::block::is_config_block;
-use qcss_orderer::client::{OrdererClient, Seek};
+use qcss_network::orderer_client::{OrdererClient, Seek};
 use qcss_proto::common::Block;
 use qcss_proto::protos::TxValidationCode;
 use tokio::sync::watch;

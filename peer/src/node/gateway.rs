@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
+use qcss_network::orderer_client::OrdererClient;
 use qcss_network::policy::{Policy, SignerInfo};
 use qcss_network::{Role, signing};
-use qcss_orderer::client::OrdererClient;
 use qcss_proto::common::{Envelope, Status as FabStatus};
 use qcss_proto::gateway::gateway_server::Gateway;
 use qcss_proto::gateway::{

@@ -23,7 +23,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use qcss_orderer::client::{OrdererClient, Seek};
+use qcss_network::orderer_client::{OrdererClient, Seek};
 use qcss_proto::common::Block;
 use tokio::sync::{Notify, watch};
 
@@ -280,7 +280,7 @@ async fn from_peer(
 ) -> Result<Vec<Block>, String> {
     use qcss_proto::protos::deliver_client::DeliverClient;
     use qcss_proto::protos::deliver_response::Type;
-    let env = qcss_orderer::client::seek_envelope(
+    let env = qcss_network::orderer_client::seek_envelope(
         &peer.signer,
         channel_id,
         Seek::Number(n),

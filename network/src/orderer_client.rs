@@ -1,12 +1,14 @@
-//! A client for the ordering service, used by the CLI, the peer and tests.
+//! A client for the ordering service (Broadcast and Deliver), used by the
+//! CLI, the peer and tests. It lives here, not in `qcss-orderer`, so that
+//! the peer does not compile openraft and the orderer's store to call it.
 
 use std::time::Duration;
 
+use crate::SigningIdentity;
+use crate::block::{config_from_block, last_config_index};
+use crate::channel::{ChannelConfig, GRPC_BLOCK_LIMIT};
+use crate::envelope;
 use prost::Message;
-use qcss_network::SigningIdentity;
-use qcss_network::block::{config_from_block, last_config_index};
-use qcss_network::channel::{ChannelConfig, GRPC_BLOCK_LIMIT};
-use qcss_network::envelope;
 use qcss_proto::common::{Block, Envelope, HeaderType};
 use qcss_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use qcss_proto::orderer::deliver_response::Type as DType;
@@ -78,9 +80,8 @@ impl OrdererClient {
         tls_cert: &[u8],
         tls_key: &[u8],
     ) -> Result<Self, String> {
-        let tls =
-            qcss_network::tls::client_tls_for_addr(tls_roots, Some((tls_cert, tls_key)), addr);
-        let ch = qcss_network::tls::connect(addr, tls)
+        let tls = crate::tls::client_tls_for_addr(tls_roots, Some((tls_cert, tls_key)), addr);
+        let ch = crate::tls::connect(addr, tls)
             .await
             .map_err(|e| format!("cannot connect to orderer {addr}: {e}"))?;
         // Deliver answers blocks: at most the largest block any channel
