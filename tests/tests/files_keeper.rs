@@ -162,3 +162,67 @@ fn files_reach_k_orgs_survive_k_minus_1_losses_and_heal_damage() {
         content(200_000, 1)
     );
 }
+
+/// A client's read that finds org1's copy damaged (gRPC `Get` refused with
+/// DataLoss) makes the keeper repair it from org2 at once — its periodic
+/// pass is an hour away — and the next read gets the right bytes.
+#[test]
+fn a_damaged_read_triggers_a_repair_at_once() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let mut net = Network::start(
+        d.path(),
+        NetworkOptions {
+            orgs: 2,
+            example_policy: None,
+            ..NetworkOptions::default()
+        },
+    );
+    net.kill_peer(1);
+    let p = d.path().join("peer1.toml");
+    let mut toml = std::fs::read_to_string(&p).unwrap();
+    toml.push_str("\n[files]\nchunk_bytes = 65536\nkeep_secs = 3600\n");
+    std::fs::write(&p, toml).unwrap();
+    net.start_peer(1);
+    let (org1, org2) = (net.conn(1, "client1"), net.conn(2, "client1"));
+    let body = content(200_000, 9);
+    std::fs::write(d.path().join("report.pdf"), &body).unwrap();
+    let id = net
+        .cli(
+            &[
+                "files",
+                "put",
+                "report.pdf",
+                "--media-type",
+                "application/pdf",
+            ],
+            &org2,
+        )
+        .trim()
+        .to_owned();
+    // org1 takes a copy from org2, then one of its chunks rots.
+    net.cli(&["files", "repair", &id, "--from-org", "Org2MSP"], &org1);
+    let root = d.path().join("peer1-data/files/chunks");
+    let chunk = std::fs::read_dir(&root)
+        .unwrap()
+        .flat_map(|s| std::fs::read_dir(s.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .next()
+        .expect("a chunk at org1");
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    bytes[100] ^= 0x55;
+    std::fs::write(&chunk, bytes).unwrap();
+    let repaired = metric(&net.peer_ops[0], "qcss_peer_files_repaired_total");
+
+    let (ok, _, err) = net.cli_any(&["files", "get", &id, "--out", "got.pdf"], &org1);
+    assert!(!ok && err.contains("DataLoss"), "{err}");
+    wait_for("the copy repaired after the read", 30, || {
+        let now = metric(&net.peer_ops[0], "qcss_peer_files_repaired_total");
+        (now < repaired + 1.0).then(|| format!("{now} repairs"))
+    });
+    net.cli(&["files", "get", &id, "--out", "got.pdf"], &org1);
+    assert_eq!(std::fs::read(d.path().join("got.pdf")).unwrap(), body);
+    assert!(
+        net.peer_log(1).contains("a read found this copy damaged"),
+        "the peer says why it repairs"
+    );
+}

@@ -55,6 +55,56 @@ pub struct PeerFiles {
     pub store: Store,
     public: PathBuf,
     by_sha256: PathBuf,
+    /// Files a client read found damaged, for the keeper to repair at once
+    /// (at most [`MAX_SUSPECTS`]; more wait for its next pass).
+    suspects: std::sync::Mutex<std::collections::BTreeSet<FileId>>,
+    /// Wakes the keeper when a suspect is added.
+    pub(crate) wake: tokio::sync::Notify,
+}
+
+/// Damaged files remembered between two keeper wake-ups.
+const MAX_SUSPECTS: usize = 1024;
+
+impl PeerFiles {
+    /// A client's read of `id` failed its hash check: the keeper repairs it
+    /// from another org's copy now, not at its next pass.
+    pub(crate) fn suspect(&self, id: FileId) {
+        let mut s = self
+            .suspects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if s.len() < MAX_SUSPECTS && s.insert(id) {
+            tracing::warn!(file = %id, "a read found this copy damaged: repairing it now");
+            self.wake.notify_one();
+        }
+    }
+
+    /// The files reads found damaged since the last call.
+    pub(crate) fn take_suspects(&self) -> Vec<FileId> {
+        std::mem::take(
+            &mut *self
+                .suspects
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_iter()
+        .collect()
+    }
+}
+
+/// Whether the store error `e` says the stored bytes are damaged.
+pub(crate) fn is_damage(e: &qcss_mdss::Error) -> bool {
+    matches!(
+        e,
+        qcss_mdss::Error::ChunkDamaged { .. } | qcss_mdss::Error::ManifestDamaged { .. }
+    )
+}
+
+/// Whether the reader error `e` wraps damage ([`is_damage`]).
+fn is_io_damage(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<qcss_mdss::Error>())
+        .is_some_and(is_damage)
 }
 
 /// Whether `s` is a SHA-256 in lowercase hex.
@@ -166,6 +216,8 @@ pub(crate) fn open_store(
         store,
         public: dir.join("public"),
         by_sha256: dir.join("public-sha256"),
+        suspects: Default::default(),
+        wake: tokio::sync::Notify::new(),
     };
     let indexed = files.index_old_markers();
     if indexed > 0 {
@@ -506,7 +558,7 @@ impl Files for FilesService {
         let r = request.into_inner();
         let id = parse_id(&r.id)?;
         let store = self.store.clone();
-        let reader = blocking(move || {
+        let reader = tokio::task::spawn_blocking(move || {
             let size = store.stat(&id)?.size;
             let len = if r.length == 0 {
                 size.saturating_sub(r.offset)
@@ -515,8 +567,19 @@ impl Files for FilesService {
             };
             store.get_range(&id, r.offset, len)
         })
-        .await?;
+        .await
+        .map_err(|e| Status::internal(format!("store task: {e}")))?;
+        let reader = match reader {
+            Ok(r) => r,
+            Err(e) => {
+                if is_damage(&e) {
+                    self.files.suspect(id);
+                }
+                return Err(status(e));
+            }
+        };
         let (tx, rx) = mpsc::channel(4);
+        let files = self.files.clone();
         tokio::task::spawn_blocking(move || {
             let mut reader = reader;
             loop {
@@ -527,6 +590,9 @@ impl Files for FilesService {
                         Ok(0) => break,
                         Ok(k) => n += k,
                         Err(e) => {
+                            if is_io_damage(&e) {
+                                files.suspect(id);
+                            }
                             let _ = tx.blocking_send(Err(io_status(e)));
                             return;
                         }

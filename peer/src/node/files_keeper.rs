@@ -75,11 +75,19 @@ pub(crate) async fn run(
         rescrub: Duration::from_secs(settings.rescrub_secs),
         ..Round::default()
     };
+    let mut next_pass = tokio::time::Instant::now() + every;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep_until(next_pass) => {}
+            // A client's read found a copy damaged: repair it now.
+            _ = files.wake.notified() => {
+                let pacer = Pacer::new(settings.scrub_mib_per_sec, stop.clone());
+                repair_suspects(&peer, &files, &mut round, pacer).await;
+                continue;
+            }
             _ = stop.changed() => return,
         }
+        next_pass = tokio::time::Instant::now() + every;
         let pacer = Pacer::new(settings.scrub_mib_per_sec, stop.clone());
         pass(
             &peer,
@@ -90,6 +98,30 @@ pub(crate) async fn run(
         )
         .await;
         peer.metrics.files_keeper_passes.inc();
+    }
+}
+
+/// Verifies (and repairs from another org) the files client reads found
+/// damaged, whatever `rescrub_secs` says.
+async fn repair_suspects(peer: &Peer, files: &PeerFiles, round: &mut Round, mut pacer: Pacer) {
+    let me = peer.signer.msp_id.0.clone();
+    let members: Vec<String> = peer
+        .channel()
+        .config()
+        .orgs
+        .iter()
+        .map(|o| o.msp.msp_id.clone())
+        .collect();
+    for id in files.take_suspects() {
+        match scrub(peer, &files.store, id, &me, &members, &mut pacer).await {
+            Some(true) => {
+                round.verified.insert(id, Instant::now());
+            }
+            Some(false) => {
+                round.verified.remove(&id);
+            }
+            None => return, // stopping
+        }
     }
 }
 

@@ -30,7 +30,7 @@ mod committer;
 mod config;
 mod deliver;
 mod endorser_service;
-mod files;
+pub(crate) mod files;
 mod files_keeper;
 mod gateway;
 mod integrity;

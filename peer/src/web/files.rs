@@ -114,19 +114,28 @@ pub(crate) async fn route(web: &Web, req: &Request, id: &str) -> Response {
         },
     };
     let store = files.store.clone();
-    let read = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+    let read = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, (bool, String)> {
         let mut r = store
             .get_range(&id, start, len)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (crate::node::files::is_damage(&e), e.to_string()))?;
         let mut body = Vec::with_capacity(len as usize);
-        r.read_to_end(&mut body).map_err(|e| e.to_string())?;
+        r.read_to_end(&mut body).map_err(|e| {
+            let damage = e
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<qcss_mdss::Error>())
+                .is_some_and(crate::node::files::is_damage);
+            (damage, e.to_string())
+        })?;
         Ok(body)
     })
     .await;
     let body = match read {
         Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
+        Ok(Err((damage, e))) => {
             tracing::warn!(file = %id, error = %e, "a public file read failed");
+            if damage {
+                files.suspect(id);
+            }
             return Response::text(500, &format!("this copy is damaged: {e}"));
         }
         Err(e) => return Response::text(500, &format!("read task: {e}")),
