@@ -170,8 +170,10 @@ impl PeerFiles {
     }
 
     /// Indexes public files marked before markers held their hash (empty
-    /// markers). Returns how many it indexed.
-    fn index_old_markers(&self) -> usize {
+    /// markers), reading each whole. Returns how many it indexed. The peer
+    /// runs it on a blocking thread after it starts: until a file is
+    /// indexed, `/files/sha256/…` does not find it (its id still works).
+    pub(crate) fn index_old_markers(&self) -> usize {
         let Ok(entries) = std::fs::read_dir(&self.public) else {
             return 0;
         };
@@ -219,10 +221,6 @@ pub(crate) fn open_store(
         suspects: Default::default(),
         wake: tokio::sync::Notify::new(),
     };
-    let indexed = files.index_old_markers();
-    if indexed > 0 {
-        tracing::info!(files = indexed, "indexed public files by content hash");
-    }
     Ok(Arc::new(files))
 }
 
@@ -791,5 +789,38 @@ impl ChunkSource for RemoteSource {
             Ok(r) => Ok(r.into_inner().data),
             Err(s) => Err(self.failed(&format!("chunk {hash}"), &s)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use qcss_mdss::{MediaType, OrgId};
+
+    use super::open_store;
+    use crate::node::FilesSettings;
+
+    /// A public file marked by a build from before the content-hash index
+    /// (an empty marker) is found by its hash once indexed.
+    #[test]
+    fn old_markers_are_indexed_by_content_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = open_store(&FilesSettings::default(), dir.path()).unwrap();
+        let body = b"lab report".repeat(1000);
+        let id = files
+            .store
+            .put(
+                &OrgId::new("Org1MSP").unwrap(),
+                &body[..],
+                &MediaType::new("application/pdf").unwrap(),
+            )
+            .unwrap();
+        std::fs::create_dir_all(&files.public).unwrap();
+        std::fs::write(files.public.join(id.to_hex()), b"").unwrap();
+        let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &body));
+        assert!(files.is_public(&id));
+        assert_eq!(files.public_by_sha256(&sha), None, "not indexed yet");
+        assert_eq!(files.index_old_markers(), 1);
+        assert_eq!(files.public_by_sha256(&sha), Some(id));
+        assert_eq!(files.index_old_markers(), 0, "done once");
     }
 }

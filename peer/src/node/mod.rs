@@ -446,6 +446,17 @@ pub async fn run(
     let peer = open(&cfg)?;
     let channel = peer.channel();
     let files = files::open_store(&cfg.files, &cfg.data_dir)?;
+    {
+        // Public files marked by an older build are hashed in the
+        // background: a large store must not hold the peer's start.
+        let files = files.clone();
+        tokio::task::spawn_blocking(move || {
+            let indexed = files.index_old_markers();
+            if indexed > 0 {
+                tracing::info!(files = indexed, "indexed public files by content hash");
+            }
+        });
+    }
     let tls_settings =
         |pair: TlsPair, (roots, crls): (Vec<Vec<u8>>, Vec<Vec<u8>>)| ServerTlsSettings {
             cert_pem: pair.cert_pem,
