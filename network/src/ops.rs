@@ -1122,11 +1122,16 @@ impl Response {
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        206 => "Partial Content",
         303 => "See Other",
+        304 => "Not Modified",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",

@@ -34,10 +34,15 @@ fn content(n: usize, seed: u64) -> Vec<u8> {
 
 /// `GET path` on `addr` with an optional `Range`: (head, body).
 fn http(addr: &str, path: &str, range: Option<&str>) -> (String, Vec<u8>) {
+    let range = range.map(|r| format!("Range: {r}\r\n")).unwrap_or_default();
+    http_with(addr, path, &range)
+}
+
+/// A GET with `headers` (whole lines, each ending in CRLF).
+fn http_with(addr: &str, path: &str, headers: &str) -> (String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("web port");
-    let range = range.map(|r| format!("Range: {r}\r\n")).unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{range}\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n").unwrap();
     let mut all = Vec::new();
     s.read_to_end(&mut all).unwrap();
     let split = all
@@ -150,8 +155,24 @@ fn put_get_repair_across_orgs_over_mtls() {
     assert!(head.contains("Content-Type: video/mp4"), "{head}");
     assert!(head.contains(&format!("ETag: \"{pid}\"")), "{head}");
     assert_eq!(body, clip);
+    // The client's copy is current: 304, no body.
+    let (head, body) = http_with(
+        &web,
+        &format!("/files/{pid}"),
+        &format!("If-None-Match: \"{pid}\"\r\n"),
+    );
+    assert!(head.starts_with("HTTP/1.1 304 Not Modified"), "{head}");
+    assert!(!head.contains("Content-Length"), "{head}");
+    assert!(head.contains(&format!("ETag: \"{pid}\"")), "{head}");
+    assert!(body.is_empty());
+    let (head, _) = http_with(
+        &web,
+        &format!("/files/{pid}"),
+        "If-None-Match: \"other\"\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let (head, body) = http(&web, &format!("/files/{pid}"), Some("bytes=65530-131080"));
-    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    assert!(head.starts_with("HTTP/1.1 206 Partial Content"), "{head}");
     assert!(
         head.contains("Content-Range: bytes 65530-131080/200000"),
         "{head}"
@@ -210,6 +231,22 @@ fn put_get_repair_across_orgs_over_mtls() {
     assert!(e.contains(&name) && e.contains("DataLoss"), "{e}");
     assert!(!d.path().join("bad").exists());
     assert!(!d.path().join("bad.part").exists());
+    // The failed read woke org2's file keeper, which repairs the copy from
+    // another org's at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (ok, out, _) = net.cli_any(&["files", "verify", &id], &org2);
+        if ok && out.contains("intact") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not repaired after the read"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // Damage no read has met: verify names it, a repair on request fixes it.
+    std::fs::write(victim, &bytes).unwrap();
     let e = net.cli_err(&["files", "verify", &id], &org2);
     assert!(e.contains("1 of 5 chunks"), "{e}");
     let out = net.cli(&["files", "repair", &id, "--from-org", "Org1MSP"], &org2);

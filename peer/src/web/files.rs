@@ -3,8 +3,9 @@
 //! certificate or an attachment): MDSS files uploaded as public, to anyone, with
 //! single `Range: bytes=…` requests (206, `Content-Range`; 416 for a range
 //! that cannot be satisfied), `ETag` = the id (content-addressed, so it
-//! never changes). Every byte was checked against its chunk hash by the
-//! store before it is sent; a damaged chunk fails the request (500, naming
+//! never changes; an `If-None-Match` naming it answers 304 without reading
+//! the file). Every byte was checked against its chunk hash by the store
+//! before it is sent; a damaged chunk fails the request (500, naming
 //! the chunk) and nothing of it is sent. A file that is not public,
 //! confidential or absent is a 404 alike: existence is not revealed.
 //!
@@ -65,6 +66,16 @@ fn parse_range(header: &str, size: u64) -> Result<(u64, u64), ()> {
     Ok((start, end - start + 1))
 }
 
+/// Whether an `If-None-Match` header names `etag` (or is `*`); weak
+/// validators (`W/"…"`) compare alike, as RFC 9110 says for this header.
+fn matches_etag(header: &str, etag: &str) -> bool {
+    header
+        .split(',')
+        .map(str::trim)
+        .take(64)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
 pub(crate) async fn route(web: &Web, req: &Request, id: &str) -> Response {
     let Some(files) = web.files.clone() else {
         return not_found();
@@ -92,6 +103,18 @@ pub(crate) async fn route(web: &Web, req: &Request, id: &str) -> Response {
     };
     if stat.readers.is_some() {
         return not_found();
+    }
+    let etag = format!("\"{id}\"");
+    if req
+        .header("if-none-match")
+        .is_some_and(|h| matches_etag(h, &etag))
+    {
+        // The content never changes under an id: the client's copy is it.
+        let mut r = Response::text(304, "")
+            .with_header("ETag", etag)
+            .with_header("Cache-Control", "public, max-age=31536000, immutable");
+        r.body.clear(); // a 304 has no content
+        return r;
     }
     let size = stat.size;
     let (status, start, len) = match req.header("range") {
@@ -141,7 +164,7 @@ pub(crate) async fn route(web: &Web, req: &Request, id: &str) -> Response {
         Err(e) => return Response::text(500, &format!("read task: {e}")),
     };
     let mut r = Response::text(status, "")
-        .with_header("ETag", format!("\"{id}\""))
+        .with_header("ETag", etag)
         .with_header("Accept-Ranges", "bytes")
         .with_header("Cache-Control", "public, max-age=31536000, immutable");
     if status == 206 {
@@ -157,7 +180,19 @@ pub(crate) async fn route(web: &Web, req: &Request, id: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{matches_etag, parse_range};
+
+    #[test]
+    fn if_none_match() {
+        let e = "\"ab12\"";
+        assert!(matches_etag("\"ab12\"", e));
+        assert!(matches_etag("W/\"ab12\"", e));
+        assert!(matches_etag("\"x\", \"ab12\"", e));
+        assert!(matches_etag("*", e));
+        assert!(!matches_etag("\"ab1\"", e));
+        assert!(!matches_etag("ab12", e));
+        assert!(!matches_etag("", e));
+    }
 
     #[test]
     fn ranges() {

@@ -105,12 +105,21 @@ impl Response {
 
     pub(crate) fn to_bytes(&self, head_only: bool) -> Vec<u8> {
         let mut head = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n{PAGE_HEADERS}",
+            "HTTP/1.1 {} {}\r\n",
             self.status,
-            reason_phrase(self.status),
-            self.content_type.as_ref(),
-            self.body.len(),
+            reason_phrase(self.status)
         );
+        // A 304 describes the representation the client already holds: it
+        // carries no content, and RFC 9110 forbids a Content-Length that
+        // differs from the 200's, so it sends neither type nor length.
+        if self.status != 304 {
+            head.push_str(&format!(
+                "Content-Type: {}\r\nContent-Length: {}\r\n",
+                self.content_type.as_ref(),
+                self.body.len(),
+            ));
+        }
+        head.push_str(&format!("Connection: close\r\n{PAGE_HEADERS}"));
         for (name, value) in &self.headers {
             // Values are ours; still, never let one split the head.
             let value: String = value.chars().filter(|c| !c.is_control()).collect();
