@@ -130,40 +130,67 @@ impl Block {
     }
 }
 
-/// A producer's explicit confirmation of a block (Hive's fast confirmation):
-/// it confirms the block and all its ancestors. An honest producer confirms
-/// only its own head, never two blocks at one height, and never a height
-/// below one it already confirmed.
+/// A producer's finality vote (with `Params::fast_confirmations`): a Casper
+/// FFG link from `source`, the highest block the producer saw justified on
+/// its branch, to `block_id`, its head. An honest producer votes only for its
+/// own head, never twice for one target height, with target heights strictly
+/// increasing and source heights never decreasing (so no vote of its own
+/// surrounds another). See `fork.rs` for what links justify and finalize.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmation {
     /// Chain id.
     pub chain_id: Hash32,
-    /// The confirmed block.
+    /// The target: the voter's head.
     pub block_id: Hash32,
     /// Its height.
     pub height: u64,
-    /// The confirming producer.
+    /// The source: a justified ancestor of the target.
+    pub source_id: Hash32,
+    /// Its height (below `height`).
+    pub source_height: u64,
+    /// The voting producer.
     pub producer: Address,
     /// Ed25519 over [`Confirmation::digest`].
     pub sig: Sig,
 }
 
 impl Confirmation {
-    /// What the producer signs.
-    pub fn digest(chain_id: &Hash32, height: u64, block_id: &Hash32) -> Hash32 {
+    /// What the producer signs: the chain and both ends of the link.
+    pub fn digest(
+        chain_id: &Hash32,
+        (source_height, source_id): (u64, &Hash32),
+        (height, block_id): (u64, &Hash32),
+    ) -> Hash32 {
         hash_parts(
             domain::CONFIRM,
-            &[&chain_id.0, &height.to_be_bytes(), &block_id.0],
+            &[
+                &chain_id.0,
+                &source_height.to_be_bytes(),
+                &source_id.0,
+                &height.to_be_bytes(),
+                &block_id.0,
+            ],
         )
     }
 
-    /// Signs a confirmation.
-    pub fn sign(key: &Keypair, chain_id: Hash32, height: u64, block_id: Hash32) -> Self {
-        let sig = key.sign(&Self::digest(&chain_id, height, &block_id));
+    /// Signs a vote for the link `source` → `target`, each `(height, id)`.
+    pub fn sign(
+        key: &Keypair,
+        chain_id: Hash32,
+        source: (u64, Hash32),
+        target: (u64, Hash32),
+    ) -> Self {
+        let sig = key.sign(&Self::digest(
+            &chain_id,
+            (source.0, &source.1),
+            (target.0, &target.1),
+        ));
         Self {
             chain_id,
-            block_id,
-            height,
+            block_id: target.1,
+            height: target.0,
+            source_id: source.1,
+            source_height: source.0,
             producer: key.address(),
             sig,
         }
@@ -173,7 +200,11 @@ impl Confirmation {
     pub fn signature_ok(&self) -> bool {
         verify(
             &self.producer,
-            &Self::digest(&self.chain_id, self.height, &self.block_id),
+            &Self::digest(
+                &self.chain_id,
+                (self.source_height, &self.source_id),
+                (self.height, &self.block_id),
+            ),
             &self.sig,
         )
     }
@@ -221,11 +252,14 @@ mod tests {
         let mut forged = b.clone();
         forged.header.slot = 2;
         assert!(!forged.signature_ok());
-        let c = Confirmation::sign(&k, Hash32([1; 32]), 1, b.id());
+        let c = Confirmation::sign(&k, Hash32([1; 32]), (0, Hash32([0; 32])), (1, b.id()));
         assert!(c.signature_ok());
         let mut moved = c.clone();
         moved.height = 2;
         assert!(!moved.signature_ok());
+        let mut resourced = c.clone();
+        resourced.source_height = 1;
+        assert!(!resourced.signature_ok());
         assert_eq!(Block::decode(&b.encode(), 1 << 20), Ok(b));
     }
 }

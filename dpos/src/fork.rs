@@ -1,18 +1,34 @@
 //! The fork database: every valid block above the last irreversible block
-//! (LIB), with its post-state, plus producer confirmations.
+//! (LIB), with its post-state, plus producers' finality votes.
 //!
-//! Fork choice is EOSIO's order: the leaf whose branch has the highest LIB,
-//! then the greatest height, then the lowest id. A branch's LIB is the
-//! highest block that ⌊2n/3⌋+1 producers of its schedule have built on
-//! (produced it or a descendant) or explicitly confirmed (it or a
-//! descendant). The database's root *is* the local LIB: blocks that do not
-//! descend from it are pruned and blocks at or below it are refused, so the
-//! node can never revert below its LIB.
+//! Two finality rules, chosen by `Params::fast_confirmations`:
+//!
+//! - **Production-implied** (the default; BitShares/Steem): a branch's LIB is
+//!   the highest block that ⌊2n/3⌋+1 producers of its schedule have built on
+//!   (produced it or a descendant). Fork choice is EOSIO's order: the leaf
+//!   whose branch has the highest LIB, then the greatest height, then the
+//!   lowest id. Final ≈ 20 slots after production.
+//! - **Finality votes** (Casper FFG with one checkpoint per block): each
+//!   producer votes for its head with a link from the highest justified
+//!   ancestor. A block is *justified* when ⌊2n/3⌋+1 producers of its
+//!   schedule voted for one link into it; the source of a link is *finalized*
+//!   when every block strictly between it and the link's target is justified
+//!   (directly: the target is its child). Fork choice: the leaf whose branch
+//!   holds the highest justified block, then height, then lowest id. Final
+//!   about one slot after production. A node does not need to have seen the
+//!   votes that justified a link's source: with at most ⌊(n−1)/3⌋ faulty
+//!   producers every quorum holds an honest one, who votes only from a
+//!   source it saw justified (a node syncing mid-chain could not have seen
+//!   those votes, and would otherwise never finalize).
+//!
+//! The database's root *is* the local LIB: blocks that do not descend from
+//! it are pruned and blocks at or below it are refused, so the node can never
+//! revert below its LIB.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::address::Address;
+use crate::address::{Address, Sig};
 use crate::block::{Block, Confirmation};
 use crate::chain::{BlockError, apply_block};
 use crate::hash::Hash32;
@@ -60,8 +76,19 @@ pub struct Finalized {
     pub blocks: Vec<Arc<Block>>,
 }
 
-/// Most confirmations kept for blocks not (yet) known.
-const MAX_EARLY_CONFIRMS: usize = 4096;
+/// Most vote targets kept (blocks above the LIB, known or not yet).
+const MAX_VOTE_TARGETS: usize = 4096;
+/// Most distinct sources kept per target (honest voters use one or two).
+const MAX_SOURCES_PER_TARGET: usize = 64;
+
+/// The votes for one target block, by source id.
+#[derive(Debug)]
+struct TargetVotes {
+    /// The target's height, as the votes state it.
+    height: u64,
+    /// Source id → (source height, voter → signature).
+    by_source: HashMap<Hash32, (u64, BTreeMap<Address, Sig>)>,
+}
 
 /// See the module doc.
 #[derive(Debug)]
@@ -69,7 +96,9 @@ pub struct ForkDb {
     params: Params,
     root: Arc<Entry>,
     entries: HashMap<Hash32, Arc<Entry>>,
-    confirms: HashMap<Hash32, BTreeSet<Address>>,
+    votes: HashMap<Hash32, TargetVotes>,
+    /// Blocks above the root that a quorum link justified (finality votes).
+    justified: HashSet<Hash32>,
     head: Arc<Entry>,
 }
 
@@ -82,7 +111,8 @@ impl ForkDb {
             head: root.clone(),
             root,
             entries: HashMap::new(),
-            confirms: HashMap::new(),
+            votes: HashMap::new(),
+            justified: HashSet::new(),
         }
     }
 
@@ -162,24 +192,31 @@ impl ForkDb {
         Ok((Inserted::Added, fin))
     }
 
-    /// Records a confirmation whose signature the caller verified. Returns
-    /// the blocks that became irreversible. Confirmations at or below the LIB
-    /// are ignored; those for unknown blocks are kept (bounded) for later.
+    /// Records a finality vote whose signature the caller verified. Returns
+    /// the blocks that became irreversible. Votes for targets at or below the
+    /// LIB, or with a source not below the target, are ignored; those for
+    /// unknown blocks are kept (bounded) for later.
     pub fn confirm(&mut self, c: &Confirmation) -> Finalized {
-        if c.height <= self.root.height() {
+        if !self.vote_useful(c) {
             return Finalized::default();
         }
-        if !self.entries.contains_key(&c.block_id) && self.confirms.len() >= MAX_EARLY_CONFIRMS {
+        if !self.votes.contains_key(&c.block_id) && self.votes.len() >= MAX_VOTE_TARGETS {
             return Finalized::default();
         }
-        if !self
-            .confirms
-            .entry(c.block_id)
-            .or_default()
-            .insert(c.producer)
+        let target = self.votes.entry(c.block_id).or_insert_with(|| TargetVotes {
+            height: c.height,
+            by_source: HashMap::new(),
+        });
+        if !target.by_source.contains_key(&c.source_id)
+            && target.by_source.len() >= MAX_SOURCES_PER_TARGET
         {
             return Finalized::default();
         }
+        let (_, voters) = target
+            .by_source
+            .entry(c.source_id)
+            .or_insert_with(|| (c.source_height, BTreeMap::new()));
+        voters.insert(c.producer, c.sig.clone());
         if self.entries.contains_key(&c.block_id) {
             self.choose()
         } else {
@@ -187,19 +224,95 @@ impl ForkDb {
         }
     }
 
-    /// Whether recording `c` could change anything (not at or below the
-    /// LIB, not already counted): lets the caller skip verifying it.
+    /// Whether recording `c` could change anything (target above the LIB,
+    /// source below the target, not already counted): lets the caller skip
+    /// verifying it.
     pub fn confirmation_useful(&self, c: &Confirmation) -> bool {
-        c.height > self.root.height()
-            && !self
-                .confirms
-                .get(&c.block_id)
-                .is_some_and(|s| s.contains(&c.producer))
+        self.vote_useful(c)
     }
 
-    /// Producers that explicitly confirmed `id`.
+    fn vote_useful(&self, c: &Confirmation) -> bool {
+        c.height > self.root.height()
+            && c.source_height < c.height
+            && !self
+                .votes
+                .get(&c.block_id)
+                .and_then(|t| t.by_source.get(&c.source_id))
+                .is_some_and(|(_, v)| v.contains_key(&c.producer))
+    }
+
+    /// Producers that voted for `id` (from any source).
     pub fn confirmations(&self, id: &Hash32) -> usize {
-        self.confirms.get(id).map_or(0, BTreeSet::len)
+        self.votes.get(id).map_or(0, |t| {
+            t.by_source
+                .values()
+                .flat_map(|(_, v)| v.keys())
+                .collect::<BTreeSet<_>>()
+                .len()
+        })
+    }
+
+    /// The votes of a quorum link into the highest justified block on the
+    /// head's branch above the LIB (empty if there is none): what a producer
+    /// sends with each block, so a node that lost some votes (drops, a
+    /// partition) still learns what the others justified — votes are not
+    /// kept in blocks, and nodes whose justified blocks differ split their
+    /// votes between sources and stall.
+    pub fn justification(&self) -> Vec<Confirmation> {
+        let j = self.branch_justified(&self.head, false);
+        if j.id() == self.root.id() {
+            return Vec::new();
+        }
+        let Some(tv) = self.votes.get(&j.id()) else {
+            return Vec::new();
+        };
+        let Some((source, (h, voters))) = tv
+            .by_source
+            .iter()
+            .filter(|(id, (h, _))| self.links(&j, *h, id))
+            .max_by_key(|(id, (_, v))| (v.len(), **id))
+        else {
+            return Vec::new();
+        };
+        voters
+            .iter()
+            .map(|(producer, sig)| Confirmation {
+                chain_id: self.root.state.chain_id,
+                block_id: j.id(),
+                height: j.height(),
+                source_id: *source,
+                source_height: *h,
+                producer: *producer,
+                sig: sig.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether `id` is justified: the root, or a block above it that a
+    /// quorum link reached (finality votes only).
+    pub fn is_justified(&self, id: &Hash32) -> bool {
+        *id == self.root.id() || self.justified.contains(id)
+    }
+
+    /// The highest justified block on the branch ending at `leaf`, `leaf`
+    /// itself excluded when `strict` (the source a producer votes from).
+    pub fn branch_justified(&self, leaf: &Arc<Entry>, strict: bool) -> Arc<Entry> {
+        let mut cur = leaf.clone();
+        if strict && cur.id() != self.root.id() {
+            match cur.prev().and_then(|p| self.get(&p)) {
+                Some(p) => cur = p.clone(),
+                None => return self.root.clone(),
+            }
+        }
+        loop {
+            if self.is_justified(&cur.id()) {
+                return cur;
+            }
+            match cur.prev().and_then(|p| self.get(&p)) {
+                Some(p) => cur = p.clone(),
+                None => return self.root.clone(),
+            }
+        }
     }
 
     /// Whether `entry` is `id` (at `height`) or descends from it. Blocks at
@@ -215,7 +328,7 @@ impl ForkDb {
         cur.height() == height && cur.id() == *id
     }
 
-    /// The LIB of the branch ending at `leaf`.
+    /// The production-implied LIB of the branch ending at `leaf`.
     pub fn branch_lib(&self, leaf: &Arc<Entry>) -> Arc<Entry> {
         let threshold = self.params.irreversible_threshold();
         let mut seen: BTreeSet<Address> = BTreeSet::new();
@@ -226,9 +339,6 @@ impl ForkDb {
             }
             if let Some(b) = &cur.block {
                 seen.insert(b.header.producer);
-            }
-            if let Some(cs) = self.confirms.get(&cur.id()) {
-                seen.extend(cs.iter().copied());
             }
             let sched = &cur.state.schedule.producers;
             let count = seen
@@ -249,6 +359,9 @@ impl ForkDb {
     /// Re-runs fork choice; advances the LIB (and prunes) if the chosen
     /// branch's LIB is higher.
     fn choose(&mut self) -> Finalized {
+        if self.params.fast_confirmations {
+            return self.choose_by_votes();
+        }
         let parents: HashSet<Hash32> = self.entries.values().filter_map(|e| e.prev()).collect();
         type Candidate = (u64, u64, std::cmp::Reverse<Hash32>, Arc<Entry>, Arc<Entry>);
         let mut best: Option<Candidate> = None;
@@ -269,6 +382,95 @@ impl ForkDb {
         } else {
             Finalized::default()
         }
+    }
+
+    /// Whether `source` (height, id) is an acceptable source for a link into
+    /// `target`: at or below the root (its ancestry is no longer kept; see
+    /// the module doc), or a kept block that `target` descends from.
+    fn links(&self, target: &Arc<Entry>, source_height: u64, source: &Hash32) -> bool {
+        source_height <= self.root.height() || self.descends(target, source, source_height)
+    }
+
+    /// The sources of quorum links into `target`: (height, id).
+    fn quorum_sources(&self, target: &Arc<Entry>) -> Vec<(u64, Hash32)> {
+        let Some(tv) = self.votes.get(&target.id()) else {
+            return Vec::new();
+        };
+        let threshold = self.params.irreversible_threshold();
+        let sched = &target.state.schedule.producers;
+        tv.by_source
+            .iter()
+            .filter(|(_, (_, voters))| {
+                voters
+                    .keys()
+                    .filter(|a| sched.binary_search(a).is_ok())
+                    .count()
+                    >= threshold
+            })
+            .filter(|(id, (h, _))| self.links(target, *h, id))
+            .map(|(id, (h, _))| (*h, *id))
+            .collect()
+    }
+
+    /// Fork choice and finality by votes (module doc).
+    fn choose_by_votes(&mut self) -> Finalized {
+        let targets: Vec<Arc<Entry>> = self
+            .votes
+            .keys()
+            .filter_map(|id| self.entries.get(id).cloned())
+            .collect();
+        let links: Vec<(Arc<Entry>, Vec<(u64, Hash32)>)> = targets
+            .into_iter()
+            .map(|t| {
+                let s = self.quorum_sources(&t);
+                (t, s)
+            })
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
+        self.justified = links.iter().map(|(t, _)| t.id()).collect();
+        // The highest source whose link skips only justified blocks.
+        let mut finalized: Option<Arc<Entry>> = None;
+        for (target, sources) in &links {
+            for (h, id) in sources {
+                if *h <= self.root.height() || finalized.as_ref().is_some_and(|f| f.height() >= *h)
+                {
+                    continue;
+                }
+                let Some(source) = self.get(id).cloned() else {
+                    continue;
+                };
+                let mut between_justified = true;
+                let mut cur = target.clone();
+                while let Some(p) = cur.prev().and_then(|p| self.get(&p)).cloned() {
+                    if p.height() <= *h {
+                        break;
+                    }
+                    if !self.justified.contains(&p.id()) {
+                        between_justified = false;
+                        break;
+                    }
+                    cur = p;
+                }
+                if between_justified {
+                    finalized = Some(source);
+                }
+            }
+        }
+        let fin = match finalized {
+            Some(f) => self.advance_root(f),
+            None => Finalized::default(),
+        };
+        let parents: HashSet<Hash32> = self.entries.values().filter_map(|e| e.prev()).collect();
+        let mut best: Option<((u64, u64, std::cmp::Reverse<Hash32>), Arc<Entry>)> = None;
+        for leaf in self.entries.values().filter(|e| !parents.contains(&e.id())) {
+            let j = self.branch_justified(leaf, false).height();
+            let key = (j, leaf.height(), std::cmp::Reverse(leaf.id()));
+            if best.as_ref().is_none_or(|b| key > b.0) {
+                best = Some((key, leaf.clone()));
+            }
+        }
+        self.head = best.map_or_else(|| self.root.clone(), |(_, leaf)| leaf);
+        fin
     }
 
     fn advance_root(&mut self, new_root: Arc<Entry>) -> Finalized {
@@ -297,8 +499,13 @@ impl ForkDb {
             }
         }
         self.entries = kept;
-        self.confirms
-            .retain(|id, _| keep.contains(id) && *id != new_root.id());
+        // Votes for blocks not yet known may be for blocks still to come
+        // above the new root: keep those.
+        let root_height = new_root.height();
+        let entries = &self.entries;
+        self.votes
+            .retain(|id, tv| entries.contains_key(id) || tv.height > root_height);
+        self.justified.retain(|id| entries.contains_key(id));
         self.root = new_root;
         Finalized { blocks }
     }

@@ -18,8 +18,8 @@ pub mod domain {
     pub const TX: &[u8] = b"QCSS-DPOS-TX-v1";
     /// Block id: hash of the canonical header.
     pub const HEADER: &[u8] = b"QCSS-DPOS-HDR-v1";
-    /// Producer confirmation of a block.
-    pub const CONFIRM: &[u8] = b"QCSS-DPOS-CONFIRM-v1";
+    /// A producer's finality vote (source → target link).
+    pub const CONFIRM: &[u8] = b"QCSS-DPOS-VOTE-v2";
     /// Seed of a round's shuffle.
     pub const ROUND: &[u8] = b"QCSS-ROUND";
     /// Transaction Merkle tree.

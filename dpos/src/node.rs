@@ -159,10 +159,14 @@ pub struct Node {
     mempool: BTreeMap<(Address, u64), SignedTx>,
     orphans: HashMap<Hash32, Vec<Arc<Block>>>,
     orphan_count: usize,
-    confirmed_height: u64,
-    /// The block last confirmed (unknown after a restart: then only the
-    /// irreversibility condition unlocks).
-    confirmed_id: Option<Hash32>,
+    /// This node's last finality vote, (source height, target height):
+    /// the next goes to a higher target from a source at least as high, so
+    /// none of its votes is a double vote or surrounds another (persisted
+    /// before sending).
+    voted: (u64, u64),
+    /// The vote this node cast for the block it just produced, for the
+    /// caller to send with it ([`Node::take_vote`]).
+    own_vote: Option<Confirmation>,
     produced_slot: u64,
     /// Recent headers by (producer, slot), to catch equivocation.
     seen_headers: BTreeMap<(u64, Address), crate::block::SignedHeader>,
@@ -231,7 +235,7 @@ impl Node {
             loaded.lib_block.map(Arc::new),
             Some(store),
         );
-        node.confirmed_height = loaded.confirmed_height;
+        node.voted = loaded.voted;
         // Re-apply every reversible block first, then record what they
         // finalized (if killed between storing a block and recording that):
         // recording earlier would forget the blocks not yet re-applied.
@@ -274,8 +278,8 @@ impl Node {
             mempool: BTreeMap::new(),
             orphans: HashMap::new(),
             orphan_count: 0,
-            confirmed_height: 0,
-            confirmed_id: None,
+            voted: (0, 0),
+            own_vote: None,
             produced_slot: 0,
             seen_headers: BTreeMap::new(),
             evidence: Vec::new(),
@@ -446,7 +450,7 @@ impl Node {
             .insert(block.clone())
             .map_err(|e| NodeError::OwnBlock(Box::new(e)))?;
         self.persist(&block, fin)?;
-        self.after_head_change();
+        self.own_vote = self.after_head_change();
         Ok(Some(block))
     }
 
@@ -470,6 +474,23 @@ impl Node {
             }
         }
         out
+    }
+
+    /// The quorum votes justifying the highest justified block on this
+    /// node's branch (fast confirmations; fork.rs `justification`): send
+    /// them with each block this node produces.
+    pub fn justification(&self) -> Vec<Confirmation> {
+        if !self.params.fast_confirmations {
+            return Vec::new();
+        }
+        self.fork.justification()
+    }
+
+    /// The finality vote this node cast for the block it last produced
+    /// (fast confirmations), once: send it with the block, or the producer's
+    /// vote is missing from every quorum.
+    pub fn take_vote(&mut self) -> Option<Confirmation> {
+        self.own_vote.take()
     }
 
     /// Takes a block from a peer (or the runner). `Err` means the block is
@@ -630,8 +651,9 @@ impl Node {
     }
 
     /// After the head may have moved: prune the mempool and, if this node is
-    /// a producer of the head's schedule, confirm the head (never a height
-    /// at or below one it confirmed before).
+    /// a producer of the head's schedule, vote for the head from its highest
+    /// justified ancestor (fork.rs) — only to a higher target than before,
+    /// from a source no lower than before (Casper FFG's two rules).
     fn after_head_change(&mut self) -> Option<Confirmation> {
         let head = self.fork.head().clone();
         let state = &head.state;
@@ -642,31 +664,27 @@ impl Node {
             .iter()
             .find(|k| state.schedule.producers.binary_search(&k.address()).is_ok())
             .cloned()?;
-        if !self.params.fast_confirmations || head.height() <= self.confirmed_height {
+        if !self.params.fast_confirmations || head.height() <= self.voted.1 {
             return None;
         }
-        // The lock: confirm only a head that extends our last confirmed
-        // block, unless the head's branch is already irreversible at or above
-        // our last confirmed height (production alone gets it there, so a
-        // locked producer is never stuck). Without it, producers hopping
-        // between branches under delays longer than a slot gave two branches
-        // a quorum each (`chaos_never_breaks_agreement_on_irreversible_blocks`).
-        let extends = self
-            .confirmed_id
-            .is_some_and(|prev| self.fork.descends(&head, &prev, self.confirmed_height));
-        if self.confirmed_height > 0
-            && !extends
-            && self.fork.branch_lib(&head).height() < self.confirmed_height
-        {
+        let source = self.fork.branch_justified(&head, true);
+        if source.height() < self.voted.0 {
+            // After a restart this node may not yet have seen its last
+            // source justified again; others' votes will show it.
             return None;
         }
+        let voted = (source.height(), head.height());
         if let Some(store) = &self.store {
-            // Never send a confirmation that a restart could contradict.
-            store.set_confirmed(head.height()).ok()?;
+            // Never send a vote that a restart could contradict.
+            store.set_voted(voted).ok()?;
         }
-        self.confirmed_height = head.height();
-        self.confirmed_id = Some(head.id());
-        let c = Confirmation::sign(&key, self.chain_id, head.height(), head.id());
+        self.voted = voted;
+        let c = Confirmation::sign(
+            &key,
+            self.chain_id,
+            (source.height(), source.id()),
+            (head.height(), head.id()),
+        );
         let fin = self.fork.confirm(&c);
         if !fin.blocks.is_empty() {
             // A failed write here surfaces on the next persist.

@@ -486,6 +486,10 @@ async fn core(
                 let mut n = lock(&node);
                 if let Ok(Some(b)) = n.produce_if_scheduled() {
                     out.push((None, Wire::Block((*b).clone())));
+                    if let Some(v) = n.take_vote() {
+                        out.push((None, Wire::Confirm(v)));
+                    }
+                    out.extend(n.justification().into_iter().map(|v| (None, Wire::Confirm(v))));
                 }
             }
             ev = events.recv() => match ev {

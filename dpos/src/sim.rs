@@ -275,6 +275,14 @@ impl Sim {
                     } else {
                         self.net.broadcast(i, Message::Block(block));
                     }
+                    if let Some(v) = self.nodes[i].take_vote().filter(|_| self.confirmations) {
+                        self.net.broadcast(i, Message::Confirm(v));
+                    }
+                    if self.confirmations {
+                        for v in self.nodes[i].justification() {
+                            self.net.broadcast(i, Message::Confirm(v));
+                        }
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => self

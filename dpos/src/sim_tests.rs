@@ -44,8 +44,9 @@ fn all_honest_each_produces_once_per_round_and_finality_keeps_up() {
     for n in &sim.nodes {
         let s = n.status();
         assert_eq!(s.head_id, st.head_id);
+        // A block is final once a quorum voted for its child from it.
         assert!(
-            s.head_height - s.lib_height <= 1,
+            s.head_height - s.lib_height <= 2,
             "lag {}",
             s.head_height - s.lib_height
         );
@@ -55,8 +56,8 @@ fn all_honest_each_produces_once_per_round_and_finality_keeps_up() {
         "all honest: {n} blocks final after {mean} ms on average, {max} ms at most (1 s slots)"
     );
     assert!(
-        max <= 1_000,
-        "finality took {max} ms, more than one 1 s slot"
+        max <= 2_000,
+        "finality took {max} ms, more than two 1 s slots"
     );
     assert!(n as u64 >= 31 * rounds - 3);
 }
@@ -73,11 +74,12 @@ fn ten_offline_finality_still_advances() {
     sim.run_slots(31 * 4);
     clean(&sim);
     let (lib, head) = lib_and_head(&sim, 0);
-    // 21 of 31 still confirm every block.
+    // 21 of 31 still vote for every block: a block is final once its
+    // child is voted for, and the child may be up to a few empty slots later.
     assert!(head - lib <= 2, "lib {lib} head {head}");
     let (n, mean, max) = sim.finality();
     eprintln!("10 offline: {n} blocks final after {mean} ms on average, {max} ms at most");
-    assert!(max <= 2_000, "finality within two slots: {max} ms");
+    assert!(max <= 5_000, "final by the next block's votes: {max} ms");
     let st = sim.nodes[0].status();
     let missed: u64 = st.producers.iter().map(|p| p.2).sum();
     assert_eq!(
@@ -440,3 +442,4 @@ fn without_fast_confirmations_finality_trails_by_twenty_blocks() {
         "production only: {n} blocks final after {mean} ms on average, {max} ms at most (1 s slots)"
     );
 }
+

@@ -88,7 +88,7 @@ pub enum StoreError {
 
 const CHAIN: &[u8] = b"M/chain";
 const LIB_STATE: &[u8] = b"M/lib";
-const CONFIRMED: &[u8] = b"M/confirmed";
+const VOTED: &[u8] = b"M/voted";
 const FORMAT_KEY: &[u8] = b"M/format";
 /// The state's encoding: 1 before anchoring (no `consortia`), 2 with
 /// anchoring, 3 with consumer rewards (`reward_paid`, each consortium's
@@ -121,8 +121,8 @@ pub struct Loaded {
     pub lib_block: Option<Block>,
     /// Reversible blocks, by height.
     pub pending: Vec<Block>,
-    /// Highest height this node's key has confirmed.
-    pub confirmed_height: u64,
+    /// This node's last finality vote: (source height, target height).
+    pub voted: (u64, u64),
 }
 
 impl Store {
@@ -216,18 +216,18 @@ impl Store {
             }
         }
         pending.sort_by_key(|b| b.header.height);
-        let confirmed_height = match self.tree.get(CONFIRMED)? {
-            Some(v) => codec::decode(&v, 8).map_err(|err| StoreError::Corrupt {
-                what: "confirmed height",
+        let voted = match self.tree.get(VOTED)? {
+            Some(v) => codec::decode(&v, 16).map_err(|err| StoreError::Corrupt {
+                what: "last finality vote",
                 err,
             })?,
-            None => 0,
+            None => (0, 0),
         };
         Ok(Some(Loaded {
             lib_state,
             lib_block,
             pending,
-            confirmed_height,
+            voted,
         }))
     }
 
@@ -330,10 +330,11 @@ impl Store {
         Ok(())
     }
 
-    /// Records the highest height this node's key confirmed (flushed before
-    /// the confirmation is sent, so a restart never confirms a height twice).
-    pub fn set_confirmed(&self, height: u64) -> Result<(), StoreError> {
-        self.tree.insert(CONFIRMED, codec::encode(&height))?;
+    /// Records this node's last finality vote, (source height, target
+    /// height) (flushed before the vote is sent, so a restart never votes
+    /// twice for a height or from a lower source).
+    pub fn set_voted(&self, voted: (u64, u64)) -> Result<(), StoreError> {
+        self.tree.insert(VOTED, codec::encode(&voted))?;
         self.tree.flush()?;
         Ok(())
     }
