@@ -285,7 +285,11 @@ fn finality_votes_justify_then_finalize() {
     // Two votes are no quorum; the third justifies block 1 (not final: its
     // child has no quorum link from it yet).
     for k in &keys[..2] {
-        assert!(f.confirm(&vote(&kit, k, &genesis, &blocks[0])).blocks.is_empty());
+        assert!(
+            f.confirm(&vote(&kit, k, &genesis, &blocks[0]))
+                .blocks
+                .is_empty()
+        );
     }
     assert!(!f.is_justified(&blocks[0].id()));
     f.confirm(&vote(&kit, &keys[2], &genesis, &blocks[0]));
@@ -334,14 +338,22 @@ fn fork_choice_follows_the_highest_justified_block() {
     for x in a.iter().chain(&b) {
         f.insert(Arc::new(x.clone())).unwrap();
     }
-    assert_eq!(f.head().id(), b[3].id(), "nothing justified: the taller branch");
+    assert_eq!(
+        f.head().id(),
+        b[3].id(),
+        "nothing justified: the taller branch"
+    );
     let keys: Vec<_> = kit.producers.values().cloned().collect();
     let genesis = f.lib().clone();
     // Quorum 5 of 7 justifies A's second block.
     for k in &keys[..5] {
         f.confirm(&vote(&kit, k, &genesis, &a[1]));
     }
-    assert_eq!(f.head().id(), a[2].id(), "the branch holding the justified block");
+    assert_eq!(
+        f.head().id(),
+        a[2].id(),
+        "the branch holding the justified block"
+    );
     assert_eq!(f.lib().height(), 0);
     assert_eq!(f.len(), 7, "nothing final, nothing pruned");
     // A link from it to its child finalizes it; B is pruned.
@@ -381,7 +393,9 @@ fn fork_choice_prefers_higher_lib_over_height() {
     let lib = f.lib().height();
     assert!(lib >= 1, "production finalized part of A");
     assert!(
-        f.head_branch().iter().all(|x| !b.iter().any(|y| y.id() == x.id())),
+        f.head_branch()
+            .iter()
+            .all(|x| !b.iter().any(|y| y.id() == x.id())),
         "the branch with the higher LIB wins"
     );
     assert!(

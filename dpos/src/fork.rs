@@ -81,6 +81,11 @@ const MAX_VOTE_TARGETS: usize = 4096;
 /// Most distinct sources kept per target (honest voters use one or two).
 const MAX_SOURCES_PER_TARGET: usize = 64;
 
+/// A justified target and the sources of its quorum links, (height, id).
+type Linked = (Arc<Entry>, Vec<(u64, Hash32)>);
+/// Fork-choice order: (justified or LIB height, height, lowest id first).
+type ForkKey = (u64, u64, std::cmp::Reverse<Hash32>);
+
 /// The votes for one target block, by source id.
 #[derive(Debug)]
 struct TargetVotes {
@@ -216,7 +221,7 @@ impl ForkDb {
             .by_source
             .entry(c.source_id)
             .or_insert_with(|| (c.source_height, BTreeMap::new()));
-        voters.insert(c.producer, c.sig.clone());
+        voters.insert(c.producer, c.sig);
         if self.entries.contains_key(&c.block_id) {
             self.choose()
         } else {
@@ -283,7 +288,7 @@ impl ForkDb {
                 source_id: *source,
                 source_height: *h,
                 producer: *producer,
-                sig: sig.clone(),
+                sig: *sig,
             })
             .collect()
     }
@@ -419,7 +424,7 @@ impl ForkDb {
             .keys()
             .filter_map(|id| self.entries.get(id).cloned())
             .collect();
-        let links: Vec<(Arc<Entry>, Vec<(u64, Hash32)>)> = targets
+        let links: Vec<Linked> = targets
             .into_iter()
             .map(|t| {
                 let s = self.quorum_sources(&t);
@@ -461,7 +466,7 @@ impl ForkDb {
             None => Finalized::default(),
         };
         let parents: HashSet<Hash32> = self.entries.values().filter_map(|e| e.prev()).collect();
-        let mut best: Option<((u64, u64, std::cmp::Reverse<Hash32>), Arc<Entry>)> = None;
+        let mut best: Option<(ForkKey, Arc<Entry>)> = None;
         for leaf in self.entries.values().filter(|e| !parents.contains(&e.id())) {
             let j = self.branch_justified(leaf, false).height();
             let key = (j, leaf.height(), std::cmp::Reverse(leaf.id()));

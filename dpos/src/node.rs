@@ -88,11 +88,14 @@ pub enum SubmitError {
 }
 
 /// What happened to a received block.
+// Returned once per block and matched at once, never stored: boxing the
+// vote would cost an allocation per block for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum BlockOutcome {
-    /// Added (possibly moving head and LIB); send the confirmation, if any, to peers.
+    /// Added (possibly moving head and LIB); send the vote, if any, to peers.
     Added {
-        /// This node's confirmation of its new head.
+        /// This node's finality vote for its new head.
         confirmation: Option<Confirmation>,
     },
     /// Already known.

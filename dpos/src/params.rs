@@ -77,11 +77,11 @@ pub struct Params {
     /// A vote not renewed for this many slots no longer counts (Hive's
     /// 365-day governance vote expiry).
     pub vote_expiry_slots: u64,
-    /// Producers sign and count explicit confirmations (Hive's fast
-    /// irreversibility: final within a slot). Off by default: under network
-    /// delays longer than a slot the simulator's chaos test finds two
-    /// branches finalized (see dpos/README.md); production-implied
-    /// irreversibility (≈ 2/3 of a round) stays safe there.
+    /// Producers cast finality votes (Casper FFG links, fork.rs): a block
+    /// is final about one slot after it is produced instead of ≈ 20. Off by
+    /// default: a node votes with one key, so networks where one node holds
+    /// several producer keys (`qcss network up`) would form no quorum, and
+    /// equivocating votes are not yet evidence (dpos/README.md).
     pub fast_confirmations: bool,
     /// The reward pool and the batches that pay from it (consumer rewards).
     #[serde(default)]

@@ -442,4 +442,3 @@ fn without_fast_confirmations_finality_trails_by_twenty_blocks() {
         "production only: {n} blocks final after {mean} ms on average, {max} ms at most (1 s slots)"
     );
 }
-
