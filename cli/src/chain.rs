@@ -76,6 +76,11 @@ pub(crate) struct GenesisArgs {
     /// epochs paid in several parts out on a test chain.
     #[arg(long)]
     pub reward_part_entries: Option<u32>,
+    /// Producers cast finality votes (Casper FFG, dpos/README.md): a block
+    /// is final about one slot after it is produced instead of ≈ 20. Every
+    /// producer node must run a build that votes.
+    #[arg(long)]
+    pub finality_votes: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -237,6 +242,7 @@ pub(crate) fn write_genesis(a: &GenesisArgs, producers: u32) -> Result<Written> 
         withdraw_interval_slots: a
             .withdraw_interval_slots
             .unwrap_or(wp.withdraw_interval_slots),
+        fast_confirmations: a.finality_votes,
         ..wp
     };
     let now = now_ms();

@@ -500,10 +500,14 @@ async fn consortium_proof(State(api): Shared, Path(id): Path<String>) -> Respons
     };
     let node = api.node.clone();
     let made = tokio::task::spawn_blocking(move || {
+        // The proof shows irreversibility by the headers of 21 distinct
+        // producers built on the anchor's block (production-implied; votes
+        // are gossip, not kept in blocks), so an anchor qualifies once it is
+        // at or below both this node's LIB and the production-implied one.
         let (consortium, lib, threshold) = node.with_node(|n| {
             (
                 n.head_state().consortia.get(&id).cloned(),
-                n.status().lib_height,
+                n.status().lib_height.min(n.head_state().dpos_lib),
                 n.params().irreversible_threshold(),
             )
         });

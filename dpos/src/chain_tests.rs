@@ -8,7 +8,7 @@ use crate::chain::{BlockError, apply_block, scheduled_producer};
 use crate::codec::CodecError;
 use crate::fork::{Entry, ForkDb, Inserted};
 use crate::hash::{Hash32, merkle_root};
-use crate::node::{Node, NodeError, VirtualClock};
+use crate::node::{BlockOutcome, Node, NodeError, VirtualClock};
 use crate::params::COIN;
 use crate::state::{State, TxError};
 use crate::testkit::Kit;
@@ -433,4 +433,56 @@ fn large_blocks_check_signatures_in_parallel_and_name_the_first_bad_one() {
         }
     }
     txs.truncate(1);
+}
+
+/// `qcss network up`'s shape: three nodes holding 11, 10 and 10 of the 31
+/// producer keys, votes on. Each node votes with every key it holds, so a
+/// block is final once its child's votes are in (two of the three nodes
+/// make a quorum).
+#[test]
+fn nodes_holding_several_keys_vote_with_each() {
+    let kit = voting_kit(31);
+    let clock = VirtualClock::default();
+    let keys: Vec<_> = kit.producers.values().cloned().collect();
+    let mut nodes: Vec<Node> = [0..11, 11..21, 21..31]
+        .into_iter()
+        .map(|r| {
+            let mut n = Node::in_memory(&kit.genesis, None, Arc::new(clock.clone())).unwrap();
+            for k in &keys[r] {
+                n.add_producer_key(k.clone());
+            }
+            n
+        })
+        .collect();
+    let slots = 40;
+    for slot in 1..=slots {
+        clock.set(slot * kit.params.slot_ms);
+        for i in 0..nodes.len() {
+            let Some(b) = nodes[i].produce_if_scheduled().unwrap() else {
+                continue;
+            };
+            let mut votes = nodes[i].take_votes();
+            assert!(!votes.is_empty(), "the producer votes for its own block");
+            let mut k = 0;
+            for (j, n) in nodes.iter_mut().enumerate() {
+                if j != i
+                    && let Ok(BlockOutcome::Added { votes: v }) = n.on_block(b.clone())
+                {
+                    votes.extend(v);
+                }
+            }
+            while k < votes.len() {
+                for n in nodes.iter_mut() {
+                    let o = n.on_confirmation(&votes[k]).unwrap();
+                    votes.extend(o.votes);
+                }
+                k += 1;
+            }
+        }
+    }
+    for n in &nodes {
+        let s = n.status();
+        assert_eq!(s.head_height, slots);
+        assert!(s.head_height - s.lib_height <= 1, "{s:?}");
+    }
 }

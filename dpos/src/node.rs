@@ -88,15 +88,13 @@ pub enum SubmitError {
 }
 
 /// What happened to a received block.
-// Returned once per block and matched at once, never stored: boxing the
-// vote would cost an allocation per block for nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum BlockOutcome {
-    /// Added (possibly moving head and LIB); send the vote, if any, to peers.
+    /// Added (possibly moving head and LIB); send the votes, if any, to peers.
     Added {
-        /// This node's finality vote for its new head.
-        confirmation: Option<Confirmation>,
+        /// This node's finality votes for its new head, one per producer
+        /// key of the head's schedule it holds.
+        votes: Vec<Confirmation>,
     },
     /// Already known.
     Duplicate,
@@ -112,8 +110,8 @@ pub enum BlockOutcome {
 pub struct ConfirmOutcome {
     /// Valid and recorded (worth relaying).
     pub accepted: bool,
-    /// This node's confirmation of a head the confirmation moved it to.
-    pub confirmation: Option<Confirmation>,
+    /// This node's votes for a head the vote moved it to.
+    pub votes: Vec<Confirmation>,
 }
 
 /// A snapshot for `qcss chain status`.
@@ -168,8 +166,8 @@ pub struct Node {
     /// before sending).
     voted: (u64, u64),
     /// The vote this node cast for the block it just produced, for the
-    /// caller to send with it ([`Node::take_vote`]).
-    own_vote: Option<Confirmation>,
+    /// caller to send with it ([`Node::take_votes`]).
+    own_votes: Vec<Confirmation>,
     produced_slot: u64,
     /// Recent headers by (producer, slot), to catch equivocation.
     seen_headers: BTreeMap<(u64, Address), crate::block::SignedHeader>,
@@ -282,7 +280,7 @@ impl Node {
             orphans: HashMap::new(),
             orphan_count: 0,
             voted: (0, 0),
-            own_vote: None,
+            own_votes: Vec::new(),
             produced_slot: 0,
             seen_headers: BTreeMap::new(),
             evidence: Vec::new(),
@@ -315,9 +313,8 @@ impl Node {
     }
 
     /// Adds a producer key (ignored if the node already holds it). With
-    /// several keys the node produces in each key's slots; it confirms with
-    /// the first of its keys in the head's schedule only, so fast
-    /// confirmations need one key per node to reach their quorum.
+    /// several keys the node produces in each key's slots and casts a
+    /// finality vote with each of its keys in the head's schedule.
     pub fn add_producer_key(&mut self, key: Keypair) {
         if !self.keys.iter().any(|k| k.address() == key.address()) {
             self.keys.push(key);
@@ -453,7 +450,7 @@ impl Node {
             .insert(block.clone())
             .map_err(|e| NodeError::OwnBlock(Box::new(e)))?;
         self.persist(&block, fin)?;
-        self.own_vote = self.after_head_change();
+        self.own_votes = self.after_head_change();
         Ok(Some(block))
     }
 
@@ -489,11 +486,11 @@ impl Node {
         self.fork.justification()
     }
 
-    /// The finality vote this node cast for the block it last produced
-    /// (fast confirmations), once: send it with the block, or the producer's
-    /// vote is missing from every quorum.
-    pub fn take_vote(&mut self) -> Option<Confirmation> {
-        self.own_vote.take()
+    /// The finality votes this node cast for the block it last produced
+    /// (fast confirmations), once: send them with the block, or the
+    /// producer's votes are missing from every quorum.
+    pub fn take_votes(&mut self) -> Vec<Confirmation> {
+        std::mem::take(&mut self.own_votes)
     }
 
     /// Takes a block from a peer (or the runner). `Err` means the block is
@@ -513,8 +510,8 @@ impl Node {
             Ok((Inserted::Added, fin)) => {
                 self.persist(&block, fin)?;
                 self.adopt_orphans(block.id())?;
-                let confirmation = self.after_head_change();
-                Ok(BlockOutcome::Added { confirmation })
+                let votes = self.after_head_change();
+                Ok(BlockOutcome::Added { votes })
             }
             Err(BlockError::Unlinkable { prev, .. }) => {
                 if self.orphan_count >= MAX_ORPHANS {
@@ -616,11 +613,11 @@ impl Node {
     /// Takes a producer's confirmation. `accepted` is false if it was
     /// refused (bad signature, other chain, not a producer of the head's
     /// schedule) or changed nothing; if it moved this node to another head,
-    /// `confirmation` is this node's confirmation of that head, to send on.
+    /// `votes` are this node's votes for that head, to send on.
     pub fn on_confirmation(&mut self, c: &Confirmation) -> Result<ConfirmOutcome, NodeError> {
         let refused = ConfirmOutcome {
             accepted: false,
-            confirmation: None,
+            votes: Vec::new(),
         };
         if !self.params.fast_confirmations
             || c.chain_id != self.chain_id
@@ -642,58 +639,72 @@ impl Node {
         if !fin.blocks.is_empty() {
             self.persist_final(fin)?;
         }
-        let confirmation = if self.fork.head().id() != before {
+        let votes = if self.fork.head().id() != before {
             self.after_head_change()
         } else {
-            None
+            Vec::new()
         };
         Ok(ConfirmOutcome {
             accepted: true,
-            confirmation,
+            votes,
         })
     }
 
-    /// After the head may have moved: prune the mempool and, if this node is
-    /// a producer of the head's schedule, vote for the head from its highest
-    /// justified ancestor (fork.rs) — only to a higher target than before,
-    /// from a source no lower than before (Casper FFG's two rules).
-    fn after_head_change(&mut self) -> Option<Confirmation> {
+    /// After the head may have moved: prune the mempool and, if this node
+    /// holds producer keys of the head's schedule, vote for the head with
+    /// each of them from its highest justified ancestor (fork.rs) — only to
+    /// a higher target than before, from a source no lower than before
+    /// (Casper FFG's two rules; the keys vote alike, so one record serves).
+    fn after_head_change(&mut self) -> Vec<Confirmation> {
         let head = self.fork.head().clone();
         let state = &head.state;
         self.mempool
             .retain(|(a, n), tx| *n >= state.nonce(a) && tx.tx.expiry_slot > state.slot);
-        let key = self
+        if !self.params.fast_confirmations || head.height() <= self.voted.1 {
+            return Vec::new();
+        }
+        let keys: Vec<Keypair> = self
             .keys
             .iter()
-            .find(|k| state.schedule.producers.binary_search(&k.address()).is_ok())
-            .cloned()?;
-        if !self.params.fast_confirmations || head.height() <= self.voted.1 {
-            return None;
+            .filter(|k| state.schedule.producers.binary_search(&k.address()).is_ok())
+            .cloned()
+            .collect();
+        if keys.is_empty() {
+            return Vec::new();
         }
         let source = self.fork.branch_justified(&head, true);
         if source.height() < self.voted.0 {
             // After a restart this node may not yet have seen its last
             // source justified again; others' votes will show it.
-            return None;
+            return Vec::new();
         }
         let voted = (source.height(), head.height());
         if let Some(store) = &self.store {
             // Never send a vote that a restart could contradict.
-            store.set_voted(voted).ok()?;
+            if store.set_voted(voted).is_err() {
+                return Vec::new();
+            }
         }
         self.voted = voted;
-        let c = Confirmation::sign(
-            &key,
-            self.chain_id,
-            (source.height(), source.id()),
-            (head.height(), head.id()),
-        );
-        let fin = self.fork.confirm(&c);
-        if !fin.blocks.is_empty() {
-            // A failed write here surfaces on the next persist.
-            let _ = self.persist_final(fin);
+        let votes: Vec<Confirmation> = keys
+            .iter()
+            .map(|key| {
+                Confirmation::sign(
+                    key,
+                    self.chain_id,
+                    (source.height(), source.id()),
+                    (head.height(), head.id()),
+                )
+            })
+            .collect();
+        for c in &votes {
+            let fin = self.fork.confirm(c);
+            if !fin.blocks.is_empty() {
+                // A failed write here surfaces on the next persist.
+                let _ = self.persist_final(fin);
+            }
         }
-        Some(c)
+        votes
     }
 
     fn persist(&mut self, block: &Arc<Block>, fin: Finalized) -> Result<(), NodeError> {

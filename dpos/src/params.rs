@@ -78,9 +78,9 @@ pub struct Params {
     /// 365-day governance vote expiry).
     pub vote_expiry_slots: u64,
     /// Producers cast finality votes (Casper FFG links, fork.rs): a block
-    /// is final about one slot after it is produced instead of ≈ 20. Off by
-    /// default: a node votes with one key, so networks where one node holds
-    /// several producer keys (`qcss network up`) would form no quorum, and
+    /// is final about one slot after it is produced instead of ≈ 20
+    /// (`qcss chain genesis --finality-votes`). Off by default: anchor
+    /// proofs still show irreversibility by producers' headers, and
     /// equivocating votes are not yet evidence (dpos/README.md).
     pub fast_confirmations: bool,
     /// The reward pool and the batches that pay from it (consumer rewards).

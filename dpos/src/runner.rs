@@ -486,9 +486,7 @@ async fn core(
                 let mut n = lock(&node);
                 if let Ok(Some(b)) = n.produce_if_scheduled() {
                     out.push((None, Wire::Block((*b).clone())));
-                    if let Some(v) = n.take_vote() {
-                        out.push((None, Wire::Confirm(v)));
-                    }
+                    out.extend(n.take_votes().into_iter().map(|v| (None, Wire::Confirm(v))));
                     out.extend(n.justification().into_iter().map(|v| (None, Wire::Confirm(v))));
                 }
             }
@@ -602,13 +600,11 @@ fn handle(
         Wire::Block(b) => {
             let b = Arc::new(b);
             match n.on_block(b.clone()) {
-                Ok(BlockOutcome::Added { confirmation }) => {
+                Ok(BlockOutcome::Added { votes }) => {
                     if relay {
                         out.push((None, Wire::Block((*b).clone())));
                     }
-                    if let Some(c) = confirmation {
-                        out.push((None, Wire::Confirm(c)));
-                    }
+                    out.extend(votes.into_iter().map(|c| (None, Wire::Confirm(c))));
                 }
                 Ok(BlockOutcome::Orphan { sync_from }) => {
                     out.push((Some(from), Wire::SyncRequest(sync_from)))
@@ -633,9 +629,7 @@ fn handle(
                 if o.accepted {
                     out.push((None, Wire::Confirm(c)));
                 }
-                if let Some(mine) = o.confirmation {
-                    out.push((None, Wire::Confirm(mine)));
-                }
+                out.extend(o.votes.into_iter().map(|c| (None, Wire::Confirm(c))));
             }
         }
         Wire::Tx(tx) => {

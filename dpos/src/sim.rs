@@ -275,10 +275,11 @@ impl Sim {
                     } else {
                         self.net.broadcast(i, Message::Block(block));
                     }
-                    if let Some(v) = self.nodes[i].take_vote().filter(|_| self.confirmations) {
-                        self.net.broadcast(i, Message::Confirm(v));
-                    }
+                    let votes = self.nodes[i].take_votes();
                     if self.confirmations {
+                        for v in votes {
+                            self.net.broadcast(i, Message::Confirm(v));
+                        }
                         for v in self.nodes[i].justification() {
                             self.net.broadcast(i, Message::Confirm(v));
                         }
@@ -354,8 +355,10 @@ impl Sim {
             Message::Block(b) => self.take_block(from, to, b, false),
             Message::Confirm(c) => match self.nodes[to].on_confirmation(&c) {
                 Ok(o) => {
-                    if let Some(mine) = o.confirmation.filter(|_| self.confirmations) {
-                        self.net.broadcast(to, Message::Confirm(mine));
+                    if self.confirmations {
+                        for mine in o.votes {
+                            self.net.broadcast(to, Message::Confirm(mine));
+                        }
                     }
                 }
                 Err(e) => self.violations.push(format!("node {to}: {e}")),
@@ -384,9 +387,11 @@ impl Sim {
     /// multiply answers without end).
     fn take_block(&mut self, from: usize, to: usize, b: Arc<Block>, via_sync: bool) {
         match self.nodes[to].on_block(b) {
-            Ok(BlockOutcome::Added { confirmation }) => {
-                if let Some(c) = confirmation.filter(|_| self.confirmations) {
-                    self.net.broadcast(to, Message::Confirm(c));
+            Ok(BlockOutcome::Added { votes }) => {
+                if self.confirmations {
+                    for c in votes {
+                        self.net.broadcast(to, Message::Confirm(c));
+                    }
                 }
             }
             Ok(BlockOutcome::Orphan { sync_from }) => {

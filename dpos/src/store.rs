@@ -394,11 +394,10 @@ mod tests {
                 let mut confs: Vec<Confirmation> = Vec::new();
                 for (j, n) in nodes.iter_mut().enumerate() {
                     if j != i
-                        && let Ok(crate::node::BlockOutcome::Added {
-                            confirmation: Some(c),
-                        }) = n.on_block(b.clone())
+                        && let Ok(crate::node::BlockOutcome::Added { votes }) =
+                            n.on_block(b.clone())
                     {
-                        confs.push(c);
+                        confs.extend(votes);
                     }
                 }
                 if slot <= confirm_until {

@@ -3,7 +3,9 @@
 //! (11/10/10) agree and finalize; the wallet moves tokens and every refusal
 //! names its reason without changing state; a node killed and restarted
 //! catches up from its peers; a keyless node started from scratch syncs the
-//! whole chain; the API refuses garbage and oversize bodies.
+//! whole chain; the API refuses garbage and oversize bodies. With finality
+//! votes on, the same three processes finalize about a slot after
+//! production.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -393,4 +395,100 @@ fn raw_get(addr: &str, path: &str) -> String {
 
 fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// With `--finality-votes` (Casper FFG votes, dpos/README.md) the same three
+/// processes (11/10/10 keys, each node voting with every key it holds)
+/// finalize a block about one slot after it is produced instead of ≈ 20
+/// blocks behind; with the 10-key node killed the other 21 keys still
+/// finalize; and a keyless node started from scratch finalizes too, though
+/// it never saw the votes that justified the chain before it joined.
+#[test]
+fn finality_votes_finalize_blocks_about_a_slot_after_production() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let chain = d.join("chain");
+    qcss_ok(
+        d,
+        &[
+            "chain",
+            "genesis",
+            "--out",
+            "chain",
+            "--slot-ms",
+            "300",
+            "--start-in",
+            "2",
+            "--finality-votes",
+        ],
+    );
+    let addrs: Vec<_> = (0..3).map(|_| ports()).collect();
+    let deal = |i: usize| -> Vec<usize> { (1..=31).filter(|k| (k - 1) % 3 == i).collect() };
+    let nodes: Vec<ChainNode> = (0..3)
+        .map(|i| {
+            let others: Vec<&str> = addrs
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, a)| a.0.as_str())
+                .collect();
+            config(
+                &chain,
+                &format!("node{}", i + 1),
+                &deal(i),
+                &others,
+                addrs[i].clone(),
+            )
+        })
+        .collect();
+    let mut procs: Vec<Option<NodeProc>> = nodes.iter().map(|n| Some(start(n, d))).collect();
+    // How far the LIB trails the head, at its best over a few samples (a
+    // sample can fall between a block and its child's votes).
+    let lag = |n: &ChainNode| {
+        (0..10)
+            .map(|_| {
+                let s = status(n);
+                std::thread::sleep(Duration::from_millis(50));
+                s["head_height"].as_u64().unwrap() - s["lib_height"].as_u64().unwrap()
+            })
+            .min()
+            .unwrap()
+    };
+    wait_until(60, "every node to finalize 20 blocks", || {
+        nodes.iter().all(|n| lib(n) >= 20)
+    });
+    for n in &nodes {
+        // Production-implied finality trails by 20 blocks (the test above).
+        let l = lag(n);
+        assert!(l <= 3, "{}: the LIB trails the head by {l} blocks", n.name);
+    }
+    let common = nodes.iter().map(lib).min().unwrap();
+    let id = block_id(&nodes[0], common);
+    for n in &nodes[1..] {
+        assert_eq!(block_id(n, common), id, "{} disagrees at {common}", n.name);
+    }
+
+    // Kill node 3 (10 keys): 21 keys are exactly a quorum.
+    procs[2].take().unwrap().kill9();
+    let before = lib(&nodes[0]);
+    wait_until(60, "finality to go on without node 3", || {
+        lib(&nodes[0]) >= before + 10
+    });
+    assert!(lag(&nodes[0]) <= 3);
+
+    // A keyless node from scratch: syncs, then finalizes by the votes it
+    // receives from then on.
+    let fresh = config(
+        &chain,
+        "fresh",
+        &[],
+        &[&nodes[0].p2p, &nodes[1].p2p],
+        ports(),
+    );
+    let _fresh = start(&fresh, d);
+    let target = lib(&nodes[0]);
+    wait_until(60, "the fresh node to sync", || lib(&fresh) >= target + 5);
+    assert_eq!(block_id(&fresh, target), block_id(&nodes[0], target));
+    assert!(lag(&fresh) <= 3, "the fresh node finalizes by votes too");
+    drop(procs);
 }
