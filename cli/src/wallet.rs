@@ -354,6 +354,7 @@ fn describe(tx: &Tx, me: &Address) -> String {
         TxKind::UnregisterProducer => "unregistered as producer".into(),
         TxKind::WithdrawRewards => "withdrew matured rewards".into(),
         TxKind::Evidence(_) => "submitted equivocation evidence".into(),
+        TxKind::VoteEvidence(_) => "submitted vote equivocation evidence".into(),
         TxKind::RegisterConsortium(k) => format!(
             "registered anchor keys of consortium {} ({} keys, quorum {})",
             k.consortium_id,

@@ -486,3 +486,42 @@ fn nodes_holding_several_keys_vote_with_each() {
         assert!(s.head_height - s.lib_height <= 1, "{s:?}");
     }
 }
+
+/// A node that receives a double vote keeps it as evidence, and the chain
+/// accepts that evidence: the producer is never elected again.
+#[test]
+fn a_node_catches_a_double_vote_as_evidence() {
+    let kit = voting_kit(4);
+    let clock = VirtualClock::default();
+    let mut node = Node::in_memory(&kit.genesis, None, Arc::new(clock.clone())).unwrap();
+    let blocks = chain(&kit, &kit.state(), &[1, 2]);
+    clock.set(2 * kit.params.slot_ms);
+    for b in &blocks {
+        node.on_block(Arc::new(b.clone())).unwrap();
+    }
+    let k = kit.producers.values().next().unwrap();
+    let g = (0, kit.state().head_id);
+    let first = Confirmation::sign(k, kit.state().chain_id, g, (2, blocks[1].id()));
+    let other = Confirmation::sign(k, kit.state().chain_id, g, (2, Hash32([9; 32])));
+    assert!(node.on_confirmation(&first).unwrap().accepted);
+    assert!(node.take_vote_evidence().is_empty());
+    node.on_confirmation(&other).unwrap();
+    let ev = node.take_vote_evidence();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].broken_rule(), Some("double vote"));
+    let mut st = kit.state();
+    st.apply_tx(
+        &kit.tx(
+            &kit.users[0],
+            0,
+            TxKind::VoteEvidence(Box::new(ev[0].clone())),
+        ),
+        crate::state::TxContext {
+            params: &kit.params,
+            slot: 1,
+            height: 1,
+        },
+    )
+    .unwrap();
+    assert!(st.producers[&k.address()].equivocated);
+}

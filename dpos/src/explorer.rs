@@ -142,6 +142,7 @@ fn describe(tx: &SignedTx) -> String {
         TxKind::UnregisterProducer => "unregister as producer".into(),
         TxKind::WithdrawRewards => "withdraw unlocked rewards".into(),
         TxKind::Evidence(_) => "equivocation evidence".into(),
+        TxKind::VoteEvidence(_) => "vote equivocation evidence".into(),
         TxKind::RegisterConsortium(_) => "register or rotate a consortium's anchor keys".into(),
         TxKind::Anchor(a) => format!(
             "anchor seq {} of consortium <span class=\"mono\">{}</span> ({} blocks)",

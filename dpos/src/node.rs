@@ -17,7 +17,7 @@ use crate::hash::Hash32;
 use crate::params::{Genesis, GenesisError, Params};
 use crate::state::{State, TxContext, TxError};
 use crate::store::{Store, StoreError};
-use crate::tx::{Equivocation, SignedTx};
+use crate::tx::{Equivocation, SignedTx, VoteEquivocation};
 
 /// Wall-clock time in ms since the Unix epoch.
 pub trait Clock: Send + Sync {
@@ -172,6 +172,10 @@ pub struct Node {
     /// Recent headers by (producer, slot), to catch equivocation.
     seen_headers: BTreeMap<(u64, Address), crate::block::SignedHeader>,
     evidence: Vec<Equivocation>,
+    /// Each producer's latest verified vote, to catch a double or surround
+    /// vote against it (bounded by the producers of the head's schedules).
+    last_votes: BTreeMap<Address, Confirmation>,
+    vote_evidence: Vec<VoteEquivocation>,
 }
 
 impl std::fmt::Debug for Node {
@@ -281,6 +285,8 @@ impl Node {
             orphan_count: 0,
             voted: (0, 0),
             own_votes: Vec::new(),
+            last_votes: BTreeMap::new(),
+            vote_evidence: Vec::new(),
             produced_slot: 0,
             seen_headers: BTreeMap::new(),
             evidence: Vec::new(),
@@ -569,6 +575,35 @@ impl Node {
         }
     }
 
+    /// Compares a verified vote with its producer's previous one: a double
+    /// or surround vote is evidence (one per producer, at most 64 kept).
+    fn watch_vote(&mut self, c: &Confirmation) {
+        if let Some(prev) = self.last_votes.get(&c.producer) {
+            let ev = VoteEquivocation {
+                a: prev.clone(),
+                b: c.clone(),
+            };
+            let known = self
+                .vote_evidence
+                .iter()
+                .any(|e| e.a.producer == c.producer);
+            if ev.broken_rule().is_some() && !known && self.vote_evidence.len() < 64 {
+                self.vote_evidence.push(ev);
+            }
+            if prev.height >= c.height {
+                return;
+            }
+        }
+        // Only producers of a schedule get here (checked by the caller).
+        self.last_votes.insert(c.producer, c.clone());
+    }
+
+    /// Vote-equivocation proofs this node has seen since the last call;
+    /// anyone may submit them in a `VoteEvidence` transaction.
+    pub fn take_vote_evidence(&mut self) -> Vec<VoteEquivocation> {
+        std::mem::take(&mut self.vote_evidence)
+    }
+
     /// Equivocation proofs this node has seen since the last call; anyone
     /// may submit them in an `Evidence` transaction.
     pub fn take_evidence(&mut self) -> Vec<Equivocation> {
@@ -634,6 +669,7 @@ impl Node {
         if !known || !c.signature_ok() {
             return Ok(refused);
         }
+        self.watch_vote(c);
         let before = self.fork.head().id();
         let fin = self.fork.confirm(c);
         if !fin.blocks.is_empty() {

@@ -833,6 +833,34 @@ impl State {
                 prod.equivocated = true;
                 producer_update = Some((a.producer, prod));
             }
+            TxKind::VoteEvidence(ev) => {
+                let (a, b) = (&ev.a, &ev.b);
+                if a.chain_id != self.chain_id || b.chain_id != self.chain_id {
+                    return Err(TxError::BadEvidence("vote from another chain"));
+                }
+                if a.producer != b.producer {
+                    return Err(TxError::BadEvidence("votes by different producers"));
+                }
+                if ev.broken_rule().is_none() {
+                    return Err(TxError::BadEvidence(
+                        "the votes neither share a target height nor surround one another",
+                    ));
+                }
+                if !a.signature_ok() || !b.signature_ok() {
+                    return Err(TxError::BadEvidence("a vote signature does not verify"));
+                }
+                let mut prod = self
+                    .producers
+                    .get(&a.producer)
+                    .cloned()
+                    .ok_or(TxError::BadEvidence("not a known producer"))?;
+                if prod.equivocated {
+                    return Err(TxError::EvidenceKnown(a.producer));
+                }
+                next.balance = need_fee(0)?;
+                prod.equivocated = true;
+                producer_update = Some((a.producer, prod));
+            }
             TxKind::RegisterConsortium(ks) => {
                 consortium_update = Some((ks.consortium_id, self.plan_key_set(ks)?));
                 next.balance = need_fee(0)?;

@@ -312,6 +312,80 @@ fn evidence_marks_the_producer_once_and_bad_evidence_is_refused() {
     assert_eq!(refused(&s, &kit, &again, 1), TxError::EvidenceKnown(cheat));
 }
 
+#[test]
+fn vote_evidence_double_votes_and_surrounds_mark_the_producer() {
+    use crate::block::Confirmation;
+    use crate::tx::VoteEquivocation;
+    let kit = Kit::new();
+    let st = kit.state();
+    let k = kit.producers.values().next().unwrap().clone();
+    let cheat = k.address();
+    let id = |n: u8| Hash32([n; 32]);
+    let v = |s: u64, t: u64, tid: u8| Confirmation::sign(&k, st.chain_id, (s, id(0)), (t, id(tid)));
+    let ev = |a: Confirmation, b: Confirmation| {
+        TxKind::VoteEvidence(Box::new(VoteEquivocation { a, b }))
+    };
+    let u = &kit.users[0];
+    let apply = |kind: TxKind| {
+        let mut s = st.clone();
+        s.apply_tx(
+            &kit.tx(u, 0, kind),
+            TxContext {
+                params: &kit.params,
+                slot: 1,
+                height: 1,
+            },
+        )
+        .map(|_| s)
+    };
+    // An honest producer's votes: higher targets, sources never lower.
+    for (a, b) in [
+        (v(1, 2, 2), v(2, 3, 3)),
+        (v(1, 2, 2), v(1, 3, 3)),
+        (v(1, 2, 2), v(1, 2, 2)),
+    ] {
+        assert_eq!(
+            apply(ev(a, b)).unwrap_err(),
+            TxError::BadEvidence(
+                "the votes neither share a target height nor surround one another"
+            )
+        );
+    }
+    let double = ev(v(1, 5, 5), v(1, 5, 6));
+    assert!(apply(double).unwrap().producers[&cheat].equivocated);
+    let surround = ev(v(1, 9, 9), v(2, 5, 5));
+    let s = apply(surround).unwrap();
+    assert!(s.producers[&cheat].equivocated);
+    // Forged signature, other producer, known already.
+    let mut forged = v(1, 5, 6);
+    forged.height = 4;
+    forged.block_id = id(4);
+    let mut bad = v(1, 4, 5);
+    bad.sig = forged.sig;
+    assert_eq!(
+        apply(ev(v(1, 4, 4), bad)).unwrap_err(),
+        TxError::BadEvidence("a vote signature does not verify")
+    );
+    let other = kit.producers.values().nth(1).unwrap();
+    let theirs = Confirmation::sign(other, st.chain_id, (1, id(0)), (5, id(6)));
+    assert_eq!(
+        apply(ev(v(1, 5, 5), theirs)).unwrap_err(),
+        TxError::BadEvidence("votes by different producers")
+    );
+    let mut again = s.clone();
+    let err = again
+        .apply_tx(
+            &kit.tx(u, 1, ev(v(1, 7, 7), v(1, 7, 8))),
+            TxContext {
+                params: &kit.params,
+                slot: 1,
+                height: 1,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err, TxError::EvidenceKnown(cheat));
+}
+
 /// A random reward batch from the consortium of `reward_tests`: mostly the
 /// next epoch, sometimes a replay or a gap; mostly a quorum; entries to
 /// known and fresh accounts, mostly sorted and positive.

@@ -72,6 +72,9 @@ pub enum TxKind {
     /// One part of a consortium's reward epoch, paid from the reward pool
     /// into locks (signed by the consortium's anchor-key quorum).
     RewardBatch(Box<RewardBatch>),
+    /// Proof that a producer broke a finality-vote rule: two votes for one
+    /// target height, or one vote surrounding another (Casper FFG).
+    VoteEvidence(Box<VoteEquivocation>),
 }
 
 impl TxKind {
@@ -92,6 +95,36 @@ pub struct Equivocation {
     pub a: SignedHeader,
     /// The second header, same producer and slot, different id.
     pub b: SignedHeader,
+}
+
+/// Two finality votes by one producer that no honest producer casts:
+/// different links with the same target height (a double vote), or one
+/// link strictly surrounding the other (source lower and target higher).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteEquivocation {
+    /// The first vote.
+    pub a: crate::block::Confirmation,
+    /// The second vote, same producer.
+    pub b: crate::block::Confirmation,
+}
+
+impl VoteEquivocation {
+    /// Which rule the two votes break, if any (signatures not checked).
+    pub fn broken_rule(&self) -> Option<&'static str> {
+        let (a, b) = (&self.a, &self.b);
+        if a == b {
+            return None;
+        }
+        let link =
+            |v: &crate::block::Confirmation| (v.source_height, v.source_id, v.height, v.block_id);
+        if a.height == b.height && link(a) != link(b) {
+            return Some("double vote");
+        }
+        let surrounds = |x: &crate::block::Confirmation, y: &crate::block::Confirmation| {
+            x.source_height < y.source_height && y.height < x.height
+        };
+        (surrounds(a, b) || surrounds(b, a)).then_some("surround vote")
+    }
 }
 
 /// A consortium's anchor key set, as registered or rotated.
