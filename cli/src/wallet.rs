@@ -164,6 +164,16 @@ pub(crate) enum WalletCommand {
         #[command(flatten)]
         tx: TxArgs,
     },
+    /// Submit the equivocation proofs a node holds (two headers for one
+    /// slot, a double or surround finality vote), paying their fees: each
+    /// convicted producer is never elected again.
+    Evidence {
+        /// Only list them.
+        #[arg(long)]
+        list: bool,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
     /// The account's transactions in recent blocks.
     History {
         /// The account (qcss1…); or give --key.
@@ -296,6 +306,48 @@ pub(crate) fn run(cmd: WalletCommand) -> Result<()> {
             }
             println!("withdrawing {}", qcss(v.matured));
             send(&tx, TxKind::WithdrawRewards)
+        }
+        WalletCommand::Evidence { list, tx } => {
+            let addr = node_addr(&tx.node)?;
+            let found: Vec<qcss_dpos::api::EvidenceView> = get_json(&addr, "/v1/evidence")?;
+            if found.is_empty() {
+                println!("the node at {addr} holds no equivocation evidence");
+                return Ok(());
+            }
+            let key = read_key(&tx.key)?;
+            let mut failed = 0;
+            for e in found.iter().take(128) {
+                println!("{} — {}", e.producer, e.rule);
+                if list {
+                    continue;
+                }
+                // A node's proof is still checked in full by the chain.
+                let bytes = hex::decode(&e.kind_hex)
+                    .map_err(|_| anyhow!("the node served evidence that is not hex"))?;
+                let kind: TxKind = qcss_dpos::codec::decode(&bytes, 64 * 1024)
+                    .map_err(|e| anyhow!("the node served evidence that does not decode: {e}"))?;
+                match submit(
+                    &addr,
+                    &key,
+                    kind,
+                    tx.fee.as_deref(),
+                    tx.chain_id.as_deref(),
+                    !tx.no_wait,
+                ) {
+                    Ok(s) => println!("  submitted {}", s.id),
+                    Err(err) => {
+                        failed += 1;
+                        println!("  not submitted: {err:#}");
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!(
+                    "{failed} of {} proofs were not submitted",
+                    found.len().min(128)
+                );
+            }
+            Ok(())
         }
         WalletCommand::History {
             address,

@@ -227,6 +227,7 @@ pub fn router(node: Arc<ChainNode>, genesis_name: String) -> axum::Router {
         .route("/v1/headers", get(headers))
         .route("/v1/consortium/{id}", get(consortium))
         .route("/v1/consortium/{id}/proof", get(consortium_proof))
+        .route("/v1/evidence", get(evidence))
         .route("/v1/tx", post(submit))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(Arc::new(Api {
@@ -262,6 +263,41 @@ fn parse_address(text: &str) -> Result<Address, String> {
         return Err(format!("an address is 63 characters, got {}", text.len()));
     }
     text.parse().map_err(|e| format!("address: {e}"))
+}
+
+/// One equivocation proof: who, which rule, and the transaction kind that
+/// submits it (codec bytes, hex) for any funded account to sign.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EvidenceView {
+    /// The producer it convicts.
+    pub producer: Address,
+    /// "two headers for one slot", "double vote" or "surround vote".
+    pub rule: String,
+    /// `codec::encode(&TxKind)`, hex.
+    pub kind_hex: String,
+}
+
+/// `GET /v1/evidence`: the equivocation proofs this node holds (bounded by
+/// the node: one per producer and kind, at most 64 of each).
+async fn evidence(State(api): Shared) -> Response {
+    use crate::tx::TxKind;
+    let kinds = api.node.with_node(|n| n.evidence());
+    let views: Vec<EvidenceView> = kinds
+        .into_iter()
+        .filter_map(|k| {
+            let (producer, rule) = match &k {
+                TxKind::Evidence(e) => (e.a.header.producer, "two headers for one slot"),
+                TxKind::VoteEvidence(e) => (e.a.producer, e.broken_rule()?),
+                _ => return None,
+            };
+            Some(EvidenceView {
+                producer,
+                rule: rule.to_owned(),
+                kind_hex: hex::encode(crate::codec::encode(&k)),
+            })
+        })
+        .collect();
+    Json(views).into_response()
 }
 
 async fn status(State(api): Shared) -> Response {

@@ -598,6 +598,22 @@ impl Node {
         self.last_votes.insert(c.producer, c.clone());
     }
 
+    /// Every equivocation proof this node holds (at most 64 of each kind,
+    /// one per producer), as the transaction kind that submits it: what
+    /// `GET /v1/evidence` serves and `qcss wallet evidence` submits.
+    pub fn evidence(&self) -> Vec<crate::tx::TxKind> {
+        use crate::tx::TxKind;
+        let headers = self
+            .evidence
+            .iter()
+            .map(|e| TxKind::Evidence(Box::new(e.clone())));
+        let votes = self
+            .vote_evidence
+            .iter()
+            .map(|e| TxKind::VoteEvidence(Box::new(e.clone())));
+        headers.chain(votes).collect()
+    }
+
     /// Vote-equivocation proofs this node has seen since the last call;
     /// anyone may submit them in a `VoteEvidence` transaction.
     pub fn take_vote_evidence(&mut self) -> Vec<VoteEquivocation> {

@@ -490,5 +490,19 @@ fn finality_votes_finalize_blocks_about_a_slot_after_production() {
     wait_until(60, "the fresh node to sync", || lib(&fresh) >= target + 5);
     assert_eq!(block_id(&fresh, target), block_id(&nodes[0], target));
     assert!(lag(&fresh) <= 3, "the fresh node finalizes by votes too");
+    // Honest producers leave no equivocation evidence.
+    let said = qcss_ok(
+        d,
+        &[
+            "wallet",
+            "evidence",
+            "--list",
+            "--key",
+            "chain/keys/marketing.json",
+            "--node",
+            &nodes[0].api,
+        ],
+    );
+    assert!(said.contains("holds no equivocation evidence"), "{said}");
     drop(procs);
 }
