@@ -367,3 +367,79 @@ async fn a_flooding_link_is_dropped_while_other_peers_keep_syncing() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Finality votes on, four producers on 127.0.0.1: a peer that relays a
+/// producer's vote breaking FFG's rules (here a surround of that producer's
+/// honest vote, then a double vote) leaves evidence on the node — what
+/// `GET /v1/evidence` serves — and that evidence, submitted as a
+/// transaction, marks the producer never electable again on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_vote_equivocation_becomes_evidence_the_chain_acts_on() {
+    let mut params = Params::fast(4);
+    params.slot_ms = 250;
+    params.fast_confirmations = true;
+    let mut kit = Kit::with(params);
+    kit.genesis.genesis_time_ms = SystemClock.now_ms() + 300;
+    let mut nodes: Vec<ChainNode> = Vec::new();
+    for i in 0..4 {
+        let peers = nodes.iter().map(|n| n.local_addr).collect();
+        nodes.push(start(&kit, i, peers).await);
+    }
+    let st = wait_for(&nodes, |s| s.iter().all(|s| s.lib_height >= 3)).await;
+    assert!(
+        st[0].head_height - st[0].lib_height <= 3,
+        "votes finalize: {st:?}"
+    );
+    // Producer 1's key signs what an honest producer never would: a link
+    // from genesis to a height far above the head (surrounding its honest
+    // votes), then another link to that same height.
+    let cheat = kit.producers.values().nth(1).unwrap().clone();
+    let chain_id = kit.state().chain_id;
+    let genesis = (0, kit.state().head_id);
+    let far = st[0].head_height + 1_000;
+    let (_inbound, tx) = raw_link(nodes[0].local_addr, 1 << 20).await.unwrap();
+    for id in [[7u8; 32], [8u8; 32]] {
+        let v = Confirmation::sign(&cheat, chain_id, genesis, (far, crate::hash::Hash32(id)));
+        tx.send(Frame {
+            data: crate::codec::encode(&Wire::Confirm(v)),
+        })
+        .await
+        .unwrap();
+    }
+    eventually(10, "evidence on node 0", || {
+        nodes[0].with_node(|n| !n.evidence().is_empty())
+    })
+    .await;
+    let kind = nodes[0].with_node(|n| n.evidence()).remove(0);
+    let crate::tx::TxKind::VoteEvidence(ev) = &kind else {
+        panic!("vote evidence expected: {kind:?}");
+    };
+    assert_eq!(ev.a.producer, cheat.address());
+    assert!(ev.broken_rule().is_some());
+    let user = &kit.users[0];
+    let now = nodes[0].with_node(|n| n.clock_slot());
+    let stx = crate::tx::Tx {
+        chain_id,
+        sender: user.address(),
+        nonce: 0,
+        fee: kit.params.min_fee,
+        expiry_slot: now + 100,
+        kind,
+    }
+    .sign(user);
+    nodes[0].with_node(|n| n.submit_tx(stx)).unwrap();
+    eventually(15, "every node records the equivocation", || {
+        nodes.iter().all(|n| {
+            n.with_node(|n| {
+                n.head_state()
+                    .producers
+                    .get(&cheat.address())
+                    .is_some_and(|p| p.equivocated)
+            })
+        })
+    })
+    .await;
+    for n in nodes {
+        n.stop().await;
+    }
+}
