@@ -821,17 +821,8 @@ impl State {
                 if !ev.a.signature_ok() || !ev.b.signature_ok() {
                     return Err(TxError::BadEvidence("a header signature does not verify"));
                 }
-                let mut prod = self
-                    .producers
-                    .get(&a.producer)
-                    .cloned()
-                    .ok_or(TxError::BadEvidence("not a known producer"))?;
-                if prod.equivocated {
-                    return Err(TxError::EvidenceKnown(a.producer));
-                }
+                producer_update = Some((a.producer, self.convicted(a.producer)?));
                 next.balance = need_fee(0)?;
-                prod.equivocated = true;
-                producer_update = Some((a.producer, prod));
             }
             TxKind::VoteEvidence(ev) => {
                 let (a, b) = (&ev.a, &ev.b);
@@ -849,17 +840,8 @@ impl State {
                 if !a.signature_ok() || !b.signature_ok() {
                     return Err(TxError::BadEvidence("a vote signature does not verify"));
                 }
-                let mut prod = self
-                    .producers
-                    .get(&a.producer)
-                    .cloned()
-                    .ok_or(TxError::BadEvidence("not a known producer"))?;
-                if prod.equivocated {
-                    return Err(TxError::EvidenceKnown(a.producer));
-                }
+                producer_update = Some((a.producer, self.convicted(a.producer)?));
                 next.balance = need_fee(0)?;
-                prod.equivocated = true;
-                producer_update = Some((a.producer, prod));
             }
             TxKind::RegisterConsortium(ks) => {
                 consortium_update = Some((ks.consortium_id, self.plan_key_set(ks)?));
@@ -894,6 +876,21 @@ impl State {
 
     /// A registration (every new key signs) or a rotation (a quorum of the
     /// current keys signs), checked; the consortium as it would be after.
+    /// `producer`'s record once proven to have equivocated (headers or
+    /// votes): never elected again. Refused if unknown or already marked.
+    fn convicted(&self, producer: Address) -> Result<Producer, TxError> {
+        let mut prod = self
+            .producers
+            .get(&producer)
+            .cloned()
+            .ok_or(TxError::BadEvidence("not a known producer"))?;
+        if prod.equivocated {
+            return Err(TxError::EvidenceKnown(producer));
+        }
+        prod.equivocated = true;
+        Ok(prod)
+    }
+
     fn plan_key_set(&self, ks: &KeySet) -> Result<Consortium, TxError> {
         if ks.keys.is_empty() || ks.keys.len() > MAX_KEYS {
             return Err(TxError::BadKeySet("between 1 and 31 keys"));

@@ -104,29 +104,26 @@ fn start(n: &ChainNode, logs: &Path) -> NodeProc {
     )
 }
 
-#[test]
-fn chain_nodes_finalize_move_tokens_refuse_bad_transactions_and_resync() {
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
+/// A genesis in `d/chain` (300 ms slots, `extra` genesis flags) and the
+/// configurations of three nodes holding the 31 keys dealt round-robin:
+/// 11, 10 and 10. Ports first, so each configuration names the others.
+fn three_nodes(d: &Path, extra: &[&str]) -> Vec<ChainNode> {
+    let mut args = vec![
+        "chain",
+        "genesis",
+        "--out",
+        "chain",
+        "--slot-ms",
+        "300",
+        "--start-in",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    qcss_ok(d, &args);
     let chain = d.join("chain");
-    qcss_ok(
-        d,
-        &[
-            "chain",
-            "genesis",
-            "--out",
-            "chain",
-            "--slot-ms",
-            "300",
-            "--start-in",
-            "2",
-        ],
-    );
-    // Ports first, so each config can name the others. Keys are dealt
-    // round-robin: 11, 10 and 10.
     let addrs: Vec<_> = (0..3).map(|_| ports()).collect();
     let deal = |i: usize| -> Vec<usize> { (1..=31).filter(|k| (k - 1) % 3 == i).collect() };
-    let nodes: Vec<ChainNode> = (0..3)
+    (0..3)
         .map(|i| {
             let others: Vec<&str> = addrs
                 .iter()
@@ -134,10 +131,23 @@ fn chain_nodes_finalize_move_tokens_refuse_bad_transactions_and_resync() {
                 .filter(|(j, _)| *j != i)
                 .map(|(_, a)| a.0.as_str())
                 .collect();
-            let name = format!("node{}", i + 1);
-            config(&chain, &name, &deal(i), &others, addrs[i].clone())
+            config(
+                &chain,
+                &format!("node{}", i + 1),
+                &deal(i),
+                &others,
+                addrs[i].clone(),
+            )
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn chain_nodes_finalize_move_tokens_refuse_bad_transactions_and_resync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let chain = d.join("chain");
+    let nodes = three_nodes(d, &[]);
     let mut procs: Vec<Option<NodeProc>> = nodes.iter().map(|n| Some(start(n, d))).collect();
 
     // Finality: 21 distinct producers must build on a block; each node
@@ -408,39 +418,7 @@ fn finality_votes_finalize_blocks_about_a_slot_after_production() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let chain = d.join("chain");
-    qcss_ok(
-        d,
-        &[
-            "chain",
-            "genesis",
-            "--out",
-            "chain",
-            "--slot-ms",
-            "300",
-            "--start-in",
-            "2",
-            "--finality-votes",
-        ],
-    );
-    let addrs: Vec<_> = (0..3).map(|_| ports()).collect();
-    let deal = |i: usize| -> Vec<usize> { (1..=31).filter(|k| (k - 1) % 3 == i).collect() };
-    let nodes: Vec<ChainNode> = (0..3)
-        .map(|i| {
-            let others: Vec<&str> = addrs
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, a)| a.0.as_str())
-                .collect();
-            config(
-                &chain,
-                &format!("node{}", i + 1),
-                &deal(i),
-                &others,
-                addrs[i].clone(),
-            )
-        })
-        .collect();
+    let nodes = three_nodes(d, &["--finality-votes"]);
     let mut procs: Vec<Option<NodeProc>> = nodes.iter().map(|n| Some(start(n, d))).collect();
     // How far the LIB trails the head, at its best over a few samples (a
     // sample can fall between a block and its child's votes).
