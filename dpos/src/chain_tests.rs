@@ -323,6 +323,21 @@ fn finality_votes_justify_then_finalize() {
     let b5 = entry(&f, 4);
     let backwards = vote(&kit, &keys[0], &b5, &blocks[4]);
     assert!(!f.confirmation_useful(&backwards));
+    // One producer links at most two sources to a target: made-up sources
+    // cannot crowd out the others'.
+    let made_up = |n: u8| {
+        Confirmation::sign(
+            &keys[0],
+            kit.state().chain_id,
+            (2, Hash32([n; 32])),
+            (blocks[4].header.height, blocks[4].id()),
+        )
+    };
+    for n in [1, 2, 3] {
+        f.confirm(&made_up(n));
+    }
+    assert!(!f.confirmation_useful(&made_up(2)), "the second is kept");
+    assert!(f.confirmation_useful(&made_up(3)), "the third is not");
 }
 
 /// With finality votes, fork choice follows the highest justified block,

@@ -78,8 +78,9 @@ pub struct Finalized {
 
 /// Most vote targets kept (blocks above the LIB, known or not yet).
 const MAX_VOTE_TARGETS: usize = 4096;
-/// Most distinct sources kept per target (honest voters use one or two).
-const MAX_SOURCES_PER_TARGET: usize = 64;
+/// Most distinct sources kept per target (honest voters use one or two;
+/// each producer may add at most two).
+const MAX_SOURCES_PER_TARGET: usize = 128;
 
 /// A justified target and the sources of its quorum links, (height, id).
 type Linked = (Arc<Entry>, Vec<(u64, Hash32)>);
@@ -205,17 +206,29 @@ impl ForkDb {
         if !self.vote_useful(c) {
             return Finalized::default();
         }
-        if !self.votes.contains_key(&c.block_id) && self.votes.len() >= MAX_VOTE_TARGETS {
+        // Votes for blocks this node holds are always kept (the blocks bound
+        // them); those for blocks not seen yet only up to a cap, so votes
+        // for made-up blocks cannot fill the map and shut out real ones.
+        let known = self.entries.contains_key(&c.block_id);
+        if !known && !self.votes.contains_key(&c.block_id) && self.votes.len() >= MAX_VOTE_TARGETS {
             return Finalized::default();
         }
         let target = self.votes.entry(c.block_id).or_insert_with(|| TargetVotes {
             height: c.height,
             by_source: HashMap::new(),
         });
-        if !target.by_source.contains_key(&c.source_id)
-            && target.by_source.len() >= MAX_SOURCES_PER_TARGET
-        {
-            return Finalized::default();
+        if !target.by_source.contains_key(&c.source_id) {
+            // An honest producer links one source to a target; a second is
+            // already evidence. So one producer cannot crowd out the others'
+            // sources with made-up ones.
+            let mine = target
+                .by_source
+                .values()
+                .filter(|(_, v)| v.contains_key(&c.producer))
+                .count();
+            if mine >= 2 || target.by_source.len() >= MAX_SOURCES_PER_TARGET {
+                return Finalized::default();
+            }
         }
         let (_, voters) = target
             .by_source
