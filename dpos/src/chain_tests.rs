@@ -519,18 +519,17 @@ fn a_node_catches_a_double_vote_as_evidence() {
     let first = Confirmation::sign(k, kit.state().chain_id, g, (2, blocks[1].id()));
     let other = Confirmation::sign(k, kit.state().chain_id, g, (2, Hash32([9; 32])));
     assert!(node.on_confirmation(&first).unwrap().accepted);
-    assert!(node.take_vote_evidence().is_empty());
+    assert!(node.evidence().is_empty());
     node.on_confirmation(&other).unwrap();
-    let ev = node.take_vote_evidence();
+    let ev = node.evidence();
     assert_eq!(ev.len(), 1);
-    assert_eq!(ev[0].broken_rule(), Some("double vote"));
+    let TxKind::VoteEvidence(v) = &ev[0] else {
+        panic!("vote evidence expected: {:?}", ev[0]);
+    };
+    assert_eq!(v.broken_rule(), Some("double vote"));
     let mut st = kit.state();
     st.apply_tx(
-        &kit.tx(
-            &kit.users[0],
-            0,
-            TxKind::VoteEvidence(Box::new(ev[0].clone())),
-        ),
+        &kit.tx(&kit.users[0], 0, ev[0].clone()),
         crate::state::TxContext {
             params: &kit.params,
             slot: 1,

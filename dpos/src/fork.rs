@@ -84,8 +84,6 @@ const MAX_SOURCES_PER_TARGET: usize = 128;
 
 /// A justified target and the sources of its quorum links, (height, id).
 type Linked = (Arc<Entry>, Vec<(u64, Hash32)>);
-/// Fork-choice order: (justified or LIB height, height, lowest id first).
-type ForkKey = (u64, u64, std::cmp::Reverse<Hash32>);
 
 /// The votes for one target block, by source id.
 #[derive(Debug)]
@@ -235,7 +233,19 @@ impl ForkDb {
             .entry(c.source_id)
             .or_insert_with(|| (c.source_height, BTreeMap::new()));
         voters.insert(c.producer, c.sig);
-        if self.entries.contains_key(&c.block_id) {
+        // Justification, finality and fork choice by votes change only when
+        // a link reaches its quorum (a block arriving re-runs them too), so
+        // the other votes of a block cost no fork-choice pass.
+        let completes = self.entries.get(&c.block_id).is_some_and(|t| {
+            let sched = &t.state.schedule.producers;
+            sched.binary_search(&c.producer).is_ok()
+                && voters
+                    .keys()
+                    .filter(|a| sched.binary_search(a).is_ok())
+                    .count()
+                    == self.params.irreversible_threshold()
+        });
+        if completes {
             self.choose()
         } else {
             Finalized::default()
@@ -317,20 +327,23 @@ impl ForkDb {
     pub fn branch_justified(&self, leaf: &Arc<Entry>, strict: bool) -> Arc<Entry> {
         let mut cur = leaf.clone();
         if strict && cur.id() != self.root.id() {
-            match cur.prev().and_then(|p| self.get(&p)) {
-                Some(p) => cur = p.clone(),
+            cur = match self.parent(&cur) {
+                Some(p) => p.clone(),
                 None => return self.root.clone(),
-            }
+            };
         }
-        loop {
-            if self.is_justified(&cur.id()) {
-                return cur;
-            }
-            match cur.prev().and_then(|p| self.get(&p)) {
-                Some(p) => cur = p.clone(),
+        while !self.is_justified(&cur.id()) {
+            cur = match self.parent(&cur) {
+                Some(p) => p.clone(),
                 None => return self.root.clone(),
-            }
+            };
         }
+        cur
+    }
+
+    /// `entry`'s parent, if kept (the root and blocks above it are).
+    fn parent(&self, entry: &Entry) -> Option<&Arc<Entry>> {
+        entry.prev().and_then(|p| self.get(&p))
     }
 
     /// Whether `entry` is `id` (at `height`) or descends from it. Blocks at
@@ -338,7 +351,7 @@ impl ForkDb {
     pub fn descends(&self, entry: &Arc<Entry>, id: &Hash32, height: u64) -> bool {
         let mut cur = entry.clone();
         while cur.height() > height {
-            match cur.prev().and_then(|p| self.get(&p)) {
+            match self.parent(&cur) {
                 Some(p) => cur = p.clone(),
                 None => return false,
             }
@@ -366,7 +379,7 @@ impl ForkDb {
             if count >= threshold {
                 return cur;
             }
-            match cur.prev().and_then(|p| self.get(&p)) {
+            match self.parent(&cur) {
                 Some(p) => cur = p.clone(),
                 // Every entry descends from the root (pruning keeps it so).
                 None => return self.root.clone(),
@@ -380,26 +393,28 @@ impl ForkDb {
         if self.params.fast_confirmations {
             return self.choose_by_votes();
         }
-        let parents: HashSet<Hash32> = self.entries.values().filter_map(|e| e.prev()).collect();
-        type Candidate = (u64, u64, std::cmp::Reverse<Hash32>, Arc<Entry>, Arc<Entry>);
-        let mut best: Option<Candidate> = None;
-        for leaf in self.entries.values().filter(|e| !parents.contains(&e.id())) {
-            let lib = self.branch_lib(leaf);
-            let key = (lib.height(), leaf.height(), std::cmp::Reverse(leaf.id()));
-            if best.as_ref().is_none_or(|b| key > (b.0, b.1, b.2)) {
-                best = Some((key.0, key.1, key.2, leaf.clone(), lib));
-            }
-        }
-        let Some((_, _, _, head, lib)) = best else {
+        let Some(head) = self.best_leaf(|leaf| self.branch_lib(leaf).height()) else {
             self.head = self.root.clone();
             return Finalized::default();
         };
+        let lib = self.branch_lib(&head);
         self.head = head;
         if lib.height() > self.root.height() {
             self.advance_root(lib)
         } else {
             Finalized::default()
         }
+    }
+
+    /// The leaf that fork choice prefers: highest `first` (the branch's LIB
+    /// or highest justified height), then greatest height, then lowest id.
+    fn best_leaf(&self, first: impl Fn(&Arc<Entry>) -> u64) -> Option<Arc<Entry>> {
+        let parents: HashSet<Hash32> = self.entries.values().filter_map(|e| e.prev()).collect();
+        self.entries
+            .values()
+            .filter(|e| !parents.contains(&e.id()))
+            .max_by_key(|leaf| (first(leaf), leaf.height(), std::cmp::Reverse(leaf.id())))
+            .cloned()
     }
 
     /// Whether `source` (height, id) is an acceptable source for a link into
@@ -459,7 +474,7 @@ impl ForkDb {
                 };
                 let mut between_justified = true;
                 let mut cur = target.clone();
-                while let Some(p) = cur.prev().and_then(|p| self.get(&p)).cloned() {
+                while let Some(p) = self.parent(&cur).cloned() {
                     if p.height() <= *h {
                         break;
                     }
@@ -478,16 +493,9 @@ impl ForkDb {
             Some(f) => self.advance_root(f),
             None => Finalized::default(),
         };
-        let parents: HashSet<Hash32> = self.entries.values().filter_map(|e| e.prev()).collect();
-        let mut best: Option<(ForkKey, Arc<Entry>)> = None;
-        for leaf in self.entries.values().filter(|e| !parents.contains(&e.id())) {
-            let j = self.branch_justified(leaf, false).height();
-            let key = (j, leaf.height(), std::cmp::Reverse(leaf.id()));
-            if best.as_ref().is_none_or(|b| key > b.0) {
-                best = Some((key, leaf.clone()));
-            }
-        }
-        self.head = best.map_or_else(|| self.root.clone(), |(_, leaf)| leaf);
+        self.head = self
+            .best_leaf(|leaf| self.branch_justified(leaf, false).height())
+            .unwrap_or_else(|| self.root.clone());
         fin
     }
 

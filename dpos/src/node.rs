@@ -614,12 +614,6 @@ impl Node {
         headers.chain(votes).collect()
     }
 
-    /// Vote-equivocation proofs this node has seen since the last call;
-    /// anyone may submit them in a `VoteEvidence` transaction.
-    pub fn take_vote_evidence(&mut self) -> Vec<VoteEquivocation> {
-        std::mem::take(&mut self.vote_evidence)
-    }
-
     /// Equivocation proofs this node has seen since the last call; anyone
     /// may submit them in an `Evidence` transaction.
     pub fn take_evidence(&mut self) -> Vec<Equivocation> {
