@@ -190,11 +190,12 @@ pub(super) fn run(a: ChainBenchArgs) -> Result<()> {
     );
     println!(
         "sync:     {} blocks over {} accounts from scratch in {:.2} s = {:.0} blocks/s \
-         (state checkpoint every 256 blocks; every block: {:.2} s, {:.1}× slower)",
+         (state checkpoint every {} blocks; every block: {:.2} s, {:.1}× slower)",
         r.sync_blocks,
         r.sync_accounts,
         r.sync_seconds,
         r.sync_blocks_per_second,
+        CHECKPOINT_EVERY,
         r.sync_seconds_checkpoint_every_block,
         r.sync_speedup
     );

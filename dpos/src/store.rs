@@ -26,7 +26,8 @@ use crate::state::State;
 
 /// Irreversible blocks between two state checkpoints: a restart re-applies
 /// at most this many blocks (at 30-s slots about two hours of chain; see
-/// `reopening_replays_at_most_a_checkpoint_interval` for the cost).
+/// `reopening_replays_the_blocks_after_the_checkpoint`; the cost per block is
+/// `qcss bench chain`'s sync figure).
 pub const CHECKPOINT_EVERY: u64 = 256;
 
 /// A storage failure.
@@ -285,7 +286,7 @@ impl Store {
     /// Records that `blocks` became irreversible with `lib_state` the state
     /// after the last of them, and forgets reversible blocks not in `keep`.
     /// `lib_state` is written as the new checkpoint when the last one is
-    /// [`CHECKPOINT_EVERY`] blocks old. One atomic batch, flushed.
+    /// `checkpoint_every` ([`CHECKPOINT_EVERY`] by default) blocks old. One atomic batch, flushed.
     pub fn finalize(
         &self,
         lib_state: &State,

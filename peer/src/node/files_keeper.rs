@@ -104,14 +104,7 @@ pub(crate) async fn run(
 /// Verifies (and repairs from another org) the files client reads found
 /// damaged, whatever `rescrub_secs` says.
 async fn repair_suspects(peer: &Peer, files: &PeerFiles, round: &mut Round, mut pacer: Pacer) {
-    let me = peer.signer.msp_id.0.clone();
-    let members: Vec<String> = peer
-        .channel()
-        .config()
-        .orgs
-        .iter()
-        .map(|o| o.msp.msp_id.clone())
-        .collect();
+    let (me, members) = orgs(peer);
     for id in files.take_suspects() {
         match scrub(peer, &files.store, id, &me, &members, &mut pacer).await {
             Some(true) => {
@@ -123,6 +116,19 @@ async fn repair_suspects(peer: &Peer, files: &PeerFiles, round: &mut Round, mut 
             None => return, // stopping
         }
     }
+}
+
+/// This peer's org and the channel's member orgs (as the channel
+/// configuration says now): who repairs from whom.
+fn orgs(peer: &Peer) -> (String, Vec<String>) {
+    let members = peer
+        .channel()
+        .config()
+        .orgs
+        .iter()
+        .map(|o| o.msp.msp_id.clone())
+        .collect();
+    (peer.signer.msp_id.0.clone(), members)
 }
 
 /// A round over the whole store, in passes of at most [`FILES_PER_PASS`].
@@ -174,14 +180,7 @@ async fn pass(
         .take(FILES_PER_PASS)
         .copied()
         .collect();
-    let me = peer.signer.msp_id.0.clone();
-    let members: Vec<String> = peer
-        .channel()
-        .config()
-        .orgs
-        .iter()
-        .map(|o| o.msp.msp_id.clone())
-        .collect();
+    let (me, members) = orgs(peer);
     round.verified.retain(|id, _| ids.binary_search(id).is_ok());
     for id in &batch {
         let now = Instant::now();
