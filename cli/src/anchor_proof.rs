@@ -321,6 +321,9 @@ pub(crate) struct Verdict {
     pub irreversible_height: u64,
     /// Its slot.
     pub irreversible_slot: u64,
+    /// Shown irreversible by finality votes (a certificate), not by the
+    /// blocks of distinct producers.
+    pub by_votes: bool,
 }
 
 /// Why a proof failed: the step, and what broke.
@@ -500,15 +503,36 @@ pub(crate) fn verify_proof(
         height = h.header.height;
         last = h;
     }
-    if seen.len() < cp.threshold {
-        return Err(fail(
-            S5,
-            format!(
-                "{} distinct producers built on the block; {} needed",
-                seen.len(),
-                cp.threshold
-            ),
-        ));
+    // The block whose signing showed it irreversible: the last header, or
+    // the certificate's target.
+    let final_at = p
+        .public
+        .certificate
+        .as_ref()
+        .map_or(&last.header, |c| &c.target.header);
+    match &p.public.certificate {
+        // Irreversible by finality votes: a quorum link from the last block
+        // to its child.
+        Some(c) => c
+            .verify(
+                (last.header.height, &last.header.id()),
+                &cp.producers,
+                cp.schedule_version,
+                cp.threshold,
+            )
+            .map_err(|e| fail(S5, e))?,
+        // Irreversible by production: distinct producers built on it.
+        None if seen.len() < cp.threshold => {
+            return Err(fail(
+                S5,
+                format!(
+                    "{} distinct producers built on the block; {} needed",
+                    seen.len(),
+                    cp.threshold
+                ),
+            ));
+        }
+        None => {}
     }
     Ok(Verdict {
         block: c.header.number,
@@ -517,8 +541,9 @@ pub(crate) fn verify_proof(
         mmr_size: st.mmr_size,
         public_height: b.header.height,
         public_slot: b.header.slot,
-        irreversible_height: last.header.height,
-        irreversible_slot: last.header.slot,
+        irreversible_height: final_at.height,
+        irreversible_slot: final_at.slot,
+        by_votes: p.public.certificate.is_some(),
     })
 }
 
@@ -560,7 +585,7 @@ pub(crate) fn verify_cmd(a: &VerifyArgs) -> Result<()> {
     match verify_proof(&proof, &cp, &pinned) {
         Ok(v) => {
             println!(
-                "VALID: transaction {} ({}) is in consortium block {}{}, anchored as seq {} (blocks 0…{}) in public block {} at {}, irreversible at block {} ({}); checked in {} ms",
+                "VALID: transaction {} ({}) is in consortium block {}{}, anchored as seq {} (blocks 0…{}) in public block {} at {}, irreversible at block {} ({}) by {}; checked in {} ms",
                 proof.consortium.tx_id,
                 proof.consortium.code,
                 v.block,
@@ -573,6 +598,11 @@ pub(crate) fn verify_cmd(a: &VerifyArgs) -> Result<()> {
                 time_of(&cp, v.public_slot),
                 v.irreversible_height,
                 time_of(&cp, v.irreversible_slot),
+                if v.by_votes {
+                    "finality votes"
+                } else {
+                    "the blocks of distinct producers"
+                },
                 started.elapsed().as_millis()
             );
             Ok(())

@@ -144,9 +144,9 @@ pub(crate) fn create(
             reward_lock_slots: shape.reward_lock_slots,
             withdraw_interval_slots: shape.withdraw_interval_slots,
             reward_part_entries: shape.reward_part_entries,
-            // Votes off: anchor proofs show irreversibility by producers'
-            // headers, which votes do not shorten (dpos/README.md).
-            finality_votes: false,
+            // Final about a slot after production; anchor proofs show it
+            // with a certificate of votes (dpos/README.md).
+            finality_votes: true,
         },
         31,
     )?;

@@ -536,14 +536,14 @@ async fn consortium_proof(State(api): Shared, Path(id): Path<String>) -> Respons
     };
     let node = api.node.clone();
     let made = tokio::task::spawn_blocking(move || {
-        // The proof shows irreversibility by the headers of 21 distinct
-        // producers built on the anchor's block (production-implied; votes
-        // are gossip, not kept in blocks), so an anchor qualifies once it is
-        // at or below both this node's LIB and the production-implied one.
-        let (consortium, lib, threshold) = node.with_node(|n| {
+        // Irreversibility is shown by a kept finality certificate (votes)
+        // or by the headers of 21 distinct producers built on the anchor's
+        // block (production-implied), whichever the anchor has.
+        let (consortium, lib, production_lib, threshold) = node.with_node(|n| {
             (
                 n.head_state().consortia.get(&id).cloned(),
-                n.status().lib_height.min(n.head_state().dpos_lib),
+                n.status().lib_height,
+                n.head_state().dpos_lib,
                 n.params().irreversible_threshold(),
             )
         });
@@ -553,10 +553,17 @@ async fn consortium_proof(State(api): Shared, Path(id): Path<String>) -> Respons
                 format!("consortium {id} is not registered"),
             ));
         };
-        crate::anchor_proof::public_half(&id, &c, lib, threshold, |h| {
-            node.with_node(|n| n.block_at(h))
-                .map(|b| b.map(|b| (*b).clone()))
-        })
+        let chain = crate::anchor_proof::ChainView {
+            lib,
+            production_lib,
+            threshold,
+            block_at: |h| {
+                node.with_node(|n| n.block_at(h))
+                    .map(|b| b.map(|b| (*b).clone()))
+            },
+            certificate_in: |from, to| node.with_node(|n| n.certificate_in(from, to)),
+        };
+        crate::anchor_proof::public_half(&id, &c, chain)
         .map_err(|e| (StatusCode::CONFLICT, e))
     })
     .await;

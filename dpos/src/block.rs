@@ -210,6 +210,78 @@ impl Confirmation {
     }
 }
 
+/// Most votes a certificate carries (one per producer of a schedule).
+pub const MAX_CERTIFICATE_VOTES: usize = 64;
+
+/// A finality certificate: the votes of a quorum link from a block (the
+/// *source*) to its child (the *target*, carried signed), which makes the
+/// source and everything below it irreversible (fork.rs). Nodes keep one for
+/// each block holding an anchor, so an anchor proof shows finality with one
+/// header and 21 votes instead of the headers of 21 distinct producers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// The source's child, signed by its producer.
+    pub target: SignedHeader,
+    /// Voters of the link and their signatures, ascending by address.
+    pub votes: Vec<(Address, Sig)>,
+}
+
+impl Certificate {
+    /// The source's height (the target's parent).
+    pub fn source_height(&self) -> u64 {
+        self.target.header.height.saturating_sub(1)
+    }
+
+    /// Checks that the certificate finalizes `source` (height, id) for a
+    /// schedule of `producers` (sorted) at `schedule_version`, needing
+    /// `threshold` of them: the target follows the source, is signed by a
+    /// producer of the schedule, and `threshold` distinct producers of it
+    /// signed the link. The error says which part failed.
+    pub fn verify(
+        &self,
+        source: (u64, &Hash32),
+        producers: &[Address],
+        schedule_version: u64,
+        threshold: usize,
+    ) -> Result<(), String> {
+        let t = &self.target.header;
+        if t.prev_id != *source.1 || t.height != source.0.saturating_add(1) {
+            return Err(format!(
+                "the certificate's target (height {}) is not the child of block {}",
+                t.height, source.0
+            ));
+        }
+        if t.schedule_version != schedule_version
+            || producers.binary_search(&t.producer).is_err()
+            || !self.target.signature_ok()
+        {
+            return Err("the certificate's target is not signed by a producer of the set".into());
+        }
+        if self.votes.len() > MAX_CERTIFICATE_VOTES {
+            return Err(format!(
+                "{} votes; at most {MAX_CERTIFICATE_VOTES}",
+                self.votes.len()
+            ));
+        }
+        if !self.votes.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err("the certificate's voters are not distinct and ascending".into());
+        }
+        let digest = Confirmation::digest(&t.chain_id, source, (t.height, &t.id()));
+        let valid = self
+            .votes
+            .iter()
+            .filter(|(a, s)| producers.binary_search(a).is_ok() && verify(a, &digest, s))
+            .count();
+        if valid < threshold {
+            return Err(format!(
+                "{valid} producers of the set voted to finalize block {}; {threshold} needed",
+                source.0
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

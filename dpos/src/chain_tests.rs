@@ -298,10 +298,30 @@ fn finality_votes_justify_then_finalize() {
     // 1 → 2 (a child): block 1 is final.
     let b1 = entry(&f, 0);
     let mut fin = 0;
+    let mut certificate = None;
     for k in &keys[1..4] {
-        fin += f.confirm(&vote(&kit, k, &b1, &blocks[1])).blocks.len();
+        let f = f.confirm(&vote(&kit, k, &b1, &blocks[1]));
+        fin += f.blocks.len();
+        certificate = certificate.or(f.certificate);
     }
     assert_eq!((f.lib().height(), fin), (1, 1));
+    // The link's votes are a certificate anyone holding the schedule can
+    // check offline; it proves block 1, nothing else.
+    let cert = certificate.expect("a link to the child carries a certificate");
+    let sched = &kit.state().schedule;
+    let check = |c: &crate::block::Certificate, source: (u64, &Hash32), threshold| {
+        c.verify(source, &sched.producers, sched.version, threshold)
+    };
+    assert_eq!(cert.votes.len(), 3);
+    assert_eq!(check(&cert, (1, &blocks[0].id()), 3), Ok(()));
+    assert!(check(&cert, (1, &blocks[0].id()), 4).is_err(), "3 of 4");
+    assert!(check(&cert, (2, &blocks[1].id()), 3).is_err(), "another block");
+    let mut forged = cert.clone();
+    forged.votes[0].1 = forged.votes[1].1;
+    assert!(check(&forged, (1, &blocks[0].id()), 3).is_err());
+    let mut twice = cert.clone();
+    twice.votes[1] = twice.votes[0];
+    assert!(check(&twice, (1, &blocks[0].id()), 2).is_err(), "a voter twice");
     // 2 → 3 by only two, and 2 → 4 by a quorum: block 3 is not justified,
     // so block 2 is not final.
     let b2 = entry(&f, 1);
@@ -313,9 +333,13 @@ fn finality_votes_justify_then_finalize() {
     }
     assert_eq!(f.lib().height(), 1);
     // A third vote justifies 3: the link 2 → 4 now skips only justified
-    // blocks, and block 2 is final.
-    f.confirm(&vote(&kit, &keys[3], &b2, &blocks[2]));
+    // blocks, and block 2 is final (with the certificate of the link 2 → 3
+    // to its child, the one a verifier can check alone).
+    let fin = f.confirm(&vote(&kit, &keys[3], &b2, &blocks[2]));
     assert_eq!(f.lib().height(), 2);
+    let cert = fin.certificate.expect("2 → 3 is a quorum link to the child");
+    assert_eq!(cert.target.header.height, 3);
+    assert_eq!(check(&cert, (2, &blocks[1].id()), 3), Ok(()));
     // Votes at or below the LIB, or from a source not below the target,
     // change nothing.
     let stale = vote(&kit, &keys[0], &genesis, &blocks[1]);

@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::address::{Address, Sig};
-use crate::block::{Block, Confirmation};
+use crate::block::{Block, Certificate, Confirmation};
 use crate::chain::{BlockError, apply_block};
 use crate::hash::Hash32;
 use crate::params::Params;
@@ -74,6 +74,9 @@ pub enum Inserted {
 pub struct Finalized {
     /// The blocks.
     pub blocks: Vec<Arc<Block>>,
+    /// With finality votes, when the new LIB was finalized by a quorum link
+    /// to its child: that link's votes, which prove it offline.
+    pub certificate: Option<Certificate>,
 }
 
 /// Most vote targets kept (blocks above the LIB, known or not yet).
@@ -461,11 +464,15 @@ impl ForkDb {
             .filter(|(_, s)| !s.is_empty())
             .collect();
         self.justified = links.iter().map(|(t, _)| t.id()).collect();
-        // The highest source whose link skips only justified blocks.
-        let mut finalized: Option<Arc<Entry>> = None;
+        // The highest source whose link skips only justified blocks, with
+        // the link's target.
+        let mut finalized: Option<(Arc<Entry>, Arc<Entry>)> = None;
         for (target, sources) in &links {
             for (h, id) in sources {
-                if *h <= self.root.height() || finalized.as_ref().is_some_and(|f| f.height() >= *h)
+                if *h <= self.root.height()
+                    || finalized.as_ref().is_some_and(|(f, t)| {
+                        f.height() > *h || (f.height() == *h && t.height() <= target.height())
+                    })
                 {
                     continue;
                 }
@@ -485,18 +492,43 @@ impl ForkDb {
                     cur = p;
                 }
                 if between_justified {
-                    finalized = Some(source);
+                    finalized = Some((source, target.clone()));
                 }
             }
         }
         let fin = match finalized {
-            Some(f) => self.advance_root(f),
+            Some((source, target)) => {
+                let certificate = self.certificate(&source, &target);
+                let mut fin = self.advance_root(source);
+                fin.certificate = certificate;
+                fin
+            }
             None => Finalized::default(),
         };
         self.head = self
             .best_leaf(|leaf| self.branch_justified(leaf, false).height())
             .unwrap_or_else(|| self.root.clone());
         fin
+    }
+
+    /// The certificate of the quorum link `source` → `target` when the
+    /// target is the source's child (a skipping link's proof would need the
+    /// blocks between justified too, which a verifier cannot see).
+    fn certificate(&self, source: &Arc<Entry>, target: &Arc<Entry>) -> Option<Certificate> {
+        let block = target.block.as_ref()?;
+        if block.header.prev_id != source.id() {
+            return None;
+        }
+        let (_, voters) = self.votes.get(&target.id())?.by_source.get(&source.id())?;
+        let sched = &target.state.schedule.producers;
+        Some(Certificate {
+            target: block.signed_header(),
+            votes: voters
+                .iter()
+                .filter(|(a, _)| sched.binary_search(a).is_ok())
+                .map(|(a, s)| (*a, *s))
+                .collect(),
+        })
     }
 
     fn advance_root(&mut self, new_root: Arc<Entry>) -> Finalized {
@@ -533,6 +565,9 @@ impl ForkDb {
             .retain(|id, tv| entries.contains_key(id) || tv.height > root_height);
         self.justified.retain(|id| entries.contains_key(id));
         self.root = new_root;
-        Finalized { blocks }
+        Finalized {
+            blocks,
+            certificate: None,
+        }
     }
 }

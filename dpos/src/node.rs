@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::address::{Address, Keypair};
-use crate::block::{Block, Confirmation};
+use crate::block::{Block, Certificate, Confirmation};
 use crate::chain::{BlockError, scheduled_producer};
 use crate::fork::{Entry, Finalized, ForkDb, Inserted};
 use crate::hash::Hash32;
 use crate::params::{Genesis, GenesisError, Params};
 use crate::state::{State, TxContext, TxError};
 use crate::store::{Store, StoreError};
-use crate::tx::{Equivocation, SignedTx, VoteEquivocation};
+use crate::tx::{Equivocation, SignedTx, TxKind, VoteEquivocation};
 
 /// Wall-clock time in ms since the Unix epoch.
 pub trait Clock: Send + Sync {
@@ -157,6 +157,11 @@ pub struct Node {
     store: Option<Store>,
     /// Irreversible blocks kept in memory when there is no store.
     finalized: Vec<Arc<Block>>,
+    /// Finality certificates kept in memory when there is no store.
+    certificates: BTreeMap<u64, Certificate>,
+    /// A block holding an anchor became irreversible without a certificate
+    /// of its own: keep the next one.
+    certificate_wanted: bool,
     mempool: BTreeMap<(Address, u64), SignedTx>,
     orphans: HashMap<Hash32, Vec<Arc<Block>>>,
     orphan_count: usize,
@@ -280,6 +285,8 @@ impl Node {
             fork: ForkDb::new(genesis.params.clone(), root),
             store,
             finalized: Vec::new(),
+            certificates: BTreeMap::new(),
+            certificate_wanted: false,
             mempool: BTreeMap::new(),
             orphans: HashMap::new(),
             orphan_count: 0,
@@ -764,14 +771,49 @@ impl Node {
     }
 
     fn persist_final(&mut self, fin: Finalized) -> Result<(), NodeError> {
+        // Keep a finality certificate for each block holding an anchor (or
+        // the next one after it, when that block was finalized by a link
+        // that skipped blocks and so has none): anchor proofs show it.
+        self.certificate_wanted |= fin
+            .blocks
+            .iter()
+            .any(|b| b.txs.iter().any(|t| matches!(t.tx.kind, TxKind::Anchor(_))));
+        let keep = match fin.certificate {
+            Some(c) if self.certificate_wanted => Some(c),
+            _ => None,
+        };
         match &self.store {
             Some(store) => {
+                if let Some(c) = &keep {
+                    store.put_certificate(c)?;
+                }
                 let fork = &self.fork;
                 store.finalize(&fork.lib().state, &fin.blocks, &|id| fork.get(id).is_some())?;
             }
-            None => self.finalized.extend(fin.blocks),
+            None => {
+                self.finalized.extend(fin.blocks);
+                if let Some(c) = &keep {
+                    self.certificates.insert(c.source_height(), c.clone());
+                }
+            }
+        }
+        if keep.is_some() {
+            self.certificate_wanted = false;
         }
         Ok(())
+    }
+
+    /// The finality certificate kept with the lowest source height in
+    /// `from ..= to` (see [`crate::block::Certificate`]).
+    pub fn certificate_in(&self, from: u64, to: u64) -> Result<Option<Certificate>, NodeError> {
+        Ok(match &self.store {
+            Some(store) => store.certificate_in(from, to)?,
+            None => self
+                .certificates
+                .range(from..=to)
+                .next()
+                .map(|(_, c)| c.clone()),
+        })
     }
 
     /// Blocks above `height` on this node's best chain, oldest first, at most

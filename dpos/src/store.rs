@@ -11,13 +11,16 @@
 //! reward epoch adds one per consumer), and encoding all of it per block
 //! made a syncing node's cost per block grow with the state instead of the
 //! block (`qcss bench chain`, sync figure with `--sync-accounts`).
+//!
+//! With finality votes, the finality certificate of each irreversible block
+//! holding an anchor is kept too (`C/`), for anchor proofs.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::block::Block;
+use crate::block::{Block, Certificate};
 use crate::chain::{BlockError, apply_block};
 use crate::codec::{self, CodecError};
 use crate::hash::Hash32;
@@ -97,6 +100,8 @@ const FORMAT_KEY: &[u8] = b"M/format";
 const FORMAT: u32 = 3;
 /// Local data is trusted more than network data, but a bound still applies.
 const MAX_STATE_BYTES: usize = 1 << 34;
+/// A certificate: a header and at most 64 votes, far under this.
+const MAX_CERTIFICATE_BYTES: usize = 64 << 10;
 
 fn key(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
     [prefix, rest].concat()
@@ -331,6 +336,33 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps the finality certificate of irreversible block `source_height`
+    /// (`C/` + height): what anchor proofs show finality with.
+    pub fn put_certificate(&self, cert: &Certificate) -> Result<(), StoreError> {
+        self.tree.insert(
+            key(b"C/", &cert.source_height().to_be_bytes()),
+            codec::encode(cert),
+        )?;
+        Ok(())
+    }
+
+    /// The kept certificate with the lowest source height in `from ..= to`.
+    pub fn certificate_in(&self, from: u64, to: u64) -> Result<Option<Certificate>, StoreError> {
+        let range = key(b"C/", &from.to_be_bytes())..=key(b"C/", &to.to_be_bytes());
+        match self.tree.range(range).next() {
+            None => Ok(None),
+            Some(kv) => {
+                let (_, v) = kv?;
+                codec::decode(&v, MAX_CERTIFICATE_BYTES)
+                    .map(Some)
+                    .map_err(|err| StoreError::Corrupt {
+                        what: "finality certificate",
+                        err,
+                    })
+            }
+        }
+    }
+
     /// Records this node's last finality vote, (source height, target
     /// height) (flushed before the vote is sent, so a restart never votes
     /// twice for a height or from a lower source).
@@ -424,6 +456,43 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         open().unwrap()
+    }
+
+    /// Certificates are found by the lowest source height in a range and
+    /// survive a reopen.
+    #[test]
+    fn certificates_are_kept_by_source_height() {
+        let kit = Kit::new();
+        let dir = tempfile::tempdir().unwrap();
+        let chain_id = kit.state().chain_id;
+        let key = kit.producers.values().next().unwrap();
+        let cert = |h: u64| crate::block::Certificate {
+            target: crate::block::Block::build(
+                key,
+                chain_id,
+                h,
+                h,
+                crate::hash::Hash32([h as u8; 32]),
+                0,
+                crate::hash::Hash32([0; 32]),
+                vec![],
+            )
+            .signed_header(),
+            votes: vec![(key.address(), key.sign(&crate::hash::Hash32([1; 32])))],
+        };
+        {
+            let store = super::Store::open(dir.path(), chain_id, 1 << 20).unwrap();
+            store.put_certificate(&cert(10)).unwrap();
+            store.put_certificate(&cert(6)).unwrap();
+            assert_eq!(store.certificate_in(1, 4).unwrap(), None);
+            assert_eq!(store.certificate_in(1, 20).unwrap(), Some(cert(6)));
+            // Keyed by the source: the target's parent.
+            assert_eq!(store.certificate_in(5, 5).unwrap(), Some(cert(6)));
+            assert_eq!(store.certificate_in(6, 20).unwrap(), Some(cert(10)));
+        }
+        let store = retry(|| super::Store::open(dir.path(), chain_id, 1 << 20));
+        assert_eq!(store.certificate_in(7, 9).unwrap(), Some(cert(10)));
+        assert_eq!(store.certificate_in(10, u64::MAX).unwrap(), None);
     }
 
     #[test]

@@ -363,11 +363,35 @@ fn anchors_proofs_crash_safety_refusals_and_audit() {
     let mut p = proof.clone();
     flip(&mut p["public"]["block"]["sig"]);
     cases.push(("public-block", p));
+    // `network up` runs finality votes: irreversibility is shown by a
+    // certificate (a quorum of votes on the link from the last header to
+    // its child), not by the headers of 21 producers.
+    assert!(verdict.contains("by finality votes"), "{verdict}");
+    let votes = proof["public"]["certificate"]["votes"].as_array().unwrap();
+    assert!(votes.len() >= 21, "{} votes", votes.len());
     let mut p = proof.clone();
-    p["public"]["headers"].as_array_mut().unwrap().truncate(5);
+    p["public"]["certificate"]["votes"]
+        .as_array_mut()
+        .unwrap()
+        .truncate(20);
     cases.push(("irreversible", p));
     let mut p = proof.clone();
-    flip(&mut p["public"]["headers"][3]["sig"]);
+    flip(&mut p["public"]["certificate"]["votes"][3][1]);
+    p["public"]["certificate"]["votes"]
+        .as_array_mut()
+        .unwrap()
+        .truncate(21);
+    cases.push(("irreversible", p));
+    let mut p = proof.clone();
+    flip(&mut p["public"]["certificate"]["target"]["sig"]);
+    cases.push(("irreversible", p));
+    let mut p = proof.clone();
+    p["public"]["certificate"]["votes"][1] = p["public"]["certificate"]["votes"][0].clone();
+    cases.push(("irreversible", p));
+    // Without the certificate, the few headers it needs are far from the
+    // 21 producers production-implied irreversibility asks for.
+    let mut p = proof.clone();
+    p["public"].as_object_mut().unwrap().remove("certificate");
     cases.push(("irreversible", p));
     for (i, (step, p)) in cases.iter().enumerate() {
         let f = net.join(format!("tampered-{i}.json"));
