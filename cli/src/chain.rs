@@ -77,9 +77,16 @@ pub(crate) struct GenesisArgs {
     #[arg(long)]
     pub reward_part_entries: Option<u32>,
     /// Producers cast finality votes (Casper FFG, dpos/README.md): a block
-    /// is final about one slot after it is produced instead of ≈ 20. Every
-    /// producer node must run a build that votes.
-    #[arg(long)]
+    /// is final about one slot after it is produced instead of ≈ 20.
+    /// `--finality-votes=false` makes a chain whose blocks are final only
+    /// once 21 producers built on them (BitShares' rule).
+    #[arg(
+        long,
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub finality_votes: bool,
 }
 

@@ -144,8 +144,8 @@ pub(crate) fn create(
             reward_lock_slots: shape.reward_lock_slots,
             withdraw_interval_slots: shape.withdraw_interval_slots,
             reward_part_entries: shape.reward_part_entries,
-            // Final about a slot after production; anchor proofs show it
-            // with a certificate of votes (dpos/README.md).
+            // Final about a slot after production (the default); anchor
+            // proofs show it with a certificate of votes (dpos/README.md).
             finality_votes: true,
         },
         31,

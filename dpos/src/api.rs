@@ -563,8 +563,7 @@ async fn consortium_proof(State(api): Shared, Path(id): Path<String>) -> Respons
             },
             certificate_in: |from, to| node.with_node(|n| n.certificate_in(from, to)),
         };
-        crate::anchor_proof::public_half(&id, &c, chain)
-        .map_err(|e| (StatusCode::CONFLICT, e))
+        crate::anchor_proof::public_half(&id, &c, chain).map_err(|e| (StatusCode::CONFLICT, e))
     })
     .await;
     match made {

@@ -315,13 +315,19 @@ fn finality_votes_justify_then_finalize() {
     assert_eq!(cert.votes.len(), 3);
     assert_eq!(check(&cert, (1, &blocks[0].id()), 3), Ok(()));
     assert!(check(&cert, (1, &blocks[0].id()), 4).is_err(), "3 of 4");
-    assert!(check(&cert, (2, &blocks[1].id()), 3).is_err(), "another block");
+    assert!(
+        check(&cert, (2, &blocks[1].id()), 3).is_err(),
+        "another block"
+    );
     let mut forged = cert.clone();
     forged.votes[0].1 = forged.votes[1].1;
     assert!(check(&forged, (1, &blocks[0].id()), 3).is_err());
     let mut twice = cert.clone();
     twice.votes[1] = twice.votes[0];
-    assert!(check(&twice, (1, &blocks[0].id()), 2).is_err(), "a voter twice");
+    assert!(
+        check(&twice, (1, &blocks[0].id()), 2).is_err(),
+        "a voter twice"
+    );
     // 2 → 3 by only two, and 2 → 4 by a quorum: block 3 is not justified,
     // so block 2 is not final.
     let b2 = entry(&f, 1);
@@ -337,7 +343,9 @@ fn finality_votes_justify_then_finalize() {
     // to its child, the one a verifier can check alone).
     let fin = f.confirm(&vote(&kit, &keys[3], &b2, &blocks[2]));
     assert_eq!(f.lib().height(), 2);
-    let cert = fin.certificate.expect("2 → 3 is a quorum link to the child");
+    let cert = fin
+        .certificate
+        .expect("2 → 3 is a quorum link to the child");
     assert_eq!(cert.target.header.height, 3);
     assert_eq!(check(&cert, (2, &blocks[1].id()), 3), Ok(()));
     // Votes at or below the LIB, or from a source not below the target,

@@ -1,6 +1,6 @@
 //! The public QCSS chain: a DPoS node where token holders elect 31 producers
 //! that sign one block per slot in a per-round shuffled order, with
-//! production-implied irreversibility (explicit fast confirmations opt-in),
+//! Casper FFG finality votes (production-implied irreversibility without),
 //! and the QCSS token (transfers, burns, votes, locked rewards), including
 //! consumer rewards paid from the DApp reward pool in batches a consortium's
 //! anchor-key quorum signs ([`rewards`]).

@@ -144,6 +144,10 @@ const MAX_ORPHANS: usize = 1_024;
 /// Most blocks returned for one sync request.
 pub const MAX_SYNC_BLOCKS: usize = 512;
 
+/// With finality votes, a certificate is kept at least every this many
+/// blocks (under [`MAX_SYNC_BLOCKS`], so each full sync answer holds one).
+pub const CERTIFICATE_EVERY: u64 = 256;
+
 /// See the module doc.
 pub struct Node {
     params: Params,
@@ -162,6 +166,10 @@ pub struct Node {
     /// A block holding an anchor became irreversible without a certificate
     /// of its own: keep the next one.
     certificate_wanted: bool,
+    /// Source height of the last certificate kept.
+    certificate_kept: u64,
+    /// The newest certificate seen (kept or not).
+    latest_certificate: Option<Certificate>,
     mempool: BTreeMap<(Address, u64), SignedTx>,
     orphans: HashMap<Hash32, Vec<Arc<Block>>>,
     orphan_count: usize,
@@ -246,6 +254,7 @@ impl Node {
             Some(store),
         );
         node.voted = loaded.voted;
+        (node.latest_certificate, node.certificate_kept) = loaded.certificates;
         // Re-apply every reversible block first, then record what they
         // finalized (if killed between storing a block and recording that):
         // recording earlier would forget the blocks not yet re-applied.
@@ -287,6 +296,8 @@ impl Node {
             finalized: Vec::new(),
             certificates: BTreeMap::new(),
             certificate_wanted: false,
+            certificate_kept: 0,
+            latest_certificate: None,
             mempool: BTreeMap::new(),
             orphans: HashMap::new(),
             orphan_count: 0,
@@ -778,14 +789,29 @@ impl Node {
             .blocks
             .iter()
             .any(|b| b.txs.iter().any(|t| matches!(t.tx.kind, TxKind::Anchor(_))));
+        // And one every CERTIFICATE_EVERY blocks, so that a sync answer can
+        // carry one and a node syncing finalizes as it goes.
+        let brought = fin.certificate.is_some();
         let keep = match fin.certificate {
-            Some(c) if self.certificate_wanted => Some(c),
-            _ => None,
+            Some(c)
+                if self.certificate_wanted
+                    || c.source_height() >= self.certificate_kept + CERTIFICATE_EVERY =>
+            {
+                Some(c)
+            }
+            Some(c) => {
+                self.latest_certificate = Some(c);
+                None
+            }
+            None => None,
         };
         match &self.store {
             Some(store) => {
                 if let Some(c) = &keep {
                     store.put_certificate(c)?;
+                }
+                if brought && let Some(c) = keep.as_ref().or(self.latest_certificate.as_ref()) {
+                    store.set_latest_certificate(c)?;
                 }
                 let fork = &self.fork;
                 store.finalize(&fork.lib().state, &fin.blocks, &|id| fork.get(id).is_some())?;
@@ -797,15 +823,66 @@ impl Node {
                 }
             }
         }
-        if keep.is_some() {
+        if let Some(c) = keep {
             self.certificate_wanted = false;
+            self.certificate_kept = c.source_height();
+            self.latest_certificate = Some(c);
         }
         Ok(())
+    }
+
+    /// The certificate with the highest source height in `from ..= to`
+    /// (the latest this node saw, or one it kept): what a sync answer over
+    /// those heights carries, so the asking node can finalize them.
+    pub fn sync_certificate(&self, from: u64, to: u64) -> Result<Option<Certificate>, NodeError> {
+        if from > to {
+            return Ok(None);
+        }
+        if let Some(c) = &self.latest_certificate
+            && (from..=to).contains(&c.source_height())
+        {
+            return Ok(Some(c.clone()));
+        }
+        Ok(match &self.store {
+            Some(store) => store.last_certificate_in(from, to)?,
+            None => self
+                .certificates
+                .range(from..=to)
+                .next_back()
+                .map(|(_, c)| c.clone()),
+        })
+    }
+
+    /// Counts a certificate's votes as if each had arrived on its own (a
+    /// sync answer carries one; see [`Node::sync_certificate`]). Returns
+    /// this node's own votes if its head moved; votes are not relayed.
+    pub fn on_certificate(&mut self, c: &Certificate) -> Result<Vec<Confirmation>, NodeError> {
+        let mut votes = Vec::new();
+        if c.votes.len() > crate::block::MAX_CERTIFICATE_VOTES {
+            return Ok(votes);
+        }
+        let t = &c.target.header;
+        for (producer, sig) in &c.votes {
+            let vote = Confirmation {
+                chain_id: t.chain_id,
+                block_id: t.id(),
+                height: t.height,
+                source_id: t.prev_id,
+                source_height: c.source_height(),
+                producer: *producer,
+                sig: *sig,
+            };
+            votes.extend(self.on_confirmation(&vote)?.votes);
+        }
+        Ok(votes)
     }
 
     /// The finality certificate kept with the lowest source height in
     /// `from ..= to` (see [`crate::block::Certificate`]).
     pub fn certificate_in(&self, from: u64, to: u64) -> Result<Option<Certificate>, NodeError> {
+        if from > to {
+            return Ok(None);
+        }
         Ok(match &self.store {
             Some(store) => store.certificate_in(from, to)?,
             None => self

@@ -78,10 +78,10 @@ pub struct Params {
     /// 365-day governance vote expiry).
     pub vote_expiry_slots: u64,
     /// Producers cast finality votes (Casper FFG links, fork.rs): a block
-    /// is final about one slot after it is produced instead of ≈ 20
-    /// (`qcss chain genesis --finality-votes`). Off by default: anchor
-    /// proofs still show irreversibility by producers' headers, and
-    /// equivocating votes are not yet evidence (dpos/README.md).
+    /// is final about one slot after it is produced instead of ≈ 20. On in
+    /// the white paper's parameters (`qcss chain genesis
+    /// --finality-votes=false` turns it off: final once 21 producers built
+    /// on a block, BitShares' rule).
     pub fast_confirmations: bool,
     /// The reward pool and the batches that pay from it (consumer rewards).
     #[serde(default)]
@@ -172,7 +172,7 @@ impl Params {
             max_url_bytes: 200,
             max_missed_pct: 50,
             vote_expiry_slots: 365 * 24 * 120,
-            fast_confirmations: false,
+            fast_confirmations: true,
             rewards: RewardParams::white_paper(),
         }
     }
@@ -190,6 +190,9 @@ impl Params {
             max_expiry_slots: 1_000,
             // No pool: a test that wants one sets it (and allocates it).
             rewards: RewardParams::default(),
+            // Production-implied finality: the simulator's and unit tests'
+            // baseline; those about votes turn them on.
+            fast_confirmations: false,
             ..Self::white_paper()
         }
     }

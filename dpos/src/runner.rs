@@ -31,7 +31,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::block::{Block, Confirmation};
+use crate::block::{Block, Certificate, Confirmation};
 use crate::codec;
 use crate::node::{BlockOutcome, MAX_SYNC_BLOCKS, Node, Status as NodeStatus};
 use crate::p2p::{
@@ -51,6 +51,9 @@ pub enum Wire {
     Tx(SignedTx),
     /// "Send me your best chain above this height."
     SyncRequest(u64),
+    /// The finality certificate of a block in the sync answer it follows
+    /// (finality votes), so the asking node finalizes as it catches up.
+    Certificate(Certificate),
 }
 
 /// Frames queued per link before new ones are dropped (a slow peer cannot
@@ -639,9 +642,22 @@ fn handle(
         }
         Wire::SyncRequest(h) => {
             if let Ok(blocks) = n.blocks_after(h) {
+                // The certificate of the highest block it can finalize, its
+                // target among the blocks sent (or already the asker's).
+                let last = blocks.last().map(|b| b.header.height);
                 for b in blocks {
                     out.push((Some(from), Wire::Block((*b).clone())));
                 }
+                if let Some(last) = last
+                    && let Ok(Some(c)) = n.sync_certificate(h.saturating_add(1), last - 1)
+                {
+                    out.push((Some(from), Wire::Certificate(c)));
+                }
+            }
+        }
+        Wire::Certificate(c) => {
+            if let Ok(votes) = n.on_certificate(&c) {
+                out.extend(votes.into_iter().map(|c| (None, Wire::Confirm(c))));
             }
         }
     }

@@ -443,3 +443,55 @@ async fn a_relayed_vote_equivocation_becomes_evidence_the_chain_acts_on() {
         n.stop().await;
     }
 }
+
+/// Finality votes on: a node syncing from a peer whose producers have all
+/// stopped (so no vote will ever arrive) still finalizes what it fetched,
+/// from the finality certificates the sync answers carry (one kept every
+/// `CERTIFICATE_EVERY` blocks, and the newest, across a restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_syncing_a_stopped_voting_chain_finalizes_from_certificates() {
+    let mut params = Params::fast(4);
+    params.fast_confirmations = true;
+    let mut kit = Kit::with(params.clone());
+    let blocks = 700;
+    let t0 = SystemClock.now_ms() - (blocks + 2) * params.slot_ms;
+    kit.genesis.genesis_time_ms = t0;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = crate::node::VirtualClock::default();
+    {
+        let mut keys = kit.producers.values().cloned();
+        let mut node = Node::open(
+            dir.path(),
+            &kit.genesis,
+            keys.next(),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        for k in keys {
+            node.add_producer_key(k);
+        }
+        for slot in 1..=blocks {
+            clock.set(t0 + slot * params.slot_ms);
+            node.produce_if_scheduled().unwrap();
+        }
+    }
+    // Reopened without keys: it serves the chain and never votes.
+    let source = Node::open(dir.path(), &kit.genesis, None, Arc::new(SystemClock)).unwrap();
+    let lib = source.status().lib_height;
+    assert!(
+        lib + 2 >= blocks,
+        "its own votes finalized the chain: {lib}"
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server =
+        ChainNode::start(source, listener, vec![], P2pConfig::ephemeral().unwrap()).unwrap();
+    let mut fresh = Kit::with(params.clone());
+    fresh.genesis = kit.genesis.clone();
+    fresh.producers.clear();
+    let nodes = [start(&fresh, 0, vec![server.local_addr]).await];
+    let st = wait_for(&nodes, |st| st[0].lib_height >= lib).await;
+    assert_eq!(st[0].lib_height, lib);
+    let [client] = nodes;
+    client.stop().await;
+    server.stop().await;
+}

@@ -12,8 +12,9 @@
 //! made a syncing node's cost per block grow with the state instead of the
 //! block (`qcss bench chain`, sync figure with `--sync-accounts`).
 //!
-//! With finality votes, the finality certificate of each irreversible block
-//! holding an anchor is kept too (`C/`), for anchor proofs.
+//! With finality votes, finality certificates are kept too (`C/` by source
+//! height): one for each irreversible block holding an anchor, for anchor
+//! proofs, and one at least every `CERTIFICATE_EVERY` blocks, for sync.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -93,6 +94,7 @@ pub enum StoreError {
 const CHAIN: &[u8] = b"M/chain";
 const LIB_STATE: &[u8] = b"M/lib";
 const VOTED: &[u8] = b"M/voted";
+const LATEST_CERTIFICATE: &[u8] = b"M/cert";
 const FORMAT_KEY: &[u8] = b"M/format";
 /// The state's encoding: 1 before anchoring (no `consortia`), 2 with
 /// anchoring, 3 with consumer rewards (`reward_paid`, each consortium's
@@ -102,6 +104,13 @@ const FORMAT: u32 = 3;
 const MAX_STATE_BYTES: usize = 1 << 34;
 /// A certificate: a header and at most 64 votes, far under this.
 const MAX_CERTIFICATE_BYTES: usize = 64 << 10;
+
+fn decode_certificate(v: &[u8]) -> Result<Certificate, StoreError> {
+    codec::decode(v, MAX_CERTIFICATE_BYTES).map_err(|err| StoreError::Corrupt {
+        what: "finality certificate",
+        err,
+    })
+}
 
 fn key(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
     [prefix, rest].concat()
@@ -129,6 +138,9 @@ pub struct Loaded {
     pub pending: Vec<Block>,
     /// This node's last finality vote: (source height, target height).
     pub voted: (u64, u64),
+    /// The newest finality certificate this node saw, and the source
+    /// height of the newest it kept under `C/`.
+    pub certificates: (Option<Certificate>, u64),
 }
 
 impl Store {
@@ -229,11 +241,20 @@ impl Store {
             })?,
             None => (0, 0),
         };
+        let latest = self
+            .tree
+            .get(LATEST_CERTIFICATE)?
+            .map(|v| decode_certificate(&v))
+            .transpose()?;
+        let kept = self
+            .last_certificate_in(0, u64::MAX)?
+            .map_or(0, |c| c.source_height());
         Ok(Some(Loaded {
             lib_state,
             lib_block,
             pending,
             voted,
+            certificates: (latest, kept),
         }))
     }
 
@@ -346,21 +367,38 @@ impl Store {
         Ok(())
     }
 
+    /// Records the newest finality certificate (written with the next
+    /// [`Store::finalize`]'s flush): a node serving a chain whose producers
+    /// have stopped can still show a syncing node its LIB.
+    pub fn set_latest_certificate(&self, cert: &Certificate) -> Result<(), StoreError> {
+        self.tree.insert(LATEST_CERTIFICATE, codec::encode(cert))?;
+        Ok(())
+    }
+
     /// The kept certificate with the lowest source height in `from ..= to`.
     pub fn certificate_in(&self, from: u64, to: u64) -> Result<Option<Certificate>, StoreError> {
         let range = key(b"C/", &from.to_be_bytes())..=key(b"C/", &to.to_be_bytes());
-        match self.tree.range(range).next() {
-            None => Ok(None),
-            Some(kv) => {
-                let (_, v) = kv?;
-                codec::decode(&v, MAX_CERTIFICATE_BYTES)
-                    .map(Some)
-                    .map_err(|err| StoreError::Corrupt {
-                        what: "finality certificate",
-                        err,
-                    })
-            }
-        }
+        self.tree
+            .range(range)
+            .next()
+            .transpose()?
+            .map(|(_, v)| decode_certificate(&v))
+            .transpose()
+    }
+
+    /// The kept certificate with the highest source height in `from ..= to`.
+    pub fn last_certificate_in(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<Certificate>, StoreError> {
+        let range = key(b"C/", &from.to_be_bytes())..=key(b"C/", &to.to_be_bytes());
+        self.tree
+            .range(range)
+            .next_back()
+            .transpose()?
+            .map(|(_, v)| decode_certificate(&v))
+            .transpose()
     }
 
     /// Records this node's last finality vote, (source height, target

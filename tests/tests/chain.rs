@@ -147,7 +147,8 @@ fn chain_nodes_finalize_move_tokens_refuse_bad_transactions_and_resync() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let chain = d.join("chain");
-    let nodes = three_nodes(d, &[]);
+    // Production-implied finality (votes are the default; the next test).
+    let nodes = three_nodes(d, &["--finality-votes=false"]);
     let mut procs: Vec<Option<NodeProc>> = nodes.iter().map(|n| Some(start(n, d))).collect();
 
     // Finality: 21 distinct producers must build on a block; each node
@@ -407,7 +408,7 @@ fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// With `--finality-votes` (Casper FFG votes, dpos/README.md) the same three
+/// With finality votes (Casper FFG, dpos/README.md; the default) the same three
 /// processes (11/10/10 keys, each node voting with every key it holds)
 /// finalize a block about one slot after it is produced instead of ≈ 20
 /// blocks behind; with the 10-key node killed the other 21 keys still
@@ -418,7 +419,7 @@ fn finality_votes_finalize_blocks_about_a_slot_after_production() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let chain = d.join("chain");
-    let nodes = three_nodes(d, &["--finality-votes"]);
+    let nodes = three_nodes(d, &[]);
     let mut procs: Vec<Option<NodeProc>> = nodes.iter().map(|n| Some(start(n, d))).collect();
     // How far the LIB trails the head, at its best over a few samples (a
     // sample can fall between a block and its child's votes).
