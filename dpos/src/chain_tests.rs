@@ -532,6 +532,29 @@ fn nodes_holding_several_keys_vote_with_each() {
         assert_eq!(s.head_height, slots);
         assert!(s.head_height - s.lib_height <= 1, "{s:?}");
     }
+    // A producer node catching up (here: one whose data was wiped, syncing
+    // the chain a round and more after it was made) votes on none of the old
+    // blocks — it could surround a vote it cast before the wipe — and on the
+    // recent ones again.
+    let mut late = Node::in_memory(&kit.genesis, None, Arc::new(clock.clone())).unwrap();
+    for k in &keys[0..11] {
+        late.add_producer_key(k.clone());
+    }
+    clock.set((slots + 31) * kit.params.slot_ms);
+    let blocks = nodes[0].blocks_after(0).unwrap();
+    let mut voted_at = Vec::new();
+    for b in blocks {
+        if let Ok(BlockOutcome::Added { votes }) = late.on_block(b.clone())
+            && !votes.is_empty()
+        {
+            voted_at.push(b.header.slot);
+        }
+    }
+    assert!(
+        voted_at.iter().all(|s| slots + 31 - s <= 31),
+        "votes on blocks more than a round old: {voted_at:?}"
+    );
+    assert!(!voted_at.is_empty(), "the blocks of the last round get votes");
 }
 
 /// A node that receives a double vote keeps it as evidence, and the chain

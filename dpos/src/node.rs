@@ -727,6 +727,14 @@ impl Node {
         if !self.params.fast_confirmations || head.height() <= self.voted.1 {
             return Vec::new();
         }
+        // A node catching up (a sync, after a partition) does not vote on
+        // blocks more than a round old: a vote there helps no one, and a
+        // producer whose data directory was wiped (no `M/voted`) could
+        // otherwise cast, on old blocks, a vote surrounding one it sent
+        // before the wipe — evidence against itself.
+        if self.clock_slot().saturating_sub(state.slot) > self.params.round_slots() {
+            return Vec::new();
+        }
         let keys: Vec<Keypair> = self
             .keys
             .iter()
