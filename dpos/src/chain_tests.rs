@@ -554,7 +554,10 @@ fn nodes_holding_several_keys_vote_with_each() {
         voted_at.iter().all(|s| slots + 31 - s <= 31),
         "votes on blocks more than a round old: {voted_at:?}"
     );
-    assert!(!voted_at.is_empty(), "the blocks of the last round get votes");
+    assert!(
+        !voted_at.is_empty(),
+        "the blocks of the last round get votes"
+    );
 }
 
 /// A node that receives a double vote keeps it as evidence, and the chain

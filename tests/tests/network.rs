@@ -252,7 +252,18 @@ fn network_up_demo_status_trace_down_and_up_again() {
     assert!(out.contains("resuming"), "{out}");
     std::thread::sleep(Duration::from_millis(500));
     let status = qcss_ok(dir, &["network", "status", "--dir", "net"]);
-    assert_eq!(heights(&status), before, "same heights after a restart");
+    // Nothing lost; a block may have been added meanwhile (the anchor
+    // bridge records the receipt of an anchor that became irreversible).
+    let after = heights(&status);
+    let num = |v: &[String]| -> Vec<u64> { v.iter().map(|h| h.parse().unwrap()).collect() };
+    assert_eq!(after.len(), before.len(), "{status}");
+    assert!(
+        num(&after)
+            .iter()
+            .zip(num(&before))
+            .all(|(a, b)| *a >= b && *a <= b + 2),
+        "heights after a restart {after:?}, before {before:?}"
+    );
     let again = trace(&lines[0]);
     assert!(
         again.contains("sterilising"),
