@@ -516,6 +516,7 @@ struct Snapshot {
     lib_height: u64,
     clock_slot: u64,
     round_slots: u64,
+    finality_votes: bool,
     peer_links: usize,
     mempool: usize,
     schedule_version: u64,
@@ -564,6 +565,7 @@ async fn refresh(
                 lib_height: st.lib_height,
                 clock_slot: n.clock_slot(),
                 round_slots: n.params().round_slots(),
+                finality_votes: n.params().fast_confirmations,
                 peer_links: links,
                 mempool: st.mempool,
                 schedule_version: st.schedule_version,
@@ -599,9 +601,17 @@ fn health(s: &Snapshot, expect_peers: bool) -> qcss_network::ops::Health {
     } else {
         Ok(())
     };
-    let finality = if s.head_height > s.lib_height + window {
+    // With votes a block is final about a slot after it is made, so a lag
+    // of a round already means the votes stopped; without, a block waits
+    // for 21 producers to build on it (≈ 20 blocks) and the window is two.
+    let (fin_window, who) = if s.finality_votes {
+        (s.round_slots.max(1), "voting")
+    } else {
+        (window, "building")
+    };
+    let finality = if s.head_height > s.lib_height + fin_window {
         Err(format!(
-            "last irreversible block {} is {} blocks behind the head: fewer than 2/3 of producers are building",
+            "last irreversible block {} is {} blocks behind the head: fewer than 2/3 of producers are {who}",
             s.lib_height,
             s.head_height - s.lib_height
         ))
@@ -714,10 +724,15 @@ fn print_status(addr: &str, st: &StatusView) {
         st.clock_slot
     );
     println!(
-        "slot {} ms, {} producers, {} to finalize; schedule v{}; mempool {}; peer links {}; minted {}, burned {}",
+        "slot {} ms, {} producers, {} to finalize ({}); schedule v{}; mempool {}; peer links {}; minted {}, burned {}",
         st.slot_ms,
         st.n_producers,
         st.irreversible_threshold,
+        if st.finality_votes {
+            "finality votes"
+        } else {
+            "by building on a block"
+        },
         st.schedule_version,
         st.mempool,
         st.peer_links,
@@ -834,7 +849,23 @@ mod tests {
         assert!(
             health(&stalled, true)
                 .failed_checks()
-                .any(|(c, _)| c == "chain.finality")
+                .any(|(c, r)| c == "chain.finality" && r.contains("building"))
+        );
+        // With finality votes a lag of a round (here 40 blocks) is already
+        // a stall; without, it is within the two rounds production needs.
+        let lagging = Snapshot {
+            lib_height: 60,
+            ..ok.clone()
+        };
+        assert!(health(&lagging, true).is_ok());
+        let votes_stalled = Snapshot {
+            finality_votes: true,
+            ..lagging
+        };
+        assert!(
+            health(&votes_stalled, true)
+                .failed_checks()
+                .any(|(c, r)| c == "chain.finality" && r.contains("voting"))
         );
         let alone = Snapshot {
             peer_links: 0,

@@ -54,6 +54,11 @@ pub struct StatusView {
     pub n_producers: u32,
     /// Producers needed for irreversibility.
     pub irreversible_threshold: usize,
+    /// Irreversibility by finality votes (`irreversible_threshold` voters
+    /// of a block→child link); `false`: by that many producers building on
+    /// a block.
+    #[serde(default)]
+    pub finality_votes: bool,
     /// Minimum fee, base units.
     pub min_fee: u64,
     /// Furthest expiry a transaction may ask for, in slots.
@@ -312,6 +317,7 @@ async fn status(State(api): Shared) -> Response {
             slot_ms: p.slot_ms,
             n_producers: p.n_producers,
             irreversible_threshold: p.irreversible_threshold(),
+            finality_votes: p.fast_confirmations,
             min_fee: p.min_fee,
             max_expiry_slots: p.max_expiry_slots,
             clock_slot: n.clock_slot(),

@@ -199,7 +199,7 @@ async fn index(State(node): Node) -> Response {
             let _ = write!(
                 out,
                 "<dl><dt>head</dt><dd><a href=\"/explorer/block/{h}\">{h}</a> (slot {}, id <span class=\"mono\">{}</span>)</dd>\
-                 <dt>irreversible</dt><dd><a href=\"/explorer/block/{l}\">{l}</a> ({} blocks behind the head)</dd>\
+                 <dt>irreversible</dt><dd><a href=\"/explorer/block/{l}\">{l}</a> ({} blocks behind the head; {})</dd>\
                  <dt>clock slot</dt><dd>{} ({} ms slots)</dd>\
                  <dt>schedule</dt><dd>version {}, {} producers</dd>\
                  <dt>supply</dt><dd>{} QCSS at genesis, {} minted, {} burned</dd>\
@@ -207,6 +207,17 @@ async fn index(State(node): Node) -> Response {
                 st.head_slot,
                 esc(&short(&st.head_id.to_string())),
                 st.head_height - st.lib_height,
+                if p.fast_confirmations {
+                    format!(
+                        "final once {} producers voted for it and its child",
+                        p.irreversible_threshold()
+                    )
+                } else {
+                    format!(
+                        "final once {} producers built on it",
+                        p.irreversible_threshold()
+                    )
+                },
                 n.clock_slot(),
                 p.slot_ms,
                 st.schedule_version,
