@@ -370,6 +370,35 @@ fn finality_votes_justify_then_finalize() {
     }
     assert!(!f.confirmation_useful(&made_up(2)), "the second is kept");
     assert!(f.confirmation_useful(&made_up(3)), "the third is not");
+    // Votes for blocks not seen yet are kept (they may arrive before the
+    // block), but at most 64 per producer: one producer's made-up targets
+    // cannot fill the table that honest votes for blocks in flight need.
+    let unseen = |k: &crate::address::Keypair, n: u16| {
+        let mut id = [9u8; 32];
+        id[..2].copy_from_slice(&n.to_be_bytes());
+        Confirmation::sign(
+            k,
+            kit.state().chain_id,
+            (2, blocks[1].id()),
+            (100 + u64::from(n), Hash32(id)),
+        )
+    };
+    for n in 0..100 {
+        f.confirm(&unseen(&keys[0], n));
+    }
+    assert!(
+        !f.confirmation_useful(&unseen(&keys[0], 63)),
+        "the 64th is kept"
+    );
+    assert!(
+        f.confirmation_useful(&unseen(&keys[0], 64)),
+        "the 65th is not"
+    );
+    f.confirm(&unseen(&keys[1], 99));
+    assert!(
+        !f.confirmation_useful(&unseen(&keys[1], 99)),
+        "another producer's vote for an unseen block is still kept"
+    );
 }
 
 /// With finality votes, fork choice follows the highest justified block,

@@ -81,6 +81,8 @@ pub struct Finalized {
 
 /// Most vote targets kept (blocks above the LIB, known or not yet).
 const MAX_VOTE_TARGETS: usize = 4096;
+/// Most not-yet-seen targets one producer's votes may hold.
+const MAX_UNSEEN_PER_PRODUCER: usize = 64;
 /// Most distinct sources kept per target (honest voters use one or two;
 /// each producer may add at most two).
 const MAX_SOURCES_PER_TARGET: usize = 128;
@@ -214,6 +216,11 @@ impl ForkDb {
         if !known && !self.votes.contains_key(&c.block_id) && self.votes.len() >= MAX_VOTE_TARGETS {
             return Finalized::default();
         }
+        // Nor can one producer fill that cap alone: an honest one votes
+        // ahead of a block's arrival only for the few blocks in flight.
+        if !known && self.unseen_targets_of(&c.producer) >= MAX_UNSEEN_PER_PRODUCER {
+            return Finalized::default();
+        }
         let target = self.votes.entry(c.block_id).or_insert_with(|| TargetVotes {
             height: c.height,
             by_source: HashMap::new(),
@@ -253,6 +260,17 @@ impl ForkDb {
         } else {
             Finalized::default()
         }
+    }
+
+    /// Targets not yet seen that `producer` voted for.
+    fn unseen_targets_of(&self, producer: &Address) -> usize {
+        self.votes
+            .iter()
+            .filter(|(id, tv)| {
+                !self.entries.contains_key(id)
+                    && tv.by_source.values().any(|(_, v)| v.contains_key(producer))
+            })
+            .count()
     }
 
     /// Whether recording `c` could change anything (target above the LIB,
