@@ -27,6 +27,7 @@ pub mod api;
 pub mod block;
 pub mod chain;
 pub mod codec;
+mod consortia;
 pub mod explorer;
 pub mod fork;
 pub mod hash;
@@ -40,6 +41,7 @@ pub mod sim;
 pub mod state;
 pub mod store;
 pub mod tx;
+mod tx_error;
 
 #[cfg(test)]
 mod anchor_tests;
