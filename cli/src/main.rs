@@ -37,6 +37,7 @@ mod orderer;
 mod peer;
 mod rewards;
 mod trace;
+mod trace_render;
 mod uces;
 mod wallet;
 mod whole_file;
