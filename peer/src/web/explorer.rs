@@ -11,7 +11,7 @@ use crate::web::graph;
 use crate::web::html::{Lang, esc, page, text, time};
 use crate::web::http::{Request, Response, percent_encode};
 use crate::web::query::Answer;
-use crate::web::verify::step_name;
+use crate::web::verify_render::step_name;
 use crate::web::{Web, WebError};
 
 /// The script that keeps the front page live.

@@ -33,6 +33,7 @@ mod rewards;
 mod timing;
 mod units;
 mod verify;
+mod verify_render;
 
 use std::future::Future;
 use std::net::SocketAddr;
