@@ -18,7 +18,7 @@ use qcss_network::signing::{self, KeyKind, SigningKey};
 mod bench_chain;
 #[path = "bench_fabric_client.rs"]
 mod bench_fabric_client;
-#[path = "bench_network.rs"]
+#[path = "bench_network/mod.rs"]
 mod bench_network;
 #[path = "bench_peer.rs"]
 mod bench_peer;
