@@ -16,7 +16,7 @@ use crate::fork::{Entry, Finalized, ForkDb, Inserted};
 use crate::hash::Hash32;
 use crate::params::{Genesis, GenesisError, Params};
 use crate::state::{State, TxContext, TxError};
-use crate::store::{Store, StoreError};
+use crate::store::{End, Store, StoreError};
 use crate::tx::{Equivocation, SignedTx, TxKind, VoteEquivocation};
 
 /// Wall-clock time in ms since the Unix epoch.
@@ -843,22 +843,12 @@ impl Node {
     /// (the latest this node saw, or one it kept): what a sync answer over
     /// those heights carries, so the asking node can finalize them.
     pub fn sync_certificate(&self, from: u64, to: u64) -> Result<Option<Certificate>, NodeError> {
-        if from > to {
-            return Ok(None);
-        }
         if let Some(c) = &self.latest_certificate
             && (from..=to).contains(&c.source_height())
         {
             return Ok(Some(c.clone()));
         }
-        Ok(match &self.store {
-            Some(store) => store.last_certificate_in(from, to)?,
-            None => self
-                .certificates
-                .range(from..=to)
-                .next_back()
-                .map(|(_, c)| c.clone()),
-        })
+        self.kept_certificate(from, to, End::Highest)
     }
 
     /// Counts a certificate's votes as if each had arrived on its own (a
@@ -888,16 +878,28 @@ impl Node {
     /// The finality certificate kept with the lowest source height in
     /// `from ..= to` (see [`crate::block::Certificate`]).
     pub fn certificate_in(&self, from: u64, to: u64) -> Result<Option<Certificate>, NodeError> {
+        self.kept_certificate(from, to, End::Lowest)
+    }
+
+    fn kept_certificate(
+        &self,
+        from: u64,
+        to: u64,
+        end: End,
+    ) -> Result<Option<Certificate>, NodeError> {
         if from > to {
             return Ok(None);
         }
         Ok(match &self.store {
-            Some(store) => store.certificate_in(from, to)?,
-            None => self
-                .certificates
-                .range(from..=to)
-                .next()
-                .map(|(_, c)| c.clone()),
+            Some(store) => store.certificate_in(from, to, end)?,
+            None => {
+                let mut range = self.certificates.range(from..=to);
+                match end {
+                    End::Lowest => range.next(),
+                    End::Highest => range.next_back(),
+                }
+                .map(|(_, c)| c.clone())
+            }
         })
     }
 

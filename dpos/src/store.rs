@@ -34,6 +34,15 @@ use crate::state::State;
 /// `qcss bench chain`'s sync figure).
 pub const CHECKPOINT_EVERY: u64 = 256;
 
+/// Which end of a range of kept certificates ([`Store::certificate_in`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The lowest source height.
+    Lowest,
+    /// The highest.
+    Highest,
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -247,7 +256,7 @@ impl Store {
             .map(|v| decode_certificate(&v))
             .transpose()?;
         let kept = self
-            .last_certificate_in(0, u64::MAX)?
+            .certificate_in(0, u64::MAX, End::Highest)?
             .map_or(0, |c| c.source_height());
         Ok(Some(Loaded {
             lib_state,
@@ -375,27 +384,22 @@ impl Store {
         Ok(())
     }
 
-    /// The kept certificate with the lowest source height in `from ..= to`.
-    pub fn certificate_in(&self, from: u64, to: u64) -> Result<Option<Certificate>, StoreError> {
-        let range = key(b"C/", &from.to_be_bytes())..=key(b"C/", &to.to_be_bytes());
-        self.tree
-            .range(range)
-            .next()
-            .transpose()?
-            .map(|(_, v)| decode_certificate(&v))
-            .transpose()
-    }
-
-    /// The kept certificate with the highest source height in `from ..= to`.
-    pub fn last_certificate_in(
+    /// The kept certificate with the lowest (`Lowest`) or highest source
+    /// height in `from ..= to`.
+    pub fn certificate_in(
         &self,
         from: u64,
         to: u64,
+        end: End,
     ) -> Result<Option<Certificate>, StoreError> {
-        let range = key(b"C/", &from.to_be_bytes())..=key(b"C/", &to.to_be_bytes());
-        self.tree
-            .range(range)
-            .next_back()
+        let mut range = self
+            .tree
+            .range(key(b"C/", &from.to_be_bytes())..=key(b"C/", &to.to_be_bytes()));
+        let found = match end {
+            End::Lowest => range.next(),
+            End::Highest => range.next_back(),
+        };
+        found
             .transpose()?
             .map(|(_, v)| decode_certificate(&v))
             .transpose()
@@ -420,7 +424,7 @@ mod tests {
     use crate::testkit::Kit;
     use crate::tx::TxKind;
 
-    use super::StoreError;
+    use super::{End, StoreError};
 
     /// Four producers; node 0 stores its chain in `dir`. Runs `slots`
     /// slots, delivering every block and (until `confirm_until`) every
@@ -522,15 +526,34 @@ mod tests {
             let store = super::Store::open(dir.path(), chain_id, 1 << 20).unwrap();
             store.put_certificate(&cert(10)).unwrap();
             store.put_certificate(&cert(6)).unwrap();
-            assert_eq!(store.certificate_in(1, 4).unwrap(), None);
-            assert_eq!(store.certificate_in(1, 20).unwrap(), Some(cert(6)));
+            assert_eq!(store.certificate_in(1, 4, End::Lowest).unwrap(), None);
+            assert_eq!(
+                store.certificate_in(1, 20, End::Lowest).unwrap(),
+                Some(cert(6))
+            );
             // Keyed by the source: the target's parent.
-            assert_eq!(store.certificate_in(5, 5).unwrap(), Some(cert(6)));
-            assert_eq!(store.certificate_in(6, 20).unwrap(), Some(cert(10)));
+            assert_eq!(
+                store.certificate_in(5, 5, End::Lowest).unwrap(),
+                Some(cert(6))
+            );
+            assert_eq!(
+                store.certificate_in(6, 20, End::Lowest).unwrap(),
+                Some(cert(10))
+            );
         }
         let store = retry(|| super::Store::open(dir.path(), chain_id, 1 << 20));
-        assert_eq!(store.certificate_in(7, 9).unwrap(), Some(cert(10)));
-        assert_eq!(store.certificate_in(10, u64::MAX).unwrap(), None);
+        assert_eq!(
+            store.certificate_in(7, 9, End::Lowest).unwrap(),
+            Some(cert(10))
+        );
+        assert_eq!(
+            store.certificate_in(10, u64::MAX, End::Lowest).unwrap(),
+            None
+        );
+        assert_eq!(
+            store.certificate_in(0, u64::MAX, End::Highest).unwrap(),
+            Some(cert(10))
+        );
     }
 
     #[test]
