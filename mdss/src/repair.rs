@@ -17,8 +17,10 @@ const REPAIR_ATTEMPTS: usize = 3;
 pub trait ChunkSource {
     /// The canonical manifest bytes of `id`.
     fn manifest_bytes(&self, id: &FileId) -> Result<Vec<u8>, Error>;
-    /// The bytes of the chunk named `hash`.
-    fn chunk(&self, hash: &ChunkHash) -> Result<Vec<u8>, Error>;
+    /// The bytes of the chunk named `hash`, read for a repair of `file`
+    /// (which tells a remote source whose copy to repair if its own chunk
+    /// turns out damaged).
+    fn chunk(&self, file: &FileId, hash: &ChunkHash) -> Result<Vec<u8>, Error>;
 }
 
 /// A store serves only chunks it has verified.
@@ -28,7 +30,7 @@ impl ChunkSource for Store {
         Store::manifest_bytes(self, id)
     }
 
-    fn chunk(&self, hash: &ChunkHash) -> Result<Vec<u8>, Error> {
+    fn chunk(&self, _file: &FileId, hash: &ChunkHash) -> Result<Vec<u8>, Error> {
         match self.chunk_verified(hash, None) {
             Ok(b) => Ok(b),
             Err(ReadFailure::Damaged(damage)) => Err(Error::SourceChunk {
@@ -184,6 +186,7 @@ impl Store {
     ) -> Result<(), Error> {
         let layout = self.layout();
         let mut dirs = BTreeSet::new();
+        let file = manifest.id();
         for (i, hash) in manifest.chunks.iter().enumerate() {
             let len = manifest.chunk_len(i as u32);
             match self.chunk_verified(hash, Some(len)) {
@@ -191,7 +194,7 @@ impl Store {
                 Err(ReadFailure::Io(e)) => return Err(e),
                 Err(ReadFailure::Damaged(_)) => {}
             }
-            let bytes = from.chunk(hash)?;
+            let bytes = from.chunk(&file, hash)?;
             let found = ChunkHash::of(&bytes);
             if found != *hash {
                 return Err(Error::SourceChunk {

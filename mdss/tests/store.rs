@@ -185,7 +185,7 @@ fn damaged_copies_are_refused_and_repaired() {
         })
     ));
     assert!(matches!(
-        a.chunk(&chunks[1]),
+        a.chunk(&id, &chunks[1]),
         Err(Error::SourceChunk {
             damage: Damage::HashMismatch { .. },
             ..
@@ -245,7 +245,7 @@ impl ChunkSource for Liar {
     fn manifest_bytes(&self, _: &FileId) -> Result<Vec<u8>, Error> {
         Ok(b"qcss/mdss/manifest/v1 garbage".to_vec())
     }
-    fn chunk(&self, _: &ChunkHash) -> Result<Vec<u8>, Error> {
+    fn chunk(&self, _: &FileId, _: &ChunkHash) -> Result<Vec<u8>, Error> {
         Ok(vec![0; CS as usize])
     }
 }
@@ -581,13 +581,13 @@ impl ChunkSource for Racing<'_> {
     fn manifest_bytes(&self, id: &FileId) -> Result<Vec<u8>, Error> {
         self.inner.manifest_bytes(id)
     }
-    fn chunk(&self, hash: &ChunkHash) -> Result<Vec<u8>, Error> {
+    fn chunk(&self, file: &FileId, hash: &ChunkHash) -> Result<Vec<u8>, Error> {
         let i = self.chunks.iter().position(|c| c == hash).unwrap();
         let next = chunk_path(&self.dest, &self.chunks[(i + 1) % self.chunks.len()]);
         if self.times.get() > 0 && fs::remove_file(next).is_ok() {
             self.times.set(self.times.get() - 1);
         }
-        self.inner.chunk(hash)
+        self.inner.chunk(file, hash)
     }
 }
 

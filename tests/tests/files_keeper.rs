@@ -165,24 +165,30 @@ fn files_reach_k_orgs_survive_k_minus_1_losses_and_heal_damage() {
 
 /// A client's read that finds org1's copy damaged (gRPC `Get` refused with
 /// DataLoss) makes the keeper repair it from org2 at once — its periodic
-/// pass is an hour away — and the next read gets the right bytes.
+/// pass is an hour away — and the next read gets the right bytes. Then the
+/// same through another org: org2, repairing its lost copy from org1, reads
+/// a chunk org1 finds damaged (`GetChunk` refused), and org1 repairs its
+/// copy at once from org3's.
 #[test]
 fn a_damaged_read_triggers_a_repair_at_once() {
     let d = tempfile::tempdir().expect("tempdir");
     let mut net = Network::start(
         d.path(),
         NetworkOptions {
-            orgs: 2,
+            orgs: 3,
             example_policy: None,
             ..NetworkOptions::default()
         },
     );
-    net.kill_peer(1);
-    let p = d.path().join("peer1.toml");
-    let mut toml = std::fs::read_to_string(&p).unwrap();
-    toml.push_str("\n[files]\nchunk_bytes = 65536\nkeep_secs = 3600\n");
-    std::fs::write(&p, toml).unwrap();
-    net.start_peer(1);
+    // Keeper passes an hour apart: only reads trigger repairs here.
+    for n in 1..=3 {
+        net.kill_peer(n);
+        let p = d.path().join(format!("peer{n}.toml"));
+        let mut toml = std::fs::read_to_string(&p).unwrap();
+        toml.push_str("\n[files]\nchunk_bytes = 65536\nkeep_secs = 3600\n");
+        std::fs::write(&p, toml).unwrap();
+        net.start_peer(n);
+    }
     let (org1, org2) = (net.conn(1, "client1"), net.conn(2, "client1"));
     let body = content(200_000, 9);
     std::fs::write(d.path().join("report.pdf"), &body).unwrap();
@@ -225,4 +231,25 @@ fn a_damaged_read_triggers_a_repair_at_once() {
         net.peer_log(1).contains("a read found this copy damaged"),
         "the peer says why it repairs"
     );
+
+    // Through another org's repair: org3 takes a copy, org1's chunk rots
+    // again, org2 loses its copy and asks org1 for it.
+    let org3 = net.conn(3, "client1");
+    net.cli(&["files", "repair", &id, "--from-org", "Org2MSP"], &org3);
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    bytes[100] ^= 0x55;
+    std::fs::write(&chunk, bytes).unwrap();
+    for f in store_files(d.path(), 2, &id) {
+        std::fs::remove_file(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    }
+    let repaired = metric(&net.peer_ops[0], "qcss_peer_files_repaired_total");
+    let (ok, _, err) = net.cli_any(&["files", "repair", &id, "--from-org", "Org1MSP"], &org2);
+    assert!(!ok, "org1 served a damaged chunk: {err}");
+    wait_for("org1's copy repaired after another org's read", 30, || {
+        let now = metric(&net.peer_ops[0], "qcss_peer_files_repaired_total");
+        (now < repaired + 1.0).then(|| format!("{now} repairs"))
+    });
+    net.cli(&["files", "repair", &id, "--from-org", "Org1MSP"], &org2);
+    net.cli(&["files", "get", &id, "--out", "got2.pdf"], &org2);
+    assert_eq!(std::fs::read(d.path().join("got2.pdf")).unwrap(), body);
 }

@@ -539,13 +539,34 @@ impl Files for FilesService {
         request: Request<ChunkRequest>,
     ) -> Result<Response<ChunkResponse>, Status> {
         self.caller(&request, Access::Read)?;
-        let hash: ChunkHash = request
-            .get_ref()
+        let r = request.get_ref();
+        let hash: ChunkHash = r
             .hash
             .parse()
             .map_err(|e: qcss_mdss::Error| Status::invalid_argument(format!("chunk hash: {e}")))?;
+        let file = if r.file.is_empty() {
+            None
+        } else {
+            Some(parse_id(&r.file)?)
+        };
         let store = self.store.clone();
-        let data = blocking(move || ChunkSource::chunk(&store, &hash)).await?;
+        let files = self.files.clone();
+        let data = blocking(move || {
+            // A local store's read does not use the file: any id does.
+            let for_file = file.unwrap_or_else(|| FileId::of_manifest(&[]));
+            let read = ChunkSource::chunk(&store, &for_file, &hash);
+            // Our copy of the chunk is damaged: if we hold the file the
+            // caller reads it for (and it has that chunk), repair it now
+            // — only then, so a caller cannot make this peer fetch files
+            // it does not keep.
+            if let (Err(qcss_mdss::Error::SourceChunk { .. }), Some(id)) = (&read, file)
+                && store.manifest(&id).is_ok_and(|m| m.chunks.contains(&hash))
+            {
+                files.suspect(id);
+            }
+            read
+        })
+        .await?;
         Ok(Response::new(ChunkResponse { data }))
     }
 
@@ -780,10 +801,11 @@ impl ChunkSource for RemoteSource {
         }
     }
 
-    fn chunk(&self, hash: &ChunkHash) -> Result<Vec<u8>, qcss_mdss::Error> {
+    fn chunk(&self, file: &FileId, hash: &ChunkHash) -> Result<Vec<u8>, qcss_mdss::Error> {
         let mut c = self.client.clone();
         let req = ChunkRequest {
             hash: hash.to_hex(),
+            file: file.to_hex(),
         };
         match self.handle.block_on(c.get_chunk(req)) {
             Ok(r) => Ok(r.into_inner().data),
