@@ -390,6 +390,9 @@ fn loquat_juice_story_end_to_end() {
     assert_eq!(v["unit"], format!("{jb}/5"));
     assert_eq!(v["scans"], 0);
     assert_eq!(v["permit"]["status"], "active");
+    // The approved certificate's document hash, for the verify page.
+    assert_eq!(v["permit"]["certificate"]["sha256"], SHA);
+    assert_eq!(v["permit"]["certificate"]["issuer"], "CQC");
     assert!(v["recall"].is_null());
 
     // Aggregation: 12 bottles per case, two cases on a pallet.

@@ -129,8 +129,9 @@ async fn index_card(web: &Web, lang: Lang, answer: &Answer) -> String {
 const MAX_FILE_LOOKUPS: usize = 64;
 
 /// The files the trace references by content hash (inspection reports,
-/// event attachments) that this peer holds as public MDSS files: those are
-/// linked (`/files/sha256/{hex}`) and marked as matching the ledger.
+/// event attachments, the producer's permit certificate) that this peer
+/// holds as public MDSS files: those are linked (`/files/sha256/{hex}`) and
+/// marked as matching the ledger.
 #[derive(Debug, Default)]
 pub(crate) struct PublicFiles {
     /// SHA-256 (hex) → (media type, size).
@@ -143,6 +144,9 @@ impl PublicFiles {
             return Self::default();
         };
         let mut wanted = BTreeSet::new();
+        if let Some(h) = v["permit"]["certificate"]["sha256"].as_str() {
+            wanted.insert(h.to_owned());
+        }
         for i in v["inspections"].as_array().into_iter().flatten() {
             if let Some(h) = i["report_sha256"].as_str() {
                 wanted.insert(h.to_owned());
@@ -490,6 +494,43 @@ mod tests {
             "{html}"
         );
         assert!(html.contains(&format!("report SHA-256 {sha}")), "{html}");
+    }
+
+    /// The producer's permit certificate (its document's hash is on the
+    /// ledger): linked when this peer serves it, else its hash shown.
+    #[test]
+    fn the_permit_certificate_is_linked_or_its_hash_shown() {
+        let sha = "ef".repeat(32);
+        let mut v = report();
+        v["permit"]["certificate"] =
+            serde_json::json!({"sha256": sha, "issuer": "CQC <cn>", "scope": "HACCP"});
+        let render_with = |lang, files: &PublicFiles| {
+            render(
+                lang,
+                &names(),
+                &BTreeMap::new(),
+                &EventAnchors::default(),
+                files,
+                &Answer::Json(Arc::new(v.clone())),
+                None,
+                "",
+            )
+            .1
+        };
+        let html = render_with(Lang::En, &PublicFiles::with(&sha, "application/pdf", 2048));
+        let permit = &html[html.find("id=\"permit\"").unwrap()..];
+        assert!(
+            permit.contains(&format!(
+                "<a href=\"/files/sha256/{sha}\">CQC &lt;cn&gt; · HACCP</a>"
+            )),
+            "{permit}"
+        );
+        assert!(permit.contains("✓ hash verified"), "{permit}");
+        let zh = render_with(Lang::Zh, &PublicFiles::default());
+        let permit = &zh[zh.find("id=\"permit\"").unwrap()..];
+        assert!(permit.contains("资质证书"), "{permit}");
+        assert!(permit.contains(&format!("SHA-256 {sha}")), "{permit}");
+        assert!(!permit.contains("/files/sha256/"), "{permit}");
     }
 
     #[test]

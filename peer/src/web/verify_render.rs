@@ -454,6 +454,23 @@ fn product_card(r: &Reader, out: &mut String, v: &Value) {
             esc(&r.at(&permit["valid_until"]))
         ));
     }
+    // The approved certificate (ISO 9001, HACCP, …): linked when this peer
+    // serves the document, else its hash, which the ledger holds.
+    let cert = &permit["certificate"];
+    if let Some(sha) = cert["sha256"].as_str() {
+        let label = format!("{} · {}", text(&cert["issuer"]), text(&cert["scope"]));
+        let shown = r.file_link(sha, &label).unwrap_or_else(|| {
+            format!(
+                "{} <span class=\"muted mono\">SHA-256 {}</span>",
+                esc(&label),
+                esc(sha)
+            )
+        });
+        out.push_str(&format!(
+            "<p>{}: {shown}</p>",
+            r.pick("Certificate", "资质证书")
+        ));
+    }
     if !in_force {
         out.push_str(&format!(
             "<p class=\"fail\">{}</p>",

@@ -39,20 +39,36 @@ pub struct PermitSummary {
     pub status: String,
     pub valid_until: Option<i64>,
     pub expired: bool,
+    /// SHA-256 of the approved certificate's document (kept off-chain, in
+    /// MDSS if the producer stored it there), its issuer and scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateSummary>,
+}
+
+/// The approved certificate as a scan shows it.
+#[derive(Serialize)]
+pub struct CertificateSummary {
+    pub sha256: String,
+    pub issuer: String,
+    pub scope: String,
 }
 
 /// Reads `msp`'s permit status at `now`.
 pub fn permit_summary(ctx: &mut Context, msp: &str, now: i64) -> Result<PermitSummary, Error> {
     let permit: Option<crate::model::Permit> = load(ctx, &key("permit", &[msp])?)?;
-    let valid_until = permit
-        .as_ref()
-        .and_then(|p| p.certificate.as_ref())
-        .map(|c| c.valid_until);
+    let approved = permit.as_ref().and_then(|p| p.certificate.as_ref());
+    let valid_until = approved.map(|c| c.valid_until);
+    let certificate = approved.map(|c| CertificateSummary {
+        sha256: c.certificate_sha256.clone(),
+        issuer: c.issuer.clone(),
+        scope: c.scope.clone(),
+    });
     Ok(PermitSummary {
         msp: msp.to_owned(),
         status: permit.map_or_else(|| "none".to_owned(), |p| p.status),
         valid_until,
         expired: valid_until.is_some_and(|t| t <= now),
+        certificate,
     })
 }
 
