@@ -123,6 +123,19 @@ pub(super) fn product_lines(out: &mut String, p: &Value, b: &Value, permit: &Val
         ptext.push_str("  << the producer's on-chain permit is not in force");
     }
     line(out, "Permit", &ptext);
+    let cert = &permit["certificate"];
+    if !cert.is_null() {
+        line(
+            out,
+            "Certificate",
+            &format!(
+                "{}, {} (document SHA-256 {})",
+                str_of(&cert["issuer"]),
+                str_of(&cert["scope"]),
+                str_of(&cert["sha256"])
+            ),
+        );
+    }
 }
 
 fn scan_text(s: &Value) -> String {
@@ -325,6 +338,18 @@ pub(super) fn render_trace(v: &Value, code: bool) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_permit_certificate_is_printed_when_approved() {
+        let permit = json!({"msp": "ProducerMSP", "status": "active", "valid_until": 0,
+            "certificate": {"sha256": "ab", "issuer": "CQC", "scope": "HACCP"}});
+        let mut out = String::new();
+        product_lines(&mut out, &json!({}), &json!({}), &permit);
+        assert!(out.contains("CQC, HACCP (document SHA-256 ab)"), "{out}");
+        let mut out = String::new();
+        product_lines(&mut out, &json!({}), &json!({}), &json!({"status": "none"}));
+        assert!(!out.contains("Certificate"), "{out}");
+    }
 
     #[test]
     fn dates_and_offsets() {
