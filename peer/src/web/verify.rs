@@ -453,6 +453,21 @@ mod tests {
         )
     }
 
+    /// The page body for trace answer `v`, with `files` served here.
+    fn with_files(lang: Lang, v: &Value, files: &PublicFiles) -> String {
+        render(
+            lang,
+            &names(),
+            &BTreeMap::new(),
+            &EventAnchors::default(),
+            files,
+            &Answer::Json(Arc::new(v.clone())),
+            None,
+            "",
+        )
+        .1
+    }
+
     #[test]
     fn files_this_peer_serves_are_linked_and_marked_as_matching_the_ledger() {
         let sha = "ab".repeat(32);
@@ -460,19 +475,7 @@ mod tests {
         v["inspections"][0]["report_sha256"] = serde_json::json!(sha);
         v["timeline"][1]["attachments"] =
             serde_json::json!([{"sha256": sha, "name": "UHT <log>"}, {"sha256": "cd".repeat(32)}]);
-        let render_with = |lang, files: &PublicFiles| {
-            render(
-                lang,
-                &names(),
-                &BTreeMap::new(),
-                &EventAnchors::default(),
-                files,
-                &Answer::Json(Arc::new(v.clone())),
-                None,
-                "",
-            )
-            .1
-        };
+        let render_with = |lang, files: &PublicFiles| with_files(lang, &v, files);
         let files = PublicFiles::with(&sha, "application/pdf", 1_234_567);
         let html = render_with(Lang::En, &files);
         let link = format!("<a href=\"/files/sha256/{sha}\">");
@@ -504,19 +507,7 @@ mod tests {
         let mut v = report();
         v["permit"]["certificate"] =
             serde_json::json!({"sha256": sha, "issuer": "CQC <cn>", "scope": "HACCP"});
-        let render_with = |lang, files: &PublicFiles| {
-            render(
-                lang,
-                &names(),
-                &BTreeMap::new(),
-                &EventAnchors::default(),
-                files,
-                &Answer::Json(Arc::new(v.clone())),
-                None,
-                "",
-            )
-            .1
-        };
+        let render_with = |lang, files: &PublicFiles| with_files(lang, &v, files);
         let html = render_with(Lang::En, &PublicFiles::with(&sha, "application/pdf", 2048));
         let permit = &html[html.find("id=\"permit\"").unwrap()..];
         assert!(
