@@ -232,6 +232,22 @@ impl Certificate {
         self.target.header.height.saturating_sub(1)
     }
 
+    /// The certificate's votes, each as the vote its producer sent (the
+    /// target's id computed once).
+    pub fn confirmations(&self) -> impl Iterator<Item = Confirmation> + '_ {
+        let t = &self.target.header;
+        let block_id = t.id();
+        self.votes.iter().map(move |(producer, sig)| Confirmation {
+            chain_id: t.chain_id,
+            block_id,
+            height: t.height,
+            source_id: t.prev_id,
+            source_height: self.source_height(),
+            producer: *producer,
+            sig: *sig,
+        })
+    }
+
     /// Checks that the certificate finalizes `source` (height, id) for a
     /// schedule of `producers` (sorted) at `schedule_version`, needing
     /// `threshold` of them: the target follows the source, is signed by a

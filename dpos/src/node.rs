@@ -799,26 +799,22 @@ impl Node {
             .any(|b| b.txs.iter().any(|t| matches!(t.tx.kind, TxKind::Anchor(_))));
         // And one every CERTIFICATE_EVERY blocks, so that a sync answer can
         // carry one and a node syncing finalizes as it goes.
-        let brought = fin.certificate.is_some();
-        let keep = match fin.certificate {
-            Some(c)
-                if self.certificate_wanted
-                    || c.source_height() >= self.certificate_kept + CERTIFICATE_EVERY =>
-            {
-                Some(c)
-            }
-            Some(c) => {
-                self.latest_certificate = Some(c);
-                None
-            }
-            None => None,
-        };
+        let fresh = fin.certificate.is_some();
+        if fin.certificate.is_some() {
+            self.latest_certificate = fin.certificate;
+        }
+        let keep = self.latest_certificate.as_ref().filter(|c| {
+            fresh
+                && (self.certificate_wanted
+                    || c.source_height() >= self.certificate_kept + CERTIFICATE_EVERY)
+        });
+        let kept = keep.map(Certificate::source_height);
         match &self.store {
             Some(store) => {
-                if let Some(c) = &keep {
+                if let Some(c) = keep {
                     store.put_certificate(c)?;
                 }
-                if brought && let Some(c) = keep.as_ref().or(self.latest_certificate.as_ref()) {
+                if let Some(c) = self.latest_certificate.as_ref().filter(|_| fresh) {
                     store.set_latest_certificate(c)?;
                 }
                 let fork = &self.fork;
@@ -826,15 +822,14 @@ impl Node {
             }
             None => {
                 self.finalized.extend(fin.blocks);
-                if let Some(c) = &keep {
+                if let Some(c) = keep {
                     self.certificates.insert(c.source_height(), c.clone());
                 }
             }
         }
-        if let Some(c) = keep {
+        if let Some(h) = kept {
             self.certificate_wanted = false;
-            self.certificate_kept = c.source_height();
-            self.latest_certificate = Some(c);
+            self.certificate_kept = h;
         }
         Ok(())
     }
@@ -859,17 +854,7 @@ impl Node {
         if c.votes.len() > crate::block::MAX_CERTIFICATE_VOTES {
             return Ok(votes);
         }
-        let t = &c.target.header;
-        for (producer, sig) in &c.votes {
-            let vote = Confirmation {
-                chain_id: t.chain_id,
-                block_id: t.id(),
-                height: t.height,
-                source_id: t.prev_id,
-                source_height: c.source_height(),
-                producer: *producer,
-                sig: *sig,
-            };
+        for vote in c.confirmations() {
             votes.extend(self.on_confirmation(&vote)?.votes);
         }
         Ok(votes)
