@@ -552,9 +552,7 @@ impl Files for FilesService {
         let store = self.store.clone();
         let files = self.files.clone();
         let data = blocking(move || {
-            // A local store's read does not use the file: any id does.
-            let for_file = file.unwrap_or_else(|| FileId::of_manifest(&[]));
-            let read = ChunkSource::chunk(&store, &for_file, &hash);
+            let read = store.served_chunk(&hash);
             // Our copy of the chunk is damaged: if we hold the file the
             // caller reads it for (and it has that chunk), repair it now
             // — only then, so a caller cannot make this peer fetch files
