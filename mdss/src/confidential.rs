@@ -24,9 +24,9 @@ use ring::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey, X25519};
 use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::manifest::{Aead, Encryption, MAX_READERS, Reader};
+use crate::manifest::{Aead, Encryption, MAX_READERS, Manifest, Reader};
 use crate::reader::FileReader;
-use crate::{Error, OrgId};
+use crate::{Error, FileId, OrgId};
 
 /// Bytes an AES-256-GCM seal adds to each chunk.
 pub const AEAD_TAG_LEN: usize = 16;
@@ -38,6 +38,32 @@ const WRAP_SALT: &[u8] = b"qcss/mdss/wrap/v1";
 /// An org's X25519 public key, to which file keys are wrapped.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OrgPublicKey(pub [u8; 32]);
+
+impl OrgPublicKey {
+    /// The key from 64 hex digits (how the channel config publishes it).
+    pub fn from_hex(s: &str) -> Result<Self, Error> {
+        parse_key_hex(s).map(Self)
+    }
+
+    /// The key as 64 lower-case hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+fn parse_key_hex(s: &str) -> Result<[u8; 32], Error> {
+    let s = s.trim();
+    if s.len() != 64 {
+        return Err(Error::InvalidKey(format!(
+            "an X25519 key is 64 hex digits, not {} characters",
+            s.len().min(1 << 20)
+        )));
+    }
+    let bytes = hex::decode(s).map_err(|_| Error::InvalidKey("not hex".to_owned()))?;
+    bytes
+        .try_into()
+        .map_err(|_| Error::InvalidKey("not 32 bytes".to_owned()))
+}
 
 impl fmt::Debug for OrgPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,6 +94,16 @@ impl OrgSecretKey {
     /// The key's 32 bytes, to be written to a 0600 key file.
     pub fn to_bytes(&self) -> [u8; 32] {
         self.0
+    }
+
+    /// The key from 64 hex digits (a key file `qcss files keygen` wrote).
+    pub fn from_hex(s: &str) -> Result<Self, Error> {
+        parse_key_hex(s).map(Self)
+    }
+
+    /// The key as 64 hex digits, for a 0600 key file.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
     }
 
     /// The matching public key.
@@ -209,10 +245,97 @@ fn chunk_nonce(index: u64) -> Nonce {
     Nonce::assume_unique_for_key(n)
 }
 
+/// Seals `plain` for `readers` as a client does before a file leaves it:
+/// a fresh file key wrapped for each reader (the manifest's encryption
+/// section) and the stream of sealed chunks, each exactly `chunk_size`
+/// bytes but the last. Uploading both (`Store::put_sealed`, or the peer's
+/// `Put` with `PutMeta.encryption`) stores what
+/// [`Store::put_confidential`](crate::Store::put_confidential) would: the
+/// plaintext and the file key never reach the store.
+pub fn seal<R: Read>(
+    plain: R,
+    readers: &[(OrgId, OrgPublicKey)],
+    chunk_size: u32,
+) -> Result<(Encryption, Sealer<R>), Error> {
+    let (file_key, encryption) = new_file_key(readers)?;
+    Ok((encryption, Sealer::new(plain, &file_key, chunk_size)?))
+}
+
+/// Stored bytes of `plain_size` bytes sealed in chunks of `chunk_size`:
+/// one tag per chunk of `chunk_size − 16` plaintext bytes. `None` if
+/// `chunk_size` cannot hold a tag and a byte.
+pub fn sealed_size(plain_size: u64, chunk_size: u32) -> Option<u64> {
+    let per = u64::from(chunk_size).checked_sub(AEAD_TAG_LEN as u64 + 1)? + 1;
+    let chunks = plain_size.div_ceil(per);
+    plain_size.checked_add(chunks * AEAD_TAG_LEN as u64)
+}
+
+/// Opens the chunks of one confidential file for one reader org: what a
+/// client holding its org's secret key uses after fetching the ciphertext
+/// (the store's [`PlainReader`] uses it too). It checks nothing but the
+/// AEAD: verify each chunk against the manifest's hash first.
+pub struct Opener {
+    file: FileId,
+    key: LessSafeKey,
+}
+
+impl fmt::Debug for Opener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Opener({})", self.file)
+    }
+}
+
+impl Opener {
+    /// Unwraps the file key of `manifest` (whose id is `file`) with `org`'s
+    /// secret: [`Error::NotConfidential`], [`Error::NotAReader`] or
+    /// [`Error::KeyUnwrap`] if that cannot be done.
+    pub fn new(
+        file: FileId,
+        manifest: &Manifest,
+        org: &OrgId,
+        secret: &OrgSecretKey,
+    ) -> Result<Self, Error> {
+        let Some(enc) = &manifest.encryption else {
+            return Err(Error::NotConfidential(file));
+        };
+        let reader = enc.reader(org).ok_or_else(|| Error::NotAReader {
+            file,
+            org: org.clone(),
+        })?;
+        let file_key = unwrap_key(reader, secret).ok_or_else(|| Error::KeyUnwrap {
+            file,
+            org: org.clone(),
+        })?;
+        Ok(Self {
+            file,
+            key: chunk_key(&file_key)?,
+        })
+    }
+
+    /// Chunk `index`'s plaintext from its stored bytes, or
+    /// [`Error::Decrypt`] if they do not authenticate.
+    pub fn open(&self, index: u32, mut sealed: Vec<u8>) -> Result<Vec<u8>, Error> {
+        let n = self
+            .key
+            .open_in_place(
+                chunk_nonce(u64::from(index)),
+                Aad::from(CHUNK_AAD),
+                &mut sealed,
+            )
+            .map_err(|_| Error::Decrypt {
+                file: self.file,
+                index,
+            })?
+            .len();
+        sealed.truncate(n);
+        Ok(sealed)
+    }
+}
+
 /// Turns a plaintext reader into the stream of sealed chunks, each exactly
 /// `chunk_size` bytes (the last may be shorter), so the store's chunking
-/// lines up with the seals.
-pub(crate) struct Sealer<R> {
+/// lines up with the seals. Made by [`seal`].
+pub struct Sealer<R> {
     inner: R,
     key: LessSafeKey,
     plain_len: usize,
@@ -220,6 +343,12 @@ pub(crate) struct Sealer<R> {
     buf: Vec<u8>,
     pos: usize,
     done: bool,
+}
+
+impl<R> fmt::Debug for Sealer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sealer(chunk {})", self.index)
+    }
 }
 
 impl<R: Read> Sealer<R> {
@@ -279,7 +408,7 @@ impl<R: Read> Read for Sealer<R> {
 /// wrapping [`Error::ChunkDamaged`] or [`Error::Decrypt`].
 pub struct PlainReader {
     inner: FileReader,
-    key: LessSafeKey,
+    opener: Opener,
     buf: Vec<u8>,
     pos: usize,
 }
@@ -291,39 +420,23 @@ impl fmt::Debug for PlainReader {
 }
 
 impl PlainReader {
-    pub(crate) fn new(inner: FileReader, file_key: &[u8; 32]) -> Result<Self, Error> {
-        Ok(Self {
+    pub(crate) fn new(inner: FileReader, opener: Opener) -> Self {
+        Self {
             inner,
-            key: chunk_key(file_key)?,
+            opener,
             buf: Vec::new(),
             pos: 0,
-        })
+        }
     }
 }
 
 impl Read for PlainReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.pos >= self.buf.len() {
-            let Some((index, mut bytes)) = self.inner.read_chunk().map_err(io::Error::other)?
-            else {
+            let Some((index, bytes)) = self.inner.read_chunk().map_err(io::Error::other)? else {
                 return Ok(0);
             };
-            let n = self
-                .key
-                .open_in_place(
-                    chunk_nonce(u64::from(index)),
-                    Aad::from(CHUNK_AAD),
-                    &mut bytes,
-                )
-                .map_err(|_| {
-                    io::Error::other(Error::Decrypt {
-                        file: self.inner.id(),
-                        index,
-                    })
-                })?
-                .len();
-            bytes.truncate(n);
-            self.buf = bytes;
+            self.buf = self.opener.open(index, bytes).map_err(io::Error::other)?;
             self.pos = 0;
         }
         let n = out.len().min(self.buf.len() - self.pos);

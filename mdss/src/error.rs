@@ -145,6 +145,9 @@ pub enum Error {
     /// The store's limits are inconsistent.
     #[error("invalid limits: {0}")]
     InvalidLimits(&'static str),
+    /// An X25519 key that does not parse (64 hex digits expected).
+    #[error("X25519 key: {0}")]
+    InvalidKey(String),
     /// A confidential operation on a public file.
     #[error("file {0} is not confidential")]
     NotConfidential(FileId),

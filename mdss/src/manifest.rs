@@ -74,6 +74,74 @@ pub struct Encryption {
 }
 
 impl Encryption {
+    /// This section as the manifest encodes it (from its `0x01` flag on):
+    /// how a client that sealed a file itself hands it to a peer
+    /// (`PutMeta.encryption`, `docs/files.md`).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + self.readers.len() * (1 + 64 + 32 + 48));
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Decodes [`to_bytes`](Self::to_bytes) strictly (readers sorted, 1 to
+    /// [`MAX_READERS`], no trailing bytes).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Cursor { bytes, pos: 0 };
+        if r.u8()? != 1 {
+            return Err(Error::ManifestInvalid(
+                "an encryption section starts with 0x01".to_owned(),
+            ));
+        }
+        let e = Self::decode_body(&mut r)?;
+        if r.remaining() != 0 {
+            return Err(Error::ManifestInvalid(
+                "trailing bytes after the encryption section".to_owned(),
+            ));
+        }
+        Ok(e)
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.push(1);
+        out.push(self.aead.code());
+        // Lengths are bounded by the newtypes and MAX_READERS.
+        out.extend_from_slice(&(self.readers.len() as u16).to_be_bytes());
+        for r in &self.readers {
+            out.push(r.org.as_str().len() as u8);
+            out.extend_from_slice(r.org.as_str().as_bytes());
+            out.extend_from_slice(&r.ephemeral_public);
+            out.extend_from_slice(&r.wrapped_key);
+        }
+    }
+
+    /// The section after its `0x01` flag.
+    fn decode_body(r: &mut Cursor<'_>) -> Result<Self, Error> {
+        let bad = |why: &str| Error::ManifestInvalid(why.to_owned());
+        let aead = match r.u8()? {
+            1 => Aead::Aes256Gcm,
+            _ => return Err(bad("unknown AEAD")),
+        };
+        let count = usize::from(r.u16()?);
+        if count == 0 || count > MAX_READERS {
+            return Err(bad("reader count out of range"));
+        }
+        let mut readers: Vec<Reader> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let org_len = usize::from(r.u8()?);
+            let org = std::str::from_utf8(r.take(org_len)?).map_err(|_| bad("org id not UTF-8"))?;
+            let org = OrgId::new(org)?;
+            if readers.last().is_some_and(|last| last.org >= org) {
+                return Err(bad("readers not sorted or repeated"));
+            }
+            readers.push(Reader {
+                org,
+                ephemeral_public: r.array()?,
+                wrapped_key: r.array()?,
+            });
+        }
+        Ok(Encryption { aead, readers })
+    }
+
     /// The entry for `org`, if it is a reader.
     pub fn reader(&self, org: &OrgId) -> Option<&Reader> {
         self.readers
@@ -115,17 +183,7 @@ impl Manifest {
         out.extend_from_slice(self.media_type.as_str().as_bytes());
         match &self.encryption {
             None => out.push(0),
-            Some(e) => {
-                out.push(1);
-                out.push(e.aead.code());
-                out.extend_from_slice(&(e.readers.len() as u16).to_be_bytes());
-                for r in &e.readers {
-                    out.push(r.org.as_str().len() as u8);
-                    out.extend_from_slice(r.org.as_str().as_bytes());
-                    out.extend_from_slice(&r.ephemeral_public);
-                    out.extend_from_slice(&r.wrapped_key);
-                }
-            }
+            Some(e) => e.encode_into(&mut out),
         }
         out.extend_from_slice(&(self.chunks.len() as u32).to_be_bytes());
         for c in &self.chunks {
@@ -169,32 +227,7 @@ impl Manifest {
         let media_type = MediaType::new(mt)?;
         let encryption = match r.u8()? {
             0 => None,
-            1 => {
-                let aead = match r.u8()? {
-                    1 => Aead::Aes256Gcm,
-                    _ => return Err(bad("unknown AEAD")),
-                };
-                let count = usize::from(r.u16()?);
-                if count == 0 || count > MAX_READERS {
-                    return Err(bad("reader count out of range"));
-                }
-                let mut readers: Vec<Reader> = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let org_len = usize::from(r.u8()?);
-                    let org = std::str::from_utf8(r.take(org_len)?)
-                        .map_err(|_| bad("org id not UTF-8"))?;
-                    let org = OrgId::new(org)?;
-                    if readers.last().is_some_and(|last| last.org >= org) {
-                        return Err(bad("readers not sorted or repeated"));
-                    }
-                    readers.push(Reader {
-                        org,
-                        ephemeral_public: r.array()?,
-                        wrapped_key: r.array()?,
-                    });
-                }
-                Some(Encryption { aead, readers })
-            }
+            1 => Some(Encryption::decode_body(&mut r)?),
             _ => return Err(bad("unknown encryption flag")),
         };
         let n = r.u32()?;

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 
-use crate::confidential::{self, OrgPublicKey, OrgSecretKey, PlainReader, Sealer};
+use crate::confidential::{self, AEAD_TAG_LEN, Opener, OrgPublicKey, OrgSecretKey, PlainReader, Sealer};
 use crate::disk::{self, Layout, ReadFailure};
-use crate::manifest::Encryption;
+use crate::manifest::{Encryption, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use crate::reader::FileReader;
 use crate::{ChunkHash, Error, FileId, Limits, Manifest, MediaType, OrgId};
 
@@ -134,6 +134,28 @@ impl Store {
         self.put_inner(owner, sealer, media_type, Some(encryption), chunk_size)
     }
 
+    /// Stores a confidential file its uploader sealed ([`seal`](crate::confidential::seal)):
+    /// `sealed` is the ciphertext in chunks of `chunk_size`, `encryption` the
+    /// manifest's section with the wrapped keys. The store cannot check the
+    /// ciphertext (it has no key); it checks the chunk size and that every
+    /// chunk can hold a tag, and stores and serves the file as
+    /// [`put_confidential`](Self::put_confidential)'s.
+    pub fn put_sealed(
+        &self,
+        owner: &OrgId,
+        sealed: impl Read,
+        media_type: &MediaType,
+        encryption: Encryption,
+        chunk_size: u32,
+    ) -> Result<FileId, Error> {
+        if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
+            return Err(Error::ManifestInvalid(format!(
+                "chunk size {chunk_size} is outside {MIN_CHUNK_SIZE} to {MAX_CHUNK_SIZE}"
+            )));
+        }
+        self.put_inner(owner, sealed, media_type, Some(encryption), chunk_size)
+    }
+
     fn put_inner(
         &self,
         owner: &OrgId,
@@ -198,6 +220,15 @@ impl Store {
             encryption,
             chunks,
         };
+        // A sealed upload's last chunk must hold its tag (ours always do;
+        // a client's might not), or the manifest would not decode.
+        let n = manifest.chunks.len() as u32;
+        if manifest.encryption.is_some() && n > 0 && manifest.chunk_len(n - 1) <= AEAD_TAG_LEN as u64
+        {
+            return Err(Error::ManifestInvalid(
+                "the last sealed chunk is too short to hold its tag".to_owned(),
+            ));
+        }
         let bytes = manifest.encode();
         if bytes.len() > limits.max_manifest_bytes {
             return Err(Error::ManifestInvalid(format!(
@@ -355,20 +386,10 @@ impl Store {
         key: &OrgSecretKey,
     ) -> Result<PlainReader, Error> {
         let m = self.manifest(id)?;
-        let Some(enc) = &m.encryption else {
-            return Err(Error::NotConfidential(*id));
-        };
-        let reader = enc.reader(org).ok_or_else(|| Error::NotAReader {
-            file: *id,
-            org: org.clone(),
-        })?;
-        let file_key = confidential::unwrap_key(reader, key).ok_or_else(|| Error::KeyUnwrap {
-            file: *id,
-            org: org.clone(),
-        })?;
+        let opener = Opener::new(*id, &m, org, key)?;
         let size = m.size;
         let inner = FileReader::new(self.inner.layout.clone(), *id, m, 0, size);
-        PlainReader::new(inner, &file_key)
+        Ok(PlainReader::new(inner, opener))
     }
 
     /// The ids of every file whose manifest is here.

@@ -8,7 +8,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use qcss_mdss::{
-    ChunkHash, ChunkSource, Damage, Error, FileId, Limits, MediaType, OrgId, OrgSecretKey, Store,
+    ChunkHash, ChunkSource, Damage, Encryption, Error, FileId, Limits, Manifest, MediaType,
+    Opener, OrgId, OrgSecretKey, Store, seal, sealed_size,
 };
 use tempfile::TempDir;
 
@@ -405,6 +406,74 @@ fn confidential_files() {
     other.repair(&a, &store).unwrap();
     let got = read_all(other.open_confidential(&a, &org("Buyer"), &buyer).unwrap()).unwrap();
     assert_eq!(got, p);
+}
+
+/// What a client does: seal before upload (the store never sees the
+/// plaintext or the file key), send the section as bytes, open chunks
+/// itself after fetching the ciphertext and the manifest.
+#[test]
+fn files_sealed_by_the_client() {
+    let dir = TempDir::new().unwrap();
+    let store = open(dir.path());
+    let lab = OrgSecretKey::from_hex(&OrgSecretKey::generate().unwrap().to_hex()).unwrap();
+    let buyer = OrgSecretKey::generate().unwrap();
+    let readers = [
+        (org("Lab"), lab.public_key()),
+        (org("Buyer"), buyer.public_key()),
+    ];
+    for (len, cs) in [(0usize, 64u32), (1, 64), (48, 64), (49, 64), (500, 64), (3000, 1024)] {
+        let plain = data(len, 9);
+        let (enc, sealer) = seal(&plain[..], &readers, cs).unwrap();
+        // The section crosses the wire as bytes and decodes to itself.
+        let enc = Encryption::from_bytes(&enc.to_bytes()).unwrap();
+        let mut sealed = Vec::new();
+        let mut sealer = sealer;
+        sealer.read_to_end(&mut sealed).unwrap();
+        assert_eq!(Some(sealed.len() as u64), sealed_size(len as u64, cs));
+        let id = store
+            .put_sealed(&org("Lab"), &sealed[..], &pdf(), enc, cs)
+            .unwrap();
+        // The store reads it as its own confidential files.
+        let got = read_all(store.open_confidential(&id, &org("Buyer"), &buyer).unwrap()).unwrap();
+        assert_eq!(got, plain, "len {len}");
+        // A client opens it from the manifest and the chunks alone.
+        let m = Manifest::decode(&store.manifest_bytes(&id).unwrap(), &limits()).unwrap();
+        let opener = Opener::new(id, &m, &org("Lab"), &lab).unwrap();
+        let mut opened = Vec::new();
+        for (i, chunk) in sealed.chunks(cs as usize).enumerate() {
+            assert_eq!(ChunkHash::of(chunk), m.chunks[i]);
+            opened.extend(opener.open(i as u32, chunk.to_vec()).unwrap());
+        }
+        assert_eq!(opened, plain);
+        // A chunk under the wrong index (or altered) does not open.
+        if m.chunks.len() > 1 {
+            assert!(matches!(
+                opener.open(1, sealed[..cs as usize].to_vec()),
+                Err(Error::Decrypt { index: 1, .. })
+            ));
+        }
+        assert!(matches!(
+            Opener::new(id, &m, &org("Lab"), &buyer),
+            Err(Error::KeyUnwrap { .. })
+        ));
+    }
+    // Strict section bytes: a public flag, trailing bytes, no readers.
+    let (enc, _) = seal(&b"x"[..], &readers, 64).unwrap();
+    let mut bytes = enc.to_bytes();
+    assert!(Encryption::from_bytes(&[0]).is_err());
+    bytes.push(0);
+    assert!(Encryption::from_bytes(&bytes).is_err());
+    assert!(Encryption::from_bytes(&[1, 1, 0, 0]).is_err());
+    // A sealed upload whose last chunk cannot hold a tag, or with a chunk
+    // size out of range, is refused with nothing kept.
+    let r = store.put_sealed(&org("Lab"), &[7u8; 64 + 10][..], &pdf(), enc.clone(), 64);
+    assert!(matches!(r, Err(Error::ManifestInvalid(_))), "{r:?}");
+    let r = store.put_sealed(&org("Lab"), &[7u8; 10][..], &pdf(), enc, 32);
+    assert!(matches!(r, Err(Error::ManifestInvalid(_))), "{r:?}");
+    assert_eq!(sealed_size(10, 16), None);
+    // Keys in hex: 64 digits only.
+    assert!(OrgSecretKey::from_hex("abc").is_err());
+    assert!(qcss_mdss::OrgPublicKey::from_hex(&"zz".repeat(32)).is_err());
 }
 
 #[test]
