@@ -169,6 +169,7 @@ fn start_cluster(dir: &Path, a: &OrdererBenchArgs) -> Result<Cluster> {
             },
             peer_endpoints: vec![],
             display_name: None,
+            file_key: None,
         }],
         consenters: (1..=3)
             .map(|i| {

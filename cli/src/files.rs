@@ -2,7 +2,8 @@
 //! over the peer's gRPC port (mutual TLS, the `--as` identity's TLS key).
 //! The peer checks every byte against its chunk hash before sending it;
 //! `get` writes to `FILE.part` and renames it only once the whole range
-//! arrived, so a refused read leaves no file.
+//! arrived, so a refused read leaves no file. Confidential files are sealed
+//! and opened in this process (`files_sealed.rs`).
 
 use std::path::PathBuf;
 
@@ -16,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::peer::Conn;
 
 /// Bytes per upload message (the peer decodes at most 1 MiB).
-const PIECE: usize = 256 << 10;
+pub(crate) const PIECE: usize = 256 << 10;
 /// Largest response decoded (a `Get` message is at most 256 KiB).
 const MAX_RESPONSE: usize = 1 << 20;
 
@@ -33,6 +34,25 @@ pub(crate) enum FilesCommand {
     /// Have the peer re-fetch missing or damaged parts of its copy from a
     /// peer of another org (over mutual TLS, every byte checked).
     Repair(RepairArgs),
+    /// Make an org's X25519 key pair for confidential files: writes the
+    /// secret (0600), prints the public key to publish as the org's
+    /// `file_key` in the channel configuration.
+    Keygen(KeygenArgs),
+    /// The reader keys the channel configuration publishes (JSON).
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    /// Where to write the secret key (must not exist).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeysArgs {
+    #[command(flatten)]
+    conn: Conn,
 }
 
 #[derive(Debug, Args)]
@@ -45,8 +65,21 @@ pub(crate) struct PutArgs {
     #[arg(long = "media-type", default_value = "application/octet-stream")]
     media_type: String,
     /// Serve it to anyone on the peer's web port (`GET /files/{id}`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "confidential")]
     public: bool,
+    /// Encrypt it here, before it leaves this machine, for the caller's
+    /// org and each `--reader` (AES-256-GCM, the key wrapped to each
+    /// org's X25519 key from the channel configuration).
+    #[arg(long)]
+    confidential: bool,
+    /// An org that may read a confidential file besides the caller's: its
+    /// MSP id or name in the network folder; repeatable.
+    #[arg(long = "reader", requires = "confidential")]
+    readers: Vec<String>,
+    /// Bytes per sealed chunk of a confidential file (64 B to 64 MiB; the
+    /// peer chunks public files itself).
+    #[arg(long = "chunk-bytes", default_value_t = crate::files_sealed::SEALED_CHUNK, requires = "confidential")]
+    chunk_bytes: u32,
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +97,13 @@ pub(crate) struct GetArgs {
     /// Bytes to fetch; 0 = to the end.
     #[arg(long, default_value_t = 0)]
     length: u64,
+    /// The org's secret key for a confidential file; default: `files-key`
+    /// beside the identity's folder (`orgs/{org}/files-key`).
+    #[arg(long = "files-key")]
+    files_key: Option<PathBuf>,
+    /// Fetch a confidential file's ciphertext as stored, without opening it.
+    #[arg(long)]
+    raw: bool,
 }
 
 #[derive(Debug, Args)]
@@ -86,12 +126,12 @@ pub(crate) struct RepairArgs {
     from_org: String,
 }
 
-async fn client(conn: &Conn) -> Result<FilesClient<tonic::transport::Channel>> {
+pub(crate) async fn client(conn: &Conn) -> Result<FilesClient<tonic::transport::Channel>> {
     let (ch, _) = conn.grpc().await?;
     Ok(FilesClient::new(ch).max_decoding_message_size(MAX_RESPONSE))
 }
 
-fn refused(what: &str, s: tonic::Status) -> anyhow::Error {
+pub(crate) fn refused(what: &str, s: tonic::Status) -> anyhow::Error {
     anyhow!("{what}: {:?}: {}", s.code(), s.message())
 }
 
@@ -99,8 +139,19 @@ pub(crate) fn run(cmd: FilesCommand) -> Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         match cmd {
+            FilesCommand::Put(a) if a.confidential => {
+                crate::files_sealed::put(&a.conn, &a.file, &a.media_type, &a.readers, a.chunk_bytes)
+                    .await
+            }
             FilesCommand::Put(a) => put(a).await,
             FilesCommand::Get(a) => get(a).await,
+            FilesCommand::Keygen(a) => crate::files_sealed::keygen(&a.out),
+            FilesCommand::Keys(a) => {
+                let (sequence, keys) = crate::files_sealed::reader_keys(&a.conn).await?;
+                let json = serde_json::json!({ "config_sequence": sequence, "keys": keys });
+                println!("{}", serde_json::to_string_pretty(&json)?);
+                Ok(())
+            }
             FilesCommand::Stat(a) => {
                 let s = client(&a.conn)
                     .await?
@@ -170,7 +221,7 @@ pub(crate) fn run(cmd: FilesCommand) -> Result<()> {
 }
 
 /// `org` as an MSP id: a name in the network folder is mapped to its id.
-fn msp_id_of(conn: &Conn, org: &str) -> String {
+pub(crate) fn msp_id_of(conn: &Conn, org: &str) -> String {
     let path = conn.net_dir.join("network.json");
     std::fs::read_to_string(path)
         .ok()
@@ -200,6 +251,7 @@ async fn put(a: PutArgs) -> Result<()> {
             media_type: a.media_type.clone(),
             size,
             public: a.public,
+            ..PutMeta::default()
         })),
     };
     let name = a.file.display().to_string();
@@ -252,6 +304,22 @@ async fn put(a: PutArgs) -> Result<()> {
 
 async fn get(a: GetArgs) -> Result<()> {
     let mut c = client(&a.conn).await?;
+    if !a.raw {
+        let stat = c
+            .stat(FileRequest { id: a.id.clone() })
+            .await
+            .map_err(|s| refused(&format!("get {}", a.id), s))?
+            .into_inner();
+        if stat.confidential {
+            if a.offset != 0 || a.length != 0 {
+                bail!(
+                    "{} is confidential: it is fetched whole and opened here (--raw fetches a range of its ciphertext)",
+                    a.id
+                );
+            }
+            return crate::files_sealed::get(&a.conn, &a.id, &a.out, a.files_key.as_deref()).await;
+        }
+    }
     let mut stream = c
         .get(GetRequest {
             id: a.id.clone(),
@@ -305,6 +373,7 @@ pub(crate) async fn put_bytes(
             media_type: media_type.to_owned(),
             size: bytes.len() as u64,
             public,
+            ..PutMeta::default()
         })),
     }];
     msgs.extend(bytes.chunks(PIECE).map(|p| PutRequest {

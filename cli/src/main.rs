@@ -27,6 +27,7 @@ mod channel;
 mod epcis;
 mod epcis_hash;
 mod files;
+mod files_sealed;
 mod index;
 mod iot;
 mod network;

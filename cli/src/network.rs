@@ -591,7 +591,15 @@ fn create(dir: &Path, a: &UpArgs, p: &Progress, pids: &mut Pids) -> Result<Netwo
             .iter()
             .map(|o| {
                 let home = dir.join("orgs").join(&o.name).join("ca");
+                // The org's key for confidential MDSS files: the secret
+                // beside its identities, the public half in the channel.
+                let secret = qcss_mdss::OrgSecretKey::generate()?;
+                crate::files_sealed::write_secret(
+                    &dir.join("orgs").join(&o.name).join("files-key"),
+                    &secret,
+                )?;
                 Ok(OrgConfig {
+                    file_key: Some(secret.public_key().to_hex()),
                     msp: MspConfig {
                         msp_id: o.msp_id.clone(),
                         root_certs: vec![read(&home.join("ca-cert.pem"))?],

@@ -30,7 +30,9 @@ mod repair;
 pub mod replication;
 mod store;
 
-pub use confidential::{Opener, OrgPublicKey, OrgSecretKey, PlainReader, Sealer, seal, sealed_size};
+pub use confidential::{
+    Opener, OrgPublicKey, OrgSecretKey, PlainReader, Sealer, seal, sealed_size,
+};
 pub use error::{Damage, Error, Result};
 pub use id::{ChunkHash, FileId, MAX_MEDIA_TYPE_LEN, MAX_ORG_ID_LEN, MediaType, OrgId};
 pub use limits::{Limits, MAX_MANIFEST_BYTES};

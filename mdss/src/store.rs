@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 
-use crate::confidential::{self, AEAD_TAG_LEN, Opener, OrgPublicKey, OrgSecretKey, PlainReader, Sealer};
+use crate::confidential::{
+    self, AEAD_TAG_LEN, Opener, OrgPublicKey, OrgSecretKey, PlainReader, Sealer,
+};
 use crate::disk::{self, Layout, ReadFailure};
 use crate::manifest::{Encryption, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use crate::reader::FileReader;
@@ -223,7 +225,9 @@ impl Store {
         // A sealed upload's last chunk must hold its tag (ours always do;
         // a client's might not), or the manifest would not decode.
         let n = manifest.chunks.len() as u32;
-        if manifest.encryption.is_some() && n > 0 && manifest.chunk_len(n - 1) <= AEAD_TAG_LEN as u64
+        if manifest.encryption.is_some()
+            && n > 0
+            && manifest.chunk_len(n - 1) <= AEAD_TAG_LEN as u64
         {
             return Err(Error::ManifestInvalid(
                 "the last sealed chunk is too short to hold its tag".to_owned(),

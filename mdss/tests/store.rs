@@ -8,8 +8,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use qcss_mdss::{
-    ChunkHash, ChunkSource, Damage, Encryption, Error, FileId, Limits, Manifest, MediaType,
-    Opener, OrgId, OrgSecretKey, Store, seal, sealed_size,
+    ChunkHash, ChunkSource, Damage, Encryption, Error, FileId, Limits, Manifest, MediaType, Opener,
+    OrgId, OrgSecretKey, Store, seal, sealed_size,
 };
 use tempfile::TempDir;
 
@@ -421,7 +421,14 @@ fn files_sealed_by_the_client() {
         (org("Lab"), lab.public_key()),
         (org("Buyer"), buyer.public_key()),
     ];
-    for (len, cs) in [(0usize, 64u32), (1, 64), (48, 64), (49, 64), (500, 64), (3000, 1024)] {
+    for (len, cs) in [
+        (0usize, 64u32),
+        (1, 64),
+        (48, 64),
+        (49, 64),
+        (500, 64),
+        (3000, 1024),
+    ] {
         let plain = data(len, 9);
         let (enc, sealer) = seal(&plain[..], &readers, cs).unwrap();
         // The section crosses the wire as bytes and decodes to itself.

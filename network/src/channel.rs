@@ -128,6 +128,13 @@ pub struct OrgConfig {
     /// it instead of the MSP id); none: pages show the MSP id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<DisplayName>,
+    /// The org's X25519 public key for confidential MDSS files, 64 hex
+    /// digits: uploaders wrap a file's key to it, so that the org's members
+    /// holding the secret can read the file (`docs/files.md`). Published
+    /// here, where a change needs the channel's Admins policy, so no org can
+    /// substitute another's key. None: the org cannot be named a reader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_key: Option<String>,
 }
 
 /// The longest display name accepted, in characters.
@@ -335,6 +342,16 @@ impl Channel {
             if let Some(name) = &org.display_name {
                 name.check(&id)?;
             }
+            if let Some(key) = &org.file_key
+                && (key.len() != 64
+                    || !key
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+            {
+                return bad(format!(
+                    "org {id}: file_key must be 64 lower-case hex digits (an X25519 public key)"
+                ));
+            }
             msps.insert(id.clone(), Msp::new(org.msp.clone())?);
             org_policies_map.insert(
                 id.clone(),
@@ -496,6 +513,7 @@ mod tests {
                 },
                 peer_endpoints: vec![],
                 display_name,
+                file_key: None,
             }],
             consenters: vec![Consenter {
                 id: 1,
@@ -555,5 +573,24 @@ mod tests {
             ChannelConfig::from_json(br#"{"channel_id":"qcss","orgs":[{"msp":{"msp_id":"A","root_certs":[]},"display_name":{"fr":"x"}}],"consenters":[]}"#).is_err(),
             "unknown languages are refused"
         );
+    }
+
+    #[test]
+    fn file_keys_are_64_lower_hex_digits() {
+        let mut c = config(None);
+        c.orgs[0].file_key = Some("ab".repeat(32));
+        let ch = Channel::new(c.clone()).unwrap();
+        assert_eq!(ch.config().orgs[0].file_key, c.orgs[0].file_key);
+        assert_eq!(ChannelConfig::from_json(&c.to_json()).unwrap(), c);
+        for bad in [
+            "ab".repeat(31),
+            "AB".repeat(32),
+            "zz".repeat(32),
+            String::new(),
+        ] {
+            c.orgs[0].file_key = Some(bad.clone());
+            let e = Channel::new(c.clone()).unwrap_err();
+            assert!(e.to_string().contains("file_key"), "{bad:?}: {e}");
+        }
     }
 }

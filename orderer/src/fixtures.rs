@@ -76,6 +76,7 @@ impl TestOrg {
             },
             peer_endpoints: vec![],
             display_name: None,
+            file_key: None,
         }
     }
 }

@@ -87,6 +87,7 @@ impl Org {
             },
             peer_endpoints: vec![],
             display_name: None,
+            file_key: None,
         }
     }
 }

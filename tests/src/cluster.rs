@@ -174,6 +174,7 @@ impl Cluster {
                 },
                 peer_endpoints: vec![],
                 display_name: None,
+                file_key: None,
             }],
             consenters: (1..=opts.nodes)
                 .map(|i| Consenter {
@@ -453,6 +454,7 @@ impl Org {
             },
             peer_endpoints: vec![],
             display_name: None,
+            file_key: None,
         }
     }
 

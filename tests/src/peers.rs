@@ -221,6 +221,13 @@ impl Network {
                     },
                     peer_endpoints: vec![peer_addrs[i].clone()],
                     display_name: None,
+                    // The org's key for confidential MDSS files, made as an
+                    // operator would: the secret at `orgN/files-key`.
+                    file_key: Some(
+                        qcss_ok(&o.dir, &["files", "keygen", "--out", "files-key"])
+                            .trim()
+                            .to_owned(),
+                    ),
                 })
                 .collect(),
             consenters: (1..=3)

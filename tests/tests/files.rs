@@ -352,8 +352,23 @@ fn put_get_repair_across_orgs_over_mtls() {
                 media_type: "text/plain".into(),
                 size,
                 public: false,
+                ..PutMeta::default()
             })),
         };
+        // A sealed upload whose encryption section is garbage, or that
+        // claims to be public too.
+        let sealed = |encryption: Vec<u8>, public| PutRequest {
+            part: Some(Part::Meta(PutMeta {
+                media_type: "text/plain".into(),
+                size: 100,
+                public,
+                encryption,
+                chunk_size: 64,
+            })),
+        };
+        let mut section = vec![1u8, 1, 0, 1, 3];
+        section.extend(b"Org");
+        section.extend([9u8; 80]);
         let data = |n| PutRequest {
             part: Some(Part::Data(vec![7u8; n])),
         };
@@ -362,6 +377,9 @@ fn put_get_repair_across_orgs_over_mtls() {
             vec![data(10), meta(10)],
             vec![meta(100), data(50)],
             vec![meta(100), data(80), data(80)],
+            vec![sealed(vec![1, 1, 0, 0], false), data(100)],
+            vec![sealed(section.clone(), true), data(100)],
+            vec![sealed(section[..20].to_vec(), false), data(100)],
         ] {
             let r = c.put(tokio_stream::iter(msgs)).await;
             codes.push(
@@ -388,4 +406,118 @@ fn put_get_repair_across_orgs_over_mtls() {
     };
     assert_eq!(stat(&pid)["public"], true);
     assert_eq!(stat(&id)["public"], false);
+
+    confidential(&net, d.path());
+}
+
+/// A confidential file, sealed by org2's client for org2 and org1 with
+/// the keys the channel configuration publishes: org1's peer copies the
+/// ciphertext, org1's and org2's clients open it, org3 (a member, not a
+/// reader) and a wrong key cannot, and no peer's disk holds plaintext.
+fn confidential(net: &Network, dir: &Path) {
+    let org1 = net.conn(1, "client1");
+    let org2 = net.conn(2, "client1");
+    let org3 = net.conn(3, "client1");
+    let keys: serde_json::Value =
+        serde_json::from_str(&net.cli(&["files", "keys"], &org1)).unwrap();
+    assert_eq!(keys["keys"].as_object().unwrap().len(), 3, "{keys}");
+
+    let plain = content(150_000, 5);
+    std::fs::write(dir.join("secret.pdf"), &plain).unwrap();
+    let (ok, out, err) = net.cli_any(
+        &[
+            "files",
+            "put",
+            "secret.pdf",
+            "--confidential",
+            "--reader",
+            "Org1MSP",
+            "--chunk-bytes",
+            "65536",
+            "--media-type",
+            "application/pdf",
+        ],
+        &org2,
+    );
+    assert!(ok, "{err}");
+    let cid = out.trim().to_owned();
+    assert!(err.contains("Org1MSP, Org2MSP"), "{err}");
+    let stat: serde_json::Value =
+        serde_json::from_str(&net.cli(&["files", "stat", &cid], &org2)).unwrap();
+    assert_eq!(stat["confidential"], true);
+    assert_eq!(stat["public"], false);
+    assert_eq!(stat["chunks"], 3);
+    assert_eq!(stat["plain_size"], 150_000);
+    assert_eq!(stat["readers"], serde_json::json!(["Org1MSP", "Org2MSP"]));
+
+    // Org1's peer copies the ciphertext from org2's (it stores what it
+    // cannot read); both orgs' clients open it.
+    net.cli(&["files", "repair", &cid, "--from-org", "Org2MSP"], &org1);
+    for (who, conn) in [("org1", &org1), ("org2", &org2)] {
+        let out = format!("secret-{who}");
+        net.cli(&["files", "get", &cid, "--out", &out], conn);
+        assert_eq!(std::fs::read(dir.join(&out)).unwrap(), plain, "{who}");
+    }
+    // Neither peer's disk holds any 32 bytes of the plaintext.
+    for peer in ["peer1-data", "peer2-data"] {
+        let mut found = 0;
+        for f in chunk_files(&dir.join(peer).join("files/chunks")) {
+            let bytes = std::fs::read(&f).unwrap();
+            if bytes
+                .windows(32)
+                .any(|w| plain.windows(32).step_by(4096).any(|p| p == w))
+            {
+                found += 1;
+            }
+        }
+        assert_eq!(found, 0, "plaintext on {peer}'s disk");
+    }
+    // Org3 is a member (it may fetch the ciphertext) but not a reader.
+    net.cli(&["files", "repair", &cid, "--from-org", "Org2MSP"], &org3);
+    let e = net.cli_err(&["files", "get", &cid, "--out", "nope"], &org3);
+    assert!(e.contains("Org3MSP is not a reader"), "{e}");
+    net.cli(&["files", "get", &cid, "--out", "raw3", "--raw"], &org3);
+    let raw = std::fs::read(dir.join("raw3")).unwrap();
+    assert_eq!(raw.len() as u64, stat["size"].as_u64().unwrap());
+    assert!(!raw.windows(32).any(|w| w == &plain[..32]));
+    // A reader's member holding another org's key cannot open it.
+    let e = net.cli_err(
+        &[
+            "files",
+            "get",
+            &cid,
+            "--out",
+            "nope",
+            "--files-key",
+            "org3/files-key",
+        ],
+        &org1,
+    );
+    assert!(e.contains("cannot unwrap"), "{e}");
+    assert!(!dir.join("nope").exists() && !dir.join("nope.part").exists());
+    // A range of a confidential file is not opened; an org publishing no
+    // key cannot be named a reader.
+    let e = net.cli_err(
+        &["files", "get", &cid, "--out", "nope", "--length", "10"],
+        &org1,
+    );
+    assert!(e.contains("fetched whole"), "{e}");
+    let e = net.cli_err(
+        &[
+            "files",
+            "put",
+            "secret.pdf",
+            "--confidential",
+            "--reader",
+            "NoSuchMSP",
+        ],
+        &org2,
+    );
+    assert!(e.contains("NoSuchMSP publishes no file key"), "{e}");
+    // Not public: the web port does not serve it.
+    let e = net.cli_err(
+        &["files", "put", "secret.pdf", "--confidential", "--public"],
+        &org2,
+    );
+    assert!(e.contains("cannot be used with"), "{e}");
 }

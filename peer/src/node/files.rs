@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use qcss_mdss::{ChunkHash, ChunkSource, FileId, Limits, MediaType, OrgId, Store};
+use qcss_mdss::{ChunkHash, ChunkSource, Encryption, FileId, Limits, MediaType, OrgId, Store};
 use qcss_network::Role;
 use qcss_network::channel::Channel;
 use qcss_network::msp::{Msp, MspConfig, MspError};
@@ -24,8 +24,8 @@ use qcss_proto::qcss::mdss::files_server::Files;
 use qcss_proto::qcss::mdss::put_request::Part;
 use qcss_proto::qcss::mdss::{
     ChunkRequest, ChunkResponse, DamagedChunk, FileRequest, GetRequest, GetResponse,
-    ManifestResponse, PutRequest, PutResponse, RepairRequest, RepairResponse, StatResponse,
-    VerifyResponse,
+    ManifestResponse, PutRequest, PutResponse, ReaderKey, ReaderKeysRequest, ReaderKeysResponse,
+    RepairRequest, RepairResponse, StatResponse, VerifyResponse,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -432,6 +432,25 @@ impl Files for FilesService {
             }
         };
         let media_type = MediaType::new(&meta.media_type).map_err(status)?;
+        // A file its uploader sealed: the peer stores the ciphertext and
+        // the wrapped keys, never seeing the plaintext or the file key.
+        let sealed = if meta.encryption.is_empty() {
+            if meta.chunk_size != 0 {
+                return Err(Status::invalid_argument(
+                    "chunk_size is only given with encryption (the peer chunks public files)",
+                ));
+            }
+            None
+        } else {
+            if meta.public {
+                return Err(Status::invalid_argument(
+                    "a file cannot be both public and confidential",
+                ));
+            }
+            let enc = Encryption::from_bytes(&meta.encryption)
+                .map_err(|e| Status::invalid_argument(format!("encryption section: {e}")))?;
+            Some((enc, meta.chunk_size))
+        };
         let limits = self.store.limits();
         if meta.size > limits.max_file_size {
             return Err(Status::resource_exhausted(format!(
@@ -458,7 +477,12 @@ impl Files for FilesService {
         };
         let store = self.store.clone();
         let owner = org.clone();
-        let job = tokio::task::spawn_blocking(move || store.put(&owner, upload, &media_type));
+        let job = tokio::task::spawn_blocking(move || match sealed {
+            None => store.put(&owner, upload, &media_type),
+            Some((enc, chunk_size)) => {
+                store.put_sealed(&owner, upload, &media_type, enc, chunk_size)
+            }
+        });
         // The content's SHA-256, of exactly the bytes the store was given
         // (the id it answers covers the same bytes): a public file is
         // indexed by it without reading it back.
@@ -493,10 +517,33 @@ impl Files for FilesService {
                 .map_err(|e| Status::internal(format!("store task: {e}")))?
                 .map_err(|e| Status::internal(format!("marking {id} public: {e}")))?;
         }
-        tracing::info!(file = %id, %org, size = meta.size, public = meta.public, "file stored");
+        tracing::info!(file = %id, %org, size = meta.size, public = meta.public,
+            confidential = !meta.encryption.is_empty(), "file stored");
         Ok(Response::new(PutResponse {
             id: id.to_hex(),
             size: meta.size,
+        }))
+    }
+
+    async fn reader_keys(
+        &self,
+        request: Request<ReaderKeysRequest>,
+    ) -> Result<Response<ReaderKeysResponse>, Status> {
+        self.caller(&request, Access::Read)?;
+        let channel = self.peer.channel();
+        let config = channel.config();
+        Ok(Response::new(ReaderKeysResponse {
+            config_sequence: config.sequence,
+            keys: config
+                .orgs
+                .iter()
+                .filter_map(|o| {
+                    Some(ReaderKey {
+                        msp_id: o.msp.msp_id.clone(),
+                        x25519_public: o.file_key.clone()?,
+                    })
+                })
+                .collect(),
         }))
     }
 

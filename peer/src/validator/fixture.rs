@@ -173,6 +173,7 @@ impl Network {
                     },
                     peer_endpoints: vec![],
                     display_name: None,
+                    file_key: None,
                 })
                 .collect(),
             consenters: vec![Consenter {
