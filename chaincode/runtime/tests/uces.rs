@@ -677,6 +677,18 @@ fn evaluations_valid_rejected_and_lapsed() {
         (public["approvals"].clone(), public["rejections"].clone()),
         (json!(2), json!(1))
     );
+    // A valid evaluation's photos are public (validators vetted them); a
+    // rejected one's are not. The unit's trace carries the same view.
+    assert_eq!(public["photo_sha256"], json!([SHA2]), "{public}");
+    let rejected = w.l.query(&consumer(9), "uces_get", &w.unit(2));
+    assert_eq!(rejected["status"], "rejected");
+    assert_eq!(rejected["photo_sha256"], json!([]), "{rejected}");
+    let trace = w.l.query(&consumer(9), "trace", &unit1);
+    assert_eq!(trace["evaluation"], public, "{trace}");
+    let trace = w.l.query(&consumer(9), "trace", &w.unit(2));
+    assert_eq!(trace["evaluation"]["photo_sha256"], json!([]));
+    let trace = w.l.query(&consumer(9), "trace", &w.unit(5));
+    assert!(trace.get("evaluation").is_none(), "no evaluation: {trace}");
     let author_id = me_id(&mut w.l, &alice);
     for reader in [
         alice.clone(),

@@ -10,6 +10,7 @@ use crate::codes::{PermitSummary, check_code, permit_summary};
 use crate::ids::{BatchId, Target};
 use crate::model::{Batch, Product, Recall, Unit};
 use crate::store::{key, load, load_batch, load_product};
+use crate::uces::PublicEvaluation;
 
 /// A unit's or batch's history; the recall comes first.
 #[derive(Serialize)]
@@ -21,6 +22,10 @@ pub struct TraceReport {
     batch: Batch,
     permit: PermitSummary,
     unit: Option<Unit>,
+    /// The unit's consumer evaluation, as anyone may see it (`uces_get`'s
+    /// public view, with its photos once it is valid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evaluation: Option<PublicEvaluation>,
     /// The containers the unit is in, innermost first.
     containers: Vec<String>,
     /// EPCIS events in record order (for a unit: the batch's and its own).
@@ -55,9 +60,12 @@ pub fn trace(ctx: &mut Context, id: String) -> Result<Json<TraceReport>, Error> 
         (target, batch)
     };
     let bid = target.batch().clone();
-    let unit = match &target {
-        Target::Unit(u) => Some(crate::store::load_unit(ctx, u)?),
-        Target::Batch(_) => None,
+    let (unit, evaluation) = match &target {
+        Target::Unit(u) => (
+            Some(crate::store::load_unit(ctx, u)?),
+            crate::uces::public_evaluation(ctx, u)?,
+        ),
+        Target::Batch(_) => (None, None),
     };
     let mut containers = Vec::new();
     let mut next = unit.as_ref().and_then(|u| u.parent.clone());
@@ -108,6 +116,7 @@ pub fn trace(ctx: &mut Context, id: String) -> Result<Json<TraceReport>, Error> 
         batch,
         permit,
         unit,
+        evaluation,
         containers,
         timeline,
         inspections,

@@ -365,6 +365,37 @@ pub struct PublicEvaluation {
     pub decided_at: Option<i64>,
     pub approvals: usize,
     pub rejections: usize,
+    /// The photos' SHA-256, once the validators made the evaluation valid
+    /// (a consumer's page shows vetted photos only); empty before that and
+    /// for a rejected one.
+    pub photo_sha256: Vec<String>,
+}
+
+impl PublicEvaluation {
+    /// What anyone may see of `eval`: no author, text hash or voters.
+    pub fn of(eval: Evaluation) -> Self {
+        let yes = eval.votes.iter().filter(|v| v.approve).count();
+        let valid = eval.status == "valid";
+        PublicEvaluation {
+            unit: eval.unit,
+            gtin: eval.gtin,
+            scores: eval.scores,
+            submitted_at: eval.submitted_at,
+            decided_at: eval.decided_at,
+            approvals: yes,
+            rejections: eval.votes.len() - yes,
+            photo_sha256: if valid { eval.photo_sha256 } else { Vec::new() },
+            status: eval.status,
+        }
+    }
+}
+
+/// The public view of `unit`'s evaluation, if it has one (for `trace`).
+pub fn public_evaluation(
+    ctx: &mut Context,
+    unit: &UnitId,
+) -> Result<Option<PublicEvaluation>, Error> {
+    Ok(load::<Evaluation>(ctx, &eval_key(unit)?)?.map(PublicEvaluation::of))
 }
 
 /// `uces_get UNIT`: the whole record for its author, regulators, auditors
@@ -380,17 +411,7 @@ pub fn uces_get(ctx: &mut Context, unit: String) -> Result<Json<serde_json::Valu
     if privileged {
         return Ok(Json(serde_json::to_value(eval)?));
     }
-    let yes = eval.votes.iter().filter(|v| v.approve).count();
-    Ok(Json(serde_json::to_value(PublicEvaluation {
-        unit: eval.unit,
-        gtin: eval.gtin,
-        scores: eval.scores,
-        status: eval.status,
-        submitted_at: eval.submitted_at,
-        decided_at: eval.decided_at,
-        approvals: yes,
-        rejections: eval.votes.len() - yes,
-    })?))
+    Ok(Json(serde_json::to_value(PublicEvaluation::of(eval))?))
 }
 
 /// `uces_me`: the caller's author id, credit and bar (a real-name consumer).
