@@ -286,6 +286,27 @@ fn alert_line(a: &Value) -> String {
     )
 }
 
+/// A consumer evaluation's public view: status, votes, scores, and the
+/// photos' hashes once it is valid.
+fn evaluation_text(e: &Value) -> String {
+    let s = &e["scores"];
+    let mut t = format!(
+        "{} ({} for, {} against); overall {}/5, quality {}/5, performance {}/5, authenticity {}/5",
+        str_of(&e["status"]),
+        e["approvals"].as_u64().unwrap_or(0),
+        e["rejections"].as_u64().unwrap_or(0),
+        str_of(&s["overall"]),
+        str_of(&s["quality"]),
+        str_of(&s["performance"]),
+        str_of(&s["authenticity"]),
+    );
+    let photos = list(&e["photo_sha256"]);
+    if !photos.is_empty() {
+        t.push_str(&format!("; photos SHA-256 {}", photos.join(", ")));
+    }
+    t
+}
+
 /// A trace report for people: the recall first, the verdict for a code,
 /// then product, batch, permit, unit, timeline, inspections, alerts.
 pub(super) fn render_trace(v: &Value, code: bool) -> String {
@@ -304,6 +325,9 @@ pub(super) fn render_trace(v: &Value, code: bool) -> String {
             "Scans",
             &scans_text(&u["scans"], &u["first_scan"], &u["claimed"]),
         );
+    }
+    if v["evaluation"].is_object() {
+        line(&mut out, "Evaluation", &evaluation_text(&v["evaluation"]));
     }
     let containers = list(&v["containers"]);
     if !containers.is_empty() {
@@ -349,6 +373,19 @@ mod tests {
         let mut out = String::new();
         product_lines(&mut out, &json!({}), &json!({}), &json!({"status": "none"}));
         assert!(!out.contains("Certificate"), "{out}");
+    }
+
+    #[test]
+    fn an_evaluation_is_one_line() {
+        let v = json!({"target": "g/B/3", "evaluation": {"status": "valid", "approvals": 3,
+            "rejections": 0, "scores": {"overall": 5, "quality": 4, "performance": 4,
+            "authenticity": 5}, "photo_sha256": ["ab", "cd"]}});
+        let out = render_trace(&v, false);
+        assert!(
+            out.contains("valid (3 for, 0 against); overall 5/5, quality 4/5, performance 4/5, authenticity 5/5; photos SHA-256 ab, cd"),
+            "{out}"
+        );
+        assert!(!render_trace(&json!({"target": "g/B"}), false).contains("Evaluation"));
     }
 
     #[test]

@@ -205,7 +205,25 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
     assert_eq!(me()["valid"], 0);
 
     // ------------------------------------------------ a valid evaluation
-    let v: Value = serde_json::from_str(&run(&evaluate(&good, &["--as", "consumer1"]))).unwrap();
+    // With a photo, which the producer's peer serves as a public file.
+    let photo = dir.join("bottle.png");
+    std::fs::write(&photo, b"\x89PNG\r\n\x1a\n a photo of bottle 1").unwrap();
+    let photo = photo.to_str().unwrap();
+    run(&[
+        "files",
+        "put",
+        photo,
+        "--public",
+        "--media-type",
+        "image/png",
+        "--org",
+        "producer",
+    ]);
+    let photo_sha = qcss_network::signing::sha256(&std::fs::read(photo).unwrap());
+    let photo_sha = hex::encode(photo_sha);
+    let mut with_photo = evaluate(&good, &["--as", "consumer1", "--photo"]);
+    with_photo.push(photo);
+    let v: Value = serde_json::from_str(&run(&with_photo)).unwrap();
     assert_eq!(v["status"], "pending", "{v}");
     let e = refuse(&evaluate(&good, &["--as", "consumer1"]));
     assert!(e.contains("already evaluated"), "{e}");
@@ -251,6 +269,16 @@ fn evaluations_votes_penalties_and_rewards_paid_on_the_public_chain() {
     assert!(page.contains("from 1 valid evaluation<"), "{page}");
     assert_eq!(page.matches("class=\"term\"").count(), 5, "{page}");
     assert!(page.contains("<polyline"), "{page}");
+    // And the valid evaluation, with its photo shown from this peer's
+    // store, marked as matching the hash on the ledger.
+    assert!(page.contains("id=\"evaluation\""), "{page}");
+    assert!(
+        page.contains(&format!(
+            "<img class=\"photo\" src=\"/files/sha256/{photo_sha}\""
+        )),
+        "{page}"
+    );
+    assert!(page.contains("✓ hash verified"), "{page}");
 
     // ------------------------------------------------ a rejected evaluation
     run(&[

@@ -113,6 +113,8 @@ ol.timeline li:before{content:"";position:absolute;left:-8px;top:6px;width:13px;
 table{border-collapse:collapse;width:100%;font-size:.92em}
 th,td{text-align:left;padding:5px 6px;border-bottom:1px solid #e5e7eb;vertical-align:top}
 code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.88em;overflow-wrap:anywhere}
+.photo{max-width:100%;max-height:240px;border-radius:6px}
+figure{margin:8px 0}
 .tag{display:inline-block;border-radius:6px;padding:0 6px;font-size:.85em;background:#e5e7eb}
 .tag.VALID{background:#dcfce7;color:#14532d}
 .tag.bad{background:#fee2e2;color:#991b1b}

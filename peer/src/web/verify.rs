@@ -129,7 +129,8 @@ async fn index_card(web: &Web, lang: Lang, answer: &Answer) -> String {
 const MAX_FILE_LOOKUPS: usize = 64;
 
 /// The files the trace references by content hash (inspection reports,
-/// event attachments, the producer's permit certificate) that this peer
+/// event attachments, the producer's permit certificate, the photos of the
+/// unit's valid consumer evaluation) that this peer
 /// holds as public MDSS files: those are linked (`/files/sha256/{hex}`) and
 /// marked as matching the ledger.
 #[derive(Debug, Default)]
@@ -149,6 +150,15 @@ impl PublicFiles {
         }
         for i in v["inspections"].as_array().into_iter().flatten() {
             if let Some(h) = i["report_sha256"].as_str() {
+                wanted.insert(h.to_owned());
+            }
+        }
+        for p in v["evaluation"]["photo_sha256"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(h) = p.as_str() {
                 wanted.insert(h.to_owned());
             }
         }
@@ -522,6 +532,67 @@ mod tests {
         assert!(permit.contains("资质证书"), "{permit}");
         assert!(permit.contains(&format!("SHA-256 {sha}")), "{permit}");
         assert!(!permit.contains("/files/sha256/"), "{permit}");
+    }
+
+    /// The unit's consumer evaluation: status and scores; its photos shown
+    /// (as images, marked hash verified) when this peer serves them, else
+    /// their hashes; none while it is pending.
+    #[test]
+    fn a_valid_evaluation_shows_its_photos() {
+        let (jpeg, pdf, absent) = ("11".repeat(32), "22".repeat(32), "33".repeat(32));
+        let mut v = report();
+        v["evaluation"] = serde_json::json!({
+            "unit": "g/B/3", "gtin": "g", "status": "valid", "submitted_at": 1_780_273_800,
+            "decided_at": 1_780_283_800, "approvals": 3, "rejections": 1,
+            "scores": {"overall": 4, "quality": 5, "performance": 3, "authenticity": 5},
+            "photo_sha256": [jpeg, pdf, absent],
+        });
+        let mut files = PublicFiles::with(&jpeg, "image/jpeg", 80_000);
+        files
+            .found
+            .insert(pdf.clone(), ("application/pdf".into(), 10));
+        let html = with_files(Lang::En, &v, &files);
+        let card = &html[html.find("id=\"evaluation\"").unwrap()..];
+        let card = &card[..card.find("</section>").unwrap()];
+        assert!(
+            card.contains("✓ approved by validators</span> (3 for, 1 against)"),
+            "{card}"
+        );
+        assert!(
+            card.contains("<dt>Overall</dt><dd>★★★★☆ 4/5</dd>"),
+            "{card}"
+        );
+        assert!(
+            card.contains(&format!(
+                "<img class=\"photo\" src=\"/files/sha256/{jpeg}\" alt=\"photo 1\""
+            )),
+            "{card}"
+        );
+        assert_eq!(card.matches("✓ hash verified").count(), 2, "{card}");
+        assert!(
+            !card.contains(&format!("src=\"/files/sha256/{pdf}\"")),
+            "not an image: {card}"
+        );
+        assert!(
+            card.contains(&format!("photo 3 SHA-256 {absent}")),
+            "{card}"
+        );
+        let zh = with_files(Lang::Zh, &v, &files);
+        assert!(
+            zh.contains("消费者评价") && zh.contains("已通过验证人审核"),
+            "{zh}"
+        );
+        // Pending: no photos (the contract sends none), the status says so.
+        v["evaluation"]["status"] = "pending".into();
+        v["evaluation"]["photo_sha256"] = serde_json::json!([]);
+        let html = with_files(Lang::En, &v, &files);
+        assert!(
+            html.contains("awaiting validators") && !html.contains("<img"),
+            "{html}"
+        );
+        // No evaluation: no card.
+        let html = with_files(Lang::En, &report(), &files);
+        assert!(!html.contains("id=\"evaluation\""), "{html}");
     }
 
     #[test]

@@ -135,6 +135,7 @@ pub(crate) fn render(
     product_card(&r, &mut out, v);
     out.push_str(index_card);
     scans_card(&r, &mut out, &v["unit"]);
+    evaluation_card(&r, &mut out, &v["evaluation"]);
     timeline_card(&r, &mut out, &v["timeline"]);
     inspections_card(&r, &mut out, &v["inspections"]);
     alerts_card(&r, &mut out, &v["alerts"]);
@@ -522,6 +523,83 @@ fn scans_card(r: &Reader, out: &mut String, unit: &Value) {
         );
     }
     out.push_str("</dl></section>");
+}
+
+/// The unit's consumer evaluation (UCES), as anyone may see it: its
+/// status, scores and — once validators made it valid — its photos, each
+/// shown and marked "hash verified" when this peer serves it as a public
+/// file, else shown as its hash.
+fn evaluation_card(r: &Reader, out: &mut String, e: &Value) {
+    if !e.is_object() {
+        return;
+    }
+    let (yes, no) = (
+        e["approvals"].as_u64().unwrap_or(0),
+        e["rejections"].as_u64().unwrap_or(0),
+    );
+    let status = match (e["status"].as_str(), r.lang) {
+        (Some("valid"), Lang::En) => format!(
+            "<span class=\"tag VALID\">✓ approved by validators</span> ({yes} for, {no} against)"
+        ),
+        (Some("valid"), Lang::Zh) => {
+            format!("<span class=\"tag VALID\">✓ 已通过验证人审核</span>（赞成 {yes}，反对 {no}）")
+        }
+        (Some("rejected"), Lang::En) => format!(
+            "<span class=\"tag bad\">rejected by validators</span> ({yes} for, {no} against)"
+        ),
+        (Some("rejected"), Lang::Zh) => {
+            format!("<span class=\"tag bad\">未通过验证人审核</span>（赞成 {yes}，反对 {no}）")
+        }
+        (_, Lang::En) => "<span class=\"tag\">awaiting validators</span>".to_owned(),
+        (_, Lang::Zh) => "<span class=\"tag\">等待验证人审核</span>".to_owned(),
+    };
+    out.push_str(&format!(
+        "<section class=\"card\" id=\"evaluation\"><h2>{}</h2><p>{status} <span class=\"muted when\">{}</span></p><dl>",
+        r.pick("Consumer evaluation", "消费者评价"),
+        esc(&r.at(&e["submitted_at"])),
+    ));
+    for (field, en, zh) in [
+        ("overall", "Overall", "总体"),
+        ("quality", "Quality", "品质"),
+        ("performance", "Performance", "性能"),
+        ("authenticity", "Authenticity", "真实性"),
+    ] {
+        if let Some(n) = e["scores"][field].as_u64().filter(|n| (1..=5).contains(n)) {
+            let stars = format!("{}{}", "★".repeat(n as usize), "☆".repeat(5 - n as usize));
+            row(out, r.pick(en, zh), &format!("{stars} {n}/5"));
+        }
+    }
+    out.push_str("</dl>");
+    let photos = e["photo_sha256"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    for (i, p) in photos.iter().enumerate() {
+        let sha = text(p);
+        let label = match r.lang {
+            Lang::En => format!("photo {}", i + 1),
+            Lang::Zh => format!("照片 {}", i + 1),
+        };
+        let image = r
+            .files
+            .found
+            .get(&sha)
+            .is_some_and(|(media, _)| media.starts_with("image/"));
+        match r.file_link(&sha, &label) {
+            Some(link) if image => out.push_str(&format!(
+                "<figure><a href=\"/files/sha256/{sha}\"><img class=\"photo\" src=\"/files/sha256/{sha}\" alt=\"{}\" loading=\"lazy\"></a><figcaption>{link}</figcaption></figure>",
+                esc(&label),
+                sha = esc(&sha),
+            )),
+            Some(link) => out.push_str(&format!("<p>{link}</p>")),
+            None => out.push_str(&format!(
+                "<p class=\"muted mono\">{} SHA-256 {}</p>",
+                esc(&label),
+                esc(&sha)
+            )),
+        }
+    }
+    out.push_str("</section>");
 }
 
 fn event_item(r: &Reader, e: &Value) -> String {
