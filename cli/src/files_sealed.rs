@@ -189,6 +189,57 @@ pub(crate) async fn put(
     Ok(())
 }
 
+/// Seals `bytes` for `readers` (MSP ids, with keys from the channel
+/// configuration) and puts them into the store of the peer behind `ch`:
+/// the id. For `network up --demo`.
+pub(crate) async fn put_sealed_bytes(
+    ch: tonic::transport::Channel,
+    bytes: &[u8],
+    media_type: &str,
+    readers: &[&str],
+) -> Result<String> {
+    use qcss_proto::qcss::mdss::files_client::FilesClient;
+    let mut c = FilesClient::new(ch).max_decoding_message_size(1 << 20);
+    let keys = c
+        .reader_keys(ReaderKeysRequest {})
+        .await
+        .map_err(|s| refused("reader keys", s))?
+        .into_inner()
+        .keys;
+    let mut to = Vec::new();
+    for r in readers {
+        let k = keys
+            .iter()
+            .find(|k| k.msp_id == *r)
+            .ok_or_else(|| anyhow!("org {r} publishes no file key"))?;
+        to.push((
+            OrgId::new(r).map_err(|e| anyhow!("{e}"))?,
+            OrgPublicKey::from_hex(&k.x25519_public)?,
+        ));
+    }
+    let (encryption, mut sealer) = seal(bytes, &to, SEALED_CHUNK)?;
+    let mut sealed = Vec::new();
+    sealer.read_to_end(&mut sealed)?;
+    let mut msgs = vec![PutRequest {
+        part: Some(Part::Meta(PutMeta {
+            media_type: media_type.to_owned(),
+            size: sealed.len() as u64,
+            public: false,
+            encryption: encryption.to_bytes(),
+            chunk_size: SEALED_CHUNK,
+        })),
+    }];
+    msgs.extend(sealed.chunks(PIECE).map(|p| PutRequest {
+        part: Some(Part::Data(p.to_vec())),
+    }));
+    let r = c
+        .put(tokio_stream::iter(msgs))
+        .await
+        .map_err(|s| refused("put", s))?
+        .into_inner();
+    Ok(r.id)
+}
+
 /// Fetches confidential file `id` whole and writes its plaintext to `out`
 /// (through `out.part`): every chunk is checked against the manifest here
 /// (the peer checked it too), then opened with the org's secret.

@@ -289,6 +289,36 @@ pub(crate) async fn run(dir: &Path, info: &NetworkInfo, p: &Progress) -> Result<
         "  lab accredited; LJ2026A inspected (pass), endorsed by the lab's peer; its report is a \
          public MDSS file on every peer (/files/sha256/…)",
     );
+    // The lab's raw data is confidential: sealed here for the lab and the
+    // regulator (keys from the channel configuration), stored as ciphertext
+    // at the lab's peer and copied by the regulator's; only those two orgs'
+    // `files-key` open it.
+    let raw = format!(
+        "sample,measure,value,unit\nLJ2026A-S1,total_sugar,9.81,g/100ml\nLJ2026A-S2,total_sugar,9.79,g/100ml\n\
+         # {good_batch}, lab {}\n",
+        lab.msp_id
+    );
+    let ch = crate::network::peer_channel(dir, lab, lab, "user1").await?;
+    let raw_id = crate::files_sealed::put_sealed_bytes(
+        ch,
+        raw.as_bytes(),
+        "text/csv",
+        &[&lab.msp_id, &regulator.msp_id],
+    )
+    .await
+    .context("putting the lab's confidential raw data")?;
+    let ch = crate::network::peer_channel(dir, regulator, regulator, "user1").await?;
+    qcss_proto::qcss::mdss::files_client::FilesClient::new(ch)
+        .repair(qcss_proto::qcss::mdss::RepairRequest {
+            id: raw_id.clone(),
+            from_msp_id: lab.msp_id.clone(),
+        })
+        .await
+        .map_err(|s| anyhow!("the regulator's peer copying the raw data: {}", s.message()))?;
+    p.step(&format!(
+        "  the lab's raw data is a confidential MDSS file, sealed for the lab and the regulator: \
+         qcss files get {raw_id} --out raw.csv --org regulator"
+    ));
     // Unit codes: one key per batch, registered on-chain; codes offline.
     let mut codes = Vec::new();
     let mut keys = Vec::new();
