@@ -9,10 +9,13 @@
 //! the chunk) and nothing of it is sent. A file that is not public,
 //! confidential or absent is a 404 alike: existence is not revealed.
 //!
-//! Bodies are whole in memory (the web server's shape), so one response
-//! carries at most [`MAX_BODY`] bytes: a larger range is shortened (206
-//! says which bytes came), a whole-file request of a larger file is a 413
-//! telling the client to use ranges.
+//! A body of at most [`MAX_BODY`] bytes is read whole before the status
+//! is sent, so damage anywhere in it is a 500. A larger one is streamed in
+//! [`PIECE`]-byte pieces (one in memory at a time per response): its first
+//! piece is read before the status (damage there is a 500), and damage
+//! found later closes the connection short of `Content-Length`, which a
+//! client sees as an incomplete download; nothing of a damaged chunk is
+//! ever sent either way, and the keeper is woken to repair the copy.
 
 use std::io::Read;
 
@@ -21,8 +24,10 @@ use qcss_mdss::FileId;
 use crate::web::Web;
 use crate::web::http::{Request, Response};
 
-/// Most bytes in one response.
+/// Largest body read whole before the status is sent.
 pub(crate) const MAX_BODY: u64 = 16 << 20;
+/// Bytes per piece of a streamed body.
+const PIECE: usize = 256 << 10;
 
 fn not_found() -> Response {
     Response::text(404, "not found")
@@ -118,50 +123,68 @@ pub(crate) async fn route(web: &Web, req: &Request, id: &str) -> Response {
     }
     let size = stat.size;
     let (status, start, len) = match req.header("range") {
-        None if size > MAX_BODY => {
-            return Response::text(
-                413,
-                &format!(
-                    "{size} bytes: ask for ranges of at most {MAX_BODY} bytes (Range: bytes=a-b)"
-                ),
-            )
-            .with_header("Accept-Ranges", "bytes");
-        }
         None => (200, 0, size),
         Some(h) => match parse_range(h, size) {
-            Ok((start, len)) => (206, start, len.min(MAX_BODY)),
+            Ok((start, len)) => (206, start, len),
             Err(()) => {
                 return Response::text(416, "range not satisfiable")
                     .with_header("Content-Range", format!("bytes */{size}"));
             }
         },
     };
+    let head_only = req.method == "HEAD";
+    // Whole, or the first piece of a stream, before the status.
+    let first = if head_only {
+        0
+    } else if len <= MAX_BODY {
+        len
+    } else {
+        PIECE as u64
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, (bool, String)>>(2);
     let store = files.store.clone();
-    let read = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, (bool, String)> {
-        let mut r = store
-            .get_range(&id, start, len)
-            .map_err(|e| (crate::node::files::is_damage(&e), e.to_string()))?;
-        let mut body = Vec::with_capacity(len as usize);
-        r.read_to_end(&mut body).map_err(|e| {
-            let damage = e
-                .get_ref()
-                .and_then(|i| i.downcast_ref::<qcss_mdss::Error>())
-                .is_some_and(crate::node::files::is_damage);
-            (damage, e.to_string())
-        })?;
-        Ok(body)
-    })
-    .await;
-    let body = match read {
-        Ok(Ok(b)) => b,
-        Ok(Err((damage, e))) => {
-            tracing::warn!(file = %id, error = %e, "a public file read failed");
-            if damage {
-                files.suspect(id);
+    tokio::task::spawn_blocking(move || {
+        let send = |item| tx.blocking_send(item).is_ok();
+        let mut r = match store.get_range(&id, start, len) {
+            Ok(r) => r,
+            Err(e) => {
+                send(Err((crate::node::files::is_damage(&e), e.to_string())));
+                return;
             }
-            return Response::text(500, &format!("this copy is damaged: {e}"));
+        };
+        let mut left = if head_only { 0 } else { len };
+        let mut piece_len = first;
+        while left > 0 {
+            let mut buf = vec![0u8; piece_len.min(left) as usize];
+            if let Err(e) = r.read_exact(&mut buf) {
+                let damage = e
+                    .get_ref()
+                    .and_then(|i| i.downcast_ref::<qcss_mdss::Error>())
+                    .is_some_and(crate::node::files::is_damage);
+                send(Err((damage, e.to_string())));
+                return;
+            }
+            left -= buf.len() as u64;
+            if !send(Ok(buf)) {
+                return; // the client went away
+            }
+            piece_len = PIECE as u64;
         }
-        Err(e) => return Response::text(500, &format!("read task: {e}")),
+    });
+    let body = if head_only {
+        Vec::new()
+    } else {
+        match rx.recv().await {
+            Some(Ok(b)) => b,
+            Some(Err((damage, e))) => {
+                tracing::warn!(file = %id, error = %e, "a public file read failed");
+                if damage {
+                    files.suspect(id);
+                }
+                return Response::text(500, &format!("this copy is damaged: {e}"));
+            }
+            None => return Response::text(500, "read task ended"),
+        }
     };
     let mut r = Response::text(status, "")
         .with_header("ETag", etag)
@@ -174,6 +197,36 @@ pub(crate) async fn route(web: &Web, req: &Request, id: &str) -> Response {
         );
     }
     r.content_type = stat.media_type.as_str().to_owned().into();
+    if !head_only && (body.len() as u64) < len {
+        // The rest streams; a failure is logged (and the keeper woken)
+        // here, the writer closes the connection short.
+        let (out, rest) = tokio::sync::mpsc::channel(2);
+        let files = files.clone();
+        tokio::spawn(async move {
+            while let Some(item) = rx.recv().await {
+                match item {
+                    Ok(piece) => {
+                        if out.send(piece).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err((damage, e)) => {
+                        tracing::warn!(file = %id, error = %e, "a public file read failed mid-stream");
+                        if damage {
+                            files.suspect(id);
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+        r.stream = Some(crate::web::http::BodyStream { len, rest });
+    } else if head_only {
+        r.stream = Some(crate::web::http::BodyStream {
+            len,
+            rest: tokio::sync::mpsc::channel(1).1,
+        });
+    }
     r.body = body;
     r
 }

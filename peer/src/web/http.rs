@@ -1,6 +1,8 @@
 //! Just enough HTTP/1.1 for the web pages, in the manner of
 //! `qcss_network::ops`: one `GET` per connection, a request head of at most
-//! 8 KiB read within 5 s, no bodies, `Connection: close` after every
+//! 8 KiB read within 5 s, no request bodies, `Connection: close` after every
+//! response. A response body is in memory, or streamed ([`BodyStream`]: a
+//! large MDSS file) with a timeout per piece instead of one for the whole
 //! response. The stream may be plain TCP or TLS.
 
 use std::collections::BTreeMap;
@@ -44,12 +46,26 @@ impl Request {
 }
 
 /// A response about to be written.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) content_type: std::borrow::Cow<'static, str>,
     pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) body: Vec<u8>,
+    /// A body too large to hold, sent piece by piece after `body` (which
+    /// then holds its first piece).
+    pub(crate) stream: Option<BodyStream>,
+}
+
+/// The rest of a streamed body: `len` bytes in all (with the response's
+/// `body`), as pieces from a producer. A producer that fails stops sending;
+/// the writer then closes the connection short of `Content-Length`, which
+/// is how HTTP/1.1 tells a client the body is incomplete (the status line
+/// is already gone).
+#[derive(Debug)]
+pub(crate) struct BodyStream {
+    pub(crate) len: u64,
+    pub(crate) rest: tokio::sync::mpsc::Receiver<Vec<u8>>,
 }
 
 /// The security headers of every page: no framing, no sniffing, scripts
@@ -66,6 +82,7 @@ impl Response {
             content_type: "text/html; charset=utf-8".into(),
             headers: vec![("Cache-Control", "no-store".into())],
             body: body.into_bytes(),
+            stream: None,
         }
     }
 
@@ -75,6 +92,7 @@ impl Response {
             content_type: "application/json".into(),
             headers: vec![("Cache-Control", "no-store".into())],
             body: value.to_string().into_bytes(),
+            stream: None,
         }
     }
 
@@ -89,6 +107,7 @@ impl Response {
             content_type: "text/plain; charset=utf-8".into(),
             headers: Vec::new(),
             body: format!("{body}\n").into_bytes(),
+            stream: None,
         }
     }
 
@@ -116,7 +135,9 @@ impl Response {
             head.push_str(&format!(
                 "Content-Type: {}\r\nContent-Length: {}\r\n",
                 self.content_type.as_ref(),
-                self.body.len(),
+                self.stream
+                    .as_ref()
+                    .map_or(self.body.len() as u64, |s| s.len),
             ));
         }
         head.push_str(&format!("Connection: close\r\n{PAGE_HEADERS}"));
@@ -210,19 +231,41 @@ pub(crate) fn percent_encode(s: &str) -> String {
 }
 
 /// Writes `response` and closes the sending side; false if the client
-/// did not take it in time.
+/// did not take it in time, or a streamed body ended short.
 pub(crate) async fn write_response<S: AsyncWrite + Unpin>(
     stream: &mut S,
-    response: &Response,
+    response: &mut Response,
     head_only: bool,
 ) -> bool {
     let written = tokio::time::timeout(WRITE_TIMEOUT, async {
         stream.write_all(&response.to_bytes(head_only)).await?;
+        stream.flush().await
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        return false;
+    }
+    if let (Some(body), false) = (&mut response.stream, head_only) {
+        // Each piece must be taken within the timeout; a whole large file
+        // may take as long as the client needs.
+        let mut sent = response.body.len() as u64;
+        while let Some(piece) = body.rest.recv().await {
+            sent += piece.len() as u64;
+            let w = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&piece)).await;
+            if !matches!(w, Ok(Ok(()))) {
+                return false;
+            }
+        }
+        if sent != body.len {
+            return false; // the producer failed: close short of the length
+        }
+    }
+    let done = tokio::time::timeout(WRITE_TIMEOUT, async {
         stream.flush().await?;
         stream.shutdown().await
     })
     .await;
-    matches!(written, Ok(Ok(())))
+    matches!(done, Ok(Ok(())))
 }
 
 /// Reads and discards what the client still sends, so that closing does
@@ -264,6 +307,41 @@ mod tests {
         let s = "https://q.example.com/01/1/10/A/21/5?8030=x y";
         assert_eq!(percent_decode(&percent_encode(s), true).unwrap(), s);
         assert_eq!(percent_decode("%E5%93%81", false).unwrap(), "品");
+    }
+
+    /// A streamed body goes out whole behind a head that declares its
+    /// full length; a producer that stops early leaves the response short
+    /// of it (and `write_response` says so), never padded.
+    #[tokio::test]
+    async fn streamed_bodies() {
+        for (pieces, complete) in [(3usize, true), (1, false)] {
+            let (tx, rest) = tokio::sync::mpsc::channel(4);
+            let mut r = Response::text(200, "");
+            r.body = vec![b'a'; 10];
+            r.stream = Some(BodyStream { len: 40, rest });
+            tokio::spawn(async move {
+                for i in 0..pieces {
+                    tx.send(vec![b'b' + i as u8; 10]).await.unwrap();
+                }
+            });
+            let (mut client, mut server) = tokio::io::duplex(1 << 16);
+            let ok = write_response(&mut server, &mut r, false).await;
+            drop(server);
+            let mut got = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut client, &mut got)
+                .await
+                .unwrap();
+            let text = String::from_utf8(got).unwrap();
+            assert_eq!(ok, complete, "{text}");
+            assert!(text.contains("Content-Length: 40\r\n"), "{text}");
+            let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+            let want = if complete {
+                "aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd"
+            } else {
+                "aaaaaaaaaabbbbbbbbbb"
+            };
+            assert_eq!(body, want);
+        }
     }
 
     #[test]

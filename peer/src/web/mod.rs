@@ -244,7 +244,7 @@ pub async fn serve(listener: TcpListener, web: Arc<Web>, shutdown: impl Future<O
 async fn connection<S: AsyncRead + AsyncWrite + Unpin>(web: &Web, mut stream: S, addr: SocketAddr) {
     let head = tokio::time::timeout(http::READ_TIMEOUT, http::read_head(&mut stream)).await;
     let started = Instant::now();
-    let (response, kind, head_only) = match head {
+    let (mut response, kind, head_only) = match head {
         Err(_) => (
             Response::text(408, "request timeout"),
             RequestKind::Other,
@@ -283,7 +283,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(web: &Web, mut stream: S,
             }
         },
     };
-    let written = http::write_response(&mut stream, &response, head_only).await;
+    let written = http::write_response(&mut stream, &mut response, head_only).await;
     web.timings.record(kind, started.elapsed());
     if written {
         http::drain(&mut stream).await;
