@@ -330,7 +330,7 @@ fn put_gives_the_exact_rwset_and_a_verifiable_endorsement() {
         (response.status, response.payload.as_slice()),
         (200, &b""[..])
     );
-    verify_endorsement(&r, net.peer1.signer());
+    verify_endorsement(&r, &net.peer1.signer());
 
     let prp = ProposalResponsePayload::decode(r.payload.as_slice()).unwrap();
     assert_eq!(prp.proposal_hash, fabric_proposal_hash(&sp));
@@ -670,7 +670,7 @@ fn bad_proposals_are_refused_with_errors_naming_the_problem() {
     assert!(e.to_string().contains("\"Org3MSP\" is not a member"), "{e}");
 
     // A peer may not propose (Writers: admins and clients).
-    let e = refused(&net, &proposal(net.peer2.signer(), &["put", "k", "v"]).0);
+    let e = refused(&net, &proposal(&net.peer2.signer(), &["put", "k", "v"]).0);
     assert!(matches!(e, EndorseError::AccessDenied { .. }), "{e}");
     assert!(e.to_string().contains("has role peer"), "{e}");
 
@@ -844,8 +844,8 @@ fn two_peers_with_the_same_state_produce_identical_payloads() {
         let r2 = net.peer2.endorse(&sp).unwrap();
         assert_eq!(r1.payload, r2.payload, "{args:?}");
         assert_eq!(r1.response, r2.response, "{args:?}");
-        verify_endorsement(&r1, net.peer1.signer());
-        verify_endorsement(&r2, net.peer2.signer());
+        verify_endorsement(&r1, &net.peer1.signer());
+        verify_endorsement(&r2, &net.peer2.signer());
         assert_ne!(r1.endorsement, r2.endorsement);
     }
 }
@@ -1108,4 +1108,33 @@ fn proposal_replay(net: &Net, tx_id: &str) -> SignedProposal {
     .unwrap();
     assert_eq!(replayed, tx_id);
     sp
+}
+
+/// A renewed certificate (`node/identity_watch.rs`): a new peer identity of
+/// the same org signs from then on; another org's peer, or a client of the
+/// same org, is refused and the identity in use stays.
+#[test]
+fn a_renewed_signer_must_be_a_peer_of_the_same_org() {
+    let net = Net::new();
+    let before = net.peer1.signer();
+    let (renewed, _) = issue_as(
+        &net.org1.ca,
+        "Org1",
+        "Org1MSP",
+        "peer0.org1",
+        Role::Peer,
+        &[],
+    );
+    let (client, _) = issue_as(&net.org1.ca, "Org1", "Org1MSP", "c", Role::Client, &[]);
+    let e = net.peer1.set_signer(net.peer2.signer()).unwrap_err();
+    assert!(e.to_string().contains("cannot replace"), "{e}");
+    let e = net.peer1.set_signer(Arc::new(client)).unwrap_err();
+    assert!(e.to_string().contains("has role client"), "{e}");
+    assert_eq!(net.peer1.signer().cert_pem, before.cert_pem);
+    let renewed = Arc::new(renewed);
+    net.peer1.set_signer(renewed.clone()).unwrap();
+    assert_eq!(net.peer1.signer().cert_pem, renewed.cert_pem);
+    let (sp, _) = build_proposal(&net.client, TEST_CHANNEL, CC, &["put", "k", "v"]).unwrap();
+    let r = net.peer1.endorse(&sp).unwrap();
+    verify_endorsement(&r, &renewed);
 }

@@ -75,9 +75,9 @@ use simulate::{Outcome, invocation};
 /// method takes `&self` and proposals may be endorsed from many threads at
 /// once. `endorse` is CPU-bound and blocking: call it from a blocking task.
 pub struct Endorser {
-    signer: SigningIdentity,
-    /// `SerializedIdentity` bytes of `signer`: the endorsement's `endorser`.
-    endorser_bytes: Vec<u8>,
+    /// The identity endorsements are signed with; replaced whole when the
+    /// peer's certificate is renewed ([`Endorser::set_signer`]).
+    signer: RwLock<Arc<Signer>>,
     runtime: Arc<Runtime>,
     definitions: Arc<ChaincodeDefinitions>,
     channel: RwLock<Arc<Channel>>,
@@ -91,11 +91,28 @@ pub struct Endorser {
     own: Arc<OwnSignatures>,
 }
 
+/// A signing identity with its `SerializedIdentity` bytes (the
+/// endorsement's `endorser`), computed once.
+struct Signer {
+    identity: Arc<SigningIdentity>,
+    bytes: Vec<u8>,
+}
+
+impl Signer {
+    fn new(identity: Arc<SigningIdentity>) -> Arc<Self> {
+        Arc::new(Signer {
+            bytes: creator_bytes(&identity),
+            identity,
+        })
+    }
+}
+
 impl std::fmt::Debug for Endorser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let signer = self.signer();
         f.debug_struct("Endorser")
-            .field("peer", &self.signer.cert.common_name)
-            .field("msp_id", &self.signer.msp_id)
+            .field("peer", &signer.cert.common_name)
+            .field("msp_id", &signer.msp_id)
             .field("channel", &self.channel().id())
             .finish_non_exhaustive()
     }
@@ -114,8 +131,7 @@ impl Endorser {
     ) -> Result<Self, EndorseError> {
         check_peer_identity(&signer, &channel)?;
         Ok(Endorser {
-            endorser_bytes: creator_bytes(&signer),
-            signer,
+            signer: RwLock::new(Signer::new(Arc::new(signer))),
             runtime,
             definitions: Arc::new(ChaincodeDefinitions::new()),
             channel: RwLock::new(channel),
@@ -195,14 +211,41 @@ impl Endorser {
                 ),
             });
         }
-        check_peer_identity(&self.signer, &channel)?;
+        check_peer_identity(&self.signer(), &channel)?;
         *self.channel.write().unwrap_or_else(PoisonError::into_inner) = channel;
         Ok(())
     }
 
     /// This peer's identity.
-    pub fn signer(&self) -> &SigningIdentity {
-        &self.signer
+    pub fn signer(&self) -> Arc<SigningIdentity> {
+        self.current().identity.clone()
+    }
+
+    fn current(&self) -> Arc<Signer> {
+        self.signer
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Signs from now on as `signer` (a renewed certificate of this peer):
+    /// refused, keeping the current identity, unless it is of the same org
+    /// and a valid peer of it on the channel as configured now.
+    /// Endorsements already in flight finish with the identity they began
+    /// with.
+    pub fn set_signer(&self, signer: Arc<SigningIdentity>) -> Result<(), EndorseError> {
+        let current = self.signer();
+        if signer.msp_id != current.msp_id {
+            return Err(EndorseError::PeerIdentity {
+                reason: format!(
+                    "a new identity of {} cannot replace this peer's of {}",
+                    signer.msp_id, current.msp_id
+                ),
+            });
+        }
+        check_peer_identity(&signer, &self.channel())?;
+        *self.signer.write().unwrap_or_else(PoisonError::into_inner) = Signer::new(signer);
+        Ok(())
     }
 
     /// Endorses `signed`: decodes and checks it, runs the chaincode against
@@ -269,14 +312,17 @@ impl Endorser {
         let inv = invocation(&proposal, &creator, &channel);
         match simulate::simulate(&self.runtime, &definition.code_hash, &inv, &self.ledger)? {
             Outcome::Simulated(sim) if !sign => Ok(sign::evaluated_response(&sim)),
-            Outcome::Simulated(sim) => sign::endorsed_response(
-                (&self.signer, &self.own),
-                &self.endorser_bytes,
-                &proposal.proposal_hash,
-                (&definition.name, &definition.version),
-                tx_id,
-                &sim,
-            ),
+            Outcome::Simulated(sim) => {
+                let signer = self.current();
+                sign::endorsed_response(
+                    (&signer.identity, &self.own),
+                    &signer.bytes,
+                    &proposal.proposal_hash,
+                    (&definition.name, &definition.version),
+                    tx_id,
+                    &sim,
+                )
+            }
             Outcome::Failed(message) => {
                 tracing::debug!(
                     tx_id,
@@ -298,9 +344,10 @@ impl Endorser {
         name_version: (&str, &str),
         sim: &qcss_chaincode::Simulation,
     ) -> Result<ProposalResponse, EndorseError> {
+        let signer = self.current();
         sign::endorsed_response(
-            (&self.signer, &self.own),
-            &self.endorser_bytes,
+            (&signer.identity, &self.own),
+            &signer.bytes,
             &proposal.proposal_hash,
             name_version,
             proposal.tx_id(),
@@ -316,18 +363,19 @@ impl Endorser {
         creator: &qcss_network::msp::ValidatedIdentity,
         channel: &Channel,
     ) -> Result<ProposalResponse, EndorseError> {
+        let signer = self.current();
         let call = functions::Call {
             tx_id: proposal.tx_id(),
             channel,
-            peer_msp: self.signer.msp_id.as_str(),
+            peer_msp: signer.identity.msp_id.as_str(),
             creator,
             function: &proposal.function,
             args: &proposal.args,
         };
         match functions::run(&call, &self.ledger, self.lifecycle.as_deref())? {
             Answer::Endorse(sim) => sign::endorsed_response(
-                (&self.signer, &self.own),
-                &self.endorser_bytes,
+                (&signer.identity, &self.own),
+                &signer.bytes,
                 &proposal.proposal_hash,
                 (LIFECYCLE_NAMESPACE, LIFECYCLE_VERSION),
                 proposal.tx_id(),

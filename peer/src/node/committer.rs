@@ -85,7 +85,7 @@ async fn pull(peer: &Arc<Peer>, addr: &str) -> Result<(), String> {
     let channel_id = peer.channel().id().to_owned();
     // How far the ordering service is, for /healthz's lag check.
     if let Ok(newest) = client
-        .blocks(&peer.signer, &channel_id, Seek::Newest, Seek::Newest)
+        .blocks(&peer.signer(), &channel_id, Seek::Newest, Seek::Newest)
         .await
         && let Some(h) = newest.first().and_then(|b| b.header.as_ref())
     {
@@ -94,7 +94,7 @@ async fn pull(peer: &Arc<Peer>, addr: &str) -> Result<(), String> {
     let start = peer.ledger.height();
     let stream = client
         .deliver(
-            &peer.signer,
+            &peer.signer(),
             &channel_id,
             Seek::Number(start),
             Seek::Forever,

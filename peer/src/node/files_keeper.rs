@@ -128,7 +128,7 @@ fn orgs(peer: &Peer) -> (String, Vec<String>) {
         .iter()
         .map(|o| o.msp.msp_id.clone())
         .collect();
-    (peer.signer.msp_id.0.clone(), members)
+    (peer.msp_id().0.clone(), members)
 }
 
 /// A round over the whole store, in passes of at most [`FILES_PER_PASS`].

@@ -168,7 +168,7 @@ impl GatewayService {
         msp_id: &str,
         signed: &SignedProposal,
     ) -> Result<ProposalResponse, String> {
-        if msp_id == self.peer.signer.msp_id.as_str() {
+        if msp_id == self.peer.msp_id().as_str() {
             return match endorse_locally(&self.peer, signed.clone())
                 .await
                 .map_err(|s| s.message().to_owned())?
@@ -308,7 +308,7 @@ impl GatewayService {
 
     /// Fabric's per-endorser error detail: which node failed, and how.
     fn detail(&self, msp_id: &str, message: &str) -> ErrorDetail {
-        let address = if msp_id == self.peer.signer.msp_id.as_str() {
+        let address = if msp_id == self.peer.msp_id().as_str() {
             self.peer.cfg.listen.clone()
         } else {
             self.endpoints(msp_id).join(",")
@@ -439,7 +439,7 @@ impl GatewayService {
             Status::invalid_argument("EndorseRequest has no proposed_transaction")
         })?;
         let unpacked = UnpackedProposal::unpack(&signed).map_err(|e| refused(&e))?;
-        let own = self.peer.signer.msp_id.as_str().to_owned();
+        let own = self.peer.msp_id().as_str().to_owned();
         let orgs = self.peer.channel().org_ids().to_vec();
 
         // This peer first: a chaincode error ends it here, with its message.
@@ -665,14 +665,14 @@ impl Gateway for GatewayService {
             let signed = req.proposed_transaction.ok_or_else(|| {
                 Status::invalid_argument("EvaluateRequest has no proposed_transaction")
             })?;
-            let own = self.peer.signer.msp_id.as_str().to_owned();
+            let own = self.peer.msp_id().as_str().to_owned();
             let org =
                 if req.target_organizations.is_empty() || req.target_organizations.contains(&own) {
                     own
                 } else {
                     req.target_organizations[0].clone()
                 };
-            let r = if org == self.peer.signer.msp_id.as_str() {
+            let r = if org == self.peer.msp_id().as_str() {
                 match evaluate_locally(&self.peer, signed).await {
                     Ok(Ok(r)) => r,
                     Ok(Err(e)) => return Err(refused(&e)),

@@ -188,7 +188,7 @@ async fn rebuild_state(peer: &Arc<Peer>) {
 /// peer store anything else); returns where it came from.
 async fn repair_one(peer: &Arc<Peer>, n: u64) -> Result<String, String> {
     let channel_id = peer.channel().id().to_owned();
-    let own = peer.signer.msp_id.as_str().to_owned();
+    let own = peer.msp_id().as_str().to_owned();
     let others: Vec<String> = peer
         .channel()
         .org_ids()
@@ -256,7 +256,7 @@ async fn fetch(
             let mut client = OrdererClient::from_channel(ch);
             tokio::time::timeout(
                 FETCH_TIMEOUT,
-                client.blocks(&peer.signer, channel_id, Seek::Number(n), Seek::Number(n)),
+                client.blocks(&peer.signer(), channel_id, Seek::Number(n), Seek::Number(n)),
             )
             .await
             .map_err(|_| "timed out".to_owned())??
@@ -281,7 +281,7 @@ async fn from_peer(
     use qcss_proto::protos::deliver_client::DeliverClient;
     use qcss_proto::protos::deliver_response::Type;
     let env = qcss_network::orderer_client::seek_envelope(
-        &peer.signer,
+        &peer.signer(),
         channel_id,
         Seek::Number(n),
         Seek::Number(n),

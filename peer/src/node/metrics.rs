@@ -186,7 +186,7 @@ pub(crate) fn ops(peer: &Arc<Peer>) -> Ops {
     let _ = registry.gauge_fn(
         "qcss_peer_cert_expiry_seconds",
         "Seconds until this peer's signing certificate expires",
-        move || (p.signer.cert.not_after - qcss_network::msp::unix_now()) as f64,
+        move || (p.signer().cert.not_after - qcss_network::msp::unix_now()) as f64,
     );
     let p = peer.clone();
     let _ = registry.gauge_fn(

@@ -33,6 +33,7 @@ mod endorser_service;
 pub(crate) mod files;
 mod files_keeper;
 mod gateway;
+mod identity_watch;
 mod integrity;
 mod metrics;
 mod qscc;
@@ -87,7 +88,9 @@ pub enum PeerError {
 /// State shared by the peer's services and its committer.
 pub struct Peer {
     pub(crate) cfg: PeerConfig,
-    pub(crate) signer: Arc<SigningIdentity>,
+    /// This peer's org (its signing identity, which can be renewed, is the
+    /// endorser's: [`Peer::signer`]).
+    msp_id: MspId,
     pub(crate) ledger: Arc<Ledger>,
     pub(crate) endorser: Arc<Endorser>,
     pub(crate) lifecycle: Arc<Lifecycle>,
@@ -137,14 +140,25 @@ pub(crate) struct PullStatus {
 impl std::fmt::Debug for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Peer")
-            .field("msp_id", &self.signer.msp_id)
-            .field("peer", &self.signer.cert.common_name)
+            .field("msp_id", &self.msp_id())
+            .field("peer", &self.signer().cert.common_name)
             .field("height", &self.ledger.height())
             .finish_non_exhaustive()
     }
 }
 
 impl Peer {
+    /// This peer's org.
+    pub(crate) fn msp_id(&self) -> &MspId {
+        &self.msp_id
+    }
+
+    /// The identity this peer signs with now (renewed in place:
+    /// `identity_watch.rs`).
+    pub(crate) fn signer(&self) -> Arc<SigningIdentity> {
+        self.endorser.signer()
+    }
+
     /// The channel as currently configured.
     pub fn channel(&self) -> Arc<Channel> {
         self.channel
@@ -319,7 +333,8 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
         SigningIdentity::load_dir(MspId(cfg.msp_id.clone()), &cfg.identity_dir)
             .map_err(|e| PeerError::Config(format!("identity {}: {e}", cfg.identity_dir.display())))
     };
-    let signer = Arc::new(load()?);
+    let signer = load()?;
+    let msp_id = signer.msp_id.clone();
     let tls = TlsPair {
         cert_pem: read(&cfg.tls_cert)?,
         key_pem: read(&cfg.tls_key)?,
@@ -372,7 +387,7 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
         )
         .map_err(|e| PeerError::Ledger(format!("lifecycle: {e}")))?,
     );
-    let endorser = Endorser::new(load()?, channel.clone(), ledger.clone(), runtime)
+    let endorser = Endorser::new(signer, channel.clone(), ledger.clone(), runtime)
         .map_err(|e| PeerError::Config(e.to_string()))?
         .with_lifecycle(lifecycle.clone());
     let registry = qcss_network::ops::Registry::new();
@@ -382,7 +397,7 @@ pub fn open(cfg: &PeerConfig) -> Result<Arc<Peer>, PeerError> {
     integrity::watch(&ledger, &metrics, repair_wake.clone());
     Ok(Arc::new(Peer {
         cfg: cfg.clone(),
-        signer,
+        msp_id,
         ledger,
         endorser: Arc::new(endorser),
         lifecycle,
@@ -536,12 +551,19 @@ pub async fn run(
     if let Some(api) = cfg.anchor.as_ref().and_then(|a| a.chain_api.clone()) {
         tokio::spawn(anchor_watch::run(peer.clone(), api, stop_rx.clone()));
     }
-    let mut certs = vec![("signing".to_owned(), peer.signer.cert.not_after)];
+    let mut certs = vec![("signing".to_owned(), peer.signer().cert.not_after)];
     if let Ok(tls) = qcss_network::identity::CertInfo::from_pem(&peer.tls().cert_pem) {
         certs.push(("tls".to_owned(), tls.not_after));
     }
     let expiry =
         qcss_network::ops::watch_cert_expiry(&peer.metrics.registry, certs, cfg.cert_warn_days);
+    // A renewed signing certificate endorses from then on, no restart.
+    identity_watch::watch(
+        peer.clone(),
+        cfg.identity_dir.clone(),
+        Duration::from_secs(cfg.tls_reload_secs.max(1)),
+        expiry.clone(),
+    );
     // A renewed TLS pair (`qcss ca reenroll --tls-hosts`) is served on new
     // connections and used for new outgoing ones, without a restart.
     {
@@ -580,8 +602,8 @@ pub async fn run(
         .map_err(|e| PeerError::Network(e.to_string()))?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        msp_id = %peer.signer.msp_id,
-        peer = %peer.signer.cert.common_name,
+        msp_id = %peer.msp_id(),
+        peer = %peer.signer().cert.common_name,
         channel = %channel.id(),
         %addr,
         ops = ?cfg.ops_listen,

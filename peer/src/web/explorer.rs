@@ -75,7 +75,7 @@ pub(crate) async fn route(web: &Web, req: &Request) -> Response {
         esc(web.peer.channel().id()),
         lang.pick("height", "高度"),
         web.peer.height(),
-        esc(web.peer.signer.msp_id.as_str()),
+        esc(web.peer.msp_id().as_str()),
     );
     let script = (head.is_empty()).then_some("/explorer.js");
     let html = page(lang, &title, &req.path, &body, &footer, true, script);

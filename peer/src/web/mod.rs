@@ -105,7 +105,7 @@ impl Web {
         let msp = settings
             .msp_id
             .clone()
-            .unwrap_or_else(|| peer.signer.msp_id.as_str().to_owned());
+            .unwrap_or_else(|| peer.msp_id().as_str().to_owned());
         let identity =
             SigningIdentity::load_dir(MspId(msp), &settings.identity_dir).map_err(|e| {
                 WebError::Config(format!("identity {}: {e}", settings.identity_dir.display()))

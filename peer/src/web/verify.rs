@@ -295,7 +295,7 @@ fn unavailable(web: &Web, names: &OrgNames, lang: Lang, switch: &str, e: &WebErr
 }
 
 fn shell(web: &Web, names: &OrgNames, lang: Lang, switch: &str, title: &str, body: &str) -> String {
-    let peer = names.name(lang, web.peer.signer.msp_id.as_str());
+    let peer = names.name(lang, web.peer.msp_id().as_str());
     let mut footer = match lang {
         Lang::En => format!(
             "Checked against the ledger of channel {} at block height {} by a peer of {}. \

@@ -1,0 +1,150 @@
+//! A peer's signing certificate renewed in place (issue 15: "certificate
+//! rotation for every node kind … without downtime"): `qcss ca reenroll`
+//! writes a new certificate and key into the running peer's identity
+//! directory, SIGHUP makes it endorse with them — no restart — and every
+//! org's validator accepts the endorsements (both certificates chain to the
+//! org's CA). A pair that is not a peer of the org (a client's certificate
+//! and key put there) is refused with the reason, and the peer keeps
+//! endorsing with the identity it has.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use qcss_peer::client::GatewayClient;
+use qcss_proto::common::Payload;
+use qcss_proto::msp::SerializedIdentity;
+use qcss_proto::protos::{ChaincodeActionPayload, Transaction, TxValidationCode};
+use qcss_tests::peers::{CHANNEL, Network, NetworkOptions};
+use qcss_tests::qcss_ok;
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// The certificates (PEM) of a prepared transaction's endorsers, by MSP id.
+fn endorsers(env: &qcss_proto::common::Envelope) -> Vec<(String, String)> {
+    let payload = Payload::decode(env.payload.as_slice()).unwrap();
+    let tx = Transaction::decode(payload.data.as_slice()).unwrap();
+    let cap = ChaincodeActionPayload::decode(tx.actions[0].payload.as_slice()).unwrap();
+    cap.action
+        .unwrap()
+        .endorsements
+        .iter()
+        .map(|e| {
+            let id = SerializedIdentity::decode(e.endorser.as_slice()).unwrap();
+            (id.mspid, String::from_utf8(id.id_bytes).unwrap())
+        })
+        .collect()
+}
+
+/// Waits until peer 1's log has said `what` `n` times.
+fn wait_log(net: &Network, what: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while net.peer_log(1).matches(what).count() < n {
+        assert!(
+            Instant::now() < deadline,
+            "peer1 never logged {what:?}: {}",
+            net.peer_log(1)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_signing_certificate_endorses_without_a_restart() {
+    let d = tempfile::tempdir().unwrap();
+    let net = Network::start(d.path(), NetworkOptions::default());
+    let org = &net.orgs[0];
+    let peer_dir = org.dir.join("peer1");
+    let root = std::fs::read(org.dir.join("ca/tls-ca-cert.pem")).unwrap();
+    let c = org.dir.join("client1");
+    let ch = qcss_peer::client::connect(
+        &net.peer_addrs[0],
+        &[root],
+        (
+            &std::fs::read(c.join("tls-cert.pem")).unwrap(),
+            &std::fs::read(c.join("tls-key.pem")).unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+    let mut g = GatewayClient::new(ch, Arc::new(org.identity("client1")), CHANNEL);
+    let orgs = ["Org1MSP".to_owned(), "Org2MSP".to_owned()];
+    let pid = net.peers[0].as_ref().unwrap().pid();
+    let own_cert = |env| {
+        endorsers(env)
+            .into_iter()
+            .find(|(m, _)| m == "Org1MSP")
+            .map(|(_, c)| c)
+            .unwrap()
+    };
+    let submit = |g: &mut GatewayClient, v: &'static str| {
+        let orgs = orgs.clone();
+        let g = g.clone();
+        async move {
+            let mut g = g;
+            let (env, tx) = g
+                .endorse("example", "put", &[b"k", v.as_bytes()], &orgs)
+                .await
+                .unwrap();
+            g.send(env.clone(), &tx).await.unwrap();
+            let (code, _) = g.commit_status(&tx).await.unwrap();
+            (env, code)
+        }
+    };
+
+    let old = std::fs::read_to_string(peer_dir.join("cert.pem")).unwrap();
+    let (env, code) = submit(&mut g, "before").await;
+    assert_eq!(code, TxValidationCode::Valid);
+    assert_eq!(own_cert(&env).trim(), old.trim());
+
+    // Renewed in place, taken on SIGHUP.
+    let mut a = vec!["ca", "reenroll", "--identity", "peer1"];
+    let conn = org.ca.conn_args();
+    a.extend(conn.iter().map(String::as_str));
+    qcss_ok(&org.dir, &a);
+    let new = std::fs::read_to_string(peer_dir.join("cert.pem")).unwrap();
+    assert_ne!(new, old);
+    signal(pid, "-HUP");
+    wait_log(&net, "signing certificate renewed", 1);
+    let (env, code) = submit(&mut g, "after").await;
+    assert_eq!(
+        own_cert(&env).trim(),
+        new.trim(),
+        "endorsed with the new one"
+    );
+    assert_eq!(code, TxValidationCode::Valid, "every validator accepts it");
+
+    // A client's pair in the peer's directory is refused; the renewed
+    // identity stays in use.
+    let (cert, key) = (peer_dir.join("cert.pem"), peer_dir.join("key.pem"));
+    let saved = (std::fs::read(&cert).unwrap(), std::fs::read(&key).unwrap());
+    std::fs::copy(c.join("cert.pem"), &cert).unwrap();
+    std::fs::copy(c.join("key.pem"), &key).unwrap();
+    signal(pid, "-HUP");
+    wait_log(&net, "not taken into use", 1);
+    let log = net.peer_log(1);
+    let line = log
+        .lines()
+        .find(|l| l.contains("not taken into use"))
+        .unwrap();
+    assert!(
+        line.contains("has role client; only peers endorse"),
+        "the reason names the role: {line}"
+    );
+    let (env, code) = submit(&mut g, "still").await;
+    assert_eq!(own_cert(&env).trim(), new.trim());
+    assert_eq!(code, TxValidationCode::Valid);
+    std::fs::write(&cert, &saved.0).unwrap();
+    std::fs::write(&key, &saved.1).unwrap();
+    assert_eq!(
+        net.peer_log(1).matches("qcss peer started").count(),
+        1,
+        "no restart"
+    );
+}
