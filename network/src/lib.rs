@@ -31,6 +31,7 @@ pub mod deliver;
 pub mod envelope;
 pub mod grpc;
 pub mod identity;
+pub mod identity_watch;
 pub mod log_limit;
 pub mod msp;
 pub mod ops;

@@ -79,7 +79,9 @@ pub struct Chain {
     meta: sled::Tree,
     /// Tx ids ordered with a timestamp still inside the time window.
     recent: Mutex<RecentTxIds>,
-    signer: Arc<SigningIdentity>,
+    /// The identity blocks are signed with, and a renewed one waiting for
+    /// the channel configuration to name it ([`Chain::renew_signer`]).
+    signer: Mutex<Signers>,
     height_tx: watch::Sender<u64>,
     /// The live form of the stored CONFIG, swapped when a config block is
     /// applied or a snapshot installed.
@@ -89,6 +91,14 @@ pub struct Chain {
     /// Raft members, so a removed leader can finish handing over.
     previous: RwLock<Option<Arc<Channel>>>,
     config_tx: watch::Sender<u64>,
+}
+
+/// This node's signing identities: the one in use, and a renewed one the
+/// configuration does not name yet.
+#[derive(Debug)]
+struct Signers {
+    current: Arc<SigningIdentity>,
+    renewed: Option<Arc<SigningIdentity>>,
 }
 
 /// Everything a snapshot carries: the chain and the applied state.
@@ -178,7 +188,10 @@ impl Chain {
             blocks,
             meta,
             recent: Mutex::new(RecentTxIds::default()),
-            signer,
+            signer: Mutex::new(Signers {
+                current: signer,
+                renewed: None,
+            }),
             height_tx,
             channel: RwLock::new(Arc::new(channel)),
             previous: RwLock::new(None),
@@ -482,9 +495,10 @@ impl Chain {
         let last_config = u64_of(self.meta.get(LAST_CONFIG_BLOCK)?);
         let mut peaks = self.mmr_peaks(height)?;
         let mut block = new_block(height, &prev, accepted);
+        let signer = self.block_signer(&self.channel());
         sign_block(
             &mut block,
-            &self.signer,
+            &signer,
             orderer_metadata(
                 last_config,
                 raft.term,
@@ -576,9 +590,12 @@ impl Chain {
         let env = config_envelope(&config, raw, &tx_id);
         let mut peaks = self.mmr_peaks(height)?;
         let mut block = new_block(height, prev, vec![env.encode_to_vec()]);
+        // Signed as the configuration before it says: a renewed identity
+        // it names is used from the next block on.
+        let signer = self.block_signer(&self.channel());
         sign_block(
             &mut block,
-            &self.signer,
+            &signer,
             orderer_metadata(
                 height,
                 raft.term,
@@ -812,9 +829,46 @@ impl Chain {
         Ok(self.meta.get(SNAPSHOT_REF)?.map(|v| v.to_vec()))
     }
 
-    /// The signer (this node's identity).
-    pub fn signer(&self) -> &SigningIdentity {
-        &self.signer
+    /// The identity this node signs blocks with now.
+    pub fn signer(&self) -> Arc<SigningIdentity> {
+        self.signers().current.clone()
+    }
+
+    fn signers(&self) -> std::sync::MutexGuard<'_, Signers> {
+        self.signer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Holds `renewed` (this node's renewed signing identity) until the
+    /// channel configuration names it instead of the one in use: the first
+    /// block after the config block that does so is signed with it (the
+    /// config block itself still with the old one, as the configuration
+    /// before it names). Returns whether it is in use already.
+    pub fn renew_signer(&self, renewed: Arc<SigningIdentity>) -> bool {
+        self.signers().renewed = Some(renewed.clone());
+        self.block_signer(&self.channel());
+        self.signer().cert_pem == renewed.cert_pem
+    }
+
+    /// The identity to sign the next block with under `channel` (the
+    /// configuration before that block): the renewed one once `channel`
+    /// names it and no longer names the one in use.
+    fn block_signer(&self, channel: &Channel) -> Arc<SigningIdentity> {
+        let mut s = self.signers();
+        if let Some(r) = &s.renewed
+            && channel.consenter_by_identity(&r.cert.der).is_some()
+            && channel.consenter_by_identity(&s.current.cert.der).is_none()
+        {
+            tracing::info!(
+                serial = %r.cert.serial_hex,
+                not_after = r.cert.not_after,
+                "signing certificate renewed: the channel configuration names it; signing blocks with it"
+            );
+            s.current = r.clone();
+            s.renewed = None;
+        }
+        s.current.clone()
     }
 }
 

@@ -321,6 +321,30 @@ pub async fn run(
     };
     let acceptor = TlsAcceptorHandle::new(&tls_settings(tls_pair.clone(), roots, crls))
         .map_err(|e| OrdererError::Network(e.to_string()))?;
+    // A renewed signing identity (`qcss ca reenroll`) signs blocks from the
+    // first block after a config block names it for this consenter (peers
+    // check block signatures against the configuration), without a restart.
+    {
+        let (c, current) = (chain.clone(), chain.clone());
+        let node_id = cfg.node_id;
+        qcss_network::identity_watch::watch(
+            cfg.identity_dir.clone(),
+            MspId(cfg.msp_id.clone()),
+            std::time::Duration::from_secs(cfg.tls_reload_secs.max(1)),
+            move || current.signer().cert_pem.clone(),
+            move |identity| {
+                if c.renew_signer(identity) {
+                    Ok(qcss_network::identity_watch::Renewal::InUse)
+                } else {
+                    Ok(qcss_network::identity_watch::Renewal::Waiting(format!(
+                        "the channel configuration does not name it for consenter {node_id}; \
+                         blocks are signed with it from the one after a config block that \
+                         makes it consenter {node_id}'s identity_cert_pem"
+                    )))
+                }
+            },
+        );
+    }
     // A renewed TLS pair (`qcss ca reenroll --tls-hosts`) is served on new
     // connections and presented on the next call to every consenter, without
     // a restart.

@@ -337,6 +337,73 @@ impl Network {
         }
     }
 
+    /// Changes the channel configuration with a config update that Org1's
+    /// admin signs (enough when Org1 is the only org): `edit` changes the
+    /// configuration in force, fetched from orderer 1. Returns what
+    /// `qcss channel update create` printed (the changes); panics unless
+    /// the update commits.
+    pub fn update_config(&self, edit: impl FnOnce(&mut ChannelConfig)) -> String {
+        let conn = |args: &[&str]| {
+            let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            v.extend(
+                [
+                    "--orderer",
+                    self.orderer_addrs[0].as_str(),
+                    "--tls-root",
+                    "org1/ca/tls-ca-cert.pem",
+                    "--identity",
+                    "org1/admin",
+                    "--tls-dir",
+                    "org1/client1",
+                    "--channel",
+                    CHANNEL,
+                ]
+                .map(String::from),
+            );
+            v
+        };
+        let run = |args: Vec<String>| {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            qcss_ok(&self.dir, &a)
+        };
+        run(conn(&["channel", "config", "--out", "current.json"]));
+        let mut next = ChannelConfig::from_json(
+            &std::fs::read(self.dir.join("current.json")).expect("config"),
+        )
+        .expect("current.json");
+        edit(&mut next);
+        std::fs::write(self.dir.join("next.json"), next.to_json()).expect("next.json");
+        let changes = run(conn(&[
+            "channel",
+            "update",
+            "create",
+            "--config",
+            "next.json",
+            "--out",
+            "update.json",
+        ]));
+        run([
+            "channel",
+            "update",
+            "sign",
+            "--update",
+            "update.json",
+            "--identity",
+            "org1/admin",
+        ]
+        .map(String::from)
+        .to_vec());
+        let out = run(conn(&[
+            "channel",
+            "update",
+            "submit",
+            "--update",
+            "update.json",
+        ]));
+        assert!(out.contains("committed in block"), "{out}");
+        changes
+    }
+
     /// The peer log of org `n` so far.
     pub fn peer_log(&self, n: usize) -> String {
         std::fs::read_to_string(self.dir.join(format!("peer{n}.log"))).unwrap_or_default()

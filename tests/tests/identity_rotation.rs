@@ -1,18 +1,24 @@
-//! A peer's signing certificate renewed in place (issue 15: "certificate
-//! rotation for every node kind … without downtime"): `qcss ca reenroll`
-//! writes a new certificate and key into the running peer's identity
-//! directory, SIGHUP makes it endorse with them — no restart — and every
-//! org's validator accepts the endorsements (both certificates chain to the
-//! org's CA). A pair that is not a peer of the org (a client's certificate
-//! and key put there) is refused with the reason, and the peer keeps
-//! endorsing with the identity it has.
+//! Signing certificates renewed in place (issue 15: "certificate rotation
+//! for every node kind … without downtime"). `qcss ca reenroll` writes a
+//! new certificate and key into a running node's identity directory and
+//! SIGHUP makes it reread them — no restart:
+//!
+//! - a peer endorses with them at once, and every org's validator accepts
+//!   the endorsements (both certificates chain to the org's CA); a pair
+//!   that is not a peer of the org (a client's put there) is refused with
+//!   the reason and the peer keeps the identity it has;
+//! - an orderer keeps signing blocks with the old one (peers check block
+//!   signatures against the consenters the configuration names) until a
+//!   config update names the new one for it, and signs every block after
+//!   that config block with the new one; peers keep committing throughout.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message;
+use qcss_network::orderer_client::{OrdererClient, Seek};
 use qcss_peer::client::GatewayClient;
-use qcss_proto::common::Payload;
+use qcss_proto::common::{Payload, SignatureHeader};
 use qcss_proto::msp::SerializedIdentity;
 use qcss_proto::protos::{ChaincodeActionPayload, Transaction, TxValidationCode};
 use qcss_tests::peers::{CHANNEL, Network, NetworkOptions};
@@ -144,6 +150,113 @@ async fn a_renewed_signing_certificate_endorses_without_a_restart() {
     std::fs::write(&key, &saved.1).unwrap();
     assert_eq!(
         net.peer_log(1).matches("qcss peer started").count(),
+        1,
+        "no restart"
+    );
+}
+
+/// The certificate (PEM) that signed orderer `id`'s newest block.
+async fn newest_block_signer(net: &Network, id: usize) -> String {
+    let c = net.orgs[0].dir.join("client1");
+    let read = |f: &str| std::fs::read(c.join(f)).unwrap();
+    let mut client = OrdererClient::connect(
+        &net.orderer_addrs[id - 1],
+        &[read("tls-ca.pem")],
+        &read("tls-cert.pem"),
+        &read("tls-key.pem"),
+    )
+    .await
+    .unwrap();
+    let blocks = client
+        .blocks(
+            &net.orgs[0].identity("client1"),
+            CHANNEL,
+            Seek::Newest,
+            Seek::Newest,
+        )
+        .await
+        .unwrap();
+    let md = qcss_network::block::block_signatures(&blocks[0]).unwrap();
+    let sh = SignatureHeader::decode(md.signatures[0].signature_header.as_slice()).unwrap();
+    let creator = SerializedIdentity::decode(sh.creator.as_slice()).unwrap();
+    String::from_utf8(creator.id_bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orderer_signs_with_a_renewed_certificate_once_the_configuration_names_it() {
+    let d = tempfile::tempdir().unwrap();
+    let net = Network::start(
+        d.path(),
+        NetworkOptions {
+            orgs: 1,
+            ..NetworkOptions::default()
+        },
+    );
+    let org = &net.orgs[0];
+    let dir = org.dir.join("orderer1");
+    let log = || std::fs::read_to_string(net.dir.join("orderer1.log")).unwrap_or_default();
+    let wait_log = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !log().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "orderer1 never logged {what:?}: {}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let invoke = |value: &str| {
+        let out = net.cli(
+            &[
+                "tx",
+                "invoke",
+                "--chaincode",
+                "example",
+                "--fn",
+                "put",
+                "--args",
+                &format!(r#"["k","{value}"]"#),
+            ],
+            &net.conn(1, "client1"),
+        );
+        assert!(out.contains("code: VALID"), "{out}");
+    };
+    let old = std::fs::read_to_string(dir.join("cert.pem")).unwrap();
+    invoke("a");
+    assert_eq!(newest_block_signer(&net, 1).await.trim(), old.trim());
+
+    // Renewed: held, not used, until the configuration names it.
+    let mut a = vec!["ca", "reenroll", "--identity", "orderer1"];
+    let conn = org.ca.conn_args();
+    a.extend(conn.iter().map(String::as_str));
+    qcss_ok(&org.dir, &a);
+    let new = std::fs::read_to_string(dir.join("cert.pem")).unwrap();
+    assert_ne!(new, old);
+    signal(net.orderers[0].as_ref().unwrap().pid(), "-HUP");
+    wait_log("not in use yet");
+    invoke("b");
+    assert_eq!(
+        newest_block_signer(&net, 1).await.trim(),
+        old.trim(),
+        "still the old one: the configuration names it"
+    );
+
+    // A config update names it for consenter 1: the blocks after it are
+    // signed with it, and the peer keeps committing them.
+    let changes = net.update_config(|c| {
+        let k = c.consenters.iter_mut().find(|k| k.id == 1).unwrap();
+        k.identity_cert_pem = new.clone();
+    });
+    assert!(changes.contains("~ consenter 1 certificates"), "{changes}");
+    invoke("c");
+    wait_log("signing blocks with it");
+    assert_eq!(newest_block_signer(&net, 1).await.trim(), new.trim());
+    let height = net.height(1);
+    invoke("d");
+    assert!(net.height(1) > height);
+    assert_eq!(
+        log().matches("qcss orderer started").count(),
         1,
         "no restart"
     );

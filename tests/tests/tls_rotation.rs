@@ -13,8 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use qcss_network::channel::ChannelConfig;
-use qcss_tests::peers::{CHANNEL, Network, NetworkOptions};
+use qcss_tests::peers::{Network, NetworkOptions};
 use qcss_tests::qcss_ok;
 
 /// The leaf certificate the server at `addr` presents, as PEM, read with
@@ -71,72 +70,18 @@ fn reenroll_tls(org: &qcss_tests::peers::TestOrg, name: &str) -> String {
 /// A config update, signed by Org1's admin (the only org), that names
 /// `cert` as consenter `id`'s TLS certificate.
 fn name_consenter_cert(net: &Network, id: u64, cert: &str) {
-    let conn = |args: &[&str]| {
-        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        v.extend(
-            [
-                "--orderer",
-                net.orderer_addrs[0].as_str(),
-                "--tls-root",
-                "org1/ca/tls-ca-cert.pem",
-                "--identity",
-                "org1/admin",
-                "--tls-dir",
-                "org1/client1",
-                "--channel",
-                CHANNEL,
-            ]
-            .map(String::from),
-        );
-        v
-    };
-    let run = |args: Vec<String>| {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        qcss_ok(&net.dir, &a)
-    };
-    run(conn(&["channel", "config", "--out", "current.json"]));
-    let mut next =
-        ChannelConfig::from_json(&std::fs::read(net.dir.join("current.json")).expect("config"))
-            .expect("current.json");
-    let k = next
-        .consenters
-        .iter_mut()
-        .find(|k| k.id == id)
-        .expect("consenter");
-    k.tls_cert_pem = format!("{cert}\n");
-    std::fs::write(net.dir.join("next.json"), next.to_json()).expect("next.json");
-    let out = run(conn(&[
-        "channel",
-        "update",
-        "create",
-        "--config",
-        "next.json",
-        "--out",
-        "update.json",
-    ]));
+    let out = net.update_config(|next| {
+        let k = next
+            .consenters
+            .iter_mut()
+            .find(|k| k.id == id)
+            .expect("consenter");
+        k.tls_cert_pem = format!("{cert}\n");
+    });
     assert!(
         out.contains(&format!("~ consenter {id} certificates")),
         "{out}"
     );
-    run([
-        "channel",
-        "update",
-        "sign",
-        "--update",
-        "update.json",
-        "--identity",
-        "org1/admin",
-    ]
-    .map(String::from)
-    .to_vec());
-    let out = run(conn(&[
-        "channel",
-        "update",
-        "submit",
-        "--update",
-        "update.json",
-    ]));
-    assert!(out.contains("committed in block"), "{out}");
 }
 
 fn hup(pid: u32) {
