@@ -61,6 +61,9 @@ pub struct Shared {
     /// accepting envelopes, ms: the lease plus the shortest election
     /// timeout, after which the followers may well have elected another.
     quorum_grace_ms: u64,
+    /// The term in which this node was first seen leading, and when: a
+    /// leader no quorum has acknowledged *yet* counts from then.
+    leading_since: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
 }
 
 impl Shared {
@@ -81,18 +84,27 @@ impl Shared {
     pub fn leading(&self) -> Result<(), String> {
         let m = self.raft.metrics();
         let m = m.borrow();
-        if m.current_leader != Some(self.node_id) {
-            return Err(format!(
-                "this node is not the Raft leader (leader: {:?})",
-                m.current_leader
-            ));
-        }
-        match m.millis_since_quorum_ack {
-            Some(ms) if ms > self.quorum_grace_ms => Err(format!(
-                "this node leads but no quorum has acknowledged it for {ms} ms"
-            )),
-            _ => Ok(()),
-        }
+        let since = if m.current_leader == Some(self.node_id) {
+            let mut l = self
+                .leading_since
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (term, at) = match *l {
+                Some((t, at)) if t == m.current_term => (t, at),
+                _ => (m.current_term, std::time::Instant::now()),
+            };
+            *l = Some((term, at));
+            Some(at.elapsed().as_millis() as u64)
+        } else {
+            None
+        };
+        leadership(
+            self.node_id,
+            m.current_leader,
+            m.millis_since_quorum_ack,
+            since,
+            self.quorum_grace_ms,
+        )
     }
 
     /// Opens an mTLS channel to another orderer, with HTTP/2 keep-alives so
@@ -105,6 +117,34 @@ impl Shared {
 fn read(path: &std::path::Path) -> Result<Vec<u8>, OrdererError> {
     std::fs::read(path)
         .map_err(|e| OrdererError::Config(format!("cannot read {}: {e}", path.display())))
+}
+
+/// [`Shared::leading`]'s rule: `me` leads, and a quorum acknowledged it
+/// within `grace_ms` — or, if none has yet (openraft reports no
+/// acknowledgement until a quorum answers: a leader restarted from its
+/// saved vote, say, while cut off), it has led for less than `grace_ms`
+/// (`led_ms`, since this node first saw itself leading in this term).
+fn leadership(
+    me: u64,
+    leader: Option<u64>,
+    quorum_ack_ms: Option<u64>,
+    led_ms: Option<u64>,
+    grace_ms: u64,
+) -> Result<(), String> {
+    if leader != Some(me) {
+        return Err(format!(
+            "this node is not the Raft leader (leader: {leader:?})"
+        ));
+    }
+    match (quorum_ack_ms, led_ms) {
+        (Some(ms), _) if ms > grace_ms => Err(format!(
+            "this node leads but no quorum has acknowledged it for {ms} ms"
+        )),
+        (None, Some(ms)) if ms > grace_ms => Err(format!(
+            "this node has led for {ms} ms and no quorum has acknowledged it yet"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Checks that this node's signing identity and `node_id` agree with the
@@ -292,6 +332,7 @@ pub async fn run(
         log_store: log_store.clone(),
         lease_ms: r.election_timeout_max_ms,
         quorum_grace_ms: r.election_timeout_max_ms + r.election_timeout_min_ms,
+        leading_since: std::sync::Mutex::new(None),
     });
     if r.pre_vote {
         tokio::spawn(crate::raft::prevote::run(
@@ -534,5 +575,25 @@ async fn core_stopped(raft: Raft) -> String {
         if m.changed().await.is_err() {
             return "the Raft core dropped its metrics".to_string();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leadership;
+
+    #[test]
+    fn a_leader_without_a_recent_quorum_does_not_order() {
+        let grace = 3_000;
+        assert!(leadership(1, Some(1), Some(100), Some(60_000), grace).is_ok());
+        assert!(leadership(1, Some(2), Some(100), None, grace).is_err());
+        assert!(leadership(1, None, None, None, grace).is_err());
+        let e = leadership(1, Some(1), Some(5_000), Some(60_000), grace).unwrap_err();
+        assert!(e.contains("for 5000 ms"), "{e}");
+        // No acknowledgement yet: fine while it is new, not past the grace
+        // (a leader restarted from its saved vote while cut off).
+        assert!(leadership(1, Some(1), None, Some(500), grace).is_ok());
+        let e = leadership(1, Some(1), None, Some(4_000), grace).unwrap_err();
+        assert!(e.contains("no quorum has acknowledged it yet"), "{e}");
     }
 }
