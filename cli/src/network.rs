@@ -895,17 +895,13 @@ fn down(dir: &Path) -> Result<()> {
         if !alive(pid) {
             continue;
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
+        signal(pid, rustix::process::Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         while alive(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         if alive(pid) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+            signal(pid, rustix::process::Signal::KILL);
             println!("{name} (pid {pid}) killed after 10 s");
         } else {
             println!("{name} (pid {pid}) stopped");
@@ -913,4 +909,14 @@ fn down(dir: &Path) -> Result<()> {
     }
     write_pids(dir, &Pids::new())?;
     Ok(())
+}
+
+/// Sends `sig` to process `pid` (gone already: nothing to do).
+fn signal(pid: u32, sig: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
 }

@@ -431,39 +431,13 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Encodes DER bytes as a PEM block with the given label.
+/// Encodes DER bytes as a PEM block with the given label (64-column
+/// base64, `\n` line ends, as OpenSSL writes them).
 pub fn pem_encode(label: &str, der: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let b64 = base64_encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        // Base64 output is ASCII, so every chunk is valid UTF-8.
-        let _ = writeln!(out, "{}", String::from_utf8_lossy(chunk));
-    }
-    let _ = writeln!(out, "-----END {label}-----");
-    out
-}
-
-fn base64_encode(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if c.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
+    pem::encode_config(
+        &pem::Pem::new(label, der),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
 
 /// Parses a DER `SEQUENCE { INTEGER r, INTEGER s }` into 32-byte big-endian r and s.
@@ -779,17 +753,15 @@ mod tests {
     }
 
     #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64_encode(i.as_bytes()), o);
-        }
+    fn pem_is_openssl_shaped() {
+        assert_eq!(
+            pem_encode("X", b"foobar"),
+            "-----BEGIN X-----\nZm9vYmFy\n-----END X-----\n"
+        );
+        let der: Vec<u8> = (0..=255u8).collect();
+        let text = pem_encode("PRIVATE KEY", &der);
+        assert!(!text.contains('\r'));
+        assert!(text.lines().all(|l| l.len() <= 64), "{text}");
+        assert_eq!(pem::parse(&text).unwrap().contents(), der.as_slice());
     }
 }

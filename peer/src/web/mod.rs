@@ -49,6 +49,7 @@ use tokio::net::TcpListener;
 use crate::node::Peer;
 
 pub use config::WebSettings;
+pub use http::{percent_decode, percent_encode};
 pub use timing::{RequestKind, Timings, quantile};
 
 use http::{HeadError, Request, Response};
