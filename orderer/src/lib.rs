@@ -39,6 +39,7 @@ pub mod node;
 pub mod ops;
 pub mod raft;
 pub mod recent;
+pub mod recovery;
 
 pub use config::OrdererConfig;
 pub use error::OrdererError;

@@ -64,6 +64,8 @@ pub struct Shared {
     /// The term in which this node was first seen leading, and when: a
     /// leader no quorum has acknowledged *yet* counts from then.
     leading_since: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
+    /// Whether this node lost its Raft state and may not vote yet.
+    pub recovery: crate::recovery::Recovery,
 }
 
 impl Shared {
@@ -222,11 +224,36 @@ pub async fn run(
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| OrdererError::Config(format!("data dir {}: {e}", cfg.data_dir.display())))?;
     let store_dir = cfg.data_dir.join("store");
-    let db = qcss_network::store::open_store(
-        &qcss_network::store::sled_config(&store_dir).mode(sled::Mode::HighThroughput),
-        &store_dir,
-    )
-    .map_err(|e| OrdererError::Store(format!("cannot open {}: {e}", cfg.data_dir.display())))?;
+    let open = || {
+        qcss_network::store::open_store(
+            &qcss_network::store::sled_config(&store_dir).mode(sled::Mode::HighThroughput),
+            &store_dir,
+        )
+    };
+    let db = match open() {
+        Ok(db) => db,
+        // A corrupted store is kept beside and the node starts empty: it
+        // re-syncs from the others, voting again only once it has caught
+        // up (crate::recovery).
+        Err(e) if e.to_string().contains("corrupted") => {
+            let aside = crate::recovery::move_aside(&store_dir)
+                .map_err(|m| OrdererError::Store(format!("{e}; moving it aside failed: {m}")))?;
+            tracing::error!(
+                error = %e,
+                moved_to = %aside.display(),
+                "the store is corrupted: moved aside; starting empty to re-sync from the other nodes"
+            );
+            open().map_err(|e| {
+                OrdererError::Store(format!("cannot open {}: {e}", cfg.data_dir.display()))
+            })?
+        }
+        Err(e) => {
+            return Err(OrdererError::Store(format!(
+                "cannot open {}: {e}",
+                cfg.data_dir.display()
+            )));
+        }
+    };
     let chain = Arc::new(Chain::open(&db, &genesis, signer.clone())?);
     let channel = chain.channel();
     let join = match &cfg.join_block {
@@ -254,6 +281,16 @@ pub async fn run(
 
     let log_store = LogStore::open(&db)?;
     let pristine = log_store.is_pristine();
+    // Empty, but this data directory ran Raft before: its state was lost.
+    let marker = cfg.data_dir.join(crate::recovery::MEMBER_MARKER);
+    let recovering = pristine && marker.exists();
+    if recovering {
+        tracing::warn!(
+            "this node lost its Raft state (empty store, {} present): re-syncing from the \
+             other nodes; it does not vote until it has caught up",
+            marker.display()
+        );
+    }
     let registry = qcss_network::ops::Registry::new();
     let metrics = Metrics::new(registry.clone());
     let sm = StateMachine::new(chain.clone(), metrics.clone());
@@ -292,7 +329,8 @@ pub async fn run(
     // added later starts empty and is brought in by the leader (learner,
     // then voter: see `crate::membership`).
     let genesis_member = blk_genesis_consenter(&genesis, cfg.node_id);
-    if pristine && genesis_member {
+    // A recovering node's cluster exists: the leader brings it back.
+    if pristine && genesis_member && !recovering {
         let members: BTreeMap<u64, BasicNode> = channel
             .config()
             .consenters
@@ -333,7 +371,13 @@ pub async fn run(
         lease_ms: r.election_timeout_max_ms,
         quorum_grace_ms: r.election_timeout_max_ms + r.election_timeout_min_ms,
         leading_since: std::sync::Mutex::new(None),
+        recovery: crate::recovery::Recovery::new(recovering),
     });
+    std::fs::write(
+        &marker,
+        b"this data directory runs Raft; see orderer/src/recovery.rs\n",
+    )
+    .map_err(|e| OrdererError::Store(format!("cannot write {}: {e}", marker.display())))?;
     if r.pre_vote {
         tokio::spawn(crate::raft::prevote::run(
             raft.clone(),

@@ -111,6 +111,7 @@ pub fn ops(shared: &Arc<Shared>, registry: Registry) -> Ops {
                 "raft.core",
                 running.map_err(|fatal| format!("the Raft core stopped: {fatal}")),
             )
+            .check("raft.recovering", s.recovery.refusal().map_or(Ok(()), Err))
             .check(
                 "raft.leader",
                 match leader {

@@ -465,3 +465,72 @@ fn partitioned_leader_acknowledges_nothing_and_rejoins() {
         t0.elapsed()
     );
 }
+
+/// A follower whose store is gone (as when a corrupted one is moved aside
+/// at start) comes back empty but knows it was a member (its data
+/// directory's `raft-member` marker): it says so on `/healthz`, refuses
+/// votes until it has applied the leader's committed log, re-syncs, and
+/// then is a voter like the others; every chain ends identical.
+#[test]
+fn a_follower_that_lost_its_store_resyncs_before_it_votes() {
+    let (dir, _tmp) = workdir();
+    let mut c = Cluster::start(&dir, ClusterOptions::default());
+    let leader = c.wait_leader(Duration::from_secs(20)) as usize;
+    let follower = if leader == 1 { 2 } else { 1 };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let me = c.identity("client1");
+    let send = |c: &Cluster, node: usize, tag: &str| {
+        let envs: Vec<(Envelope, String)> = (0..50)
+            .map(|i| tx(&me, format!("{tag}-{i}").as_bytes()))
+            .collect();
+        rt.block_on(async {
+            let mut client = c.client(node, "client1").await;
+            let r = client
+                .broadcast(envs.iter().map(|(e, _)| e.clone()).collect())
+                .await
+                .unwrap();
+            for r in &r {
+                assert_eq!(r.status, Status::Success as i32, "{}", r.info);
+            }
+        });
+        envs.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+    };
+    let mut acked = send(&c, leader, "before");
+    c.wait_height(max_height(&c), Duration::from_secs(10));
+    c.kill9(follower);
+    let data = dir.join(format!("data{follower}"));
+    assert!(data.join("raft-member").exists(), "the marker is written");
+    std::fs::remove_dir_all(data.join("store")).unwrap();
+    acked.extend(send(&c, leader, "while-down"));
+    c.start_node(follower);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.log(follower).contains("re-synced") {
+        assert!(
+            Instant::now() < deadline,
+            "never re-synced: {}",
+            c.log(follower)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = c.log(follower);
+    assert!(log.contains("lost its Raft state"), "{log}");
+    let (code, body) = qcss_tests::http_get(&c.ops[follower - 1], "/healthz").unwrap();
+    assert_eq!(code, 200, "healthy once re-synced: {body}");
+    // It votes again: with the old leader gone, it and the third node
+    // elect one of them, and ordering goes on.
+    c.kill9(leader);
+    let third = 6 - leader - follower;
+    let next = rt.block_on(agreed_leader(
+        &c,
+        &[follower, third],
+        &[leader as u64],
+        Duration::from_secs(30),
+    )) as usize;
+    acked.extend(send(&c, next, "after"));
+    c.start_node(leader);
+    c.wait_height(max_height(&c), Duration::from_secs(30));
+    let (_, seen) = rt.block_on(identical_chains(&c));
+    for id in &acked {
+        assert_eq!(seen.get(id).map(Vec::len), Some(1), "tx {id}");
+    }
+}

@@ -12,6 +12,8 @@
 
 use std::sync::Arc;
 
+use openraft::error::RaftError;
+use openraft::raft::VoteResponse;
 use qcss_proto::qcss::raft::RaftMessage;
 use qcss_proto::qcss::raft::raft_server::Raft as RaftRpc;
 use tonic::{Request, Response, Status};
@@ -81,6 +83,19 @@ impl RaftService {
     }
 }
 
+impl RaftService {
+    /// Ends recovering once the log is applied to the index to catch up to.
+    fn caught_up(&self) {
+        let applied = self.raft.metrics().borrow().last_applied.map(|l| l.index);
+        if self.shared.recovery.applied(applied) {
+            tracing::info!(
+                applied = applied.unwrap_or(0),
+                "re-synced: this node holds the leader's committed log and votes again"
+            );
+        }
+    }
+}
+
 /// Admits a Raft call from its TLS certificate before its message is
 /// decoded: a non-consenter cannot make this node buffer anything.
 #[derive(Clone)]
@@ -110,8 +125,13 @@ impl RaftRpc for RaftService {
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         self.admit(&req)?;
-        let rpc = decode(&req.into_inner().data).map_err(bad)?;
+        let rpc: openraft::raft::AppendEntriesRequest<super::types::TypeConfig> =
+            decode(&req.into_inner().data).map_err(bad)?;
+        self.shared
+            .recovery
+            .leader_commit(rpc.leader_commit.map(|l| l.index));
         let r = self.raft.append_entries(rpc).await;
+        self.caught_up();
         // A leader this node accepts: no election while it keeps calling.
         if matches!(&r, Ok(resp) if !matches!(resp, openraft::raft::AppendEntriesResponse::HigherVote(_)))
         {
@@ -123,6 +143,12 @@ impl RaftRpc for RaftService {
     async fn pre_vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.admit(&req)?;
         let rpc = decode(&req.into_inner().data).map_err(bad)?;
+        if let Some(reason) = self.shared.recovery.refusal() {
+            return reply(&super::prevote::PreVoteResponse {
+                granted: false,
+                reason,
+            });
+        }
         reply(&super::prevote::answer(
             &self.raft,
             &self.shared.leader_contact,
@@ -135,6 +161,18 @@ impl RaftRpc for RaftService {
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.admit(&req)?;
         let rpc = decode(&req.into_inner().data).map_err(bad)?;
+        if self.shared.recovery.refusal().is_some() {
+            // Not granted; the vote it carries is this node's own, lower
+            // than any candidate's, so the candidate is not made to step
+            // down by the answer.
+            let vote = self.raft.metrics().borrow().vote;
+            let refused: Result<VoteResponse<u64>, RaftError<u64>> = Ok(VoteResponse {
+                vote,
+                vote_granted: false,
+                last_log_id: self.shared.log_store.last_log_id(),
+            });
+            return reply(&refused);
+        }
         reply(&self.raft.vote(rpc).await)
     }
 
@@ -148,6 +186,7 @@ impl RaftRpc for RaftService {
         if r.is_ok() {
             self.shared.leader_contact.touch();
         }
+        self.caught_up();
         reply(&r)
     }
 }
