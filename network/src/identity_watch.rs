@@ -32,24 +32,12 @@ where
     A: Fn(Arc<SigningIdentity>) -> Result<Renewal, String> + Send + 'static,
 {
     tokio::spawn(async move {
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rereads = crate::tls::Rereads::new(every, "signing identity files");
         // The (certificate, key) files last handled, not to handle them
         // again (a pair caught half-written is retried once a file moves).
         let mut seen: Option<(Vec<u8>, Vec<u8>)> = None;
         loop {
-            match hup.as_mut() {
-                Some(h) => {
-                    tokio::select! {
-                        _ = tick.tick() => {}
-                        _ = h.recv() => {}
-                    }
-                }
-                None => {
-                    tick.tick().await;
-                }
-            }
+            rereads.next().await;
             let cert = std::fs::read(dir.join("cert.pem")).unwrap_or_default();
             if cert == current() {
                 continue;

@@ -258,6 +258,43 @@ impl TlsPair {
     }
 }
 
+/// When a node rereads its certificate files: on SIGHUP, or every `every`.
+pub(crate) struct Rereads {
+    hup: Option<tokio::signal::unix::Signal>,
+    tick: tokio::time::Interval,
+}
+
+impl Rereads {
+    /// `what` names the files in the warning when SIGHUP cannot be caught.
+    pub(crate) fn new(every: Duration, what: &str) -> Self {
+        let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGHUP handler: {what} are reread on a timer only");
+                None
+            }
+        };
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Rereads { hup, tick }
+    }
+
+    /// Waits for the next reread.
+    pub(crate) async fn next(&mut self) {
+        match self.hup.as_mut() {
+            Some(h) => {
+                tokio::select! {
+                    _ = self.tick.tick() => {}
+                    _ = h.recv() => {}
+                }
+            }
+            None => {
+                self.tick.tick().await;
+            }
+        }
+    }
+}
+
 /// Watches a node's TLS files so that a renewed certificate is served
 /// without a restart: every `every`, and at once on SIGHUP, it rereads
 /// `cert` and `key`; a pair that differs from the one in use and passes
@@ -278,31 +315,13 @@ pub fn watch_pair<F>(
     F: Fn(TlsPair, CertInfo) -> Result<(), String> + Send + 'static,
 {
     tokio::spawn(async move {
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "no SIGHUP handler: TLS files are reread on a timer only");
-                None
-            }
-        };
+        let mut rereads = Rereads::new(every, "TLS files");
         let mut current = current;
         let mut refused: Option<TlsPair> = None;
         let mut waiting: Option<TlsPair> = None;
         let mut unreadable = false;
-        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match hup.as_mut() {
-                Some(h) => {
-                    tokio::select! {
-                        _ = tick.tick() => {}
-                        _ = h.recv() => {}
-                    }
-                }
-                None => {
-                    tick.tick().await;
-                }
-            }
+            rereads.next().await;
             let pair = match TlsPair::read(&cert, &key) {
                 Ok(p) => {
                     unreadable = false;

@@ -206,6 +206,16 @@ impl Drop for CaNode {
     }
 }
 
+/// Sends signal `sig` (`-STOP`, `-CONT`, `-HUP`, …) to process `pid`;
+/// panics if it cannot.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
+}
+
 /// SIGTERM, wait up to 10 s for the child to exit, then SIGKILL.
 fn terminate(child: &mut Child) {
     let _ = Command::new("kill")

@@ -12,36 +12,11 @@
 //! resume 800 ms later, org2 commits the block and both answer the new
 //! value.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use qcss_peer::client::{GatewayClient, response_payload};
-use qcss_tests::peers::{CHANNEL, Network, NetworkOptions};
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig} {pid}");
-}
-
-async fn gateway(net: &Network, n: usize) -> GatewayClient {
-    let org = &net.orgs[n - 1];
-    let root = std::fs::read(org.dir.join("ca/tls-ca-cert.pem")).unwrap();
-    let c = org.dir.join("client1");
-    let ch = qcss_peer::client::connect(
-        &net.peer_addrs[n - 1],
-        &[root],
-        (
-            &std::fs::read(c.join("tls-cert.pem")).unwrap(),
-            &std::fs::read(c.join("tls-key.pem")).unwrap(),
-        ),
-    )
-    .await
-    .unwrap();
-    GatewayClient::new(ch, Arc::new(org.identity("client1")), CHANNEL)
-}
+use qcss_peer::client::response_payload;
+use qcss_tests::peers::{Network, NetworkOptions};
+use qcss_tests::signal;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endorser_behind_the_gateway_waits_for_its_height() {
@@ -54,7 +29,7 @@ async fn an_endorser_behind_the_gateway_waits_for_its_height() {
         "Org2MSP".to_owned(),
         "Org3MSP".to_owned(),
     );
-    let mut g1 = gateway(&net, 1).await;
+    let mut g1 = net.gateway(1).await;
     let put = |v: &'static str| (v, [org1.clone(), org3.clone()]);
 
     // k = old everywhere.
@@ -101,7 +76,7 @@ async fn an_endorser_behind_the_gateway_waits_for_its_height() {
     });
 
     // Read k through org1's Gateway, endorsed by org1 and org2.
-    let mut g1 = gateway(&net, 1).await;
+    let mut g1 = net.gateway(1).await;
     let r = g1
         .endorse("example", "get", &[b"k"], &[org1.clone(), org2.clone()])
         .await;

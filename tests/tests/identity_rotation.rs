@@ -12,7 +12,6 @@
 //!   config update names the new one for it, and signs every block after
 //!   that config block with the new one; peers keep committing throughout.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -23,14 +22,7 @@ use qcss_proto::msp::SerializedIdentity;
 use qcss_proto::protos::{ChaincodeActionPayload, Transaction, TxValidationCode};
 use qcss_tests::peers::{CHANNEL, Network, NetworkOptions};
 use qcss_tests::qcss_ok;
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig} {pid}");
-}
+use qcss_tests::signal;
 
 /// The certificates (PEM) of a prepared transaction's endorsers, by MSP id.
 fn endorsers(env: &qcss_proto::common::Envelope) -> Vec<(String, String)> {
@@ -67,19 +59,8 @@ async fn a_renewed_signing_certificate_endorses_without_a_restart() {
     let net = Network::start(d.path(), NetworkOptions::default());
     let org = &net.orgs[0];
     let peer_dir = org.dir.join("peer1");
-    let root = std::fs::read(org.dir.join("ca/tls-ca-cert.pem")).unwrap();
     let c = org.dir.join("client1");
-    let ch = qcss_peer::client::connect(
-        &net.peer_addrs[0],
-        &[root],
-        (
-            &std::fs::read(c.join("tls-cert.pem")).unwrap(),
-            &std::fs::read(c.join("tls-key.pem")).unwrap(),
-        ),
-    )
-    .await
-    .unwrap();
-    let mut g = GatewayClient::new(ch, Arc::new(org.identity("client1")), CHANNEL);
+    let mut g = net.gateway(1).await;
     let orgs = ["Org1MSP".to_owned(), "Org2MSP".to_owned()];
     let pid = net.peers[0].as_ref().unwrap().pid();
     let own_cert = |env| {

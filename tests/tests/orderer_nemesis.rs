@@ -46,6 +46,7 @@ use qcss_tests::chain::{identical_chains, tx};
 use qcss_tests::cluster::{Cluster, ClusterOptions};
 use qcss_tests::load::Connector;
 use qcss_tests::netns::Netns;
+use qcss_tests::signal;
 use tokio_stream::StreamExt;
 
 /// The seed when `QCSS_NEMESIS_SEED` is not set (the number).
@@ -483,14 +484,6 @@ fn env_u64(name: &str) -> Option<u64> {
 /// Prints a timestamped line (seconds since the test started).
 fn say(t0: Instant, what: &str) {
     eprintln!("[{:>7.3}s] {what}", t0.elapsed().as_secs_f64());
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig} {pid}");
 }
 
 /// The leader the live nodes report (the first non-zero answer), if any.

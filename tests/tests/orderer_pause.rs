@@ -7,14 +7,7 @@ use std::time::Duration;
 
 use qcss_tests::chain::tx;
 use qcss_tests::cluster::{Cluster, ClusterOptions};
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig} {pid}");
-}
+use qcss_tests::signal;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_resumed_after_a_pause_does_not_depose_the_leader() {

@@ -85,11 +85,7 @@ fn name_consenter_cert(net: &Network, id: u64, cert: &str) {
 }
 
 fn hup(pid: u32) {
-    let st = Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success());
+    qcss_tests::signal(pid, "-HUP");
 }
 
 fn wait_served(addr: &str, client: &Path, want: &str, what: &str) {
