@@ -175,7 +175,12 @@ async fn process_inner(shared: &Arc<Shared>, env: Envelope) -> BroadcastResponse
                 format!("not ordered, retry: {why}"),
             ),
         },
-        Some(l) => crate::forward::forward(shared, l, &env, checked, seq).await,
+        Some(l) => match crate::forward::leader_silent(shared, l) {
+            // Cut off from the leader: answer now rather than hold the
+            // envelope until the stream to it times out.
+            Some(why) => resp(FabStatus::ServiceUnavailable, format!("{why}; retry")),
+            None => crate::forward::forward(shared, l, &env, checked, seq).await,
+        },
         None => resp(
             FabStatus::ServiceUnavailable,
             "no Raft leader at the moment; retry",

@@ -122,6 +122,22 @@ pub async fn forward(
     }
 }
 
+/// Why this follower should not wait on `leader` now: it has heard no
+/// AppendEntries from any leader for longer than the election lease (it is
+/// probably cut off; the others may have elected another). Envelopes are
+/// then answered SERVICE_UNAVAILABLE at once instead of waiting for the
+/// stream to the old leader to time out (about 5 s, found by the nemesis
+/// test).
+pub fn leader_silent(shared: &Shared, leader: u64) -> Option<String> {
+    let quiet = shared.leader_contact.elapsed();
+    (quiet > shared.election_lease()).then(|| {
+        format!(
+            "no word from leader {leader} for {} ms: this node may be cut off",
+            quiet.as_millis()
+        )
+    })
+}
+
 /// The address of consenter `id` in the current channel configuration.
 fn consenter_address(shared: &Shared, id: u64) -> Option<String> {
     shared
@@ -195,6 +211,9 @@ async fn run_forwarder(
                 let now = shared.raft.metrics().borrow().current_leader;
                 if now != Some(leader) {
                     break format!("leadership moved from {leader} to {now:?}");
+                }
+                if let Some(why) = leader_silent(&shared, leader) {
+                    break why;
                 }
             }
         }
