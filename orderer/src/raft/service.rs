@@ -127,16 +127,17 @@ impl RaftRpc for RaftService {
         self.admit(&req)?;
         let rpc: openraft::raft::AppendEntriesRequest<super::types::TypeConfig> =
             decode(&req.into_inner().data).map_err(bad)?;
-        self.shared
-            .recovery
-            .leader_commit(rpc.leader_commit.map(|l| l.index));
+        let commit = rpc.leader_commit.map(|l| l.index);
         let r = self.raft.append_entries(rpc).await;
-        self.caught_up();
-        // A leader this node accepts: no election while it keeps calling.
+        // A leader this node accepts: no election while it keeps calling;
+        // a recovering node catches up to the first such leader's commit
+        // index (not a deposed leader's, which is refused).
         if matches!(&r, Ok(resp) if !matches!(resp, openraft::raft::AppendEntriesResponse::HigherVote(_)))
         {
             self.shared.leader_contact.touch();
+            self.shared.recovery.leader_commit(commit);
         }
+        self.caught_up();
         reply(&r)
     }
 
