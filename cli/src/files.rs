@@ -367,14 +367,24 @@ pub(crate) async fn put_bytes(
     media_type: &str,
     public: bool,
 ) -> Result<String> {
+    let meta = PutMeta {
+        media_type: media_type.to_owned(),
+        size: bytes.len() as u64,
+        public,
+        ..PutMeta::default()
+    };
+    put_with(ch, meta, bytes).await
+}
+
+/// Puts `meta` then `bytes` in pieces; the file id the peer answers.
+pub(crate) async fn put_with(
+    ch: tonic::transport::Channel,
+    meta: PutMeta,
+    bytes: &[u8],
+) -> Result<String> {
     let mut c = FilesClient::new(ch).max_decoding_message_size(MAX_RESPONSE);
     let mut msgs = vec![PutRequest {
-        part: Some(Part::Meta(PutMeta {
-            media_type: media_type.to_owned(),
-            size: bytes.len() as u64,
-            public,
-            ..PutMeta::default()
-        })),
+        part: Some(Part::Meta(meta)),
     }];
     msgs.extend(bytes.chunks(PIECE).map(|p| PutRequest {
         part: Some(Part::Data(p.to_vec())),

@@ -199,7 +199,7 @@ pub(crate) async fn put_sealed_bytes(
     readers: &[&str],
 ) -> Result<String> {
     use qcss_proto::qcss::mdss::files_client::FilesClient;
-    let mut c = FilesClient::new(ch).max_decoding_message_size(1 << 20);
+    let mut c = FilesClient::new(ch.clone()).max_decoding_message_size(1 << 20);
     let keys = c
         .reader_keys(ReaderKeysRequest {})
         .await
@@ -220,24 +220,14 @@ pub(crate) async fn put_sealed_bytes(
     let (encryption, mut sealer) = seal(bytes, &to, SEALED_CHUNK)?;
     let mut sealed = Vec::new();
     sealer.read_to_end(&mut sealed)?;
-    let mut msgs = vec![PutRequest {
-        part: Some(Part::Meta(PutMeta {
-            media_type: media_type.to_owned(),
-            size: sealed.len() as u64,
-            public: false,
-            encryption: encryption.to_bytes(),
-            chunk_size: SEALED_CHUNK,
-        })),
-    }];
-    msgs.extend(sealed.chunks(PIECE).map(|p| PutRequest {
-        part: Some(Part::Data(p.to_vec())),
-    }));
-    let r = c
-        .put(tokio_stream::iter(msgs))
-        .await
-        .map_err(|s| refused("put", s))?
-        .into_inner();
-    Ok(r.id)
+    let meta = PutMeta {
+        media_type: media_type.to_owned(),
+        size: sealed.len() as u64,
+        public: false,
+        encryption: encryption.to_bytes(),
+        chunk_size: SEALED_CHUNK,
+    };
+    crate::files::put_with(ch, meta, &sealed).await
 }
 
 /// Fetches confidential file `id` whole and writes its plaintext to `out`

@@ -337,6 +337,24 @@ impl Network {
         }
     }
 
+    /// `qcss tx invoke` of the example contract's `put key value` through
+    /// org `n`'s peer as its `client1`; the CLI's output.
+    pub fn put_example(&self, n: usize, key: &str, value: &str) -> String {
+        self.cli(
+            &[
+                "tx",
+                "invoke",
+                "--chaincode",
+                "example",
+                "--fn",
+                "put",
+                "--args",
+                &format!(r#"["{key}","{value}"]"#),
+            ],
+            &self.conn(n, "client1"),
+        )
+    }
+
     /// Changes the channel configuration with a config update that Org1's
     /// admin signs (enough when Org1 is the only org): `edit` changes the
     /// configuration in force, fetched from orderer 1. Returns what

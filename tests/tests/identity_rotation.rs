@@ -188,19 +188,7 @@ async fn an_orderer_signs_with_a_renewed_certificate_once_the_configuration_name
         }
     };
     let invoke = |value: &str| {
-        let out = net.cli(
-            &[
-                "tx",
-                "invoke",
-                "--chaincode",
-                "example",
-                "--fn",
-                "put",
-                "--args",
-                &format!(r#"["k","{value}"]"#),
-            ],
-            &net.conn(1, "client1"),
-        );
+        let out = net.put_example(1, "k", value);
         assert!(out.contains("code: VALID"), "{out}");
     };
     let old = std::fs::read_to_string(dir.join("cert.pem")).unwrap();

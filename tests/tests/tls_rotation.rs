@@ -118,21 +118,7 @@ fn a_peer_serves_a_renewed_tls_pair_without_a_restart() {
     let client = org.dir.join("client1");
     let addr = net.peer_addrs[0].clone();
     let pid = net.peers[0].as_ref().expect("peer running").pid();
-    let invoke = |value: &str| {
-        net.cli(
-            &[
-                "tx",
-                "invoke",
-                "--chaincode",
-                "example",
-                "--fn",
-                "put",
-                "--args",
-                &format!(r#"["size","{value}"]"#),
-            ],
-            &net.conn(1, "client1"),
-        )
-    };
+    let invoke = |value: &str| net.put_example(1, "size", value);
     let old = leaf(&peer_dir.join("tls-cert.pem"));
     assert_eq!(served_cert(&addr, &client), old, "serves its first pair");
     assert!(invoke("S").contains("code: VALID"));
