@@ -6,7 +6,9 @@
 //! - a peer endorses with them at once, and every org's validator accepts
 //!   the endorsements (both certificates chain to the org's CA); a pair
 //!   that is not a peer of the org (a client's put there) is refused with
-//!   the reason and the peer keeps the identity it has;
+//!   the reason and the peer keeps the identity it has; a new peer identity
+//!   an admin enrolled (the way for a certificate that already expired) is
+//!   taken like a renewed one;
 //! - an orderer keeps signing blocks with the old one (peers check block
 //!   signatures against the consenters the configuration names) until a
 //!   config update names the new one for it, and signs every block after
@@ -129,6 +131,19 @@ async fn a_renewed_signing_certificate_endorses_without_a_restart() {
     assert_eq!(code, TxValidationCode::Valid);
     std::fs::write(&cert, &saved.0).unwrap();
     std::fs::write(&key, &saved.1).unwrap();
+
+    // A peer whose certificate expired cannot reenroll (the CA checks a
+    // valid one's signature): an admin enrolls a new peer identity and it
+    // goes into the directory. The peer takes it the same way.
+    org.enroll("peer1b", "peer", None);
+    std::fs::copy(org.dir.join("peer1b/key.pem"), &key).unwrap();
+    std::fs::copy(org.dir.join("peer1b/cert.pem"), &cert).unwrap();
+    let fresh = std::fs::read_to_string(&cert).unwrap();
+    signal(pid, "-HUP");
+    wait_log(&net, "signing certificate renewed", 2);
+    let (env, code) = submit(&mut g, "enrolled").await;
+    assert_eq!(own_cert(&env).trim(), fresh.trim());
+    assert_eq!(code, TxValidationCode::Valid);
     assert_eq!(
         net.peer_log(1).matches("qcss peer started").count(),
         1,
