@@ -89,7 +89,7 @@ impl OrdererClient {
         Ok(OrdererClient {
             inner: AtomicBroadcastClient::new(ch)
                 .max_decoding_message_size(GRPC_BLOCK_LIMIT)
-                .max_encoding_message_size(usize::MAX),
+                .max_encoding_message_size(GRPC_BLOCK_LIMIT),
         })
     }
 
@@ -99,7 +99,7 @@ impl OrdererClient {
         OrdererClient {
             inner: AtomicBroadcastClient::new(ch)
                 .max_decoding_message_size(GRPC_BLOCK_LIMIT)
-                .max_encoding_message_size(usize::MAX),
+                .max_encoding_message_size(GRPC_BLOCK_LIMIT),
         }
     }
 

@@ -156,7 +156,7 @@ async fn start_forwarder(shared: &Arc<Shared>, leader: u64) -> Result<Forwarder,
     // The leader answers BroadcastResponses (a status and a trimmed reason).
     let mut client = ForwardClient::new(ch)
         .max_decoding_message_size(FORWARD_RESPONSE_LIMIT)
-        .max_encoding_message_size(usize::MAX);
+        .max_encoding_message_size(qcss_network::channel::GRPC_BLOCK_LIMIT);
     let (etx, erx) = mpsc::channel::<ForwardedEnvelope>(FORWARD_WINDOW);
     let responses = client
         .envelopes(ReceiverStream::new(erx))

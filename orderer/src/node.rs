@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use openraft::BasicNode;
 use prost::Message;
-use qcss_network::channel::Channel;
+use qcss_network::channel::{Channel, GRPC_BLOCK_LIMIT};
 use qcss_network::tls::{ClientAuth, ServerTlsSettings, TlsAcceptorHandle, TlsPair, incoming};
 use qcss_network::{MspId, SigningIdentity};
 use qcss_proto::common::Block;
@@ -525,12 +525,12 @@ pub async fn run(
         .add_service(
             AtomicBroadcastServer::new(BroadcastService::new(shared.clone()))
                 .max_decoding_message_size(client_limit)
-                .max_encoding_message_size(usize::MAX),
+                .max_encoding_message_size(GRPC_BLOCK_LIMIT),
         )
         .add_service(tonic::service::interceptor::InterceptedService::new(
             RaftServer::new(raft_service.clone())
                 .max_decoding_message_size(raft_message_limit(RAFT_MAX_PAYLOAD_ENTRIES))
-                .max_encoding_message_size(usize::MAX),
+                .max_encoding_message_size(GRPC_BLOCK_LIMIT),
             crate::raft::service::Admission(raft_service.clone()),
         ))
         // Followers' checked envelopes: consenters only, admitted before
@@ -538,7 +538,7 @@ pub async fn run(
         .add_service(tonic::service::interceptor::InterceptedService::new(
             ForwardServer::new(ForwardService::new(shared.clone()))
                 .max_decoding_message_size(client_limit)
-                .max_encoding_message_size(usize::MAX),
+                .max_encoding_message_size(GRPC_BLOCK_LIMIT),
             crate::raft::service::Admission(raft_service),
         ))
         .serve_with_incoming_shutdown(incoming(listener, acceptor), async move {

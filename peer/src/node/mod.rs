@@ -47,7 +47,7 @@ use std::time::Duration;
 use prost::Message;
 use qcss_chaincode::{Limits, Runtime};
 use qcss_network::block::{config_from_block, is_config_block};
-use qcss_network::channel::Channel;
+use qcss_network::channel::{Channel, GRPC_BLOCK_LIMIT};
 use qcss_network::tls::{ClientAuth, ServerTlsSettings, TlsAcceptorHandle, TlsPair, incoming};
 use qcss_network::{MspId, SigningIdentity};
 use qcss_proto::common::Block;
@@ -622,17 +622,17 @@ pub async fn run(
         .add_service(
             GatewayServer::new(gateway::GatewayService::new(peer.clone()))
                 .max_decoding_message_size(limit)
-                .max_encoding_message_size(usize::MAX),
+                .max_encoding_message_size(GRPC_BLOCK_LIMIT),
         )
         .add_service(
             EndorserServer::new(endorser_service::EndorserService::new(peer.clone()))
                 .max_decoding_message_size(limit)
-                .max_encoding_message_size(usize::MAX),
+                .max_encoding_message_size(GRPC_BLOCK_LIMIT),
         )
         .add_service(
             DeliverServer::new(deliver::DeliverService::new(peer.clone()))
                 .max_decoding_message_size(limit)
-                .max_encoding_message_size(usize::MAX),
+                .max_encoding_message_size(GRPC_BLOCK_LIMIT),
         )
         .add_service(
             FilesServer::new(files::FilesService::new(peer.clone(), files))
