@@ -847,8 +847,7 @@ impl Chain {
     /// before it names). Returns whether it is in use already.
     pub fn renew_signer(&self, renewed: Arc<SigningIdentity>) -> bool {
         self.signers().renewed = Some(renewed.clone());
-        self.block_signer(&self.channel());
-        self.signer().cert_pem == renewed.cert_pem
+        self.block_signer(&self.channel()).cert_pem == renewed.cert_pem
     }
 
     /// The identity to sign the next block with under `channel` (the
