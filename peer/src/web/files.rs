@@ -133,57 +133,62 @@ pub(crate) async fn route(web: &Web, req: &Request, id: &str) -> Response {
         },
     };
     let head_only = req.method == "HEAD";
-    // Whole, or the first piece of a stream, before the status.
-    let first = if head_only {
-        0
-    } else if len <= MAX_BODY {
-        len
+    // Read whole, or the first piece of a stream, before the status.
+    let first = len.min(if len <= MAX_BODY {
+        MAX_BODY
     } else {
         PIECE as u64
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, (bool, String)>>(2);
-    let store = files.store.clone();
-    tokio::task::spawn_blocking(move || {
-        let send = |item| tx.blocking_send(item).is_ok();
-        let mut r = match store.get_range(&id, start, len) {
-            Ok(r) => r,
-            Err(e) => {
-                send(Err((crate::node::files::is_damage(&e), e.to_string())));
-                return;
-            }
-        };
-        let mut left = if head_only { 0 } else { len };
-        let mut piece_len = first;
-        while left > 0 {
-            let mut buf = vec![0u8; piece_len.min(left) as usize];
-            if let Err(e) = r.read_exact(&mut buf) {
-                let damage = e
-                    .get_ref()
-                    .and_then(|i| i.downcast_ref::<qcss_mdss::Error>())
-                    .is_some_and(crate::node::files::is_damage);
-                send(Err((damage, e.to_string())));
-                return;
-            }
-            left -= buf.len() as u64;
-            if !send(Ok(buf)) {
-                return; // the client went away
-            }
-            piece_len = PIECE as u64;
-        }
     });
-    let body = if head_only {
+    let (out, rest) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+    let body = if head_only || len == 0 {
         Vec::new()
     } else {
-        match rx.recv().await {
-            Some(Ok(b)) => b,
-            Some(Err((damage, e))) => {
-                tracing::warn!(file = %id, error = %e, "a public file read failed");
-                if damage {
-                    files.suspect(id);
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        let (store, f) = (files.store.clone(), files.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut first_tx = Some(first_tx);
+            let read = (|| -> Result<(), (bool, String)> {
+                let mut r = store
+                    .get_range(&id, start, len)
+                    .map_err(|e| (crate::node::files::is_damage(&e), e.to_string()))?;
+                let (mut left, mut piece) = (len, first);
+                while left > 0 {
+                    let mut buf = vec![0u8; piece.min(left) as usize];
+                    r.read_exact(&mut buf).map_err(|e| {
+                        let damage = e
+                            .get_ref()
+                            .and_then(|i| i.downcast_ref::<qcss_mdss::Error>())
+                            .is_some_and(crate::node::files::is_damage);
+                        (damage, e.to_string())
+                    })?;
+                    left -= buf.len() as u64;
+                    let sent = match first_tx.take() {
+                        Some(t) => t.send(Ok(buf)).is_ok(),
+                        None => out.blocking_send(buf).is_ok(),
+                    };
+                    if !sent {
+                        return Ok(()); // the client went away
+                    }
+                    piece = PIECE as u64;
                 }
+                Ok(())
+            })();
+            if let Err((damage, e)) = read {
+                match first_tx.take() {
+                    // Before the status: the route answers 500.
+                    Some(t) => drop(t.send(Err((damage, e)))),
+                    // Mid-stream: the writer closes short of the length.
+                    None => read_failed(&f, id, damage, &e),
+                }
+            }
+        });
+        match first_rx.await {
+            Ok(Ok(b)) => b,
+            Ok(Err((damage, e))) => {
+                read_failed(&files, id, damage, &e);
                 return Response::text(500, &format!("this copy is damaged: {e}"));
             }
-            None => return Response::text(500, "read task ended"),
+            Err(_) => return Response::text(500, "read task ended"),
         }
     };
     let mut r = Response::text(status, "")
@@ -197,38 +202,22 @@ pub(crate) async fn route(web: &Web, req: &Request, id: &str) -> Response {
         );
     }
     r.content_type = stat.media_type.as_str().to_owned().into();
-    if !head_only && (body.len() as u64) < len {
-        // The rest streams; a failure is logged (and the keeper woken)
-        // here, the writer closes the connection short.
-        let (out, rest) = tokio::sync::mpsc::channel(2);
-        let files = files.clone();
-        tokio::spawn(async move {
-            while let Some(item) = rx.recv().await {
-                match item {
-                    Ok(piece) => {
-                        if out.send(piece).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err((damage, e)) => {
-                        tracing::warn!(file = %id, error = %e, "a public file read failed mid-stream");
-                        if damage {
-                            files.suspect(id);
-                        }
-                        return;
-                    }
-                }
-            }
-        });
+    // The rest, if any, streams from the reader above (HEAD: only the
+    // length is sent).
+    if (body.len() as u64) < len {
         r.stream = Some(crate::web::http::BodyStream { len, rest });
-    } else if head_only {
-        r.stream = Some(crate::web::http::BodyStream {
-            len,
-            rest: tokio::sync::mpsc::channel(1).1,
-        });
     }
     r.body = body;
     r
+}
+
+/// A read of public file `id` failed: logged, and a damaged copy handed
+/// to the keeper to repair at once.
+fn read_failed(files: &crate::node::PeerFiles, id: FileId, damage: bool, e: &str) {
+    tracing::warn!(file = %id, error = %e, "a public file read failed");
+    if damage {
+        files.suspect(id);
+    }
 }
 
 #[cfg(test)]
