@@ -189,6 +189,26 @@ fn put_get_repair_across_orgs_over_mtls() {
     assert!(head.contains("Content-Range: bytes */200000"), "{head}");
     let (head, _) = http(&web, "/files/nothex", None);
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    // An empty public file is an empty 200.
+    std::fs::write(d.path().join("empty.txt"), b"").unwrap();
+    let eid = net
+        .cli(
+            &[
+                "files",
+                "put",
+                "empty.txt",
+                "--public",
+                "--media-type",
+                "text/plain",
+            ],
+            &org1,
+        )
+        .trim()
+        .to_owned();
+    let (head, body) = http(&web, &format!("/files/{eid}"), None);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("Content-Length: 0\r\n"), "{head}");
+    assert!(body.is_empty());
     // By the content's SHA-256 (what the ledger records for a report or an
     // attachment): the public file; not the private one, nor garbage.
     let clip_sha = hex::encode(qcss_network::signing::sha256(&clip));
